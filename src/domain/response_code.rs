@@ -1,0 +1,98 @@
+//! The DUIS response codes the gateway emits. Codes E40 and up are the gateway's own choices
+//! for conditions the public DUIS material gives no meaning for; `docs/response-codes.md` is
+//! their one table, and `crate::error` the one place that maps failures onto them.
+
+use std::fmt;
+
+/// A DUIS `ResponseCode` value (every one is in the DUIS 5.4 schema's enumeration).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ResponseCode {
+    /// Success.
+    I0,
+    /// Acknowledged: accepted and sent on.
+    I99,
+    /// Invalid User / User Role combination.
+    E1,
+    /// User Role not allowed to send this Service Reference Variant.
+    E2,
+    /// User status does not allow this request.
+    E3,
+    /// User not authorised for this device at the required time.
+    E4,
+    /// Device status incompatible with the request.
+    E5,
+    /// Request invalid for this device type.
+    E11,
+    /// Command Variant invalid for this request.
+    E12,
+    /// Request type invalid for this URL.
+    E13,
+    /// Device does not exist.
+    E19,
+    /// Unable to communicate with the device.
+    E20,
+    /// No response from the device.
+    E21,
+    /// Gateway's choice: not well-formed XML, or not a DUIS request's structure.
+    E40,
+    /// Gateway's choice: a forbidden XML construct (DOCTYPE, entity reference, processing
+    /// instruction).
+    E41,
+    /// Gateway's choice: a size, depth or count bound exceeded.
+    E42,
+    /// Gateway's choice: the RequestID is malformed.
+    E43,
+    /// Gateway's choice: unknown or not user-requestable Service Reference Variant, or a
+    /// ServiceReference that does not match it.
+    E44,
+    /// Gateway's choice: the body element is not the one the Service Reference Variant names.
+    E45,
+    /// Gateway's choice: the RequestID's originator is not a User ID of the TLS client's party.
+    E46,
+    /// Gateway's choice: unsupported schemaVersion.
+    E47,
+    /// Gateway's choice: the gateway is overloaded; retry later.
+    E60,
+    /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
+    E100,
+}
+
+impl ResponseCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::I0 => "I0",
+            Self::I99 => "I99",
+            Self::E1 => "E1",
+            Self::E2 => "E2",
+            Self::E3 => "E3",
+            Self::E4 => "E4",
+            Self::E5 => "E5",
+            Self::E11 => "E11",
+            Self::E12 => "E12",
+            Self::E13 => "E13",
+            Self::E19 => "E19",
+            Self::E20 => "E20",
+            Self::E21 => "E21",
+            Self::E40 => "E40",
+            Self::E41 => "E41",
+            Self::E42 => "E42",
+            Self::E43 => "E43",
+            Self::E44 => "E44",
+            Self::E45 => "E45",
+            Self::E46 => "E46",
+            Self::E47 => "E47",
+            Self::E60 => "E60",
+            Self::E100 => "E100",
+        }
+    }
+
+    pub const fn is_success(self) -> bool {
+        matches!(self, Self::I0 | Self::I99)
+    }
+}
+
+impl fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

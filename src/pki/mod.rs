@@ -1,0 +1,1 @@
+//! The dev PKI in the SMKI Organisation profile (helper B fills this).
