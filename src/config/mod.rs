@@ -1,0 +1,195 @@
+//! Typed configuration: a TOML file, then `DCCGW_SECTION__KEY` environment overrides, parsed once
+//! with unknown keys refused — a misspelt key in a security gateway fails start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    pub tls: Tls,
+    #[serde(default)]
+    pub limits: Limits,
+    pub registration: Registration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// The mTLS DUIS port.
+    pub addr: SocketAddr,
+    /// The operators' plain-HTTP listener (`/metrics`, `/livez`, `/readyz`). Keep it on a private
+    /// interface: it is not authenticated.
+    pub admin_addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The gateway's server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// Trust anchors for client certificates (PEM files, each one or more CA certificates).
+    pub client_ca: Vec<PathBuf>,
+}
+
+/// Bounds on everything a peer controls. Each says what happens when it is hit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections. At the bound the gateway stops accepting; new connections wait in the
+    /// kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// Time from TCP accept to a finished TLS handshake; past it the connection is dropped.
+    pub handshake_timeout_ms: u64,
+    /// Time a connection may sit with no bytes moving and no request in flight; past it the
+    /// connection is closed gracefully.
+    pub idle_timeout_ms: u64,
+    /// Time to read a request's HTTP header block; past it the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Time from a request's headers to its answer; past it the answer is `E60` (503).
+    pub request_timeout_ms: u64,
+    /// Request body bytes; a larger body is answered `E42` (413) without being read further.
+    pub max_body_bytes: usize,
+    /// XML element nesting; deeper documents are answered `E42`.
+    pub max_xml_depth: usize,
+    /// XML elements in one request; more are answered `E42`.
+    pub max_xml_elements: usize,
+    /// Concurrent HTTP/2 streams per connection (the peer is told this in SETTINGS).
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_body_bytes: 1024 * 1024,
+            max_xml_depth: 64,
+            max_xml_elements: 20_000,
+            max_concurrent_streams: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// The party register: `users.csv` (see `schemas/README.md`).
+    pub users: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name} does not name a configuration key")]
+    EnvKey { name: String },
+}
+
+impl Config {
+    /// Reads `path`, applies `DCCGW_SECTION__KEY=value` overrides from `env`, and resolves
+    /// relative paths against the file's directory.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text, env).map_err(|e| match e {
+            FromTomlError::Toml(source) => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            FromTomlError::Env(name) => ConfigError::EnvKey { name },
+        })?;
+        if let Some(base) = path.parent() {
+            config.resolve_paths(base);
+        }
+        Ok(config)
+    }
+
+    fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, FromTomlError> {
+        let mut table: toml::Table = text.parse().map_err(FromTomlError::Toml)?;
+        for (name, value) in env {
+            apply_override(&mut table, &name, &value)?;
+        }
+        Config::deserialize(table).map_err(FromTomlError::Toml)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.tls.cert);
+        join(&mut self.tls.key);
+        self.tls.client_ca.iter_mut().for_each(join);
+        join(&mut self.registration.users);
+    }
+}
+
+#[derive(Debug)]
+enum FromTomlError {
+    Toml(toml::de::Error),
+    Env(String),
+}
+
+/// `DCCGW_LIMITS__MAX_BODY_BYTES=2048` sets `limits.max_body_bytes`. Variables without `__`
+/// (such as `DCCGW_LOG`) are not configuration and are left alone. The value is read as a TOML
+/// value when it parses as one (numbers, booleans, arrays), otherwise as a string.
+fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<(), FromTomlError> {
+    let Some(rest) = name.strip_prefix("DCCGW_") else {
+        return Ok(());
+    };
+    if !rest.contains("__") {
+        return Ok(());
+    }
+    let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(FromTomlError::Env(name.to_owned()));
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, sections) = keys.split_last().ok_or(FromTomlError::Env(name.to_owned()))?;
+    let mut at = table;
+    for section in sections {
+        let entry = at
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = entry
+            .as_table_mut()
+            .ok_or_else(|| FromTomlError::Env(name.to_owned()))?;
+    }
+    at.insert(last.clone(), parsed);
+    Ok(())
+}

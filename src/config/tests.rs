@@ -1,0 +1,76 @@
+use super::*;
+
+const BASE: &str = r#"
+[listen]
+addr = "127.0.0.1:8443"
+admin_addr = "127.0.0.1:9090"
+
+[tls]
+cert = "server.pem"
+key = "server.key.pem"
+client_ca = ["ca.pem"]
+
+[registration]
+users = "users.csv"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_apply_when_limits_are_absent() {
+    let c = Config::from_toml(BASE, env(&[])).unwrap();
+    assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.listen.addr.port(), 8443);
+}
+
+#[test]
+fn environment_overrides_keys_and_ignores_other_variables() {
+    let c = Config::from_toml(
+        BASE,
+        env(&[
+            ("DCCGW_LIMITS__MAX_BODY_BYTES", "2048"),
+            ("DCCGW_LISTEN__ADDR", "127.0.0.1:0"),
+            ("DCCGW_ANCHORS", "/elsewhere"),
+            ("PATH", "/bin"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.limits.max_body_bytes, 2048);
+    assert_eq!(c.listen.addr.port(), 0);
+}
+
+#[test]
+fn misspelt_keys_fail() {
+    let misspelt = BASE.replace("admin_addr", "admin_adr");
+    assert!(matches!(
+        Config::from_toml(&misspelt, env(&[])),
+        Err(FromTomlError::Toml(_))
+    ));
+    assert!(matches!(
+        Config::from_toml(BASE, env(&[("DCCGW_LIMITS__MAX_BODY_BYTE", "1")])),
+        Err(FromTomlError::Toml(_))
+    ));
+    assert!(matches!(
+        Config::from_toml(BASE, env(&[("DCCGW_LIMITS____X", "1")])),
+        Err(FromTomlError::Env(_))
+    ));
+    assert!(matches!(
+        Config::from_toml(BASE, env(&[("DCCGW_LIMITS__MAX_BODY_BYTES", "many")])),
+        Err(FromTomlError::Toml(_))
+    ));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dccgw.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let c = Config::load(&path, env(&[])).unwrap();
+    assert_eq!(c.tls.cert, dir.path().join("server.pem"));
+    assert_eq!(c.registration.users, dir.path().join("users.csv"));
+}

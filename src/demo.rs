@@ -1,0 +1,157 @@
+//! `dccgw demo`: a working gateway on embedded defaults. It makes the dev PKI if missing, writes
+//! a configuration and party register whose Users are the DCC public test environment's (so the
+//! public request templates run unmodified), and an example request, then prints how to use it.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::pki;
+
+/// The demo Users: directory name under `certs/dev/users/`, User ID, party, roles, name.
+pub const DEMO_USERS: &[(&str, &str, &str, &str, &str)] = &[
+    ("supplier", "90-B3-D5-1F-30-01-00-00", "SUP1", "IS|GS", "Demo Supplier"),
+    ("network-operator", "90-B3-D5-1F-30-02-00-00", "NO1", "ED|GT", "Demo Network Operator"),
+    ("supplier2", "90-B3-D5-1F-30-03-00-00", "SUP2", "IS|GS", "Demo Second Supplier"),
+    ("other-user", "00-DB-12-34-56-78-00-04", "OU1", "OU", "Demo Other User"),
+];
+
+/// The demo's electricity meter (the public test environment's ESME).
+pub const DEMO_ESME: &str = "00-DB-12-34-56-78-90-A0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot make the dev PKI in {dir}")]
+    Pki {
+        dir: PathBuf,
+        #[source]
+        source: pki::PkiError,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Where the demo keeps its files, and the ports it asks for (0 = any free port).
+pub struct DemoPlan {
+    pub certs: PathBuf,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+}
+
+/// What `prepare` wrote.
+pub struct DemoFiles {
+    pub config: PathBuf,
+    pub example_request: PathBuf,
+}
+
+/// Makes the PKI if `certs` has none, then writes the configuration, the party register and the
+/// example request into `dir`. Paths in the configuration are absolute, so it runs from anywhere.
+pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoError> {
+    if !plan.certs.join("ca.pem").exists() {
+        pki::init(&plan.certs, now).map_err(|source| DemoError::Pki {
+            dir: plan.certs.clone(),
+            source,
+        })?;
+    }
+    create_dir(&plan.dir)?;
+    let certs = absolute(&plan.certs);
+    let dir = absolute(&plan.dir);
+
+    let users = dir.join("users.csv");
+    let mut csv = String::from("user_id,party_id,party_name,roles,status,response_url\n");
+    for (_, id, party, roles, name) in DEMO_USERS {
+        let _ = writeln!(csv, "{id},{party},{name},{roles},active,");
+    }
+    write(&users, &csv)?;
+
+    let config = dir.join("dccgw.toml");
+    let text = format!(
+        "# Written by `dccgw demo`; edit freely, or copy it for `dccgw serve --config`.\n\
+         [listen]\naddr = \"{addr}\"\nadmin_addr = \"{admin}\"\n\n\
+         [tls]\ncert = \"{certs}/server.pem\"\nkey = \"{certs}/server.key.pem\"\nclient_ca = [\"{certs}/ca.pem\"]\n\n\
+         [registration]\nusers = \"{users}\"\n",
+        addr = plan.addr,
+        admin = plan.admin_addr,
+        certs = certs.display(),
+        users = users.display(),
+    );
+    write(&config, &text)?;
+
+    let requests = dir.join("requests");
+    create_dir(&requests)?;
+    let example_request = requests.join("read-instantaneous-import-registers.xml");
+    let counter = (now.unix_timestamp_nanos() / 1_000_000).max(1);
+    write(
+        &example_request,
+        &example_request_xml(DEMO_USERS[0].1, DEMO_ESME, counter),
+    )?;
+    Ok(DemoFiles {
+        config,
+        example_request,
+    })
+}
+
+/// A 4.1.1 Read Instantaneous Import Registers request, Command Variant 1 (Send Command).
+pub fn example_request_xml(originator: &str, device: &str, counter: i128) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
+  <sr:Header>
+    <sr:RequestID>{originator}:{device}:{counter}</sr:RequestID>
+    <sr:CommandVariant>1</sr:CommandVariant>
+    <sr:ServiceReference>4.1</sr:ServiceReference>
+    <sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant>
+  </sr:Header>
+  <sr:Body>
+    <sr:ReadInstantaneousImportRegisters/>
+  </sr:Body>
+</sr:Request>
+"#
+    )
+}
+
+/// The text the demo prints once it listens.
+pub fn banner(plan: &DemoPlan, files: &DemoFiles, addr: SocketAddr, admin: SocketAddr) -> String {
+    let certs = absolute(&plan.certs);
+    let user = certs.join("users").join(DEMO_USERS[0].0);
+    format!(
+        "dccgw demo is running.\n\
+         \n  DUIS base URL   https://{addr}\n  admin URL       http://{admin}  (/metrics /livez /readyz)\n  \
+         certificates    {certs}\n  configuration   {config}\n\
+         \nSend a request as the demo supplier from another terminal:\n\n\
+         curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
+         --data-binary @{request} https://{addr}/api/v1/serviceS\n\
+         \nStop with Ctrl-C.\n",
+        certs = certs.display(),
+        config = files.config.display(),
+        ca = certs.join("ca.pem").display(),
+        client = user.join("client.pem").display(),
+        request = files.example_request.display(),
+    )
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+fn create_dir(path: &Path) -> Result<(), DemoError> {
+    std::fs::create_dir_all(path).map_err(|source| DemoError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), DemoError> {
+    std::fs::write(path, text).map_err(|source| DemoError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}

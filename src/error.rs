@@ -1,0 +1,128 @@
+//! The one mapping from every way a request can fail to a DUIS response code, an HTTP status and
+//! a metric reason; and who caused it. `docs/response-codes.md` is the same table for people.
+//! The sender gets the code and a fixed text; the cause goes to the log.
+
+use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::ParseError;
+
+/// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Sender,
+    Backend,
+    Gateway,
+}
+
+/// Every way a request can fail before it is accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("the content type is not application/xml")]
+    ContentType,
+    #[error("the request body could not be read to its end")]
+    BodyUnreadable,
+    #[error("the request is not a well-formed DUIS request")]
+    Parse(#[from] ParseError),
+    #[error("schemaVersion {0} is not supported")]
+    SchemaVersion(String),
+    #[error("service reference variant {0} is not in the catalogue")]
+    UnknownSrv(Srv),
+    #[error("service reference variant {0} cannot be requested by a User")]
+    NotRequestable(Srv),
+    #[error("the ServiceReference does not match service reference variant {0}")]
+    ServiceReferenceMismatch(Srv),
+    #[error("the body element is not the one service reference variant {srv} names")]
+    BodyMismatch { srv: Srv },
+    #[error("command variant {cv} is not allowed for service reference variant {srv}")]
+    CommandVariantNotAllowed { srv: Srv, cv: CommandVariant },
+    #[error("command variant {cv} is not taken at {service}")]
+    WrongService {
+        service: DuisService,
+        cv: CommandVariant,
+    },
+    #[error("User ID {0} is not in the party register")]
+    UnknownUser(UserId),
+    #[error("originator {originator} is not a User ID of the TLS client's party")]
+    PartyMismatch {
+        client: UserId,
+        originator: UserId,
+    },
+    #[error("the request did not finish within the request timeout")]
+    Timeout,
+}
+
+impl Error {
+    /// The DUIS code, the HTTP status and the closed-set reason label, in one exhaustive match.
+    pub fn classify(&self) -> (ResponseCode, u16, &'static str) {
+        use ResponseCode::*;
+        match self {
+            Self::BodyTooLarge { .. } => (E42, 413, "body_too_large"),
+            Self::ContentType => (E40, 415, "content_type"),
+            Self::BodyUnreadable => (E40, 400, "body_unreadable"),
+            Self::Parse(e) => parse_code(e),
+            Self::SchemaVersion(_) => (E47, 400, "schema_version"),
+            Self::UnknownSrv(_) => (E44, 400, "unknown_srv"),
+            Self::NotRequestable(_) => (E44, 400, "srv_not_requestable"),
+            Self::ServiceReferenceMismatch(_) => (E44, 400, "service_reference_mismatch"),
+            Self::BodyMismatch { .. } => (E45, 400, "body_mismatch"),
+            Self::CommandVariantNotAllowed { .. } => (E12, 400, "command_variant"),
+            Self::WrongService { .. } => (E13, 400, "wrong_service"),
+            Self::UnknownUser(_) => (E1, 403, "unknown_user"),
+            Self::PartyMismatch { .. } => (E46, 403, "party_mismatch"),
+            Self::Timeout => (E60, 503, "timeout"),
+        }
+    }
+
+    pub fn cause(&self) -> Cause {
+        match self {
+            Self::Timeout => Cause::Gateway,
+            Self::BodyTooLarge { .. }
+            | Self::ContentType
+            | Self::BodyUnreadable
+            | Self::Parse(_)
+            | Self::SchemaVersion(_)
+            | Self::UnknownSrv(_)
+            | Self::NotRequestable(_)
+            | Self::ServiceReferenceMismatch(_)
+            | Self::BodyMismatch { .. }
+            | Self::CommandVariantNotAllowed { .. }
+            | Self::WrongService { .. }
+            | Self::UnknownUser(_)
+            | Self::PartyMismatch { .. } => Cause::Sender,
+        }
+    }
+}
+
+fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match e {
+        ParseError::TooLarge { .. } => (E42, 413, "body_too_large"),
+        ParseError::TooDeep { .. } => (E42, 400, "xml_too_deep"),
+        ParseError::TooManyElements { .. } => (E42, 400, "xml_too_many_elements"),
+        ParseError::TooManyAttributes { .. } => (E42, 400, "xml_too_many_attributes"),
+        ParseError::TextTooLong { .. } => (E42, 400, "xml_text_too_long"),
+        ParseError::Doctype => (E41, 400, "xml_doctype"),
+        ParseError::ProcessingInstruction => (E41, 400, "xml_processing_instruction"),
+        ParseError::EntityReference => (E41, 400, "xml_entity"),
+        ParseError::NotUtf8 | ParseError::Malformed { .. } | ParseError::TrailingContent => {
+            (E40, 400, "xml_malformed")
+        }
+        ParseError::WrongRoot
+        | ParseError::WrongNamespace
+        | ParseError::MissingSchemaVersion
+        | ParseError::UnexpectedElement { .. }
+        | ParseError::MissingHeaderField(_)
+        | ParseError::DuplicateHeaderField(_)
+        | ParseError::EmptyBody
+        | ParseError::MultipleBodyElements
+        | ParseError::BadFirstInSequence
+        | ParseError::SignatureNotLast
+        | ParseError::MultipleSignatures => (E40, 400, "duis_structure"),
+        ParseError::BadRequestId(_) | ParseError::BadPrecedingRequestId(_) => {
+            (E43, 400, "request_id")
+        }
+        ParseError::BadCommandVariant => (E12, 400, "command_variant"),
+        ParseError::BadServiceReference | ParseError::BadSrv => (E44, 400, "unknown_srv"),
+    }
+}

@@ -1,0 +1,179 @@
+//! The party register: which party each User ID belongs to, in which roles, with which status.
+//! Loaded from `users.csv` (format in `schemas/README.md`); the registration cache of a later
+//! issue grows beside it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::domain::{UserId, UserRole};
+
+#[cfg(test)]
+mod tests;
+
+/// A SEC Party's identifier, as the register names it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct PartyId(String);
+
+impl PartyId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The eligibility class a service falls in (brief §1), the unit a suspension names.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum EligibilityClass {
+    /// Only the registered supplier (or its agent).
+    A,
+    /// Only the registered network operator.
+    B,
+    /// Any User.
+    C,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum UserStatus {
+    Active,
+    /// Suspended for these classes of service only (all three when the file names none).
+    Suspended(Vec<EligibilityClass>),
+    /// Exited: every authorisation has ended.
+    Withdrawn,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub party_id: PartyId,
+    pub party_name: String,
+    pub roles: Vec<UserRole>,
+    pub status: UserStatus,
+    /// The User's Receive Response Service, where asynchronous messages are delivered.
+    pub response_url: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct PartyRegister {
+    users: HashMap<UserId, UserRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("users file line {line}: {problem}")]
+    Row { line: u64, problem: RowProblem },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowProblem {
+    #[error("not a CSV row with the six columns user_id,party_id,party_name,roles,status,response_url")]
+    Shape,
+    #[error("user_id is not an EUI-64")]
+    UserId,
+    #[error("party_id is empty")]
+    PartyId,
+    #[error("roles is not a |-separated list of IS ES GS RSA ED GT OU")]
+    Roles,
+    #[error("status is not active, withdrawn, suspended or suspended:<A|B|C>")]
+    Status,
+    #[error("the User ID appears twice")]
+    Duplicate,
+}
+
+impl FromStr for UserStatus {
+    type Err = RowProblem;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use EligibilityClass::*;
+        match s.split_once(':') {
+            None if s == "active" => Ok(Self::Active),
+            None if s == "withdrawn" => Ok(Self::Withdrawn),
+            None if s == "suspended" => Ok(Self::Suspended(vec![A, B, C])),
+            Some(("suspended", classes)) => classes
+                .split('|')
+                .map(|c| match c {
+                    "A" => Ok(A),
+                    "B" => Ok(B),
+                    "C" => Ok(C),
+                    _ => Err(RowProblem::Status),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Suspended),
+            _ => Err(RowProblem::Status),
+        }
+    }
+}
+
+impl PartyRegister {
+    pub fn load(path: &Path) -> Result<Self, RegisterError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegisterError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses the CSV text; the first row is the header and is checked.
+    pub fn parse(text: &str) -> Result<Self, RegisterError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .comment(Some(b'#'))
+            .from_reader(text.as_bytes());
+        let mut users = HashMap::new();
+        for row in reader.records() {
+            let (line, record) = match row {
+                Ok(r) => (r.position().map_or(0, |p| p.line()), parse_row(&r)),
+                Err(e) => (e.position().map_or(0, |p| p.line()), Err(RowProblem::Shape)),
+            };
+            let record = record.map_err(|problem| RegisterError::Row { line, problem })?;
+            if users.insert(record.user_id, record).is_some() {
+                return Err(RegisterError::Row {
+                    line,
+                    problem: RowProblem::Duplicate,
+                });
+            }
+        }
+        Ok(Self { users })
+    }
+
+    pub fn get(&self, user: &UserId) -> Option<&UserRecord> {
+        self.users.get(user)
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+fn parse_row(r: &csv::StringRecord) -> Result<UserRecord, RowProblem> {
+    let [user_id, party_id, party_name, roles, status, response_url] = r
+        .iter()
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| RowProblem::Shape)?;
+    if party_id.is_empty() {
+        return Err(RowProblem::PartyId);
+    }
+    let roles = roles
+        .split('|')
+        .map(|r| r.parse::<UserRole>().map_err(|_| RowProblem::Roles))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(UserRecord {
+        user_id: user_id.parse().map_err(|_| RowProblem::UserId)?,
+        party_id: PartyId(party_id.to_owned()),
+        party_name: party_name.to_owned(),
+        roles,
+        status: status.parse()?,
+        response_url: (!response_url.is_empty()).then(|| response_url.to_owned()),
+    })
+}

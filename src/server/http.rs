@@ -1,0 +1,129 @@
+//! HTTP for one request: the route, method, content type and body bounds, then the pipeline.
+//! Only this file knows hyper's request and response types.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use time::OffsetDateTime;
+
+use crate::config::Limits;
+use crate::domain::DuisService;
+use crate::error::Error;
+use crate::pipeline::{Answer, Gateway};
+use crate::tls::PeerIdentity;
+
+pub(super) async fn handle(
+    gateway: &Gateway,
+    limits: &Limits,
+    peer: &PeerIdentity,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let Some(service) = DuisService::from_path(req.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "Not a DUIS service path.\n");
+    };
+    if req.method() != Method::POST {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "DUIS services take POST.\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let now = OffsetDateTime::now_utc();
+    let timeout = Duration::from_millis(limits.request_timeout_ms);
+    let answer = match tokio::time::timeout(timeout, read_and_process(gateway, limits, service, peer, req, now)).await {
+        Ok(answer) => answer,
+        Err(_) => gateway.refuse_early(service, peer, Error::Timeout, now),
+    };
+    xml(answer)
+}
+
+async fn read_and_process(
+    gateway: &Gateway,
+    limits: &Limits,
+    service: DuisService,
+    peer: &PeerIdentity,
+    req: Request<Incoming>,
+    now: OffsetDateTime,
+) -> Answer {
+    if !is_xml(req.headers().get(CONTENT_TYPE)) {
+        return gateway.refuse_early(service, peer, Error::ContentType, now);
+    }
+    let max = limits.max_body_bytes;
+    let too_large = || Error::BodyTooLarge { limit: max };
+    // A declared length over the bound is refused before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return gateway.refuse_early(service, peer, too_large(), now);
+    }
+    // Otherwise the body is read up to the bound and no further.
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return gateway.refuse_early(service, peer, too_large(), now);
+        }
+        Err(e) => {
+            // The peer went away or broke the framing mid-body; nobody is left to answer.
+            tracing::debug!(error = %e, "Request body could not be read.");
+            return gateway.refuse_early(service, peer, Error::BodyUnreadable, now);
+        }
+    };
+    gateway.handle(service, peer, &body, now)
+}
+
+/// `application/xml` or `text/xml`, parameters (charset) allowed.
+fn is_xml(value: Option<&HeaderValue>) -> bool {
+    let Some(v) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = v.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/xml") || mime.eq_ignore_ascii_case("text/xml")
+}
+
+fn xml(answer: Answer) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = Response::new(Full::new(Bytes::from(answer.body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    if let Ok(code) = HeaderValue::from_str(answer.code.as_str()) {
+        r.headers_mut().insert("x-duis-response-code", code);
+    }
+    r
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let cases = [
+            (Some("application/xml"), true),
+            (Some("application/xml; charset=UTF-8"), true),
+            (Some("Text/XML"), true),
+            (Some("application/x-www-form-urlencoded"), false),
+            (Some("application/xmlfoo"), false),
+            (None, false),
+        ];
+        for (v, want) in cases {
+            let hv = v.map(|v| HeaderValue::from_str(v).unwrap());
+            assert_eq!(is_xml(hv.as_ref()), want, "{v:?}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The DUIS listener: accept, bound, handshake, identify once, then serve HTTP/1.1 or HTTP/2 and
+//! hand each request to the pipeline. Also owns start-up and graceful shutdown of the whole
+//! gateway (the admin listener included).
+
+mod conn;
+mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
+use crate::config::{Config, Limits};
+use crate::duis;
+use crate::metrics::Metrics;
+use crate::pipeline::Gateway;
+use crate::register::{PartyRegister, RegisterError};
+use crate::tls::{self, TlsError};
+
+/// How long shutdown waits for in-flight requests before it closes what is left.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to a drain timeout), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Runs until the accept loop ends (after a shutdown).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that asks for shutdown, for signal handlers.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Loads keys and registers, binds both listeners and starts serving.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    let users = config.registration.users.clone();
+    // Registers can be large; read them off the async workers.
+    let register = tokio::task::spawn_blocking(move || PartyRegister::load(&users))
+        .await
+        .map_err(|e| {
+            StartError::Register(RegisterError::Read {
+                path: config.registration.users.clone(),
+                source: std::io::Error::other(e),
+            })
+        })??;
+    let limits = config.limits.clone();
+    let xml_limits = duis::Limits {
+        max_bytes: limits.max_body_bytes,
+        max_depth: limits.max_xml_depth,
+        max_elements: limits.max_xml_elements,
+        ..duis::Limits::default()
+    };
+    let metrics = Metrics::new();
+    let gateway = Gateway::new(register, xml_limits, metrics.clone());
+
+    let listener = bind(config.listen.addr).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen.addr,
+        source,
+    })?;
+    let admin_listener = bind(config.listen.admin_addr).await?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.admin_addr,
+            source,
+        })?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (stopped, stopped_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics.clone(),
+        shutdown_rx.clone(),
+        stopped_rx,
+    ));
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    let task = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
+            let _ = stopped.send(true);
+            let _ = admin_task.await;
+        }
+    });
+    tracing::info!(%addr, %admin_addr, "Gateway listening.");
+    Ok(Running {
+        addr,
+        admin_addr,
+        gateway,
+        shutdown,
+        task,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Accepts while connection permits last; at the bound it stops accepting (new connections
+/// wait in the kernel's backlog). On shutdown it stops accepting, tells every connection to
+/// finish, and waits for them up to [`DRAIN_TIMEOUT`].
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let max = limits.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
+    let limits = Arc::new(limits);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // The semaphore is never closed; stop if it were.
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Per-connection errors (e.g. reset before accept) and fd exhaustion: wait a
+                    // moment rather than spin.
+                    tracing::warn!(error = %e, "Accept failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(conn::serve(
+            stream,
+            remote,
+            acceptor.clone(),
+            gateway.clone(),
+            limits.clone(),
+            shutdown.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    tracing::info!("Gateway stopped accepting; draining connections.");
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("Drain timeout passed with connections still open; closing them.");
+    }
+}

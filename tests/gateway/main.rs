@@ -1,0 +1,8 @@
+//! The integration binary: a real gateway on port 0 with a generated PKI, spoken to over real
+//! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
+
+mod bounds;
+mod demo;
+mod requests;
+mod support;
+mod transport;

@@ -1,0 +1,198 @@
+//! DUIS requests end to end: the public templates, and each refusal the front door makes.
+
+use std::path::Path;
+
+use crate::support::{self, element};
+
+const SEND: &str = "/api/v1/serviceS";
+const TRANSFORM: &str = "/api/v1/serviceT";
+const DCC: &str = "/api/v1/serviceD";
+
+/// Which client sends as which originator (by User ID, upper case).
+fn client_for(originator: &str) -> Option<&'static str> {
+    dccgw::demo::DEMO_USERS
+        .iter()
+        .find(|(_, id, ..)| id.eq_ignore_ascii_case(originator))
+        .map(|(name, ..)| *name)
+}
+
+fn path_for(cv: &str) -> &'static str {
+    match cv {
+        "4" => TRANSFORM,
+        "2" | "6" | "8" => DCC,
+        _ => SEND,
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Vec<u8>) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Every public request template, as published, sent by the demo User that originated it, is
+/// answered with a DUIS response that the DUIS 5.4 XSD validates: `I99` when a demo User sent a
+/// requestable variant, the documented refusal otherwise.
+#[tokio::test]
+async fn every_public_template_gets_a_schema_valid_answer() {
+    let Some(anchors) = support::anchors() else { return };
+    if !support::have_tool("xmllint") {
+        return;
+    }
+    let gw = support::start("").await;
+    let dir = anchors.join("duis-samples/templates");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() > 100, "only {} templates", files.len());
+    let mut answers = Vec::new();
+    let mut acknowledged = 0;
+    for file in &files {
+        let body = std::fs::read(file).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let request_id = element(&text, "RequestID").unwrap().to_owned();
+        let originator = request_id.split(':').next().unwrap();
+        let cv = element(&text, "CommandVariant").unwrap();
+        let srv = element(&text, "ServiceReferenceVariant").unwrap().to_owned();
+        let (client, expected) = match client_for(originator) {
+            _ if ["7.16", "8.5", "8.6"].contains(&srv.as_str()) => (gw.client("supplier"), "E44"),
+            Some(name) => (gw.client(name), "I99"),
+            // An originator no demo User holds (the DCC's own ID, an unknown supplier ID).
+            None => (gw.client("supplier"), "E1"),
+        };
+        let (status, answer) = post(&client, format!("{}{}", gw.base(), path_for(cv)), body).await;
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(element(&answer, "ResponseCode"), Some(expected), "{name}: {answer}");
+        let expected_status = match expected {
+            "I99" => 200,
+            "E44" => 400,
+            _ => 403,
+        };
+        assert_eq!(status, expected_status, "{name}");
+        assert_eq!(
+            element(&answer, "RequestID").map(str::to_ascii_uppercase),
+            Some(request_id.to_ascii_uppercase()),
+            "{name}"
+        );
+        assert_eq!(element(&answer, "ServiceReferenceVariant"), Some(srv.as_str()), "{name}");
+        acknowledged += usize::from(expected == "I99");
+        answers.push((name, answer));
+    }
+    assert!(acknowledged > 100, "only {acknowledged} acknowledged");
+    let failures = dccgw::duis::testing::validate_responses(
+        &anchors,
+        answers.iter().map(|(n, a)| (n.as_str(), a.as_str())),
+    )
+    .unwrap();
+    assert!(failures.is_empty(), "schema-invalid answers: {failures:#?}");
+}
+
+fn request(originator: &str, target: &str, cv: u8, srv: &str, body: &str) -> Vec<u8> {
+    // The ServiceReference is the variant's first two parts.
+    let sr = match srv.match_indices('.').nth(1) {
+        Some((at, _)) => &srv[..at],
+        None => srv,
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
+<sr:Header><sr:RequestID>{originator}:{target}:42</sr:RequestID><sr:CommandVariant>{cv}</sr:CommandVariant>
+<sr:ServiceReference>{sr}</sr:ServiceReference><sr:ServiceReferenceVariant>{srv}</sr:ServiceReferenceVariant></sr:Header>
+<sr:Body>{body}</sr:Body></sr:Request>"#
+    )
+    .into_bytes()
+}
+
+const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
+const OTHER_USER: &str = "00-DB-12-34-56-78-00-04";
+const ESME: &str = "00-DB-12-34-56-78-90-A0";
+const READ: &str = "<sr:ReadInstantaneousImportRegisters/>";
+
+/// Each refusal the front door makes, with its documented code and HTTP status.
+#[tokio::test]
+async fn refusals_carry_their_documented_codes() {
+    let gw = support::start("").await;
+    let supplier = gw.client("supplier");
+    let cases: Vec<(&str, &str, Vec<u8>, &str, u16)> = vec![
+        ("acknowledged", SEND, request(SUPPLIER, ESME, 1, "4.1.1", READ), "I99", 200),
+        ("wrong URL for CV1", DCC, request(SUPPLIER, ESME, 1, "4.1.1", READ), "E13", 400),
+        ("CV not allowed for SRV", TRANSFORM, request(SUPPLIER, ESME, 4, "4.1.1", READ), "E12", 400),
+        ("unknown SRV", SEND, request(SUPPLIER, ESME, 1, "99.1", READ), "E44", 400),
+        ("body of another SRV", SEND, request(SUPPLIER, ESME, 1, "4.1.1", "<sr:ReadInventory/>"), "E45", 400),
+        ("originator of another party", SEND, request(OTHER_USER, ESME, 1, "4.1.1", READ), "E46", 403),
+        ("unknown originator", SEND, request("90-B3-D5-1F-30-09-00-00", ESME, 1, "4.1.1", READ), "E1", 403),
+        ("malformed RequestID", SEND, request("90-B3-D5-1F-30-01-00", ESME, 1, "4.1.1", READ), "E43", 400),
+        ("not XML", SEND, b"hello".to_vec(), "E40", 400),
+        (
+            "DOCTYPE",
+            SEND,
+            br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"/>"#.to_vec(),
+            "E41",
+            400,
+        ),
+    ];
+    for (what, path, body, code, status) in cases {
+        let (got_status, answer) = post(&supplier, format!("{}{path}", gw.base()), body).await;
+        assert_eq!(element(&answer, "ResponseCode"), Some(code), "{what}: {answer}");
+        assert_eq!(got_status, status, "{what}");
+    }
+    let wrong_type = supplier
+        .post(format!("{}{SEND}", gw.base()))
+        .header("content-type", "text/plain")
+        .body(request(SUPPLIER, ESME, 1, "4.1.1", READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status().as_u16(), 415);
+    assert_eq!(wrong_type.headers()["x-duis-response-code"], "E40");
+    let get = supplier.get(format!("{}{SEND}", gw.base())).send().await.unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    let elsewhere = supplier.post(format!("{}/api/v1/other", gw.base())).send().await.unwrap();
+    assert_eq!(elsewhere.status().as_u16(), 404);
+
+    let metrics = gw.metrics().await;
+    for line in [
+        r#"dccgw_request_refusals_total{reason="party_mismatch"} 1"#,
+        r#"dccgw_request_refusals_total{reason="wrong_service"} 1"#,
+        r#"dccgw_request_refusals_total{reason="xml_doctype"} 1"#,
+        r#"dccgw_request_refusals_total{reason="content_type"} 1"#,
+        r#"dccgw_request_duration_seconds_count{code="I99",service="send",srv="4.1.1"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    gw.running.shutdown().await;
+}
+
+/// The schema-valid answers to refusals, checked by the independent validator too.
+#[tokio::test]
+async fn refusal_answers_validate_against_the_schema() {
+    let Some(anchors) = support::anchors() else { return };
+    if !support::have_tool("xmllint") {
+        return;
+    }
+    let gw = support::start("").await;
+    let supplier = gw.client("supplier");
+    let mut answers = Vec::new();
+    for (name, path, body) in [
+        ("E13", DCC, request(SUPPLIER, ESME, 1, "4.1.1", READ)),
+        ("E12", TRANSFORM, request(SUPPLIER, ESME, 4, "4.1.1", READ)),
+        ("E45", SEND, request(SUPPLIER, ESME, 1, "4.1.1", "<sr:ReadInventory/>")),
+        ("E46", SEND, request(OTHER_USER, ESME, 1, "4.1.1", READ)),
+    ] {
+        let (_, answer) = post(&supplier, format!("{}{path}", gw.base()), body).await;
+        answers.push((name, answer));
+    }
+    let failures = dccgw::duis::testing::validate_responses(
+        Path::new(&anchors),
+        answers.iter().map(|(n, a)| (*n, a.as_str())),
+    )
+    .unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -1,0 +1,134 @@
+//! Test support: a real gateway on port 0 with a generated PKI, and real mTLS clients.
+
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+use dccgw::config::Config;
+use dccgw::server::{self, Running};
+use dccgw::{demo, pki};
+
+pub struct TestGateway {
+    pub running: Running,
+    pub dir: TempDir,
+}
+
+impl TestGateway {
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://localhost:{}", self.running.addr.port())
+    }
+
+    pub fn admin(&self) -> String {
+        format!("http://{}", self.running.admin_addr)
+    }
+
+    /// An mTLS client presenting `users/<user>/client.pem`.
+    pub fn client(&self, user: &str) -> reqwest::Client {
+        let pem = std::fs::read(self.certs().join("users").join(user).join("client.pem")).unwrap();
+        client_with(&self.certs(), Some(reqwest::Identity::from_pem(&pem).unwrap()))
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// A client trusting the test CA, with the given identity (or none).
+pub fn client_with(certs: &Path, identity: Option<reqwest::Identity>) -> reqwest::Client {
+    let ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+    if let Some(id) = identity {
+        b = b.identity(id);
+    }
+    b.build().unwrap()
+}
+
+/// Starts a gateway with the demo Users, ports 0, and `extra` TOML appended (e.g. `[limits]`).
+pub async fn start(extra: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
+    let mut users = String::from("user_id,party_id,party_name,roles,status,response_url\n");
+    for (_, id, party, roles, name) in demo::DEMO_USERS {
+        users.push_str(&format!("{id},{party},{name},{roles},active,\n"));
+    }
+    std::fs::write(dir.path().join("users.csv"), users).unwrap();
+    let config = format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\n\
+         [tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key.pem\"\nclient_ca = [\"certs/ca.pem\"]\n\
+         [registration]\nusers = \"users.csv\"\n{extra}"
+    );
+    let path = dir.path().join("dccgw.toml");
+    std::fs::write(&path, config).unwrap();
+    let config = Config::load(&path, Vec::new()).unwrap();
+    let running = server::start(&config).await.unwrap();
+    TestGateway { running, dir }
+}
+
+/// The public DCC material beside the checkout, or `None` (said aloud) when it is absent
+/// outside CI. Under `CI=true` its absence fails the test.
+pub fn anchors() -> Option<PathBuf> {
+    let dir = std::env::var_os("DCCGW_ANCHORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but the anchors are missing at {}",
+        dir.display()
+    );
+    eprintln!("SKIPPED: no anchors at {} (set DCCGW_ANCHORS)", dir.display());
+    None
+}
+
+/// Whether a command-line oracle is installed; under `CI=true` its absence fails the test.
+pub fn have_tool(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {name} is not installed"
+        );
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
+}
+
+/// The text of one element in a response (first occurrence), e.g. `ResponseCode`.
+pub fn element<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
+    let open = format!("<sr:{local}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find('<')? + start;
+    Some(&xml[start..end])
+}
+
+/// Resident set size of this process in KiB (Linux).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
