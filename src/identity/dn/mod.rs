@@ -8,6 +8,9 @@ use std::str::FromStr;
 use x509_parser::der_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::x509::X509Name;
 
+#[cfg(test)]
+mod tests;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnError {
     #[error("an attribute value in the certificate's name cannot be re-encoded")]
