@@ -1,5 +1,7 @@
 //! An issuing authority: a P-256 key and its self-signed certificate.
 
+use std::path::Path;
+
 use der::pem::LineEnding;
 use der::{DecodePem, Encode, EncodePem};
 use p256::ecdsa::{SigningKey, VerifyingKey};
@@ -58,6 +60,17 @@ impl Ca {
             return Err(PkiError::KeyMismatch);
         }
         Self::from_parts(key, cert)
+    }
+
+    /// A CA loaded from its certificate and key files (`ca.pem`, `ca.key.pem`).
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Ca, PkiError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Self::from_pem(&read(cert_path)?, &read(key_path)?)
     }
 
     fn from_parts(key: SigningKey, cert: Certificate) -> Result<Ca, PkiError> {

@@ -225,8 +225,12 @@ fn our_identity_reader_reads_every_certificate() {
 fn a_ca_loads_back_from_its_files() {
     let (_tmp, pki) = fresh_pki();
     let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
-    let ca = Ca::from_pem(&read(&pki.ca.cert), &read(&pki.ca.key)).unwrap();
+    let ca = Ca::load(&pki.ca.cert, &pki.ca.key).unwrap();
     assert_eq!(ca.cert_pem(), read(&pki.ca.cert));
+    let missing = pki.dir.join("missing.pem");
+    assert!(
+        matches!(Ca::load(&missing, &pki.ca.key), Err(PkiError::Io { path, .. }) if path == missing)
+    );
     let other = Ca::generate("other", Validity::days_from(now(), 1)).unwrap();
     let mismatch = Ca::from_pem(&read(&pki.ca.cert), &other.key_pkcs8_pem().unwrap());
     assert!(

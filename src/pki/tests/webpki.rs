@@ -62,11 +62,7 @@ fn client_certificates_chain_to_the_ca() {
         "foreign CA"
     );
 
-    let ca = Ca::from_pem(
-        &std::fs::read_to_string(&pki.ca.cert).unwrap(),
-        &std::fs::read_to_string(&pki.ca.key).unwrap(),
-    )
-    .unwrap();
+    let ca = Ca::load(&pki.ca.cert, &pki.ca.key).unwrap();
     let expired = LeafSpec {
         validity: Validity::expired_at(now()),
         ..spec
