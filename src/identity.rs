@@ -1,1 +1,0 @@
-//! Certificate identity: User ID and SMKI role from a certificate (helper B fills this).
