@@ -10,6 +10,7 @@
 
 mod error;
 mod escape;
+mod header;
 mod limits;
 mod parse;
 mod response;
@@ -22,8 +23,9 @@ pub mod testing;
 mod tests;
 
 pub use error::{MalformedKind, ParseError, ParseFailure, PartialHeader, MAX_NAME_IN_ERROR};
+pub use header::RequestHeader;
 pub use limits::Limits;
-pub use parse::{parse_request, ParsedRequest, RequestHeader};
+pub use parse::{parse_request, ParsedRequest};
 pub use response::{
     write_response, xs_date_time, ResponseHeaderOut, ResponsePayload, RA_NAMESPACE, RESPONSE_CLOSE,
     RESPONSE_SCHEMA_VERSION,

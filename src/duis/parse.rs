@@ -10,9 +10,9 @@
 use std::ops::Range;
 
 use super::error::{truncated_name, MalformedKind, ParseError, ParseFailure, PartialHeader};
+use super::header::{Field, HeaderFields, RequestHeader};
 use super::limits::Limits;
 use super::tokens::{Element, Ns, Token, Tokens};
-use crate::domain::{CommandVariant, RequestId, ServiceReference, Srv};
 
 /// A DUIS request whose structure and header have been read. The body is left as a span of the
 /// input for later stages.
@@ -30,17 +30,6 @@ pub struct ParsedRequest {
     pub execution_date_time: Option<String>,
     /// Byte span of the `ds:Signature` that is the last child of `sr:Request`, if any.
     pub signature: Option<Range<usize>>,
-}
-
-/// The `sr:Header` of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHeader {
-    pub request_id: RequestId,
-    pub first_in_sequence: Option<bool>,
-    pub preceding_request_id: Option<RequestId>,
-    pub command_variant: CommandVariant,
-    pub service_reference: ServiceReference,
-    pub srv: Srv,
 }
 
 /// Parses a DUIS request. Never panics; allocates at most in proportion to `limits`.
@@ -62,50 +51,6 @@ pub fn parse_request(input: &[u8], limits: &Limits) -> Result<ParsedRequest, Par
         error,
         partial: reader.partial,
     })
-}
-
-/// The header fields in schema order (DUIS 5.4 XSD, `Request/Header`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Field {
-    RequestId,
-    FirstInSequence,
-    PrecedingRequestId,
-    CommandVariant,
-    ServiceReference,
-    Srv,
-}
-
-impl Field {
-    const ALL: [Field; 6] = [
-        Self::RequestId,
-        Self::FirstInSequence,
-        Self::PrecedingRequestId,
-        Self::CommandVariant,
-        Self::ServiceReference,
-        Self::Srv,
-    ];
-
-    const fn name(self) -> &'static str {
-        match self {
-            Self::RequestId => "RequestID",
-            Self::FirstInSequence => "FirstInSequence",
-            Self::PrecedingRequestId => "PrecedingServiceRequestID",
-            Self::CommandVariant => "CommandVariant",
-            Self::ServiceReference => "ServiceReference",
-            Self::Srv => "ServiceReferenceVariant",
-        }
-    }
-}
-
-/// The header as it is being read: every field optional until the end tag.
-#[derive(Default)]
-struct HeaderFields {
-    request_id: Option<RequestId>,
-    first_in_sequence: Option<bool>,
-    preceding_request_id: Option<RequestId>,
-    command_variant: Option<CommandVariant>,
-    service_reference: Option<ServiceReference>,
-    srv: Option<Srv>,
 }
 
 struct Body {
@@ -185,63 +130,9 @@ impl<'a> Reader<'a> {
             }
             seen.push(field);
             let text = self.simple_text(field.name())?;
-            self.header_field(&mut fields, field, trim(&text))?;
+            fields.set(field, trim(&text), &mut self.partial)?;
         }
-        let missing = |f: Field| ParseError::MissingHeaderField(f.name());
-        Ok(RequestHeader {
-            request_id: fields.request_id.ok_or(missing(Field::RequestId))?,
-            first_in_sequence: fields.first_in_sequence,
-            preceding_request_id: fields.preceding_request_id,
-            command_variant: fields
-                .command_variant
-                .ok_or(missing(Field::CommandVariant))?,
-            service_reference: fields
-                .service_reference
-                .ok_or(missing(Field::ServiceReference))?,
-            srv: fields.srv.ok_or(missing(Field::Srv))?,
-        })
-    }
-
-    fn header_field(
-        &mut self,
-        fields: &mut HeaderFields,
-        field: Field,
-        value: &str,
-    ) -> Result<(), ParseError> {
-        match field {
-            Field::RequestId => {
-                let id = value.parse().map_err(ParseError::BadRequestId)?;
-                self.partial.request_id = Some(id);
-                fields.request_id = Some(id);
-            }
-            Field::FirstInSequence => {
-                let first = match value {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(ParseError::BadFirstInSequence),
-                };
-                fields.first_in_sequence = Some(first);
-            }
-            Field::PrecedingRequestId => {
-                let id = value.parse().map_err(ParseError::BadPrecedingRequestId)?;
-                fields.preceding_request_id = Some(id);
-            }
-            Field::CommandVariant => {
-                let cv = value.parse().map_err(|_| ParseError::BadCommandVariant)?;
-                fields.command_variant = Some(cv);
-            }
-            Field::ServiceReference => {
-                let sr = value.parse().map_err(|_| ParseError::BadServiceReference)?;
-                self.partial.service_reference = Some(sr);
-                fields.service_reference = Some(sr);
-            }
-            Field::Srv => {
-                let srv = value.parse().map_err(|_| ParseError::BadSrv)?;
-                self.partial.srv = Some(srv);
-                fields.srv = Some(srv);
-            }
-        }
-        Ok(())
+        fields.finish()
     }
 
     /// The single child of `sr:Body` (its start tag already read), through the end of `sr:Body`.

@@ -295,3 +295,24 @@ fn not_well_formed() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn reserved_prefixes_and_foreign_attributes_are_fine() {
+    let doc = with_body_content(
+        r#"<sr:A xml:lang="en" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="true"/>"#,
+    );
+    assert!(parse(&doc).is_ok());
+}
+
+#[test]
+fn a_document_at_every_bound_still_parses() {
+    let limits = Limits::default();
+    // 19,990 small elements, about half a MiB: under every bound, so it must parse.
+    let filler: String = (0..19_990)
+        .map(|i| format!("<sr:E n=\"{i}\">x</sr:E>"))
+        .collect();
+    let doc = with_body_content(&filler);
+    assert!(doc.len() <= limits.max_bytes, "{}", doc.len());
+    let parsed = parse_request(doc.as_bytes(), &limits).unwrap();
+    assert_eq!(parsed.body_element, "ReadInventory");
+}
