@@ -13,10 +13,34 @@ use crate::pki;
 
 /// The demo Users: directory name under `certs/dev/users/`, User ID, party, roles, name.
 pub const DEMO_USERS: &[(&str, &str, &str, &str, &str)] = &[
-    ("supplier", "90-B3-D5-1F-30-01-00-00", "SUP1", "IS|GS", "Demo Supplier"),
-    ("network-operator", "90-B3-D5-1F-30-02-00-00", "NO1", "ED|GT", "Demo Network Operator"),
-    ("supplier2", "90-B3-D5-1F-30-03-00-00", "SUP2", "IS|GS", "Demo Second Supplier"),
-    ("other-user", "00-DB-12-34-56-78-00-04", "OU1", "OU", "Demo Other User"),
+    (
+        "supplier",
+        "90-B3-D5-1F-30-01-00-00",
+        "SUP1",
+        "IS|GS",
+        "Demo Supplier",
+    ),
+    (
+        "network-operator",
+        "90-B3-D5-1F-30-02-00-00",
+        "NO1",
+        "ED|GT",
+        "Demo Network Operator",
+    ),
+    (
+        "supplier2",
+        "90-B3-D5-1F-30-03-00-00",
+        "SUP2",
+        "IS|GS",
+        "Demo Second Supplier",
+    ),
+    (
+        "other-user",
+        "00-DB-12-34-56-78-00-04",
+        "OU1",
+        "OU",
+        "Demo Other User",
+    ),
 ];
 
 /// The demo's electricity meter (the public test environment's ESME).

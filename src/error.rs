@@ -44,10 +44,7 @@ pub enum Error {
     #[error("User ID {0} is not in the party register")]
     UnknownUser(UserId),
     #[error("originator {originator} is not a User ID of the TLS client's party")]
-    PartyMismatch {
-        client: UserId,
-        originator: UserId,
-    },
+    PartyMismatch { client: UserId, originator: UserId },
     #[error("the request did not finish within the request timeout")]
     Timeout,
 }
@@ -112,6 +109,8 @@ fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
         | ParseError::WrongNamespace
         | ParseError::MissingSchemaVersion
         | ParseError::UnexpectedElement { .. }
+        | ParseError::UnexpectedText { .. }
+        | ParseError::HeaderFieldOutOfOrder(_)
         | ParseError::MissingHeaderField(_)
         | ParseError::DuplicateHeaderField(_)
         | ParseError::EmptyBody

@@ -6,18 +6,18 @@
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`].
 #![forbid(unsafe_code)]
 
-pub mod domain;
-pub mod catalogue;
-pub mod duis;
-pub mod identity;
-pub mod pki;
 pub mod admin;
+pub mod catalogue;
 pub mod checks;
 pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod duis;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod pipeline;
+pub mod pki;
 pub mod register;
 pub mod server;
 pub mod tls;
-pub mod demo;

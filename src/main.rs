@@ -12,7 +12,11 @@ use dccgw::config::Config;
 use dccgw::{demo, pki, server};
 
 #[derive(Parser)]
-#[command(name = "dccgw", version, about = "A DCC User Gateway for the GB smart-metering network")]
+#[command(
+    name = "dccgw",
+    version,
+    about = "A DCC User Gateway for the GB smart-metering network"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -97,7 +101,10 @@ fn main() -> anyhow::Result<()> {
         } => {
             let made = pki::init(&out, OffsetDateTime::now_utc())
                 .with_context(|| format!("making the dev PKI in {}", out.display()))?;
-            println!("Dev PKI written to {} (see certs/README.md).", made.dir.display());
+            println!(
+                "Dev PKI written to {} (see certs/README.md).",
+                made.dir.display()
+            );
             Ok(())
         }
     }
@@ -110,10 +117,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn serve(config: Config, demo: Option<(demo::DemoPlan, demo::DemoFiles)>) -> anyhow::Result<()> {
-    let running = server::start(&config).await.context("starting the gateway")?;
+async fn serve(
+    config: Config,
+    demo: Option<(demo::DemoPlan, demo::DemoFiles)>,
+) -> anyhow::Result<()> {
+    let running = server::start(&config)
+        .await
+        .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
-        println!("{}", demo::banner(&plan, &files, running.addr, running.admin_addr));
+        println!(
+            "{}",
+            demo::banner(&plan, &files, running.addr, running.admin_addr)
+        );
     }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
@@ -144,7 +159,9 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

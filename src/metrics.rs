@@ -184,7 +184,11 @@ pub struct HandshakeFinished<'a> {
 
 impl HandshakeFinished<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        let outcome = if self.failure.is_none() { "ok" } else { "failed" };
+        let outcome = if self.failure.is_none() {
+            "ok"
+        } else {
+            "failed"
+        };
         metrics
             .handshake_duration
             .with_label_values(&[outcome])

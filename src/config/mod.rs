@@ -180,7 +180,9 @@ fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    let (last, sections) = keys.split_last().ok_or(FromTomlError::Env(name.to_owned()))?;
+    let (last, sections) = keys
+        .split_last()
+        .ok_or(FromTomlError::Env(name.to_owned()))?;
     let mut at = table;
     for section in sections {
         let entry = at

@@ -36,7 +36,8 @@ impl FromStr for RequestId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.split(':');
-        let (Some(o), Some(t), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(o), Some(t), Some(c), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(RequestIdError::Shape);
         };
@@ -50,7 +51,11 @@ impl FromStr for RequestId {
             return Err(RequestIdError::Counter);
         }
         let counter = c.parse().map_err(|_| RequestIdError::Counter)?;
-        Ok(Self { originator, target, counter })
+        Ok(Self {
+            originator,
+            target,
+            counter,
+        })
     }
 }
 
@@ -67,11 +72,16 @@ mod tests {
 
     #[test]
     fn parses_the_template_form() {
-        let id: RequestId = "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1000".parse().unwrap();
+        let id: RequestId = "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1000"
+            .parse()
+            .unwrap();
         assert_eq!(id.originator.to_string(), "90-B3-D5-1F-30-01-00-00");
         assert_eq!(id.target.to_string(), "00-DB-12-34-56-78-90-A0");
         assert_eq!(id.counter, 1000);
-        assert_eq!(id.response_id(), "00-DB-12-34-56-78-90-A0:90-B3-D5-1F-30-01-00-00:1000");
+        assert_eq!(
+            id.response_id(),
+            "00-DB-12-34-56-78-90-A0:90-B3-D5-1F-30-01-00-00:1000"
+        );
     }
 
     #[test]
@@ -86,7 +96,10 @@ mod tests {
             (format!("{o}:{t}:01"), RequestIdError::Counter),
             (format!("{o}:{t}:-1"), RequestIdError::Counter),
             (format!("{o}:{t}:+1"), RequestIdError::Counter),
-            (format!("{o}:{t}:18446744073709551616"), RequestIdError::Counter),
+            (
+                format!("{o}:{t}:18446744073709551616"),
+                RequestIdError::Counter,
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(s.parse::<RequestId>(), Err(want), "{s}");

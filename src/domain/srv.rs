@@ -179,7 +179,9 @@ mod tests {
         let srv: Srv = "8.2".parse().unwrap();
         assert_eq!(srv.service_reference(), "8.2".parse().unwrap());
         assert_eq!("14.1".parse::<Srv>().unwrap().to_string(), "14.1");
-        for bad in ["", "8", "8.", ".2", "4.1.1.1", "04.1", "4.1a", "256.1", "4..1", " 4.1"] {
+        for bad in [
+            "", "8", "8.", ".2", "4.1.1.1", "04.1", "4.1a", "256.1", "4..1", " 4.1",
+        ] {
             assert_eq!(bad.parse::<Srv>(), Err(SrvError::SrvSyntax), "{bad}");
         }
         assert!("4.1.1".parse::<ServiceReference>().is_err());

@@ -27,7 +27,7 @@ pub use header::RequestHeader;
 pub use limits::Limits;
 pub use parse::{parse_request, ParsedRequest};
 pub use response::{
-    write_response, xs_date_time, ResponseHeaderOut, ResponsePayload, RA_NAMESPACE, RESPONSE_CLOSE,
-    RESPONSE_SCHEMA_VERSION,
+    write_header_only_response, write_response, xs_date_time, ResponseHeaderOut, ResponsePayload,
+    RA_NAMESPACE, RESPONSE_CLOSE, RESPONSE_SCHEMA_VERSION,
 };
 pub use tokens::{DS_NAMESPACE, SR_NAMESPACE};

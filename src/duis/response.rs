@@ -54,29 +54,7 @@ pub fn write_response(
         ResponsePayload::Raw(xml) => xml.len(),
     };
     let mut out = String::with_capacity(640 + payload_len);
-    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    out.push_str(r#"<sr:Response xmlns:sr=""#);
-    out.push_str(SR_NAMESPACE);
-    out.push_str(r#"" xmlns:ra=""#);
-    out.push_str(RA_NAMESPACE);
-    out.push_str(r#"" schemaVersion=""#);
-    out.push_str(RESPONSE_SCHEMA_VERSION);
-    out.push_str(r#"">"#);
-
-    out.push_str("<sr:Header>");
-    if let Some(id) = &header.request_id {
-        element(&mut out, "RequestID", &id.to_string());
-    }
-    if let Some(id) = &header.response_id {
-        element(&mut out, "ResponseID", id);
-    }
-    element(&mut out, "ResponseCode", header.code.as_str());
-    element(
-        &mut out,
-        "ResponseDateTime",
-        &xs_date_time(header.date_time),
-    );
-    out.push_str("</sr:Header>");
+    open_with_header(&mut out, header);
 
     out.push_str("<sr:Body><sr:ResponseMessage>");
     element(&mut out, "ServiceReference", &service_reference.to_string());
@@ -92,6 +70,41 @@ pub fn write_response(
     out.push_str("</sr:ResponseMessage></sr:Body>");
     out.push_str(RESPONSE_CLOSE);
     out
+}
+
+/// Writes the answer to a request refused before a Service Reference Variant the catalogue knows
+/// could be read from it: the header, and an empty `sr:Body`. The schema requires a variant in
+/// every `sr:ResponseMessage`, so no schema-valid answer exists for that case; this one still
+/// carries the code (see `docs/response-codes.md`).
+pub fn write_header_only_response(header: &ResponseHeaderOut) -> String {
+    let mut out = String::with_capacity(640);
+    open_with_header(&mut out, header);
+    out.push_str("<sr:Body/>");
+    out.push_str(RESPONSE_CLOSE);
+    out
+}
+
+/// The XML declaration, the `sr:Response` start tag and the whole `sr:Header`.
+fn open_with_header(out: &mut String, header: &ResponseHeaderOut) {
+    out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    out.push_str(r#"<sr:Response xmlns:sr=""#);
+    out.push_str(SR_NAMESPACE);
+    out.push_str(r#"" xmlns:ra=""#);
+    out.push_str(RA_NAMESPACE);
+    out.push_str(r#"" schemaVersion=""#);
+    out.push_str(RESPONSE_SCHEMA_VERSION);
+    out.push_str(r#"">"#);
+
+    out.push_str("<sr:Header>");
+    if let Some(id) = &header.request_id {
+        element(out, "RequestID", &id.to_string());
+    }
+    if let Some(id) = &header.response_id {
+        element(out, "ResponseID", id);
+    }
+    element(out, "ResponseCode", header.code.as_str());
+    element(out, "ResponseDateTime", &xs_date_time(header.date_time));
+    out.push_str("</sr:Header>");
 }
 
 /// `<sr:name>text</sr:name>`, text escaped.

@@ -71,7 +71,9 @@ pub enum RegisterError {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RowProblem {
-    #[error("not a CSV row with the six columns user_id,party_id,party_name,roles,status,response_url")]
+    #[error(
+        "not a CSV row with the six columns user_id,party_id,party_name,roles,status,response_url"
+    )]
     Shape,
     #[error("user_id is not an EUI-64")]
     UserId,

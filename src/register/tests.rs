@@ -11,14 +11,18 @@ fn parses_the_demo_shape() {
     );
     let reg = PartyRegister::parse(&text).unwrap();
     assert_eq!(reg.len(), 2);
-    let sup = reg.get(&"90-B3-D5-1F-30-01-00-00".parse().unwrap()).unwrap();
+    let sup = reg
+        .get(&"90-B3-D5-1F-30-01-00-00".parse().unwrap())
+        .unwrap();
     assert_eq!(sup.party_name, "Supplier One, Ltd");
     assert_eq!(
         sup.roles,
         vec![UserRole::ImportSupplier, UserRole::GasSupplier]
     );
     assert_eq!(sup.status, UserStatus::Active);
-    let ou = reg.get(&"00-DB-12-34-56-78-00-04".parse().unwrap()).unwrap();
+    let ou = reg
+        .get(&"00-DB-12-34-56-78-00-04".parse().unwrap())
+        .unwrap();
     assert_eq!(
         ou.status,
         UserStatus::Suspended(vec![EligibilityClass::A, EligibilityClass::C])
@@ -33,10 +37,19 @@ fn refuses_bad_rows_with_their_line() {
         ("90-B3-D5-1F-30-01-00-00,P,N,IS,active", RowProblem::Shape),
         ("90-B3-D5-1F-30-01-00,P,N,IS,active,", RowProblem::UserId),
         ("90-B3-D5-1F-30-01-00-00,,N,IS,active,", RowProblem::PartyId),
-        ("90-B3-D5-1F-30-01-00-00,P,N,IS|XX,active,", RowProblem::Roles),
+        (
+            "90-B3-D5-1F-30-01-00-00,P,N,IS|XX,active,",
+            RowProblem::Roles,
+        ),
         ("90-B3-D5-1F-30-01-00-00,P,N,,active,", RowProblem::Roles),
-        ("90-B3-D5-1F-30-01-00-00,P,N,IS,sleeping,", RowProblem::Status),
-        ("90-B3-D5-1F-30-01-00-00,P,N,IS,suspended:D,", RowProblem::Status),
+        (
+            "90-B3-D5-1F-30-01-00-00,P,N,IS,sleeping,",
+            RowProblem::Status,
+        ),
+        (
+            "90-B3-D5-1F-30-01-00-00,P,N,IS,suspended:D,",
+            RowProblem::Status,
+        ),
     ];
     for (r, want) in cases {
         match row(r) {

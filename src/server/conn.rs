@@ -42,7 +42,9 @@ pub(super) async fn serve(
     let result = tokio::time::timeout(handshake, acceptor.accept(stream)).await;
     let tls_stream = match result {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return handshake_failed(&gateway, remote, started, HandshakeFailure::classify(&e)),
+        Ok(Err(e)) => {
+            return handshake_failed(&gateway, remote, started, HandshakeFailure::classify(&e))
+        }
         Err(_) => return handshake_failed(&gateway, remote, started, HandshakeFailure::Timeout),
     };
     let Some(peer) = tls::peer_identity(tls_stream.get_ref().1) else {
@@ -58,7 +60,8 @@ pub(super) async fn serve(
     .emit(&gateway.metrics);
     let _open = gateway.metrics.connection_opened();
 
-    let span = tracing::info_span!("connection", %remote, client = %peer.user_id, role = %peer.role);
+    let span =
+        tracing::info_span!("connection", %remote, client = %peer.user_id, role = %peer.role);
     let activity = Activity::new();
     let io = TokioIo::new(Tracked {
         inner: tls_stream,

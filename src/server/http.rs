@@ -27,12 +27,18 @@ pub(super) async fn handle(
     };
     if req.method() != Method::POST {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "DUIS services take POST.\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
     let now = OffsetDateTime::now_utc();
     let timeout = Duration::from_millis(limits.request_timeout_ms);
-    let answer = match tokio::time::timeout(timeout, read_and_process(gateway, limits, service, peer, req, now)).await {
+    let answer = match tokio::time::timeout(
+        timeout,
+        read_and_process(gateway, limits, service, peer, req, now),
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(_) => gateway.refuse_early(service, peer, Error::Timeout, now),
     };
@@ -102,8 +108,10 @@ fn xml(answer: Answer) -> Response<Full<Bytes>> {
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 

@@ -76,15 +76,20 @@ impl HandshakeFailure {
 
     /// Classifies the error `tokio_rustls` returns from a failed accept.
     pub fn classify(err: &io::Error) -> Self {
-        let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        else {
             return Self::Io;
         };
         match tls {
             rustls::Error::NoCertificatesPresented => Self::NoClientCertificate,
-            rustls::Error::InvalidCertificate(CertificateError::Expired)
-            | rustls::Error::InvalidCertificate(CertificateError::NotValidYet) => {
-                Self::ExpiredCertificate
-            }
+            rustls::Error::InvalidCertificate(
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. },
+            ) => Self::ExpiredCertificate,
             rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => {
                 Self::NoSmkiIdentity
             }
@@ -107,12 +112,10 @@ pub fn server_config(
     let mut roots = RootCertStore::empty();
     for path in client_ca {
         for ca in load_certs(path)? {
-            roots
-                .add(ca)
-                .map_err(|source| TlsError::BadTrustAnchor {
-                    path: path.clone(),
-                    source,
-                })?;
+            roots.add(ca).map_err(|source| TlsError::BadTrustAnchor {
+                path: path.clone(),
+                source,
+            })?;
         }
     }
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

@@ -46,17 +46,34 @@ async fn oversized_deep_and_doctype_requests_are_refused_without_growth() {
     let before = support::rss_kib();
     for _ in 0..10 {
         let (status, answer) = post(&client, &url, ten_mb.clone().into()).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (413, Some("E42")));
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (413, Some("E42"))
+        );
         let (status, answer) = post(&client, &url, streamed(10 * 1024 * 1024)).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (413, Some("E42")), "{answer}");
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (413, Some("E42")),
+            "{answer}"
+        );
         let (status, answer) = post(&client, &url, deep(10_000).into()).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (400, Some("E42")), "{answer}");
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (400, Some("E42")),
+            "{answer}"
+        );
         let doctype = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">&lol2;</sr:Request>"#;
         let (status, answer) = post(&client, &url, doctype.to_vec().into()).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (400, Some("E41")));
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (400, Some("E41"))
+        );
         let xxe = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
         let (status, answer) = post(&client, &url, xxe.to_vec().into()).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (400, Some("E41")));
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (400, Some("E41"))
+        );
         assert!(!answer.contains("root:"), "{answer}");
     }
     let grown = support::rss_kib().saturating_sub(before);

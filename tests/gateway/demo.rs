@@ -42,16 +42,30 @@ fn the_printed_curl_gets_an_acknowledgement() {
     };
     let out = Command::new("sh").arg("-c").arg(&curl).output().unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{curl}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"), "{body}");
+    assert!(
+        out.status.success(),
+        "{curl}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{body}"
+    );
     let pid = demo.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = demo.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the demo did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");

@@ -1,12 +1,12 @@
 //! Test support: a real gateway on port 0 with a generated PKI, and real mTLS clients.
 
-
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
+use dccgw::duis::testing;
 use dccgw::server::{self, Running};
 use dccgw::{demo, pki};
 
@@ -31,7 +31,10 @@ impl TestGateway {
     /// An mTLS client presenting `users/<user>/client.pem`.
     pub fn client(&self, user: &str) -> reqwest::Client {
         let pem = std::fs::read(self.certs().join("users").join(user).join("client.pem")).unwrap();
-        client_with(&self.certs(), Some(reqwest::Identity::from_pem(&pem).unwrap()))
+        client_with(
+            &self.certs(),
+            Some(reqwest::Identity::from_pem(&pem).unwrap()),
+        )
     }
 
     pub async fn metrics(&self) -> String {
@@ -82,18 +85,19 @@ pub async fn start(extra: &str) -> TestGateway {
 /// The public DCC material beside the checkout, or `None` (said aloud) when it is absent
 /// outside CI. Under `CI=true` its absence fails the test.
 pub fn anchors() -> Option<PathBuf> {
-    let dir = std::env::var_os("DCCGW_ANCHORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors"));
+    let dir = testing::anchors_dir();
     if dir.is_dir() {
         return Some(dir);
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !testing::in_ci(),
         "CI=true but the anchors are missing at {}",
         dir.display()
     );
-    eprintln!("SKIPPED: no anchors at {} (set DCCGW_ANCHORS)", dir.display());
+    eprintln!(
+        "SKIPPED: no anchors at {} (set DCCGW_ANCHORS)",
+        dir.display()
+    );
     None
 }
 
@@ -106,10 +110,7 @@ pub fn have_tool(name: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {name} is not installed"
-        );
+        assert!(!testing::in_ci(), "CI=true but {name} is not installed");
         eprintln!("SKIPPED: {name} is not installed");
     }
     found

@@ -46,14 +46,22 @@ async fn only_trusted_current_client_certificates_get_in() {
     let gw = support::start("").await;
     let ok = send(&gw.client("supplier"), &gw.base()).await.unwrap();
     assert_eq!(ok.version(), reqwest::Version::HTTP_2);
-    assert_eq!(element(&ok.text().await.unwrap(), "ResponseCode"), Some("I99"));
+    assert_eq!(
+        element(&ok.text().await.unwrap(), "ResponseCode"),
+        Some("I99")
+    );
 
     let now = OffsetDateTime::now_utc();
     let none = client_with(&gw.certs(), None);
-    assert!(send(&none, &gw.base()).await.is_err(), "no client certificate");
+    assert!(
+        send(&none, &gw.base()).await.is_err(),
+        "no client certificate"
+    );
 
     let foreign = Ca::generate("foreign CA", Validity::days_from(now, 30)).unwrap();
-    let stranger = foreign.issue(&tls_client_spec(Validity::days_from(now, 30))).unwrap();
+    let stranger = foreign
+        .issue(&tls_client_spec(Validity::days_from(now, 30)))
+        .unwrap();
     let stranger = client_with(&gw.certs(), Some(identity(&stranger)));
     assert!(send(&stranger, &gw.base()).await.is_err(), "another CA");
 
@@ -83,10 +91,15 @@ async fn only_trusted_current_client_certificates_get_in() {
 #[tokio::test]
 async fn silent_connections_are_closed() {
     let gw = support::start("[limits]\nhandshake_timeout_ms = 200\nidle_timeout_ms = 300\n").await;
-    let mut tcp = tokio::net::TcpStream::connect(gw.running.addr).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "still open: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "still open: {read:?}"
+    );
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains(r#"dccgw_tls_handshake_failures_total{reason="timeout"} 1"#),
@@ -137,13 +150,17 @@ async fn shutdown_finishes_requests_in_flight() {
     tx.send(Ok(tail.as_bytes().to_vec())).await.unwrap();
     drop(tx);
     let answer = in_flight.await.unwrap().unwrap();
-    assert_eq!(element(&answer.text().await.unwrap(), "ResponseCode"), Some("I99"));
-    tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap();
+    assert_eq!(
+        element(&answer.text().await.unwrap(), "ResponseCode"),
+        Some("I99")
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
-fn tokio_stream<T>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> {
+fn tokio_stream<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -169,7 +186,10 @@ async fn http1_clients_are_served() {
         .unwrap();
     let r = send(&client, &gw.base()).await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
-    assert_eq!(element(&r.text().await.unwrap(), "ResponseCode"), Some("I99"));
+    assert_eq!(
+        element(&r.text().await.unwrap(), "ResponseCode"),
+        Some("I99")
+    );
     let _ = tokio::net::TcpStream::connect(gw.running.addr)
         .await
         .unwrap()
