@@ -20,4 +20,6 @@ pub mod pipeline;
 pub mod pki;
 pub mod register;
 pub mod server;
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;

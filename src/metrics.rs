@@ -132,7 +132,7 @@ impl Drop for ConnectionGuard {
 
 /// A request reached its synchronous answer.
 pub struct RequestAnswered<'a> {
-    pub service: Option<DuisService>,
+    pub service: DuisService,
     pub peer: &'a PeerIdentity,
     pub request_id: Option<RequestId>,
     /// Set only for SRVs in the catalogue, so the label stays a closed set.
@@ -145,7 +145,7 @@ pub struct RequestAnswered<'a> {
 
 impl RequestAnswered<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        let service = self.service.map_or("none", DuisService::label);
+        let service = self.service.label();
         let srv = self.srv.map(|s| s.to_string());
         let srv = srv.as_deref().unwrap_or("unknown");
         metrics

@@ -104,7 +104,7 @@ impl Gateway {
         };
         let answer = write(partial.request_id, srv, code, status, now);
         RequestAnswered {
-            service: Some(service),
+            service,
             peer,
             request_id: partial.request_id,
             srv,

@@ -3,7 +3,7 @@
 //! request template and sample request.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -12,26 +12,7 @@ use serde::Deserialize;
 use super::*;
 use crate::domain::{RequestId, DCC_ID};
 
-/// The anchors directory: `$DCCGW_ANCHORS`, else `<crate>/../shared/anchors`. `None` (with a
-/// note on stderr) when it is absent, unless `CI=true`, where its absence fails the test.
-pub(crate) fn anchors() -> Option<PathBuf> {
-    let dir = std::env::var_os("DCCGW_ANCHORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the anchors directory {} is missing (set DCCGW_ANCHORS)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: no anchors directory at {} (set DCCGW_ANCHORS to run this test)",
-        dir.display()
-    );
-    None
-}
+use crate::testing::anchors;
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -7,22 +7,11 @@
 //! directory, renames the first and strips the DOCTYPE from the second, and runs xmllint with
 //! `--nonet`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The public reference data: `$DCCGW_ANCHORS`, else `<crate>/../shared/anchors`.
-pub fn anchors_dir() -> PathBuf {
-    match std::env::var_os("DCCGW_ANCHORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors"),
-    }
-}
-
-/// Whether a missing oracle or missing anchors must fail the test rather than skip it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+pub use crate::testing::{anchors_dir, in_ci};
 
 /// A private copy of the DUIS 5.4 schema set that xmllint loads offline; removed on drop.
 pub struct DuisXsd {

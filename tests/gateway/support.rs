@@ -6,7 +6,6 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
-use dccgw::duis::testing;
 use dccgw::server::{self, Running};
 use dccgw::{demo, pki};
 
@@ -82,38 +81,10 @@ pub async fn start(extra: &str) -> TestGateway {
     TestGateway { running, dir }
 }
 
-/// The public DCC material beside the checkout, or `None` (said aloud) when it is absent
-/// outside CI. Under `CI=true` its absence fails the test.
-pub fn anchors() -> Option<PathBuf> {
-    let dir = testing::anchors_dir();
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !testing::in_ci(),
-        "CI=true but the anchors are missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: no anchors at {} (set DCCGW_ANCHORS)",
-        dir.display()
-    );
-    None
-}
+pub use dccgw::testing::anchors;
 
-/// Whether a command-line oracle is installed; under `CI=true` its absence fails the test.
 pub fn have_tool(name: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(!testing::in_ci(), "CI=true but {name} is not installed");
-        eprintln!("SKIPPED: {name} is not installed");
-    }
-    found
+    dccgw::testing::have_tool(name, "--version")
 }
 
 /// The text of one element in a response (first occurrence), e.g. `ResponseCode`.

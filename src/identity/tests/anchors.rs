@@ -8,24 +8,8 @@ use super::eui;
 use crate::domain::SmkiRole;
 use crate::identity::{identity_from_pem, DistinguishedName};
 
-/// The public anchors (`DCCGW_ANCHORS`, default `../shared/anchors`), or `None` with a message
-/// when they are absent; under `CI=true` their absence fails the test.
 fn anchor_certs() -> Option<PathBuf> {
-    let root = std::env::var_os("DCCGW_ANCHORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors"));
-    let dir = root.join("certs/zaz1-public");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("anchors not found at {} (set DCCGW_ANCHORS)", dir.display());
-    }
-    eprintln!(
-        "SKIPPED: anchors not found at {} (set DCCGW_ANCHORS)",
-        dir.display()
-    );
-    None
+    crate::testing::anchors().map(|root| root.join("certs/zaz1-public"))
 }
 
 /// Every public certificate in the anchors, as `openssl x509 -subject -serial` shows it:

@@ -5,22 +5,8 @@ use std::process::{Command, Output};
 
 use super::*;
 
-/// Whether `openssl` is installed; without it the test is skipped with a message, except under
-/// `CI=true`, where its absence fails.
 fn have_openssl() -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "openssl is required under CI"
-        );
-        eprintln!("SKIPPED: the openssl CLI is not installed");
-    }
-    found
+    crate::testing::have_tool("openssl", "version")
 }
 
 fn openssl(args: &[&str]) -> Output {

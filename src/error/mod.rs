@@ -125,3 +125,6 @@ fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
         ParseError::BadServiceReference | ParseError::BadSrv => (E44, 400, "unknown_srv"),
     }
 }
+
+#[cfg(test)]
+mod tests;

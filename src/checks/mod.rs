@@ -72,3 +72,6 @@ pub fn check_originator(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! The code table, row by row: each failure's DUIS code, HTTP status, reason and cause. A change
+//! to `docs/response-codes.md` changes this table too.
+
+use super::*;
+use crate::domain::{RequestIdError, ResponseCode::*};
+use crate::duis::MalformedKind;
+
+fn srv(s: &str) -> Srv {
+    s.parse().unwrap()
+}
+
+fn cv(v: u8) -> CommandVariant {
+    CommandVariant::try_from(v).unwrap()
+}
+
+#[test]
+fn every_failure_has_its_documented_code() {
+    let user: UserId = "90-B3-D5-1F-30-01-00-00".parse().unwrap();
+    let other: UserId = "00-DB-12-34-56-78-00-04".parse().unwrap();
+    let p = |e: ParseError| Error::Parse(e);
+    let table: Vec<(Error, ResponseCode, u16, &str, Cause)> = vec![
+        (
+            Error::BodyTooLarge { limit: 1 },
+            E42,
+            413,
+            "body_too_large",
+            Cause::Sender,
+        ),
+        (Error::ContentType, E40, 415, "content_type", Cause::Sender),
+        (
+            Error::BodyUnreadable,
+            E40,
+            400,
+            "body_unreadable",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TooLarge { limit: 1 }),
+            E42,
+            413,
+            "body_too_large",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TooDeep { limit: 1 }),
+            E42,
+            400,
+            "xml_too_deep",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TooManyElements { limit: 1 }),
+            E42,
+            400,
+            "xml_too_many_elements",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TooManyAttributes { limit: 1 }),
+            E42,
+            400,
+            "xml_too_many_attributes",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TextTooLong { limit: 1 }),
+            E42,
+            400,
+            "xml_text_too_long",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::Doctype),
+            E41,
+            400,
+            "xml_doctype",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::ProcessingInstruction),
+            E41,
+            400,
+            "xml_processing_instruction",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::EntityReference),
+            E41,
+            400,
+            "xml_entity",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::NotUtf8),
+            E40,
+            400,
+            "xml_malformed",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::Malformed {
+                position: 0,
+                kind: MalformedKind::UnexpectedEof,
+            }),
+            E40,
+            400,
+            "xml_malformed",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::TrailingContent),
+            E40,
+            400,
+            "xml_malformed",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::WrongRoot),
+            E40,
+            400,
+            "duis_structure",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::MissingHeaderField("RequestID")),
+            E40,
+            400,
+            "duis_structure",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::SignatureNotLast),
+            E40,
+            400,
+            "duis_structure",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::BadRequestId(RequestIdError::Shape)),
+            E43,
+            400,
+            "request_id",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::BadPrecedingRequestId(RequestIdError::Counter)),
+            E43,
+            400,
+            "request_id",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::BadCommandVariant),
+            E12,
+            400,
+            "command_variant",
+            Cause::Sender,
+        ),
+        (
+            p(ParseError::BadSrv),
+            E44,
+            400,
+            "unknown_srv",
+            Cause::Sender,
+        ),
+        (
+            Error::SchemaVersion("5.1".into()),
+            E47,
+            400,
+            "schema_version",
+            Cause::Sender,
+        ),
+        (
+            Error::UnknownSrv(srv("99.1")),
+            E44,
+            400,
+            "unknown_srv",
+            Cause::Sender,
+        ),
+        (
+            Error::NotRequestable(srv("8.5")),
+            E44,
+            400,
+            "srv_not_requestable",
+            Cause::Sender,
+        ),
+        (
+            Error::ServiceReferenceMismatch(srv("4.1.1")),
+            E44,
+            400,
+            "service_reference_mismatch",
+            Cause::Sender,
+        ),
+        (
+            Error::BodyMismatch { srv: srv("4.1.1") },
+            E45,
+            400,
+            "body_mismatch",
+            Cause::Sender,
+        ),
+        (
+            Error::CommandVariantNotAllowed {
+                srv: srv("4.1.1"),
+                cv: cv(4),
+            },
+            E12,
+            400,
+            "command_variant",
+            Cause::Sender,
+        ),
+        (
+            Error::WrongService {
+                service: DuisService::Dcc,
+                cv: cv(1),
+            },
+            E13,
+            400,
+            "wrong_service",
+            Cause::Sender,
+        ),
+        (
+            Error::UnknownUser(user),
+            E1,
+            403,
+            "unknown_user",
+            Cause::Sender,
+        ),
+        (
+            Error::PartyMismatch {
+                client: user,
+                originator: other,
+            },
+            E46,
+            403,
+            "party_mismatch",
+            Cause::Sender,
+        ),
+        (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
+    ];
+    for (error, code, status, reason, cause) in table {
+        assert_eq!(error.classify(), (code, status, reason), "{error:?}");
+        assert_eq!(error.cause(), cause, "{error:?}");
+    }
+}
+
+/// The sender is told a fixed text; the detail (which may hold peer-supplied names) stays in
+/// the log. No reason label is shared by codes that mean different things.
+#[test]
+fn reasons_identify_one_code_each() {
+    use std::collections::HashMap;
+    let errors = [
+        Error::BodyTooLarge { limit: 1 },
+        Error::Parse(ParseError::TooLarge { limit: 1 }),
+        Error::Parse(ParseError::BadSrv),
+        Error::UnknownSrv(srv("99.1")),
+        Error::Parse(ParseError::BadCommandVariant),
+        Error::CommandVariantNotAllowed {
+            srv: srv("4.1.1"),
+            cv: cv(4),
+        },
+    ];
+    let mut seen: HashMap<&str, ResponseCode> = HashMap::new();
+    for e in &errors {
+        let (code, _, reason) = e.classify();
+        assert_eq!(*seen.entry(reason).or_insert(code), code, "{reason}");
+    }
+}
