@@ -96,16 +96,28 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
     }
     write(&users, &csv)?;
 
+    // The Users' XML-signing certificates, as the gateway's store of them.
+    let user_certs = dir.join("user-certs");
+    create_dir(&user_certs)?;
+    for (name, ..) in DEMO_USERS {
+        let from = certs.join("users").join(name).join("xml-sign.pem");
+        let to = user_certs.join(format!("{name}.pem"));
+        std::fs::copy(&from, &to).map_err(|source| DemoError::Write { path: to, source })?;
+    }
+
     let config = dir.join("dccgw.toml");
     let text = format!(
         "# Written by `dccgw demo`; edit freely, or copy it for `dccgw serve --config`.\n\
          [listen]\naddr = \"{addr}\"\nadmin_addr = \"{admin}\"\n\n\
          [tls]\ncert = \"{certs}/server.pem\"\nkey = \"{certs}/server.key.pem\"\nclient_ca = [\"{certs}/ca.pem\"]\n\n\
-         [registration]\nusers = \"{users}\"\n",
+         [registration]\nusers = \"{users}\"\n\n\
+         [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
+         user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n",
         addr = plan.addr,
         admin = plan.admin_addr,
         certs = certs.display(),
         users = users.display(),
+        user_certs = user_certs.display(),
     );
     write(&config, &text)?;
 
@@ -142,20 +154,31 @@ pub fn example_request_xml(originator: &str, device: &str, counter: i128) -> Str
     )
 }
 
-/// The text the demo prints once it listens.
-pub fn banner(plan: &DemoPlan, files: &DemoFiles, addr: SocketAddr, admin: SocketAddr) -> String {
+/// The text the demo prints once it listens. `dccgw` is the path of this program, so the
+/// printed command runs from any directory.
+pub fn banner(
+    plan: &DemoPlan,
+    files: &DemoFiles,
+    dccgw: &Path,
+    addr: SocketAddr,
+    admin: SocketAddr,
+) -> String {
     let certs = absolute(&plan.certs);
     let user = certs.join("users").join(DEMO_USERS[0].0);
     format!(
         "dccgw demo is running.\n\
          \n  DUIS base URL   https://{addr}\n  admin URL       http://{admin}  (/metrics /livez /readyz)\n  \
          certificates    {certs}\n  configuration   {config}\n\
-         \nSend a request as the demo supplier from another terminal:\n\n\
-         curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
-         --data-binary @{request} https://{addr}/api/v1/serviceS\n\
+         \nSign a request as the demo supplier (with a fresh counter) and send it, from another terminal:\n\n\
+         {dccgw} sign --stamp-counter --key {key} --cert {cert} {request} \
+         | curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
+         --data-binary @- https://{addr}/api/v1/serviceS\n\
          \nStop with Ctrl-C.\n",
+        dccgw = dccgw.display(),
         certs = certs.display(),
         config = files.config.display(),
+        key = user.join("xml-sign.key.pem").display(),
+        cert = user.join("xml-sign.pem").display(),
         ca = certs.join("ca.pem").display(),
         client = user.join("client.pem").display(),
         request = files.example_request.display(),

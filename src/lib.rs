@@ -23,3 +23,7 @@ pub mod server;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;
+pub mod xmldsig;
+pub mod signer;
+pub mod certstore;
+pub mod tools;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
-use dccgw::{demo, pki, server};
+use dccgw::{demo, pki, server, tools};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +53,33 @@ enum Command {
         #[arg(long, default_value_t = 9090)]
         admin_port: u16,
     },
+    /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
+    /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
+    Sign {
+        /// The signer's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signer's certificate (named in KeyInfo by issuer and serial).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Set the RequestID's counter to the current time in epoch milliseconds first.
+        #[arg(long)]
+        stamp_counter: bool,
+        /// The message (default: standard input).
+        input: Option<PathBuf>,
+    },
+    /// Verify a DUIS message's signature. Exit 0 valid, 1 invalid signature, 3 unknown
+    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained).
+    Verify {
+        /// A directory of signing certificates (PEM, searched recursively).
+        #[arg(long)]
+        certs: PathBuf,
+        /// Trust anchors (CA certificates, PEM) the certificate must chain to; none: not checked.
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+        /// The message (default: standard input).
+        input: Option<PathBuf>,
+    },
     /// The dev PKI in the SMKI Organisation profile.
     Pki {
         #[command(subcommand)]
@@ -95,6 +122,35 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(&files.config, std::env::vars())
                 .with_context(|| format!("loading {}", files.config.display()))?;
             runtime()?.block_on(serve(config, Some((plan, files))))
+        }
+        Command::Sign {
+            key,
+            cert,
+            stamp_counter,
+            input,
+        } => {
+            let message = tools::read_input(input.as_deref())?;
+            let counter = stamp_counter.then(|| {
+                // Milliseconds since 1970 fit a u64 until the year 584 million.
+                (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
+            });
+            let signed = tools::sign(&message, &key, &cert, counter)?;
+            print!("{signed}");
+            Ok(())
+        }
+        Command::Verify {
+            certs,
+            trust,
+            input,
+        } => {
+            let message = tools::read_input(input.as_deref())?;
+            if trust.is_empty() {
+                eprintln!("note: no --trust given; the certificate's chain is not checked");
+            }
+            let (exit, sentence) =
+                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())?;
+            eprintln!("{sentence}");
+            std::process::exit(exit as i32);
         }
         Command::Pki {
             command: PkiCommand::Init { out },

@@ -2,8 +2,8 @@
 //! authorize → sign → route → dispatch → respond, then `record`, which always runs and is the one
 //! place that emits the request's metrics and log event.
 //!
-//! Signature verification, authorization and routing land in later issues; their seams are
-//! marked below and the request is acknowledged (`I99`) once the phases that exist pass.
+//! Authorization and routing land in later issues; their seams are marked below and the request
+//! is acknowledged (`I99`) once the phases that exist pass. Every answer is signed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,19 +12,27 @@ use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 
 use crate::catalogue::Catalogue;
+use crate::certstore::CertStore;
 use crate::checks;
 use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
 use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
 use crate::register::PartyRegister;
+use crate::signer::Signer;
 use crate::tls::PeerIdentity;
+use crate::xmldsig::{self, c14n::C14nLimits};
 
 /// What every request shares: rule data, registers and the metrics they report to.
 pub struct Gateway {
     pub catalogue: &'static Catalogue,
     pub register: ArcSwap<PartyRegister>,
     pub xml_limits: duis::Limits,
+    pub c14n_limits: C14nLimits,
+    /// User XML-signing certificates, by issuer and serial.
+    pub user_certs: ArcSwap<CertStore>,
+    /// The DCC XML-signing key that signs every answer.
+    pub signer: Signer,
     pub metrics: Metrics,
 }
 
@@ -43,11 +51,25 @@ struct Refusal {
 }
 
 impl Gateway {
-    pub fn new(register: PartyRegister, xml_limits: duis::Limits, metrics: Metrics) -> Arc<Self> {
+    pub fn new(
+        register: PartyRegister,
+        user_certs: CertStore,
+        signer: Signer,
+        xml_limits: duis::Limits,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        let c14n_limits = C14nLimits {
+            max_bytes: xml_limits.max_bytes,
+            max_depth: xml_limits.max_depth,
+            ..C14nLimits::default()
+        };
         Arc::new(Self {
             catalogue: Catalogue::builtin(),
             register: ArcSwap::from_pointee(register),
             xml_limits,
+            c14n_limits,
+            user_certs: ArcSwap::from_pointee(user_certs),
+            signer,
             metrics,
         })
     }
@@ -61,7 +83,7 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let started = Instant::now();
-        match self.process(service, peer, body) {
+        match self.process(service, peer, body, now) {
             Ok(partial) => self.respond(service, peer, partial, None, now, started),
             Err(Refusal { error, partial }) => {
                 self.respond(service, peer, partial, Some(error), now, started)
@@ -102,7 +124,7 @@ impl Gateway {
                 (code, status)
             }
         };
-        let answer = write(partial.request_id, srv, code, status, now);
+        let answer = self.write(partial.request_id, srv, code, status, now);
         RequestAnswered {
             service,
             peer,
@@ -121,6 +143,7 @@ impl Gateway {
         service: DuisService,
         peer: &PeerIdentity,
         body: &[u8],
+        now: OffsetDateTime,
     ) -> Result<PartialHeader, Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
@@ -145,29 +168,74 @@ impl Gateway {
             header.request_id.originator,
         )
         .map_err(refuse)?;
-        // Verify signature: issue 3. Authorize (→ Permit): issue 4.
+        self.verify_signature(body, header.request_id.originator, now)
+            .map_err(refuse)?;
+        // Authorize (→ Permit): issue 4.
         // Sign, route, dispatch: issue 5.
         Ok(partial)
+    }
+}
+
+impl Gateway {
+    /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
+    /// certificate that may sign for the originator now, over exactly this document.
+    fn verify_signature(
+        &self,
+        body: &[u8],
+        originator: crate::domain::UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let sig = xmldsig::read_signature(body).map_err(|e| Error::Signature(e.into()))?;
+        let cert = self
+            .user_certs
+            .load()
+            .find(&sig.issuer, &sig.serial)
+            .ok_or(Error::UnknownSigner)?;
+        xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
+            .map_err(Error::Signer)?;
+        xmldsig::verify_read(body, &sig, &cert.identity.public_key, &self.c14n_limits)
+            .map_err(Error::Signature)
+    }
+
+    /// Writes and signs the answer. Should signing ever fail, the sender gets an unsigned `E100`
+    /// and the operator an ERROR: the gateway never sends an unsigned answer as if it were one.
+    fn write(
+        &self,
+        request_id: Option<RequestId>,
+        srv: Option<Srv>,
+        code: ResponseCode,
+        status: u16,
+        now: OffsetDateTime,
+    ) -> Answer {
+        let unsigned = write_unsigned(request_id, srv, code, now);
+        match xmldsig::sign_document(&unsigned, &self.signer, &self.c14n_limits) {
+            Ok(body) => Answer { status, code, body },
+            Err(e) => {
+                tracing::error!(error = %e, "Signing an answer failed; check the DCC signing key.");
+                let (code, status, _) = Error::SignAnswer.classify();
+                let body = write_unsigned(request_id, srv, code, now);
+                Answer { status, code, body }
+            }
+        }
     }
 }
 
 /// Writes the `sr:Response`. The schema requires a ServiceReference and variant in every
 /// `ResponseMessage`; when the request gave no SRV the catalogue knows, the answer is the header
 /// alone, which the sender can still read the code from (documented in `docs/response-codes.md`).
-fn write(
+fn write_unsigned(
     request_id: Option<RequestId>,
     srv: Option<Srv>,
     code: ResponseCode,
-    status: u16,
     now: OffsetDateTime,
-) -> Answer {
+) -> String {
     let header = ResponseHeaderOut {
         request_id,
         response_id: None,
         code,
         date_time: now,
     };
-    let body = match srv {
+    match srv {
         Some(srv) => duis::write_response(
             &header,
             srv.service_reference(),
@@ -175,6 +243,5 @@ fn write(
             &ResponsePayload::None,
         ),
         None => duis::write_header_only_response(&header),
-    };
-    Answer { status, code, body }
+    }
 }

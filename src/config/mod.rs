@@ -17,6 +17,20 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     pub registration: Registration,
+    pub signatures: Signatures,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    /// The DCC XML-signing key (`OU=89`) that signs every answer (PKCS#8 PEM) …
+    pub dcc_key: PathBuf,
+    /// … and its certificate, named in each answer's `KeyInfo`.
+    pub dcc_cert: PathBuf,
+    /// A directory of User XML-signing certificates (`OU=87`, PEM; searched recursively).
+    pub user_certs: PathBuf,
+    /// SMKI issuing CA certificates that User signing certificates must chain to.
+    pub trust_anchors: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +166,10 @@ impl Config {
         join(&mut self.tls.key);
         self.tls.client_ca.iter_mut().for_each(join);
         join(&mut self.registration.users);
+        join(&mut self.signatures.dcc_key);
+        join(&mut self.signatures.dcc_cert);
+        join(&mut self.signatures.user_certs);
+        self.signatures.trust_anchors.iter_mut().for_each(join);
     }
 }
 

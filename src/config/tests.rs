@@ -12,6 +12,12 @@ client_ca = ["ca.pem"]
 
 [registration]
 users = "users.csv"
+
+[signatures]
+dcc_key = "dcc-xml-sign.key.pem"
+dcc_cert = "dcc-xml-sign.pem"
+user_certs = "user-certs"
+trust_anchors = ["ca.pem"]
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -51,7 +51,26 @@ pub enum ResponseCode {
     E46,
     /// Gateway's choice: unsupported schemaVersion.
     E47,
-    /// Gateway's choice: the gateway is overloaded; retry later.
+    /// Gateway's choice: the signature is missing or malformed (not the root's last child, not
+    /// the profile's structure, bad base64, bad issuer or serial).
+    E48,
+    /// Gateway's choice: the signature names an algorithm other than the profile's.
+    E49,
+    /// Gateway's choice: the digest of the document does not match the signed DigestValue.
+    E50,
+    /// Gateway's choice: the signature value does not verify with the certificate's key.
+    E51,
+    /// Gateway's choice: no known User XML-signing certificate has that issuer and serial.
+    E52,
+    /// Gateway's choice: the signing certificate is expired or not yet valid.
+    E53,
+    /// Gateway's choice: the signing certificate is not a User XML-signing one (role 87, P-256).
+    E54,
+    /// Gateway's choice: the signing certificate does not chain to a configured trust anchor.
+    E55,
+    /// Gateway's choice: the signing certificate names a User other than the originator.
+    E56,
+    /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
     E100,
@@ -81,6 +100,15 @@ impl ResponseCode {
             Self::E45 => "E45",
             Self::E46 => "E46",
             Self::E47 => "E47",
+            Self::E48 => "E48",
+            Self::E49 => "E49",
+            Self::E50 => "E50",
+            Self::E51 => "E51",
+            Self::E52 => "E52",
+            Self::E53 => "E53",
+            Self::E54 => "E54",
+            Self::E55 => "E55",
+            Self::E56 => "E56",
             Self::E60 => "E60",
             Self::E100 => "E100",
         }

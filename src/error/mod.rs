@@ -4,6 +4,7 @@
 
 use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::ParseError;
+use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,16 @@ pub enum Error {
     UnknownUser(UserId),
     #[error("originator {originator} is not a User ID of the TLS client's party")]
     PartyMismatch { client: UserId, originator: UserId },
+    #[error("the request's signature is missing or outside the profile")]
+    Signature(#[source] VerifyError),
+    #[error("no configured User certificate has the signature's issuer and serial")]
+    UnknownSigner,
+    #[error("the signing certificate may not sign this request")]
+    Signer(#[source] SignerRefusal),
     #[error("the request did not finish within the request timeout")]
     Timeout,
+    #[error("the gateway could not sign its answer")]
+    SignAnswer,
 }
 
 impl Error {
@@ -67,13 +76,21 @@ impl Error {
             Self::WrongService { .. } => (E13, 400, "wrong_service"),
             Self::UnknownUser(_) => (E1, 403, "unknown_user"),
             Self::PartyMismatch { .. } => (E46, 403, "party_mismatch"),
+            Self::Signature(e) => signature_code(e),
+            Self::UnknownSigner => (E52, 403, "signer_unknown"),
+            Self::Signer(SignerRefusal::NotValidNow) => (E53, 403, "signer_not_valid_now"),
+            Self::Signer(SignerRefusal::Role(_)) => (E54, 403, "signer_role"),
+            Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
+            Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
+            Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
             Self::Timeout => (E60, 503, "timeout"),
+            Self::SignAnswer => (E100, 500, "sign_answer"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
-            Self::Timeout => Cause::Gateway,
+            Self::Timeout | Self::SignAnswer => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -86,8 +103,33 @@ impl Error {
             | Self::CommandVariantNotAllowed { .. }
             | Self::WrongService { .. }
             | Self::UnknownUser(_)
-            | Self::PartyMismatch { .. } => Cause::Sender,
+            | Self::PartyMismatch { .. }
+            | Self::Signature(_)
+            | Self::UnknownSigner
+            | Self::Signer(_) => Cause::Sender,
         }
+    }
+}
+
+fn signature_code(e: &VerifyError) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match e {
+        VerifyError::Profile(ProfileError::Missing) => (E48, 403, "signature_missing"),
+        VerifyError::Profile(ProfileError::Algorithm { .. }) => (E49, 403, "signature_algorithm"),
+        VerifyError::Profile(
+            ProfileError::Multiple
+            | ProfileError::Malformed(_)
+            | ProfileError::Forbidden
+            | ProfileError::TooDeep
+            | ProfileError::Structure(_)
+            | ProfileError::ReferenceUri
+            | ProfileError::Encoding(_)
+            | ProfileError::IssuerName
+            | ProfileError::SerialNumber,
+        )
+        | VerifyError::Canonicalisation(_) => (E48, 403, "signature_malformed"),
+        VerifyError::Digest => (E50, 403, "signature_digest"),
+        VerifyError::SignatureValue => (E51, 403, "signature_value"),
     }
 }
 

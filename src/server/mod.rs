@@ -15,11 +15,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::config::{Config, Limits};
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::register::{PartyRegister, RegisterError};
+use crate::signer::{Signer, SignerError};
+use crate::domain::SmkiRole;
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -31,6 +34,12 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Register(#[from] RegisterError),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    #[error(transparent)]
+    CertStore(#[from] CertStoreError),
+    #[error("a start-up task failed")]
+    Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -69,16 +78,27 @@ impl Running {
 /// Loads keys and registers, binds both listeners and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    let signer = Signer::load(
+        &config.signatures.dcc_key,
+        &config.signatures.dcc_cert,
+        Some(SmkiRole::DccXmlSigning),
+    )?;
+    // Registers and certificate stores can be large; read them off the async workers.
     let users = config.registration.users.clone();
-    // Registers can be large; read them off the async workers.
     let register = tokio::task::spawn_blocking(move || PartyRegister::load(&users))
         .await
-        .map_err(|e| {
-            StartError::Register(RegisterError::Read {
-                path: config.registration.users.clone(),
-                source: std::io::Error::other(e),
-            })
-        })??;
+        .map_err(StartError::Task)??;
+    let signatures = config.signatures.clone();
+    let user_certs = tokio::task::spawn_blocking(move || {
+        let mut anchors = Vec::new();
+        for path in &signatures.trust_anchors {
+            anchors.extend(TrustAnchor::load(path)?);
+        }
+        CertStore::load_dir(&signatures.user_certs, &anchors)
+    })
+    .await
+    .map_err(StartError::Task)??;
+    tracing::info!(users = register.len(), user_certs = user_certs.len(), "Registers loaded.");
     let limits = config.limits.clone();
     let xml_limits = duis::Limits {
         max_bytes: limits.max_body_bytes,
@@ -87,7 +107,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ..duis::Limits::default()
     };
     let metrics = Metrics::new();
-    let gateway = Gateway::new(register, xml_limits, metrics.clone());
+    let gateway = Gateway::new(register, user_certs, signer, xml_limits, metrics.clone());
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -1,5 +1,5 @@
-//! The README's run command, end to end: `dccgw demo` starts, prints a `curl` line, and that
-//! line, run by a shell with the real `curl`, gets an `I99`. SIGTERM then stops it cleanly.
+//! The README's run command, end to end: `dccgw demo` starts, prints a `dccgw sign | curl` line,
+//! and that line, run by a shell with the real `curl`, gets an `I99`. SIGTERM then stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -36,7 +36,7 @@ fn the_printed_curl_gets_an_acknowledgement() {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("the demo printed no curl line");
-        if line.starts_with("curl ") {
+        if line.contains(" sign ") && line.contains("| curl ") {
             break line;
         }
     };

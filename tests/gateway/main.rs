@@ -3,6 +3,8 @@
 
 mod bounds;
 mod demo;
+mod openssl_made;
 mod requests;
+mod signatures;
 mod support;
 mod transport;

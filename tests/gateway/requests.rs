@@ -65,12 +65,14 @@ async fn every_public_template_gets_a_schema_valid_answer() {
         let srv = element(&text, "ServiceReferenceVariant")
             .unwrap()
             .to_owned();
-        let (client, expected) = match client_for(originator) {
-            _ if ["7.16", "8.5", "8.6"].contains(&srv.as_str()) => (gw.client("supplier"), "E44"),
-            Some(name) => (gw.client(name), "I99"),
+        let (name, expected) = match client_for(originator) {
+            _ if ["7.16", "8.5", "8.6"].contains(&srv.as_str()) => ("supplier", "E44"),
+            Some(name) => (name, "I99"),
             // An originator no demo User holds (the DCC's own ID, an unknown supplier ID).
-            None => (gw.client("supplier"), "E1"),
+            None => ("supplier", "E1"),
         };
+        // The templates carry placeholder signatures: re-signed with the demo User's key.
+        let (client, body) = (gw.client(name), gw.signed(name, &body));
         let (status, answer) = post(&client, format!("{}{}", gw.base(), path_for(cv)), body).await;
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
@@ -104,6 +106,10 @@ async fn every_public_template_gets_a_schema_valid_answer() {
     }
 }
 
+fn unsigned(originator: &str, target: &str, cv: u8, srv: &str, body: &str) -> Vec<u8> {
+    request(originator, target, cv, srv, body)
+}
+
 fn request(originator: &str, target: &str, cv: u8, srv: &str, body: &str) -> Vec<u8> {
     // The ServiceReference is the variant's first two parts.
     let sr = match srv.match_indices('.').nth(1) {
@@ -130,6 +136,9 @@ const READ: &str = "<sr:ReadInstantaneousImportRegisters/>";
 async fn refusals_carry_their_documented_codes() {
     let gw = support::start("").await;
     let supplier = gw.client("supplier");
+    let request = |originator: &str, target: &str, cv: u8, srv: &str, body: &str| {
+        gw.signed("supplier", &request(originator, target, cv, srv, body))
+    };
     let cases: Vec<(&str, &str, Vec<u8>, &str, u16)> = vec![
         ("acknowledged", SEND, request(SUPPLIER, ESME, 1, "4.1.1", READ), "I99", 200),
         ("wrong URL for CV1", DCC, request(SUPPLIER, ESME, 1, "4.1.1", READ), "E13", 400),
@@ -138,7 +147,8 @@ async fn refusals_carry_their_documented_codes() {
         ("body of another SRV", SEND, request(SUPPLIER, ESME, 1, "4.1.1", "<sr:ReadInventory/>"), "E45", 400),
         ("originator of another party", SEND, request(OTHER_USER, ESME, 1, "4.1.1", READ), "E46", 403),
         ("unknown originator", SEND, request("90-B3-D5-1F-30-09-00-00", ESME, 1, "4.1.1", READ), "E1", 403),
-        ("malformed RequestID", SEND, request("90-B3-D5-1F-30-01-00", ESME, 1, "4.1.1", READ), "E43", 400),
+        ("malformed RequestID", SEND, unsigned("90-B3-D5-1F-30-01-00", ESME, 1, "4.1.1", READ), "E43", 400),
+        ("unsigned", SEND, unsigned(SUPPLIER, ESME, 1, "4.1.1", READ), "E48", 403),
         ("not XML", SEND, b"hello".to_vec(), "E40", 400),
         (
             "DOCTYPE",
@@ -200,6 +210,9 @@ async fn refusal_answers_validate_against_the_schema() {
     };
     let gw = support::start("").await;
     let supplier = gw.client("supplier");
+    let request = |originator: &str, target: &str, cv: u8, srv: &str, body: &str| {
+        gw.signed("supplier", &request(originator, target, cv, srv, body))
+    };
     let mut answers = Vec::new();
     for (name, path, body) in [
         ("E13", DCC, request(SUPPLIER, ESME, 1, "4.1.1", READ)),

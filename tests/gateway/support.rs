@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use dccgw::config::Config;
 use dccgw::server::{self, Running};
-use dccgw::{demo, pki};
+use dccgw::{demo, pki, tools};
 
 pub struct TestGateway {
     pub running: Running,
@@ -36,6 +36,14 @@ impl TestGateway {
         )
     }
 
+    /// `xml` with any signature replaced by one from `user`'s XML-signing key.
+    pub fn signed(&self, user: &str, xml: &[u8]) -> Vec<u8> {
+        let dir = self.certs().join("users").join(user);
+        tools::sign(xml, &dir.join("xml-sign.key.pem"), &dir.join("xml-sign.pem"), None)
+            .unwrap()
+            .into_bytes()
+    }
+
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin()))
             .await
@@ -61,6 +69,12 @@ pub fn client_with(certs: &Path, identity: Option<reqwest::Identity>) -> reqwest
 
 /// Starts a gateway with the demo Users, ports 0, and `extra` TOML appended (e.g. `[limits]`).
 pub async fn start(extra: &str) -> TestGateway {
+    start_with(extra, |_| {}).await
+}
+
+/// As [`start`], with `prepare` run on the directory (PKI made) before the gateway starts: to
+/// add certificates to `user-certs/`, say.
+pub async fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
@@ -69,11 +83,20 @@ pub async fn start(extra: &str) -> TestGateway {
         users.push_str(&format!("{id},{party},{name},{roles},active,\n"));
     }
     std::fs::write(dir.path().join("users.csv"), users).unwrap();
+    let user_certs = dir.path().join("user-certs");
+    std::fs::create_dir_all(&user_certs).unwrap();
+    for (name, ..) in demo::DEMO_USERS {
+        let from = certs.join("users").join(name).join("xml-sign.pem");
+        std::fs::copy(from, user_certs.join(format!("{name}.pem"))).unwrap();
+    }
     let config = format!(
         "[listen]\naddr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\n\
          [tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key.pem\"\nclient_ca = [\"certs/ca.pem\"]\n\
-         [registration]\nusers = \"users.csv\"\n{extra}"
+         [registration]\nusers = \"users.csv\"\n\
+         [signatures]\ndcc_key = \"certs/dcc-xml-sign.key.pem\"\ndcc_cert = \"certs/dcc-xml-sign.pem\"\n\
+         user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n{extra}"
     );
+    prepare(dir.path());
     let path = dir.path().join("dccgw.toml");
     std::fs::write(&path, config).unwrap();
     let config = Config::load(&path, Vec::new()).unwrap();

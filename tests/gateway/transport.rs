@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use dccgw::domain::SmkiRole;
 use dccgw::pki::{Ca, LeafSpec, Usage, Validity};
 
-use crate::support::{self, client_with, element};
+use crate::support::{self, client_with, element, TestGateway};
 
 const READ_REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"><sr:Header><sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:7</sr:RequestID><sr:CommandVariant>1</sr:CommandVariant><sr:ServiceReference>4.1</sr:ServiceReference><sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant></sr:Header><sr:Body><sr:ReadInstantaneousImportRegisters/></sr:Body></sr:Request>"#;
@@ -30,11 +30,11 @@ fn tls_client_spec(validity: Validity) -> LeafSpec {
     }
 }
 
-async fn send(client: &reqwest::Client, base: &str) -> Result<reqwest::Response, reqwest::Error> {
+async fn send(gw: &TestGateway, client: &reqwest::Client) -> Result<reqwest::Response, reqwest::Error> {
     client
-        .post(format!("{base}/api/v1/serviceS"))
+        .post(format!("{}/api/v1/serviceS", gw.base()))
         .header("content-type", "application/xml")
-        .body(READ_REQUEST)
+        .body(gw.signed("supplier", READ_REQUEST.as_bytes()))
         .send()
         .await
 }
@@ -44,7 +44,7 @@ async fn send(client: &reqwest::Client, base: &str) -> Result<reqwest::Response,
 #[tokio::test]
 async fn only_trusted_current_client_certificates_get_in() {
     let gw = support::start("").await;
-    let ok = send(&gw.client("supplier"), &gw.base()).await.unwrap();
+    let ok = send(&gw, &gw.client("supplier")).await.unwrap();
     assert_eq!(ok.version(), reqwest::Version::HTTP_2);
     assert_eq!(
         element(&ok.text().await.unwrap(), "ResponseCode"),
@@ -54,7 +54,7 @@ async fn only_trusted_current_client_certificates_get_in() {
     let now = OffsetDateTime::now_utc();
     let none = client_with(&gw.certs(), None);
     assert!(
-        send(&none, &gw.base()).await.is_err(),
+        send(&gw, &none).await.is_err(),
         "no client certificate"
     );
 
@@ -63,7 +63,7 @@ async fn only_trusted_current_client_certificates_get_in() {
         .issue(&tls_client_spec(Validity::days_from(now, 30)))
         .unwrap();
     let stranger = client_with(&gw.certs(), Some(identity(&stranger)));
-    assert!(send(&stranger, &gw.base()).await.is_err(), "another CA");
+    assert!(send(&gw, &stranger).await.is_err(), "another CA");
 
     let ca = Ca::load(&gw.certs().join("ca.pem"), &gw.certs().join("ca.key.pem")).unwrap();
     let expired = Validity {
@@ -72,7 +72,7 @@ async fn only_trusted_current_client_certificates_get_in() {
     };
     let expired = ca.issue(&tls_client_spec(expired)).unwrap();
     let expired = client_with(&gw.certs(), Some(identity(&expired)));
-    assert!(send(&expired, &gw.base()).await.is_err(), "expired");
+    assert!(send(&gw, &expired).await.is_err(), "expired");
 
     let metrics = gw.metrics().await;
     for reason in [
@@ -107,7 +107,7 @@ async fn silent_connections_are_closed() {
     );
 
     let client = gw.client("supplier");
-    send(&client, &gw.base()).await.unwrap();
+    send(&gw, &client).await.unwrap();
     let gauge = "dccgw_connections_open 1";
     assert!(gw.metrics().await.contains(gauge));
     let mut closed = false;
@@ -138,8 +138,9 @@ async fn shutdown_finishes_requests_in_flight() {
             .send()
             .await
     });
-    let (head, tail) = READ_REQUEST.split_at(100);
-    tx.send(Ok(head.as_bytes().to_vec())).await.unwrap();
+    let signed = gw.signed("supplier", READ_REQUEST.as_bytes());
+    let (head, tail) = signed.split_at(100);
+    tx.send(Ok(head.to_vec())).await.unwrap();
     // Let the request reach the server before shutting down.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let addr = gw.running.addr;
@@ -147,7 +148,7 @@ async fn shutdown_finishes_requests_in_flight() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refused = tokio::net::TcpStream::connect(addr).await;
     assert!(refused.is_err(), "still accepting during shutdown");
-    tx.send(Ok(tail.as_bytes().to_vec())).await.unwrap();
+    tx.send(Ok(tail.to_vec())).await.unwrap();
     drop(tx);
     let answer = in_flight.await.unwrap().unwrap();
     assert_eq!(
@@ -184,7 +185,7 @@ async fn http1_clients_are_served() {
         .http1_only()
         .build()
         .unwrap();
-    let r = send(&client, &gw.base()).await.unwrap();
+    let r = send(&gw, &client).await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     assert_eq!(
         element(&r.text().await.unwrap(), "ResponseCode"),

@@ -93,6 +93,18 @@ impl DistinguishedName {
                 .zip(&other.rdns)
                 .all(|(a, b)| normalised(a) == normalised(b))
     }
+
+    /// As [`matches`](Self::matches), but with the RDNs in any order: signers write an issuer
+    /// as `CN=Z1,OU=07`, `OU=07, CN=Z1` or otherwise, and a serial number already narrows the
+    /// search to one issuer's certificates.
+    pub fn matches_in_any_order(&self, other: &DistinguishedName) -> bool {
+        let sorted = |n: &DistinguishedName| {
+            let mut v: Vec<_> = n.rdns.iter().map(|r| normalised(r)).collect();
+            v.sort();
+            v
+        };
+        self.rdns.len() == other.rdns.len() && sorted(self) == sorted(other)
+    }
 }
 
 fn value_from_any(any: &Any<'_>) -> Result<DnValue, DnError> {

@@ -1,0 +1,176 @@
+//! The store of User XML-signing certificates: every PEM certificate under a directory, indexed
+//! by (issuer, serial) as a signature's `KeyInfo` names them, each checked at load against the
+//! configured SMKI trust anchors. One key may appear under several serials after re-issue.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::identity::{identity_from_der, CertIdentity, DistinguishedName};
+
+/// ecdsa-with-SHA256, the SMKI profile's only signature algorithm.
+const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+/// Files bigger than this are not certificates; they are skipped unread.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// A loaded certificate and whether it chains to a trust anchor.
+#[derive(Debug)]
+pub struct StoredCert {
+    pub identity: CertIdentity,
+    pub chained: bool,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct CertStore {
+    /// Serial magnitude (no leading zero octets) → certificates with that serial.
+    by_serial: HashMap<Vec<u8>, Vec<Arc<StoredCert>>>,
+    len: usize,
+}
+
+/// A trust anchor: an issuing CA's name and public key.
+#[derive(Debug, Clone)]
+pub struct TrustAnchor {
+    subject: DistinguishedName,
+    public_key: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertStoreError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable trust anchor")]
+    Anchor { path: PathBuf },
+}
+
+impl TrustAnchor {
+    /// Every certificate in a PEM file, as anchors.
+    pub fn load(path: &Path) -> Result<Vec<Self>, CertStoreError> {
+        let pem = std::fs::read(path).map_err(|source| CertStoreError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let anchors: Vec<Self> = rustls_pemfile::certs(&mut pem.as_slice())
+            .filter_map(Result::ok)
+            .filter_map(|der| {
+                let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+                Some(Self {
+                    subject: DistinguishedName::from_x509(cert.subject()).ok()?,
+                    public_key: cert.public_key().subject_public_key.data.to_vec(),
+                })
+            })
+            .collect();
+        if anchors.is_empty() {
+            return Err(CertStoreError::Anchor {
+                path: path.to_owned(),
+            });
+        }
+        Ok(anchors)
+    }
+}
+
+/// Whether `der` is signed (ecdsa-with-SHA256) by an anchor whose subject is its issuer.
+fn chains_to(der: &[u8], anchors: &[TrustAnchor]) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return false;
+    };
+    if cert.signature_algorithm.algorithm.to_id_string() != ECDSA_WITH_SHA256 {
+        return false;
+    }
+    let Ok(issuer) = DistinguishedName::from_x509(cert.issuer()) else {
+        return false;
+    };
+    let tbs = cert.tbs_certificate.as_ref();
+    let signature = cert.signature_value.data.as_ref();
+    anchors.iter().any(|a| {
+        a.subject.matches(&issuer)
+            && UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &a.public_key)
+                .verify(tbs, signature)
+                .is_ok()
+    })
+}
+
+fn magnitude(serial: &[u8]) -> &[u8] {
+    let first = serial.iter().position(|&b| b != 0).unwrap_or(serial.len().saturating_sub(1));
+    &serial[first..]
+}
+
+impl CertStore {
+    /// Loads every certificate in every `*.pem` file under `dir` (recursively). Files that hold no
+    /// certificate (keys) are passed over; certificates without an SMKI identity are skipped
+    /// with a warning, since no signature could name them usefully.
+    pub fn load_dir(dir: &Path, anchors: &[TrustAnchor]) -> Result<Self, CertStoreError> {
+        let mut store = Self::default();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(d) = pending.pop() {
+            let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
+                path: d.clone(),
+                source,
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "pem") && meta.len() <= MAX_PEM_BYTES {
+                    let pem = std::fs::read(&path).map_err(|source| CertStoreError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
+                        store.add(der.as_ref(), anchors, &path);
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Adds one DER certificate.
+    pub fn add(&mut self, der: &[u8], anchors: &[TrustAnchor], path: &Path) {
+        match identity_from_der(der) {
+            Ok(identity) => {
+                let chained = chains_to(der, anchors);
+                let key = magnitude(&identity.serial).to_vec();
+                self.by_serial.entry(key).or_default().push(Arc::new(StoredCert {
+                    identity,
+                    chained,
+                    path: path.to_owned(),
+                }));
+                self.len += 1;
+            }
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity."),
+        }
+    }
+
+    /// The certificate a signature names by issuer and serial. Issuers compare as
+    /// distinguished names (case and spacing aside), not as strings; an exact RDN order is
+    /// preferred, any order accepted.
+    pub fn find(&self, issuer: &DistinguishedName, serial: &[u8]) -> Option<Arc<StoredCert>> {
+        let candidates = self.by_serial.get(magnitude(serial))?;
+        candidates
+            .iter()
+            .find(|c| c.identity.issuer.matches(issuer))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|c| c.identity.issuer.matches_in_any_order(issuer))
+            })
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}

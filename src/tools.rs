@@ -1,0 +1,139 @@
+//! `dccgw sign` and `dccgw verify`: the DCC signing tool's two jobs, for Users building clients.
+//! They read a file or standard input and write standard output; `verify` says what it found in
+//! its exit code.
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
+use crate::signer::{Signer, SignerError};
+use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, VerifyError};
+
+/// `dccgw verify` exit codes (2 is the command line's own usage error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyExit {
+    Valid = 0,
+    InvalidSignature = 1,
+    UnknownCertificate = 3,
+    Malformed = 4,
+    CertificateNotAcceptable = 5,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("cannot read {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("the input is not UTF-8 text")]
+    NotText,
+    #[error(transparent)]
+    Key(#[from] SignerError),
+    #[error(transparent)]
+    Certificates(#[from] CertStoreError),
+    #[error("the input's existing signature cannot be removed")]
+    Strip(#[source] ProfileError),
+    #[error("the input has no RequestID whose counter could be stamped")]
+    NoRequestId,
+    #[error("signing failed")]
+    Sign(#[source] xmldsig::SignError),
+}
+
+/// Reads `path`, or standard input for `-` or none.
+pub fn read_input(path: Option<&Path>) -> Result<Vec<u8>, ToolError> {
+    use std::io::Read;
+    match path.filter(|p| p.as_os_str() != "-") {
+        Some(p) => std::fs::read(p).map_err(|e| ToolError::Read(p.to_owned(), e)),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| ToolError::Read("-".into(), e))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Signs `input` with `key`/`cert`, replacing any signature it carries (templates carry a
+/// placeholder). With `stamp`, the RequestID's counter becomes `counter` first.
+pub fn sign(
+    input: &[u8],
+    key: &Path,
+    cert: &Path,
+    stamp: Option<u64>,
+) -> Result<String, ToolError> {
+    let signer = Signer::load(key, cert, None)?;
+    let text = std::str::from_utf8(input).map_err(|_| ToolError::NotText)?;
+    let mut doc = xmldsig::strip_signature(text).map_err(ToolError::Strip)?;
+    if let Some(counter) = stamp {
+        doc = stamp_counter(&doc, counter).ok_or(ToolError::NoRequestId)?;
+    }
+    xmldsig::sign_document(&doc, &signer, &C14nLimits::default()).map_err(ToolError::Sign)
+}
+
+/// Replaces the counter (third part) of the first `RequestID` element's text.
+pub fn stamp_counter(doc: &str, counter: u64) -> Option<String> {
+    let open = doc.find("RequestID>")? + "RequestID>".len();
+    let close = open + doc[open..].find('<')?;
+    let text = &doc[open..close];
+    let colon = text.rfind(':')?;
+    if text[..colon].matches(':').count() != 1 {
+        return None;
+    }
+    Some(format!("{}{}{counter}{}", &doc[..open], &text[..=colon], &doc[close..]))
+}
+
+/// Verifies `input`'s signature against the certificates under `certs`. With trust anchors, the
+/// certificate must also chain to one; without, the chain is not checked (said on stderr by
+/// the caller). Returns the exit code and a sentence for the user.
+pub fn verify(
+    input: &[u8],
+    certs: &Path,
+    trust: &[PathBuf],
+    now: OffsetDateTime,
+) -> Result<(VerifyExit, String), ToolError> {
+    let mut anchors = Vec::new();
+    for path in trust {
+        anchors.extend(TrustAnchor::load(path)?);
+    }
+    let store = CertStore::load_dir(certs, &anchors)?;
+    let sig = match xmldsig::read_signature(input) {
+        Ok(sig) => sig,
+        Err(e) => return Ok((VerifyExit::Malformed, format!("malformed: {e}"))),
+    };
+    let Some(cert) = store.find(&sig.issuer, &sig.serial) else {
+        return Ok((
+            VerifyExit::UnknownCertificate,
+            format!("unknown certificate: issuer {} serial {}", sig.issuer, hex(&sig.serial)),
+        ));
+    };
+    if !cert.identity.is_valid_at(now) {
+        return Ok((
+            VerifyExit::CertificateNotAcceptable,
+            format!("certificate {} is not valid now", cert.path.display()),
+        ));
+    }
+    if !trust.is_empty() && !cert.chained {
+        return Ok((
+            VerifyExit::CertificateNotAcceptable,
+            format!("certificate {} does not chain to a trust anchor", cert.path.display()),
+        ));
+    }
+    match xmldsig::verify_read(input, &sig, &cert.identity.public_key, &C14nLimits::default()) {
+        Ok(()) => Ok((
+            VerifyExit::Valid,
+            format!(
+                "valid: signed by User {} (role {}) with {}",
+                cert.identity.user_id,
+                cert.identity.role,
+                cert.path.display()
+            ),
+        )),
+        Err(VerifyError::Digest) => Ok((VerifyExit::InvalidSignature, "invalid: the digest does not match the document".into())),
+        Err(VerifyError::SignatureValue) => Ok((VerifyExit::InvalidSignature, "invalid: the signature value does not verify".into())),
+        Err(e) => Ok((VerifyExit::Malformed, format!("malformed: {e}"))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

@@ -1,0 +1,330 @@
+//! The DUIS signature profile (brief §5), and reading a document's one `ds:Signature` into typed
+//! values. Anything outside the profile — another algorithm, a second reference, a transform
+//! more or less, key information other than an issuer and serial — is refused.
+
+use std::ops::Range;
+
+use base64::Engine as _;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::identity::DistinguishedName;
+
+pub const DS_NAMESPACE: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const ENVELOPED_SIGNATURE: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
+
+/// The most bytes of base64 or text a signature field may hold (a serial is at most 20 octets,
+/// an issuer name a few hundred bytes); more is refused, not read.
+const MAX_FIELD_BYTES: usize = 4096;
+/// Nesting the walk accepts; the gateway's parser bounds requests more tightly before this.
+const MAX_DEPTH: usize = 64;
+
+/// A document's signature, read and checked against the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureElement {
+    /// The whole `ds:Signature` element (what the enveloped-signature transform removes).
+    pub signature: Range<usize>,
+    /// The `ds:SignedInfo` element, which the signature value signs.
+    pub signed_info: Range<usize>,
+    pub digest: [u8; 32],
+    /// ECDSA P-256 `r‖s`.
+    pub value: [u8; 64],
+    pub issuer: DistinguishedName,
+    /// The serial number's big-endian magnitude, without leading zero octets.
+    pub serial: Vec<u8>,
+}
+
+/// Why a signature is missing or outside the profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("the document has no ds:Signature as the last child of its root element")]
+    Missing,
+    #[error("the document has more than one ds:Signature")]
+    Multiple,
+    #[error("the document is not well-formed XML at byte {0}")]
+    Malformed(usize),
+    #[error("the document has a DOCTYPE or processing instruction")]
+    Forbidden,
+    #[error("the document nests deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("the signature's {0} is missing, repeated or out of order")]
+    Structure(&'static str),
+    #[error("the signature uses {field} algorithm {found}, not the profile's")]
+    Algorithm {
+        field: &'static str,
+        /// At most 128 bytes of what the document named.
+        found: String,
+    },
+    #[error("the reference is not to the whole document (URI=\"\")")]
+    ReferenceUri,
+    #[error("the signature's {0} is not valid base64 of the right length")]
+    Encoding(&'static str),
+    #[error("the X509IssuerName is not a distinguished name")]
+    IssuerName,
+    #[error("the X509SerialNumber is not a non-negative decimal integer")]
+    SerialNumber,
+}
+
+/// Where the walk is inside `ds:Signature`: the path of profile elements from it.
+#[derive(Default)]
+struct Fields {
+    signed_info: Option<Range<usize>>,
+    canonicalization: Option<String>,
+    signature_method: Option<String>,
+    references: usize,
+    reference_uri: Option<Option<String>>,
+    transforms: Vec<String>,
+    digest_method: Option<String>,
+    digest_value: Option<String>,
+    signature_value: Option<String>,
+    issuer_name: Option<String>,
+    serial_number: Option<String>,
+}
+
+/// The expected children of each profile element, in order; `?` marks optional ones. Any other
+/// element inside `ds:Signature` is refused.
+fn allowed_children(parent: &str) -> &'static [&'static str] {
+    match parent {
+        "Signature" => &["SignedInfo", "SignatureValue", "KeyInfo"],
+        "SignedInfo" => &["CanonicalizationMethod", "SignatureMethod", "Reference"],
+        "Reference" => &["Transforms", "DigestMethod", "DigestValue"],
+        "Transforms" => &["Transform"],
+        "KeyInfo" => &["X509Data"],
+        "X509Data" => &["X509IssuerSerial"],
+        "X509IssuerSerial" => &["X509IssuerName", "X509SerialNumber"],
+        _ => &[],
+    }
+}
+
+/// Finds the document's signature — it must be the root's last element child, and the only
+/// `ds:Signature` — and reads it.
+pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
+    let mut reader = NsReader::from_reader(doc);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    // The `ds:` path inside the signature: (local name, start offset, children seen in order).
+    let mut inside: Vec<(&'static str, usize, usize)> = Vec::new();
+    let mut signature: Option<Range<usize>> = None;
+    let mut root_child_after_signature = false;
+    let mut fields = Fields::default();
+    let mut text = String::new();
+    loop {
+        let before = reader.buffer_position() as usize;
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|_| ProfileError::Malformed(reader.error_position() as usize))?;
+        let is_ds = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == DS_NAMESPACE.as_bytes());
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ProfileError::TooDeep);
+                }
+                let local = e.local_name();
+                if depth == 2 && signature.is_some() {
+                    root_child_after_signature = true;
+                }
+                if is_ds && local.as_ref() == b"Signature" {
+                    if signature.is_some() || !inside.is_empty() {
+                        return Err(ProfileError::Multiple);
+                    }
+                    if depth != 2 {
+                        return Err(ProfileError::Missing);
+                    }
+                    inside.push(("Signature", before, 0));
+                    signature = Some(before..before);
+                } else if let Some((parent, _, seen)) = inside.last_mut() {
+                    let allowed = allowed_children(parent);
+                    let name = std::str::from_utf8(local.as_ref()).unwrap_or("");
+                    let Some(at) = allowed.iter().position(|c| *c == name).filter(|_| is_ds)
+                    else {
+                        return Err(ProfileError::Structure(parent));
+                    };
+                    // In order; only Reference's Transform may repeat (checked below).
+                    if at + 1 < *seen || (at + 1 == *seen && name != "Transform") {
+                        return Err(ProfileError::Structure(allowed[at]));
+                    }
+                    *seen = at + 1;
+                    let name = allowed[at];
+                    start_field(name, e, before, &mut fields)?;
+                    inside.push((name, before, 0));
+                    text.clear();
+                }
+                if empty {
+                    depth -= 1;
+                    if let Some((name, start, _)) = inside.pop() {
+                        end_field(name, start..reader.buffer_position() as usize, "", &mut fields, &mut signature)?;
+                    }
+                }
+            }
+            Event::End(_) => {
+                depth -= 1;
+                if let Some((name, start, _)) = inside.pop() {
+                    let end = reader.buffer_position() as usize;
+                    end_field(name, start..end, &text, &mut fields, &mut signature)?;
+                    text.clear();
+                }
+            }
+            Event::Text(t) => {
+                if !inside.is_empty() {
+                    let t = t.unescape().map_err(|_| ProfileError::Malformed(before))?;
+                    if text.len() + t.len() > MAX_FIELD_BYTES {
+                        return Err(ProfileError::Structure(inside.last().map_or("", |i| i.0)));
+                    }
+                    text.push_str(&t);
+                }
+            }
+            Event::CData(t) => {
+                if !inside.is_empty() {
+                    text.push_str(std::str::from_utf8(&t).map_err(|_| ProfileError::Malformed(before))?);
+                }
+            }
+            Event::DocType(_) | Event::PI(_) => return Err(ProfileError::Forbidden),
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) => {}
+        }
+    }
+    let signature = signature.ok_or(ProfileError::Missing)?;
+    if root_child_after_signature {
+        return Err(ProfileError::Missing);
+    }
+    finish(signature, fields)
+}
+
+fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileError> {
+    for a in e.attributes() {
+        let a = a.map_err(|_| ProfileError::Malformed(0))?;
+        if a.key.as_ref() == name {
+            let v = a.unescape_value().map_err(|_| ProfileError::Malformed(0))?;
+            return Ok(Some(v.chars().take(128).collect()));
+        }
+    }
+    Ok(None)
+}
+
+fn start_field(
+    name: &'static str,
+    e: &BytesStart<'_>,
+    _start: usize,
+    f: &mut Fields,
+) -> Result<(), ProfileError> {
+    match name {
+        "CanonicalizationMethod" => f.canonicalization = attribute(e, b"Algorithm")?,
+        "SignatureMethod" => f.signature_method = attribute(e, b"Algorithm")?,
+        "Reference" => {
+            f.references += 1;
+            f.reference_uri = Some(attribute(e, b"URI")?);
+        }
+        "Transform" => f.transforms.push(attribute(e, b"Algorithm")?.unwrap_or_default()),
+        "DigestMethod" => f.digest_method = attribute(e, b"Algorithm")?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn end_field(
+    name: &'static str,
+    span: Range<usize>,
+    text: &str,
+    f: &mut Fields,
+    signature: &mut Option<Range<usize>>,
+) -> Result<(), ProfileError> {
+    match name {
+        "Signature" => *signature = Some(span),
+        "SignedInfo" => f.signed_info = Some(span),
+        "DigestValue" => f.digest_value = Some(text.to_owned()),
+        "SignatureValue" => f.signature_value = Some(text.to_owned()),
+        "X509IssuerName" => f.issuer_name = Some(text.to_owned()),
+        "X509SerialNumber" => f.serial_number = Some(text.to_owned()),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn algorithm(field: &'static str, found: Option<String>, want: &str) -> Result<(), ProfileError> {
+    match found {
+        Some(f) if f == want => Ok(()),
+        found => Err(ProfileError::Algorithm {
+            field,
+            found: found.unwrap_or_default(),
+        }),
+    }
+}
+
+fn finish(signature: Range<usize>, f: Fields) -> Result<SignatureElement, ProfileError> {
+    let signed_info = f.signed_info.ok_or(ProfileError::Structure("SignedInfo"))?;
+    algorithm("canonicalization", f.canonicalization, EXC_C14N)?;
+    algorithm("signature", f.signature_method, ECDSA_SHA256)?;
+    if f.references != 1 {
+        return Err(ProfileError::Structure("Reference"));
+    }
+    if f.reference_uri != Some(Some(String::new())) {
+        return Err(ProfileError::ReferenceUri);
+    }
+    if f.transforms.len() != 1 {
+        return Err(ProfileError::Structure("Transforms"));
+    }
+    algorithm("transform", f.transforms.into_iter().next(), ENVELOPED_SIGNATURE)?;
+    algorithm("digest", f.digest_method, SHA256)?;
+    let digest = decode::<32>(f.digest_value.as_deref(), "DigestValue")?;
+    let value = decode::<64>(f.signature_value.as_deref(), "SignatureValue")?;
+    let issuer = f
+        .issuer_name
+        .ok_or(ProfileError::Structure("X509IssuerName"))?
+        .trim()
+        .parse::<DistinguishedName>()
+        .map_err(|_| ProfileError::IssuerName)?;
+    let serial = decimal_to_bytes(
+        f.serial_number
+            .as_deref()
+            .ok_or(ProfileError::Structure("X509SerialNumber"))?
+            .trim(),
+    )
+    .ok_or(ProfileError::SerialNumber)?;
+    Ok(SignatureElement {
+        signature,
+        signed_info,
+        digest,
+        value,
+        issuer,
+        serial,
+    })
+}
+
+/// Base64 with any whitespace (line breaks, `&#13;`) removed, decoded to exactly `N` bytes.
+fn decode<const N: usize>(text: Option<&str>, field: &'static str) -> Result<[u8; N], ProfileError> {
+    let text = text.ok_or(ProfileError::Structure(field))?;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| ProfileError::Encoding(field))?;
+    bytes.try_into().map_err(|_| ProfileError::Encoding(field))
+}
+
+/// A non-negative decimal integer (at most 60 digits: serials are at most 20 octets) to its
+/// minimal big-endian bytes; zero is `[0]`.
+pub fn decimal_to_bytes(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || s.len() > 60 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut out: Vec<u8> = vec![0];
+    for d in s.bytes().map(|b| b - b'0') {
+        // out = out * 10 + d, big-endian.
+        let mut carry = u16::from(d);
+        for byte in out.iter_mut().rev() {
+            let v = u16::from(*byte) * 10 + carry;
+            *byte = (v & 0xFF) as u8;
+            carry = v >> 8;
+        }
+        if carry > 0 {
+            out.insert(0, carry as u8);
+        }
+    }
+    let first = out.iter().position(|&b| b != 0).unwrap_or(out.len() - 1);
+    Some(out.split_off(first))
+}

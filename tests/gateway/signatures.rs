@@ -1,0 +1,280 @@
+//! Signatures against an independent implementation, both ways: `xmlsec1` signs a request the
+//! gateway accepts, and verifies every kind of answer the gateway signs. Tampering, a swapped or
+//! another User's certificate, and an expired one are refused with their codes. `dccgw verify`
+//! reproduces the DCC signing tool's known answers.
+
+use std::path::Path;
+use std::process::Command;
+
+use time::OffsetDateTime;
+
+use dccgw::domain::SmkiRole;
+use dccgw::pki::{Ca, LeafSpec, Usage, Validity};
+
+use crate::support::{self, element, TestGateway};
+
+const SEND: &str = "/api/v1/serviceS";
+
+fn read_request(counter: u64) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
+  <sr:Header>
+    <sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{counter}</sr:RequestID>
+    <sr:CommandVariant>1</sr:CommandVariant>
+    <sr:ServiceReference>4.1</sr:ServiceReference>
+    <sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant>
+  </sr:Header>
+  <sr:Body>
+    <sr:ReadInstantaneousImportRegisters/>
+  </sr:Body>
+</sr:Request>
+"#
+    )
+}
+
+async fn post(gw: &TestGateway, path: &str, body: Vec<u8>) -> (u16, String) {
+    let r = gw
+        .client("supplier")
+        .post(format!("{}{path}", gw.base()))
+        .header("content-type", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// `xmlsec1 --verify` with the DCC signing certificate: true when it says OK.
+fn xmlsec1_verifies(cert: &Path, doc: &str, dir: &Path, name: &str) -> bool {
+    let file = dir.join(format!("{name}.xml"));
+    std::fs::write(&file, doc).unwrap();
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(cert)
+        .arg(&file)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success()
+}
+
+#[tokio::test]
+async fn xmlsec1_signs_requests_the_gateway_accepts_and_verifies_every_answer() {
+    if !support::have_tool("xmlsec1") {
+        return;
+    }
+    let gw = support::start("").await;
+    let dir = gw.dir.path();
+    let user = gw.certs().join("users/supplier");
+
+    // A template as xmlsec1 expects it: the profile's SignedInfo with empty values, and an
+    // empty X509IssuerSerial for xmlsec1 to fill from the certificate.
+    let template = read_request(11).replace(
+        "</sr:Request>",
+        r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial/></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Request>"#,
+    );
+    std::fs::write(dir.join("template.xml"), &template).unwrap();
+    let key_and_cert = format!(
+        "{},{}",
+        user.join("xml-sign.key.pem").display(),
+        user.join("xml-sign.pem").display()
+    );
+    let out = Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem", &key_and_cert, "--output"])
+        .arg(dir.join("signed.xml"))
+        .arg(dir.join("template.xml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read(dir.join("signed.xml")).unwrap();
+    let (status, answer) = post(&gw, SEND, signed).await;
+    assert_eq!((status, element(&answer, "ResponseCode")), (200, Some("I99")), "{answer}");
+
+    // Every kind of answer the gateway emits, verified by xmlsec1 with the DCC's certificate.
+    let ours = gw.signed("supplier", read_request(12).as_bytes());
+    let tampered = String::from_utf8(gw.signed("supplier", read_request(13).as_bytes()))
+        .unwrap()
+        .replacen(":13<", ":14<", 1);
+    let kinds: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("acknowledgement", SEND, ours, "I99"),
+        ("refusal with a variant", "/api/v1/serviceD", gw.signed("supplier", read_request(15).as_bytes()), "E13"),
+        ("signature refusal", SEND, tampered.into_bytes(), "E50"),
+        ("refusal without a variant", SEND, b"not xml".to_vec(), "E40"),
+    ];
+    let cert = gw.certs().join("dcc-xml-sign.pem");
+    for (name, path, body, code) in kinds {
+        let (_, answer) = post(&gw, path, body).await;
+        assert_eq!(element(&answer, "ResponseCode"), Some(code), "{name}: {answer}");
+        assert!(answer.contains("<ds:SignatureValue>"), "{name} is unsigned");
+        assert!(xmlsec1_verifies(&cert, &answer, dir, &name.replace(' ', "-")), "{name}");
+        // And xmlsec1 is a real check: a changed answer fails it.
+        let changed = answer.replacen(code, "I0", 1);
+        assert!(!xmlsec1_verifies(&cert, &changed, dir, "changed"), "{name} changed");
+    }
+    gw.running.shutdown().await;
+}
+
+/// Tampering, a certificate of another User, a swapped certificate and an expired one.
+#[tokio::test]
+async fn bad_signatures_are_refused_with_their_codes() {
+    let now = OffsetDateTime::now_utc();
+    let expired_dir = tempfile::tempdir().unwrap();
+    let expired_path = expired_dir.path().to_owned();
+    let gw = support::start_with("", |dir| {
+        // An expired XML-signing certificate for the supplier, in the gateway's store.
+        let certs = dir.join("certs");
+        let ca = Ca::load(&certs.join("ca.pem"), &certs.join("ca.key.pem")).unwrap();
+        let spec = LeafSpec {
+            common_name: Some("expired signer".into()),
+            role: SmkiRole::XmlSigning,
+            user_id: Some("90-B3-D5-1F-30-01-00-00".parse().unwrap()),
+            dns_names: vec![],
+            ip_addresses: vec![],
+            usage: Usage::XmlSigning,
+            validity: Validity {
+                not_before: now - time::Duration::days(30),
+                not_after: now - time::Duration::days(1),
+            },
+        };
+        let issued = ca.issue(&spec).unwrap();
+        std::fs::write(dir.join("user-certs/expired.pem"), &issued.cert_pem).unwrap();
+        std::fs::write(expired_path.join("cert.pem"), &issued.cert_pem).unwrap();
+        std::fs::write(expired_path.join("key.pem"), &issued.key_pkcs8_pem).unwrap();
+    })
+    .await;
+    let good = String::from_utf8(gw.signed("supplier", read_request(20).as_bytes())).unwrap();
+    let (status, answer) = post(&gw, SEND, good.clone().into_bytes()).await;
+    assert_eq!((status, element(&answer, "ResponseCode")), (200, Some("I99")));
+
+    let flip = |doc: &str, marker: &str| {
+        let at = doc.find(marker).unwrap() + marker.len();
+        let mut bytes = doc.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        bytes
+    };
+    // The network operator's certificate, named in KeyInfo of a request the supplier signed.
+    let operator = dccgw::identity::identity_from_pem(
+        &std::fs::read(gw.certs().join("users/network-operator/xml-sign.pem")).unwrap(),
+    )
+    .unwrap();
+    let swapped = good.replace(
+        &good[good.find("<ds:X509SerialNumber>").unwrap()..good.find("</ds:X509SerialNumber>").unwrap()],
+        &format!("<ds:X509SerialNumber>{}", operator.serial_decimal),
+    );
+    let by_operator = gw.signed("network-operator", read_request(21).as_bytes());
+    let expired = dccgw::tools::sign(
+        read_request(22).as_bytes(),
+        &expired_dir.path().join("key.pem"),
+        &expired_dir.path().join("cert.pem"),
+        None,
+    )
+    .unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("changed body", good.replacen("ReadInstantaneousImportRegisters/", "ReadInstantaneousImportRegisters /", 1).into_bytes(), "E50"),
+        ("changed header", good.replacen(":20<", ":23<", 1).into_bytes(), "E50"),
+        ("changed SignedInfo", flip(&good, "<ds:DigestValue>"), "E51"),
+        ("changed signature value", flip(&good, "<ds:SignatureValue>"), "E51"),
+        ("unknown certificate", good.replacen("<ds:X509SerialNumber>", "<ds:X509SerialNumber>9", 1).into_bytes(), "E52"),
+        ("swapped certificate", swapped.into_bytes(), "E56"),
+        ("another User's certificate", by_operator, "E56"),
+        ("expired certificate", expired.into_bytes(), "E53"),
+    ];
+    for (what, body, code) in cases {
+        let (status, answer) = post(&gw, SEND, body).await;
+        assert_eq!((status, element(&answer, "ResponseCode")), (403, Some(code)), "{what}: {answer}");
+    }
+    gw.running.shutdown().await;
+}
+
+/// `dccgw verify` on the DCC signing tool's published messages: exit codes as documented.
+#[test]
+fn dccgw_verify_reproduces_the_known_answers() {
+    let Some(anchors) = support::anchors() else { return };
+    let certs = anchors.join("certs/zaz1-public");
+    let samples = anchors.join("duis-samples");
+    let cases = [
+        ("responses/signing-tool__readfw-response.xml", 0),
+        ("responses/duis-parser__readfw-response.xml", 0),
+        ("negative/signing-tool__readfw-response-badsignature.xml", 1),
+        ("negative/signing-tool__readfw-response-nonexist-serial.xml", 3),
+        ("negative/signing-tool__readfw-response-no-signature.xml", 4),
+    ];
+    for (file, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+            .arg("verify")
+            .arg("--certs")
+            .arg(&certs)
+            .arg(samples.join(file))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // From standard input too, and a document that is not XML at all is malformed (4).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+        .args(["verify", "--certs"])
+        .arg(&certs)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"<<<").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+}
+
+/// `dccgw sign` then `dccgw verify` with our dev PKI, with the chain checked.
+#[test]
+fn dccgw_sign_output_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    dccgw::pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
+    std::fs::write(dir.path().join("in.xml"), read_request(30)).unwrap();
+    let user = certs.join("users/supplier");
+    let out = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+        .arg("sign")
+        .arg("--stamp-counter")
+        .arg("--key")
+        .arg(user.join("xml-sign.key.pem"))
+        .arg("--cert")
+        .arg(user.join("xml-sign.pem"))
+        .arg(dir.path().join("in.xml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = String::from_utf8(out.stdout).unwrap();
+    assert!(!signed.contains(":30<"), "the counter was not stamped");
+    std::fs::write(dir.path().join("signed.xml"), &signed).unwrap();
+    let verify = |trust: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dccgw"));
+        c.arg("verify").arg("--certs").arg(&user);
+        if trust {
+            c.arg("--trust").arg(certs.join("ca.pem"));
+        }
+        c.arg(dir.path().join("signed.xml")).output().unwrap().status.code()
+    };
+    assert_eq!(verify(false), Some(0));
+    assert_eq!(verify(true), Some(0));
+    // A foreign trust anchor: the certificate does not chain to it (5).
+    let foreign = Ca::generate("foreign", Validity::days_from(OffsetDateTime::now_utc(), 30)).unwrap();
+    std::fs::write(dir.path().join("foreign.pem"), foreign.cert_pem()).unwrap();
+    let code = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+        .arg("verify")
+        .arg("--certs")
+        .arg(&user)
+        .arg("--trust")
+        .arg(dir.path().join("foreign.pem"))
+        .arg(dir.path().join("signed.xml"))
+        .output()
+        .unwrap()
+        .status
+        .code();
+    assert_eq!(code, Some(5));
+}
