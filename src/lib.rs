@@ -23,3 +23,4 @@ pub mod server;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;
+pub mod xmldsig;
