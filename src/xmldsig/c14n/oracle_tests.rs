@@ -1,17 +1,22 @@
-//! `xmllint --exc-c14n` (libxml2) as an independent oracle: every public DUIS sample and a set
-//! of hand-made awkward documents must canonicalise to the same bytes.
+//! `xmllint --exc-c14n` and `xmllint --c14n` (libxml2) as independent oracles: every public
+//! DUIS sample and a set of hand-made awkward documents must canonicalise to the same bytes in
+//! both modes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{canonicalize, C14nLimits};
+use super::{canonicalize, C14nLimits, C14nMode};
 use crate::testing::{anchors, have_tool};
 
 /// libxml2's exclusive canonical form of the file without comments, or `None` if it refuses
 /// the document.
-fn xmllint(path: &Path) -> Option<Vec<u8>> {
+fn xmllint(path: &Path, mode: C14nMode) -> Option<Vec<u8>> {
+    let switch = match mode {
+        C14nMode::Inclusive => "--c14n",
+        C14nMode::Exclusive => "--exc-c14n",
+    };
     let out = Command::new("xmllint")
-        .args(["--nonet", "--exc-c14n"])
+        .args(["--nonet", switch])
         .arg(path)
         .output()
         .expect("xmllint ran a moment ago");
@@ -42,9 +47,9 @@ fn without_comments(canonical: &[u8]) -> Vec<u8> {
     out[first..last].to_vec()
 }
 
-fn ours(doc: &[u8]) -> Option<Vec<u8>> {
+fn ours(doc: &[u8], mode: C14nMode) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    canonicalize(doc, None, None, &C14nLimits::default(), &mut out).ok()?;
+    canonicalize(doc, None, None, mode, &C14nLimits::default(), &mut out).ok()?;
     Some(out)
 }
 
@@ -70,10 +75,12 @@ fn every_public_sample_matches_xmllint() {
     let mut differ = Vec::new();
     for file in &files {
         let doc = std::fs::read(file).expect("sample is readable");
-        let (mine, theirs) = (ours(&doc), xmllint(file));
-        assert!(theirs.is_some(), "xmllint refused {}", file.display());
-        if mine != theirs {
-            differ.push(file.display().to_string());
+        for mode in [C14nMode::Exclusive, C14nMode::Inclusive] {
+            let (mine, theirs) = (ours(&doc, mode), xmllint(file, mode));
+            assert!(theirs.is_some(), "xmllint refused {}", file.display());
+            if mine != theirs {
+                differ.push(format!("{mode:?} {}", file.display()));
+            }
         }
     }
     assert!(files.len() >= 160, "only {} samples found", files.len());
@@ -140,12 +147,16 @@ fn awkward_documents_match_xmllint() {
     for (i, doc) in TRICKY.iter().enumerate() {
         let path = dir.path().join(format!("tricky-{i}.xml"));
         std::fs::write(&path, doc).expect("write temporary file");
-        let theirs = xmllint(&path).unwrap_or_else(|| panic!("xmllint refused case {i}: {doc}"));
-        let mine = ours(doc.as_bytes()).unwrap_or_else(|| panic!("we refused case {i}: {doc}"));
-        assert_eq!(
-            String::from_utf8_lossy(&mine),
-            String::from_utf8_lossy(&theirs),
-            "case {i}: {doc}"
-        );
+        for mode in [C14nMode::Exclusive, C14nMode::Inclusive] {
+            let theirs =
+                xmllint(&path, mode).unwrap_or_else(|| panic!("xmllint refused case {i}: {doc}"));
+            let mine =
+                ours(doc.as_bytes(), mode).unwrap_or_else(|| panic!("we refused case {i}: {doc}"));
+            assert_eq!(
+                String::from_utf8_lossy(&mine),
+                String::from_utf8_lossy(&theirs),
+                "{mode:?} case {i}: {doc}"
+            );
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The canonical writer: a [`Visitor`] that writes the output region of the walk in exclusive
-//! canonical form.
+//! The canonical writer: a [`Visitor`] that writes the output region of the walk in canonical
+//! form, inclusive or exclusive.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -7,10 +7,12 @@ use std::ops::Range;
 use super::chars::{decode_attr, write_attr_str, AttrOut, TextOut};
 use super::error::C14nError;
 use super::scope::ScopedMap;
-use super::walk::{Ns, StartTag, Visitor};
+use super::walk::{Attr, Ns, StartTag, Visitor};
+use super::C14nMode;
 
 pub(crate) struct Canonicalizer<'a, 'o> {
     out: &'o mut Vec<u8>,
+    mode: C14nMode,
     /// The element to canonicalise; `None` for the whole document.
     subtree: Option<Range<usize>>,
     /// The element to leave out.
@@ -25,6 +27,8 @@ pub(crate) struct Canonicalizer<'a, 'o> {
     rendered: ScopedMap<'a, Cow<'a, str>>,
     /// Scratch: the prefixes the current element visibly utilises.
     utilised: Vec<(&'a str, Ns)>,
+    /// Scratch: the apex's attributes with the `xml:*` ones it inherits (inclusive only).
+    merged: Vec<Attr<'a>>,
 }
 
 impl<'a, 'o> Canonicalizer<'a, 'o> {
@@ -32,9 +36,11 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
         out: &'o mut Vec<u8>,
         subtree: Option<Range<usize>>,
         exclude: Option<Range<usize>>,
+        mode: C14nMode,
     ) -> Self {
         Self {
             out,
+            mode,
             subtree,
             exclude,
             apex: None,
@@ -43,6 +49,7 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
             found_exclude: false,
             rendered: ScopedMap::new(),
             utilised: Vec::new(),
+            merged: Vec::new(),
         }
     }
 
@@ -63,17 +70,26 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
         self.apex.is_some() && self.excluded.is_none()
     }
 
-    /// Writes the namespace declarations `tag` needs: each prefix it or its attributes use
-    /// whose value differs from what the nearest output ancestor rendered (exc-c14n §3).
-    fn namespaces(&mut self, tag: &StartTag<'a, '_>) {
+    /// Writes the namespace declarations `tag` needs: each candidate whose value differs from
+    /// what the nearest output ancestor rendered. Candidates: exclusive, the prefixes the element
+    /// and its attributes use (exc-c14n §3); inclusive, every binding in scope (c14n 1.0 §2.3) —
+    /// at the apex all of them, below it only the tag's own declarations, since everything
+    /// else in scope was rendered by an output ancestor already.
+    fn namespaces(&mut self, tag: &StartTag<'a, '_>, apex: bool) {
         self.utilised.clear();
-        if tag.prefix != "xml" {
-            self.utilised.push((tag.prefix, tag.ns));
-        }
-        for a in tag.attrs {
-            if !a.prefix.is_empty() && a.prefix != "xml" {
-                self.utilised.push((a.prefix, a.ns));
+        match self.mode {
+            C14nMode::Exclusive => {
+                if tag.prefix != "xml" {
+                    self.utilised.push((tag.prefix, tag.ns));
+                }
+                for a in tag.attrs {
+                    if !a.prefix.is_empty() && a.prefix != "xml" {
+                        self.utilised.push((a.prefix, a.ns));
+                    }
+                }
             }
+            C14nMode::Inclusive if apex => self.utilised.extend(tag.in_scope()),
+            C14nMode::Inclusive => self.utilised.extend_from_slice(tag.declared),
         }
         self.utilised.sort_unstable_by_key(|&(prefix, _)| prefix);
         self.utilised.dedup_by_key(|&mut (prefix, _)| prefix);
@@ -121,10 +137,23 @@ impl<'a> Visitor<'a> for Canonicalizer<'a, '_> {
         if !self.writing() {
             return Ok(());
         }
+        let apex = self.apex == Some(tag.depth);
         self.out.push(b'<');
         self.out.extend_from_slice(tag.qname.as_bytes());
-        self.namespaces(tag);
-        for a in tag.attrs {
+        self.namespaces(tag, apex);
+        let mut attrs = tag.attrs;
+        if apex && self.mode == C14nMode::Inclusive {
+            // c14n 1.0 §2.4: an apex whose parent is not output inherits its ancestors' xml:*
+            // attributes; the walker's in-scope set already lets the nearest one win.
+            self.merged.clear();
+            self.merged
+                .extend(tag.attrs.iter().filter(|a| a.ns != Ns::Xml).copied());
+            self.merged.extend(tag.xml_attrs_in_scope());
+            self.merged
+                .sort_unstable_by(|x, y| (tag.uri(x.ns), x.local).cmp(&(tag.uri(y.ns), y.local)));
+            attrs = &self.merged;
+        }
+        for a in attrs {
             self.out.push(b' ');
             self.out.extend_from_slice(a.qname.as_bytes());
             self.out.extend_from_slice(b"=\"");

@@ -74,6 +74,11 @@ impl<'a, V> ScopedMap<'a, V> {
         self.index_of(key).and_then(|i| self.value(i))
     }
 
+    /// The newest entry of every key, in no particular order.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (&'a str, usize)> + '_ {
+        self.newest.iter().map(|(&key, &index)| (key, index))
+    }
+
     /// The value of a live entry; `None` for an index that has gone out of scope.
     pub(crate) fn value(&self, index: usize) -> Option<&V> {
         self.entries.get(index).map(|e| &e.value)

@@ -49,13 +49,30 @@ pub(crate) struct StartTag<'a, 'w> {
     pub ns: Ns,
     /// Sorted by namespace URI, then local name (canonical order).
     pub attrs: &'w [Attr<'a>],
+    /// The namespace declarations on this tag (prefix `""` for the default), `xmlns:xml` left out.
+    pub declared: &'w [(&'a str, Ns)],
     bindings: &'w ScopedMap<'a, Cow<'a, str>>,
+    xml_attrs: &'w ScopedMap<'a, Attr<'a>>,
 }
 
 impl<'a, 'w> StartTag<'a, 'w> {
     /// The URI a resolved name is in; `""` for no namespace.
     pub fn uri(&self, ns: Ns) -> &'w str {
         uri(self.bindings, ns)
+    }
+
+    /// Every namespace binding in scope here (the default as prefix `""`), in no order.
+    pub fn in_scope(&self) -> impl Iterator<Item = (&'a str, Ns)> + 'w {
+        self.bindings
+            .live()
+            .map(|(prefix, index)| (prefix, Ns::Bound(index)))
+    }
+
+    /// Every `xml:*` attribute in scope here, this element's own or the nearest ancestor's.
+    pub fn xml_attrs_in_scope(&self) -> impl Iterator<Item = Attr<'a>> + 'w {
+        let map = self.xml_attrs;
+        map.live()
+            .filter_map(move |(_, index)| map.value(index).copied())
     }
 
     /// The same URI, to keep beyond this call (borrowed from the document unless it had to be
@@ -98,6 +115,9 @@ pub(crate) struct Walker<'a> {
     open: Vec<(&'a str, usize)>,
     raw: Vec<RawAttr<'a>>,
     attrs: Vec<Attr<'a>>,
+    declared: Vec<(&'a str, Ns)>,
+    /// `xml:*` attributes by local name, scoped like the elements (inclusive c14n inherits them).
+    xml_attrs: ScopedMap<'a, Attr<'a>>,
 }
 
 /// Checks size, encoding and characters, and walks `doc`, telling `visitor` what it finds.
@@ -123,6 +143,8 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
         open: Vec::new(),
         raw: Vec::new(),
         attrs: Vec::new(),
+        declared: Vec::new(),
+        xml_attrs: ScopedMap::new(),
     };
     walker.run(visitor)
 }
@@ -220,7 +242,9 @@ impl<'a> Walker<'a> {
         }
         let tag = lexer::start_tag(doc, start, self.limits.max_attributes, &mut self.raw)?;
         self.bindings.enter();
+        self.xml_attrs.enter();
         self.attrs.clear();
+        self.declared.clear();
         for i in 0..self.raw.len() {
             let a = self.raw[i];
             let (prefix, local) = split(a.qname);
@@ -235,14 +259,18 @@ impl<'a> Walker<'a> {
                 } else {
                     self.resolve(prefix, a.position)?
                 };
-                self.attrs.push(Attr {
+                let attr = Attr {
                     qname: a.qname,
                     prefix,
                     local,
                     ns,
                     raw: a.value,
                     value_position: a.value_position,
-                });
+                };
+                if ns == Ns::Xml {
+                    self.xml_attrs.insert(local, attr);
+                }
+                self.attrs.push(attr);
             }
         }
         let (prefix, local) = split(tag.qname);
@@ -272,11 +300,14 @@ impl<'a> Walker<'a> {
             local,
             ns,
             attrs: &self.attrs,
+            declared: &self.declared,
             bindings,
+            xml_attrs: &self.xml_attrs,
         })?;
         if tag.empty {
             visitor.end(tag.qname, start..tag.end, depth)?;
             self.bindings.leave();
+            self.xml_attrs.leave();
         } else {
             self.open.push((tag.qname, start));
         }
@@ -295,6 +326,7 @@ impl<'a> Walker<'a> {
                 visitor.end(name, open_start..end, depth)?;
                 self.open.pop();
                 self.bindings.leave();
+                self.xml_attrs.leave();
                 Ok(end)
             }
             _ => Err(malformed(start, MalformedKind::MismatchedEndTag)),
@@ -333,7 +365,8 @@ impl<'a> Walker<'a> {
                 position: a.value_position,
             });
         }
-        self.bindings.insert(prefix, value);
+        let index = self.bindings.insert(prefix, value);
+        self.declared.push((prefix, Ns::Bound(index)));
         Ok(())
     }
 
