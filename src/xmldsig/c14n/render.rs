@@ -165,7 +165,7 @@ impl<'a> Visitor<'a> for Canonicalizer<'a, '_> {
     }
 
     fn text(&mut self) -> Option<TextOut<'_>> {
-        self.writing().then(|| TextOut(self.out))
+        self.writing().then_some(TextOut(self.out))
     }
 
     fn end(&mut self, qname: &'a str, span: Range<usize>, depth: usize) -> Result<(), C14nError> {
