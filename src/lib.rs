@@ -1,13 +1,16 @@
 //! dccgw: a DCC User Gateway for the GB smart-metering network.
 //!
 //! The modules fall in three layers (see `README.md` for the map):
-//! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`error`];
-//! - layer 1, one resource each: [`tls`], [`register`], [`metrics`], [`pki`];
-//! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`].
+//! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`error`],
+//!   [`xmldsig`];
+//! - layer 1, one resource each: [`tls`], [`register`], [`metrics`], [`pki`], [`signer`],
+//!   [`certstore`];
+//! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod catalogue;
+pub mod certstore;
 pub mod checks;
 pub mod config;
 pub mod demo;
@@ -20,10 +23,9 @@ pub mod pipeline;
 pub mod pki;
 pub mod register;
 pub mod server;
+pub mod signer;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;
-pub mod xmldsig;
-pub mod signer;
-pub mod certstore;
 pub mod tools;
+pub mod xmldsig;
