@@ -98,7 +98,10 @@ fn chains_to(der: &[u8], anchors: &[TrustAnchor]) -> bool {
 }
 
 fn magnitude(serial: &[u8]) -> &[u8] {
-    let first = serial.iter().position(|&b| b != 0).unwrap_or(serial.len().saturating_sub(1));
+    let first = serial
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(serial.len().saturating_sub(1));
     &serial[first..]
 }
 
@@ -119,7 +122,9 @@ impl CertStore {
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_dir() {
                     pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "pem") && meta.len() <= MAX_PEM_BYTES {
+                } else if path.extension().is_some_and(|e| e == "pem")
+                    && meta.len() <= MAX_PEM_BYTES
+                {
                     let pem = std::fs::read(&path).map_err(|source| CertStoreError::Read {
                         path: path.clone(),
                         source,
@@ -139,14 +144,19 @@ impl CertStore {
             Ok(identity) => {
                 let chained = chains_to(der, anchors);
                 let key = magnitude(&identity.serial).to_vec();
-                self.by_serial.entry(key).or_default().push(Arc::new(StoredCert {
-                    identity,
-                    chained,
-                    path: path.to_owned(),
-                }));
+                self.by_serial
+                    .entry(key)
+                    .or_default()
+                    .push(Arc::new(StoredCert {
+                        identity,
+                        chained,
+                        path: path.to_owned(),
+                    }));
                 self.len += 1;
             }
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity."),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.")
+            }
         }
     }
 

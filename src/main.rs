@@ -181,9 +181,10 @@ async fn serve(
         .await
         .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
+        let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
         println!(
             "{}",
-            demo::banner(&plan, &files, running.addr, running.admin_addr)
+            demo::banner(&plan, &files, &me, running.addr, running.admin_addr)
         );
     }
     let stop = running.shutdown_handle();

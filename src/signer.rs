@@ -64,10 +64,11 @@ impl Signer {
                 source,
             })
         };
-        let identity = identity_from_pem(&read(cert)?).map_err(|source| SignerError::Certificate {
-            path: cert.to_owned(),
-            source,
-        })?;
+        let identity =
+            identity_from_pem(&read(cert)?).map_err(|source| SignerError::Certificate {
+                path: cert.to_owned(),
+                source,
+            })?;
         if let Some(expected) = role.filter(|r| *r != identity.role) {
             return Err(SignerError::Role {
                 path: cert.to_owned(),
@@ -79,14 +80,15 @@ impl Signer {
         let pkcs8 = rustls_pemfile::private_key(&mut key_pem.as_slice())
             .ok()
             .flatten()
-            .ok_or_else(|| SignerError::Key { path: key.to_owned() })?;
+            .ok_or_else(|| SignerError::Key {
+                path: key.to_owned(),
+            })?;
         let rng = SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            pkcs8.secret_der(),
-            &rng,
-        )
-        .map_err(|_| SignerError::Key { path: key.to_owned() })?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.secret_der(), &rng)
+                .map_err(|_| SignerError::Key {
+                    path: key.to_owned(),
+                })?;
         if pair.public_key().as_ref() != identity.public_key.as_slice() {
             return Err(SignerError::Mismatch {
                 key: key.to_owned(),
@@ -109,7 +111,10 @@ impl Signer {
 
 impl SignBytes for Signer {
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
-        let sig = self.key.sign(&self.rng, message).map_err(|_| SignError::Key)?;
+        let sig = self
+            .key
+            .sign(&self.rng, message)
+            .map_err(|_| SignError::Key)?;
         sig.as_ref().try_into().map_err(|_| SignError::Key)
     }
 

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::signer::{Signer, SignerError};
-use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, VerifyError};
+use crate::xmldsig::c14n::{C14nError, C14nLimits};
+use crate::xmldsig::{self, VerifyError};
 
 /// `dccgw verify` exit codes (2 is the command line's own usage error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +31,8 @@ pub enum ToolError {
     Key(#[from] SignerError),
     #[error(transparent)]
     Certificates(#[from] CertStoreError),
-    #[error("the input's existing signature cannot be removed")]
-    Strip(#[source] ProfileError),
+    #[error("the input is not XML that can be signed")]
+    NotXml(#[source] C14nError),
     #[error("the input has no RequestID whose counter could be stamped")]
     NoRequestId,
     #[error("signing failed")]
@@ -63,11 +64,12 @@ pub fn sign(
 ) -> Result<String, ToolError> {
     let signer = Signer::load(key, cert, None)?;
     let text = std::str::from_utf8(input).map_err(|_| ToolError::NotText)?;
-    let mut doc = xmldsig::strip_signature(text).map_err(ToolError::Strip)?;
+    let limits = C14nLimits::default();
+    let mut doc = xmldsig::strip_signature(text, &limits).map_err(ToolError::NotXml)?;
     if let Some(counter) = stamp {
         doc = stamp_counter(&doc, counter).ok_or(ToolError::NoRequestId)?;
     }
-    xmldsig::sign_document(&doc, &signer, &C14nLimits::default()).map_err(ToolError::Sign)
+    xmldsig::sign_document(&doc, &signer, &limits).map_err(ToolError::Sign)
 }
 
 /// Replaces the counter (third part) of the first `RequestID` element's text.
@@ -79,7 +81,12 @@ pub fn stamp_counter(doc: &str, counter: u64) -> Option<String> {
     if text[..colon].matches(':').count() != 1 {
         return None;
     }
-    Some(format!("{}{}{counter}{}", &doc[..open], &text[..=colon], &doc[close..]))
+    Some(format!(
+        "{}{}{counter}{}",
+        &doc[..open],
+        &text[..=colon],
+        &doc[close..]
+    ))
 }
 
 /// Verifies `input`'s signature against the certificates under `certs`. With trust anchors, the
@@ -103,7 +110,11 @@ pub fn verify(
     let Some(cert) = store.find(&sig.issuer, &sig.serial) else {
         return Ok((
             VerifyExit::UnknownCertificate,
-            format!("unknown certificate: issuer {} serial {}", sig.issuer, hex(&sig.serial)),
+            format!(
+                "unknown certificate: issuer {} serial {}",
+                sig.issuer,
+                hex(&sig.serial)
+            ),
         ));
     };
     if !cert.identity.is_valid_at(now) {
@@ -115,10 +126,18 @@ pub fn verify(
     if !trust.is_empty() && !cert.chained {
         return Ok((
             VerifyExit::CertificateNotAcceptable,
-            format!("certificate {} does not chain to a trust anchor", cert.path.display()),
+            format!(
+                "certificate {} does not chain to a trust anchor",
+                cert.path.display()
+            ),
         ));
     }
-    match xmldsig::verify_read(input, &sig, &cert.identity.public_key, &C14nLimits::default()) {
+    match xmldsig::verify_read(
+        input,
+        &sig,
+        &cert.identity.public_key,
+        &C14nLimits::default(),
+    ) {
         Ok(()) => Ok((
             VerifyExit::Valid,
             format!(
@@ -128,8 +147,14 @@ pub fn verify(
                 cert.path.display()
             ),
         )),
-        Err(VerifyError::Digest) => Ok((VerifyExit::InvalidSignature, "invalid: the digest does not match the document".into())),
-        Err(VerifyError::SignatureValue) => Ok((VerifyExit::InvalidSignature, "invalid: the signature value does not verify".into())),
+        Err(VerifyError::Digest) => Ok((
+            VerifyExit::InvalidSignature,
+            "invalid: the digest does not match the document".into(),
+        )),
+        Err(VerifyError::SignatureValue) => Ok((
+            VerifyExit::InvalidSignature,
+            "invalid: the signature value does not verify".into(),
+        )),
         Err(e) => Ok((VerifyExit::Malformed, format!("malformed: {e}"))),
     }
 }

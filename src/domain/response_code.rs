@@ -77,6 +77,15 @@ pub enum ResponseCode {
 }
 
 impl ResponseCode {
+    /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
+    pub const ALL: [ResponseCode; 32] = {
+        use ResponseCode::*;
+        [
+            I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
+            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E60, E100,
+        ]
+    };
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::I0 => "I0",
@@ -122,5 +131,33 @@ impl ResponseCode {
 impl fmt::Display for ResponseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` lists each code once, and every code's text is in the DUIS 5.4 enumeration's form.
+    #[test]
+    fn all_codes_are_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ResponseCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            let s = code.as_str();
+            assert!(s.starts_with('I') || s.starts_with('E'), "{s}");
+        }
+        assert_eq!(seen.len(), ResponseCode::ALL.len());
+    }
+
+    /// Does not compile when a code is added, so that [`ResponseCode::ALL`] is revisited.
+    #[allow(dead_code)]
+    fn all_codes_listed(code: ResponseCode) {
+        use ResponseCode::*;
+        match code {
+            I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
+            | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
+            | E56 | E60 | E100 => {}
+        }
     }
 }

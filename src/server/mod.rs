@@ -17,12 +17,12 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::config::{Config, Limits};
+use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::register::{PartyRegister, RegisterError};
 use crate::signer::{Signer, SignerError};
-use crate::domain::SmkiRole;
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -98,7 +98,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
     .await
     .map_err(StartError::Task)??;
-    tracing::info!(users = register.len(), user_certs = user_certs.len(), "Registers loaded.");
+    tracing::info!(
+        users = register.len(),
+        user_certs = user_certs.len(),
+        "Registers loaded."
+    );
     let limits = config.limits.clone();
     let xml_limits = duis::Limits {
         max_bytes: limits.max_body_bytes,

@@ -110,13 +110,14 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
     let mut inside: Vec<(&'static str, usize, usize)> = Vec::new();
     let mut signature: Option<Range<usize>> = None;
     let mut root_child_after_signature = false;
+    let mut misplaced = false;
     let mut fields = Fields::default();
     let mut text = String::new();
     loop {
         let before = reader.buffer_position() as usize;
         let (ns, event) = reader
             .read_resolved_event()
-            .map_err(|_| ProfileError::Malformed(reader.error_position() as usize))?;
+            .map_err(|_| ProfileError::Malformed(before))?;
         let is_ds = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == DS_NAMESPACE.as_bytes());
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -129,20 +130,25 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
                 if depth == 2 && signature.is_some() {
                     root_child_after_signature = true;
                 }
-                if is_ds && local.as_ref() == b"Signature" {
-                    if signature.is_some() || !inside.is_empty() {
+                if is_ds && local.as_ref() == b"Signature" && inside.is_empty() {
+                    if signature.is_some() {
                         return Err(ProfileError::Multiple);
                     }
                     if depth != 2 {
-                        return Err(ProfileError::Missing);
+                        // Not where the profile puts it; counted, so that a second one at the
+                        // right place is refused as a duplicate.
+                        misplaced = true;
+                        if empty {
+                            depth -= 1;
+                        }
+                        continue;
                     }
                     inside.push(("Signature", before, 0));
                     signature = Some(before..before);
                 } else if let Some((parent, _, seen)) = inside.last_mut() {
                     let allowed = allowed_children(parent);
                     let name = std::str::from_utf8(local.as_ref()).unwrap_or("");
-                    let Some(at) = allowed.iter().position(|c| *c == name).filter(|_| is_ds)
-                    else {
+                    let Some(at) = allowed.iter().position(|c| *c == name).filter(|_| is_ds) else {
                         return Err(ProfileError::Structure(parent));
                     };
                     // In order; only Reference's Transform may repeat (checked below).
@@ -158,7 +164,13 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
                 if empty {
                     depth -= 1;
                     if let Some((name, start, _)) = inside.pop() {
-                        end_field(name, start..reader.buffer_position() as usize, "", &mut fields, &mut signature)?;
+                        end_field(
+                            name,
+                            start..reader.buffer_position() as usize,
+                            "",
+                            &mut fields,
+                            &mut signature,
+                        )?;
                     }
                 }
             }
@@ -181,7 +193,9 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
             }
             Event::CData(t) => {
                 if !inside.is_empty() {
-                    text.push_str(std::str::from_utf8(&t).map_err(|_| ProfileError::Malformed(before))?);
+                    text.push_str(
+                        std::str::from_utf8(&t).map_err(|_| ProfileError::Malformed(before))?,
+                    );
                 }
             }
             Event::DocType(_) | Event::PI(_) => return Err(ProfileError::Forbidden),
@@ -190,6 +204,9 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
         }
     }
     let signature = signature.ok_or(ProfileError::Missing)?;
+    if misplaced {
+        return Err(ProfileError::Multiple);
+    }
     if root_child_after_signature {
         return Err(ProfileError::Missing);
     }
@@ -220,7 +237,9 @@ fn start_field(
             f.references += 1;
             f.reference_uri = Some(attribute(e, b"URI")?);
         }
-        "Transform" => f.transforms.push(attribute(e, b"Algorithm")?.unwrap_or_default()),
+        "Transform" => f
+            .transforms
+            .push(attribute(e, b"Algorithm")?.unwrap_or_default()),
         "DigestMethod" => f.digest_method = attribute(e, b"Algorithm")?,
         _ => {}
     }
@@ -269,7 +288,11 @@ fn finish(signature: Range<usize>, f: Fields) -> Result<SignatureElement, Profil
     if f.transforms.len() != 1 {
         return Err(ProfileError::Structure("Transforms"));
     }
-    algorithm("transform", f.transforms.into_iter().next(), ENVELOPED_SIGNATURE)?;
+    algorithm(
+        "transform",
+        f.transforms.into_iter().next(),
+        ENVELOPED_SIGNATURE,
+    )?;
     algorithm("digest", f.digest_method, SHA256)?;
     let digest = decode::<32>(f.digest_value.as_deref(), "DigestValue")?;
     let value = decode::<64>(f.signature_value.as_deref(), "SignatureValue")?;
@@ -297,7 +320,10 @@ fn finish(signature: Range<usize>, f: Fields) -> Result<SignatureElement, Profil
 }
 
 /// Base64 with any whitespace (line breaks, `&#13;`) removed, decoded to exactly `N` bytes.
-fn decode<const N: usize>(text: Option<&str>, field: &'static str) -> Result<[u8; N], ProfileError> {
+fn decode<const N: usize>(
+    text: Option<&str>,
+    field: &'static str,
+) -> Result<[u8; N], ProfileError> {
     let text = text.ok_or(ProfileError::Structure(field))?;
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let bytes = base64::engine::general_purpose::STANDARD

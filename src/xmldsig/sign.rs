@@ -4,8 +4,8 @@
 
 use base64::Engine as _;
 
-use super::c14n::{canonicalize, C14nError, C14nLimits, C14nMode};
-use super::profile::{self, DS_NAMESPACE, ECDSA_SHA256, ENVELOPED_SIGNATURE, EXC_C14N, SHA256};
+use super::c14n::{self, canonicalize, C14nError, C14nLimits, C14nMode};
+use super::profile::{DS_NAMESPACE, ECDSA_SHA256, ENVELOPED_SIGNATURE, EXC_C14N, SHA256};
 use super::verify::sha256;
 
 /// An ECDSA P-256 key that signs bytes, and the certificate `KeyInfo` names.
@@ -39,7 +39,14 @@ pub fn sign_document(
     let mut buf = Vec::with_capacity(doc.len());
     // The signature will sit exactly at `insert_at`: removing it again (the enveloped transform)
     // gives back `doc` byte for byte, so the digest is over `doc` as it is.
-    canonicalize(doc.as_bytes(), None, None, C14nMode::Inclusive, limits, &mut buf)?;
+    canonicalize(
+        doc.as_bytes(),
+        None,
+        None,
+        C14nMode::Inclusive,
+        limits,
+        &mut buf,
+    )?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let digest = b64.encode(sha256(&buf));
     let signed_info = format!(
@@ -56,7 +63,14 @@ pub fn sign_document(
     draft.push_str("</ds:Signature>");
     draft.push_str(&doc[insert_at..]);
     buf.clear();
-    canonicalize(draft.as_bytes(), Some(si_start..si_end), None, C14nMode::Exclusive, limits, &mut buf)?;
+    canonicalize(
+        draft.as_bytes(),
+        Some(si_start..si_end),
+        None,
+        C14nMode::Exclusive,
+        limits,
+        &mut buf,
+    )?;
     let value = b64.encode(key.sign(&buf)?);
 
     let mut out = String::with_capacity(draft.len() + 512);
@@ -65,23 +79,31 @@ pub fn sign_document(
     out.push_str(&signed_info);
     out.push_str("<ds:SignatureValue>");
     out.push_str(&value);
-    out.push_str("</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>");
+    out.push_str(
+        "</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>",
+    );
     out.push_str(&escape(key.issuer_name()));
     out.push_str("</ds:X509IssuerName><ds:X509SerialNumber>");
     out.push_str(key.serial_decimal());
-    out.push_str("</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo></ds:Signature>");
+    out.push_str(
+        "</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo></ds:Signature>",
+    );
     out.push_str(&doc[insert_at..]);
     Ok(out)
 }
 
-/// `doc` without its signature (the root's last child `ds:Signature`), for re-signing a
-/// template that carries a placeholder. A document without one is returned as it is.
-pub fn strip_signature(doc: &str) -> Result<String, profile::ProfileError> {
-    match profile::read_signature(doc.as_bytes()) {
-        Ok(sig) => Ok(format!("{}{}", &doc[..sig.signature.start], &doc[sig.signature.end..])),
-        Err(profile::ProfileError::Missing) => Ok(doc.to_owned()),
-        Err(e) => Err(e),
-    }
+/// `doc` without its signature (the root's last element child, when it is a `ds:Signature`),
+/// for re-signing a template whose signature is a placeholder: only the element's place is
+/// read, not its content. A document without one is returned as it is.
+pub fn strip_signature(doc: &str, limits: &C14nLimits) -> Result<String, C14nError> {
+    let root = c14n::root(doc.as_bytes(), limits)?;
+    let last = c14n::children(doc.as_bytes(), root.span, limits)?.pop();
+    Ok(match last {
+        Some(e) if e.namespace == DS_NAMESPACE && e.local == "Signature" => {
+            format!("{}{}", &doc[..e.span.start], &doc[e.span.end..])
+        }
+        _ => doc.to_owned(),
+    })
 }
 
 /// The offset of the root element's end tag: the last `</` in the document, when only
@@ -96,5 +118,7 @@ fn root_end_tag(doc: &str) -> Option<usize> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -20,9 +20,8 @@ impl TestKey {
     fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         Self { pair, rng }
     }
 
@@ -33,7 +32,10 @@ impl TestKey {
 
 impl SignBytes for TestKey {
     fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
-        let sig = self.pair.sign(&self.rng, message).map_err(|_| SignError::Key)?;
+        let sig = self
+            .pair
+            .sign(&self.rng, message)
+            .map_err(|_| SignError::Key)?;
         sig.as_ref().try_into().map_err(|_| SignError::Key)
     }
     fn issuer_name(&self) -> &str {
@@ -74,10 +76,15 @@ fn signed_documents_verify_and_name_their_certificate() {
     );
     // The signature is the root's last child; removing it gives back the input.
     assert_eq!(
-        format!("{}{}", &signed[..sig.signature.start], &signed[sig.signature.end..]),
+        format!(
+            "{}{}",
+            &signed[..sig.signature.start],
+            &signed[sig.signature.end..]
+        ),
         REQUEST
     );
-    assert_eq!(strip_signature(&signed).unwrap(), REQUEST);
+    assert_eq!(strip_signature(&signed, &limits()).unwrap(), REQUEST);
+    assert_eq!(strip_signature(REQUEST, &limits()).unwrap(), REQUEST);
     // Another key does not verify it.
     let other = TestKey::new();
     assert_eq!(
@@ -94,9 +101,26 @@ fn one_changed_byte_anywhere_is_refused() {
     let sig = read_signature(signed.as_bytes()).unwrap();
     let cases: Vec<(&str, String)> = vec![
         ("header", signed.replacen(":1000<", ":1001<", 1)),
-        ("body", signed.replacen("ReadInstantaneousImportRegisters/", "ReadInstantaneousExportRegisters/", 1)),
-        ("whitespace", signed.replacen("  <sr:Body>", "   <sr:Body>", 1)),
-        ("SignedInfo", signed.replacen("<ds:Reference URI=\"\">", "<ds:Reference URI=\"\" >", 1)),
+        (
+            "body",
+            signed.replacen(
+                "ReadInstantaneousImportRegisters/",
+                "ReadInstantaneousExportRegisters/",
+                1,
+            ),
+        ),
+        (
+            "whitespace",
+            signed.replacen("  <sr:Body>", "   <sr:Body>", 1),
+        ),
+        (
+            "SignedInfo",
+            signed.replacen(
+                "<ds:Reference URI=\"\">",
+                "<ds:Reference URI=\"\" Id=\"r\">",
+                1,
+            ),
+        ),
         ("signature value", {
             let v = &signed[sig.signature.clone()];
             let at = sig.signature.start + v.find("<ds:SignatureValue>").unwrap() + 19;
@@ -147,59 +171,112 @@ fn the_profile_refuses_anything_else() {
         assert_ne!(doc, signed, "{what}: the test did not change anything");
         assert_eq!(read_signature(doc.as_bytes()), Err(want), "{what}");
     }
-    assert_eq!(read_signature(REQUEST.as_bytes()), Err(ProfileError::Missing));
-    let twice = signed.replacen("<sr:Header>", &format!("<sr:Header>{}", &signed[read_signature(signed.as_bytes()).unwrap().signature]), 1);
-    assert_eq!(read_signature(twice.as_bytes()), Err(ProfileError::Multiple));
+    assert_eq!(
+        read_signature(REQUEST.as_bytes()),
+        Err(ProfileError::Missing)
+    );
+    let twice = signed.replacen(
+        "<sr:Header>",
+        &format!(
+            "<sr:Header>{}",
+            &signed[read_signature(signed.as_bytes()).unwrap().signature]
+        ),
+        1,
+    );
+    assert_eq!(
+        read_signature(twice.as_bytes()),
+        Err(ProfileError::Multiple)
+    );
 }
 
 /// The published known answer: a response signed by the DCC's signing tool verifies with the
 /// published certificate; its bad-signature twin does not.
 #[test]
 fn known_answers_from_the_dcc_signing_tool() {
-    let Some(anchors) = crate::testing::anchors() else { return };
-    let cert = std::fs::read(anchors.join("certs/zaz1-public/dsp-xml-sign-90B3D51F30000002-ds-pre-1.4.1.pem")).unwrap();
+    let Some(anchors) = crate::testing::anchors() else {
+        return;
+    };
+    let cert = std::fs::read(
+        anchors.join("certs/zaz1-public/dsp-xml-sign-90B3D51F30000002-ds-pre-1.4.1.pem"),
+    )
+    .unwrap();
     let cert = identity_from_pem(&cert).unwrap();
     assert_eq!(cert.role, SmkiRole::DccXmlSigning);
     let read = |p: &str| std::fs::read(anchors.join("duis-samples").join(p)).unwrap();
     let good = read("responses/signing-tool__readfw-response.xml");
     let sig = verify_document(&good, &cert.public_key, &limits()).unwrap();
     assert_eq!(sig.serial, decimal_to_bytes(&cert.serial_decimal).unwrap());
-    assert!(cert.issuer.matches(&sig.issuer), "{} vs {}", cert.issuer, sig.issuer);
+    assert!(
+        cert.issuer.matches(&sig.issuer),
+        "{} vs {}",
+        cert.issuer,
+        sig.issuer
+    );
     assert_eq!(
-        verify_document(&read("negative/signing-tool__readfw-response-badsignature.xml"), &cert.public_key, &limits()),
+        verify_document(
+            &read("negative/signing-tool__readfw-response-badsignature.xml"),
+            &cert.public_key,
+            &limits()
+        ),
         Err(VerifyError::SignatureValue)
     );
     assert_eq!(
-        read_signature(&read("negative/signing-tool__readfw-response-no-signature.xml")),
+        read_signature(&read(
+            "negative/signing-tool__readfw-response-no-signature.xml"
+        )),
         Err(ProfileError::Missing)
     );
-    let renumbered = read_signature(&read("negative/signing-tool__readfw-response-nonexist-serial.xml")).unwrap();
+    let renumbered = read_signature(&read(
+        "negative/signing-tool__readfw-response-nonexist-serial.xml",
+    ))
+    .unwrap();
     assert_ne!(renumbered.serial, sig.serial);
     // The base64 in SignatureValue is wrapped with `&#13;` and a space, as real signers do.
     let text = String::from_utf8(good.clone()).unwrap();
     assert!(text.contains("&#13;"));
-    assert_eq!(base64::engine::general_purpose::STANDARD.encode(sig.value).len(), 88);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .encode(sig.value)
+            .len(),
+        88
+    );
 }
 
 #[test]
 fn signer_checks_in_order() {
-    let Some(anchors) = crate::testing::anchors() else { return };
-    let pem = std::fs::read(anchors.join("certs/zaz1-public/xml-sign-90B3D51F30010000-ds.pem")).unwrap();
+    let Some(anchors) = crate::testing::anchors() else {
+        return;
+    };
+    let pem =
+        std::fs::read(anchors.join("certs/zaz1-public/xml-sign-90B3D51F30010000-ds.pem")).unwrap();
     let cert = identity_from_pem(&pem).unwrap();
     let supplier = cert.user_id;
     let other = "90-B3-D5-1F-30-02-00-00".parse().unwrap();
     let now = datetime!(2026-01-01 00:00 UTC);
     let before = cert.not_before - time::Duration::days(1);
     assert_eq!(check_signer(&cert, true, supplier, now), Ok(()));
-    assert_eq!(check_signer(&cert, false, supplier, now), Err(SignerRefusal::Untrusted));
-    assert_eq!(check_signer(&cert, true, supplier, before), Err(SignerRefusal::NotValidNow));
+    assert_eq!(
+        check_signer(&cert, false, supplier, now),
+        Err(SignerRefusal::Untrusted)
+    );
+    assert_eq!(
+        check_signer(&cert, true, supplier, before),
+        Err(SignerRefusal::NotValidNow)
+    );
     assert_eq!(
         check_signer(&cert, true, other, now),
-        Err(SignerRefusal::OtherUser { certificate: supplier, originator: other })
+        Err(SignerRefusal::OtherUser {
+            certificate: supplier,
+            originator: other
+        })
     );
-    let dsp = std::fs::read(anchors.join("certs/zaz1-public/dsp-xml-sign-90B3D51F30000002-ds.pem")).unwrap();
+    let dsp = std::fs::read(anchors.join("certs/zaz1-public/dsp-xml-sign-90B3D51F30000002-ds.pem"))
+        .unwrap();
     let dsp = identity_from_pem(&dsp).unwrap();
-    assert_eq!(check_signer(&dsp, true, dsp.user_id, now), Err(SignerRefusal::Role(SmkiRole::DccXmlSigning)));
+    assert_eq!(
+        check_signer(&dsp, true, dsp.user_id, now),
+        Err(SignerRefusal::Role(SmkiRole::DccXmlSigning))
+    );
 }
 
 mod decimal {

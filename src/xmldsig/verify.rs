@@ -51,7 +51,14 @@ pub fn digest_of_document(
     buf.clear();
     // With only the enveloped-signature transform, XMLDSig turns the node-set into octets by
     // inclusive Canonical XML 1.0; SignedInfo's CanonicalizationMethod (exclusive) is separate.
-    canonicalize(doc, None, Some(sig.signature.clone()), C14nMode::Inclusive, limits, buf)?;
+    canonicalize(
+        doc,
+        None,
+        Some(sig.signature.clone()),
+        C14nMode::Inclusive,
+        limits,
+        buf,
+    )?;
     Ok(sha256(buf))
 }
 
@@ -79,7 +86,14 @@ pub fn verify_read(
         return Err(VerifyError::Digest);
     }
     buf.clear();
-    canonicalize(doc, Some(sig.signed_info.clone()), None, C14nMode::Exclusive, limits, &mut buf)?;
+    canonicalize(
+        doc,
+        Some(sig.signed_info.clone()),
+        None,
+        C14nMode::Exclusive,
+        limits,
+        &mut buf,
+    )?;
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
         .verify(&buf, &sig.value)
         .map_err(|_| VerifyError::SignatureValue)

@@ -88,10 +88,18 @@ async fn xmlsec1_signs_requests_the_gateway_accepts_and_verifies_every_answer() 
         .arg(dir.join("template.xml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let signed = std::fs::read(dir.join("signed.xml")).unwrap();
     let (status, answer) = post(&gw, SEND, signed).await;
-    assert_eq!((status, element(&answer, "ResponseCode")), (200, Some("I99")), "{answer}");
+    assert_eq!(
+        (status, element(&answer, "ResponseCode")),
+        (200, Some("I99")),
+        "{answer}"
+    );
 
     // Every kind of answer the gateway emits, verified by xmlsec1 with the DCC's certificate.
     let ours = gw.signed("supplier", read_request(12).as_bytes());
@@ -100,19 +108,39 @@ async fn xmlsec1_signs_requests_the_gateway_accepts_and_verifies_every_answer() 
         .replacen(":13<", ":14<", 1);
     let kinds: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         ("acknowledgement", SEND, ours, "I99"),
-        ("refusal with a variant", "/api/v1/serviceD", gw.signed("supplier", read_request(15).as_bytes()), "E13"),
+        (
+            "refusal with a variant",
+            "/api/v1/serviceD",
+            gw.signed("supplier", read_request(15).as_bytes()),
+            "E13",
+        ),
         ("signature refusal", SEND, tampered.into_bytes(), "E50"),
-        ("refusal without a variant", SEND, b"not xml".to_vec(), "E40"),
+        (
+            "refusal without a variant",
+            SEND,
+            b"not xml".to_vec(),
+            "E40",
+        ),
     ];
     let cert = gw.certs().join("dcc-xml-sign.pem");
     for (name, path, body, code) in kinds {
         let (_, answer) = post(&gw, path, body).await;
-        assert_eq!(element(&answer, "ResponseCode"), Some(code), "{name}: {answer}");
+        assert_eq!(
+            element(&answer, "ResponseCode"),
+            Some(code),
+            "{name}: {answer}"
+        );
         assert!(answer.contains("<ds:SignatureValue>"), "{name} is unsigned");
-        assert!(xmlsec1_verifies(&cert, &answer, dir, &name.replace(' ', "-")), "{name}");
+        assert!(
+            xmlsec1_verifies(&cert, &answer, dir, &name.replace(' ', "-")),
+            "{name}"
+        );
         // And xmlsec1 is a real check: a changed answer fails it.
         let changed = answer.replacen(code, "I0", 1);
-        assert!(!xmlsec1_verifies(&cert, &changed, dir, "changed"), "{name} changed");
+        assert!(
+            !xmlsec1_verifies(&cert, &changed, dir, "changed"),
+            "{name} changed"
+        );
     }
     gw.running.shutdown().await;
 }
@@ -147,7 +175,10 @@ async fn bad_signatures_are_refused_with_their_codes() {
     .await;
     let good = String::from_utf8(gw.signed("supplier", read_request(20).as_bytes())).unwrap();
     let (status, answer) = post(&gw, SEND, good.clone().into_bytes()).await;
-    assert_eq!((status, element(&answer, "ResponseCode")), (200, Some("I99")));
+    assert_eq!(
+        (status, element(&answer, "ResponseCode")),
+        (200, Some("I99"))
+    );
 
     let flip = |doc: &str, marker: &str| {
         let at = doc.find(marker).unwrap() + marker.len();
@@ -161,7 +192,8 @@ async fn bad_signatures_are_refused_with_their_codes() {
     )
     .unwrap();
     let swapped = good.replace(
-        &good[good.find("<ds:X509SerialNumber>").unwrap()..good.find("</ds:X509SerialNumber>").unwrap()],
+        &good[good.find("<ds:X509SerialNumber>").unwrap()
+            ..good.find("</ds:X509SerialNumber>").unwrap()],
         &format!("<ds:X509SerialNumber>{}", operator.serial_decimal),
     );
     let by_operator = gw.signed("network-operator", read_request(21).as_bytes());
@@ -173,18 +205,53 @@ async fn bad_signatures_are_refused_with_their_codes() {
     )
     .unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("changed body", good.replacen("ReadInstantaneousImportRegisters/", "ReadInstantaneousImportRegisters /", 1).into_bytes(), "E50"),
-        ("changed header", good.replacen(":20<", ":23<", 1).into_bytes(), "E50"),
-        ("changed SignedInfo", flip(&good, "<ds:DigestValue>"), "E51"),
-        ("changed signature value", flip(&good, "<ds:SignatureValue>"), "E51"),
-        ("unknown certificate", good.replacen("<ds:X509SerialNumber>", "<ds:X509SerialNumber>9", 1).into_bytes(), "E52"),
+        (
+            "changed body",
+            good.replacen("<sr:Body>", "<sr:Body> ", 1).into_bytes(),
+            "E50",
+        ),
+        (
+            "changed header",
+            good.replacen(":20<", ":23<", 1).into_bytes(),
+            "E50",
+        ),
+        (
+            "changed DigestValue",
+            flip(&good, "<ds:DigestValue>"),
+            "E50",
+        ),
+        (
+            "changed SignedInfo",
+            good.replacen(
+                r#"<ds:Reference URI="">"#,
+                r#"<ds:Reference URI="" Id="r">"#,
+                1,
+            )
+            .into_bytes(),
+            "E51",
+        ),
+        (
+            "changed signature value",
+            flip(&good, "<ds:SignatureValue>"),
+            "E51",
+        ),
+        (
+            "unknown certificate",
+            good.replacen("<ds:X509SerialNumber>", "<ds:X509SerialNumber>9", 1)
+                .into_bytes(),
+            "E52",
+        ),
         ("swapped certificate", swapped.into_bytes(), "E56"),
         ("another User's certificate", by_operator, "E56"),
         ("expired certificate", expired.into_bytes(), "E53"),
     ];
     for (what, body, code) in cases {
         let (status, answer) = post(&gw, SEND, body).await;
-        assert_eq!((status, element(&answer, "ResponseCode")), (403, Some(code)), "{what}: {answer}");
+        assert_eq!(
+            (status, element(&answer, "ResponseCode")),
+            (403, Some(code)),
+            "{what}: {answer}"
+        );
     }
     gw.running.shutdown().await;
 }
@@ -192,14 +259,19 @@ async fn bad_signatures_are_refused_with_their_codes() {
 /// `dccgw verify` on the DCC signing tool's published messages: exit codes as documented.
 #[test]
 fn dccgw_verify_reproduces_the_known_answers() {
-    let Some(anchors) = support::anchors() else { return };
+    let Some(anchors) = support::anchors() else {
+        return;
+    };
     let certs = anchors.join("certs/zaz1-public");
     let samples = anchors.join("duis-samples");
     let cases = [
         ("responses/signing-tool__readfw-response.xml", 0),
         ("responses/duis-parser__readfw-response.xml", 0),
         ("negative/signing-tool__readfw-response-badsignature.xml", 1),
-        ("negative/signing-tool__readfw-response-nonexist-serial.xml", 3),
+        (
+            "negative/signing-tool__readfw-response-nonexist-serial.xml",
+            3,
+        ),
         ("negative/signing-tool__readfw-response-no-signature.xml", 4),
     ];
     for (file, want) in cases {
@@ -248,7 +320,11 @@ fn dccgw_sign_output_verifies() {
         .arg(dir.path().join("in.xml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let signed = String::from_utf8(out.stdout).unwrap();
     assert!(!signed.contains(":30<"), "the counter was not stamped");
     std::fs::write(dir.path().join("signed.xml"), &signed).unwrap();
@@ -258,12 +334,20 @@ fn dccgw_sign_output_verifies() {
         if trust {
             c.arg("--trust").arg(certs.join("ca.pem"));
         }
-        c.arg(dir.path().join("signed.xml")).output().unwrap().status.code()
+        c.arg(dir.path().join("signed.xml"))
+            .output()
+            .unwrap()
+            .status
+            .code()
     };
     assert_eq!(verify(false), Some(0));
     assert_eq!(verify(true), Some(0));
     // A foreign trust anchor: the certificate does not chain to it (5).
-    let foreign = Ca::generate("foreign", Validity::days_from(OffsetDateTime::now_utc(), 30)).unwrap();
+    let foreign = Ca::generate(
+        "foreign",
+        Validity::days_from(OffsetDateTime::now_utc(), 30),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("foreign.pem"), foreign.cert_pem()).unwrap();
     let code = Command::new(env!("CARGO_BIN_EXE_dccgw"))
         .arg("verify")

@@ -39,9 +39,14 @@ impl TestGateway {
     /// `xml` with any signature replaced by one from `user`'s XML-signing key.
     pub fn signed(&self, user: &str, xml: &[u8]) -> Vec<u8> {
         let dir = self.certs().join("users").join(user);
-        tools::sign(xml, &dir.join("xml-sign.key.pem"), &dir.join("xml-sign.pem"), None)
-            .unwrap()
-            .into_bytes()
+        tools::sign(
+            xml,
+            &dir.join("xml-sign.key.pem"),
+            &dir.join("xml-sign.pem"),
+            None,
+        )
+        .unwrap()
+        .into_bytes()
     }
 
     pub async fn metrics(&self) -> String {
@@ -75,6 +80,15 @@ pub async fn start(extra: &str) -> TestGateway {
 /// As [`start`], with `prepare` run on the directory (PKI made) before the gateway starts: to
 /// add certificates to `user-certs/`, say.
 pub async fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> TestGateway {
+    let (dir, path) = prepare_dir(extra, prepare);
+    let config = Config::load(&path, Vec::new()).unwrap();
+    let running = server::start(&config).await.unwrap();
+    TestGateway { running, dir }
+}
+
+/// A directory with a dev PKI, the demo Users' register and signing certificates, and a
+/// configuration on ports 0 with `extra` appended; returns it and the configuration's path.
+pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
@@ -99,13 +113,32 @@ pub async fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> TestGateway
     prepare(dir.path());
     let path = dir.path().join("dccgw.toml");
     std::fs::write(&path, config).unwrap();
-    let config = Config::load(&path, Vec::new()).unwrap();
-    let running = server::start(&config).await.unwrap();
-    TestGateway { running, dir }
+    (dir, path)
+}
+
+/// A free port on 127.0.0.1 (bound and released; another process could take it meanwhile,
+/// which on a test machine it does not).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Resident set size of a process in KiB (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 pub use dccgw::testing::anchors;
 
+/// Whether `name --version` runs; outside CI a missing tool skips the test (said on stderr).
 pub fn have_tool(name: &str) -> bool {
     dccgw::testing::have_tool(name, "--version")
 }
@@ -116,14 +149,4 @@ pub fn element<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find('<')? + start;
     Some(&xml[start..end])
-}
-
-/// Resident set size of this process in KiB (Linux).
-pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }

@@ -30,7 +30,10 @@ fn tls_client_spec(validity: Validity) -> LeafSpec {
     }
 }
 
-async fn send(gw: &TestGateway, client: &reqwest::Client) -> Result<reqwest::Response, reqwest::Error> {
+async fn send(
+    gw: &TestGateway,
+    client: &reqwest::Client,
+) -> Result<reqwest::Response, reqwest::Error> {
     client
         .post(format!("{}/api/v1/serviceS", gw.base()))
         .header("content-type", "application/xml")
@@ -53,10 +56,7 @@ async fn only_trusted_current_client_certificates_get_in() {
 
     let now = OffsetDateTime::now_utc();
     let none = client_with(&gw.certs(), None);
-    assert!(
-        send(&gw, &none).await.is_err(),
-        "no client certificate"
-    );
+    assert!(send(&gw, &none).await.is_err(), "no client certificate");
 
     let foreign = Ca::generate("foreign CA", Validity::days_from(now, 30)).unwrap();
     let stranger = foreign
