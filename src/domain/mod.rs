@@ -2,6 +2,7 @@
 //! parsed once at the edge into a type that cannot hold an invalid value. Nothing here does I/O,
 //! reads a clock or draws a random number.
 
+mod device;
 mod eui64;
 mod request_id;
 mod response_code;
@@ -9,6 +10,7 @@ mod role;
 mod service;
 mod srv;
 
+pub use device::{DeviceError, DeviceStatus, DeviceType, Mpxn};
 pub use eui64::{Eui64, Eui64Error};
 pub use request_id::{RequestId, RequestIdError};
 pub use response_code::ResponseCode;
