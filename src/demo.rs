@@ -112,12 +112,14 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
          [tls]\ncert = \"{certs}/server.pem\"\nkey = \"{certs}/server.key.pem\"\nclient_ca = [\"{certs}/ca.pem\"]\n\n\
          [registration]\nusers = \"{users}\"\n\n\
          [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
-         user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n",
+         user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\n\
+         [state]\ndir = \"{state}\"\n",
         addr = plan.addr,
         admin = plan.admin_addr,
         certs = certs.display(),
         users = users.display(),
         user_certs = user_certs.display(),
+        state = dir.join("state").display(),
     );
     write(&config, &text)?;
 

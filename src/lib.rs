@@ -24,6 +24,7 @@ pub mod pki;
 pub mod register;
 pub mod server;
 pub mod signer;
+pub mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;

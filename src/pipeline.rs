@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
 use crate::register::PartyRegister;
 use crate::signer::Signer;
+use crate::store::ReplayGuard;
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits};
 
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub user_certs: ArcSwap<CertStore>,
     /// The DCC XML-signing key that signs every answer.
     pub signer: Signer,
+    /// Each originator's last accepted counter, journalled.
+    pub replay: ReplayGuard,
     pub metrics: Metrics,
 }
 
@@ -55,6 +58,7 @@ impl Gateway {
         register: PartyRegister,
         user_certs: CertStore,
         signer: Signer,
+        replay: ReplayGuard,
         xml_limits: duis::Limits,
         metrics: Metrics,
     ) -> Arc<Self> {
@@ -70,12 +74,13 @@ impl Gateway {
             c14n_limits,
             user_certs: ArcSwap::from_pointee(user_certs),
             signer,
+            replay,
             metrics,
         })
     }
 
     /// Runs one request through the phases. `now` is the time the request was received.
-    pub fn handle(
+    pub async fn handle(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
@@ -83,7 +88,7 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let started = Instant::now();
-        match self.process(service, peer, body, now) {
+        match self.process(service, peer, body, now).await {
             Ok(partial) => self.respond(service, peer, partial, None, now, started),
             Err(Refusal { error, partial }) => {
                 self.respond(service, peer, partial, Some(error), now, started)
@@ -138,7 +143,7 @@ impl Gateway {
         answer
     }
 
-    fn process(
+    async fn process(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
@@ -171,6 +176,12 @@ impl Gateway {
         self.verify_signature(body, header.request_id.originator, now)
             .map_err(refuse)?;
         // Authorize (→ Permit): issue 4.
+        // Replay: the counter is checked and journalled last, so that only accepted requests
+        // move an originator's high-water mark.
+        self.replay
+            .advance(&header.request_id, header.command_variant)
+            .await
+            .map_err(|e| refuse(Error::Replay(e)))?;
         // Sign, route, dispatch: issue 5.
         Ok(partial)
     }

@@ -18,6 +18,15 @@ pub struct Config {
     pub limits: Limits,
     pub registration: Registration,
     pub signatures: Signatures,
+    pub state: State,
+}
+
+/// Where the gateway keeps what must survive a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// A directory of journals (anti-replay high-water marks, …), created if missing.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +179,7 @@ impl Config {
         join(&mut self.signatures.dcc_cert);
         join(&mut self.signatures.user_certs);
         self.signatures.trust_anchors.iter_mut().for_each(join);
+        join(&mut self.state.dir);
     }
 }
 

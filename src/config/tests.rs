@@ -18,6 +18,9 @@ dcc_key = "dcc-xml-sign.key.pem"
 dcc_cert = "dcc-xml-sign.pem"
 user_certs = "user-certs"
 trust_anchors = ["ca.pem"]
+
+[state]
+dir = "state"
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

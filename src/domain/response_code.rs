@@ -70,6 +70,8 @@ pub enum ResponseCode {
     E55,
     /// Gateway's choice: the signing certificate names a User other than the originator.
     E56,
+    /// Gateway's choice: the originator's counter is not above the last one accepted (replay).
+    E57,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
@@ -78,11 +80,11 @@ pub enum ResponseCode {
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 32] = {
+    pub const ALL: [ResponseCode; 33] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
-            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E60, E100,
+            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E60, E100,
         ]
     };
 
@@ -118,6 +120,7 @@ impl ResponseCode {
             Self::E54 => "E54",
             Self::E55 => "E55",
             Self::E56 => "E56",
+            Self::E57 => "E57",
             Self::E60 => "E60",
             Self::E100 => "E100",
         }
@@ -157,7 +160,7 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
             | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
-            | E56 | E60 | E100 => {}
+            | E56 | E57 | E60 | E100 => {}
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::ParseError;
+use crate::store::Replay;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -52,6 +53,8 @@ pub enum Error {
     UnknownSigner,
     #[error("the signing certificate may not sign this request")]
     Signer(#[source] SignerRefusal),
+    #[error("the originator's counter was refused")]
+    Replay(#[source] Replay),
     #[error("the request did not finish within the request timeout")]
     Timeout,
     #[error("the gateway could not sign its answer")]
@@ -83,6 +86,8 @@ impl Error {
             Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
             Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
             Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
+            Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
+            Self::Replay(Replay::Journal) => (E100, 503, "journal"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
         }
@@ -90,7 +95,7 @@ impl Error {
 
     pub fn cause(&self) -> Cause {
         match self {
-            Self::Timeout | Self::SignAnswer => Cause::Gateway,
+            Self::Timeout | Self::SignAnswer | Self::Replay(Replay::Journal) => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -106,7 +111,8 @@ impl Error {
             | Self::PartyMismatch { .. }
             | Self::Signature(_)
             | Self::UnknownSigner
-            | Self::Signer(_) => Cause::Sender,
+            | Self::Signer(_)
+            | Self::Replay(Replay::NotIncreasing { .. }) => Cause::Sender,
         }
     }
 }

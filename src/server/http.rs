@@ -79,7 +79,7 @@ async fn read_and_process(
             return gateway.refuse_early(service, peer, Error::BodyUnreadable, now);
         }
     };
-    gateway.handle(service, peer, &body, now)
+    gateway.handle(service, peer, &body, now).await
 }
 
 /// `application/xml` or `text/xml`, parameters (charset) allowed.

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::register::{PartyRegister, RegisterError};
 use crate::signer::{Signer, SignerError};
+use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -38,6 +39,8 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     CertStore(#[from] CertStoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
@@ -98,6 +101,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
     .await
     .map_err(StartError::Task)??;
+    let replay_path = config.state.dir.join("replay.journal");
+    let replay = tokio::task::spawn_blocking(move || ReplayGuard::open(&replay_path))
+        .await
+        .map_err(StartError::Task)??;
     tracing::info!(
         users = register.len(),
         user_certs = user_certs.len(),
@@ -111,7 +118,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ..duis::Limits::default()
     };
     let metrics = Metrics::new();
-    let gateway = Gateway::new(register, user_certs, signer, xml_limits, metrics.clone());
+    let gateway = Gateway::new(
+        register,
+        user_certs,
+        signer,
+        replay,
+        xml_limits,
+        metrics.clone(),
+    );
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -71,8 +71,16 @@ async fn every_public_template_gets_a_schema_valid_answer() {
             // An originator no demo User holds (the DCC's own ID, an unknown supplier ID).
             None => ("supplier", "E1"),
         };
-        // The templates carry placeholder signatures: re-signed with the demo User's key.
-        let (client, body) = (gw.client(name), gw.signed(name, &body));
+        // The templates carry placeholder signatures and repeat counters: each is given a fresh
+        // counter and re-signed with the demo User's key, as a User's client would.
+        let counter = 1_000_000 + answers.len() as u64;
+        let stamped =
+            dccgw::tools::stamp_counter(&String::from_utf8_lossy(&body), counter).unwrap();
+        let request_id = format!(
+            "{}:{counter}",
+            &request_id[..request_id.rfind(':').unwrap()]
+        );
+        let (client, body) = (gw.client(name), gw.signed(name, stamped.as_bytes()));
         let (status, answer) = post(&client, format!("{}{}", gw.base(), path_for(cv)), body).await;
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
@@ -234,4 +242,27 @@ async fn refusal_answers_validate_against_the_schema() {
     if let Err(report) = xsd.validate_all(&docs) {
         panic!("schema-invalid answers:\n{report}");
     }
+}
+
+/// A replayed counter is refused, before and after a restart; a higher one is accepted.
+#[tokio::test]
+async fn replayed_counters_are_refused_across_a_restart() {
+    let gw = support::start("").await;
+    let send = |gw: &support::TestGateway, counter: u64| {
+        let xml = request(SUPPLIER, ESME, 1, "4.1.1", READ);
+        let xml = dccgw::tools::stamp_counter(&String::from_utf8(xml).unwrap(), counter).unwrap();
+        let body = gw.signed("supplier", xml.as_bytes());
+        let (client, url) = (gw.client("supplier"), format!("{}{SEND}", gw.base()));
+        async move {
+            let (status, answer) = post(&client, url, body).await;
+            (status, element(&answer, "ResponseCode").map(str::to_owned))
+        }
+    };
+    assert_eq!(send(&gw, 500).await, (200, Some("I99".into())));
+    assert_eq!(send(&gw, 500).await, (409, Some("E57".into())));
+    assert_eq!(send(&gw, 499).await, (409, Some("E57".into())));
+    let gw = gw.restart().await;
+    assert_eq!(send(&gw, 500).await, (409, Some("E57".into())));
+    assert_eq!(send(&gw, 501).await, (200, Some("I99".into())));
+    gw.running.shutdown().await;
 }

@@ -49,6 +49,17 @@ impl TestGateway {
         .into_bytes()
     }
 
+    /// Stops the gateway and starts it again from the same directory and configuration.
+    pub async fn restart(self) -> TestGateway {
+        self.running.shutdown().await;
+        let config = Config::load(&self.dir.path().join("dccgw.toml"), Vec::new()).unwrap();
+        let running = server::start(&config).await.unwrap();
+        TestGateway {
+            running,
+            dir: self.dir,
+        }
+    }
+
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin()))
             .await
@@ -108,7 +119,8 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
          [tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key.pem\"\nclient_ca = [\"certs/ca.pem\"]\n\
          [registration]\nusers = \"users.csv\"\n\
          [signatures]\ndcc_key = \"certs/dcc-xml-sign.key.pem\"\ndcc_cert = \"certs/dcc-xml-sign.pem\"\n\
-         user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n{extra}"
+         user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n\
+         [state]\ndir = \"state\"\n{extra}"
     );
     prepare(dir.path());
     let path = dir.path().join("dccgw.toml");
