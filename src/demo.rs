@@ -126,7 +126,8 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
     let requests = dir.join("requests");
     create_dir(&requests)?;
     let example_request = requests.join("read-instantaneous-import-registers.xml");
-    let counter = (now.unix_timestamp_nanos() / 1_000_000).max(1);
+    // Epoch milliseconds, as the DCC's tools stamp counters; `dccgw sign --stamp-counter` renews it.
+    let counter = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(1);
     write(
         &example_request,
         &example_request_xml(DEMO_USERS[0].1, DEMO_ESME, counter),
@@ -138,7 +139,7 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
 }
 
 /// A 4.1.1 Read Instantaneous Import Registers request, Command Variant 1 (Send Command).
-pub fn example_request_xml(originator: &str, device: &str, counter: i128) -> String {
+pub fn example_request_xml(originator: &str, device: &str, counter: u64) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">

@@ -4,20 +4,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{self, element};
+use crate::support::{self, element, post};
 
 const SEND: &str = "/api/v1/serviceS";
-
-async fn post(client: &reqwest::Client, url: &str, body: reqwest::Body) -> (u16, String) {
-    let r = client
-        .post(url)
-        .header("content-type", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
 
 fn deep(levels: usize) -> Vec<u8> {
     let mut s = String::from(
@@ -74,11 +63,11 @@ async fn oversized_deep_and_doctype_requests_are_refused_without_growth() {
     let ten_mb = vec![b' '; 10 * 1024 * 1024];
 
     // Warm up once, so that first-use allocations do not count as growth.
-    let (status, _) = post(&client, &url, ten_mb.clone().into()).await;
+    let (status, _) = post(&client, &url, ten_mb.clone()).await;
     assert_eq!(status, 413);
     let before = support::rss_kib(child.id());
     for _ in 0..10 {
-        let (status, answer) = post(&client, &url, ten_mb.clone().into()).await;
+        let (status, answer) = post(&client, &url, ten_mb.clone()).await;
         assert_eq!(
             (status, element(&answer, "ResponseCode")),
             (413, Some("E42"))
@@ -89,20 +78,20 @@ async fn oversized_deep_and_doctype_requests_are_refused_without_growth() {
             (413, Some("E42")),
             "{answer}"
         );
-        let (status, answer) = post(&client, &url, deep(10_000).into()).await;
+        let (status, answer) = post(&client, &url, deep(10_000)).await;
         assert_eq!(
             (status, element(&answer, "ResponseCode")),
             (400, Some("E42")),
             "{answer}"
         );
         let doctype = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">&lol2;</sr:Request>"#;
-        let (status, answer) = post(&client, &url, doctype.to_vec().into()).await;
+        let (status, answer) = post(&client, &url, doctype.to_vec()).await;
         assert_eq!(
             (status, element(&answer, "ResponseCode")),
             (400, Some("E41"))
         );
         let xxe = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
-        let (status, answer) = post(&client, &url, xxe.to_vec().into()).await;
+        let (status, answer) = post(&client, &url, xxe.to_vec()).await;
         assert_eq!(
             (status, element(&answer, "ResponseCode")),
             (400, Some("E41"))

@@ -106,9 +106,12 @@ async fn a_request_signed_with_an_openssl_made_certificate_is_accepted() {
         dccgw::identity::identity_from_pem(&std::fs::read(work.join("cert.pem")).unwrap()).unwrap();
     assert_eq!(identity.role, dccgw::domain::SmkiRole::XmlSigning);
 
-    let template = r#"<?xml version="1.0" encoding="UTF-8"?>
-<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"><sr:Header><sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:77</sr:RequestID><sr:CommandVariant>1</sr:CommandVariant><sr:ServiceReference>4.1</sr:ServiceReference><sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant></sr:Header><sr:Body><sr:ReadInstantaneousImportRegisters/></sr:Body><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial/></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Request>"#;
-    std::fs::write(work.join("template.xml"), template).unwrap();
+    let template = support::xmlsec1_template(&dccgw::demo::example_request_xml(
+        "90-B3-D5-1F-30-01-00-00",
+        dccgw::demo::DEMO_ESME,
+        77,
+    ));
+    std::fs::write(work.join("template.xml"), &template).unwrap();
     let out = Command::new("xmlsec1")
         .current_dir(&work)
         .args([

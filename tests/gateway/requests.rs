@@ -2,7 +2,7 @@
 
 use dccgw::duis::testing::DuisXsd;
 
-use crate::support::{self, element};
+use crate::support::{self, element, post};
 
 const SEND: &str = "/api/v1/serviceS";
 const TRANSFORM: &str = "/api/v1/serviceT";
@@ -22,17 +22,6 @@ fn path_for(cv: &str) -> &'static str {
         "2" | "6" | "8" => DCC,
         _ => SEND,
     }
-}
-
-async fn post(client: &reqwest::Client, url: String, body: Vec<u8>) -> (u16, String) {
-    let r = client
-        .post(url)
-        .header("content-type", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// Every public request template, as published, sent by the demo User that originated it, is
@@ -81,7 +70,7 @@ async fn every_public_template_gets_a_schema_valid_answer() {
             &request_id[..request_id.rfind(':').unwrap()]
         );
         let (client, body) = (gw.client(name), gw.signed(name, stamped.as_bytes()));
-        let (status, answer) = post(&client, format!("{}{}", gw.base(), path_for(cv)), body).await;
+        let (status, answer) = post(&client, &format!("{}{}", gw.base(), path_for(cv)), body).await;
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
             element(&answer, "ResponseCode"),
@@ -167,7 +156,7 @@ async fn refusals_carry_their_documented_codes() {
         ),
     ];
     for (what, path, body, code, status) in cases {
-        let (got_status, answer) = post(&supplier, format!("{}{path}", gw.base()), body).await;
+        let (got_status, answer) = post(&supplier, &format!("{}{path}", gw.base()), body).await;
         assert_eq!(
             element(&answer, "ResponseCode"),
             Some(code),
@@ -232,7 +221,7 @@ async fn refusal_answers_validate_against_the_schema() {
         ),
         ("E46", SEND, request(OTHER_USER, ESME, 1, "4.1.1", READ)),
     ] {
-        let (_, answer) = post(&supplier, format!("{}{path}", gw.base()), body).await;
+        let (_, answer) = post(&supplier, &format!("{}{path}", gw.base()), body).await;
         answers.push((name, answer));
     }
     for (name, answer) in &answers {
@@ -254,7 +243,7 @@ async fn replayed_counters_are_refused_across_a_restart() {
         let body = gw.signed("supplier", xml.as_bytes());
         let (client, url) = (gw.client("supplier"), format!("{}{SEND}", gw.base()));
         async move {
-            let (status, answer) = post(&client, url, body).await;
+            let (status, answer) = post(&client, &url, body).await;
             (status, element(&answer, "ResponseCode").map(str::to_owned))
         }
     };

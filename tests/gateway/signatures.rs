@@ -14,35 +14,19 @@ use dccgw::pki::{Ca, LeafSpec, Usage, Validity};
 use crate::support::{self, element, TestGateway};
 
 const SEND: &str = "/api/v1/serviceS";
+const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
 
 fn read_request(counter: u64) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
-  <sr:Header>
-    <sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{counter}</sr:RequestID>
-    <sr:CommandVariant>1</sr:CommandVariant>
-    <sr:ServiceReference>4.1</sr:ServiceReference>
-    <sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant>
-  </sr:Header>
-  <sr:Body>
-    <sr:ReadInstantaneousImportRegisters/>
-  </sr:Body>
-</sr:Request>
-"#
-    )
+    dccgw::demo::example_request_xml(SUPPLIER, dccgw::demo::DEMO_ESME, counter)
 }
 
 async fn post(gw: &TestGateway, path: &str, body: Vec<u8>) -> (u16, String) {
-    let r = gw
-        .client("supplier")
-        .post(format!("{}{path}", gw.base()))
-        .header("content-type", "application/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    support::post(
+        &gw.client("supplier"),
+        &format!("{}{path}", gw.base()),
+        body,
+    )
+    .await
 }
 
 /// `xmlsec1 --verify` with the DCC signing certificate: true when it says OK.
@@ -72,10 +56,7 @@ async fn xmlsec1_signs_requests_the_gateway_accepts_and_verifies_every_answer() 
 
     // A template as xmlsec1 expects it: the profile's SignedInfo with empty values, and an
     // empty X509IssuerSerial for xmlsec1 to fill from the certificate.
-    let template = read_request(11).replace(
-        "</sr:Request>",
-        r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial/></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Request>"#,
-    );
+    let template = support::xmlsec1_template(&read_request(11));
     std::fs::write(dir.join("template.xml"), &template).unwrap();
     let key_and_cert = format!(
         "{},{}",

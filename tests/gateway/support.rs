@@ -150,6 +150,33 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 pub use dccgw::testing::anchors;
 
+/// POSTs `body` as `application/xml`; the HTTP status and the answer's text.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// `xml` (a request without a signature) with the profile's `ds:Signature` template appended as
+/// the root's last child: empty values and an empty `X509IssuerSerial`, for `xmlsec1 --sign` to
+/// fill in.
+pub fn xmlsec1_template(xml: &str) -> String {
+    xml.replacen(
+        "</sr:Request>",
+        r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial/></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Request>"#,
+        1,
+    )
+}
+
 /// Whether `name --version` runs; outside CI a missing tool skips the test (said on stderr).
 pub fn have_tool(name: &str) -> bool {
     dccgw::testing::have_tool(name, "--version")
