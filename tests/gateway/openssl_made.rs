@@ -8,6 +8,8 @@ use std::process::Command;
 
 use crate::support::{self, element};
 
+const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
@@ -106,30 +108,8 @@ async fn a_request_signed_with_an_openssl_made_certificate_is_accepted() {
         dccgw::identity::identity_from_pem(&std::fs::read(work.join("cert.pem")).unwrap()).unwrap();
     assert_eq!(identity.role, dccgw::domain::SmkiRole::XmlSigning);
 
-    let template = support::xmlsec1_template(&dccgw::demo::example_request_xml(
-        "90-B3-D5-1F-30-01-00-00",
-        dccgw::demo::DEMO_ESME,
-        77,
-    ));
-    std::fs::write(work.join("template.xml"), &template).unwrap();
-    let out = Command::new("xmlsec1")
-        .current_dir(&work)
-        .args([
-            "--sign",
-            "--privkey-pem",
-            "key.pem,cert.pem",
-            "--output",
-            "signed.xml",
-            "template.xml",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let signed = std::fs::read(work.join("signed.xml")).unwrap();
+    let xml = dccgw::demo::example_request_xml(SUPPLIER, dccgw::demo::DEMO_ESME, 77);
+    let signed = support::xmlsec1_sign(&work, &work.join("key.pem"), &work.join("cert.pem"), &xml);
     let answer = gw
         .client("supplier")
         .post(format!("{}/api/v1/serviceS", gw.base()))

@@ -54,27 +54,12 @@ async fn xmlsec1_signs_requests_the_gateway_accepts_and_verifies_every_answer() 
     let dir = gw.dir.path();
     let user = gw.certs().join("users/supplier");
 
-    // A template as xmlsec1 expects it: the profile's SignedInfo with empty values, and an
-    // empty X509IssuerSerial for xmlsec1 to fill from the certificate.
-    let template = support::xmlsec1_template(&read_request(11));
-    std::fs::write(dir.join("template.xml"), &template).unwrap();
-    let key_and_cert = format!(
-        "{},{}",
-        user.join("xml-sign.key.pem").display(),
-        user.join("xml-sign.pem").display()
+    let signed = support::xmlsec1_sign(
+        dir,
+        &user.join("xml-sign.key.pem"),
+        &user.join("xml-sign.pem"),
+        &read_request(11),
     );
-    let out = Command::new("xmlsec1")
-        .args(["--sign", "--privkey-pem", &key_and_cert, "--output"])
-        .arg(dir.join("signed.xml"))
-        .arg(dir.join("template.xml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let signed = std::fs::read(dir.join("signed.xml")).unwrap();
     let (status, answer) = post(&gw, SEND, signed).await;
     assert_eq!(
         (status, element(&answer, "ResponseCode")),

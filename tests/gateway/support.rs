@@ -166,10 +166,27 @@ pub async fn post(
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// `xml` signed by `xmlsec1` (not our code) with `key` and `cert`, working in `dir`.
+pub fn xmlsec1_sign(dir: &Path, key: &Path, cert: &Path, xml: &str) -> Vec<u8> {
+    std::fs::write(dir.join("template.xml"), xmlsec1_template(xml)).unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .arg("--sign")
+        .arg("--privkey-pem")
+        .arg(format!("{},{}", key.display(), cert.display()))
+        .arg("--output")
+        .arg(dir.join("signed.xml"))
+        .arg(dir.join("template.xml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "xmlsec1 --sign: {stderr}");
+    std::fs::read(dir.join("signed.xml")).unwrap()
+}
+
 /// `xml` (a request without a signature) with the profile's `ds:Signature` template appended as
 /// the root's last child: empty values and an empty `X509IssuerSerial`, for `xmlsec1 --sign` to
 /// fill in.
-pub fn xmlsec1_template(xml: &str) -> String {
+fn xmlsec1_template(xml: &str) -> String {
     xml.replacen(
         "</sr:Request>",
         r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial/></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Request>"#,
