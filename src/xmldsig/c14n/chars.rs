@@ -100,6 +100,7 @@ pub(crate) fn is_space(b: u8) -> bool {
 const SPECIAL_TEXT: u8 = 1;
 const SPECIAL_CDATA: u8 = 2;
 const SPECIAL_ATTR: u8 = 4;
+const ENDS_NAME: u8 = 8;
 
 /// Which bytes stop a verbatim run, per decoder.
 static SPECIAL: [u8; 256] = {
@@ -111,6 +112,12 @@ static SPECIAL: [u8; 256] = {
     t[b'"' as usize] = SPECIAL_ATTR;
     t[b'\t' as usize] = SPECIAL_ATTR;
     t[b'\n' as usize] = SPECIAL_ATTR;
+    let mut i = 0;
+    let ends_name = b" \t\n\r/>=";
+    while i < ends_name.len() {
+        t[ends_name[i] as usize] |= ENDS_NAME;
+        i += 1;
+    }
     t
 };
 
@@ -238,11 +245,13 @@ fn reference(s: &str, position: usize) -> Result<(char, usize), C14nError> {
         [b'#', b'x', hex @ ..] => char_ref(hex, 16).ok_or(bad)?,
         [b'#', dec @ ..] => char_ref(dec, 10).ok_or(bad)?,
         name => {
-            return Err(if is_qname(name) {
+            // `name` is ASCII up to a `;`, or else not valid UTF-8 and so no name.
+            let is_name = std::str::from_utf8(name).is_ok_and(is_qname);
+            return Err(if is_name {
                 C14nError::EntityReference { position }
             } else {
                 bad
-            })
+            });
         }
     };
     Ok((c, end + 2))
@@ -269,24 +278,48 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 
 /// Whether a byte ends a name inside a tag.
 pub(crate) fn ends_name(b: u8) -> bool {
-    is_space(b) || matches!(b, b'/' | b'>' | b'=')
+    SPECIAL[usize::from(b)] & ENDS_NAME != 0
 }
 
 /// Namespaces 1.0 `QName`: one optional prefix, each part an `NCName`.
-pub(crate) fn is_qname(name: &[u8]) -> bool {
-    let mut parts = name.splitn(2, |&b| b == b':');
-    let first = parts.next().unwrap_or_default();
-    match parts.next() {
-        None => is_ncname(first),
-        Some(second) => is_ncname(first) && is_ncname(second),
+pub(crate) fn is_qname(name: &str) -> bool {
+    match memchr::memchr(b':', name.as_bytes()) {
+        None => is_ncname(name),
+        // `i` is the index of an ASCII byte, so both slices are on character boundaries.
+        Some(i) => is_ncname(&name[..i]) && is_ncname(&name[i + 1..]),
     }
 }
 
-fn is_ncname(name: &[u8]) -> bool {
-    let Ok(s) = std::str::from_utf8(name) else {
-        return false;
-    };
-    let mut chars = s.chars();
+/// ASCII bytes that may start an `NCName` (1) or continue one (2).
+static ASCII_NAME: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = 3;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            t[b] = 2;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Whether `b` is an ASCII byte that may appear in a QName.
+pub(crate) fn is_ascii_name_byte(b: u8) -> bool {
+    b == b':' || ASCII_NAME.get(usize::from(b)).is_some_and(|&t| t != 0)
+}
+
+fn is_ncname(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_ascii() {
+        return bytes
+            .first()
+            .is_some_and(|&b| ASCII_NAME[usize::from(b)] & 1 != 0)
+            && bytes.iter().all(|&b| ASCII_NAME[usize::from(b)] != 0);
+    }
+    let mut chars = name.chars();
     match chars.next() {
         Some(c) if is_name_start(c) => chars.all(is_name_char),
         _ => false,

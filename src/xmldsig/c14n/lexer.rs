@@ -2,7 +2,7 @@
 //! document already known to be UTF-8 and free of forbidden characters. Nothing here allocates
 //! except the caller's reusable attribute list.
 
-use super::chars::{ends_name, is_qname, is_space};
+use super::chars::{ends_name, is_ascii_name_byte, is_qname, is_space};
 use super::error::{C14nError, MalformedKind};
 
 /// An attribute as written: name and raw (undecoded) value.
@@ -39,6 +39,11 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
 fn name_at(doc: &str, i: usize) -> Result<(&str, usize), C14nError> {
     let bytes = doc.as_bytes();
     let mut end = i;
+    // The usual name is ASCII: stop at the first byte that is not an ASCII name byte, and
+    // take the byte-by-byte way only if that is not where the name ends.
+    while bytes.get(end).is_some_and(|&b| is_ascii_name_byte(b)) {
+        end += 1;
+    }
     while bytes.get(end).is_some_and(|&b| !ends_name(b)) {
         end += 1;
     }
@@ -47,7 +52,7 @@ fn name_at(doc: &str, i: usize) -> Result<(&str, usize), C14nError> {
     }
     // `end` stops at an ASCII byte (or the end), so both ends are character boundaries.
     let name = &doc[i..end];
-    if !is_qname(name.as_bytes()) {
+    if !is_qname(name) {
         return Err(malformed(i, MalformedKind::BadName));
     }
     Ok((name, end))
@@ -104,12 +109,12 @@ pub(crate) fn start_tag<'a>(
         }
         i = skip_space(bytes, i + 1);
         let quote = match bytes.get(i) {
-            Some(&q @ (b'"' | b'\'')) => char::from(q),
+            Some(&q @ (b'"' | b'\'')) => q,
             None => return Err(malformed(i, MalformedKind::UnexpectedEnd)),
             Some(_) => return Err(malformed(i, MalformedKind::BadAttribute)),
         };
         let value_position = i + 1;
-        let Some(len) = doc[value_position..].find(quote) else {
+        let Some(len) = memchr::memchr(quote, &bytes[value_position..]) else {
             return Err(malformed(doc.len(), MalformedKind::UnexpectedEnd));
         };
         attrs.push(RawAttr {
@@ -122,12 +127,19 @@ pub(crate) fn start_tag<'a>(
     }
 }
 
-/// The end tag at `start` (which holds `</`): its name and the index just after its `>`.
-pub(crate) fn end_tag(doc: &str, start: usize) -> Result<(&str, usize), C14nError> {
-    let (name, i) = name_at(doc, start + 2)?;
-    let i = skip_space(doc.as_bytes(), i);
-    match doc.as_bytes().get(i) {
-        Some(b'>') => Ok((name, i + 1)),
+/// The end tag at `start` (which holds `</`), which must close the element named `open`: the
+/// index just after its `>`.
+pub(crate) fn end_tag(doc: &str, start: usize, open: &str) -> Result<usize, C14nError> {
+    let bytes = doc.as_bytes();
+    let after = start + 2 + open.len();
+    let same_name = bytes.get(start + 2..after) == Some(open.as_bytes())
+        && bytes.get(after).is_some_and(|&b| ends_name(b));
+    if !same_name {
+        return Err(malformed(start, MalformedKind::MismatchedEndTag));
+    }
+    let i = skip_space(bytes, after);
+    match bytes.get(i) {
+        Some(b'>') => Ok(i + 1),
         None => Err(malformed(i, MalformedKind::UnexpectedEnd)),
         Some(_) => Err(malformed(i, MalformedKind::MismatchedEndTag)),
     }

@@ -3,12 +3,36 @@
 //! what it inserted, so the whole walk stays linear in the document.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: keys are namespace prefixes, a few bytes each. A peer could choose colliding
+/// prefixes, but the live entries are bounded by depth × attributes per element
+/// ([`C14nLimits`](super::C14nLimits)), so a collision chain is bounded too.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 
 pub(crate) struct ScopedMap<'a, V> {
     /// Every live entry, with the entry it shadows for the same key.
     entries: Vec<Entry<'a, V>>,
     /// The newest entry for each key.
-    newest: HashMap<&'a str, usize>,
+    newest: HashMap<&'a str, usize, BuildHasherDefault<Fnv>>,
     /// `entries.len()` when each open scope began.
     scopes: Vec<usize>,
 }
@@ -23,7 +47,7 @@ impl<'a, V> ScopedMap<'a, V> {
     pub(crate) fn new() -> Self {
         Self {
             entries: Vec::new(),
-            newest: HashMap::new(),
+            newest: HashMap::default(),
             scopes: Vec::new(),
         }
     }

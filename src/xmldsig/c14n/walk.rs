@@ -153,7 +153,27 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
 /// that are not XML characters).
 fn check_chars(doc: &str) -> Result<(), C14nError> {
     let bytes = doc.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
+    // Most chunks hold neither a forbidden control byte nor 0xEF: test a whole chunk with
+    // branch-free compares (this vectorises), and look closer only at one that might.
+    const CHUNK: usize = 64;
+    let suspect = |chunk: &[u8]| {
+        chunk.iter().fold(0u8, |acc, &b| {
+            let control = (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+            acc | u8::from(control) | u8::from(b == 0xEF)
+        }) != 0
+    };
+    let mut chunks = bytes.chunks_exact(CHUNK);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        if suspect(chunk) {
+            check_chunk(bytes, n * CHUNK, CHUNK)?;
+        }
+    }
+    let tail = chunks.remainder();
+    check_chunk(bytes, bytes.len() - tail.len(), tail.len())
+}
+
+fn check_chunk(bytes: &[u8], from: usize, len: usize) -> Result<(), C14nError> {
+    for (i, &b) in bytes.iter().enumerate().skip(from).take(len) {
         let bad = match b {
             b'\t' | b'\n' | b'\r' => false,
             0..=0x1F => true,
@@ -178,7 +198,7 @@ impl<'a> Walker<'a> {
         let mut seen_root = false;
         while pos < bytes.len() {
             if bytes[pos] != b'<' {
-                let end = doc[pos..].find('<').map_or(doc.len(), |n| pos + n);
+                let end = memchr::memchr(b'<', &bytes[pos..]).map_or(doc.len(), |n| pos + n);
                 let raw = &doc[pos..end];
                 if self.open.is_empty() {
                     if let Some(n) = raw.bytes().position(|b| !is_space(b)) {
@@ -193,29 +213,17 @@ impl<'a> Walker<'a> {
                 pos = end;
                 continue;
             }
-            let rest = &doc[pos..];
-            pos = if rest.starts_with("<!--") {
-                lexer::comment(doc, pos)?
-            } else if rest.starts_with("<?") {
-                return Err(C14nError::ProcessingInstruction { position: pos });
-            } else if rest.starts_with("<!DOCTYPE") {
-                return Err(C14nError::Doctype { position: pos });
-            } else if rest.starts_with(CDATA_OPEN) && !self.open.is_empty() {
-                let (raw, end) = lexer::cdata(doc, pos)?;
-                match visitor.text() {
-                    Some(mut sink) => decode_cdata(raw, &mut sink),
-                    None => decode_cdata(raw, &mut Discard),
+            pos = match bytes.get(pos + 1) {
+                Some(b'/') => self.end_tag(pos, visitor)?,
+                Some(b'?') => return Err(C14nError::ProcessingInstruction { position: pos }),
+                Some(b'!') => self.markup_declaration(pos, visitor)?,
+                _ if self.open.is_empty() && seen_root => {
+                    return Err(malformed(pos, MalformedKind::ContentOutsideRoot))
                 }
-                end
-            } else if rest.starts_with("</") {
-                self.end_tag(pos, visitor)?
-            } else if rest.starts_with("<!") {
-                return Err(malformed(pos, MalformedKind::BadMarkup));
-            } else if self.open.is_empty() && seen_root {
-                return Err(malformed(pos, MalformedKind::ContentOutsideRoot));
-            } else {
-                seen_root = true;
-                self.start_tag(pos, visitor)?
+                _ => {
+                    seen_root = true;
+                    self.start_tag(pos, visitor)?
+                }
             };
         }
         if !self.open.is_empty() {
@@ -225,6 +233,30 @@ impl<'a> Walker<'a> {
             return Err(malformed(doc.len(), MalformedKind::NoRoot));
         }
         Ok(())
+    }
+
+    /// A comment, or a CDATA section inside the root; the rest of `<!` is refused.
+    fn markup_declaration<V: Visitor<'a>>(
+        &mut self,
+        pos: usize,
+        visitor: &mut V,
+    ) -> Result<usize, C14nError> {
+        let doc = self.doc;
+        let rest = &doc[pos..];
+        if rest.starts_with("<!--") {
+            lexer::comment(doc, pos)
+        } else if rest.starts_with("<!DOCTYPE") {
+            Err(C14nError::Doctype { position: pos })
+        } else if rest.starts_with(CDATA_OPEN) && !self.open.is_empty() {
+            let (raw, end) = lexer::cdata(doc, pos)?;
+            match visitor.text() {
+                Some(mut sink) => decode_cdata(raw, &mut sink),
+                None => decode_cdata(raw, &mut Discard),
+            }
+            Ok(end)
+        } else {
+            Err(malformed(pos, MalformedKind::BadMarkup))
+        }
     }
 
     fn start_tag<V: Visitor<'a>>(
@@ -319,9 +351,9 @@ impl<'a> Walker<'a> {
         start: usize,
         visitor: &mut V,
     ) -> Result<usize, C14nError> {
-        let (name, end) = lexer::end_tag(self.doc, start)?;
         match self.open.last() {
-            Some(&(open, open_start)) if open == name => {
+            Some(&(name, open_start)) => {
+                let end = lexer::end_tag(self.doc, start, name)?;
                 let depth = self.open.len();
                 visitor.end(name, open_start..end, depth)?;
                 self.open.pop();
@@ -329,7 +361,7 @@ impl<'a> Walker<'a> {
                 self.xml_attrs.leave();
                 Ok(end)
             }
-            _ => Err(malformed(start, MalformedKind::MismatchedEndTag)),
+            None => Err(malformed(start, MalformedKind::MismatchedEndTag)),
         }
     }
 
@@ -385,7 +417,11 @@ impl<'a> Walker<'a> {
 
 /// `prefix:local` → (`prefix`, `local`); an unprefixed name has the prefix `""`.
 fn split(qname: &str) -> (&str, &str) {
-    qname.split_once(':').unwrap_or(("", qname))
+    match memchr::memchr(b':', qname.as_bytes()) {
+        // `i` is the index of an ASCII byte, so both slices are on character boundaries.
+        Some(i) => (&qname[..i], &qname[i + 1..]),
+        None => ("", qname),
+    }
 }
 
 /// An attribute value decoded, borrowed when it holds nothing to decode.
