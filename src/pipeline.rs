@@ -22,7 +22,7 @@ use crate::register::PartyRegister;
 use crate::signer::Signer;
 use crate::store::ReplayGuard;
 use crate::tls::PeerIdentity;
-use crate::xmldsig::{self, c14n::C14nLimits};
+use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
 /// What every request shares: rule data, registers and the metrics they report to.
 pub struct Gateway {
@@ -173,8 +173,13 @@ impl Gateway {
             header.request_id.originator,
         )
         .map_err(refuse)?;
-        self.verify_signature(body, header.request_id.originator, now)
-            .map_err(refuse)?;
+        self.verify_signature(
+            body,
+            request.signature.clone(),
+            header.request_id.originator,
+            now,
+        )
+        .map_err(refuse)?;
         // Authorize (→ Permit): issue 4.
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
@@ -193,10 +198,13 @@ impl Gateway {
     fn verify_signature(
         &self,
         body: &[u8],
+        signature: Option<std::ops::Range<usize>>,
         originator: crate::domain::UserId,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        let sig = xmldsig::read_signature(body).map_err(|e| Error::Signature(e.into()))?;
+        // The parser found the one ds:Signature as the root's last child (or none).
+        let span = signature.ok_or(Error::Signature(ProfileError::Missing.into()))?;
+        let sig = xmldsig::read_signature_at(body, span).map_err(|e| Error::Signature(e.into()))?;
         let cert = self
             .user_certs
             .load()

@@ -4,6 +4,7 @@
 //! tested on its own. Layer 0: keys and randomness come in through [`SignBytes`].
 
 pub mod c14n;
+mod locate;
 mod profile;
 mod sign;
 mod verify;
@@ -12,8 +13,10 @@ mod verify;
 mod tests;
 
 pub use profile::{
-    decimal_to_bytes, read_signature, ProfileError, SignatureElement, DS_NAMESPACE, ECDSA_SHA256,
-    ENVELOPED_SIGNATURE, EXC_C14N, SHA256,
+    decimal_to_bytes, read_signature, read_signature_at, ProfileError, SignatureElement,
+    DS_NAMESPACE, ECDSA_SHA256, ENVELOPED_SIGNATURE, EXC_C14N, SHA256,
 };
 pub use sign::{sign_document, strip_signature, SignBytes, SignError};
-pub use verify::{check_signer, verify_document, verify_read, SignerRefusal, VerifyError};
+pub use verify::{
+    check_signer, signed_bytes, verify_document, verify_read, SignerRefusal, VerifyError,
+};

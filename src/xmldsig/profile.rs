@@ -100,6 +100,28 @@ fn allowed_children(parent: &str) -> &'static [&'static str] {
     }
 }
 
+/// Reads the signature at `signature` — a span the caller's parser found as the root element's
+/// last child, the only `ds:Signature` there — from the root's start tag and that element alone,
+/// without walking the rest of the document again. Spans in the result are `doc`'s.
+pub fn read_signature_at(
+    doc: &[u8],
+    signature: Range<usize>,
+) -> Result<SignatureElement, ProfileError> {
+    let mini = super::locate::mini_document(doc, &signature).ok_or(ProfileError::Missing)?;
+    let mut sig = read_signature(&mini.bytes)?;
+    // Map the spans back: the signature element sits at `signature_start` in the mini document.
+    let shift = |r: Range<usize>| {
+        r.start - mini.signature_start + signature.start
+            ..r.end - mini.signature_start + signature.start
+    };
+    if sig.signature.start != mini.signature_start {
+        return Err(ProfileError::Missing);
+    }
+    sig.signed_info = shift(sig.signed_info);
+    sig.signature = shift(sig.signature);
+    Ok(sig)
+}
+
 /// Finds the document's signature — it must be the root's last element child, and the only
 /// `ds:Signature` — and reads it.
 pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {

@@ -307,3 +307,33 @@ mod decimal {
         assert_eq!(decimal_to_bytes("256"), Some(vec![1, 0]));
     }
 }
+
+/// Reading the signature from the root's start tag and the signature alone gives exactly what
+/// reading the whole document gives, and verifies the same.
+#[test]
+fn reading_at_the_parsers_span_equals_reading_the_whole() {
+    let key = TestKey::new();
+    let signed = sign_document(REQUEST, &key, &limits()).unwrap();
+    let whole = read_signature(signed.as_bytes()).unwrap();
+    let at = read_signature_at(signed.as_bytes(), whole.signature.clone()).unwrap();
+    assert_eq!(at, whole);
+    verify_read(signed.as_bytes(), &at, &key.public(), &limits()).unwrap();
+    assert!(read_signature_at(signed.as_bytes(), 0..10).is_err());
+    assert!(read_signature_at(signed.as_bytes(), whole.signature.start..signed.len() + 1).is_err());
+
+    let Some(anchors) = crate::testing::anchors() else {
+        return;
+    };
+    let doc =
+        std::fs::read(anchors.join("duis-samples/responses/signing-tool__readfw-response.xml"))
+            .unwrap();
+    let cert = std::fs::read(
+        anchors.join("certs/zaz1-public/dsp-xml-sign-90B3D51F30000002-ds-pre-1.4.1.pem"),
+    )
+    .unwrap();
+    let cert = identity_from_pem(&cert).unwrap();
+    let whole = read_signature(&doc).unwrap();
+    let at = read_signature_at(&doc, whole.signature.clone()).unwrap();
+    assert_eq!(at, whole);
+    verify_read(&doc, &at, &cert.public_key, &limits()).unwrap();
+}

@@ -7,6 +7,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use time::OffsetDateTime;
 
 use super::c14n::{canonicalize, C14nError, C14nLimits, C14nMode};
+use super::locate::mini_document;
 use super::profile::{read_signature, ProfileError, SignatureElement};
 use crate::domain::{SmkiRole, UserId};
 use crate::identity::CertIdentity;
@@ -82,21 +83,44 @@ pub fn verify_read(
     limits: &C14nLimits,
 ) -> Result<(), VerifyError> {
     let mut buf = Vec::with_capacity(doc.len());
-    if digest_of_document(doc, sig, limits, &mut buf)? != sig.digest {
-        return Err(VerifyError::Digest);
-    }
-    buf.clear();
-    canonicalize(
-        doc,
-        Some(sig.signed_info.clone()),
-        None,
-        C14nMode::Exclusive,
-        limits,
-        &mut buf,
-    )?;
+    signed_bytes(doc, sig, limits, &mut buf)?;
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
         .verify(&buf, &sig.value)
         .map_err(|_| VerifyError::SignatureValue)
+}
+
+/// Everything a verification does but the ECDSA operation: checks the digest, then writes the
+/// canonical `SignedInfo` (the bytes the signature value signs) into `buf`.
+pub fn signed_bytes(
+    doc: &[u8],
+    sig: &SignatureElement,
+    limits: &C14nLimits,
+    buf: &mut Vec<u8>,
+) -> Result<(), VerifyError> {
+    if digest_of_document(doc, sig, limits, buf)? != sig.digest {
+        return Err(VerifyError::Digest);
+    }
+    buf.clear();
+    // Exclusive c14n of SignedInfo, from the root's start tag and the signature alone (see
+    // `super::locate`) rather than the whole document again.
+    let mini =
+        mini_document(doc, &sig.signature).ok_or(VerifyError::Profile(ProfileError::Missing))?;
+    let start = sig
+        .signed_info
+        .start
+        .checked_sub(sig.signature.start)
+        .ok_or(VerifyError::Profile(ProfileError::Structure("SignedInfo")))?
+        + mini.signature_start;
+    let span = start..start + sig.signed_info.len();
+    canonicalize(
+        &mini.bytes,
+        Some(span),
+        None,
+        C14nMode::Exclusive,
+        limits,
+        buf,
+    )?;
+    Ok(())
 }
 
 /// The certificate checks for a User's request signature: XML-signing role, P-256, valid now,
