@@ -132,7 +132,7 @@ fn fixture() -> Fixture {
     // Canonicalise SignedInfo in place so its in-scope namespaces are the real ones.
     let with_info = template.replace(
         "{sig}",
-        &format!("<ds:Signature>\n    {info}\n    <ds:SignatureValue>SIG</ds:SignatureValue>\n  </ds:Signature>"),
+        &format!("<ds:Signature>\n    {info}\n    <ds:SignatureValue>SIG</ds:SignatureValue>\n    <ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=U1, OU=07</ds:X509IssuerName><ds:X509SerialNumber>50669612984035780968362471400449834504</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>\n  </ds:Signature>"),
     );
     let doc = with_info.as_bytes();
     let info_at = with_info.find("<ds:SignedInfo>").expect("SignedInfo");
