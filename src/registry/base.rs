@@ -123,7 +123,7 @@ impl DevRow {
     }
 
     pub fn is_chf(&self) -> bool {
-        self.decode().device_type == DeviceType::Chf
+        DeviceType::ALL.get((self.packed >> 46 & 7) as usize) == Some(&DeviceType::Chf)
     }
 }
 
@@ -202,13 +202,23 @@ impl Base {
             r.user = remap[r.user as usize];
         }
 
-        devices.sort_unstable_by_key(|d| (mix(d.id), d.id));
-        let device_buckets = Buckets::build(devices.len(), devices.iter().map(|d| mix(d.id)));
-        let (by_mpxn, by_mpxn_buckets) =
-            secondary(&devices, |d| Some(d.mpxn()).filter(|&m| m != 0));
-        let (by_chf, by_chf_buckets) = secondary(&devices, DevRow::chf);
-        regs.sort_unstable_by_key(RegRow::order_key);
-        let reg_buckets = Buckets::build(regs.len(), regs.iter().map(|r| mix(r.mpxn)));
+        // The two halves share nothing: sort and index them on two threads.
+        let (devices, regs) = std::thread::scope(|s| {
+            let regs = s.spawn(move || {
+                regs.sort_unstable_by_key(RegRow::order_key);
+                let buckets = Buckets::build(regs.len(), regs.iter().map(|r| mix(r.mpxn)));
+                (regs, buckets)
+            });
+            devices.sort_unstable_by_key(|d| mix(d.id)); // mix is a bijection: no ties
+            let buckets = Buckets::build(devices.len(), devices.iter().map(|d| mix(d.id)));
+            let by_mpxn = secondary(&devices, |d| Some(d.mpxn()).filter(|&m| m != 0));
+            let by_chf = secondary(&devices, DevRow::chf);
+            let regs = regs.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            ((devices, buckets, by_mpxn, by_chf), regs)
+        });
+        let (devices, device_buckets, (by_mpxn, by_mpxn_buckets), (by_chf, by_chf_buckets)) =
+            devices;
+        let (regs, reg_buckets) = regs;
         Self {
             devices,
             device_buckets,
@@ -230,15 +240,18 @@ impl Base {
                 return Err(Conflict::DuplicateDevice(pair[0].id));
             }
         }
-        for d in &self.devices {
-            if let Some(chf) = d.chf() {
-                match self.device_row(chf) {
-                    None => return Err(Conflict::UnknownChf(chf)),
-                    Some(c) if !c.is_chf() => return Err(Conflict::NotAChf(chf)),
-                    Some(_) => {}
-                }
-            }
-        }
+        // One random look-up a device: worth both cores.
+        let part = self.devices.len().div_ceil(2).max(1);
+        std::thread::scope(|s| {
+            let checks: Vec<_> = self
+                .devices
+                .chunks(part)
+                .map(|chunk| s.spawn(move || self.check_hubs(chunk)))
+                .collect();
+            checks
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
         for pair in self.regs.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
             if (a.mpxn, a.role, a.user) == (b.mpxn, b.role, b.user) && a.to > b.from {
@@ -248,6 +261,19 @@ impl Base {
                     role: a.role,
                     user,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_hubs(&self, devices: &[DevRow]) -> Result<(), Conflict> {
+        for d in devices {
+            if let Some(chf) = d.chf() {
+                match self.device_row(chf) {
+                    None => return Err(Conflict::UnknownChf(chf)),
+                    Some(c) if !c.is_chf() => return Err(Conflict::NotAChf(chf)),
+                    Some(_) => {}
+                }
             }
         }
         Ok(())

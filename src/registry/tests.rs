@@ -301,3 +301,22 @@ fn line_numbers_survive_parallel_chunks() {
         }
     }
 }
+
+proptest::proptest! {
+    /// The fast path for `YYYY-MM-DDTHH:MM:SSZ` agrees with the general RFC 3339 parser, and
+    /// declines (rather than misreads) anything out of range.
+    #[test]
+    fn fast_instants_agree_with_the_general_parser(
+        t in -62_135_596_800i64..253_402_300_799,
+        y in 0u32..10_000, m in 0u32..14, d in 0u32..33, hh in 0u32..26, mm in 0u32..62, ss in 0u32..62,
+    ) {
+        use time::format_description::well_known::Rfc3339;
+        let text = time::OffsetDateTime::from_unix_timestamp(t).unwrap().format(&Rfc3339).unwrap();
+        proptest::prop_assert_eq!(load::utc_seconds(text.as_bytes()), Some(t));
+        let text = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
+        let general = time::OffsetDateTime::parse(&text, &Rfc3339).ok().map(|t| t.unix_timestamp());
+        if let Some(fast) = load::utc_seconds(text.as_bytes()) {
+            proptest::prop_assert_eq!(Some(fast), general);
+        }
+    }
+}
