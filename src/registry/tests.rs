@@ -320,3 +320,33 @@ proptest::proptest! {
         }
     }
 }
+
+/// The first ```csv block of a schema document.
+fn example(doc: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(doc);
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("```csv\n").unwrap() + 7;
+    text[start..][..text[start..].find("```").unwrap()].to_owned()
+}
+
+#[test]
+fn the_schema_examples_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = load_text(
+        dir.path(),
+        &example("devices.md"),
+        &example("registrations.md"),
+    )
+    .unwrap();
+    assert_eq!((snap.device_count(), snap.registration_count()), (5, 6));
+    let mpan: Mpxn = MPAN.parse().unwrap();
+    let june = t("2024-06-01T00:00:00Z");
+    let mut is: Vec<_> = snap
+        .registered_at(mpan, UserRole::ImportSupplier, june - 1)
+        .collect();
+    is.sort();
+    assert_eq!(is, vec![user(1), user(3)]);
+    assert_eq!(snap.devices_at(Mpxn::Mprn(3_453_612)).count(), 2);
+}
