@@ -3,7 +3,7 @@
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`error`],
 //!   [`xmldsig`];
-//! - layer 1, one resource each: [`tls`], [`register`], [`metrics`], [`pki`], [`signer`],
+//! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`metrics`], [`pki`], [`signer`],
 //!   [`certstore`];
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod register;
+pub mod registry;
 pub mod server;
 pub mod signer;
 pub mod store;
