@@ -46,6 +46,77 @@ pub const DEMO_USERS: &[(&str, &str, &str, &str, &str)] = &[
 /// The demo's electricity meter (the public test environment's ESME).
 pub const DEMO_ESME: &str = "00-DB-12-34-56-78-90-A0";
 
+/// The public test environment's devices, as the request templates address them: ID, type,
+/// MPxN, comms hub. All are Commissioned, in the central region.
+pub const DEMO_DEVICES: &[(&str, &str, &str, &str)] = &[
+    ("00-DB-12-34-56-78-90-A2", "CHF", "", ""),
+    (DEMO_ESME, "ESME", DEMO_MPAN, "00-DB-12-34-56-78-90-A2"),
+    (
+        "00-DB-12-34-56-78-90-A1",
+        "GSME",
+        DEMO_MPRN,
+        "00-DB-12-34-56-78-90-A2",
+    ),
+    (
+        "00-DB-12-34-56-78-90-A3",
+        "GPF",
+        DEMO_MPRN,
+        "00-DB-12-34-56-78-90-A2",
+    ),
+    (
+        "00-DB-12-34-56-78-90-A4",
+        "PPMID",
+        "",
+        "00-DB-12-34-56-78-90-A2",
+    ),
+    (
+        "00-DB-12-34-56-78-90-A5",
+        "IHD",
+        "",
+        "00-DB-12-34-56-78-90-A2",
+    ),
+    (
+        "00-DB-12-34-56-78-90-A6",
+        "HCALCS",
+        "",
+        "00-DB-12-34-56-78-90-A2",
+    ),
+];
+
+/// The demo premises' meter points.
+pub const DEMO_MPAN: &str = "1200023305967";
+pub const DEMO_MPRN: &str = "3453612";
+
+/// Who is registered for the demo meter points, from 2010 on (the public templates' future
+/// dates are in 2015): the demo supplier (import and
+/// gas) and the demo network operator. The second supplier is registered for nothing.
+pub const DEMO_REGISTRATIONS: &[(&str, &str, &str)] = &[
+    (DEMO_MPAN, "IS", "90-B3-D5-1F-30-01-00-00"),
+    (DEMO_MPAN, "ED", "90-B3-D5-1F-30-02-00-00"),
+    (DEMO_MPRN, "GS", "90-B3-D5-1F-30-01-00-00"),
+    (DEMO_MPRN, "GT", "90-B3-D5-1F-30-02-00-00"),
+];
+
+/// Writes `users.csv`, `devices.csv` and `registrations.csv` for the public test environment's
+/// identities into `dir`.
+pub fn write_registers(dir: &Path) -> Result<(), DemoError> {
+    let mut users = String::from("user_id,party_id,party_name,roles,status,response_url\n");
+    for (_, id, party, roles, name) in DEMO_USERS {
+        let _ = writeln!(users, "{id},{party},{name},{roles},active,");
+    }
+    write(&dir.join("users.csv"), &users)?;
+    let mut devices = String::from("device_id,device_type,status,mpxn,chf_id,csp_region\n");
+    for (id, kind, mpxn, chf) in DEMO_DEVICES {
+        let _ = writeln!(devices, "{id},{kind},Commissioned,{mpxn},{chf},central");
+    }
+    write(&dir.join("devices.csv"), &devices)?;
+    let mut registrations = String::from("mpxn,role,user_id,effective_from,effective_to\n");
+    for (mpxn, role, user) in DEMO_REGISTRATIONS {
+        let _ = writeln!(registrations, "{mpxn},{role},{user},2010-01-01T00:00:00Z,");
+    }
+    write(&dir.join("registrations.csv"), &registrations)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot make the dev PKI in {dir}")]
@@ -89,12 +160,7 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
     let certs = absolute(&plan.certs);
     let dir = absolute(&plan.dir);
 
-    let users = dir.join("users.csv");
-    let mut csv = String::from("user_id,party_id,party_name,roles,status,response_url\n");
-    for (_, id, party, roles, name) in DEMO_USERS {
-        let _ = writeln!(csv, "{id},{party},{name},{roles},active,");
-    }
-    write(&users, &csv)?;
+    write_registers(&dir)?;
 
     // The Users' XML-signing certificates, as the gateway's store of them.
     let user_certs = dir.join("user-certs");
@@ -110,14 +176,15 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
         "# Written by `dccgw demo`; edit freely, or copy it for `dccgw serve --config`.\n\
          [listen]\naddr = \"{addr}\"\nadmin_addr = \"{admin}\"\n\n\
          [tls]\ncert = \"{certs}/server.pem\"\nkey = \"{certs}/server.key.pem\"\nclient_ca = [\"{certs}/ca.pem\"]\n\n\
-         [registration]\nusers = \"{users}\"\n\n\
+         [registration]\nusers = \"{dir}/users.csv\"\ndevices = \"{dir}/devices.csv\"\n\
+         registrations = \"{dir}/registrations.csv\"\n\n\
          [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
          user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\n\
          [state]\ndir = \"{state}\"\n",
         addr = plan.addr,
         admin = plan.admin_addr,
         certs = certs.display(),
-        users = users.display(),
+        dir = dir.display(),
         user_certs = user_certs.display(),
         state = dir.join("state").display(),
     );

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod catalogue;
 pub mod certstore;
 pub mod checks;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::auth::{self, AccessRequest};
 use crate::catalogue::Catalogue;
 use crate::certstore::CertStore;
 use crate::checks;
@@ -19,6 +21,7 @@ use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
 use crate::register::PartyRegister;
+use crate::registry::Snapshot;
 use crate::signer::Signer;
 use crate::store::ReplayGuard;
 use crate::tls::PeerIdentity;
@@ -28,6 +31,8 @@ use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 pub struct Gateway {
     pub catalogue: &'static Catalogue,
     pub register: ArcSwap<PartyRegister>,
+    /// Devices and registrations, swapped whole on each change.
+    pub registry: ArcSwap<Snapshot>,
     pub xml_limits: duis::Limits,
     pub c14n_limits: C14nLimits,
     /// User XML-signing certificates, by issuer and serial.
@@ -56,6 +61,7 @@ struct Refusal {
 impl Gateway {
     pub fn new(
         register: PartyRegister,
+        registry: Snapshot,
         user_certs: CertStore,
         signer: Signer,
         replay: ReplayGuard,
@@ -70,6 +76,7 @@ impl Gateway {
         Arc::new(Self {
             catalogue: Catalogue::builtin(),
             register: ArcSwap::from_pointee(register),
+            registry: ArcSwap::from_pointee(registry),
             xml_limits,
             c14n_limits,
             user_certs: ArcSwap::from_pointee(user_certs),
@@ -165,7 +172,7 @@ impl Gateway {
             error,
             partial: partial.clone(),
         };
-        checks::check_service(self.catalogue, service, &request).map_err(refuse)?;
+        let entry = checks::check_service(self.catalogue, service, &request).map_err(refuse)?;
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
         checks::check_originator(
             &self.register.load(),
@@ -180,14 +187,27 @@ impl Gateway {
             now,
         )
         .map_err(refuse)?;
-        // Authorize (→ Permit): issue 4.
+        // Authorize: at the execution time for future-dated requests, else now.
+        let at = match &request.execution_date_time {
+            Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| refuse(Error::ExecutionDateTime))?,
+            None => now,
+        };
+        let access = AccessRequest {
+            originator: header.request_id.originator,
+            target: header.request_id.target,
+            service: entry,
+            at: at.unix_timestamp(),
+        };
+        let _permit = auth::authorize(&access, &self.register.load(), &self.registry.load())
+            .map_err(|d| refuse(Error::Denied(d)))?;
+        // Sign, route and dispatch take the permit: issue 5.
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
         self.replay
             .advance(&header.request_id, header.command_variant)
             .await
             .map_err(|e| refuse(Error::Replay(e)))?;
-        // Sign, route, dispatch: issue 5.
         Ok(partial)
     }
 }

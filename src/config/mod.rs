@@ -108,8 +108,12 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
-    /// The party register: `users.csv` (see `schemas/README.md`).
+    /// The party register: `users.csv` (see `schemas/users.md`).
     pub users: PathBuf,
+    /// The devices (`schemas/devices.md`).
+    pub devices: PathBuf,
+    /// Who is registered for which meter point, when (`schemas/registrations.md`).
+    pub registrations: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +179,8 @@ impl Config {
         join(&mut self.tls.key);
         self.tls.client_ca.iter_mut().for_each(join);
         join(&mut self.registration.users);
+        join(&mut self.registration.devices);
+        join(&mut self.registration.registrations);
         join(&mut self.signatures.dcc_key);
         join(&mut self.signatures.dcc_cert);
         join(&mut self.signatures.user_certs);

@@ -12,6 +12,8 @@ client_ca = ["ca.pem"]
 
 [registration]
 users = "users.csv"
+devices = "devices.csv"
+registrations = "registrations.csv"
 
 [signatures]
 dcc_key = "dcc-xml-sign.key.pem"

@@ -80,6 +80,13 @@ impl fmt::Debug for Srv {
     }
 }
 
+impl ServiceReference {
+    /// The family: the first part (`8` for `8.11`).
+    pub const fn family(self) -> u8 {
+        self.0[0]
+    }
+}
+
 impl FromStr for ServiceReference {
     type Err = SrvError;
 

@@ -2,6 +2,7 @@
 //! a metric reason; and who caused it. `docs/response-codes.md` is the same table for people.
 //! The sender gets the code and a fixed text; the cause goes to the log.
 
+use crate::auth::Denial;
 use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::ParseError;
 use crate::store::Replay;
@@ -53,6 +54,10 @@ pub enum Error {
     UnknownSigner,
     #[error("the signing certificate may not sign this request")]
     Signer(#[source] SignerRefusal),
+    #[error("access control refused the request")]
+    Denied(#[source] Denial),
+    #[error("the ExecutionDateTime is not an xs:dateTime with a time zone")]
+    ExecutionDateTime,
     #[error("the originator's counter was refused")]
     Replay(#[source] Replay),
     #[error("the request did not finish within the request timeout")]
@@ -86,6 +91,13 @@ impl Error {
             Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
             Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
             Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
+            Self::Denied(Denial::UnknownUser(_)) => (E1, 403, "user_unknown"),
+            Self::Denied(Denial::RoleNotEligible(_)) => (E2, 403, "role_not_eligible"),
+            Self::Denied(Denial::UserStatus) => (E3, 403, "user_status"),
+            Self::Denied(Denial::UnknownDevice(_)) => (E19, 404, "device_unknown"),
+            Self::Denied(Denial::NotRegistered) => (E4, 403, "not_registered"),
+            Self::Denied(Denial::DeviceStatus(_)) => (E5, 409, "device_status"),
+            Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
             Self::Replay(Replay::Journal) => (E100, 503, "journal"),
             Self::Timeout => (E60, 503, "timeout"),
@@ -112,7 +124,9 @@ impl Error {
             | Self::Signature(_)
             | Self::UnknownSigner
             | Self::Signer(_)
-            | Self::Replay(Replay::NotIncreasing { .. }) => Cause::Sender,
+            | Self::Replay(Replay::NotIncreasing { .. })
+            | Self::Denied(_)
+            | Self::ExecutionDateTime => Cause::Sender,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::register::{PartyRegister, RegisterError};
+use crate::registry::{self, RegistryError};
 use crate::signer::{Signer, SignerError};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -41,6 +42,8 @@ pub enum StartError {
     CertStore(#[from] CertStoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
@@ -91,6 +94,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let register = tokio::task::spawn_blocking(move || PartyRegister::load(&users))
         .await
         .map_err(StartError::Task)??;
+    let (devices, registrations) = (
+        config.registration.devices.clone(),
+        config.registration.registrations.clone(),
+    );
+    let registry = tokio::task::spawn_blocking(move || registry::load(&devices, &registrations))
+        .await
+        .map_err(StartError::Task)??;
     let signatures = config.signatures.clone();
     let user_certs = tokio::task::spawn_blocking(move || {
         let mut anchors = Vec::new();
@@ -107,6 +117,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .map_err(StartError::Task)??;
     tracing::info!(
         users = register.len(),
+        devices = registry.device_count(),
+        registrations = registry.registration_count(),
         user_certs = user_certs.len(),
         "Registers loaded."
     );
@@ -120,6 +132,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let metrics = Metrics::new();
     let gateway = Gateway::new(
         register,
+        registry,
         user_certs,
         signer,
         replay,

@@ -103,11 +103,7 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
-    let mut users = String::from("user_id,party_id,party_name,roles,status,response_url\n");
-    for (_, id, party, roles, name) in demo::DEMO_USERS {
-        users.push_str(&format!("{id},{party},{name},{roles},active,\n"));
-    }
-    std::fs::write(dir.path().join("users.csv"), users).unwrap();
+    demo::write_registers(dir.path()).unwrap();
     let user_certs = dir.path().join("user-certs");
     std::fs::create_dir_all(&user_certs).unwrap();
     for (name, ..) in demo::DEMO_USERS {
@@ -117,7 +113,7 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
     let config = format!(
         "[listen]\naddr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\n\
          [tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key.pem\"\nclient_ca = [\"certs/ca.pem\"]\n\
-         [registration]\nusers = \"users.csv\"\n\
+         [registration]\nusers = \"users.csv\"\ndevices = \"devices.csv\"\nregistrations = \"registrations.csv\"\n\
          [signatures]\ndcc_key = \"certs/dcc-xml-sign.key.pem\"\ndcc_cert = \"certs/dcc-xml-sign.pem\"\n\
          user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n\
          [state]\ndir = \"state\"\n{extra}"

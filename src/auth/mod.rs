@@ -1,0 +1,188 @@
+//! Access control: whether this User, in which of its roles, may ask this of this device at this
+//! time. A pure function of (request, party register, registration snapshot, instant); it returns
+//! a [`Permit`] — which only this module can build, and which signing and routing will require —
+//! or the [`Denial`] with the exact DUIS code, checked in the order DUIS gives:
+//! E1 → E2 → E3 → E19 → E4 → E5 (→ E11, see below).
+//!
+//! Rules where DUIS leaves the detail to us (also in `docs/access-control.md`):
+//! - Roles: the User's roles that the SRV admits, tried in catalogue order; the first one the
+//!   device's registrations admit is used and recorded in the permit.
+//! - Eligibility: IS ES GS RSA are Type A (registered supplier or its agent), ED GT Type B
+//!   (registered network operator), OU Type C (any User). A suspension names classes.
+//! - Which meter points decide: the device's own MPxN; for a device without one (a comms hub, an
+//!   IHD, a PPMID) the MPxNs of the meters behind the same hub. Registration is judged at the
+//!   execution time (`ExecutionDateTime` for future-dated requests, else the request's arrival).
+//! - Device status: device commands need a Commissioned, InstalledNotCommissioned or Recovered
+//!   device; installation and device-management services (Service Reference family 8) also accept
+//!   Pending and Whitelisted devices. Decommissioned, Withdrawn, Suspended and Recovery devices
+//!   take none.
+//! - E11 (request invalid for the device type) needs a per-SRV device-type table that is not
+//!   built yet; until then no request is refused with E11.
+
+use crate::catalogue::SrvEntry;
+use crate::domain::{DeviceId, DeviceStatus, Mpxn, Srv, UserId, UserRole};
+use crate::register::{EligibilityClass, PartyRegister, UserStatus};
+use crate::registry::{DeviceRecord, Snapshot};
+
+#[cfg(test)]
+mod tests;
+
+/// Proof that access control admitted a request. Only [`authorize`] builds one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permit {
+    user: UserId,
+    role: UserRole,
+    class: EligibilityClass,
+    srv: Srv,
+    device: Option<DeviceId>,
+}
+
+impl Permit {
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+    /// The role the gateway chose for the request (a User ID may carry several).
+    pub fn role(&self) -> UserRole {
+        self.role
+    }
+    pub fn class(&self) -> EligibilityClass {
+        self.class
+    }
+    pub fn srv(&self) -> Srv {
+        self.srv
+    }
+    /// `None` for non-device services.
+    pub fn device(&self) -> Option<DeviceId> {
+        self.device
+    }
+}
+
+/// Why access control refused a request; each maps to one DUIS code (`crate::error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("User {0} is not in the party register")]
+    UnknownUser(UserId),
+    #[error("none of the User's roles may send service reference variant {0}")]
+    RoleNotEligible(Srv),
+    #[error("the User's status does not allow this request")]
+    UserStatus,
+    #[error("device {0} does not exist")]
+    UnknownDevice(DeviceId),
+    #[error("the User is not registered for the device's meter point at the execution time")]
+    NotRegistered,
+    #[error("device status {0:?} does not allow this request")]
+    DeviceStatus(DeviceStatus),
+}
+
+/// What access control needs to know of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct AccessRequest<'a> {
+    pub originator: UserId,
+    pub target: DeviceId,
+    pub service: &'a SrvEntry,
+    /// When the request takes effect (unix seconds): its ExecutionDateTime, or its arrival.
+    pub at: i64,
+}
+
+/// The eligibility class of a role (brief §1).
+pub const fn class_of(role: UserRole) -> EligibilityClass {
+    match role {
+        UserRole::ImportSupplier
+        | UserRole::ExportSupplier
+        | UserRole::GasSupplier
+        | UserRole::RegisteredSupplierAgent => EligibilityClass::A,
+        UserRole::ElectricityDistributor | UserRole::GasTransporter => EligibilityClass::B,
+        UserRole::OtherUser => EligibilityClass::C,
+    }
+}
+
+pub fn authorize(
+    req: &AccessRequest<'_>,
+    register: &PartyRegister,
+    registry: &Snapshot,
+) -> Result<Permit, Denial> {
+    let entry = req.service;
+    // E1: a SEC Party in some role.
+    let user = register
+        .get(&req.originator)
+        .ok_or(Denial::UnknownUser(req.originator))?;
+    // E2: a role the SRV admits.
+    let mut roles: Vec<UserRole> = entry
+        .roles
+        .iter()
+        .copied()
+        .filter(|r| user.roles.contains(r))
+        .collect();
+    if roles.is_empty() {
+        return Err(Denial::RoleNotEligible(entry.srv));
+    }
+    // E3: status, for the classes those roles fall in.
+    match &user.status {
+        UserStatus::Active => {}
+        UserStatus::Withdrawn => return Err(Denial::UserStatus),
+        UserStatus::Suspended(classes) => {
+            roles.retain(|r| !classes.contains(&class_of(*r)));
+            if roles.is_empty() {
+                return Err(Denial::UserStatus);
+            }
+        }
+    }
+    let permit = |role: UserRole, device: Option<DeviceId>| Permit {
+        user: req.originator,
+        role,
+        class: class_of(role),
+        srv: entry.srv,
+        device,
+    };
+    if entry.non_device {
+        return Ok(permit(roles[0], None));
+    }
+    // E19: the device exists.
+    let device = registry
+        .device(req.target)
+        .ok_or(Denial::UnknownDevice(req.target))?;
+    // E4: registered for the device's meter point(s) at the execution time, in one of the roles.
+    let mpxns = deciding_meter_points(&device, registry);
+    let role = roles
+        .iter()
+        .copied()
+        .find(|role| {
+            class_of(*role) == EligibilityClass::C
+                || mpxns.iter().any(|m| {
+                    registry
+                        .registered_at(*m, *role, req.at)
+                        .any(|u| u == req.originator)
+                })
+        })
+        .ok_or(Denial::NotRegistered)?;
+    // E5: the device's status.
+    if !status_allows(device.status, entry) {
+        return Err(Denial::DeviceStatus(device.status));
+    }
+    Ok(permit(role, Some(device.id)))
+}
+
+/// The meter points whose registrations decide access to `device`.
+fn deciding_meter_points(device: &DeviceRecord, registry: &Snapshot) -> Vec<Mpxn> {
+    if let Some(m) = device.mpxn {
+        return vec![m];
+    }
+    let hub = device.chf.unwrap_or(device.id);
+    let mut out: Vec<Mpxn> = registry
+        .devices_behind(hub)
+        .filter_map(|d| d.mpxn)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn status_allows(status: DeviceStatus, entry: &SrvEntry) -> bool {
+    use DeviceStatus::*;
+    let installation = entry.srv.service_reference().family() == 8;
+    match status {
+        Commissioned | InstalledNotCommissioned | Recovered => true,
+        Pending | Whitelisted => installation,
+        Decommissioned | Withdrawn | Suspended | Recovery => false,
+    }
+}
