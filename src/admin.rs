@@ -1,12 +1,16 @@
-//! The operators' listener: plain HTTP/1.1 with `/metrics`, `/livez` and `/readyz`, kept off the
-//! mTLS port. Bind it to a private interface; it carries no secrets and takes no commands yet.
+//! The operators' listener, kept off the mTLS port: `/metrics`, `/livez`, `/readyz` (open), and
+//! the change API `POST /admin/v1/registry/changes` (bearer token), which applies a batch of
+//! registration changes — a change of supplier, a device status — atomically and durably. Bind
+//! it to a private interface.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -14,21 +18,35 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::pipeline::{ApplyError, Gateway};
+use crate::registry::Change;
 
-/// Bounds for the admin port, which scrapers and probes use: a few short requests at a time.
+/// Bounds for the admin port: a few short requests at a time; at the connection bound extra
+/// connections are turned away at once; a change batch is at most 1 MiB of JSON.
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_CHANGE_BYTES: usize = 1024 * 1024;
+const CHANGES_PATH: &str = "/admin/v1/registry/changes";
 
-/// Serves until shutdown is signalled. Registers and keys are loaded before this starts, so the
-/// gateway is ready while it serves; once shutdown begins `/readyz` answers 503 so that load
+/// What the admin listener serves.
+#[derive(Clone)]
+pub struct Admin {
+    pub metrics: Metrics,
+    pub gateway: Arc<Gateway>,
+    /// The bearer token for changes; `None` turns the change API off.
+    pub token: Option<String>,
+}
+
+/// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
+/// ready while it serves; once shutdown begins (`draining`) `/readyz` answers 503 so that load
 /// balancers stop sending while connections drain.
 pub async fn serve(
     listener: TcpListener,
-    metrics: Metrics,
+    admin: Admin,
     draining: watch::Receiver<bool>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -38,16 +56,16 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        // At the bound, extra scrapers are turned away at once rather than queued.
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             continue;
         };
-        let metrics = metrics.clone();
+        let admin = admin.clone();
         let draining = draining.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let r = route(&req, &metrics, *draining.borrow());
-                async move { Ok::<_, Infallible>(r) }
+                let admin = admin.clone();
+                let draining = *draining.borrow();
+                async move { Ok::<_, Infallible>(route(req, &admin, draining).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -60,28 +78,102 @@ pub async fn serve(
     }
 }
 
-fn route<B>(req: &Request<B>, metrics: &Metrics, draining: bool) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only.\n");
-    }
-    match req.uri().path() {
-        "/livez" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/readyz" => text(StatusCode::OK, "ready\n"),
-        "/metrics" => {
-            let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/livez") => text(StatusCode::OK, "ok\n".into()),
+        (&Method::GET, "/readyz") if draining => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
+        }
+        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(admin.metrics.render())));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             r
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        (&Method::POST, CHANGES_PATH) => changes(req, admin).await,
+        (_, "/livez" | "/readyz" | "/metrics" | CHANGES_PATH) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into())
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// `POST /admin/v1/registry/changes` with a JSON array of changes (`schemas/changes.md`):
+/// applied all together or not at all, journalled before the answer.
+async fn changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let Some(token) = &admin.token else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the change API is off: no admin token is configured\n".into(),
+        );
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(presented.as_bytes(), token.as_bytes()) {
+        tracing::warn!("Admin change refused: wrong or missing token.");
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n".into(),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_CHANGE_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "at most 1 MiB of changes\n".into(),
+            )
+        }
+    };
+    let batch: Vec<Change> = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("not a JSON array of changes: {e}\n"),
+            )
+        }
+    };
+    match admin.gateway.apply_changes(&batch).await {
+        Ok(()) => {
+            tracing::info!(changes = batch.len(), "Registration changes applied.");
+            text(StatusCode::OK, format!("applied {} changes\n", batch.len()))
+        }
+        Err(ApplyError::Invalid(e)) => text(StatusCode::CONFLICT, format!("not applied: {e}\n")),
+        Err(e @ ApplyError::Journal(_)) => {
+            tracing::error!(error = %e, "Registration changes could not be journalled.");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not applied: the change log is unavailable\n".into(),
+            )
+        }
+    }
+}
+
+/// Compares two secrets in time that does not depend on where they differ: both are hashed to
+/// a fixed length first, then every byte is compared.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use ring::digest::{digest, SHA256};
+    let (a, b) = (digest(&SHA256, a), digest(&SHA256, b));
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,

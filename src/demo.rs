@@ -171,6 +171,20 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
         std::fs::copy(&from, &to).map_err(|source| DemoError::Write { path: to, source })?;
     }
 
+    // The admin API's bearer token, made once and kept.
+    let token = dir.join("admin.token");
+    if !token.exists() {
+        let mut bytes = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
+            |_| DemoError::Write {
+                path: token.clone(),
+                source: io::Error::other("no randomness for the admin token"),
+            },
+        )?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write(&token, &format!("{hex}\n"))?;
+    }
+
     let config = dir.join("dccgw.toml");
     let text = format!(
         "# Written by `dccgw demo`; edit freely, or copy it for `dccgw serve --config`.\n\
@@ -180,13 +194,15 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
          registrations = \"{dir}/registrations.csv\"\n\n\
          [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
          user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\n\
-         [state]\ndir = \"{state}\"\n",
+         [state]\ndir = \"{state}\"\n\n\
+         [admin]\ntoken_file = \"{token}\"\n",
         addr = plan.addr,
         admin = plan.admin_addr,
         certs = certs.display(),
         dir = dir.display(),
         user_certs = user_certs.display(),
         state = dir.join("state").display(),
+        token = token.display(),
     );
     write(&config, &text)?;
 
@@ -238,7 +254,8 @@ pub fn banner(
     format!(
         "dccgw demo is running.\n\
          \n  DUIS base URL   https://{addr}\n  admin URL       http://{admin}  (/metrics /livez /readyz)\n  \
-         certificates    {certs}\n  configuration   {config}\n\
+         certificates    {certs}\n  configuration   {config}\n  \
+         admin token     {token}  (POST /admin/v1/registry/changes; schemas/changes.md)\n\
          \nSign a request as the demo supplier (with a fresh counter) and send it, from another terminal:\n\n\
          {dccgw} sign --stamp-counter --key {key} --cert {cert} {request} \
          | curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
@@ -247,6 +264,7 @@ pub fn banner(
         dccgw = dccgw.display(),
         certs = certs.display(),
         config = files.config.display(),
+        token = plan.dir.join("admin.token").display(),
         key = user.join("xml-sign.key.pem").display(),
         cert = user.join("xml-sign.pem").display(),
         ca = certs.join("ca.pem").display(),

@@ -21,9 +21,9 @@ use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
 use crate::register::PartyRegister;
-use crate::registry::Snapshot;
+use crate::registry::{Change, ChangeError, Snapshot};
 use crate::signer::Signer;
-use crate::store::ReplayGuard;
+use crate::store::{ChangeLog, JournalError, ReplayGuard};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
@@ -41,6 +41,10 @@ pub struct Gateway {
     pub signer: Signer,
     /// Each originator's last accepted counter, journalled.
     pub replay: ReplayGuard,
+    /// Live registration changes, journalled before they apply.
+    pub changes: ChangeLog,
+    /// Serialises writers of `registry` (readers never wait).
+    change_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
 }
 
@@ -58,16 +62,27 @@ struct Refusal {
     partial: PartialHeader,
 }
 
+/// Everything loaded from files and journals at start.
+pub struct Loaded {
+    pub register: PartyRegister,
+    pub registry: Snapshot,
+    pub user_certs: CertStore,
+    pub replay: ReplayGuard,
+    pub changes: ChangeLog,
+    /// The DCC XML-signing key.
+    pub signer: Signer,
+}
+
 impl Gateway {
-    pub fn new(
-        register: PartyRegister,
-        registry: Snapshot,
-        user_certs: CertStore,
-        signer: Signer,
-        replay: ReplayGuard,
-        xml_limits: duis::Limits,
-        metrics: Metrics,
-    ) -> Arc<Self> {
+    pub fn new(loaded: Loaded, xml_limits: duis::Limits, metrics: Metrics) -> Arc<Self> {
+        let Loaded {
+            register,
+            registry,
+            user_certs,
+            replay,
+            changes,
+            signer,
+        } = loaded;
         let c14n_limits = C14nLimits {
             max_bytes: xml_limits.max_bytes,
             max_depth: xml_limits.max_depth,
@@ -82,6 +97,8 @@ impl Gateway {
             user_certs: ArcSwap::from_pointee(user_certs),
             signer,
             replay,
+            changes,
+            change_lock: tokio::sync::Mutex::new(()),
             metrics,
         })
     }
@@ -212,7 +229,30 @@ impl Gateway {
     }
 }
 
+/// Why a batch of registration changes was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the changes cannot apply")]
+    Invalid(#[source] ChangeError),
+    #[error("the change log could not be written")]
+    Journal(#[source] JournalError),
+}
+
 impl Gateway {
+    /// Applies a batch of registration changes atomically: checked against the current
+    /// snapshot, journalled, and only then made visible to requests (one swap).
+    pub async fn apply_changes(&self, batch: &[Change]) -> Result<(), ApplyError> {
+        let _writer = self.change_lock.lock().await;
+        let current = self.registry.load_full();
+        let next = current.apply_all(batch).map_err(ApplyError::Invalid)?;
+        self.changes
+            .append(batch)
+            .await
+            .map_err(ApplyError::Journal)?;
+        self.registry.store(Arc::new(next));
+        Ok(())
+    }
+
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
     /// certificate that may sign for the originator now, over exactly this document.
     fn verify_signature(

@@ -19,6 +19,17 @@ pub struct Config {
     pub registration: Registration,
     pub signatures: Signatures,
     pub state: State,
+    #[serde(default)]
+    pub admin: Admin,
+}
+
+/// The admin API on the admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// A file holding the bearer token that admin changes must present. Without one, the change
+    /// API is off (403); `/metrics`, `/livez` and `/readyz` need no token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Where the gateway keeps what must survive a restart.
@@ -186,6 +197,9 @@ impl Config {
         join(&mut self.signatures.user_certs);
         self.signatures.trust_anchors.iter_mut().for_each(join);
         join(&mut self.state.dir);
+        if let Some(p) = self.admin.token_file.as_mut() {
+            join(p);
+        }
     }
 }
 

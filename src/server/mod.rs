@@ -20,11 +20,11 @@ use crate::config::{Config, Limits};
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
-use crate::pipeline::Gateway;
+use crate::pipeline::{Gateway, Loaded};
 use crate::register::{PartyRegister, RegisterError};
-use crate::registry::{self, RegistryError};
+use crate::registry::{self, ChangeError, RegistryError};
 use crate::signer::{Signer, SignerError};
-use crate::store::{JournalError, ReplayGuard};
+use crate::store::{ChangeLog, ChangeLogError, JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -44,6 +44,20 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    ChangeLog(#[from] ChangeLogError),
+    #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
+    ChangeReplay {
+        index: usize,
+        #[source]
+        source: ChangeError,
+    },
+    #[error("cannot read the admin token file {path}")]
+    AdminToken {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
@@ -98,9 +112,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         config.registration.devices.clone(),
         config.registration.registrations.clone(),
     );
-    let registry = tokio::task::spawn_blocking(move || registry::load(&devices, &registrations))
-        .await
-        .map_err(StartError::Task)??;
+    let changes_path = config.state.dir.join("registry-changes.journal");
+    // The files, then every journalled batch of live changes over them, in order.
+    let (registry, changes) = tokio::task::spawn_blocking(move || {
+        let mut snapshot = registry::load(&devices, &registrations)?;
+        let (log, batches) = ChangeLog::open(&changes_path)?;
+        for (index, batch) in batches.iter().enumerate() {
+            snapshot = snapshot
+                .apply_all(batch)
+                .map_err(|source| StartError::ChangeReplay { index, source })?;
+        }
+        Ok::<_, StartError>((snapshot, log))
+    })
+    .await
+    .map_err(StartError::Task)??;
     let signatures = config.signatures.clone();
     let user_certs = tokio::task::spawn_blocking(move || {
         let mut anchors = Vec::new();
@@ -130,15 +155,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ..duis::Limits::default()
     };
     let metrics = Metrics::new();
-    let gateway = Gateway::new(
+    let loaded = Loaded {
         register,
         registry,
         user_certs,
-        signer,
         replay,
-        xml_limits,
-        metrics.clone(),
-    );
+        changes,
+        signer,
+    };
+    let gateway = Gateway::new(loaded, xml_limits, metrics.clone());
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -155,9 +180,25 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
+    let token = match &config.admin.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| StartError::AdminToken {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
-        metrics.clone(),
+        admin::Admin {
+            metrics: metrics.clone(),
+            gateway: gateway.clone(),
+            token,
+        },
         shutdown_rx.clone(),
         stopped_rx,
     ));

@@ -3,8 +3,10 @@
 //! high-water marks now, registration changes and the delivery outbox later. A shared database
 //! can take the journal's place behind the same interface (mission item 11).
 
+mod changes;
 mod journal;
 mod replay;
 
+pub use changes::{ChangeLog, ChangeLogError};
 pub use journal::{Journal, JournalError};
 pub use replay::{Replay, ReplayGuard};

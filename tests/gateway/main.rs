@@ -1,6 +1,7 @@
 //! The integration binary: a real gateway on port 0 with a generated PKI, spoken to over real
 //! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
 
+mod access;
 mod bounds;
 mod demo;
 mod openssl_made;
