@@ -17,7 +17,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dccgw::auth::{self, AccessRequest};
+use dccgw::catalogue::Catalogue;
 use dccgw::domain::{DeviceId, Mpxn, UserRole};
+use dccgw::register::PartyRegister;
 use dccgw::registry::generate::{generate, Synthetic, EPOCH};
 use dccgw::registry::{load, Snapshot};
 
@@ -187,9 +190,64 @@ fn lookups(c: &mut Criterion) {
     });
 }
 
+/// `auth::authorize` for a 4.1.1 read by the meter's registered import supplier, at national
+/// size: the register holds the generator's User pools.
+fn authorize(c: &mut Criterion) {
+    let f = setup();
+    let now = EPOCH + 400 * 86_400;
+    let mut users = String::from("user_id,party_id,party_name,roles,status,response_url\n");
+    for (role, pool) in [
+        (UserRole::ImportSupplier, 40),
+        (UserRole::GasSupplier, 30),
+        (UserRole::ElectricityDistributor, 14),
+        (UserRole::GasTransporter, 8),
+    ] {
+        for k in 0..pool {
+            let id = Synthetic::user(role, k);
+            users.push_str(&format!("{id},P{id},party,{role},active,\n"));
+        }
+    }
+    let register = PartyRegister::parse(&users).expect("register");
+    let entry = Catalogue::builtin()
+        .get(&"4.1.1".parse().expect("srv"))
+        .expect("4.1.1");
+    // Requests that pass: each ESME with the IS registered for its meter point now.
+    let requests: Vec<(DeviceId, dccgw::domain::UserId)> = f
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let rec = f.snap.device(*d)?;
+            let mpxn = rec.mpxn.filter(|m| m.is_electricity())?;
+            let user = f
+                .snap
+                .registered_at(mpxn, UserRole::ImportSupplier, now)
+                .next()?;
+            Some((*d, user))
+        })
+        .take(1 << 16)
+        .collect();
+    assert!(!requests.is_empty(), "no registered ESMEs in the sample");
+    let mut i = 0usize;
+    let mut permits = 0u64;
+    c.bench_function("auth/authorize_4.1.1_registered_supplier", |b| {
+        b.iter(|| {
+            i = (i + 1) % requests.len();
+            let (target, originator) = requests[i];
+            let req = AccessRequest {
+                originator,
+                target,
+                service: entry,
+                at: now,
+            };
+            permits += u64::from(auth::authorize(&req, &register, &f.snap).is_ok());
+        })
+    });
+    black_box(permits);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5));
-    targets = lookups
+    targets = lookups, authorize
 }
 criterion_main!(benches);

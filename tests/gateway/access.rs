@@ -95,3 +95,25 @@ async fn the_change_api_is_off_without_a_token() {
     assert_eq!(status, 403);
     gw.running.shutdown().await;
 }
+
+/// A User suspended in the party register gets E3; one suspended only for another class of
+/// service is still served.
+#[tokio::test]
+async fn suspended_users_get_e3() {
+    let gw = support::start_with("", |dir| {
+        let users = std::fs::read_to_string(dir.join("users.csv")).unwrap();
+        let users = users
+            .replace("IS|GS,active", "IS|GS,suspended")
+            .replace("ED|GT,active", "ED|GT,suspended:A|C");
+        std::fs::write(dir.join("users.csv"), users).unwrap();
+    })
+    .await;
+    assert_eq!(read(&gw, "supplier", SUPPLIER, DEMO_ESME).await, "E3");
+    // The network operator is suspended for Type A and C services only; 4.1.1 is Type B for it.
+    let operator = "90-B3-D5-1F-30-02-00-00";
+    assert_eq!(
+        read(&gw, "network-operator", operator, DEMO_ESME).await,
+        "I99"
+    );
+    gw.running.shutdown().await;
+}
