@@ -1,10 +1,10 @@
 //! dccgw: a DCC User Gateway for the GB smart-metering network.
 //!
 //! The modules fall in three layers (see `README.md` for the map):
-//! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`error`],
-//!   [`xmldsig`];
-//! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`metrics`], [`pki`], [`signer`],
-//!   [`certstore`];
+//! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
+//!   [`error`], [`xmldsig`];
+//! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
+//!   [`pki`], [`signer`], [`certstore`];
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
