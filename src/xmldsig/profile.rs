@@ -2,6 +2,7 @@
 //! values. Anything outside the profile — another algorithm, a second reference, a transform
 //! more or less, key information other than an issuer and serial — is refused.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use base64::Engine as _;
@@ -240,7 +241,9 @@ fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileE
         let a = a.map_err(|_| ProfileError::Malformed(0))?;
         if a.key.as_ref() == name {
             let v = a.unescape_value().map_err(|_| ProfileError::Malformed(0))?;
-            return Ok(Some(v.chars().take(128).collect()));
+            // At most 128 characters of it.
+            let end = v.char_indices().nth(128).map_or(v.len(), |(i, _)| i);
+            return Ok(Some(v[..end].to_owned()));
         }
     }
     Ok(None)
@@ -347,9 +350,13 @@ fn decode<const N: usize>(
     field: &'static str,
 ) -> Result<[u8; N], ProfileError> {
     let text = text.ok_or(ProfileError::Structure(field))?;
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compact = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
+        .decode(compact.as_bytes())
         .map_err(|_| ProfileError::Encoding(field))?;
     bytes.try_into().map_err(|_| ProfileError::Encoding(field))
 }

@@ -306,9 +306,30 @@ static ASCII_NAME: [u8; 128] = {
     t
 };
 
-/// Whether `b` is an ASCII byte that may appear in a QName.
-pub(crate) fn is_ascii_name_byte(b: u8) -> bool {
-    b == b':' || ASCII_NAME.get(usize::from(b)).is_some_and(|&t| t != 0)
+/// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
+/// is a QName — the same answer [`is_qname`] gives for it, found in the one pass.
+pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
+    let mut valid = true;
+    // At the start of a part (the prefix or the local name), where a name-start byte must come.
+    let mut at_start = true;
+    let mut colon = false;
+    let mut n = 0;
+    for &b in bytes {
+        if b == b':' {
+            valid &= !at_start && !colon;
+            colon = true;
+            at_start = true;
+        } else {
+            let class = ASCII_NAME.get(usize::from(b)).copied().unwrap_or(0);
+            if class == 0 {
+                break;
+            }
+            valid &= !at_start || class & 1 != 0;
+            at_start = false;
+        }
+        n += 1;
+    }
+    (n, valid && !at_start)
 }
 
 fn is_ncname(name: &str) -> bool {

@@ -46,9 +46,9 @@ struct Entry<'a, V> {
 impl<'a, V> ScopedMap<'a, V> {
     pub(crate) fn new() -> Self {
         Self {
-            entries: Vec::new(),
-            newest: HashMap::default(),
-            scopes: Vec::new(),
+            entries: Vec::with_capacity(8),
+            newest: HashMap::with_capacity_and_hasher(8, BuildHasherDefault::default()),
+            scopes: Vec::with_capacity(16),
         }
     }
 

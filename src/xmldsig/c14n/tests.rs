@@ -452,3 +452,14 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The one-pass ASCII name check agrees with the reference QName check on every ASCII run.
+    #[test]
+    fn ascii_qname_scan_matches_is_qname(name in "[a-zA-Z0-9_.:\\-]{0,8}[ =/>]?") {
+        let (len, valid) = super::chars::scan_ascii_qname(name.as_bytes());
+        let run = name.trim_end_matches([' ', '=', '/', '>']);
+        prop_assert_eq!(len, run.len());
+        prop_assert_eq!(valid, super::chars::is_qname(run));
+    }
+}

@@ -140,10 +140,12 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
         doc,
         limits: *limits,
         bindings: ScopedMap::new(),
-        open: Vec::new(),
-        raw: Vec::new(),
-        attrs: Vec::new(),
-        declared: Vec::new(),
+        // Sized for a typical DUIS request, so a walk rarely grows them (they are bounded by the
+        // limits either way).
+        open: Vec::with_capacity(limits.max_depth.min(16)),
+        raw: Vec::with_capacity(limits.max_attributes.min(8)),
+        attrs: Vec::with_capacity(limits.max_attributes.min(8)),
+        declared: Vec::with_capacity(limits.max_attributes.min(8)),
         xml_attrs: ScopedMap::new(),
     };
     walker.run(visitor)
