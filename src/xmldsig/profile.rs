@@ -22,7 +22,7 @@ pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha
 /// an issuer name a few hundred bytes); more is refused, not read.
 const MAX_FIELD_BYTES: usize = 4096;
 /// Nesting the walk accepts; the gateway's parser bounds requests more tightly before this.
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// A document's signature, read and checked against the profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +109,11 @@ pub fn read_signature_at(
     signature: Range<usize>,
 ) -> Result<SignatureElement, ProfileError> {
     let mini = super::locate::mini_document(doc, &signature).ok_or(ProfileError::Missing)?;
-    let mut sig = read_signature(&mini.bytes)?;
+    let mut sig = match super::read_at::read_signature_fast(&mini.bytes) {
+        Some(sig) => sig,
+        // Refused by the fast reader: this one says why, exactly as it always has.
+        None => read_signature(&mini.bytes)?,
+    };
     // Map the spans back: the signature element sits at `signature_start` in the mini document.
     let shift = |r: Range<usize>| {
         r.start - mini.signature_start + signature.start
@@ -232,6 +236,11 @@ impl Collector {
     /// Whether character data here belongs to a profile field.
     pub(super) fn wants_text(&self) -> bool {
         !self.inside.is_empty()
+    }
+
+    /// Whether the field's text so far is over the bound.
+    pub(super) fn text_too_long(&self) -> bool {
+        self.text.len() > MAX_FIELD_BYTES
     }
 
     /// Character data inside the signature.
