@@ -306,30 +306,55 @@ static ASCII_NAME: [u8; 128] = {
     t
 };
 
-/// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
-/// is a QName — the same answer [`is_qname`] gives for it, found in the one pass.
-pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
-    let mut valid = true;
-    // At the start of a part (the prefix or the local name), where a name-start byte must come.
-    let mut at_start = true;
-    let mut colon = false;
-    let mut n = 0;
-    for &b in bytes {
-        if b == b':' {
-            valid &= !at_start && !colon;
-            colon = true;
-            at_start = true;
-        } else {
-            let class = ASCII_NAME.get(usize::from(b)).copied().unwrap_or(0);
-            if class == 0 {
-                break;
-            }
-            valid &= !at_start || class & 1 != 0;
-            at_start = false;
-        }
-        n += 1;
+/// [`ASCII_NAME`] over all bytes, with `:` as 4.
+static QNAME_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = ASCII_NAME[b];
+        b += 1;
     }
-    (n, valid && !at_start)
+    t[b':' as usize] = 4;
+    t
+};
+
+/// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
+/// is a QName — the same answer [`is_qname`] gives for it.
+pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
+    let n = bytes
+        .iter()
+        .position(|&b| QNAME_BYTE[usize::from(b)] == 0)
+        .unwrap_or(bytes.len());
+    let run = &bytes[..n];
+    // Every byte of the run is a name byte or `:`; what is left to check is that each part
+    // starts with a name-start byte and that there is at most one colon.
+    let starts_part = |b: Option<&u8>| b.is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0);
+    let valid = match memchr::memchr(b':', run) {
+        None => starts_part(run.first()),
+        Some(c) => {
+            starts_part(run.first())
+                && starts_part(run.get(c + 1))
+                && memchr::memchr(b':', &run[c + 1..]).is_none()
+        }
+    };
+    (n, valid)
+}
+
+/// Checks character data that is not output: only a reference or `]]>` can make it wrong, so
+/// text with neither `&` nor `>` needs no decoding.
+pub(crate) fn check_text(raw: &str, position: usize) -> Result<(), C14nError> {
+    if memchr::memchr2(b'&', b'>', raw.as_bytes()).is_none() {
+        return Ok(());
+    }
+    decode_text(raw, position, &mut Discard)
+}
+
+/// Checks an attribute value: only a reference or a literal `<` can make it wrong.
+pub(crate) fn check_attr(raw: &str, position: usize) -> Result<(), C14nError> {
+    if memchr::memchr2(b'&', b'<', raw.as_bytes()).is_none() {
+        return Ok(());
+    }
+    decode_attr(raw, position, &mut Discard)
 }
 
 fn is_ncname(name: &str) -> bool {

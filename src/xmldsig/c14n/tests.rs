@@ -462,4 +462,12 @@ proptest! {
         prop_assert_eq!(len, run.len());
         prop_assert_eq!(valid, super::chars::is_qname(run));
     }
+
+    /// The quick checks of character data that is not output refuse exactly what decoding does.
+    #[test]
+    fn quick_checks_agree_with_decoding(raw in "[a&;<>\\]#x0-9\r\n ltgmpqu]{0,12}") {
+        use super::chars::{check_attr, check_text, decode_attr, decode_text, Discard};
+        prop_assert_eq!(check_text(&raw, 0), decode_text(&raw, 0, &mut Discard));
+        prop_assert_eq!(check_attr(&raw, 0), decode_attr(&raw, 0, &mut Discard));
+    }
 }

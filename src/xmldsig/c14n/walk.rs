@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::chars::{decode_attr, decode_cdata, decode_text, is_space, Discard, Sink};
+use super::chars::{
+    check_attr, check_text, decode_attr, decode_cdata, decode_text, is_space, Discard, Sink,
+};
 use super::error::{C14nError, MalformedKind};
 use super::lexer::{self, malformed, RawAttr, CDATA_OPEN};
 use super::scope::ScopedMap;
@@ -209,7 +211,7 @@ impl<'a> Walker<'a> {
                 } else {
                     match visitor.text() {
                         Some(mut sink) => decode_text(raw, pos, &mut sink)?,
-                        None => decode_text(raw, pos, &mut Discard)?,
+                        None => check_text(raw, pos)?,
                     }
                 }
                 pos = end;
@@ -287,7 +289,7 @@ impl<'a> Walker<'a> {
             } else if prefix == "xmlns" {
                 self.declare(local, a)?;
             } else {
-                decode_attr(a.value, a.value_position, &mut Discard)?;
+                check_attr(a.value, a.value_position)?;
                 let ns = if prefix.is_empty() {
                     Ns::None
                 } else {
