@@ -41,7 +41,7 @@ mod tests;
 use std::ops::Range;
 
 /// The reader itself, for the signature profile's one-pass field reader.
-pub(crate) use chars::decode_attr;
+pub(crate) use chars::{decode_attr, Sink};
 pub use elements::{children, root, text_content, Attribute, Element};
 pub use error::{C14nError, MalformedKind};
 pub(crate) use walk::{walk, StartTag, Visitor};

@@ -7,7 +7,7 @@
 //! refusal is exactly the one that function gives; a document both readers accept gives the
 //! same fields (tested on every public sample and on random edits of a signed request).
 
-use super::c14n::{decode_attr, walk, C14nError, C14nLimits, StartTag, Visitor};
+use super::c14n::{decode_attr, walk, C14nError, C14nLimits, Sink, StartTag, Visitor};
 use super::profile::{Collector, ProfileError, SignatureElement, DS_NAMESPACE, MAX_DEPTH};
 
 /// The signature of `doc` as the profile reads it, or `None` if either the walk or the profile
@@ -19,6 +19,7 @@ pub(super) fn read_signature_fast(doc: &[u8]) -> Option<SignatureElement> {
     };
     let mut visitor = ProfileVisitor {
         collector: Collector::default(),
+        line_end: false,
     };
     walk(doc, &limits, &mut visitor).ok()?;
     visitor.collector.finish().ok()
@@ -26,6 +27,26 @@ pub(super) fn read_signature_fast(doc: &[u8]) -> Option<SignatureElement> {
 
 struct ProfileVisitor {
     collector: Collector,
+    /// A field's text had a line end normalised (or a `\n` from a reference); quick-xml keeps
+    /// a CR as written, so the fast path stops rather than risk reading a different value.
+    line_end: bool,
+}
+
+/// A field's character data, with line-end normalisation noted.
+struct FieldText<'s> {
+    text: &'s mut String,
+    line_end: &'s mut bool,
+}
+
+impl Sink for FieldText<'_> {
+    fn run(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+    fn ch(&mut self, c: char) {
+        // In text, `\n` comes one character at a time only from a normalised CR or a reference.
+        *self.line_end |= c == '\n';
+        self.text.push(c);
+    }
 }
 
 /// Stops the walk when the profile refuses; which error does not matter, as the caller reads
@@ -38,7 +59,7 @@ fn stop<T>(r: Result<T, ProfileError>, position: usize) -> Result<T, C14nError> 
 
 impl<'a> Visitor<'a> for ProfileVisitor {
     type Text<'s>
-        = &'s mut String
+        = FieldText<'s>
     where
         Self: 's;
 
@@ -66,9 +87,12 @@ impl<'a> Visitor<'a> for ProfileVisitor {
         stop(r, tag.start)
     }
 
-    fn text(&mut self) -> Option<&mut String> {
+    fn text(&mut self) -> Option<FieldText<'_>> {
         if self.collector.wants_text() {
-            Some(&mut self.collector.text)
+            Some(FieldText {
+                text: &mut self.collector.text,
+                line_end: &mut self.line_end,
+            })
         } else {
             None
         }
@@ -81,7 +105,7 @@ impl<'a> Visitor<'a> for ProfileVisitor {
         _depth: usize,
     ) -> Result<(), C14nError> {
         // The field bound `read_signature` applies as it reads; checked here per element.
-        if self.collector.text_too_long() {
+        if self.collector.text_too_long() || self.line_end {
             return stop(Err(ProfileError::Malformed(span.end)), span.end);
         }
         let r = self.collector.end(span.end);

@@ -380,6 +380,13 @@ fn the_one_pass_reader_agrees_on_every_public_sample() {
         fast_agrees(signed.as_bytes(), span).unwrap(),
         "reads the signed request"
     );
+    // A CR LF inside the issuer name: quick-xml keeps the CR, so the fast path must not
+    // accept it with the line end normalised.
+    let at = signed.find("<ds:X509IssuerName>").unwrap();
+    let at = at + signed[at..].find('=').unwrap() + 1;
+    let crlf = format!("{}\r\n{}", &signed[..at], &signed[at..]);
+    let span = last_child(crlf.as_bytes()).unwrap();
+    fast_agrees(crlf.as_bytes(), span).unwrap();
     let Some(anchors) = crate::testing::anchors() else {
         return;
     };
@@ -396,7 +403,7 @@ fn the_one_pass_reader_agrees_on_every_public_sample() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
     /// One byte of a signed request's signature replaced, or a piece of markup inserted in it:
     /// the one-pass reader accepts only what the quick-xml reader accepts, with the same fields.
     #[test]

@@ -321,29 +321,41 @@ static QNAME_BYTE: [u8; 256] = {
 /// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
 /// is a QName — the same answer [`is_qname`] gives for it.
 pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
-    let n = bytes
-        .iter()
-        .position(|&b| QNAME_BYTE[usize::from(b)] == 0)
-        .unwrap_or(bytes.len());
-    let run = &bytes[..n];
-    // Every byte of the run is a name byte or `:`; what is left to check is that each part
-    // starts with a name-start byte and that there is at most one colon.
-    let starts_part = |b: Option<&u8>| b.is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0);
-    let valid = match memchr::memchr(b':', run) {
-        None => starts_part(run.first()),
-        Some(c) => {
-            starts_part(run.first())
-                && starts_part(run.get(c + 1))
-                && memchr::memchr(b':', &run[c + 1..]).is_none()
+    let mut n = bytes.len();
+    let mut colon = None;
+    let mut colons = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match QNAME_BYTE[usize::from(b)] {
+            0 => {
+                n = i;
+                break;
+            }
+            4 => {
+                colons += 1;
+                colon = Some(i);
+            }
+            _ => {}
         }
-    };
+    }
+    let run = &bytes[..n];
+    // Every byte of the run is a name byte or `:`; what is left to check is that there is at
+    // most one colon and that each part starts with a name-start byte.
+    let starts_part = |b: Option<&u8>| b.is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0);
+    let valid = colons <= 1
+        && starts_part(run.first())
+        && colon.is_none_or(|c| starts_part(run.get(c + 1)));
     (n, valid)
+}
+
+/// Names and text runs are short: a plain loop beats a vectorised search's set-up.
+fn has_either(bytes: &[u8], x: u8, y: u8) -> bool {
+    bytes.iter().any(|&b| b == x || b == y)
 }
 
 /// Checks character data that is not output: only a reference or `]]>` can make it wrong, so
 /// text with neither `&` nor `>` needs no decoding.
 pub(crate) fn check_text(raw: &str, position: usize) -> Result<(), C14nError> {
-    if memchr::memchr2(b'&', b'>', raw.as_bytes()).is_none() {
+    if !has_either(raw.as_bytes(), b'&', b'>') {
         return Ok(());
     }
     decode_text(raw, position, &mut Discard)
@@ -351,7 +363,7 @@ pub(crate) fn check_text(raw: &str, position: usize) -> Result<(), C14nError> {
 
 /// Checks an attribute value: only a reference or a literal `<` can make it wrong.
 pub(crate) fn check_attr(raw: &str, position: usize) -> Result<(), C14nError> {
-    if memchr::memchr2(b'&', b'<', raw.as_bytes()).is_none() {
+    if !has_either(raw.as_bytes(), b'&', b'<') {
         return Ok(());
     }
     decode_attr(raw, position, &mut Discard)
