@@ -321,30 +321,33 @@ static QNAME_BYTE: [u8; 256] = {
 /// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
 /// is a QName — the same answer [`is_qname`] gives for it.
 pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
-    let mut n = bytes.len();
-    let mut colon = None;
-    let mut colons = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        match QNAME_BYTE[usize::from(b)] {
-            0 => {
-                n = i;
-                break;
-            }
-            4 => {
-                colons += 1;
-                colon = Some(i);
-            }
-            _ => {}
-        }
+    // The run of NCName bytes from `from`.
+    let part = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .position(|&b| QNAME_BYTE[usize::from(b)] & 3 == 0)
+            .unwrap_or(bytes.len() - from)
+    };
+    let starts_part = |at: usize| {
+        bytes
+            .get(at)
+            .is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0)
+    };
+    let first = part(0);
+    if bytes.get(first) != Some(&b':') {
+        return (first, starts_part(0));
     }
-    let run = &bytes[..n];
-    // Every byte of the run is a name byte or `:`; what is left to check is that there is at
-    // most one colon and that each part starts with a name-start byte.
-    let starts_part = |b: Option<&u8>| b.is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0);
-    let valid = colons <= 1
-        && starts_part(run.first())
-        && colon.is_none_or(|c| starts_part(run.get(c + 1)));
-    (n, valid)
+    let second = part(first + 1);
+    let valid = starts_part(0) && starts_part(first + 1);
+    if bytes.get(second) != Some(&b':') {
+        return (second, valid);
+    }
+    // A second colon: not a QName; the run goes on over any further name bytes and colons.
+    let rest = bytes[second..]
+        .iter()
+        .position(|&b| QNAME_BYTE[usize::from(b)] == 0)
+        .unwrap_or(bytes.len() - second);
+    (second + rest, false)
 }
 
 /// Names and text runs are short: a plain loop beats a vectorised search's set-up.
