@@ -40,8 +40,11 @@ mod tests;
 
 use std::ops::Range;
 
+/// The reader itself, for the signature profile's one-pass field reader.
+pub(crate) use chars::{decode_attr, Sink};
 pub use elements::{children, root, text_content, Attribute, Element};
 pub use error::{C14nError, MalformedKind};
+pub(crate) use walk::{walk, StartTag, Visitor};
 
 /// Bounds on a document; when one is hit the walk stops at once with the matching
 /// [`C14nError`].

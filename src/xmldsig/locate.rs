@@ -30,10 +30,16 @@ fn root_start_tag(doc: &[u8]) -> Option<(Range<usize>, &[u8])> {
             return None;
         }
     }
-    let start = i;
+    tag_at(doc, i)
+}
+
+/// The start tag at `start` (which holds `<`): its span and qualified name; `None` for an
+/// empty-element tag or one that does not end.
+fn tag_at(doc: &[u8], start: usize) -> Option<(Range<usize>, &[u8])> {
     let name_end = start
         + 1
-        + doc[start + 1..]
+        + doc
+            .get(start + 1..)?
             .iter()
             .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')?;
     let mut quote = None;
@@ -84,6 +90,43 @@ pub(super) fn mini_document(doc: &[u8], signature: &Range<usize>) -> Option<Mini
     })
 }
 
+/// The smaller document `root start tag + signature start tag + SignedInfo + both end tags`,
+/// in which `SignedInfo` canonicalises exclusively exactly as in the whole one: exclusive c14n
+/// takes only namespace declarations from ancestors, and those are on the two start tags.
+/// `signature_start` is where `SignedInfo` starts in it.
+pub(super) fn signed_info_document(
+    doc: &[u8],
+    signature: &Range<usize>,
+    signed_info: &Range<usize>,
+) -> Option<MiniDocument> {
+    let (root_tag, root_name) = root_start_tag(doc)?;
+    let (sig_tag, sig_name) = tag_at(doc, signature.start)?;
+    let inside = sig_tag.end <= signed_info.start
+        && signed_info.start < signed_info.end
+        && signed_info.end <= signature.end
+        && signature.end <= doc.len()
+        && root_tag.end <= signature.start;
+    if !inside {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(
+        root_tag.len() + sig_tag.len() + signed_info.len() + root_name.len() + sig_name.len() + 6,
+    );
+    bytes.extend_from_slice(&doc[root_tag]);
+    bytes.extend_from_slice(&doc[sig_tag]);
+    let signature_start = bytes.len();
+    bytes.extend_from_slice(&doc[signed_info.clone()]);
+    for name in [sig_name, root_name] {
+        bytes.extend_from_slice(b"</");
+        bytes.extend_from_slice(name);
+        bytes.push(b'>');
+    }
+    Some(MiniDocument {
+        bytes,
+        signature_start,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +156,24 @@ mod tests {
         assert_eq!(mini.signature_start, 16);
         assert!(mini_document(doc, &(0..5)).is_none());
         assert!(mini_document(doc, &(at..doc.len() + 1)).is_none());
+    }
+
+    #[test]
+    fn the_signed_info_document_is_root_signature_tag_and_signed_info() {
+        let doc = b"<r xmlns:ds='d'><a/><ds:Signature x='>'><ds:SignedInfo>i</ds:SignedInfo><ds:V/></ds:Signature></r>";
+        let sig = doc.windows(13).position(|w| w == b"<ds:Signature").unwrap();
+        let info = doc
+            .windows(14)
+            .position(|w| w == b"<ds:SignedInfo")
+            .unwrap();
+        let info_end = info + b"<ds:SignedInfo>i</ds:SignedInfo>".len();
+        let mini = signed_info_document(doc, &(sig..doc.len() - 4), &(info..info_end)).unwrap();
+        assert_eq!(
+            mini.bytes,
+            b"<r xmlns:ds='d'><ds:Signature x='>'><ds:SignedInfo>i</ds:SignedInfo></ds:Signature></r>"
+        );
+        assert_eq!(mini.signature_start, 36);
+        assert!(signed_info_document(doc, &(sig..doc.len() - 4), &(sig..info_end)).is_none());
+        assert!(signed_info_document(doc, &(sig..info_end - 1), &(info..info_end)).is_none());
     }
 }

@@ -6,6 +6,7 @@
 pub mod c14n;
 mod locate;
 mod profile;
+mod read_at;
 mod sign;
 mod verify;
 

@@ -2,6 +2,7 @@
 //! values. Anything outside the profile — another algorithm, a second reference, a transform
 //! more or less, key information other than an issuer and serial — is refused.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use base64::Engine as _;
@@ -21,7 +22,7 @@ pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha
 /// an issuer name a few hundred bytes); more is refused, not read.
 const MAX_FIELD_BYTES: usize = 4096;
 /// Nesting the walk accepts; the gateway's parser bounds requests more tightly before this.
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// A document's signature, read and checked against the profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,11 @@ pub fn read_signature_at(
     signature: Range<usize>,
 ) -> Result<SignatureElement, ProfileError> {
     let mini = super::locate::mini_document(doc, &signature).ok_or(ProfileError::Missing)?;
-    let mut sig = read_signature(&mini.bytes)?;
+    let mut sig = match super::read_at::read_signature_fast(&mini.bytes) {
+        Some(sig) => sig,
+        // Refused by the fast reader: this one says why, exactly as it always has.
+        None => read_signature(&mini.bytes)?,
+    };
     // Map the spans back: the signature element sits at `signature_start` in the mini document.
     let shift = |r: Range<usize>| {
         r.start - mini.signature_start + signature.start
@@ -127,14 +132,7 @@ pub fn read_signature_at(
 pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
     let mut reader = NsReader::from_reader(doc);
     reader.config_mut().check_end_names = true;
-    let mut depth = 0usize;
-    // The `ds:` path inside the signature: (local name, start offset, children seen in order).
-    let mut inside: Vec<(&'static str, usize, usize)> = Vec::new();
-    let mut signature: Option<Range<usize>> = None;
-    let mut root_child_after_signature = false;
-    let mut misplaced = false;
-    let mut fields = Fields::default();
-    let mut text = String::new();
+    let mut c = Collector::default();
     loop {
         let before = reader.buffer_position() as usize;
         let (ns, event) = reader
@@ -144,78 +142,22 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(ProfileError::TooDeep);
-                }
                 let local = e.local_name();
-                if depth == 2 && signature.is_some() {
-                    root_child_after_signature = true;
-                }
-                if is_ds && local.as_ref() == b"Signature" && inside.is_empty() {
-                    if signature.is_some() {
-                        return Err(ProfileError::Multiple);
-                    }
-                    if depth != 2 {
-                        // Not where the profile puts it; counted, so that a second one at the
-                        // right place is refused as a duplicate.
-                        misplaced = true;
-                        if empty {
-                            depth -= 1;
-                        }
-                        continue;
-                    }
-                    inside.push(("Signature", before, 0));
-                    signature = Some(before..before);
-                } else if let Some((parent, _, seen)) = inside.last_mut() {
-                    let allowed = allowed_children(parent);
-                    let name = std::str::from_utf8(local.as_ref()).unwrap_or("");
-                    let Some(at) = allowed.iter().position(|c| *c == name).filter(|_| is_ds) else {
-                        return Err(ProfileError::Structure(parent));
-                    };
-                    // In order; only Reference's Transform may repeat (checked below).
-                    if at + 1 < *seen || (at + 1 == *seen && name != "Transform") {
-                        return Err(ProfileError::Structure(allowed[at]));
-                    }
-                    *seen = at + 1;
-                    let name = allowed[at];
-                    start_field(name, e, before, &mut fields)?;
-                    inside.push((name, before, 0));
-                    text.clear();
-                }
+                c.start(is_ds, local.as_ref(), before, |name| attribute(e, name))?;
                 if empty {
-                    depth -= 1;
-                    if let Some((name, start, _)) = inside.pop() {
-                        end_field(
-                            name,
-                            start..reader.buffer_position() as usize,
-                            "",
-                            &mut fields,
-                            &mut signature,
-                        )?;
-                    }
+                    c.end_empty(reader.buffer_position() as usize)?;
                 }
             }
-            Event::End(_) => {
-                depth -= 1;
-                if let Some((name, start, _)) = inside.pop() {
-                    let end = reader.buffer_position() as usize;
-                    end_field(name, start..end, &text, &mut fields, &mut signature)?;
-                    text.clear();
-                }
-            }
+            Event::End(_) => c.end(reader.buffer_position() as usize)?,
             Event::Text(t) => {
-                if !inside.is_empty() {
+                if c.wants_text() {
                     let t = t.unescape().map_err(|_| ProfileError::Malformed(before))?;
-                    if text.len() + t.len() > MAX_FIELD_BYTES {
-                        return Err(ProfileError::Structure(inside.last().map_or("", |i| i.0)));
-                    }
-                    text.push_str(&t);
+                    c.text(&t)?;
                 }
             }
             Event::CData(t) => {
-                if !inside.is_empty() {
-                    text.push_str(
+                if c.wants_text() {
+                    c.text.push_str(
                         std::str::from_utf8(&t).map_err(|_| ProfileError::Malformed(before))?,
                     );
                 }
@@ -225,14 +167,129 @@ pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
             Event::Comment(_) | Event::Decl(_) => {}
         }
     }
-    let signature = signature.ok_or(ProfileError::Missing)?;
-    if misplaced {
-        return Err(ProfileError::Multiple);
+    c.finish()
+}
+
+/// The profile checks on a stream of elements, whichever parser reports them: where the
+/// signature is, which `ds:` elements it holds in which order, and their fields.
+#[derive(Default)]
+pub(super) struct Collector {
+    depth: usize,
+    /// The `ds:` path inside the signature: (local name, start offset, children seen in order).
+    inside: Vec<(&'static str, usize, usize)>,
+    signature: Option<Range<usize>>,
+    root_child_after_signature: bool,
+    misplaced: bool,
+    fields: Fields,
+    /// The character data of the innermost profile element so far.
+    pub(super) text: String,
+}
+
+impl Collector {
+    /// An element starts at `before`; `attribute` gives the value of one of its unprefixed
+    /// attributes (at most 128 characters).
+    pub(super) fn start(
+        &mut self,
+        is_ds: bool,
+        local: &[u8],
+        before: usize,
+        attribute: impl Fn(&[u8]) -> Result<Option<String>, ProfileError>,
+    ) -> Result<(), ProfileError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ProfileError::TooDeep);
+        }
+        if self.depth == 2 && self.signature.is_some() {
+            self.root_child_after_signature = true;
+        }
+        if is_ds && local == b"Signature" && self.inside.is_empty() {
+            if self.signature.is_some() {
+                return Err(ProfileError::Multiple);
+            }
+            if self.depth != 2 {
+                // Not where the profile puts it; counted, so that a second one at the right
+                // place is refused as a duplicate.
+                self.misplaced = true;
+                return Ok(());
+            }
+            self.inside.push(("Signature", before, 0));
+            self.signature = Some(before..before);
+        } else if let Some((parent, _, seen)) = self.inside.last_mut() {
+            let allowed = allowed_children(parent);
+            let name = std::str::from_utf8(local).unwrap_or("");
+            let Some(at) = allowed.iter().position(|c| *c == name).filter(|_| is_ds) else {
+                return Err(ProfileError::Structure(parent));
+            };
+            // In order; only Reference's Transform may repeat (checked below).
+            if at + 1 < *seen || (at + 1 == *seen && name != "Transform") {
+                return Err(ProfileError::Structure(allowed[at]));
+            }
+            *seen = at + 1;
+            let name = allowed[at];
+            start_field(name, &attribute, &mut self.fields)?;
+            self.inside.push((name, before, 0));
+            self.text.clear();
+        }
+        Ok(())
     }
-    if root_child_after_signature {
-        return Err(ProfileError::Missing);
+
+    /// Whether character data here belongs to a profile field.
+    pub(super) fn wants_text(&self) -> bool {
+        !self.inside.is_empty()
     }
-    finish(signature, fields)
+
+    /// Whether the field's text so far is over the bound.
+    pub(super) fn text_too_long(&self) -> bool {
+        self.text.len() > MAX_FIELD_BYTES
+    }
+
+    /// Character data inside the signature.
+    pub(super) fn text(&mut self, t: &str) -> Result<(), ProfileError> {
+        if self.text.len() + t.len() > MAX_FIELD_BYTES {
+            return Err(ProfileError::Structure(
+                self.inside.last().map_or("", |i| i.0),
+            ));
+        }
+        self.text.push_str(t);
+        Ok(())
+    }
+
+    /// The element just started was an empty-element tag, ending at `end`.
+    pub(super) fn end_empty(&mut self, end: usize) -> Result<(), ProfileError> {
+        self.depth -= 1;
+        if let Some((name, start, _)) = self.inside.pop() {
+            end_field(name, start..end, "", &mut self.fields, &mut self.signature)?;
+        }
+        Ok(())
+    }
+
+    /// The innermost open element ends at `end`.
+    pub(super) fn end(&mut self, end: usize) -> Result<(), ProfileError> {
+        self.depth = self.depth.saturating_sub(1);
+        if let Some((name, start, _)) = self.inside.pop() {
+            end_field(
+                name,
+                start..end,
+                &self.text,
+                &mut self.fields,
+                &mut self.signature,
+            )?;
+            self.text.clear();
+        }
+        Ok(())
+    }
+
+    /// After the last element: the signature, checked against the profile.
+    pub(super) fn finish(self) -> Result<SignatureElement, ProfileError> {
+        let signature = self.signature.ok_or(ProfileError::Missing)?;
+        if self.misplaced {
+            return Err(ProfileError::Multiple);
+        }
+        if self.root_child_after_signature {
+            return Err(ProfileError::Missing);
+        }
+        finish(signature, self.fields)
+    }
 }
 
 fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileError> {
@@ -240,7 +297,9 @@ fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileE
         let a = a.map_err(|_| ProfileError::Malformed(0))?;
         if a.key.as_ref() == name {
             let v = a.unescape_value().map_err(|_| ProfileError::Malformed(0))?;
-            return Ok(Some(v.chars().take(128).collect()));
+            // At most 128 characters of it.
+            let end = v.char_indices().nth(128).map_or(v.len(), |(i, _)| i);
+            return Ok(Some(v[..end].to_owned()));
         }
     }
     Ok(None)
@@ -248,21 +307,20 @@ fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileE
 
 fn start_field(
     name: &'static str,
-    e: &BytesStart<'_>,
-    _start: usize,
+    attribute: impl Fn(&[u8]) -> Result<Option<String>, ProfileError>,
     f: &mut Fields,
 ) -> Result<(), ProfileError> {
     match name {
-        "CanonicalizationMethod" => f.canonicalization = attribute(e, b"Algorithm")?,
-        "SignatureMethod" => f.signature_method = attribute(e, b"Algorithm")?,
+        "CanonicalizationMethod" => f.canonicalization = attribute(b"Algorithm")?,
+        "SignatureMethod" => f.signature_method = attribute(b"Algorithm")?,
         "Reference" => {
             f.references += 1;
-            f.reference_uri = Some(attribute(e, b"URI")?);
+            f.reference_uri = Some(attribute(b"URI")?);
         }
         "Transform" => f
             .transforms
-            .push(attribute(e, b"Algorithm")?.unwrap_or_default()),
-        "DigestMethod" => f.digest_method = attribute(e, b"Algorithm")?,
+            .push(attribute(b"Algorithm")?.unwrap_or_default()),
+        "DigestMethod" => f.digest_method = attribute(b"Algorithm")?,
         _ => {}
     }
     Ok(())
@@ -347,9 +405,13 @@ fn decode<const N: usize>(
     field: &'static str,
 ) -> Result<[u8; N], ProfileError> {
     let text = text.ok_or(ProfileError::Structure(field))?;
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compact = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
+        .decode(compact.as_bytes())
         .map_err(|_| ProfileError::Encoding(field))?;
     bytes.try_into().map_err(|_| ProfileError::Encoding(field))
 }

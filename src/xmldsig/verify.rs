@@ -7,7 +7,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use time::OffsetDateTime;
 
 use super::c14n::{canonicalize, C14nError, C14nLimits, C14nMode};
-use super::locate::mini_document;
+use super::locate::signed_info_document;
 use super::profile::{read_signature, ProfileError, SignatureElement};
 use crate::domain::{SmkiRole, UserId};
 use crate::identity::CertIdentity;
@@ -101,17 +101,19 @@ pub fn signed_bytes(
         return Err(VerifyError::Digest);
     }
     buf.clear();
-    // Exclusive c14n of SignedInfo, from the root's start tag and the signature alone (see
-    // `super::locate`) rather than the whole document again.
-    let mini =
-        mini_document(doc, &sig.signature).ok_or(VerifyError::Profile(ProfileError::Missing))?;
-    let start = sig
-        .signed_info
-        .start
-        .checked_sub(sig.signature.start)
-        .ok_or(VerifyError::Profile(ProfileError::Structure("SignedInfo")))?
-        + mini.signature_start;
-    let span = start..start + sig.signed_info.len();
+    // Exclusive c14n of SignedInfo, from the root's start tag, the signature's and SignedInfo
+    // alone (see `super::locate`) rather than the whole document again; the walk above has
+    // checked the whole document.
+    let Some(mini) = signed_info_document(doc, &sig.signature, &sig.signed_info) else {
+        // SignedInfo not inside the signature's element, or no signature where the spans say.
+        let outside = sig.signed_info.start < sig.signature.start;
+        return Err(VerifyError::Profile(if outside {
+            ProfileError::Structure("SignedInfo")
+        } else {
+            ProfileError::Missing
+        }));
+    };
+    let span = mini.signature_start..mini.signature_start + sig.signed_info.len();
     canonicalize(
         &mini.bytes,
         Some(span),

@@ -306,9 +306,70 @@ static ASCII_NAME: [u8; 128] = {
     t
 };
 
-/// Whether `b` is an ASCII byte that may appear in a QName.
-pub(crate) fn is_ascii_name_byte(b: u8) -> bool {
-    b == b':' || ASCII_NAME.get(usize::from(b)).is_some_and(|&t| t != 0)
+/// [`ASCII_NAME`] over all bytes, with `:` as 4.
+static QNAME_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = ASCII_NAME[b];
+        b += 1;
+    }
+    t[b':' as usize] = 4;
+    t
+};
+
+/// The length of the leading run of ASCII name bytes (and `:`) in `bytes`, and whether that run
+/// is a QName — the same answer [`is_qname`] gives for it.
+pub(crate) fn scan_ascii_qname(bytes: &[u8]) -> (usize, bool) {
+    // The run of NCName bytes from `from`.
+    let part = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .position(|&b| QNAME_BYTE[usize::from(b)] & 3 == 0)
+            .unwrap_or(bytes.len() - from)
+    };
+    let starts_part = |at: usize| {
+        bytes
+            .get(at)
+            .is_some_and(|&b| QNAME_BYTE[usize::from(b)] & 1 != 0)
+    };
+    let first = part(0);
+    if bytes.get(first) != Some(&b':') {
+        return (first, starts_part(0));
+    }
+    let second = part(first + 1);
+    let valid = starts_part(0) && starts_part(first + 1);
+    if bytes.get(second) != Some(&b':') {
+        return (second, valid);
+    }
+    // A second colon: not a QName; the run goes on over any further name bytes and colons.
+    let rest = bytes[second..]
+        .iter()
+        .position(|&b| QNAME_BYTE[usize::from(b)] == 0)
+        .unwrap_or(bytes.len() - second);
+    (second + rest, false)
+}
+
+/// Names and text runs are short: a plain loop beats a vectorised search's set-up.
+fn has_either(bytes: &[u8], x: u8, y: u8) -> bool {
+    bytes.iter().any(|&b| b == x || b == y)
+}
+
+/// Checks character data that is not output: only a reference or `]]>` can make it wrong, so
+/// text with neither `&` nor `>` needs no decoding.
+pub(crate) fn check_text(raw: &str, position: usize) -> Result<(), C14nError> {
+    if !has_either(raw.as_bytes(), b'&', b'>') {
+        return Ok(());
+    }
+    decode_text(raw, position, &mut Discard)
+}
+
+/// Checks an attribute value: only a reference or a literal `<` can make it wrong.
+pub(crate) fn check_attr(raw: &str, position: usize) -> Result<(), C14nError> {
+    if !has_either(raw.as_bytes(), b'&', b'<') {
+        return Ok(());
+    }
+    decode_attr(raw, position, &mut Discard)
 }
 
 fn is_ncname(name: &str) -> bool {

@@ -2,7 +2,7 @@
 //! document already known to be UTF-8 and free of forbidden characters. Nothing here allocates
 //! except the caller's reusable attribute list.
 
-use super::chars::{ends_name, is_ascii_name_byte, is_qname, is_space};
+use super::chars::{ends_name, is_qname, is_space, scan_ascii_qname};
 use super::error::{C14nError, MalformedKind};
 
 /// An attribute as written: name and raw (undecoded) value.
@@ -38,21 +38,23 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
 /// A name inside a tag, starting at `i`; returns it and the index just after it.
 fn name_at(doc: &str, i: usize) -> Result<(&str, usize), C14nError> {
     let bytes = doc.as_bytes();
-    let mut end = i;
-    // The usual name is ASCII: stop at the first byte that is not an ASCII name byte, and
-    // take the byte-by-byte way only if that is not where the name ends.
-    while bytes.get(end).is_some_and(|&b| is_ascii_name_byte(b)) {
-        end += 1;
-    }
-    while bytes.get(end).is_some_and(|&b| !ends_name(b)) {
-        end += 1;
+    // The usual name is ASCII: scan and check it in one pass, and take the byte-by-byte way
+    // only if the ASCII run is not where the name ends.
+    let (len, ascii_valid) = scan_ascii_qname(&bytes[i.min(bytes.len())..]);
+    let mut end = i + len;
+    let fast = bytes.get(end).is_some_and(|&b| ends_name(b));
+    if !fast {
+        while bytes.get(end).is_some_and(|&b| !ends_name(b)) {
+            end += 1;
+        }
     }
     if end == bytes.len() {
         return Err(malformed(end, MalformedKind::UnexpectedEnd));
     }
     // `end` stops at an ASCII byte (or the end), so both ends are character boundaries.
     let name = &doc[i..end];
-    if !is_qname(name) {
+    let valid = if fast { ascii_valid } else { is_qname(name) };
+    if !valid {
         return Err(malformed(i, MalformedKind::BadName));
     }
     Ok((name, end))

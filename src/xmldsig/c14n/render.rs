@@ -48,7 +48,7 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
             found_subtree: false,
             found_exclude: false,
             rendered: ScopedMap::new(),
-            utilised: Vec::new(),
+            utilised: Vec::with_capacity(8),
             merged: Vec::new(),
         }
     }

@@ -452,3 +452,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The one-pass ASCII name check agrees with the reference QName check on every ASCII run.
+    #[test]
+    fn ascii_qname_scan_matches_is_qname(name in "[a-zA-Z0-9_.:\\-]{0,8}[ =/>]?") {
+        let (len, valid) = super::chars::scan_ascii_qname(name.as_bytes());
+        let run = name.trim_end_matches([' ', '=', '/', '>']);
+        prop_assert_eq!(len, run.len());
+        prop_assert_eq!(valid, super::chars::is_qname(run));
+    }
+
+    /// The quick checks of character data that is not output refuse exactly what decoding does.
+    #[test]
+    fn quick_checks_agree_with_decoding(raw in "[a&;<>\\]#x0-9\r\n ltgmpqu]{0,12}") {
+        use super::chars::{check_attr, check_text, decode_attr, decode_text, Discard};
+        prop_assert_eq!(check_text(&raw, 0), decode_text(&raw, 0, &mut Discard));
+        prop_assert_eq!(check_attr(&raw, 0), decode_attr(&raw, 0, &mut Discard));
+    }
+}

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::chars::{decode_attr, decode_cdata, decode_text, is_space, Discard, Sink};
+use super::chars::{
+    check_attr, check_text, decode_attr, decode_cdata, decode_text, is_space, Discard, Sink,
+};
 use super::error::{C14nError, MalformedKind};
 use super::lexer::{self, malformed, RawAttr, CDATA_OPEN};
 use super::scope::ScopedMap;
@@ -140,10 +142,12 @@ pub(crate) fn walk<'a, V: Visitor<'a>>(
         doc,
         limits: *limits,
         bindings: ScopedMap::new(),
-        open: Vec::new(),
-        raw: Vec::new(),
-        attrs: Vec::new(),
-        declared: Vec::new(),
+        // Sized for a typical DUIS request, so a walk rarely grows them (they are bounded by the
+        // limits either way).
+        open: Vec::with_capacity(limits.max_depth.min(16)),
+        raw: Vec::with_capacity(limits.max_attributes.min(8)),
+        attrs: Vec::with_capacity(limits.max_attributes.min(8)),
+        declared: Vec::with_capacity(limits.max_attributes.min(8)),
         xml_attrs: ScopedMap::new(),
     };
     walker.run(visitor)
@@ -207,7 +211,7 @@ impl<'a> Walker<'a> {
                 } else {
                     match visitor.text() {
                         Some(mut sink) => decode_text(raw, pos, &mut sink)?,
-                        None => decode_text(raw, pos, &mut Discard)?,
+                        None => check_text(raw, pos)?,
                     }
                 }
                 pos = end;
@@ -285,7 +289,7 @@ impl<'a> Walker<'a> {
             } else if prefix == "xmlns" {
                 self.declare(local, a)?;
             } else {
-                decode_attr(a.value, a.value_position, &mut Discard)?;
+                check_attr(a.value, a.value_position)?;
                 let ns = if prefix.is_empty() {
                     Ns::None
                 } else {
@@ -417,7 +421,8 @@ impl<'a> Walker<'a> {
 
 /// `prefix:local` → (`prefix`, `local`); an unprefixed name has the prefix `""`.
 fn split(qname: &str) -> (&str, &str) {
-    match memchr::memchr(b':', qname.as_bytes()) {
+    // Names are short: a plain loop beats a vectorised search's set-up.
+    match qname.bytes().position(|b| b == b':') {
         // `i` is the index of an ASCII byte, so both slices are on character boundaries.
         Some(i) => (&qname[..i], &qname[i + 1..]),
         None => ("", qname),
