@@ -101,6 +101,22 @@ fn allowed_children(parent: &str) -> &'static [&'static str] {
     }
 }
 
+/// One strict pass over the whole document (the canonicaliser's reader): one root element,
+/// XML names, no DOCTYPE, processing instruction or unknown entity.
+fn strictly_well_formed(doc: &[u8]) -> Result<(), ProfileError> {
+    use super::c14n::{root, C14nError, C14nLimits};
+    match root(doc, &C14nLimits::default()) {
+        Ok(_) => Ok(()),
+        Err(
+            C14nError::Doctype { .. }
+            | C14nError::ProcessingInstruction { .. }
+            | C14nError::EntityReference { .. },
+        ) => Err(ProfileError::Forbidden),
+        Err(C14nError::TooDeep { .. }) => Err(ProfileError::TooDeep),
+        Err(_) => Err(ProfileError::Malformed(0)),
+    }
+}
+
 /// Reads the signature at `signature` — a span the caller's parser found as the root element's
 /// last child, the only `ds:Signature` there — from the root's start tag and that element alone,
 /// without walking the rest of the document again. Spans in the result are `doc`'s.
@@ -130,6 +146,20 @@ pub fn read_signature_at(
 /// Finds the document's signature — it must be the root's last element child, and the only
 /// `ds:Signature` — and reads it.
 pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
+    // quick-xml reads leniently (several roots, names that are not XML names); the document is
+    // first held to the canonicaliser's stricter reading, which is what verification applies.
+    strictly_well_formed(doc)?;
+    // quick-xml does not count a byte-order mark in its positions: read after it and shift
+    // the spans back onto `doc` (found by fuzzing: spans were three bytes short).
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let skip = if doc.starts_with(BOM) { BOM.len() } else { 0 };
+    let mut sig = read_signature_after_bom(&doc[skip..])?;
+    sig.signature = sig.signature.start + skip..sig.signature.end + skip;
+    sig.signed_info = sig.signed_info.start + skip..sig.signed_info.end + skip;
+    Ok(sig)
+}
+
+fn read_signature_after_bom(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
     let mut reader = NsReader::from_reader(doc);
     reader.config_mut().check_end_names = true;
     let mut c = Collector::default();

@@ -429,3 +429,20 @@ proptest! {
 thread_local! {
     static SIGNED: String = sign_document(REQUEST, &TestKey::new(), &limits()).unwrap();
 }
+
+/// Found by fuzzing: with a byte-order mark, the spans read must still be the document's own
+/// (they were three bytes short), so that a BOM-prefixed signed document verifies.
+#[test]
+fn a_byte_order_mark_does_not_shift_the_spans() {
+    let key = TestKey::new();
+    let signed = sign_document(REQUEST, &key, &limits()).unwrap();
+    let with_bom = [b"\xEF\xBB\xBF".as_slice(), signed.as_bytes()].concat();
+    let whole = read_signature(&with_bom).unwrap();
+    assert!(with_bom[whole.signature.clone()].starts_with(b"<ds:Signature"));
+    assert!(with_bom[whole.signature.clone()].ends_with(b"</ds:Signature>"));
+    assert_eq!(
+        read_signature_at(&with_bom, whole.signature.clone()).unwrap(),
+        whole
+    );
+    verify_read(&with_bom, &whole, &key.public(), &limits()).unwrap();
+}
