@@ -47,7 +47,11 @@ pub const DEMO_USERS: &[(&str, &str, &str, &str, &str)] = &[
 pub const DEMO_ESME: &str = "00-DB-12-34-56-78-90-A0";
 
 /// The public test environment's devices, as the request templates address them: ID, type,
-/// MPxN, comms hub. All are Commissioned, in the central region.
+/// MPxN, comms hub. All are Commissioned, in the central region. The templates fix the types:
+/// A5 takes a Method A (critical) join as a non-meter device, which only a PPMID or HCALCS can
+/// (A4 is the PPMID: its firmware is read by CS08); A6 takes an auxiliary proportional
+/// controller's calendar (ECS46d), an electricity use case — a standalone APC, which DUIS types
+/// as an ESME.
 pub const DEMO_DEVICES: &[(&str, &str, &str, &str)] = &[
     ("00-DB-12-34-56-78-90-A2", "CHF", "", ""),
     (DEMO_ESME, "ESME", DEMO_MPAN, "00-DB-12-34-56-78-90-A2"),
@@ -71,13 +75,13 @@ pub const DEMO_DEVICES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "00-DB-12-34-56-78-90-A5",
-        "IHD",
+        "HCALCS",
         "",
         "00-DB-12-34-56-78-90-A2",
     ),
     (
         "00-DB-12-34-56-78-90-A6",
-        "HCALCS",
+        "ESME",
         "",
         "00-DB-12-34-56-78-90-A2",
     ),

@@ -1,8 +1,8 @@
 //! Access control: whether this User, in which of its roles, may ask this of this device at this
 //! time. A pure function of (request, party register, registration snapshot, instant); it returns
 //! a [`Permit`] — which only this module can build, and which signing and routing will require —
-//! or the [`Denial`] with the exact DUIS code, checked in the order DUIS gives:
-//! E1 → E2 → E3 → E19 → E4 → E5 (→ E11, see below).
+//! or the [`Denial`] with the exact DUIS code, checked in this order:
+//! E1 → E2 → E3 → E19 → E11 → E4 → E5 (`docs/access-control.md` says why E11 comes before E4).
 //!
 //! Rules where DUIS leaves the detail to us (also in `docs/access-control.md`):
 //! - Roles: the User's roles that the SRV admits, tried in catalogue order; the first one the
@@ -16,16 +16,18 @@
 //!   device; installation and device-management services (Service Reference family 8) also accept
 //!   Pending and Whitelisted devices. Decommissioned, Withdrawn, Suspended and Recovery devices
 //!   take none.
-//! - E11 (request invalid for the device type) needs a per-SRV device-type table that is not
-//!   built yet; until then no request is refused with E11.
+//! - Device type (E11): the catalogue's `device_types` for the SRV, derived from the GBCS use
+//!   cases that carry it (`schemas/README.md`).
 
 use crate::catalogue::SrvEntry;
-use crate::domain::{DeviceId, DeviceStatus, Mpxn, Srv, UserId, UserRole};
+use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, Srv, UserId, UserRole};
 use crate::register::{EligibilityClass, PartyRegister, UserStatus};
 use crate::registry::{DeviceRecord, Snapshot};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_anchors;
 
 /// Proof that access control admitted a request. Only [`authorize`] builds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub enum Denial {
     NotRegistered,
     #[error("device status {0:?} does not allow this request")]
     DeviceStatus(DeviceStatus),
+    #[error("service reference variant {srv} cannot target a device of type {device_type}")]
+    DeviceType { srv: Srv, device_type: DeviceType },
 }
 
 /// What access control needs to know of a request.
@@ -141,6 +145,14 @@ pub fn authorize(
     let device = registry
         .device(req.target)
         .ok_or(Denial::UnknownDevice(req.target))?;
+    // E11: a device type the SRV may target. Before E4: a request no registration could make
+    // valid (an electricity-only read sent to a gas meter) is refused as what it is.
+    if !entry.targets(device.device_type) {
+        return Err(Denial::DeviceType {
+            srv: entry.srv,
+            device_type: device.device_type,
+        });
+    }
     // E4: registered for the device's meter point(s) at the execution time, in one of the roles.
     let mpxns = deciding_meter_points(&device, registry);
     let role = roles

@@ -139,6 +139,7 @@ fn code(d: &Denial) -> &'static str {
         Denial::UnknownDevice(_) => "E19",
         Denial::NotRegistered => "E4",
         Denial::DeviceStatus(_) => "E5",
+        Denial::DeviceType { .. } => "E11",
     }
 }
 
@@ -163,10 +164,17 @@ fn the_decision_table() {
         ("4.1.1", SUP1, GSME, AFTER, Yes(GasSupplier)),
         ("1.1.1", SUP1, GSME, AFTER, Yes(GasSupplier)),
         ("4.1.1", SUP2, GSME, AFTER, Code("E4")),
-        ("7.1", SUP1, GSME, AFTER, Code("E4")),
+        ("4.1.4", SUP1, GSME, AFTER, Yes(GasSupplier)),
+        // Device type (E11): an electricity-only service to a gas meter, a gas-only one to an
+        // electricity meter, a comms-hub service to a meter, anything to an IHD.
+        ("7.1", SUP1, GSME, AFTER, Code("E11")),
+        ("4.1.4", SUP1, ESME, BEFORE, Code("E11")),
+        ("6.30", SUP1, ESME, BEFORE, Code("E11")),
+        ("6.30", SUP1, CHF, BEFORE, Yes(ImportSupplier)),
+        ("4.8.1", SUP1, IHD, BEFORE, Code("E11")),
         // Devices without an MPxN: decided by the meters behind the same hub.
-        ("4.8.1", SUP1, IHD, BEFORE, Yes(ImportSupplier)),
         ("8.11", SUP2, CHF, AFTER, Yes(ImportSupplier)),
+        ("8.11", NO1, CHF, AFTER, Code("E2")),
         // (SUP1 still supplies the other ESMEs behind this hub, so its import role comes first.)
         ("8.11", SUP1, CHF, AFTER, Yes(ImportSupplier)),
         // Type B: the network operator, in the role the meter point admits.
@@ -178,7 +186,7 @@ fn the_decision_table() {
         // The supplier's agent: only where the SRV admits RSA, and only where registered.
         ("6.2.1", RSA1, ESME, AFTER, Yes(RegisteredSupplierAgent)),
         ("4.1.1", RSA1, ESME, AFTER, Code("E2")),
-        ("6.2.1", RSA1, GSME, AFTER, Code("E4")),
+        ("6.2.7", RSA1, GSME, AFTER, Code("E4")),
         // Type C: any User, no registration needed, only for SRVs that admit OU.
         ("4.8.1", OU1, ESME, AFTER, Yes(OtherUser)),
         ("11.2", OU1, GSME, AFTER, Yes(OtherUser)),
@@ -199,6 +207,10 @@ fn the_decision_table() {
         ("1.1.1", GONE, MISSING, AFTER, Code("E3")),
         ("7.1", NO1, MISSING, AFTER, Code("E2")),
         ("4.1.1", SUP2, MISSING, AFTER, Code("E19")),
+        // E19 before E11 before E4 and E5.
+        ("6.30", SUP1, MISSING, AFTER, Code("E19")),
+        ("6.30", SUP2, ESME, BEFORE, Code("E11")),
+        ("6.30", SUP1, ESME_STATUS[3].0, AFTER, Code("E11")),
     ];
     // Device status (E5), for a registered supplier: reads, and installation services.
     let mut rows = table;
@@ -213,7 +225,7 @@ fn the_decision_table() {
             _ => Code("E5"),
         };
         rows.push(("4.1.1", SUP1, dev, AFTER, read));
-        rows.push(("8.11", SUP1, dev, AFTER, install));
+        rows.push(("8.1.1", SUP1, dev, AFTER, install));
         // Registration is checked before status: the wrong supplier gets E4 whatever the status.
         rows.push(("4.1.1", SUP2, dev, AFTER, Code("E4")));
     }
@@ -242,7 +254,8 @@ fn the_decision_table() {
 
 /// Every SRV of the catalogue admits exactly its eligible roles: a User holding one role gets
 /// past E2 exactly when the catalogue lists that role (non-device SRVs, to skip device checks;
-/// device SRVs are tried on a device the User is not registered for, so E4 means "past E2").
+/// device SRVs are tried on a device of a type they target that the User is not registered
+/// for, so E4 means "past E2").
 #[test]
 fn the_catalogue_decides_eligibility() {
     let registry = registry();
@@ -254,8 +267,12 @@ fn the_catalogue_decides_eligibility() {
         for entry in Catalogue::builtin().iter() {
             let target = if entry.non_device {
                 "90-B3-D5-1F-30-00-00-02"
-            } else {
+            } else if entry.targets(DeviceType::Esme) {
                 ESME
+            } else if entry.targets(DeviceType::Gsme) {
+                GSME
+            } else {
+                CHF
             };
             let req = AccessRequest {
                 originator: id(STRANGER),

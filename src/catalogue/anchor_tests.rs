@@ -294,3 +294,46 @@ fn every_public_request_matches_its_entry() {
     }
     assert!(checked >= 150, "only {checked} request files found");
 }
+
+/// Every remote GBCS use case the public mapping table files under a service reference (or SRV)
+/// reaches its device through at least one variant there: an ECS use case an ESME, a GCS one a
+/// GSME or GPF, a CCS or DBCH (comms hub) one a CHF. CS ("common") use cases name no one device.
+#[test]
+fn every_mapped_use_case_reaches_its_device() {
+    #[derive(Deserialize)]
+    struct UseCase {
+        #[serde(rename = "Code")]
+        code: String,
+        #[serde(rename = "Service Reference")]
+        keys: Option<String>,
+    }
+    use crate::domain::DeviceType::*;
+    let Some(anchors) = anchors() else { return };
+    let text = read(&anchors.join("metadata/gbcs-mapping-table.json"));
+    let rows: Vec<UseCase> = serde_json::from_str(&text).unwrap();
+    let mut checked = 0;
+    for row in &rows {
+        let devices: &[crate::domain::DeviceType] = match &row.code {
+            c if c.starts_with("ECS") => &[Esme],
+            c if c.starts_with("GCS") => &[Gsme, Gpf],
+            c if c.starts_with("CCS") || c.starts_with("DBCH") => &[Chf],
+            _ => continue,
+        };
+        for key in row.keys.as_deref().unwrap_or("").split(',').map(str::trim) {
+            if !key.starts_with(|c: char| c.is_ascii_digit()) {
+                continue; // "See GBCS", "N/A": no service reference
+            }
+            let reached = Catalogue::builtin().iter().any(|e| {
+                (e.srv.to_string() == key || e.service_reference.to_string() == key)
+                    && devices.iter().any(|d| e.targets(*d))
+            });
+            assert!(
+                reached,
+                "{} under {key} reaches none of {devices:?}",
+                row.code
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 150, "only {checked} use cases checked");
+}

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CommandVariant, ServiceReference, Srv, UserRole};
+use crate::domain::{CommandVariant, DeviceType, ServiceReference, Srv, UserRole};
 
 /// The `format` tag a catalogue file must carry.
 pub const FORMAT: &str = "dccgw-catalogue/1";
@@ -63,6 +63,10 @@ pub struct SrvEntry {
     /// Local name of the `sr:Body` child a request of this variant carries (Command Variant 5
     /// requests carry `SignedPreCommand` instead).
     pub body_element: String,
+    /// The device types a request of this variant may target (otherwise E11); empty exactly for
+    /// non-device variants. Derived from the GBCS use cases (`schemas/README.md`).
+    #[serde(with = "device_type_names")]
+    pub device_types: Vec<DeviceType>,
 }
 
 impl SrvEntry {
@@ -79,6 +83,29 @@ impl SrvEntry {
     /// Whether a User acting in this role may send this variant (otherwise E2).
     pub fn eligible(&self, role: UserRole) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Whether a request of this variant may target a device of this type (otherwise E11).
+    pub fn targets(&self, device_type: DeviceType) -> bool {
+        self.device_types.contains(&device_type)
+    }
+}
+
+/// `device_types` as the file writes them: `["ESME", "GSME"]`.
+mod device_type_names {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    use crate::domain::DeviceType;
+
+    pub fn serialize<S: Serializer>(v: &[DeviceType], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|t| t.as_str()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DeviceType>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| s.parse().map_err(de::Error::custom))
+            .collect()
     }
 }
 
@@ -107,6 +134,10 @@ pub enum CatalogueError {
     DuplicateRole { srv: Srv, role: UserRole },
     #[error("{srv}'s body element {body_element:?} is not an XML local name")]
     BodyElement { srv: Srv, body_element: String },
+    #[error("{srv} lists device types although it is non-device, or none although it is not")]
+    DeviceTypes { srv: Srv },
+    #[error("{srv} lists device type {device_type} twice")]
+    DuplicateDeviceType { srv: Srv, device_type: DeviceType },
 }
 
 /// The file as written: `{ "format", "duis_schema_version", "services": [..] }`.
@@ -138,7 +169,8 @@ impl Catalogue {
 
     /// Parses and checks a catalogue file: the format tag, one entry per SRV, each SRV under its
     /// own service reference, a name, at least one Command Variant, no repeated Command Variant
-    /// or role, and a body element that is an XML local name.
+    /// or role, device types exactly for device variants and none twice, and a body element that
+    /// is an XML local name.
     pub fn from_json(text: &str) -> Result<Catalogue, CatalogueError> {
         let file: CatalogueFile = serde_json::from_str(text)?;
         if file.format != FORMAT {
@@ -209,6 +241,14 @@ fn check_entry(entry: &SrvEntry) -> Result<(), CatalogueError> {
     for (i, &role) in entry.roles.iter().enumerate() {
         if entry.roles[..i].contains(&role) {
             return Err(CatalogueError::DuplicateRole { srv, role });
+        }
+    }
+    if entry.non_device != entry.device_types.is_empty() {
+        return Err(CatalogueError::DeviceTypes { srv });
+    }
+    for (i, &device_type) in entry.device_types.iter().enumerate() {
+        if entry.device_types[..i].contains(&device_type) {
+            return Err(CatalogueError::DuplicateDeviceType { srv, device_type });
         }
     }
     if !is_local_name(&entry.body_element) {

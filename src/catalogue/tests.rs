@@ -96,6 +96,41 @@ fn only_three_variants_are_not_user_requestable() {
     assert_eq!(closed, ["7.16", "8.5", "8.6"]);
 }
 
+/// The derived device-type table (`schemas/README.md`) on variants whose devices are plain.
+#[test]
+fn device_types_of_known_variants() {
+    use DeviceType::*;
+    let table: &[(&str, &[DeviceType])] = &[
+        ("4.2", &[Esme]),
+        ("4.1.4", &[Gsme, Gpf]),
+        ("4.1.1", &[Esme, Gsme, Gpf]),
+        ("6.30", &[Chf]),
+        ("8.11", &[Chf]),
+        ("8.12.2", &[Gpf, Chf]),
+        ("6.11", &[Esme, Gsme, Gpf]),
+        ("11.2", &[Esme, Gsme, Gpf, Chf, Ppmid, Hcalcs]),
+        ("8.2", &[]),
+        ("5.1", &[]),
+    ];
+    for &(s, want) in table {
+        let entry = Catalogue::builtin().get(&srv(s)).unwrap();
+        assert_eq!(entry.device_types, want, "{s}");
+        for t in DeviceType::ALL {
+            assert_eq!(entry.targets(*t), want.contains(t), "{s} {t}");
+        }
+    }
+    // IHDs and CADs take no remote command; every device variant reaches some device.
+    for entry in Catalogue::builtin().iter() {
+        assert!(!entry.targets(Ihd) && !entry.targets(Cad), "{}", entry.srv);
+        assert_eq!(
+            entry.device_types.is_empty(),
+            entry.non_device,
+            "{}",
+            entry.srv
+        );
+    }
+}
+
 #[test]
 fn entries_answer_eligibility() {
     let entry = Catalogue::builtin().get(&srv("1.1.1")).unwrap();
@@ -135,7 +170,8 @@ fn valid_entry() -> Value {
         "name": "Read Instantaneous Import Registers", "critical": false, "on_demand": true,
         "future_dated": "dsp", "dcc_scheduled": true, "non_device": false,
         "roles": ["IS", "GS", "RSA"], "command_variants": [1, 2, 3],
-        "body_element": "ReadInstantaneousImportRegisters" })
+        "body_element": "ReadInstantaneousImportRegisters",
+        "device_types": ["ESME", "GSME", "GPF"] })
 }
 
 fn valid_doc() -> Value {
@@ -263,6 +299,34 @@ fn from_json_refuses_bad_files() {
             "no services",
             |d| d["services"] = json!([]),
             |e| matches!(e, CatalogueError::Empty),
+        ),
+        (
+            "device variant without device types",
+            |d| d["services"][0]["device_types"] = json!([]),
+            |e| matches!(e, CatalogueError::DeviceTypes { .. }),
+        ),
+        (
+            "non-device variant with device types",
+            |d| d["services"][0]["non_device"] = json!(true),
+            |e| matches!(e, CatalogueError::DeviceTypes { .. }),
+        ),
+        (
+            "repeated device type",
+            |d| d["services"][0]["device_types"] = json!(["ESME", "GPF", "ESME"]),
+            |e| {
+                matches!(
+                    e,
+                    CatalogueError::DuplicateDeviceType {
+                        device_type: DeviceType::Esme,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "unknown device type",
+            |d| d["services"][0]["device_types"] = json!(["ESME", "METER"]),
+            |e| matches!(e, CatalogueError::Json(_)),
         ),
     ];
     for (what, mutate, expected) in table {

@@ -97,6 +97,7 @@ impl Error {
             Self::Denied(Denial::UnknownDevice(_)) => (E19, 404, "device_unknown"),
             Self::Denied(Denial::NotRegistered) => (E4, 403, "not_registered"),
             Self::Denied(Denial::DeviceStatus(_)) => (E5, 409, "device_status"),
+            Self::Denied(Denial::DeviceType { .. }) => (E11, 400, "device_type"),
             Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
             Self::Replay(Replay::Journal) => (E100, 503, "journal"),

@@ -295,6 +295,16 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::Denied(Denial::DeviceType {
+                srv: "4.2".parse().unwrap(),
+                device_type: crate::domain::DeviceType::Gsme,
+            }),
+            E11,
+            400,
+            "device_type",
+            Cause::Sender,
+        ),
+        (
             Error::ExecutionDateTime,
             E40,
             400,
