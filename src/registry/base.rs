@@ -4,8 +4,11 @@
 
 use std::ops::Range;
 
+use std::sync::Arc;
+
 use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
 
+use super::models::DeviceModel;
 use super::{CspRegion, DeviceRecord, Registration};
 
 /// The splitmix64 finaliser: a bijection on `u64` that spreads EUI-64s and MPxNs (which share long
@@ -72,9 +75,10 @@ const fn mpxn_decode(code: u64) -> Option<Mpxn> {
 const MPXN_BITS: u32 = 46;
 const MPXN_MASK: u64 = (1 << MPXN_BITS) - 1;
 const HAS_CHF: u64 = 1 << 55;
+const MODEL_SHIFT: u32 = 56;
 
 /// One device in 24 bytes. `packed`: bits 0–45 the MPxN code, 46–48 the type, 49–52 the status,
-/// 53–54 the region, 55 whether `chf` is set.
+/// 53–54 the region, 55 whether `chf` is set, 56–63 the model slot (0: not known).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct DevRow {
     pub id: u64,
@@ -120,6 +124,16 @@ impl DevRow {
 
     pub fn chf(&self) -> Option<u64> {
         (self.packed & HAS_CHF != 0).then_some(self.chf)
+    }
+
+    /// The device's slot in the base's model table (0: not known).
+    pub fn model_slot(&self) -> u8 {
+        (self.packed >> MODEL_SHIFT) as u8
+    }
+
+    pub fn with_model_slot(self, slot: u8) -> Self {
+        let packed = self.packed & !(0xFF << MODEL_SHIFT) | u64::from(slot) << MODEL_SHIFT;
+        Self { packed, ..self }
     }
 
     pub fn is_chf(&self) -> bool {
@@ -182,6 +196,8 @@ pub(super) struct Base {
     reg_buckets: Buckets,
     /// Sorted, distinct.
     pub users: Vec<UserId>,
+    /// Manufacturer and model by slot (`DevRow::model_slot` − 1); at most `MAX_MODELS`.
+    pub models: Vec<Arc<DeviceModel>>,
 }
 
 impl Base {
@@ -229,6 +245,7 @@ impl Base {
             regs,
             reg_buckets,
             users: table,
+            models: Vec::new(),
         }
     }
 
@@ -316,6 +333,11 @@ impl Base {
                 + self.reg_buckets.starts.len())
                 * 4
             + self.users.len() * 8
+            + self
+                .models
+                .iter()
+                .map(|m| m.manufacturer.len() + m.model.len() + 64)
+                .sum::<usize>()
     }
 }
 

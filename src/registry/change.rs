@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
 
 use super::base::{mpxn_code, role_index, Base, DevRow, RegRow};
+use super::models::{DeviceModel, ModelTable, MAX_MODELS};
 use super::{check_device, check_registration, DeviceRecord, Registration, RowProblem, Snapshot};
 
 /// One change to the registration data, as the admin API makes it and the durable log stores it
@@ -28,6 +29,13 @@ pub enum Change {
         #[serde(with = "super::text")]
         mpxn: Mpxn,
         registration: Registration,
+    },
+    /// Sets a device's manufacturer and model (what 8.2 Read Inventory reports). An
+    /// `upsert_device` keeps the model the device had; this changes it.
+    SetDeviceModel {
+        device: DeviceId,
+        manufacturer: String,
+        model: String,
     },
     /// Ends the registration of `user` in `role` on `mpxn` that is in effect at `at`, by setting
     /// its end to `at`; one that would then be empty (`at` is its start) is removed.
@@ -54,6 +62,8 @@ pub enum ChangeError {
         user: UserId,
         at: i64,
     },
+    #[error("the cache already holds {MAX_MODELS} distinct manufacturer and model pairs")]
+    TooManyModels,
 }
 
 impl Snapshot {
@@ -71,6 +81,34 @@ impl Snapshot {
                     .ok_or(ChangeError::UnknownDevice(device))?;
                 let in_base = self.base.device_row(device.to_u64()).is_some();
                 overlay.put_device(DeviceRecord { status, ..d }, in_base);
+            }
+            Change::SetDeviceModel {
+                device,
+                ref manufacturer,
+                ref model,
+            } => {
+                self.device(device)
+                    .ok_or(ChangeError::UnknownDevice(device))?;
+                let wanted = DeviceModel::new(manufacturer, model).map_err(ChangeError::Invalid)?;
+                let known = self
+                    .base
+                    .models
+                    .iter()
+                    .chain(&overlay.new_models)
+                    .find(|m| ***m == wanted)
+                    .cloned();
+                let interned = match known {
+                    Some(m) => m,
+                    None if self.base.models.len() + overlay.new_models.len() >= MAX_MODELS => {
+                        return Err(ChangeError::TooManyModels)
+                    }
+                    None => {
+                        let m = Arc::new(wanted);
+                        overlay.new_models.push(Arc::clone(&m));
+                        m
+                    }
+                };
+                overlay.put_model(device, interned);
             }
             Change::AddRegistration { mpxn, registration } => {
                 check_registration(&registration).map_err(ChangeError::Invalid)?;
@@ -139,13 +177,34 @@ impl Snapshot {
     /// workers). The result answers every look-up exactly as `self` does.
     pub fn compact(&self) -> Snapshot {
         let (base, overlay) = (&self.base, &self.overlay);
+        // The models in use are among the base's and the overlay's new ones, which `apply`
+        // keeps within MAX_MODELS together: every intern below finds a slot.
+        let mut models = ModelTable::default();
+        let remap: Vec<u8> = base
+            .models
+            .iter()
+            .map(|m| models.intern(m).unwrap_or(0))
+            .collect();
+        let mut slot_of = |id: u64, base_slot: u8| -> u8 {
+            match overlay.model(DeviceId::from_bytes(id.to_be_bytes())) {
+                Some(m) => models.intern(m).unwrap_or(0),
+                None => usize::from(base_slot)
+                    .checked_sub(1)
+                    .and_then(|i| remap.get(i).copied())
+                    .unwrap_or(0),
+            }
+        };
         let mut devices: Vec<DevRow> = base
             .devices
             .iter()
             .filter(|r| !overlay.shadows(r.id))
-            .copied()
+            .map(|r| r.with_model_slot(slot_of(r.id, r.model_slot())))
             .collect();
-        devices.extend(overlay.all_devices().map(DevRow::encode));
+        for d in overlay.all_devices() {
+            let row = DevRow::encode(d);
+            let base_slot = base.device_row(row.id).map_or(0, DevRow::model_slot);
+            devices.push(row.with_model_slot(slot_of(row.id, base_slot)));
+        }
 
         let shadowed: std::collections::HashSet<u64> = overlay
             .shadowed_mpxns()
@@ -174,8 +233,10 @@ impl Snapshot {
                 });
             }
         }
+        let mut base = Base::build(devices, regs, users);
+        base.models = models.list;
         Snapshot {
-            base: Arc::new(Base::build(devices, regs, users)),
+            base: Arc::new(base),
             overlay: Arc::default(),
         }
     }

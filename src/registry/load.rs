@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::domain::{DeviceId, Mpxn, UserId};
 
 use super::base::{mpxn_code, role_index, Base, Conflict, DevRow, RegRow};
+use super::models::{DeviceModel, ModelTable};
 use super::{
     check_device, check_registration, DeviceRecord, FileKind, Registration, RegistryError,
     RowProblem, Snapshot,
@@ -32,6 +33,8 @@ pub(super) const DEVICE_COLUMNS: [&str; 6] = [
     "chf_id",
     "csp_region",
 ];
+/// Optional columns after the six of `devices.csv`, for 8.2 Read Inventory.
+pub(super) const MODEL_COLUMNS: [&str; 2] = ["manufacturer", "model"];
 pub(super) const REGISTRATION_COLUMNS: [&str; 5] =
     ["mpxn", "role", "user_id", "effective_from", "effective_to"];
 
@@ -42,10 +45,38 @@ pub(super) const PARALLEL_FROM_BYTES: u64 = 1 << 20;
 /// async workers (`tokio::task::spawn_blocking`).
 pub fn load(devices: &Path, registrations: &Path) -> Result<Snapshot, RegistryError> {
     let threads = thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let chunks = read_file(devices, FileKind::Devices, threads, |_: &mut (), r| {
-        parse_device(r).map(|d| DevRow::encode(&d))
-    })?;
-    let devs = concat(FileKind::Devices, chunks.into_iter().map(|(rows, ())| rows))?;
+    let chunks = read_file(
+        devices,
+        FileKind::Devices,
+        threads,
+        |models: &mut ModelTable, r| {
+            let (d, model) = parse_device(r)?;
+            let slot = match model {
+                Some(m) => models
+                    .intern(&Arc::new(m))
+                    .ok_or(RowProblem::TooManyModels)?,
+                None => 0,
+            };
+            Ok(DevRow::encode(&d).with_model_slot(slot))
+        },
+    )?;
+    // Each chunk numbered its own models; renumber them into one table.
+    let mut models = ModelTable::default();
+    let mut parts = Vec::with_capacity(chunks.len());
+    for (mut rows, table) in chunks {
+        let remap = table
+            .list
+            .iter()
+            .map(|m| models.intern(m).ok_or(RegistryError::TooManyModels))
+            .collect::<Result<Vec<u8>, _>>()?;
+        for r in rows.iter_mut().filter(|r| r.model_slot() != 0) {
+            // In range: the chunk's table gave out this slot, and `remap` has one per entry.
+            let slot = remap[usize::from(r.model_slot()) - 1];
+            *r = r.with_model_slot(slot);
+        }
+        parts.push(rows);
+    }
+    let devs = concat(FileKind::Devices, parts.into_iter())?;
 
     let chunks = read_file(
         registrations,
@@ -73,7 +104,8 @@ pub fn load(devices: &Path, registrations: &Path) -> Result<Snapshot, RegistryEr
     }
     let regs = concat(FileKind::Registrations, parts.into_iter())?;
 
-    let base = Base::build(devs, regs, users);
+    let mut base = Base::build(devs, regs, users);
+    base.models = models.list;
     if let Err(conflict) = base.check() {
         return Err(locate(conflict, devices, registrations));
     }
@@ -113,10 +145,21 @@ impl UserTable {
     }
 }
 
-fn columns(file: FileKind) -> &'static [&'static str] {
+/// Whether `found` is a header `file` accepts: its columns, and for devices optionally the
+/// model columns after them.
+fn header_matches<'a>(file: FileKind, found: impl Iterator<Item = &'a [u8]>) -> bool {
+    let found: Vec<&[u8]> = found.collect();
+    let is = |cols: &[&str]| found.iter().copied().eq(cols.iter().map(|c| c.as_bytes()));
     match file {
-        FileKind::Devices => &DEVICE_COLUMNS,
-        FileKind::Registrations => &REGISTRATION_COLUMNS,
+        FileKind::Devices => {
+            let with_models: Vec<&str> = DEVICE_COLUMNS
+                .iter()
+                .chain(&MODEL_COLUMNS)
+                .copied()
+                .collect();
+            is(&DEVICE_COLUMNS) || is(&with_models)
+        }
+        FileKind::Registrations => is(&REGISTRATION_COLUMNS),
     }
 }
 
@@ -134,11 +177,20 @@ fn optional<T: std::str::FromStr>(s: &str, problem: RowProblem) -> Result<Option
     }
 }
 
-pub(super) fn parse_device(r: &ByteRecord) -> Result<DeviceRecord, RowProblem> {
+/// One `devices.csv` row, with its manufacturer and model when the file has those columns and
+/// they are not both empty.
+pub(super) fn parse_device(
+    r: &ByteRecord,
+) -> Result<(DeviceRecord, Option<DeviceModel>), RowProblem> {
     use RowProblem as P;
-    if r.len() != DEVICE_COLUMNS.len() {
-        return Err(P::Shape);
-    }
+    let model = match r.len() {
+        6 => None,
+        8 => match (text(r, 6, P::Model)?, text(r, 7, P::Model)?) {
+            ("", "") => None,
+            (manufacturer, model) => Some(DeviceModel::new(manufacturer, model)?),
+        },
+        _ => return Err(P::Shape),
+    };
     let d = DeviceRecord {
         id: text(r, 0, P::DeviceId)?.parse().map_err(|_| P::DeviceId)?,
         device_type: text(r, 1, P::DeviceType)?
@@ -150,7 +202,7 @@ pub(super) fn parse_device(r: &ByteRecord) -> Result<DeviceRecord, RowProblem> {
         region: text(r, 5, P::Region)?.parse()?,
     };
     check_device(&d)?;
-    Ok(d)
+    Ok((d, model))
 }
 
 fn instant(s: &str, problem: RowProblem) -> Result<i64, RowProblem> {
@@ -250,7 +302,7 @@ fn read_header(path: &Path, file: FileKind) -> Result<u64, RegistryError> {
             continue;
         }
         let found = trimmed.split(|&b| b == b',').map(<[u8]>::trim_ascii);
-        return if found.eq(columns(file).iter().map(|c| c.as_bytes())) {
+        return if header_matches(file, found) {
             Ok(offset)
         } else {
             Err(RegistryError::Header { file })
@@ -433,7 +485,7 @@ fn find_line(
 
 /// Turns a conflict found on the sorted base into the line that causes it.
 fn locate(conflict: Conflict, devices: &Path, registrations: &Path) -> RegistryError {
-    let device = |r: &ByteRecord| parse_device(r).ok();
+    let device = |r: &ByteRecord| parse_device(r).ok().map(|(d, _)| d);
     let (file, problem, line) = match conflict {
         Conflict::DuplicateDevice(id) => {
             let mut seen = 0;

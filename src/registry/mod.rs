@@ -13,6 +13,7 @@ mod base;
 mod change;
 pub mod generate;
 mod load;
+mod models;
 mod overlay;
 mod text;
 
@@ -35,6 +36,7 @@ use overlay::Overlay;
 
 pub use change::{Change, ChangeError};
 pub use load::load;
+pub use models::{DeviceModel, MAX_MODELS};
 
 /// The Communications Service Provider region a device is served from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -46,6 +48,15 @@ pub enum CspRegion {
 
 impl CspRegion {
     pub const ALL: [CspRegion; 3] = [Self::North, Self::Central, Self::South];
+
+    /// The DUIS schema's `CSPRegion` value.
+    pub const fn duis_name(self) -> &'static str {
+        match self {
+            Self::North => "North",
+            Self::Central => "Central",
+            Self::South => "South",
+        }
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -152,6 +163,8 @@ pub enum RegistryError {
     },
     #[error("{file} file: more than {} rows", u32::MAX)]
     TooManyRows { file: FileKind },
+    #[error("devices file: more than {MAX_MODELS} distinct manufacturer and model pairs")]
+    TooManyModels,
 }
 
 /// What is wrong with one row (or one changed record).
@@ -195,6 +208,12 @@ pub enum RowProblem {
     NotAChf,
     #[error("the registration overlaps another of the same user in the same role")]
     Overlap,
+    #[error(
+        "manufacturer or model longer than 30 characters, with a control character, or both empty"
+    )]
+    Model,
+    #[error("more than {MAX_MODELS} distinct manufacturer and model pairs")]
+    TooManyModels,
 }
 
 /// The rules one device record must keep by itself.
@@ -239,6 +258,34 @@ impl Snapshot {
             return Some(d);
         }
         self.base.device_row(id.to_u64()).map(|r| r.decode())
+    }
+
+    /// The device's manufacturer and model, when known.
+    pub fn model(&self, id: DeviceId) -> Option<&DeviceModel> {
+        if let Some(m) = self.overlay.model(id) {
+            return Some(m);
+        }
+        let row = self.base.device_row(id.to_u64())?;
+        models::ModelTable::get(&self.base.models, row.model_slot()).map(|m| &**m)
+    }
+
+    /// The premises an 8.2 inventory reports for `device`: its comms hub and every device behind
+    /// that hub (the hub first, then by ID); a device bound to no hub alone. Empty when the
+    /// device is unknown.
+    pub fn premises(&self, device: DeviceId) -> Vec<DeviceRecord> {
+        let Some(d) = self.device(device) else {
+            return Vec::new();
+        };
+        let hub = match (d.device_type, d.chf) {
+            (DeviceType::Chf, _) => d.id,
+            (_, Some(chf)) => chf,
+            (_, None) => return vec![d],
+        };
+        let mut behind: Vec<DeviceRecord> = self.devices_behind(hub).collect();
+        behind.sort_unstable_by_key(|d| d.id);
+        let mut out: Vec<DeviceRecord> = self.device(hub).into_iter().collect();
+        out.append(&mut behind);
+        out
     }
 
     /// Every registration (past, present and future) on `mpxn`, ordered by role, user and start.

@@ -3,9 +3,11 @@
 //! `Snapshot::apply` copies it and `Snapshot::compact` folds it into a new base.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::domain::{DeviceId, Mpxn};
 
+use super::models::DeviceModel;
 use super::{DeviceRecord, Registration};
 
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,10 @@ pub(super) struct Overlay {
     /// The whole list for each changed meter point, in canonical order.
     registrations: HashMap<Mpxn, Vec<Registration>>,
     registration_count: usize,
+    /// Models set by changes, by device (base or overlay).
+    models: HashMap<DeviceId, Arc<DeviceModel>>,
+    /// Distinct models set by changes that the base's table lacks.
+    pub new_models: Vec<Arc<DeviceModel>>,
 }
 
 impl Overlay {
@@ -61,6 +67,17 @@ impl Overlay {
             .filter_map(|(_, id)| self.devices.get(id).copied())
     }
 
+    pub fn model(&self, id: DeviceId) -> Option<&Arc<DeviceModel>> {
+        if self.models.is_empty() {
+            return None;
+        }
+        self.models.get(&id)
+    }
+
+    pub fn put_model(&mut self, id: DeviceId, model: Arc<DeviceModel>) {
+        self.models.insert(id, model);
+    }
+
     pub fn new_devices(&self) -> usize {
         self.new_devices
     }
@@ -74,7 +91,7 @@ impl Overlay {
     }
 
     pub fn len(&self) -> usize {
-        self.devices.len() + self.registrations.len()
+        self.devices.len() + self.registrations.len() + self.models.len()
     }
 
     pub fn all_devices(&self) -> impl Iterator<Item = &DeviceRecord> + '_ {

@@ -350,3 +350,117 @@ fn the_schema_examples_load() {
     assert_eq!(is, vec![user(1), user(3)]);
     assert_eq!(snap.devices_at(Mpxn::Mprn(3_453_612)).count(), 2);
 }
+
+/// Manufacturer and model: the optional columns, interned; the premises an inventory reports;
+/// a live model change, kept by an upsert and by compaction.
+#[test]
+fn models_load_and_follow_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ihd = "00-0D-6F-00-00-00-00-03";
+    let devices = format!(
+        "device_id,device_type,status,mpxn,chf_id,csp_region,manufacturer,model\n\
+         {CHF},CHF,Commissioned,,,north,HubCo,H1\n\
+         {ESME},ESME,Commissioned,{MPAN},{CHF},north,Acme,E1\n\
+         {ihd},IHD,Pending,,{CHF},north,,\n\
+         00-0D-6F-00-00-00-00-04,GSME,Commissioned,3453612,{CHF},north,Acme,E1\n"
+    );
+    let snap = load_text(dir.path(), &devices, REGS).unwrap();
+    let named = |s: &Snapshot, d: &str| {
+        s.model(id(d))
+            .map(|m| format!("{}/{}", m.manufacturer, m.model))
+    };
+    assert_eq!(named(&snap, CHF).as_deref(), Some("HubCo/H1"));
+    assert_eq!(named(&snap, ESME).as_deref(), Some("Acme/E1"));
+    assert_eq!(named(&snap, ihd), None);
+    let premises: Vec<DeviceId> = snap.premises(id(ihd)).iter().map(|d| d.id).collect();
+    let want = [CHF, ESME, ihd, "00-0D-6F-00-00-00-00-04"].map(id);
+    assert_eq!(premises, want);
+    assert_eq!(snap.premises(id(CHF)).len(), 4);
+    assert!(snap.premises(id("00-0D-6F-00-00-00-00-99")).is_empty());
+
+    let set = Change::SetDeviceModel {
+        device: id(ihd),
+        manufacturer: "Displays Ltd".into(),
+        model: "D2".into(),
+    };
+    let mut esme = snap.device(id(ESME)).unwrap();
+    esme.status = DeviceStatus::Suspended;
+    let changed = snap.apply_all(&[set, Change::UpsertDevice(esme)]).unwrap();
+    assert_eq!(named(&snap, ihd), None, "the old snapshot is unchanged");
+    for s in [&changed, &changed.compact()] {
+        assert_eq!(named(s, ihd).as_deref(), Some("Displays Ltd/D2"));
+        assert_eq!(
+            named(s, ESME).as_deref(),
+            Some("Acme/E1"),
+            "kept by the upsert"
+        );
+        assert_eq!(named(s, CHF).as_deref(), Some("HubCo/H1"));
+    }
+    let bad = Change::SetDeviceModel {
+        device: id(ihd),
+        manufacturer: "x".repeat(31),
+        model: "D2".into(),
+    };
+    assert_eq!(
+        snap.apply(&bad).unwrap_err(),
+        ChangeError::Invalid(RowProblem::Model)
+    );
+
+    // A name over the schema's 30 characters stops the load at its line; so does a row whose
+    // model columns are missing where the header has them only if it has neither 6 nor 8 fields.
+    let long = devices.replace("HubCo", &"H".repeat(31));
+    match load_text(dir.path(), &long, REGS) {
+        Err(RegistryError::Row {
+            line: 2,
+            problem: RowProblem::Model,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let seven = devices.replace(",HubCo,H1", ",HubCo");
+    match load_text(dir.path(), &seven, REGS) {
+        Err(RegistryError::Row {
+            line: 2,
+            problem: RowProblem::Shape,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// At most 255 distinct pairs, from the file or from changes.
+#[test]
+fn the_model_table_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devices = format!(
+        "device_id,device_type,status,mpxn,chf_id,csp_region,manufacturer,model\n\
+         {CHF},CHF,Commissioned,,,north,,\n"
+    );
+    for k in 0..MAX_MODELS as u64 {
+        let d = DeviceId::from_bytes((0x0100_0000_0000_0000 + k).to_be_bytes());
+        devices.push_str(&format!("{d},IHD,Pending,,{CHF},north,M,{k}\n"));
+    }
+    let full = load_text(dir.path(), &devices, REGS).unwrap();
+    let fresh = |model: &str| Change::SetDeviceModel {
+        device: id(CHF),
+        manufacturer: "M".into(),
+        model: model.into(),
+    };
+    assert_eq!(
+        full.apply(&fresh("new")).unwrap_err(),
+        ChangeError::TooManyModels
+    );
+    assert!(full.apply(&fresh("7")).is_ok(), "a pair already held fits");
+    devices.push_str(&format!(
+        "{},IHD,Pending,,{CHF},north,M,new\n",
+        id("00-0D-6F-00-00-00-00-09")
+    ));
+    match load_text(dir.path(), &devices, REGS) {
+        Err(RegistryError::Row {
+            problem: RowProblem::TooManyModels,
+            ..
+        })
+        | Err(RegistryError::TooManyModels) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -227,6 +227,7 @@ fn changes_are_stored_as_json() {
 struct Model {
     devices: BTreeMap<DeviceId, DeviceRecord>,
     regs: BTreeMap<Mpxn, Vec<Registration>>,
+    models: BTreeMap<DeviceId, DeviceModel>,
 }
 
 impl Model {
@@ -263,6 +264,16 @@ impl Model {
             Change::SetDeviceStatus { device, status } => match self.devices.get_mut(&device) {
                 Some(d) => d.status = status,
                 None => return false,
+            },
+            Change::SetDeviceModel {
+                device,
+                ref manufacturer,
+                ref model,
+            } => match DeviceModel::new(manufacturer, model) {
+                Ok(m) if self.devices.contains_key(&device) => {
+                    self.models.insert(device, m);
+                }
+                _ => return false,
             },
             Change::AddRegistration {
                 mpxn,
@@ -306,6 +317,7 @@ impl Model {
         assert_eq!(s.registration_count(), total);
         for id in probes {
             assert_eq!(s.device(*id), self.devices.get(id).copied());
+            assert_eq!(s.model(*id), self.models.get(id));
             let mut behind: Vec<_> = s.devices_behind(*id).collect();
             behind.sort_by_key(|d| d.id);
             let want: Vec<_> = self
@@ -391,8 +403,26 @@ fn change() -> impl Strategy<Value = Change> {
             to,
         },
     );
+    let model = (
+        device_id(),
+        prop::sample::select(
+            &[
+                "",
+                "Acme",
+                "Beta & Co",
+                "a name far longer than thirty characters",
+            ][..],
+        ),
+        prop::sample::select(&["", "E1", "G4"][..]),
+    )
+        .prop_map(|(device, manufacturer, model)| Change::SetDeviceModel {
+            device,
+            manufacturer: manufacturer.into(),
+            model: model.into(),
+        });
     prop_oneof![
         device,
+        model,
         (device_id(), prop::sample::select(DeviceStatus::ALL))
             .prop_map(|(device, status)| Change::SetDeviceStatus { device, status }),
         (mpxn(), registration)
