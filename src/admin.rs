@@ -1,7 +1,8 @@
 //! The operators' listener, kept off the mTLS port: `/metrics`, `/livez`, `/readyz` (open), and
-//! the change API `POST /admin/v1/registry/changes` (bearer token), which applies a batch of
-//! registration changes — a change of supplier, a device status — atomically and durably. Bind
-//! it to a private interface.
+//! the change APIs (bearer token): `POST /admin/v1/registry/changes` applies a batch of
+//! registration changes — a change of supplier, a device status — and
+//! `POST /admin/v1/users/changes` a batch of User changes — a suspension, a withdrawal, a new
+//! XML-signing certificate — each atomically and durably. Bind it to a private interface.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::pipeline::{ApplyError, Gateway};
+use crate::register::UserChange;
 use crate::registry::Change;
 
 /// Bounds for the admin port: a few short requests at a time; at the connection bound extra
@@ -27,6 +29,7 @@ const MAX_ADMIN_CONNECTIONS: usize = 64;
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 const CHANGES_PATH: &str = "/admin/v1/registry/changes";
+const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -94,7 +97,8 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
             r
         }
         (&Method::POST, CHANGES_PATH) => changes(req, admin).await,
-        (_, "/livez" | "/readyz" | "/metrics" | CHANGES_PATH) => {
+        (&Method::POST, USER_CHANGES_PATH) => user_changes(req, admin).await,
+        (_, "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH) => {
             text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into())
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
@@ -104,11 +108,66 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
 /// `POST /admin/v1/registry/changes` with a JSON array of changes (`schemas/changes.md`):
 /// applied all together or not at all, journalled before the answer.
 async fn changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let batch: Vec<Change> = match authorized_batch(req, admin).await {
+        Ok(batch) => batch,
+        Err(refused) => return refused,
+    };
+    applied(
+        admin.gateway.apply_changes(&batch).await,
+        batch.len(),
+        "Registration",
+    )
+}
+
+/// `POST /admin/v1/users/changes` with a JSON array of User changes (`schemas/changes.md`):
+/// applied all together or not at all, journalled before the answer.
+async fn user_changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let batch: Vec<UserChange> = match authorized_batch(req, admin).await {
+        Ok(batch) => batch,
+        Err(refused) => return refused,
+    };
+    applied(
+        admin.gateway.apply_user_changes(&batch).await,
+        batch.len(),
+        "User",
+    )
+}
+
+/// The answer to an applied (or refused) batch of `len` changes of `kind`.
+fn applied(result: Result<(), ApplyError>, len: usize, kind: &str) -> Response<Full<Bytes>> {
+    match result {
+        Ok(()) => {
+            tracing::info!(changes = len, kind, "Changes applied.");
+            text(StatusCode::OK, format!("applied {len} changes\n"))
+        }
+        Err(ApplyError::Invalid(e)) => text(StatusCode::CONFLICT, format!("not applied: {e}\n")),
+        Err(ApplyError::InvalidUser(e)) => {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            text(StatusCode::CONFLICT, format!("not applied: {e}{cause}\n"))
+        }
+        Err(e @ ApplyError::Journal(_)) => {
+            tracing::error!(error = %e, kind, "Changes could not be journalled.");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not applied: the change log is unavailable\n".into(),
+            )
+        }
+    }
+}
+
+/// The bearer token checked and the body read (at most 1 MiB) as a JSON array of `T`; or the
+/// answer that refuses the request.
+async fn authorized_batch<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    admin: &Admin,
+) -> Result<Vec<T>, Response<Full<Bytes>>> {
     let Some(token) = &admin.token else {
-        return text(
+        return Err(text(
             StatusCode::FORBIDDEN,
             "the change API is off: no admin token is configured\n".into(),
-        );
+        ));
     };
     let presented = req
         .headers()
@@ -118,10 +177,10 @@ async fn changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>>
         .unwrap_or("");
     if !same_secret(presented.as_bytes(), token.as_bytes()) {
         tracing::warn!("Admin change refused: wrong or missing token.");
-        return text(
+        return Err(text(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required\n".into(),
-        );
+        ));
     }
     let body = match Limited::new(req.into_body(), MAX_CHANGE_BYTES)
         .collect()
@@ -129,35 +188,18 @@ async fn changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>>
     {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return text(
+            return Err(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "at most 1 MiB of changes\n".into(),
-            )
+            ))
         }
     };
-    let batch: Vec<Change> = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("not a JSON array of changes: {e}\n"),
-            )
-        }
-    };
-    match admin.gateway.apply_changes(&batch).await {
-        Ok(()) => {
-            tracing::info!(changes = batch.len(), "Registration changes applied.");
-            text(StatusCode::OK, format!("applied {} changes\n", batch.len()))
-        }
-        Err(ApplyError::Invalid(e)) => text(StatusCode::CONFLICT, format!("not applied: {e}\n")),
-        Err(e @ ApplyError::Journal(_)) => {
-            tracing::error!(error = %e, "Registration changes could not be journalled.");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not applied: the change log is unavailable\n".into(),
-            )
-        }
-    }
+    serde_json::from_slice(&body).map_err(|e| {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("not a JSON array of changes: {e}\n"),
+        )
+    })
 }
 
 /// Compares two secrets in time that does not depend on where they differ: both are hashed to

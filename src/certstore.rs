@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::domain::{SmkiRole, UserId};
 use crate::identity::{identity_from_der, CertIdentity, DistinguishedName};
 
 /// ecdsa-with-SHA256, the SMKI profile's only signature algorithm.
@@ -24,11 +25,28 @@ pub struct StoredCert {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CertStore {
     /// Serial magnitude (no leading zero octets) → certificates with that serial.
     by_serial: HashMap<Vec<u8>, Vec<Arc<StoredCert>>>,
     len: usize,
+    /// The anchors the store was loaded with, for certificates added later.
+    anchors: Vec<TrustAnchor>,
+}
+
+/// Why a certificate offered at run time (admin API) was not added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertRefusal {
+    #[error("the text is not exactly one PEM certificate")]
+    NotOnePem,
+    #[error("the certificate has no SMKI identity")]
+    NoIdentity,
+    #[error("the certificate's role is {0:?}, not User XML signing (87)")]
+    Role(SmkiRole),
+    #[error("the certificate does not chain to a configured trust anchor")]
+    Untrusted,
+    #[error("the store already holds a certificate with this issuer and serial")]
+    Duplicate,
 }
 
 /// A trust anchor: an issuing CA's name and public key.
@@ -110,7 +128,10 @@ impl CertStore {
     /// certificate (keys) are passed over; certificates without an SMKI identity are skipped
     /// with a warning, since no signature could name them usefully.
     pub fn load_dir(dir: &Path, anchors: &[TrustAnchor]) -> Result<Self, CertStoreError> {
-        let mut store = Self::default();
+        let mut store = Self {
+            anchors: anchors.to_vec(),
+            ..Self::default()
+        };
         let mut pending = vec![dir.to_owned()];
         while let Some(d) = pending.pop() {
             let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
@@ -174,6 +195,33 @@ impl CertStore {
                     .find(|c| c.identity.issuer.matches_in_any_order(issuer))
             })
             .cloned()
+    }
+
+    /// A copy of the store with the User XML-signing certificate in `pem` added (as the admin
+    /// API adds one without a restart): it must be one certificate with an SMKI identity, role
+    /// `87`, chained to one of the store's trust anchors, not already held. Returns the User ID
+    /// it names, for the caller to check against the party register.
+    pub fn with_pem(&self, pem: &str, origin: &Path) -> Result<(CertStore, UserId), CertRefusal> {
+        let ders: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|_| CertRefusal::NotOnePem)?;
+        let [der] = ders.as_slice() else {
+            return Err(CertRefusal::NotOnePem);
+        };
+        let identity = identity_from_der(der.as_ref()).map_err(|_| CertRefusal::NoIdentity)?;
+        if identity.role != SmkiRole::XmlSigning {
+            return Err(CertRefusal::Role(identity.role));
+        }
+        if !chains_to(der.as_ref(), &self.anchors) {
+            return Err(CertRefusal::Untrusted);
+        }
+        if self.find(&identity.issuer, &identity.serial).is_some() {
+            return Err(CertRefusal::Duplicate);
+        }
+        let user = identity.user_id;
+        let mut next = self.clone();
+        next.add(der.as_ref(), &self.anchors, origin);
+        Ok((next, user))
     }
 
     pub fn len(&self) -> usize {

@@ -17,10 +17,11 @@ use crate::catalogue::Catalogue;
 use crate::certstore::CertStore;
 use crate::checks;
 use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
+use crate::duis::inventory::{self, InventoryDevice, InventoryQuery};
 use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
-use crate::register::PartyRegister;
+use crate::register::{self, PartyRegister, UserChange, UserChangeError, UserChangeLog};
 use crate::registry::{Change, ChangeError, Snapshot};
 use crate::signer::Signer;
 use crate::store::{ChangeLog, JournalError, ReplayGuard};
@@ -43,7 +44,9 @@ pub struct Gateway {
     pub replay: ReplayGuard,
     /// Live registration changes, journalled before they apply.
     pub changes: ChangeLog,
-    /// Serialises writers of `registry` (readers never wait).
+    /// Live User changes (status, certificates), journalled before they apply.
+    pub user_changes: UserChangeLog,
+    /// Serialises writers of `registry`, `register` and `user_certs` (readers never wait).
     change_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
 }
@@ -69,6 +72,7 @@ pub struct Loaded {
     pub user_certs: CertStore,
     pub replay: ReplayGuard,
     pub changes: ChangeLog,
+    pub user_changes: UserChangeLog,
     /// The DCC XML-signing key.
     pub signer: Signer,
 }
@@ -81,6 +85,7 @@ impl Gateway {
             user_certs,
             replay,
             changes,
+            user_changes,
             signer,
         } = loaded;
         let c14n_limits = C14nLimits {
@@ -98,6 +103,7 @@ impl Gateway {
             signer,
             replay,
             changes,
+            user_changes,
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
         })
@@ -113,9 +119,11 @@ impl Gateway {
     ) -> Answer {
         let started = Instant::now();
         match self.process(service, peer, body, now).await {
-            Ok(partial) => self.respond(service, peer, partial, None, now, started),
+            Ok((partial, payload)) => {
+                self.respond(service, peer, partial, Ok(payload), now, started)
+            }
             Err(Refusal { error, partial }) => {
-                self.respond(service, peer, partial, Some(error), now, started)
+                self.respond(service, peer, partial, Err(error), now, started)
             }
         }
     }
@@ -130,30 +138,37 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let partial = PartialHeader::default();
-        self.respond(service, peer, partial, Some(error), now, Instant::now())
+        self.respond(service, peer, partial, Err(error), now, Instant::now())
     }
 
     /// Respond, then record: the one place a request's metrics and log event are emitted.
+    /// `outcome` is the data a synchronous answer carries (`I0`), none (`I99`), or the refusal.
     fn respond(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         partial: PartialHeader,
-        refusal: Option<Error>,
+        outcome: Result<Option<ResponsePayload>, Error>,
         now: OffsetDateTime,
         started: Instant,
     ) -> Answer {
+        let (payload, refusal) = match outcome {
+            Ok(payload) => (payload, None),
+            Err(error) => (None, Some(error)),
+        };
         // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
         // the metric label stays a closed set.
         let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
         let (code, status) = match &refusal {
+            None if payload.is_some() => (ResponseCode::I0, 200),
             None => (ResponseCode::I99, 200),
             Some(error) => {
                 let (code, status, _) = error.classify();
                 (code, status)
             }
         };
-        let answer = self.write(partial.request_id, srv, code, status, now);
+        let payload = payload.unwrap_or(ResponsePayload::None);
+        let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         RequestAnswered {
             service,
             peer,
@@ -173,7 +188,7 @@ impl Gateway {
         peer: &PeerIdentity,
         body: &[u8],
         now: OffsetDateTime,
-    ) -> Result<PartialHeader, Refusal> {
+    ) -> Result<(PartialHeader, Option<ResponsePayload>), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
@@ -190,13 +205,11 @@ impl Gateway {
             partial: partial.clone(),
         };
         let entry = checks::check_service(self.catalogue, service, &request).map_err(refuse)?;
+        // One register for the whole request, whatever changes meanwhile.
+        let register = self.register.load();
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
-        checks::check_originator(
-            &self.register.load(),
-            peer.user_id,
-            header.request_id.originator,
-        )
-        .map_err(refuse)?;
+        checks::check_originator(&register, peer.user_id, header.request_id.originator)
+            .map_err(refuse)?;
         self.verify_signature(
             body,
             request.signature.clone(),
@@ -216,8 +229,19 @@ impl Gateway {
             service: entry,
             at: at.unix_timestamp(),
         };
-        let _permit = auth::authorize(&access, &self.register.load(), &self.registry.load())
+        let _permit = auth::authorize(&access, &register, &self.registry.load())
             .map_err(|d| refuse(Error::Denied(d)))?;
+        // 8.2 Read Inventory (Command Variant 8) is answered here, from the cache: I0 with data.
+        let payload = if entry.body_element == "ReadInventory" {
+            let span = body.get(request.body.clone()).unwrap_or_default();
+            let query = inventory::parse_read_inventory(span)
+                .map_err(|e| refuse(Error::InventoryQuery(e)))?;
+            let xml = inventory_payload(&self.registry.load(), query)
+                .ok_or_else(|| refuse(Error::InventoryEmpty))?;
+            Some(ResponsePayload::Raw(xml))
+        } else {
+            None
+        };
         // Sign, route and dispatch take the permit: issue 5.
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
@@ -225,7 +249,7 @@ impl Gateway {
             .advance(&header.request_id, header.command_variant)
             .await
             .map_err(|e| refuse(Error::Replay(e)))?;
-        Ok(partial)
+        Ok((partial, payload))
     }
 }
 
@@ -234,6 +258,8 @@ impl Gateway {
 pub enum ApplyError {
     #[error("the changes cannot apply")]
     Invalid(#[source] ChangeError),
+    #[error("the user changes cannot apply")]
+    InvalidUser(#[source] UserChangeError),
     #[error("the change log could not be written")]
     Journal(#[source] JournalError),
 }
@@ -250,6 +276,23 @@ impl Gateway {
             .await
             .map_err(ApplyError::Journal)?;
         self.registry.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Applies a batch of User changes (status, certificates) atomically and durably, as
+    /// `apply_changes` does registration changes. The store is swapped before the register, so
+    /// a batch that adds a certificate and lifts a suspension never admits a request early.
+    pub async fn apply_user_changes(&self, batch: &[UserChange]) -> Result<(), ApplyError> {
+        let _writer = self.change_lock.lock().await;
+        let (next_register, next_certs) =
+            register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
+                .map_err(ApplyError::InvalidUser)?;
+        self.user_changes
+            .append(batch)
+            .await
+            .map_err(ApplyError::Journal)?;
+        self.user_certs.store(Arc::new(next_certs));
+        self.register.store(Arc::new(next_register));
         Ok(())
     }
 
@@ -285,14 +328,15 @@ impl Gateway {
         code: ResponseCode,
         status: u16,
         now: OffsetDateTime,
+        payload: &ResponsePayload,
     ) -> Answer {
-        let unsigned = write_unsigned(request_id, srv, code, now);
+        let unsigned = write_unsigned(request_id, srv, code, now, payload);
         match xmldsig::sign_document(&unsigned, &self.signer, &self.c14n_limits) {
             Ok(body) => Answer { status, code, body },
             Err(e) => {
                 tracing::error!(error = %e, "Signing an answer failed; check the DCC signing key.");
                 let (code, status, _) = Error::SignAnswer.classify();
-                let body = write_unsigned(request_id, srv, code, now);
+                let body = write_unsigned(request_id, srv, code, now, &ResponsePayload::None);
                 Answer { status, code, body }
             }
         }
@@ -307,6 +351,7 @@ fn write_unsigned(
     srv: Option<Srv>,
     code: ResponseCode,
     now: OffsetDateTime,
+    payload: &ResponsePayload,
 ) -> String {
     let header = ResponseHeaderOut {
         request_id,
@@ -315,12 +360,35 @@ fn write_unsigned(
         date_time: now,
     };
     match srv {
-        Some(srv) => duis::write_response(
-            &header,
-            srv.service_reference(),
-            srv,
-            &ResponsePayload::None,
-        ),
+        Some(srv) => duis::write_response(&header, srv.service_reference(), srv, payload),
         None => duis::write_header_only_response(&header),
     }
+}
+
+/// 8.2 Read Inventory from the cache: the premises (comms hub and every device behind it) of the
+/// device searched for, or of the devices on the meter point searched for. `None` when nothing
+/// matches (the cache holds no addresses, so a UPRN or address search never matches).
+fn inventory_payload(registry: &Snapshot, query: InventoryQuery) -> Option<String> {
+    let anchor = match query {
+        InventoryQuery::Device(id) => id,
+        InventoryQuery::Mpxn(m) => registry.devices_at(m).map(|d| d.id).min()?,
+        InventoryQuery::Address => return None,
+    };
+    let premises = registry.premises(anchor);
+    let devices: Vec<InventoryDevice<'_>> = premises
+        .iter()
+        .map(|d| {
+            let model = registry.model(d.id);
+            InventoryDevice {
+                id: d.id,
+                device_type: d.device_type,
+                status: d.status,
+                manufacturer: model.map_or("", |m| m.manufacturer.as_str()),
+                model: model.map_or("", |m| m.model.as_str()),
+                mpxn: d.mpxn,
+                csp_region: Some(d.region.duis_name()),
+            }
+        })
+        .collect();
+    (!devices.is_empty()).then(|| inventory::write_dsp_inventory(&devices))
 }

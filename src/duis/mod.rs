@@ -11,6 +11,7 @@
 mod error;
 mod escape;
 mod header;
+pub mod inventory;
 mod limits;
 mod parse;
 mod response;

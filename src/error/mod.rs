@@ -4,6 +4,7 @@
 
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
 use crate::store::Replay;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
@@ -64,6 +65,10 @@ pub enum Error {
     Timeout,
     #[error("the gateway could not sign its answer")]
     SignAnswer,
+    #[error("the Read Inventory search is not one the schema allows")]
+    InventoryQuery(#[source] InventoryError),
+    #[error("no device matches the Read Inventory search")]
+    InventoryEmpty,
 }
 
 impl Error {
@@ -103,6 +108,8 @@ impl Error {
             Self::Replay(Replay::Journal) => (E100, 503, "journal"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
+            Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
+            Self::InventoryEmpty => (E19, 404, "inventory_empty"),
         }
     }
 
@@ -127,7 +134,9 @@ impl Error {
             | Self::Signer(_)
             | Self::Replay(Replay::NotIncreasing { .. })
             | Self::Denied(_)
-            | Self::ExecutionDateTime => Cause::Sender,
+            | Self::ExecutionDateTime
+            | Self::InventoryQuery(_)
+            | Self::InventoryEmpty => Cause::Sender,
         }
     }
 }

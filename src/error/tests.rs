@@ -305,6 +305,20 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::InventoryQuery(crate::duis::inventory::InventoryError::Mpxn),
+            E40,
+            400,
+            "inventory_query",
+            Cause::Sender,
+        ),
+        (
+            Error::InventoryEmpty,
+            E19,
+            404,
+            "inventory_empty",
+            Cause::Sender,
+        ),
+        (
             Error::ExecutionDateTime,
             E40,
             400,

@@ -1,6 +1,6 @@
 //! The party register: which party each User ID belongs to, in which roles, with which status.
-//! Loaded from `users.csv` (format in `schemas/README.md`); the registration cache of a later
-//! issue grows beside it.
+//! Loaded from `users.csv` (format in `schemas/users.md`); changed at run time by journalled
+//! [`UserChange`]s (suspension, withdrawal, reinstatement, a new XML-signing certificate).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,13 @@ use std::str::FromStr;
 
 use crate::domain::{UserId, UserRole};
 
+mod changes;
 #[cfg(test)]
 mod tests;
+
+pub use changes::{
+    apply_user_changes, UserChange, UserChangeError, UserChangeLog, UserChangeLogError,
+};
 
 /// A SEC Party's identifier, as the register names it.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -22,7 +27,7 @@ impl PartyId {
 }
 
 /// The eligibility class a service falls in (brief §1), the unit a suspension names.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub enum EligibilityClass {
     /// Only the registered supplier (or its agent).
     A,
@@ -52,7 +57,7 @@ pub struct UserRecord {
     pub response_url: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PartyRegister {
     users: HashMap<UserId, UserRecord>,
 }

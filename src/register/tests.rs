@@ -66,3 +66,169 @@ fn refuses_bad_rows_with_their_line() {
         })
     ));
 }
+
+mod user_changes {
+    use super::*;
+    use crate::certstore::{CertRefusal, CertStore, TrustAnchor};
+    use crate::domain::UserId;
+
+    const SUP: &str = "90-B3-D5-1F-30-01-00-00";
+    const OU: &str = "00-DB-12-34-56-78-00-04";
+
+    fn uid(s: &str) -> UserId {
+        s.parse().unwrap()
+    }
+
+    fn register() -> PartyRegister {
+        PartyRegister::parse(&format!(
+            "{HEADER}{SUP},SUP1,Supplier,IS|GS,active,\n{OU},OU1,Other,OU,suspended:B,\n"
+        ))
+        .unwrap()
+    }
+
+    fn status(r: &PartyRegister, user: &str) -> UserStatus {
+        r.get(&uid(user)).unwrap().status.clone()
+    }
+
+    fn json(change: &str) -> UserChange {
+        serde_json::from_str(change).unwrap()
+    }
+
+    #[test]
+    fn status_changes_in_turn() {
+        use EligibilityClass::*;
+        let certs = CertStore::default();
+        let suspend_a = json(&format!(
+            r#"{{"change":"suspend_user","user":"{SUP}","classes":["A"]}}"#
+        ));
+        let suspend_all = json(&format!(r#"{{"change":"suspend_user","user":"{SUP}"}}"#));
+        let reinstate = json(&format!(r#"{{"change":"reinstate_user","user":"{SUP}"}}"#));
+        let withdraw = json(&format!(r#"{{"change":"withdraw_user","user":"{SUP}"}}"#));
+        let apply = |r: &PartyRegister, c: &UserChange| {
+            apply_user_changes(r, &certs, std::slice::from_ref(c)).map(|(r, _)| r)
+        };
+        let r0 = register();
+        let r1 = apply(&r0, &suspend_a).unwrap();
+        assert_eq!(status(&r1, SUP), UserStatus::Suspended(vec![A]));
+        assert_eq!(
+            status(&r0, SUP),
+            UserStatus::Active,
+            "the old register is unchanged"
+        );
+        let r2 = apply(&r1, &suspend_all).unwrap();
+        assert_eq!(status(&r2, SUP), UserStatus::Suspended(vec![A, B, C]));
+        let r3 = apply(&r2, &reinstate).unwrap();
+        assert_eq!(status(&r3, SUP), UserStatus::Active);
+        assert_eq!(
+            apply(&r3, &reinstate).unwrap_err(),
+            UserChangeError::NotSuspended(uid(SUP))
+        );
+        let r4 = apply(&r3, &withdraw).unwrap();
+        assert_eq!(status(&r4, SUP), UserStatus::Withdrawn);
+        for c in [&suspend_a, &reinstate, &withdraw] {
+            assert_eq!(
+                apply(&r4, c).unwrap_err(),
+                UserChangeError::Withdrawn(uid(SUP))
+            );
+        }
+        let stranger = json(r#"{"change":"withdraw_user","user":"90-B3-D5-1F-30-09-00-00"}"#);
+        assert_eq!(
+            apply(&r0, &stranger).unwrap_err(),
+            UserChangeError::UnknownUser(uid("90-B3-D5-1F-30-09-00-00"))
+        );
+        // A batch is all or nothing: the first change is not kept when the second fails.
+        let batch = [withdraw.clone(), stranger];
+        assert!(apply_user_changes(&r0, &certs, &batch).is_err());
+        assert_eq!(status(&r0, SUP), UserStatus::Active);
+        // The other User's suspension is untouched throughout.
+        assert_eq!(status(&r4, OU), UserStatus::Suspended(vec![B]));
+    }
+
+    #[test]
+    fn unknown_fields_and_classes_are_refused() {
+        for bad in [
+            r#"{"change":"suspend_user","user":"90-B3-D5-1F-30-01-00-00","classes":["D"]}"#,
+            r#"{"change":"withdraw_user","user":"90-B3-D5-1F-30-01-00-00","why":"x"}"#,
+            r#"{"change":"delete_user","user":"90-B3-D5-1F-30-01-00-00"}"#,
+            r#"{"change":"withdraw_user","user":"not an id"}"#,
+        ] {
+            assert!(serde_json::from_str::<UserChange>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn certificates_are_checked_before_they_are_added() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::pki::init(dir.path(), time::OffsetDateTime::now_utc()).unwrap();
+        let anchors = TrustAnchor::load(&dir.path().join("ca.pem")).unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let certs = CertStore::load_dir(empty.path(), &anchors).unwrap();
+        let pem = |user: &str, file: &str| {
+            std::fs::read_to_string(dir.path().join("users").join(user).join(file)).unwrap()
+        };
+        let add = |pem: String| UserChange::AddUserCertificate { pem };
+        let r = register();
+
+        let (_, with) =
+            apply_user_changes(&r, &certs, &[add(pem("supplier", "xml-sign.pem"))]).unwrap();
+        assert_eq!((certs.len(), with.len()), (0, 1));
+
+        let refusal = |store: &CertStore, change: UserChange| {
+            apply_user_changes(&r, store, &[change])
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let certificate = UserChangeError::Certificate;
+        assert_eq!(
+            refusal(&with, add(pem("supplier", "xml-sign.pem"))),
+            certificate(CertRefusal::Duplicate)
+        );
+        assert!(matches!(
+            refusal(&certs, add(pem("supplier", "client.pem"))),
+            UserChangeError::Certificate(CertRefusal::Role(_))
+        ));
+        assert_eq!(
+            refusal(&certs, add("not a certificate".into())),
+            certificate(CertRefusal::NotOnePem)
+        );
+        let two = pem("supplier", "xml-sign.pem") + &pem("supplier2", "xml-sign.pem");
+        assert_eq!(
+            refusal(&certs, add(two)),
+            certificate(CertRefusal::NotOnePem)
+        );
+        // The network operator's certificate is good, but the register does not know the User.
+        assert!(matches!(
+            refusal(&certs, add(pem("network-operator", "xml-sign.pem"))),
+            UserChangeError::UnknownUser(_)
+        ));
+        // Without the trust anchor it does not chain.
+        let untrusted = CertStore::load_dir(empty.path(), &[]).unwrap();
+        assert_eq!(
+            refusal(&untrusted, add(pem("supplier", "xml-sign.pem"))),
+            certificate(CertRefusal::Untrusted)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_log_replays_batches_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user-changes.journal");
+        let certs = CertStore::default();
+        let (log, r, _) = UserChangeLog::open_and_replay(&path, register(), certs.clone()).unwrap();
+        assert_eq!(status(&r, SUP), UserStatus::Active);
+        let suspend = json(&format!(r#"{{"change":"suspend_user","user":"{SUP}"}}"#));
+        let withdraw = json(&format!(r#"{{"change":"withdraw_user","user":"{OU}"}}"#));
+        log.append(std::slice::from_ref(&suspend)).await.unwrap();
+        log.append(std::slice::from_ref(&withdraw)).await.unwrap();
+        drop(log);
+        let (_, r, _) = UserChangeLog::open_and_replay(&path, register(), certs.clone()).unwrap();
+        assert!(matches!(status(&r, SUP), UserStatus::Suspended(_)));
+        assert_eq!(status(&r, OU), UserStatus::Withdrawn);
+        // A register without the User the log names stops the start.
+        let without = PartyRegister::parse(&format!("{HEADER}{SUP},SUP1,S,IS,active,\n")).unwrap();
+        assert!(matches!(
+            UserChangeLog::open_and_replay(&path, without, certs),
+            Err(UserChangeLogError::Replay { index: 1, .. })
+        ));
+    }
+}

@@ -21,7 +21,7 @@ use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::pipeline::{Gateway, Loaded};
-use crate::register::{PartyRegister, RegisterError};
+use crate::register::{PartyRegister, RegisterError, UserChangeLog, UserChangeLogError};
 use crate::registry::{self, ChangeError, RegistryError};
 use crate::signer::{Signer, SignerError};
 use crate::store::{ChangeLog, ChangeLogError, JournalError, ReplayGuard};
@@ -46,6 +46,8 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     ChangeLog(#[from] ChangeLogError),
+    #[error(transparent)]
+    UserChangeLog(#[from] UserChangeLogError),
     #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
     ChangeReplay {
         index: usize,
@@ -136,6 +138,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
     .await
     .map_err(StartError::Task)??;
+    // Every journalled batch of User changes over the register and the certificate store.
+    let user_changes_path = config.state.dir.join("user-changes.journal");
+    let (user_changes, register, user_certs) = tokio::task::spawn_blocking(move || {
+        UserChangeLog::open_and_replay(&user_changes_path, register, user_certs)
+    })
+    .await
+    .map_err(StartError::Task)??;
     let replay_path = config.state.dir.join("replay.journal");
     let replay = tokio::task::spawn_blocking(move || ReplayGuard::open(&replay_path))
         .await
@@ -161,6 +170,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         user_certs,
         replay,
         changes,
+        user_changes,
         signer,
     };
     let gateway = Gateway::new(loaded, xml_limits, metrics.clone());
