@@ -22,7 +22,7 @@ use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::metrics::{Metrics, RequestAnswered};
 use crate::register::{self, PartyRegister, UserChange, UserChangeError, UserChangeLog};
-use crate::registry::{Change, ChangeError, Snapshot};
+use crate::registry::{Change, ChangeError, Compaction, Snapshot};
 use crate::signer::Signer;
 use crate::store::{ChangeLog, JournalError, ReplayGuard};
 use crate::tls::PeerIdentity;
@@ -46,6 +46,8 @@ pub struct Gateway {
     pub changes: ChangeLog,
     /// Live User changes (status, certificates), journalled before they apply.
     pub user_changes: UserChangeLog,
+    /// When the registry's overlay is folded into a new base, in the background.
+    pub compaction: Compaction,
     /// Serialises writers of `registry`, `register` and `user_certs` (readers never wait).
     change_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
@@ -104,6 +106,7 @@ impl Gateway {
             replay,
             changes,
             user_changes,
+            compaction: Compaction::default(),
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
         })
@@ -266,8 +269,9 @@ pub enum ApplyError {
 
 impl Gateway {
     /// Applies a batch of registration changes atomically: checked against the current
-    /// snapshot, journalled, and only then made visible to requests (one swap).
-    pub async fn apply_changes(&self, batch: &[Change]) -> Result<(), ApplyError> {
+    /// snapshot, journalled, and only then made visible to requests (one swap). Once the overlay
+    /// passes its bound, a compaction starts in the background.
+    pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
         let current = self.registry.load_full();
         let next = current.apply_all(batch).map_err(ApplyError::Invalid)?;
@@ -275,8 +279,33 @@ impl Gateway {
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
-        self.registry.store(Arc::new(next));
+        let next = Arc::new(next);
+        self.registry.store(Arc::clone(&next));
+        if self.compaction.after_change(&next, batch) {
+            tokio::spawn(Arc::clone(self).compact(next));
+        }
         Ok(())
+    }
+
+    /// Folds `from`'s overlay into a new base off the async workers, then (as a writer) swaps
+    /// it in with the batches applied meanwhile. On failure the live snapshot simply stays.
+    async fn compact(self: Arc<Self>, from: Arc<Snapshot>) {
+        let overlay = from.overlay_len();
+        let compacted = tokio::task::spawn_blocking(move || from.compact()).await;
+        let _writer = self.change_lock.lock().await;
+        match compacted.map(|c| self.compaction.finish(c)) {
+            Ok(Ok(next)) => {
+                tracing::info!(overlay, "Registration cache compacted.");
+                self.registry.store(Arc::new(next));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Compaction result dropped: a change did not apply again.")
+            }
+            Err(e) => {
+                self.compaction.abandon();
+                tracing::error!(error = %e, "Compaction failed.");
+            }
+        }
     }
 
     /// Applies a batch of User changes (status, certificates) atomically and durably, as

@@ -11,6 +11,7 @@
 
 mod base;
 mod change;
+mod compaction;
 pub mod generate;
 mod load;
 mod models;
@@ -35,6 +36,7 @@ use base::{mpxn_code, Base};
 use overlay::Overlay;
 
 pub use change::{Change, ChangeError};
+pub use compaction::{Compaction, COMPACT_OVERLAY_AT};
 pub use load::load;
 pub use models::{DeviceModel, MAX_MODELS};
 
@@ -356,8 +358,8 @@ impl Snapshot {
         self.base.regs.len() - shadowed + self.overlay.registration_count()
     }
 
-    /// How many changed devices and meter points the overlay holds: what `apply` copies, and what
-    /// `compact` folds away. Compact when it grows past a few hundred thousand.
+    /// How many changed devices, meter points and device models the overlay holds: what `apply`
+    /// copies, and what `compact` folds away (see [`Compaction`] for when).
     pub fn overlay_len(&self) -> usize {
         self.overlay.len()
     }

@@ -336,3 +336,36 @@ async fn user_changes_apply_at_once_and_for_good() {
     );
     gw.running.shutdown().await;
 }
+
+/// Past the overlay bound a compaction runs in the background; requests see the same answers
+/// before and after it, and changes made meanwhile are kept.
+#[tokio::test]
+async fn the_registry_compacts_itself_behind_live_changes() {
+    let gw = support::start_with("[admin]\ntoken_file = \"admin.token\"\n", |dir| {
+        std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    })
+    .await;
+    let gateway = gw.running.gateway.clone();
+    gateway.compaction.set_bound(1);
+    let mut finished = gateway.compaction.subscribe();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let cos = format!(
+        r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
+            {{"change":"add_registration","mpxn":"{DEMO_MPAN}","registration":{{"role":"IS","user":"{SUPPLIER2}","from":{now},"to":null}}}},
+            {{"change":"set_device_status","device":"00-DB-12-34-56-78-90-A1","status":"Suspended"}}]"#
+    );
+    assert_eq!(change(&gw, Some(TOKEN), cos).await.0, 200);
+    // A bound on the wait, not a timing assertion: a compaction of seven devices takes moments.
+    tokio::time::timeout(std::time::Duration::from_secs(60), finished.changed())
+        .await
+        .expect("no compaction finished")
+        .unwrap();
+    assert_eq!(gateway.registry.load().overlay_len(), 0);
+    assert_eq!(read(&gw, "supplier2", SUPPLIER2, DEMO_ESME).await, "I99");
+    assert_eq!(read(&gw, "supplier", SUPPLIER, DEMO_ESME).await, "E4");
+    assert_eq!(
+        read(&gw, "supplier", SUPPLIER, "00-DB-12-34-56-78-90-A1").await,
+        "E5"
+    );
+    gw.running.shutdown().await;
+}
