@@ -16,9 +16,10 @@ use csv::ByteRecord;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::{DeviceId, Mpxn, UserId};
+use crate::domain::{Mpxn, UserId};
 
-use super::base::{mpxn_code, role_index, Base, Conflict, DevRow, RegRow};
+use super::base::{mpxn_code, role_index, Base, DevRow, RegRow};
+use super::locate::{line_at, locate};
 use super::models::{DeviceModel, ModelTable};
 use super::{
     check_device, check_registration, DeviceRecord, FileKind, Registration, RegistryError,
@@ -275,7 +276,7 @@ pub(super) fn parse_registration(r: &ByteRecord) -> Result<(Mpxn, Registration),
     Ok((mpxn, reg))
 }
 
-fn read_error(path: &Path) -> impl Fn(io::Error) -> RegistryError + '_ {
+pub(super) fn read_error(path: &Path) -> impl Fn(io::Error) -> RegistryError + '_ {
     |source| RegistryError::Read {
         path: path.to_owned(),
         source,
@@ -284,7 +285,7 @@ fn read_error(path: &Path) -> impl Fn(io::Error) -> RegistryError + '_ {
 
 /// Checks the header (the first line that is neither blank nor a `#` comment) and returns the
 /// offset just after it.
-fn read_header(path: &Path, file: FileKind) -> Result<u64, RegistryError> {
+pub(super) fn read_header(path: &Path, file: FileKind) -> Result<u64, RegistryError> {
     let mut reader = BufReader::new(File::open(path).map_err(read_error(path))?);
     let mut offset = 0u64;
     let mut line = Vec::new();
@@ -326,7 +327,7 @@ fn cuts(path: &Path, start: u64, len: u64, parts: usize) -> io::Result<Vec<u64>>
     Ok(out)
 }
 
-fn csv_reader<R: Read>(r: R) -> csv::Reader<R> {
+pub(super) fn csv_reader<R: Read>(r: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true) // a short or long row is our `Shape` problem, with its line
@@ -425,110 +426,4 @@ fn read_file<T: Send, S: Default + Send>(
         }
     }
     Ok(out)
-}
-
-/// Line ends in the first `upto` bytes of the file.
-fn count_lines(path: &Path, upto: u64) -> io::Result<u64> {
-    let mut reader = BufReader::new(File::open(path)?.take(upto));
-    let mut count = 0u64;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(count);
-        }
-        count += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
-/// The line of the row the CSV reader says starts at `byte`: the reader counts the blank and
-/// comment lines it skipped before a row as part of it.
-fn line_at(path: &Path, byte: u64) -> io::Result<u64> {
-    let mut line = count_lines(path, byte)? + 1;
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(byte))?;
-    let mut reader = BufReader::new(f);
-    let mut text = Vec::new();
-    loop {
-        text.clear();
-        if reader.read_until(b'\n', &mut text)? == 0 {
-            return Ok(line);
-        }
-        let blank = text.iter().all(|b| matches!(b, b'\r' | b'\n'));
-        if !(blank || text.starts_with(b"#")) {
-            return Ok(line);
-        }
-        line += 1;
-    }
-}
-
-/// The line of the first row (in file order) that `hit` picks, reading the file again in order.
-fn find_line(
-    path: &Path,
-    file: FileKind,
-    mut hit: impl FnMut(&ByteRecord) -> bool,
-) -> Result<u64, RegistryError> {
-    let start = read_header(path, file)?;
-    let mut f = File::open(path).map_err(read_error(path))?;
-    f.seek(SeekFrom::Start(start)).map_err(read_error(path))?;
-    let mut reader = csv_reader(f);
-    let mut record = ByteRecord::new();
-    while reader.read_byte_record(&mut record).unwrap_or(false) {
-        if hit(&record) {
-            let byte = start + record.position().map_or(0, |p| p.byte());
-            return line_at(path, byte).map_err(read_error(path));
-        }
-    }
-    Ok(0) // the conflict came from these very rows; not reached
-}
-
-/// Turns a conflict found on the sorted base into the line that causes it.
-fn locate(conflict: Conflict, devices: &Path, registrations: &Path) -> RegistryError {
-    let device = |r: &ByteRecord| parse_device(r).ok().map(|(d, _)| d);
-    let (file, problem, line) = match conflict {
-        Conflict::DuplicateDevice(id) => {
-            let mut seen = 0;
-            let line = find_line(devices, FileKind::Devices, |r| {
-                seen += usize::from(device(r).is_some_and(|d| d.id.to_u64() == id));
-                seen == 2
-            });
-            (FileKind::Devices, RowProblem::DuplicateDevice, line)
-        }
-        Conflict::UnknownChf(chf) | Conflict::NotAChf(chf) => {
-            let chf = Some(DeviceId::from_bytes(chf.to_be_bytes()));
-            let line = find_line(devices, FileKind::Devices, |r| {
-                device(r).is_some_and(|d| d.chf == chf)
-            });
-            let problem = match conflict {
-                Conflict::UnknownChf(_) => RowProblem::UnknownChf,
-                _ => RowProblem::NotAChf,
-            };
-            (FileKind::Devices, problem, line)
-        }
-        Conflict::Overlap { mpxn, role, user } => {
-            let mut seen: Vec<Registration> = Vec::new();
-            let line = find_line(registrations, FileKind::Registrations, |r| {
-                let Ok((m, reg)) = parse_registration(r) else {
-                    return false;
-                };
-                if mpxn_code(Some(m)) != mpxn || role_index(reg.role) != role || reg.user != user {
-                    return false;
-                }
-                let end = |r: &Registration| r.to.unwrap_or(i64::MAX);
-                let clash = seen.iter().any(|s| s.from < end(&reg) && reg.from < end(s));
-                seen.push(reg);
-                clash
-            });
-            (FileKind::Registrations, RowProblem::Overlap, line)
-        }
-    };
-    match line {
-        Ok(line) => RegistryError::Row {
-            file,
-            line,
-            problem,
-        },
-        Err(e) => e,
-    }
 }

@@ -14,6 +14,7 @@ mod change;
 mod compaction;
 pub mod generate;
 mod load;
+mod locate;
 mod models;
 mod overlay;
 mod text;
@@ -22,6 +23,8 @@ mod text;
 mod tests;
 #[cfg(test)]
 mod tests_change;
+#[cfg(test)]
+mod tests_compaction;
 
 use std::fmt;
 use std::path::PathBuf;
