@@ -1,6 +1,7 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
 //! authorize → sign → route → dispatch → respond, then `record`, which always runs and is the one
-//! place that emits the request's metrics and log event.
+//! place that emits the request's metrics, log event and audit record. The answer leaves only
+//! once its audit record is durable.
 //!
 //! Authorization and routing land in later issues; their seams are marked below and the request
 //! is acknowledged (`I99`) once the phases that exist pass. Every answer is signed.
@@ -8,10 +9,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use arc_swap::ArcSwap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest};
 use crate::catalogue::Catalogue;
 use crate::certstore::CertStore;
@@ -19,7 +23,7 @@ use crate::checks;
 use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
 use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
-use crate::metrics::{Metrics, RequestAnswered};
+use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::register::PartyRegister;
 use crate::registry::{Change, ChangeError, Snapshot};
 use crate::signer::Signer;
@@ -46,6 +50,8 @@ pub struct Gateway {
     /// Serialises writers of `registry` (readers never wait).
     change_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
+    /// The audit trail: one record per request decision (and per delivery attempt).
+    pub audit: Audit,
 }
 
 /// The synchronous answer: an HTTP status and a DUIS `sr:Response` document.
@@ -71,6 +77,7 @@ pub struct Loaded {
     pub changes: ChangeLog,
     /// The DCC XML-signing key.
     pub signer: Signer,
+    pub audit: Audit,
 }
 
 impl Gateway {
@@ -82,7 +89,17 @@ impl Gateway {
             replay,
             changes,
             signer,
+            audit,
         } = loaded;
+        // Operators' view (issue 6): cache sizes and the signing certificate's expiry.
+        metrics.cache_loaded("users", register.len(), false);
+        metrics.cache_loaded("devices", registry.device_count(), false);
+        metrics.cache_loaded("registrations", registry.registration_count(), false);
+        metrics.cache_loaded("user_certs", user_certs.len(), false);
+        metrics.certificate_expires(
+            "dcc_xml_signing",
+            signer.identity().not_after.unix_timestamp(),
+        );
         let c14n_limits = C14nLimits {
             max_bytes: xml_limits.max_bytes,
             max_depth: xml_limits.max_depth,
@@ -100,6 +117,7 @@ impl Gateway {
             changes,
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
+            audit,
         })
     }
 
@@ -111,17 +129,40 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let started = Instant::now();
-        match self.process(service, peer, body, now).await {
-            Ok(partial) => self.respond(service, peer, partial, None, now, started),
-            Err(Refusal { error, partial }) => {
-                self.respond(service, peer, partial, Some(error), now, started)
+        let span = tracing::info_span!(
+            "request",
+            service = service.label(),
+            request_id = tracing::field::Empty,
+            srv = tracing::field::Empty,
+            role = tracing::field::Empty
+        );
+        async {
+            let mut trace = RequestTrace::start();
+            trace.bytes_in = body.len() as u64;
+            let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
+                Ok(partial) => self.respond(service, peer, partial, None, now, trace),
+                Err(Refusal { error, partial }) => {
+                    self.respond(service, peer, partial, Some(error), now, trace)
+                }
+            };
+            // The answer leaves once its audit record is on disk (group commit: many requests
+            // share one fsync).
+            let waiting = Instant::now();
+            let result = audited.durable().await;
+            AuditWaited {
+                result,
+                waited: waiting.elapsed(),
             }
+            .emit(&self.metrics);
+            answer
         }
+        .instrument(span)
+        .await
     }
 
     /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path.
+    /// timeout), through the same respond-and-record path. Its audit record is queued but not
+    /// waited for: such requests carry no identity beyond the TLS session's.
     pub fn refuse_early(
         &self,
         service: DuisService,
@@ -130,10 +171,19 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let partial = PartialHeader::default();
-        self.respond(service, peer, partial, Some(error), now, Instant::now())
+        let (answer, _queued) = self.respond(
+            service,
+            peer,
+            partial,
+            Some(error),
+            now,
+            RequestTrace::start(),
+        );
+        answer
     }
 
-    /// Respond, then record: the one place a request's metrics and log event are emitted.
+    /// Respond, then record: the one place a request's metrics, log event and audit record are
+    /// emitted. The receipt says when the audit record is durable.
     fn respond(
         &self,
         service: DuisService,
@@ -141,8 +191,8 @@ impl Gateway {
         partial: PartialHeader,
         refusal: Option<Error>,
         now: OffsetDateTime,
-        started: Instant,
-    ) -> Answer {
+        mut trace: RequestTrace,
+    ) -> (Answer, Receipt) {
         // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
         // the metric label stays a closed set.
         let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
@@ -153,18 +203,27 @@ impl Gateway {
                 (code, status)
             }
         };
+        trace.mark();
         let answer = self.write(partial.request_id, srv, code, status, now);
-        RequestAnswered {
+        trace.lap(Stage::Sign);
+        // Record (issue 6): metrics, log line and audit record, from one event.
+        let entry = srv.and_then(|s| self.catalogue.get(&s));
+        let audited = RequestAnswered {
             service,
             peer,
             request_id: partial.request_id,
             srv,
+            on_demand: entry.is_some_and(|e| e.on_demand),
+            // A device request acknowledged I99 gets its Service Response asynchronously.
+            response_follows: code == ResponseCode::I99 && entry.is_some_and(|e| !e.non_device),
             code,
             refusal: refusal.as_ref(),
-            elapsed: started.elapsed(),
+            trace: &trace,
+            received: now,
+            bytes_out: answer.body.len(),
         }
-        .emit(&self.metrics);
-        answer
+        .emit(&self.metrics, &self.audit);
+        (answer, audited)
     }
 
     async fn process(
@@ -173,12 +232,14 @@ impl Gateway {
         peer: &PeerIdentity,
         body: &[u8],
         now: OffsetDateTime,
+        trace: &mut RequestTrace,
     ) -> Result<PartialHeader, Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
             partial: f.partial,
         })?;
+        trace.lap(Stage::Parse);
         let header = &request.header;
         let partial = PartialHeader {
             request_id: Some(header.request_id),
@@ -204,6 +265,7 @@ impl Gateway {
             now,
         )
         .map_err(refuse)?;
+        trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.
         let at = match &request.execution_date_time {
             Some(text) => OffsetDateTime::parse(text, &Rfc3339)
@@ -216,8 +278,10 @@ impl Gateway {
             service: entry,
             at: at.unix_timestamp(),
         };
-        let _permit = auth::authorize(&access, &self.register.load(), &self.registry.load())
+        let permit = auth::authorize(&access, &self.register.load(), &self.registry.load())
             .map_err(|d| refuse(Error::Denied(d)))?;
+        trace.permitted(&permit);
+        trace.lap(Stage::Authorize);
         // Sign, route and dispatch take the permit: issue 5.
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
@@ -225,6 +289,7 @@ impl Gateway {
             .advance(&header.request_id, header.command_variant)
             .await
             .map_err(|e| refuse(Error::Replay(e)))?;
+        trace.lap(Stage::Replay);
         Ok(partial)
     }
 }
@@ -249,6 +314,10 @@ impl Gateway {
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
+        self.metrics
+            .cache_loaded("devices", next.device_count(), true);
+        self.metrics
+            .cache_loaded("registrations", next.registration_count(), true);
         self.registry.store(Arc::new(next));
         Ok(())
     }
