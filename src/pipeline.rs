@@ -9,11 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::Instrument;
-
 use arc_swap::ArcSwap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest};
