@@ -258,6 +258,8 @@ pub fn banner(
     format!(
         "dccgw demo is running.\n\
          \n  DUIS base URL   https://{addr}\n  admin URL       http://{admin}  (/metrics /livez /readyz)\n  \
+         metrics URL     http://{admin}/metrics\n  \
+         audit trail     {audit}  ({dccgw} audit verify {audit}; {dccgw} report usage --month YYYY-MM --config {config})\n  \
          certificates    {certs}\n  configuration   {config}\n  \
          admin token     {token}  (POST /admin/v1/registry/changes; schemas/changes.md)\n\
          \nSign a request as the demo supplier (with a fresh counter) and send it, from another terminal:\n\n\
@@ -269,12 +271,19 @@ pub fn banner(
         certs = certs.display(),
         config = files.config.display(),
         token = plan.dir.join("admin.token").display(),
+        audit = audit_dir(plan).display(),
         key = user.join("xml-sign.key.pem").display(),
         cert = user.join("xml-sign.pem").display(),
         ca = certs.join("ca.pem").display(),
         client = user.join("client.pem").display(),
         request = files.example_request.display(),
     )
+}
+
+/// Where the demo's audit trail lives (the configuration's default: `audit/` in the state
+/// directory).
+pub fn audit_dir(plan: &DemoPlan) -> PathBuf {
+    absolute(&plan.dir).join("state").join("audit")
 }
 
 fn absolute(p: &Path) -> PathBuf {

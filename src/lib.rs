@@ -4,11 +4,13 @@
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
 //!   [`error`], [`xmldsig`];
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
-//!   [`pki`], [`signer`], [`certstore`];
+//!   [`audit`], [`pki`], [`signer`], [`certstore`]; [`report`] (pure builders over the audit
+//!   trail);
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod certstore;
@@ -24,6 +26,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod register;
 pub mod registry;
+pub mod report;
 pub mod server;
 pub mod signer;
 pub mod store;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
-use dccgw::{demo, pki, server, tools};
+use dccgw::{audit, demo, pki, report, server, tools};
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +85,53 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Monthly reports from the audit trail.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
+    /// last write is reported, not counted as damage), 1 broken (the first broken record is
+    /// named).
+    Verify { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Share of on-demand Service Responses within their Target Response Time, per SRV family.
+    Performance(ReportArgs),
+    /// Per User: requests per SRV, bytes in and out, messages delivered.
+    Usage(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The month, YYYY-MM (UTC).
+    #[arg(long)]
+    month: String,
+    /// The gateway's configuration: the audit directory and the targets come from it.
+    #[arg(long, required_unless_present = "dir")]
+    config: Option<PathBuf>,
+    /// The audit directory (overrides the configuration's).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -152,6 +199,16 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{sentence}");
             std::process::exit(exit as i32);
         }
+        Command::Audit {
+            command: AuditCommand::Verify { dir },
+        } => audit_verify(&dir),
+        Command::Report { command } => {
+            let (args, performance) = match command {
+                ReportCommand::Performance(a) => (a, true),
+                ReportCommand::Usage(a) => (a, false),
+            };
+            run_report(&args, performance)
+        }
         Command::Pki {
             command: PkiCommand::Init { out },
         } => {
@@ -164,6 +221,75 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `dccgw audit verify DIR`.
+fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
+    match audit::verify_dir(dir) {
+        Ok(v) => {
+            let head = audit::chain::hex(&v.head);
+            println!(
+                "Audit trail intact: {} records in {} files, sequence {} to {}, head {head}.",
+                v.records,
+                v.files,
+                v.first_seq.map_or("-".into(), |s| s.to_string()),
+                v.last_seq.map_or("-".into(), |s| s.to_string()),
+            );
+            if !v.from_genesis {
+                println!("The first file present does not start the trail (older files removed); the chain is proved from its opening on.");
+            }
+            if let Some(t) = v.torn_tail {
+                println!(
+                    "Torn tail: {} bytes at offset {} of {} are an interrupted write (no line end), not a record; the gateway cuts them at its next start.",
+                    t.bytes,
+                    t.offset,
+                    t.file.display()
+                );
+            }
+            Ok(())
+        }
+        Err(audit::AuditError::Broken(b)) => {
+            println!("Audit trail BROKEN: {b}");
+            std::process::exit(1);
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+}
+
+/// `dccgw report performance|usage`.
+fn run_report(args: &ReportArgs, performance: bool) -> anyhow::Result<()> {
+    let month: report::Month = args.month.parse()?;
+    let config = match &args.config {
+        Some(path) => Some(
+            Config::load(path, std::env::vars())
+                .with_context(|| format!("loading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let dir = match (&args.dir, &config) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(c)) => c.audit.dir(&c.state),
+        (None, None) => anyhow::bail!("give --config or --dir"),
+    };
+    let targets = config.map(|c| c.audit.targets).unwrap_or_default();
+    let json = matches!(args.format, ReportFormat::Json);
+    let out = if performance {
+        let r = report::performance(&dir, month, &targets)?;
+        if json {
+            serde_json::to_string_pretty(&r)?
+        } else {
+            report::performance_text(&r)
+        }
+    } else {
+        let r = report::usage(&dir, month)?;
+        if json {
+            serde_json::to_string_pretty(&r)?
+        } else {
+            report::usage_text(&r)
+        }
+    };
+    println!("{out}");
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -221,6 +347,10 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }

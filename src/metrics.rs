@@ -1,103 +1,222 @@
 //! The gateway's Prometheus registry and the events that feed it. Each notable outcome is one
-//! event type whose `emit()` writes the log line and the metric together. Labels come from closed
-//! sets only: service, SRV (catalogue or `unknown`), response code, reason.
+//! event type ([`events`]) whose `emit()` writes the log line, the metrics and (for requests)
+//! the audit record together. Labels come from closed sets only: service, SRV (catalogue or
+//! `unknown`), role, class, response code, reason, stage, kind, outcome, cache, certificate —
+//! never a User ID, device ID, MPxN or RequestID.
+//!
+//! Every family is registered at start, and every label value of a closed set that a dashboard
+//! or rule names is created at zero, so `/metrics` lists a family before its first event.
+//! `deploy/` holds the dashboard and alerting rules built on these names.
 
-use std::time::Duration;
+mod events;
+mod trace;
 
+#[cfg(test)]
+mod tests;
+
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
-use crate::error::Error;
-use crate::tls::{HandshakeFailure, PeerIdentity};
+pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
+pub use trace::{micros, RequestTrace, Stage};
 
-/// Request-latency buckets: 100 µs to 30 s.
+/// Request and stage latency buckets: 100 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
 
+/// Delivery latency buckets (a message raised → accepted by the User): 50 ms to the 2-day hold.
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 172800.0,
+];
+
+/// The caches whose sizes and reloads are counted.
+pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
+/// The certificates whose expiry is exported.
+pub const CERTIFICATES: [&str; 2] = ["tls_server", "dcc_xml_signing"];
+/// Kinds of asynchronous message.
+pub const DELIVERY_KINDS: [&str; 2] = ["response", "alert"];
+/// How a delivery attempt ended.
+pub const DELIVERY_OUTCOMES: [&str; 2] = ["delivered", "failed"];
+/// Kinds of alert: from a device, a device's future-dated execution, or raised by the DCC.
+pub const ALERT_KINDS: [&str; 3] = ["device", "future_dated", "dcc"];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     request_duration: HistogramVec,
+    stage_duration: HistogramVec,
     refusals: IntCounterVec,
     handshake_duration: HistogramVec,
     handshake_failures: IntCounterVec,
     connections_open: IntGauge,
+    audit_failures: IntCounter,
+    cache_entries: IntGaugeVec,
+    cache_reloads: IntCounterVec,
+    certificate_expiry: GaugeVec,
+    /// For the delivery side (outbox and workers) to update.
+    pub delivery: DeliveryMetrics,
+    /// For the alert side (routing and throttling) to update.
+    pub alerts: AlertMetrics,
+}
+
+/// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
+#[derive(Clone)]
+pub struct DeliveryMetrics {
+    /// `dccgw_delivery_queue_messages`: messages waiting to be delivered, now.
+    pub queue: IntGauge,
+    /// `dccgw_delivery_oldest_undelivered_age_seconds`: how long the oldest has waited.
+    pub oldest_age: Gauge,
+    /// `dccgw_delivery_attempts_total{kind, outcome}`.
+    pub attempts: IntCounterVec,
+    /// `dccgw_delivery_retries_total`: attempts after a message's first.
+    pub retries: IntCounter,
+    /// `dccgw_delivery_dead_letters_total`: messages moved to the dead-letter store.
+    pub dead_letters: IntCounter,
+    /// `dccgw_delivery_dead_letter_messages`: held in the dead-letter store, now.
+    pub dead_letters_held: IntGauge,
+    /// `dccgw_delivery_latency_seconds{kind}`: raised → accepted by the User, per message.
+    pub latency: HistogramVec,
+}
+
+/// Alert counters by [`ALERT_KINDS`].
+#[derive(Clone)]
+pub struct AlertMetrics {
+    /// `dccgw_alerts_received_total{kind}`: from the comms hubs (or raised by the gateway).
+    pub received: IntCounterVec,
+    /// `dccgw_alerts_sent_total{kind}`: queued for delivery to a User.
+    pub sent: IntCounterVec,
+    /// `dccgw_alerts_throttled_total{kind}`: suppressed by throttling.
+    pub throttled: IntCounterVec,
+}
+
+/// Builds and registers families; a static definition that fails is a bug, found by any test.
+struct Builder(Registry);
+
+impl Builder {
+    fn add<C: Collector + Clone + 'static>(&self, c: C) -> C {
+        self.0
+            .register(Box::new(c.clone()))
+            .expect("each static metric is valid and registered once under its own name");
+        c
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.add(HistogramVec::new(opts, labels).expect("static histogram"))
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("static counter"))
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("static counter"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help).expect("static gauge"))
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "dccgw_request_duration_seconds",
-                "Time from a request's body being read to its synchronous answer, by service, SRV and DUIS response code.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["service", "srv", "code"],
-        )
-        .expect("static metric definition is valid");
-        let refusals = IntCounterVec::new(
-            Opts::new(
-                "dccgw_request_refusals_total",
-                "Requests refused before acceptance, by reason (see docs/response-codes.md).",
-            ),
+        let b = Builder(Registry::new());
+        let request_duration = b.histogram(
+            "dccgw_request_duration_seconds",
+            "Time from a request's body being read to its synchronous answer being written, by service, SRV, the role and class access control used (none when refused before), and DUIS response code.",
+            LATENCY_BUCKETS,
+            &["service", "srv", "role", "class", "code"],
+        );
+        let stage_duration = b.histogram(
+            "dccgw_request_stage_duration_seconds",
+            "Time a request spent in each phase: parse, verify, authorize, replay, sign, dispatch, audit.",
+            LATENCY_BUCKETS,
+            &["stage"],
+        );
+        let refusals = b.counters(
+            "dccgw_request_refusals_total",
+            "Requests refused, by reason (see docs/response-codes.md).",
             &["reason"],
-        )
-        .expect("static metric definition is valid");
-        let handshake_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "dccgw_tls_handshake_duration_seconds",
-                "Time from TCP accept to the end of the TLS handshake, by outcome.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+        );
+        let handshake_duration = b.histogram(
+            "dccgw_tls_handshake_duration_seconds",
+            "Time from TCP accept to the end of the TLS handshake, by outcome.",
+            LATENCY_BUCKETS,
             &["outcome"],
-        )
-        .expect("static metric definition is valid");
-        let handshake_failures = IntCounterVec::new(
-            Opts::new(
-                "dccgw_tls_handshake_failures_total",
-                "Failed TLS handshakes on the DUIS port, by reason.",
-            ),
+        );
+        let handshake_failures = b.counters(
+            "dccgw_tls_handshake_failures_total",
+            "Failed TLS handshakes on the DUIS port, by reason.",
             &["reason"],
-        )
-        .expect("static metric definition is valid");
-        let connections_open = IntGauge::new(
+        );
+        let connections_open = b.gauge(
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
-        )
-        .expect("static metric definition is valid");
-        let build_info = IntGaugeVec::new(
-            Opts::new("dccgw_build_info", "Always 1; the labels name the build."),
-            &["version"],
-        )
-        .expect("static metric definition is valid");
+        );
+        let audit_failures = b.counter(
+            "dccgw_audit_write_failures_total",
+            "Audit records that could not be written (disk error, backlog, writer stopped).",
+        );
+        let cache_entries = b.add(
+            IntGaugeVec::new(
+                Opts::new("dccgw_cache_entries", "Entries in each loaded cache."),
+                &["cache"],
+            )
+            .expect("static gauge"),
+        );
+        let cache_reloads = b.counters(
+            "dccgw_cache_reloads_total",
+            "Times a cache was replaced (a live registration change swaps the registry).",
+            &["cache"],
+        );
+        let certificate_expiry = b.add(
+            GaugeVec::new(
+                Opts::new(
+                    "dccgw_certificate_expiry_timestamp_seconds",
+                    "When each of the gateway's own certificates expires (unix seconds).",
+                ),
+                &["certificate"],
+            )
+            .expect("static gauge"),
+        );
+        let build_info = b.add(
+            IntGaugeVec::new(
+                Opts::new("dccgw_build_info", "Always 1; the labels name the build."),
+                &["version"],
+            )
+            .expect("static gauge"),
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        for c in [
-            Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(refusals.clone()),
-            Box::new(handshake_duration.clone()),
-            Box::new(handshake_failures.clone()),
-            Box::new(connections_open.clone()),
-            Box::new(build_info),
-        ] {
-            registry
-                .register(c)
-                .expect("each metric is registered once, with a distinct name");
+        let delivery = DeliveryMetrics::register(&b);
+        let alerts = AlertMetrics::register(&b);
+        for stage in Stage::ALL {
+            stage_duration.with_label_values(&[stage.label()]);
+        }
+        for cache in CACHES {
+            cache_entries.with_label_values(&[cache]);
+            cache_reloads.with_label_values(&[cache]);
         }
         Self {
-            registry,
+            registry: b.0,
             request_duration,
+            stage_duration,
             refusals,
             handshake_duration,
             handshake_failures,
             connections_open,
+            audit_failures,
+            cache_entries,
+            cache_reloads,
+            certificate_expiry,
+            delivery,
+            alerts,
         }
     }
 
@@ -113,6 +232,99 @@ impl Metrics {
         self.connections_open.inc();
         ConnectionGuard(self.connections_open.clone())
     }
+
+    /// A cache was loaded at start (`reloaded: false`) or replaced while running.
+    pub fn cache_loaded(&self, cache: &'static str, entries: usize, reloaded: bool) {
+        self.cache_entries
+            .with_label_values(&[cache])
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        if reloaded {
+            self.cache_reloads.with_label_values(&[cache]).inc();
+        }
+    }
+
+    /// One of [`CERTIFICATES`] expires at `not_after` (unix seconds).
+    pub fn certificate_expires(&self, certificate: &'static str, not_after: i64) {
+        self.certificate_expiry
+            .with_label_values(&[certificate])
+            .set(not_after as f64);
+    }
+}
+
+impl DeliveryMetrics {
+    fn register(b: &Builder) -> Self {
+        let d = Self {
+            queue: b.gauge(
+                "dccgw_delivery_queue_messages",
+                "Asynchronous messages waiting to be delivered to Users.",
+            ),
+            oldest_age: b.add(
+                Gauge::new(
+                    "dccgw_delivery_oldest_undelivered_age_seconds",
+                    "Age of the oldest message not yet delivered.",
+                )
+                .expect("static gauge"),
+            ),
+            attempts: b.counters(
+                "dccgw_delivery_attempts_total",
+                "Delivery attempts to Users' Receive Response Services, by message kind and outcome.",
+                &["kind", "outcome"],
+            ),
+            retries: b.counter(
+                "dccgw_delivery_retries_total",
+                "Delivery attempts after a message's first.",
+            ),
+            dead_letters: b.counter(
+                "dccgw_delivery_dead_letters_total",
+                "Messages moved to the dead-letter store after the hold time.",
+            ),
+            dead_letters_held: b.gauge(
+                "dccgw_delivery_dead_letter_messages",
+                "Messages held in the dead-letter store.",
+            ),
+            latency: b.histogram(
+                "dccgw_delivery_latency_seconds",
+                "Time from a message being raised to a User accepting it, by kind.",
+                DELIVERY_BUCKETS,
+                &["kind"],
+            ),
+        };
+        for kind in DELIVERY_KINDS {
+            d.latency.with_label_values(&[kind]);
+            for outcome in DELIVERY_OUTCOMES {
+                d.attempts.with_label_values(&[kind, outcome]);
+            }
+        }
+        d
+    }
+}
+
+impl AlertMetrics {
+    fn register(b: &Builder) -> Self {
+        let a = Self {
+            received: b.counters(
+                "dccgw_alerts_received_total",
+                "Alerts received from comms hubs or raised by the gateway, by kind.",
+                &["kind"],
+            ),
+            sent: b.counters(
+                "dccgw_alerts_sent_total",
+                "Alerts queued for delivery to Users, by kind.",
+                &["kind"],
+            ),
+            throttled: b.counters(
+                "dccgw_alerts_throttled_total",
+                "Alerts suppressed by throttling, by kind.",
+                &["kind"],
+            ),
+        };
+        for kind in ALERT_KINDS {
+            for c in [&a.received, &a.sent, &a.throttled] {
+                c.with_label_values(&[kind]);
+            }
+        }
+        a
+    }
 }
 
 impl Default for Metrics {
@@ -127,85 +339,5 @@ pub struct ConnectionGuard(IntGauge);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A request reached its synchronous answer.
-pub struct RequestAnswered<'a> {
-    pub service: DuisService,
-    pub peer: &'a PeerIdentity,
-    pub request_id: Option<RequestId>,
-    /// Set only for SRVs in the catalogue, so the label stays a closed set.
-    pub srv: Option<Srv>,
-    pub code: ResponseCode,
-    /// `None` when accepted.
-    pub refusal: Option<&'a Error>,
-    pub elapsed: Duration,
-}
-
-impl RequestAnswered<'_> {
-    pub fn emit(&self, metrics: &Metrics) {
-        let service = self.service.label();
-        let srv = self.srv.map(|s| s.to_string());
-        let srv = srv.as_deref().unwrap_or("unknown");
-        metrics
-            .request_duration
-            .with_label_values(&[service, srv, self.code.as_str()])
-            .observe(self.elapsed.as_secs_f64());
-        let request_id = self.request_id.map(|r| r.to_string());
-        let request_id = request_id.as_deref().unwrap_or("-");
-        match self.refusal {
-            None => tracing::info!(
-                request_id, srv, service, client = %self.peer.user_id, code = %self.code,
-                elapsed_us = self.elapsed.as_micros() as u64,
-                "Request accepted."
-            ),
-            Some(error) => {
-                let (_, _, reason) = error.classify();
-                metrics.refusals.with_label_values(&[reason]).inc();
-                tracing::info!(
-                    request_id, srv, service, client = %self.peer.user_id, code = %self.code, reason,
-                    cause = ?error.cause(), error = %error,
-                    elapsed_us = self.elapsed.as_micros() as u64,
-                    "Request refused."
-                );
-            }
-        }
-    }
-}
-
-/// A TLS handshake finished, one way or the other.
-pub struct HandshakeFinished<'a> {
-    pub peer: Option<&'a PeerIdentity>,
-    pub failure: Option<HandshakeFailure>,
-    pub remote: std::net::SocketAddr,
-    pub elapsed: Duration,
-}
-
-impl HandshakeFinished<'_> {
-    pub fn emit(&self, metrics: &Metrics) {
-        let outcome = if self.failure.is_none() {
-            "ok"
-        } else {
-            "failed"
-        };
-        metrics
-            .handshake_duration
-            .with_label_values(&[outcome])
-            .observe(self.elapsed.as_secs_f64());
-        match (self.failure, self.peer) {
-            (Some(f), _) => {
-                metrics
-                    .handshake_failures
-                    .with_label_values(&[f.label()])
-                    .inc();
-                tracing::info!(remote = %self.remote, reason = f.label(), "TLS handshake refused.");
-            }
-            (None, Some(p)) => tracing::debug!(
-                remote = %self.remote, client = %p.user_id, role = %p.role,
-                "TLS client connected."
-            ),
-            (None, None) => {}
-        }
     }
 }

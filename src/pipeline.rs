@@ -1,6 +1,7 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
 //! authorize → sign → route → dispatch → respond, then `record`, which always runs and is the one
-//! place that emits the request's metrics and log event.
+//! place that emits the request's metrics, log event and audit record. The answer leaves only
+//! once its audit record is durable.
 //!
 //! Authorization and routing land in later issues; their seams are marked below and the request
 //! is acknowledged (`I99`) once the phases that exist pass. Every answer is signed.
@@ -11,7 +12,9 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
+use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest};
 use crate::catalogue::Catalogue;
 use crate::certstore::CertStore;
@@ -20,7 +23,7 @@ use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
 use crate::duis::inventory::{self, InventoryDevice, InventoryQuery};
 use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
-use crate::metrics::{Metrics, RequestAnswered};
+use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::register::{self, PartyRegister, UserChange, UserChangeError, UserChangeLog};
 use crate::registry::{Change, ChangeError, Compaction, Snapshot};
 use crate::signer::Signer;
@@ -51,6 +54,8 @@ pub struct Gateway {
     /// Serialises writers of `registry`, `register` and `user_certs` (readers never wait).
     change_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
+    /// The audit trail: one record per request decision (and per delivery attempt).
+    pub audit: Audit,
 }
 
 /// The synchronous answer: an HTTP status and a DUIS `sr:Response` document.
@@ -77,6 +82,7 @@ pub struct Loaded {
     pub user_changes: UserChangeLog,
     /// The DCC XML-signing key.
     pub signer: Signer,
+    pub audit: Audit,
 }
 
 impl Gateway {
@@ -89,7 +95,17 @@ impl Gateway {
             changes,
             user_changes,
             signer,
+            audit,
         } = loaded;
+        // Operators' view (issue 6): cache sizes and the signing certificate's expiry.
+        metrics.cache_loaded("users", register.len(), false);
+        metrics.cache_loaded("devices", registry.device_count(), false);
+        metrics.cache_loaded("registrations", registry.registration_count(), false);
+        metrics.cache_loaded("user_certs", user_certs.len(), false);
+        metrics.certificate_expires(
+            "dcc_xml_signing",
+            signer.identity().not_after.unix_timestamp(),
+        );
         let c14n_limits = C14nLimits {
             max_bytes: xml_limits.max_bytes,
             max_depth: xml_limits.max_depth,
@@ -109,6 +125,7 @@ impl Gateway {
             compaction: Compaction::default(),
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
+            audit,
         })
     }
 
@@ -120,19 +137,42 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let started = Instant::now();
-        match self.process(service, peer, body, now).await {
-            Ok((partial, payload)) => {
-                self.respond(service, peer, partial, Ok(payload), now, started)
+        let span = tracing::info_span!(
+            "request",
+            service = service.label(),
+            request_id = tracing::field::Empty,
+            srv = tracing::field::Empty,
+            role = tracing::field::Empty
+        );
+        async {
+            let mut trace = RequestTrace::start();
+            trace.bytes_in = body.len() as u64;
+            let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
+                Ok((partial, payload)) => {
+                    self.respond(service, peer, partial, Ok(payload), now, trace)
+                }
+                Err(Refusal { error, partial }) => {
+                    self.respond(service, peer, partial, Err(error), now, trace)
+                }
+            };
+            // The answer leaves once its audit record is on disk (group commit: many requests
+            // share one fsync).
+            let waiting = Instant::now();
+            let result = audited.durable().await;
+            AuditWaited {
+                result,
+                waited: waiting.elapsed(),
             }
-            Err(Refusal { error, partial }) => {
-                self.respond(service, peer, partial, Err(error), now, started)
-            }
+            .emit(&self.metrics);
+            answer
         }
+        .instrument(span)
+        .await
     }
 
     /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path.
+    /// timeout), through the same respond-and-record path. Its audit record is queued but not
+    /// waited for: such requests carry no identity beyond the TLS session's.
     pub fn refuse_early(
         &self,
         service: DuisService,
@@ -141,11 +181,20 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let partial = PartialHeader::default();
-        self.respond(service, peer, partial, Err(error), now, Instant::now())
+        let (answer, _queued) = self.respond(
+            service,
+            peer,
+            partial,
+            Err(error),
+            now,
+            RequestTrace::start(),
+        );
+        answer
     }
 
-    /// Respond, then record: the one place a request's metrics and log event are emitted.
-    /// `outcome` is the data a synchronous answer carries (`I0`), none (`I99`), or the refusal.
+    /// Respond, then record: the one place a request's metrics, log event and audit record are
+    /// emitted. The receipt says when the audit record is durable. `outcome` is the data a
+    /// synchronous answer carries (`I0`), none (`I99`), or the refusal.
     fn respond(
         &self,
         service: DuisService,
@@ -153,8 +202,8 @@ impl Gateway {
         partial: PartialHeader,
         outcome: Result<Option<ResponsePayload>, Error>,
         now: OffsetDateTime,
-        started: Instant,
-    ) -> Answer {
+        mut trace: RequestTrace,
+    ) -> (Answer, Receipt) {
         let (payload, refusal) = match outcome {
             Ok(payload) => (payload, None),
             Err(error) => (None, Some(error)),
@@ -170,19 +219,28 @@ impl Gateway {
                 (code, status)
             }
         };
+        trace.mark();
         let payload = payload.unwrap_or(ResponsePayload::None);
         let answer = self.write(partial.request_id, srv, code, status, now, &payload);
-        RequestAnswered {
+        trace.lap(Stage::Sign);
+        // Record (issue 6): metrics, log line and audit record, from one event.
+        let entry = srv.and_then(|s| self.catalogue.get(&s));
+        let audited = RequestAnswered {
             service,
             peer,
             request_id: partial.request_id,
             srv,
+            on_demand: entry.is_some_and(|e| e.on_demand),
+            // A device request acknowledged I99 gets its Service Response asynchronously.
+            response_follows: code == ResponseCode::I99 && entry.is_some_and(|e| !e.non_device),
             code,
             refusal: refusal.as_ref(),
-            elapsed: started.elapsed(),
+            trace: &trace,
+            received: now,
+            bytes_out: answer.body.len(),
         }
-        .emit(&self.metrics);
-        answer
+        .emit(&self.metrics, &self.audit);
+        (answer, audited)
     }
 
     async fn process(
@@ -191,12 +249,14 @@ impl Gateway {
         peer: &PeerIdentity,
         body: &[u8],
         now: OffsetDateTime,
+        trace: &mut RequestTrace,
     ) -> Result<(PartialHeader, Option<ResponsePayload>), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
             partial: f.partial,
         })?;
+        trace.lap(Stage::Parse);
         let header = &request.header;
         let partial = PartialHeader {
             request_id: Some(header.request_id),
@@ -220,6 +280,7 @@ impl Gateway {
             now,
         )
         .map_err(refuse)?;
+        trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.
         let at = match &request.execution_date_time {
             Some(text) => OffsetDateTime::parse(text, &Rfc3339)
@@ -232,8 +293,10 @@ impl Gateway {
             service: entry,
             at: at.unix_timestamp(),
         };
-        let _permit = auth::authorize(&access, &register, &self.registry.load())
+        let permit = auth::authorize(&access, &register, &self.registry.load())
             .map_err(|d| refuse(Error::Denied(d)))?;
+        trace.permitted(&permit);
+        trace.lap(Stage::Authorize);
         // 8.2 Read Inventory (Command Variant 8) is answered here, from the cache: I0 with data.
         let payload = if entry.body_element == "ReadInventory" {
             let span = body.get(request.body.clone()).unwrap_or_default();
@@ -252,6 +315,7 @@ impl Gateway {
             .advance(&header.request_id, header.command_variant)
             .await
             .map_err(|e| refuse(Error::Replay(e)))?;
+        trace.lap(Stage::Replay);
         Ok((partial, payload))
     }
 }
@@ -279,6 +343,10 @@ impl Gateway {
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
+        self.metrics
+            .cache_loaded("devices", next.device_count(), true);
+        self.metrics
+            .cache_loaded("registrations", next.registration_count(), true);
         let next = Arc::new(next);
         self.registry.store(Arc::clone(&next));
         if self.compaction.after_change(&next, batch) {

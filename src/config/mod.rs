@@ -21,6 +21,49 @@ pub struct Config {
     pub state: State,
     #[serde(default)]
     pub admin: Admin,
+    #[serde(default)]
+    pub audit: Audit,
+}
+
+/// The audit trail (`crate::audit`) and the targets its reports measure against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Where the trail's files live; by default `audit/` under `[state] dir`. Give it its own
+    /// disk if you can: a full disk stops requests being audited (each is then logged at ERROR).
+    pub dir: Option<PathBuf>,
+    /// A new file once the current one holds this many bytes (at least 64 KiB).
+    pub max_file_bytes: u64,
+    /// A new file on the first record of each UTC day.
+    pub rotate_daily: bool,
+    /// Target Response Times for `dccgw report performance`.
+    pub targets: crate::report::Targets,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        let rotation = crate::audit::Rotation::default();
+        Self {
+            dir: None,
+            max_file_bytes: rotation.max_file_bytes,
+            rotate_daily: rotation.daily,
+            targets: crate::report::Targets::default(),
+        }
+    }
+}
+
+impl Audit {
+    /// The trail's directory, given the state directory.
+    pub fn dir(&self, state: &State) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| state.dir.join("audit"))
+    }
+
+    pub fn rotation(&self) -> crate::audit::Rotation {
+        crate::audit::Rotation {
+            max_file_bytes: self.max_file_bytes.max(64 * 1024),
+            daily: self.rotate_daily,
+        }
+    }
 }
 
 /// The admin API on the admin listener.
@@ -198,6 +241,9 @@ impl Config {
         self.signatures.trust_anchors.iter_mut().for_each(join);
         join(&mut self.state.dir);
         if let Some(p) = self.admin.token_file.as_mut() {
+            join(p);
+        }
+        if let Some(p) = self.audit.dir.as_mut() {
             join(p);
         }
     }

@@ -85,3 +85,25 @@ fn relative_paths_resolve_against_the_file() {
     assert_eq!(c.tls.cert, dir.path().join("server.pem"));
     assert_eq!(c.registration.users, dir.path().join("users.csv"));
 }
+
+#[test]
+fn the_audit_section_defaults_and_takes_targets() {
+    let c = Config::from_toml(BASE, env(&[])).unwrap();
+    assert_eq!(c.audit.dir(&c.state), PathBuf::from("state/audit"));
+    assert!(c.audit.rotation().daily);
+    assert_eq!(c.audit.targets.target_ms(&"4.1.1".parse().unwrap()), 25_000);
+
+    let text = format!(
+        "{BASE}\n[audit]\ndir = \"trail\"\nmax_file_bytes = 10\nrotate_daily = false\n\
+         [audit.targets]\ndefault_seconds = 30\nby_srv = {{ \"11\" = 60, \"4.1.1\" = 20 }}\n"
+    );
+    let c = Config::from_toml(&text, env(&[])).unwrap();
+    assert_eq!(c.audit.dir(&c.state), PathBuf::from("trail"));
+    assert_eq!(c.audit.rotation().max_file_bytes, 64 * 1024);
+    assert!(!c.audit.rotation().daily);
+    assert_eq!(c.audit.targets.target_ms(&"11.2".parse().unwrap()), 60_000);
+    assert_eq!(c.audit.targets.target_ms(&"4.1.1".parse().unwrap()), 20_000);
+    assert_eq!(c.audit.targets.target_ms(&"4.2".parse().unwrap()), 30_000);
+    let misspelt = format!("{BASE}\n[audit]\nmax_file_byte = 10\n");
+    assert!(Config::from_toml(&misspelt, env(&[])).is_err());
+}

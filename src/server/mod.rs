@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::audit::{Audit, AuditError};
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::config::{Config, Limits};
 use crate::domain::SmkiRole;
@@ -48,6 +49,8 @@ pub enum StartError {
     ChangeLog(#[from] ChangeLogError),
     #[error(transparent)]
     UserChangeLog(#[from] UserChangeLogError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
     ChangeReplay {
         index: usize,
@@ -149,6 +152,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let replay = tokio::task::spawn_blocking(move || ReplayGuard::open(&replay_path))
         .await
         .map_err(StartError::Task)??;
+    let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
+    let audit = tokio::task::spawn_blocking(move || Audit::open(&audit_dir, rotation))
+        .await
+        .map_err(StartError::Task)??;
     tracing::info!(
         users = register.len(),
         devices = registry.device_count(),
@@ -164,6 +171,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ..duis::Limits::default()
     };
     let metrics = Metrics::new();
+    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
+        .first()
+        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+    {
+        metrics.certificate_expires("tls_server", not_after);
+    }
     let loaded = Loaded {
         register,
         registry,
@@ -172,6 +186,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         changes,
         user_changes,
         signer,
+        audit,
     };
     let gateway = Gateway::new(loaded, xml_limits, metrics.clone());
 

@@ -5,6 +5,7 @@ mod access;
 mod bounds;
 mod demo;
 mod openssl_made;
+mod operations;
 mod requests;
 mod signatures;
 mod support;

@@ -1,0 +1,164 @@
+//! The notable outcomes: each writes its log line and its metrics together (and a request its
+//! audit record).
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{micros, Metrics, RequestTrace, Stage};
+use crate::audit::{self, Audit, AuditError, AuditEvent, Receipt, RequestRecord};
+use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
+use crate::error::Error;
+use crate::register::EligibilityClass;
+use crate::tls::{HandshakeFailure, PeerIdentity};
+
+/// A request reached its synchronous answer.
+pub struct RequestAnswered<'a> {
+    pub service: DuisService,
+    pub peer: &'a PeerIdentity,
+    pub request_id: Option<RequestId>,
+    /// Set only for SRVs in the catalogue, so the label stays a closed set.
+    pub srv: Option<Srv>,
+    /// The catalogue's on-demand flag for the SRV.
+    pub on_demand: bool,
+    /// Whether an asynchronous Service Response is to follow this answer.
+    pub response_follows: bool,
+    pub code: ResponseCode,
+    /// `None` when accepted.
+    pub refusal: Option<&'a Error>,
+    pub trace: &'a RequestTrace,
+    /// When the request was received.
+    pub received: OffsetDateTime,
+    /// The answer's body bytes.
+    pub bytes_out: usize,
+}
+
+impl RequestAnswered<'_> {
+    /// Observes the metrics, writes the log line, and queues the audit record; the receipt says
+    /// when the record is durable.
+    pub fn emit(&self, metrics: &Metrics, audit: &Audit) -> Receipt {
+        let elapsed = self.trace.elapsed();
+        let service = self.service.label();
+        let srv = self.srv.map(|s| s.to_string());
+        let srv = srv.as_deref().unwrap_or("unknown");
+        let permit = self.trace.permit();
+        let role = permit.map_or("none", |p| p.role().code());
+        let class = permit.map_or("none", |p| class_label(p.class()));
+        metrics
+            .request_duration
+            .with_label_values(&[service, srv, role, class, self.code.as_str()])
+            .observe(elapsed.as_secs_f64());
+        for stage in Stage::ALL {
+            if let Some(took) = self.trace.lap_of(stage) {
+                metrics
+                    .stage_duration
+                    .with_label_values(&[stage.label()])
+                    .observe(took.as_secs_f64());
+            }
+        }
+        let request_id = self.request_id.map(|r| r.to_string());
+        let span = tracing::Span::current();
+        span.record("request_id", request_id.as_deref().unwrap_or("-"));
+        span.record("srv", srv);
+        span.record("role", role);
+        let elapsed_us = micros(elapsed);
+        let decision = match self.refusal {
+            None => {
+                tracing::info!(code = %self.code, client = %self.peer.user_id, elapsed_us, "Request accepted.");
+                audit::ACCEPTED
+            }
+            Some(error) => {
+                let (_, _, reason) = error.classify();
+                metrics.refusals.with_label_values(&[reason]).inc();
+                tracing::info!(
+                    code = %self.code, client = %self.peer.user_id, reason,
+                    cause = ?error.cause(), error = %error, elapsed_us,
+                    "Request refused."
+                );
+                reason
+            }
+        };
+        let at_ms = i64::try_from(self.received.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        audit.record(&AuditEvent::Request(RequestRecord {
+            at_ms,
+            service: service.to_owned(),
+            tls_user: self.peer.user_id,
+            tls_role: self.peer.role.to_string(),
+            request_id: self.request_id,
+            srv: self.srv,
+            role: permit.map(|p| p.role()),
+            class: permit.map(|p| class_label(p.class()).to_owned()),
+            device: self.request_id.map(|r| r.target),
+            on_demand: self.on_demand,
+            decision: decision.to_owned(),
+            code: self.code.as_str().to_owned(),
+            response_follows: self.response_follows,
+            timings: self.trace.timings(elapsed),
+            bytes_in: self.trace.bytes_in,
+            bytes_out: self.bytes_out as u64,
+        }))
+    }
+}
+
+fn class_label(class: EligibilityClass) -> &'static str {
+    match class {
+        EligibilityClass::A => "A",
+        EligibilityClass::B => "B",
+        EligibilityClass::C => "C",
+    }
+}
+
+/// A request's audit record reached the disk, or did not.
+pub struct AuditWaited {
+    pub result: Result<(), AuditError>,
+    pub waited: Duration,
+}
+
+impl AuditWaited {
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics
+            .stage_duration
+            .with_label_values(&[Stage::Audit.label()])
+            .observe(self.waited.as_secs_f64());
+        if let Err(e) = &self.result {
+            metrics.audit_failures.inc();
+            tracing::error!(error = %e, "A request's audit record was not written; check the audit directory's disk.");
+        }
+    }
+}
+
+/// A TLS handshake finished, one way or the other.
+pub struct HandshakeFinished<'a> {
+    pub peer: Option<&'a PeerIdentity>,
+    pub failure: Option<HandshakeFailure>,
+    pub remote: std::net::SocketAddr,
+    pub elapsed: Duration,
+}
+
+impl HandshakeFinished<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        let outcome = if self.failure.is_none() {
+            "ok"
+        } else {
+            "failed"
+        };
+        metrics
+            .handshake_duration
+            .with_label_values(&[outcome])
+            .observe(self.elapsed.as_secs_f64());
+        match (self.failure, self.peer) {
+            (Some(f), _) => {
+                metrics
+                    .handshake_failures
+                    .with_label_values(&[f.label()])
+                    .inc();
+                tracing::info!(remote = %self.remote, reason = f.label(), "TLS handshake refused.");
+            }
+            (None, Some(p)) => tracing::debug!(
+                remote = %self.remote, client = %p.user_id, role = %p.role,
+                "TLS client connected."
+            ),
+            (None, None) => {}
+        }
+    }
+}
