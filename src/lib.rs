@@ -2,13 +2,14 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`];
+//!   [`error`], [`xmldsig`], [`alerts`];
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`pki`], [`signer`], [`certstore`];
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod catalogue;
 pub mod certstore;
