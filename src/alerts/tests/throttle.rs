@@ -44,7 +44,8 @@ fn summary(covers: &[u64], sequence_id: u32) -> Released<u64> {
 fn a_storm_is_released_as_a_burst_and_one_summary() {
     let mut t = throttle(10, 2);
     // (time, id, released now, held in)
-    let script: [(i64, u64, Vec<Released<u64>>, Option<u32>); 5] = [
+    type Step = (i64, u64, Vec<Released<u64>>, Option<u32>);
+    let script: [Step; 5] = [
         (100, 1, vec![plain(1)], None),
         (101, 2, vec![plain(2)], None),
         (102, 3, vec![], Some(7)),
