@@ -7,12 +7,15 @@
 //!   entity references other than the predefined five are refused outright.
 //! - [`write_response`] writes an unsigned `sr:Response`; signing appends `ds:Signature` before
 //!   [`RESPONSE_CLOSE`].
+//! - [`outbound`] writes what the DCC sends to a User's Receive Response Service: asynchronous
+//!   Service Responses, Device Alerts, future-dated alerts and DCC Alerts.
 
 mod error;
 mod escape;
 mod header;
 pub mod inventory;
 mod limits;
+pub mod outbound;
 mod parse;
 mod response;
 mod tokens;

@@ -85,7 +85,7 @@ pub fn write_header_only_response(header: &ResponseHeaderOut) -> String {
 }
 
 /// The XML declaration, the `sr:Response` start tag and the whole `sr:Header`.
-fn open_with_header(out: &mut String, header: &ResponseHeaderOut) {
+pub(super) fn open_with_header(out: &mut String, header: &ResponseHeaderOut) {
     out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     out.push_str(r#"<sr:Response xmlns:sr=""#);
     out.push_str(SR_NAMESPACE);
@@ -108,7 +108,7 @@ fn open_with_header(out: &mut String, header: &ResponseHeaderOut) {
 }
 
 /// `<sr:name>text</sr:name>`, text escaped.
-fn element(out: &mut String, name: &str, text: &str) {
+pub(super) fn element(out: &mut String, name: &str, text: &str) {
     out.push_str("<sr:");
     out.push_str(name);
     out.push('>');

@@ -1,0 +1,239 @@
+//! DCC Alerts the gateway raises itself: what happened ([`DccEvent`]), which code it gets (the
+//! one table of those choices, [`DccEvent::code`]), who receives it and its payload.
+
+use time::OffsetDateTime;
+
+use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, RequestId, UserId, UserRole};
+use crate::duis::outbound::{
+    DccAlertBody, DccAlertCode, DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach,
+};
+use crate::registry::{DeviceRecord, Snapshot};
+
+use super::route::{audience_at, meter_points_behind, push_registered, push_unique};
+use super::{AlertsError, Audience, Recipient};
+
+/// An event the gateway tells Users about with a DCC Alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DccEvent {
+    /// A comms hub reported a loss of mains power; one event per meter point behind it
+    /// ([`power_outage_events`]). To the network operator of `mpxn`.
+    PowerOutage {
+        hub: DeviceId,
+        mpxn: Mpxn,
+        /// When the power went (unix seconds).
+        started: i64,
+    },
+    /// A device's SMI status or identity changed. To the suppliers and network operators of its
+    /// meter point(s).
+    DeviceStatusChange {
+        device: DeviceId,
+        change: DeviceStatusChange,
+    },
+    /// A meter point changed supplier in `role`; one event per meter behind it. To the outgoing
+    /// and the incoming supplier.
+    ChangeOfSupplier {
+        device: DeviceId,
+        mpxn: Mpxn,
+        role: UserRole,
+        outgoing: Vec<UserId>,
+        incoming: UserId,
+    },
+    /// A command the gateway accepted could not be carried out. To the request's originator.
+    CommandFailure {
+        request_id: RequestId,
+        device: DeviceId,
+        dsp_schedule_id: Option<u64>,
+    },
+    /// Anomaly detection quarantined a request. To the request's originator.
+    Quarantined {
+        request_id: RequestId,
+        breach: QuarantineBreach,
+        event_ref: u64,
+    },
+}
+
+/// A DCC Alert raised: the event, the gateway's identifier for it (the counter of every message
+/// it becomes), and when it happened (unix seconds; registrations in force then decide).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DccAlert {
+    pub id: u64,
+    pub event: DccEvent,
+    pub at: i64,
+}
+
+impl DccEvent {
+    /// The DCC Alert code each event is sent with. `AD1` is DUIS's own; the meanings of the N-codes
+    /// are not in the public material this gateway is built from, so these are the gateway's
+    /// choices, kept here and in `docs/alerts.md` only.
+    pub fn code(&self) -> DccAlertCode {
+        let n = match self {
+            Self::Quarantined { .. } => return DccAlertCode::AD1,
+            Self::PowerOutage { .. } => 1,
+            Self::DeviceStatusChange { .. } => 2,
+            Self::ChangeOfSupplier { .. } => 3,
+            Self::CommandFailure { .. } => 4,
+        };
+        // 1 to 4 are all in the schema's enumeration.
+        DccAlertCode::n(n).unwrap_or(DccAlertCode::N999)
+    }
+
+    /// The request the event is about, written as the alert's `RequestID`.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            Self::CommandFailure { request_id, .. } | Self::Quarantined { request_id, .. } => {
+                Some(*request_id)
+            }
+            Self::PowerOutage { .. }
+            | Self::DeviceStatusChange { .. }
+            | Self::ChangeOfSupplier { .. } => None,
+        }
+    }
+}
+
+/// The recipients and the checked payload of `alert`.
+pub fn dcc_recipients(
+    alert: &DccAlert,
+    registry: &Snapshot,
+) -> Result<(Vec<Recipient>, DccAlertBody), AlertsError> {
+    let device = |id: DeviceId| registry.device(id).ok_or(AlertsError::UnknownDevice(id));
+    let (recipients, payload) = match &alert.event {
+        DccEvent::PowerOutage { hub, mpxn, started } => {
+            let mut to = Vec::new();
+            push_registered(&mut to, registry, *mpxn, network_role(*mpxn), alert.at);
+            let start = unix(*started)?;
+            let payload = DccAlertPayload::PowerOutageEvent {
+                comms_hub: *hub,
+                start,
+                mpxn: *mpxn,
+            };
+            (to, payload)
+        }
+        DccEvent::DeviceStatusChange { device: id, change } => {
+            let d = device(*id)?;
+            let to = audience_at(&d, Audience::Both, registry, alert.at);
+            let payload = DccAlertPayload::DeviceStatusChangeEvent {
+                device: *id,
+                change: change.clone(),
+            };
+            (to, payload)
+        }
+        DccEvent::ChangeOfSupplier {
+            device: id,
+            mpxn,
+            role,
+            outgoing,
+            incoming,
+        } => {
+            let d = device(*id)?;
+            let mut to = Vec::new();
+            for user in outgoing {
+                push_unique(&mut to, *user, Some(*role));
+            }
+            push_unique(&mut to, *incoming, Some(*role));
+            let payload = DccAlertPayload::DeviceChangeOfSupplier {
+                device: *id,
+                device_type: d.device_type,
+                mpxns: MeterMpxns::import_only(*mpxn),
+            };
+            (to, payload)
+        }
+        DccEvent::CommandFailure {
+            request_id,
+            device: id,
+            dsp_schedule_id,
+        } => (
+            vec![originator(request_id)],
+            DccAlertPayload::CommandFailure {
+                request_id: *request_id,
+                dsp_schedule_id: *dsp_schedule_id,
+                device: *id,
+            },
+        ),
+        DccEvent::Quarantined {
+            request_id,
+            breach,
+            event_ref,
+        } => (
+            vec![originator(request_id)],
+            DccAlertPayload::QuarantinedRequest {
+                breach: *breach,
+                request_id: *request_id,
+                quarantine_event_ref: *event_ref,
+            },
+        ),
+    };
+    if recipients.is_empty() {
+        return Err(AlertsError::NoDccRecipient(alert.event.code()));
+    }
+    let body = DccAlertBody::new(payload).map_err(AlertsError::Write)?;
+    Ok((recipients, body))
+}
+
+fn originator(request_id: &RequestId) -> Recipient {
+    Recipient {
+        user: request_id.originator,
+        role: None,
+    }
+}
+
+fn network_role(mpxn: Mpxn) -> UserRole {
+    super::route::network_operator_role(mpxn)
+}
+
+fn unix(t: i64) -> Result<OffsetDateTime, AlertsError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|_| AlertsError::TimeOutOfRange(t))
+}
+
+/// One [`DccEvent::PowerOutage`] per meter point behind `hub`.
+pub fn power_outage_events(hub: DeviceId, registry: &Snapshot, started: i64) -> Vec<DccEvent> {
+    meter_points_behind(hub, registry)
+        .into_iter()
+        .map(|mpxn| DccEvent::PowerOutage { hub, mpxn, started })
+        .collect()
+}
+
+/// The status change a move from `from` to `to` is reported as, if any. Moves within
+/// installation and commissioning (Pending → … → Commissioned) and into Recovery are not.
+pub fn status_change(
+    device: &DeviceRecord,
+    from: DeviceStatus,
+    to: DeviceStatus,
+    registry: &Snapshot,
+) -> Option<DeviceStatusChange> {
+    use DeviceStatus::*;
+    if from == to {
+        return None;
+    }
+    match to {
+        Suspended => Some(DeviceStatusChange::DeviceSuspended),
+        Decommissioned | Withdrawn => Some(removal(device, registry)),
+        Recovered => Some(DeviceStatusChange::RecoveryComplete),
+        _ if from == Suspended => Some(DeviceStatusChange::DeviceRestored),
+        Pending | Whitelisted | InstalledNotCommissioned | Commissioned | Recovery => None,
+    }
+}
+
+/// How a device leaving the inventory is reported: a meter with its meter point and (up to
+/// seven) PPMIDs and HCALCSs behind the same hub; a comms hub; anything else.
+fn removal(device: &DeviceRecord, registry: &Snapshot) -> DeviceStatusChange {
+    match (device.device_type, device.mpxn) {
+        (DeviceType::Chf, _) => DeviceStatusChange::ChfDecommissioning,
+        (DeviceType::Esme | DeviceType::Gsme | DeviceType::Gpf, Some(mpxn)) => {
+            let mut associated: Vec<(DeviceId, DeviceType)> = match device.chf {
+                Some(hub) => registry
+                    .devices_behind(hub)
+                    .filter(|d| matches!(d.device_type, DeviceType::Ppmid | DeviceType::Hcalcs))
+                    .map(|d| (d.id, d.device_type))
+                    .collect(),
+                None => Vec::new(),
+            };
+            associated.sort();
+            associated.truncate(7);
+            DeviceStatusChange::MeterDecommissioningOrWithdrawal {
+                meter: MeterMpxns::import_only(mpxn),
+                associated,
+            }
+        }
+        _ => DeviceStatusChange::DeviceRemovedFromInventory,
+    }
+}

@@ -1,0 +1,350 @@
+//! DCC Alerts (`DCCAlertMessage`): the code, the optional throttling fields, and the typed
+//! payload (`DCCAlert`) for the events the gateway raises itself.
+
+use std::fmt;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use super::{alert_header, element, open_with_header, throttle_fields};
+use super::{Throttled, WriteError, RESPONSE_CLOSE};
+use crate::domain::{DeviceId, DeviceType, Mpxn, RequestId, UserId, DCC_ID};
+use crate::duis::xs_date_time;
+
+/// A `DCCAlertCode`: `AD1`, `N1` to `N65` except `N32`, or `N999` (the DUIS 5.4 enumeration).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct DccAlertCode(u16);
+
+/// Not one of the DUIS 5.4 DCC Alert codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a DUIS 5.4 DCC Alert code (AD1, N1 to N65 except N32, N999)")]
+pub struct DccAlertCodeError;
+
+impl DccAlertCode {
+    /// `AD1`: anomaly detection, a request was quarantined.
+    pub const AD1: Self = Self(0);
+    pub const N999: Self = Self(999);
+
+    /// `N<n>`, when the schema has it.
+    pub const fn n(n: u16) -> Result<Self, DccAlertCodeError> {
+        match n {
+            1..=31 | 33..=65 | 999 => Ok(Self(n)),
+            _ => Err(DccAlertCodeError),
+        }
+    }
+}
+
+impl FromStr for DccAlertCode {
+    type Err = DccAlertCodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "AD1" {
+            return Ok(Self::AD1);
+        }
+        let digits = s.strip_prefix('N').ok_or(DccAlertCodeError)?;
+        let decimal = digits.bytes().all(|b| b.is_ascii_digit());
+        if !decimal || digits.is_empty() || digits.starts_with('0') || digits.len() > 3 {
+            return Err(DccAlertCodeError);
+        }
+        let n = digits.parse().map_err(|_| DccAlertCodeError)?;
+        Self::n(n)
+    }
+}
+
+impl fmt::Display for DccAlertCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("AD1"),
+            n => write!(f, "N{n}"),
+        }
+    }
+}
+
+/// `MeterMPxNs`: the meter points a meter serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeterMpxns {
+    pub import: Mpxn,
+    /// Must be an MPAN.
+    pub secondary_import: Option<Mpxn>,
+    /// Must be an MPAN.
+    pub export: Option<Mpxn>,
+}
+
+impl MeterMpxns {
+    pub const fn import_only(import: Mpxn) -> Self {
+        Self {
+            import,
+            secondary_import: None,
+            export: None,
+        }
+    }
+}
+
+/// The `DeviceStatusChange` choices the gateway raises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceStatusChange {
+    /// A meter's identity (its meter points) changed or was set.
+    MeterIdentity(MeterMpxns),
+    /// A meter was decommissioned or withdrawn, with up to seven devices associated with it.
+    MeterDecommissioningOrWithdrawal {
+        meter: MeterMpxns,
+        associated: Vec<(DeviceId, DeviceType)>,
+    },
+    DeviceRemovedFromInventory,
+    ChfDecommissioning,
+    DeviceSuspended,
+    DeviceRestored,
+    RecoveryComplete,
+}
+
+/// Which threshold an anomaly-detection quarantine breached (`QuarantinedRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuarantineBreach {
+    UserThreshold,
+    DccThreshold,
+    AttributeLimits,
+}
+
+/// The `DCCAlert` payloads the gateway raises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DccAlertPayload {
+    PowerOutageEvent {
+        comms_hub: DeviceId,
+        start: OffsetDateTime,
+        mpxn: Mpxn,
+    },
+    DeviceStatusChangeEvent {
+        device: DeviceId,
+        change: DeviceStatusChange,
+    },
+    /// `ChangeOfSupplier` about one device whose meter point changed supplier.
+    DeviceChangeOfSupplier {
+        device: DeviceId,
+        device_type: DeviceType,
+        mpxns: MeterMpxns,
+    },
+    /// `ChangeOfSupplier` about a change-of-supplier Service Request (with its ECoS error code,
+    /// three characters, when it failed).
+    ChangeOfSupplierRequest {
+        request_id: RequestId,
+        ecos_error_code: Option<String>,
+    },
+    CommandFailure {
+        request_id: RequestId,
+        dsp_schedule_id: Option<u64>,
+        device: DeviceId,
+    },
+    QuarantinedRequest {
+        breach: QuarantineBreach,
+        request_id: RequestId,
+        /// At most 20 decimal digits, which every `u64` has.
+        quarantine_event_ref: u64,
+    },
+}
+
+/// A [`DccAlertPayload`] checked against the schema rules its type does not rule out, so that
+/// writing it cannot fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DccAlertBody(DccAlertPayload);
+
+impl DccAlertBody {
+    pub fn new(payload: DccAlertPayload) -> Result<Self, WriteError> {
+        check(&payload)?;
+        Ok(Self(payload))
+    }
+
+    pub fn payload(&self) -> &DccAlertPayload {
+        &self.0
+    }
+}
+
+/// A DCC Alert for one User.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DccAlertOut<'a> {
+    pub user: UserId,
+    /// The gateway's identifier of the raised alert (the `ResponseID`'s counter).
+    pub counter: u64,
+    /// The request the alert is about, written as the header's `RequestID`.
+    pub request_id: Option<RequestId>,
+    pub code: DccAlertCode,
+    pub throttled: Option<Throttled>,
+    pub body: &'a DccAlertBody,
+}
+
+/// A `DCCAlertMessage`.
+pub fn write_dcc_alert(alert: &DccAlertOut<'_>, now: OffsetDateTime) -> String {
+    let header = alert_header(alert.request_id, DCC_ID, alert.user, alert.counter, now);
+    let mut out = String::with_capacity(900);
+    open_with_header(&mut out, &header);
+    out.push_str("<sr:Body><sr:DCCAlertMessage>");
+    element(&mut out, "DCCAlertCode", &alert.code.to_string());
+    throttle_fields(&mut out, alert.throttled);
+    out.push_str("<sr:DCCAlert>");
+    payload(&mut out, alert.body.payload());
+    out.push_str("</sr:DCCAlert></sr:DCCAlertMessage></sr:Body>");
+    out.push_str(RESPONSE_CLOSE);
+    out
+}
+
+/// The schema rules a payload's types leave open.
+fn check(p: &DccAlertPayload) -> Result<(), WriteError> {
+    let mpxns = |m: &MeterMpxns| match [m.secondary_import, m.export]
+        .into_iter()
+        .flatten()
+        .find(|x| !x.is_electricity())
+    {
+        Some(gas) => Err(WriteError::NotAnMpan(gas)),
+        None => Ok(()),
+    };
+    match p {
+        DccAlertPayload::DeviceChangeOfSupplier { mpxns: m, .. } => mpxns(m),
+        DccAlertPayload::DeviceStatusChangeEvent { change, .. } => match change {
+            DeviceStatusChange::MeterIdentity(m) => mpxns(m),
+            DeviceStatusChange::MeterDecommissioningOrWithdrawal { meter, associated } => {
+                if associated.len() > 7 {
+                    return Err(WriteError::TooManyAssociatedDevices(associated.len()));
+                }
+                mpxns(meter)
+            }
+            DeviceStatusChange::DeviceRemovedFromInventory
+            | DeviceStatusChange::ChfDecommissioning
+            | DeviceStatusChange::DeviceSuspended
+            | DeviceStatusChange::DeviceRestored
+            | DeviceStatusChange::RecoveryComplete => Ok(()),
+        },
+        DccAlertPayload::ChangeOfSupplierRequest {
+            ecos_error_code: Some(code),
+            ..
+        } if code.chars().count() != 3 => Err(WriteError::EcosErrorCode),
+        DccAlertPayload::ChangeOfSupplierRequest { .. }
+        | DccAlertPayload::PowerOutageEvent { .. }
+        | DccAlertPayload::CommandFailure { .. }
+        | DccAlertPayload::QuarantinedRequest { .. } => Ok(()),
+    }
+}
+
+fn payload(out: &mut String, p: &DccAlertPayload) {
+    match p {
+        DccAlertPayload::PowerOutageEvent {
+            comms_hub,
+            start,
+            mpxn,
+        } => {
+            out.push_str("<sr:PowerOutageEvent>");
+            element(out, "CommsHubDeviceID", &comms_hub.to_string());
+            element(out, "StartDateTime", &xs_date_time(*start));
+            element(out, "MPxN", &mpxn.to_string());
+            out.push_str("</sr:PowerOutageEvent>");
+        }
+        DccAlertPayload::DeviceStatusChangeEvent { device, change } => {
+            out.push_str("<sr:DeviceStatusChangeEvent>");
+            element(out, "DeviceID", &device.to_string());
+            out.push_str("<sr:DeviceStatusChange>");
+            status_change(out, change);
+            out.push_str("</sr:DeviceStatusChange></sr:DeviceStatusChangeEvent>");
+        }
+        DccAlertPayload::DeviceChangeOfSupplier {
+            device,
+            device_type,
+            mpxns,
+        } => {
+            out.push_str("<sr:ChangeOfSupplier><sr:DeviceChangeOfSupplier>");
+            element(out, "DeviceID", &device.to_string());
+            element(out, "DeviceType", device_type.as_str());
+            meter_mpxns(out, "MPxNs", mpxns);
+            out.push_str("</sr:DeviceChangeOfSupplier></sr:ChangeOfSupplier>");
+        }
+        DccAlertPayload::ChangeOfSupplierRequest {
+            request_id,
+            ecos_error_code,
+        } => {
+            out.push_str("<sr:ChangeOfSupplier>");
+            element(
+                out,
+                "ChangeOfSupplierServiceRequestID",
+                &request_id.to_string(),
+            );
+            if let Some(code) = ecos_error_code {
+                element(out, "ECoSErrorCode", code);
+            }
+            out.push_str("</sr:ChangeOfSupplier>");
+        }
+        DccAlertPayload::CommandFailure {
+            request_id,
+            dsp_schedule_id,
+            device,
+        } => {
+            out.push_str("<sr:CommandFailure>");
+            element(out, "CommandRequestID", &request_id.to_string());
+            if let Some(id) = dsp_schedule_id {
+                element(out, "DSPScheduleID", &id.to_string());
+            }
+            element(out, "DeviceID", &device.to_string());
+            out.push_str("</sr:CommandFailure>");
+        }
+        DccAlertPayload::QuarantinedRequest {
+            breach,
+            request_id,
+            quarantine_event_ref,
+        } => {
+            let name = match breach {
+                QuarantineBreach::UserThreshold => "ADUserThresholdBreach",
+                QuarantineBreach::DccThreshold => "ADDCCThresholdBreach",
+                QuarantineBreach::AttributeLimits => "ADAttributeLimitsBreach",
+            };
+            out.push_str("<sr:QuarantinedRequest><sr:");
+            out.push_str(name);
+            out.push('>');
+            element(out, "RequestID", &request_id.to_string());
+            element(out, "QuarantineEventRef", &quarantine_event_ref.to_string());
+            out.push_str("</sr:");
+            out.push_str(name);
+            out.push_str("></sr:QuarantinedRequest>");
+        }
+    }
+}
+
+fn status_change(out: &mut String, change: &DeviceStatusChange) {
+    match change {
+        DeviceStatusChange::MeterIdentity(mpxns) => {
+            out.push_str("<sr:MeterIdentity>");
+            meter_mpxns(out, "MeterMPxNs", mpxns);
+            out.push_str("</sr:MeterIdentity>");
+        }
+        DeviceStatusChange::MeterDecommissioningOrWithdrawal { meter, associated } => {
+            out.push_str("<sr:MeterDecommissioningOrWithdrawal>");
+            meter_mpxns(out, "MeterDecommissionOrWithdrawal", meter);
+            for (id, device_type) in associated {
+                out.push_str("<sr:AssociatedType1Device>");
+                element(out, "DeviceID", &id.to_string());
+                element(out, "DeviceType", device_type.as_str());
+                out.push_str("</sr:AssociatedType1Device>");
+            }
+            out.push_str("</sr:MeterDecommissioningOrWithdrawal>");
+        }
+        DeviceStatusChange::DeviceRemovedFromInventory => {
+            out.push_str("<sr:DeviceRemovedFromInventory/>")
+        }
+        DeviceStatusChange::ChfDecommissioning => out.push_str("<sr:CHFDecommissioning/>"),
+        DeviceStatusChange::DeviceSuspended => out.push_str("<sr:DeviceSuspended/>"),
+        DeviceStatusChange::DeviceRestored => out.push_str("<sr:DeviceRestored/>"),
+        DeviceStatusChange::RecoveryComplete => out.push_str("<sr:RecoveryComplete/>"),
+    }
+}
+
+/// A `MeterMPxNs`-typed element called `name`.
+fn meter_mpxns(out: &mut String, name: &str, m: &MeterMpxns) {
+    out.push_str("<sr:");
+    out.push_str(name);
+    out.push('>');
+    element(out, "ImportMPxN", &m.import.to_string());
+    if let Some(mpan) = m.secondary_import {
+        element(out, "SecondaryImportMPAN", &mpan.to_string());
+    }
+    if let Some(mpan) = m.export {
+        element(out, "ExportMPAN", &mpan.to_string());
+    }
+    out.push_str("</sr:");
+    out.push_str(name);
+    out.push('>');
+}
