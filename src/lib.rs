@@ -2,9 +2,9 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`];
+//!   [`error`], [`xmldsig`], [`routing`] (with the broker key's use);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
-//!   [`pki`], [`signer`], [`certstore`];
+//!   [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the dispatcher);
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
@@ -13,6 +13,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod certstore;
 pub mod checks;
+pub mod commshub;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod register;
 pub mod registry;
+pub mod routing;
 pub mod server;
 pub mod signer;
 pub mod store;
