@@ -264,3 +264,47 @@ async fn a_restart_returns_what_was_acknowledged_and_not_settled() {
     answered.sort_by_key(|id| id.counter);
     assert_eq!(answered, vec![cmds[0].0, cmds[2].0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_in_process_hub_bounds_commands_in_flight_and_raises_storms_on_demand() {
+    let fleet = Fleet::new(3);
+    let (signer, verifier, _) = fixture::broker();
+    let config: HubConfig = toml::from_str(&format!("max_in_flight = 1\n{FIXED}")).unwrap();
+    let sim = Simulator::new(config, fleet.snapshot.clone(), verifier).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let hub = InProcessHub::start(sim, tx);
+    hub.send(fleet.command(&signer, fleet.esmes[0], "4.1.1", 1, None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        hub.send(fleet.command(&signer, fleet.esmes[1], "4.1.1", 2, None))
+            .await,
+        Err(HubError::Overloaded)
+    ));
+    assert!(matches!(
+        rx.recv().await.unwrap().event,
+        HubEvent::Response { .. }
+    ));
+    // Its events are out: room for the next.
+    tokio::task::yield_now().await;
+    hub.send(fleet.command(&signer, fleet.esmes[1], "4.1.1", 3, None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(rx.recv().await.unwrap().event, HubEvent::Response { request_id, .. } if request_id.counter == 3)
+    );
+    hub.storm_now(Storm {
+        after_secs: 0,
+        hubs: 3,
+        code: 0x8F35,
+        spread_ms: 0,
+    });
+    let mut devices = Vec::new();
+    for _ in 0..6 {
+        devices.push(rx.recv().await.unwrap().event.device());
+    }
+    devices.sort();
+    let mut want: Vec<_> = fleet.esmes.iter().chain(&fleet.gsmes).copied().collect();
+    want.sort();
+    assert_eq!(devices, want);
+}
