@@ -2,10 +2,10 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`], [`alerts`];
+//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
-//!   [`audit`], [`pki`], [`signer`], [`certstore`]; [`report`] (pure builders over the audit
-//!   trail);
+//!   [`audit`], [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the
+//!   dispatcher); [`report`] (pure builders over the audit trail);
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod certstore;
 pub mod checks;
+pub mod commshub;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -28,6 +29,7 @@ pub mod pki;
 pub mod register;
 pub mod registry;
 pub mod report;
+pub mod routing;
 pub mod server;
 pub mod signer;
 pub mod store;

@@ -80,6 +80,11 @@ enum Command {
         /// The message (default: standard input).
         input: Option<PathBuf>,
     },
+    /// Run the simulated comms-hub network as its own process (TOML: `commshub::ServeConfig`).
+    Commshub {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// The dev PKI in the SMKI Organisation profile.
     Pki {
         #[command(subcommand)]
@@ -169,6 +174,13 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(&files.config, std::env::vars())
                 .with_context(|| format!("loading {}", files.config.display()))?;
             runtime()?.block_on(serve(config, Some((plan, files))))
+        }
+        Command::Commshub { config } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let config: dccgw::commshub::ServeConfig =
+                toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+            runtime()?.block_on(dccgw::commshub::serve(config))
         }
         Command::Sign {
             key,

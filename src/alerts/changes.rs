@@ -92,6 +92,7 @@ pub fn events_for_change(before: &Snapshot, change: &Change) -> Vec<DccEvent> {
                 })
                 .collect()
         }
-        Change::EndRegistration { .. } => Vec::new(),
+        // Neither ends nor product details concern a User as an alert.
+        Change::EndRegistration { .. } | Change::SetDeviceModel { .. } => Vec::new(),
     }
 }

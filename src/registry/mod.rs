@@ -341,6 +341,17 @@ impl Snapshot {
         base.chain(self.overlay.devices_behind(chf))
     }
 
+    /// Every device, in no particular order (the comms-hub simulator walks the fleet once).
+    pub fn devices(&self) -> impl Iterator<Item = DeviceRecord> + '_ {
+        let base = self
+            .base
+            .devices
+            .iter()
+            .filter(|r| !self.overlay.shadows(r.id))
+            .map(|r| r.decode());
+        base.chain(self.overlay.all_devices().copied())
+    }
+
     pub fn device_count(&self) -> usize {
         self.base.devices.len() + self.overlay.new_devices()
     }

@@ -1,0 +1,326 @@
+//! The gateway's side of the hub network (layer 1). For each admitted command:
+//! `record` (durable, before the `I99`) → `dispatch` (sent, timer started) → one
+//! [`DispatchOutcome`] on the outcomes channel: the device's answer, `Unreachable` (E20: the
+//! network said so, or would not take the command) or `NoAnswer` (E21: nothing before the SRV's
+//! timeout) → the caller writes the Service Response durably to the outbox → `settle`.
+//! A command recorded but not settled is returned by [`Dispatcher::open`] after a restart, to be
+//! dispatched again: the device may see it twice and the User may get two responses (DUIS allows
+//! duplicates), but an acknowledged request never goes unanswered.
+//!
+//! Device alerts and future-dated execution alerts are passed on untouched (with their
+//! receipts) on the `events` channel of [`Opened`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use crate::domain::{DeviceId, RequestId, ResponseCode, Srv};
+use crate::routing::{RoutingError, SignedCommand};
+
+use super::pending::{PendingError, PendingJournal};
+use super::{unix_millis, HubEvent, HubNetwork, Inbound};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// How long a device has to answer before the request fails with E21.
+    pub timeout_ms: u64,
+    /// Per-SRV timeouts, overriding `timeout_ms` (e.g. firmware, or slow reads of logs).
+    pub srv_timeout_ms: BTreeMap<Srv, u64>,
+    /// Records per pending-journal segment before a new one starts.
+    pub segment_records: usize,
+    /// Segments kept before the oldest one's unsettled commands are copied forward.
+    pub max_segments: usize,
+    /// Outcomes and passed-on events waiting for the caller; when full the dispatcher waits
+    /// (and so does the hub behind it) rather than dropping one.
+    pub queue: usize,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 30_000,
+            srv_timeout_ms: BTreeMap::new(),
+            segment_records: 65_536,
+            max_segments: 8,
+            queue: 4_096,
+        }
+    }
+}
+
+impl DispatchConfig {
+    pub fn timeout_for(&self, srv: Srv) -> Duration {
+        Duration::from_millis(*self.srv_timeout_ms.get(&srv).unwrap_or(&self.timeout_ms))
+    }
+}
+
+/// Why a device gave no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFailure {
+    /// The network could not reach the device or would not take the command: E20.
+    Unreachable,
+    /// No answer within the SRV's timeout: E21.
+    NoAnswer,
+}
+
+impl DeviceFailure {
+    pub const fn response_code(self) -> ResponseCode {
+        match self {
+            Self::Unreachable => ResponseCode::E20,
+            Self::NoAnswer => ResponseCode::E21,
+        }
+    }
+}
+
+/// How one dispatched command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchOutcome {
+    pub request_id: RequestId,
+    pub device: DeviceId,
+    pub srv: Srv,
+    /// The device's GBCS-shaped answer, or why there is none.
+    pub result: Result<Vec<u8>, DeviceFailure>,
+    /// When it ended (unix seconds): the device's answer time, or the gateway's.
+    pub at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("the pending journal failed")]
+    Journal(#[from] PendingError),
+    #[error("a command to dispatch does not read")]
+    Command(#[source] RoutingError),
+}
+
+/// What [`Dispatcher::open`] hands back.
+pub struct Opened {
+    pub dispatcher: Arc<Dispatcher>,
+    /// Commands acknowledged before the last stop and never settled: dispatch each again.
+    pub recovered: Vec<SignedCommand>,
+    /// One outcome per dispatched command.
+    pub outcomes: mpsc::Receiver<DispatchOutcome>,
+    /// Device alerts and future-dated execution alerts, with receipts to acknowledge once their
+    /// messages are durably in the outbox.
+    pub events: mpsc::Receiver<Inbound>,
+}
+
+pub struct Dispatcher {
+    hub: Arc<dyn HubNetwork>,
+    journal: PendingJournal,
+    in_flight: Mutex<HashMap<RequestId, Flight>>,
+    outcomes: mpsc::Sender<DispatchOutcome>,
+    config: DispatchConfig,
+    compaction: Arc<Notify>,
+}
+
+struct Flight {
+    srv: Srv,
+    device: DeviceId,
+    timer: AbortHandle,
+}
+
+impl Dispatcher {
+    /// Opens the pending journal in `dir` and starts routing `hub_events` (the receiving end of
+    /// the channel the hub was started with). Must be called inside a tokio runtime.
+    pub async fn open(
+        dir: &Path,
+        config: DispatchConfig,
+        hub: Arc<dyn HubNetwork>,
+        hub_events: mpsc::Receiver<Inbound>,
+    ) -> Result<Opened, DispatchError> {
+        let (journal, recovered) =
+            PendingJournal::open(dir, config.segment_records, config.max_segments).await?;
+        let queue = config.queue.max(1);
+        let (outcomes_tx, outcomes) = mpsc::channel(queue);
+        let (events_tx, events) = mpsc::channel(queue);
+        let dispatcher = Arc::new(Self {
+            hub,
+            journal,
+            in_flight: Mutex::new(HashMap::new()),
+            outcomes: outcomes_tx,
+            config,
+            compaction: Arc::new(Notify::new()),
+        });
+        tokio::spawn(route_events(
+            Arc::downgrade(&dispatcher),
+            hub_events,
+            events_tx,
+        ));
+        tokio::spawn(compact_loop(
+            Arc::downgrade(&dispatcher),
+            dispatcher.compaction.clone(),
+        ));
+        if !recovered.is_empty() {
+            tracing::info!(
+                commands = recovered.len(),
+                "Commands pending at the last stop are dispatched again."
+            );
+        }
+        Ok(Opened {
+            dispatcher,
+            recovered,
+            outcomes,
+            events,
+        })
+    }
+
+    /// Records `cmd` durably; returns once it is on disk. Call before answering `I99`.
+    pub async fn record(&self, cmd: &SignedCommand) -> Result<(), DispatchError> {
+        let header = cmd.header().map_err(DispatchError::Command)?;
+        self.journal.record(header.request_id, cmd).await?;
+        Ok(())
+    }
+
+    /// Sends `cmd` to the hub network and starts its timer. Its outcome comes on the outcomes
+    /// channel; a command already in flight is not sent twice.
+    pub async fn dispatch(self: &Arc<Self>, cmd: SignedCommand) -> Result<(), DispatchError> {
+        let h = cmd.header().map_err(DispatchError::Command)?;
+        let id = h.request_id;
+        {
+            let mut flights = self.flights();
+            if flights.contains_key(&id) {
+                return Ok(());
+            }
+            let timeout = self.config.timeout_for(h.srv);
+            let me = Arc::downgrade(self);
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if let Some(me) = me.upgrade() {
+                    me.complete(id, Err(DeviceFailure::NoAnswer), now_secs(), false)
+                        .await;
+                }
+            })
+            .abort_handle();
+            flights.insert(
+                id,
+                Flight {
+                    srv: h.srv,
+                    device: h.device,
+                    timer,
+                },
+            );
+        }
+        if let Err(e) = self.hub.send(cmd).await {
+            tracing::warn!(request_id = %id, error = %e, "The hub network did not take a command; the request fails with E20.");
+            self.complete(id, Err(DeviceFailure::Unreachable), now_secs(), true)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Forgets `id` once its outcome is durably in the outbox. Unknown IDs are ignored.
+    pub async fn settle(&self, id: &RequestId) -> Result<(), DispatchError> {
+        if self.journal.settle(id).await? {
+            self.compaction.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Commands recorded and not settled.
+    pub fn pending(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Commands sent and waiting for their outcome.
+    pub fn in_flight(&self) -> usize {
+        self.flights().len()
+    }
+
+    /// Pending-journal segments on disk.
+    pub fn journal_segments(&self) -> usize {
+        self.journal.segment_count()
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Flight>> {
+        // Inserts and removes only: nothing half-done survives a panic.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends `id`'s flight with `result`, once: whichever of answer, failure or timer comes
+    /// first wins; the rest find nothing. Says whether this call ended it.
+    async fn complete(
+        &self,
+        id: RequestId,
+        result: Result<Vec<u8>, DeviceFailure>,
+        at: i64,
+        stop_timer: bool,
+    ) -> bool {
+        let Some(flight) = self.flights().remove(&id) else {
+            return false;
+        };
+        if stop_timer {
+            flight.timer.abort();
+        }
+        let outcome = DispatchOutcome {
+            request_id: id,
+            device: flight.device,
+            srv: flight.srv,
+            result,
+            at,
+        };
+        if self.outcomes.send(outcome).await.is_err() {
+            tracing::warn!(request_id = %id, "No one takes dispatch outcomes; the command stays pending for the next start.");
+        }
+        true
+    }
+}
+
+fn now_secs() -> i64 {
+    unix_millis().div_euclid(1000)
+}
+
+/// Responses and unreachable reports end flights; alerts go on to the caller.
+async fn route_events(
+    dispatcher: Weak<Dispatcher>,
+    mut hub_events: mpsc::Receiver<Inbound>,
+    events: mpsc::Sender<Inbound>,
+) {
+    while let Some(inbound) = hub_events.recv().await {
+        let Some(d) = dispatcher.upgrade() else {
+            return;
+        };
+        let (id, result, at) = match inbound.event {
+            HubEvent::Response {
+                request_id,
+                payload,
+                at,
+                ..
+            } => (request_id, Ok(payload), at),
+            HubEvent::Unreachable { request_id, at, .. } => {
+                (request_id, Err(DeviceFailure::Unreachable), at)
+            }
+            HubEvent::Alert { .. } | HubEvent::FutureDated { .. } => {
+                if events.send(inbound).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !d.complete(id, result, at, true).await {
+            tracing::debug!(request_id = %id, "An answer came for a request no longer in flight (late or repeated); dropped.");
+        }
+        // The pending journal can regenerate this answer (by dispatching again), so the hub
+        // may forget it now.
+        inbound.receipt.ack();
+    }
+}
+
+async fn compact_loop(dispatcher: Weak<Dispatcher>, wake: Arc<Notify>) {
+    loop {
+        // A periodic wake as well, so the loop notices when the dispatcher has gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), wake.notified()).await;
+        let Some(d) = dispatcher.upgrade() else {
+            return;
+        };
+        if let Err(e) = d.journal.compact().await {
+            tracing::error!(error = %e, "Pending journal compaction failed; it is retried on the next settle.");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Test support, not gateway code: a small fleet (comms hubs with an electricity and a gas meter
+//! behind each), a party register with a supplier and a network operator registered for every
+//! meter point, permits obtained from the real access control, and broker keys made by the dev
+//! PKI. Used by the unit tests here and by `tests/commshub.rs`. Panics on set-up failures: it only
+//! ever builds fixed, known-good data.
+
+use time::OffsetDateTime;
+
+use crate::auth::{authorize, AccessRequest, Permit};
+use crate::catalogue::Catalogue;
+use crate::domain::{
+    CommandVariant, DeviceId, DeviceStatus, DeviceType, Eui64, Mpxn, RequestId, SmkiRole, Srv,
+    UserId, DCC_ID,
+};
+use crate::pki::{Ca, LeafSpec, Usage, Validity};
+use crate::register::PartyRegister;
+use crate::registry::{Change, CspRegion, DeviceRecord, Registration, Snapshot};
+use crate::routing::{Command, CommandSigner, CommandVerifier, SignedCommand};
+
+pub const SUPPLIER: UserId = Eui64::from_bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x01, 0, 0]);
+pub const NETWORK_OPERATOR: UserId = Eui64::from_bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x02, 0, 0]);
+/// Registrations start here (unix seconds).
+pub const T0: i64 = 1_700_000_000;
+
+/// Hubs, meters, register and registrations.
+pub struct Fleet {
+    pub snapshot: Snapshot,
+    pub register: PartyRegister,
+    pub hubs: Vec<DeviceId>,
+    pub esmes: Vec<DeviceId>,
+    pub gsmes: Vec<DeviceId>,
+}
+
+fn dev(prefix: u8, i: u32) -> DeviceId {
+    let b = i.to_be_bytes();
+    Eui64::from_bytes([0x00, 0xDB, 0x12, prefix, b[0], b[1], b[2], b[3]])
+}
+
+impl Fleet {
+    /// `hubs` comms hubs, each with one ESME (MPAN) and one GSME (MPRN) behind it, all
+    /// commissioned; the supplier is IS and GS, the network operator ED and GT, from `T0`.
+    pub fn new(hubs: u32) -> Self {
+        let mut changes = Vec::new();
+        let (mut hub_ids, mut esmes, mut gsmes) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..hubs {
+            let chf = dev(0x03, i);
+            let esme = dev(0x01, i);
+            let gsme = dev(0x02, i);
+            let mpan = Mpxn::Mpan(1_200_000_000_000 + u64::from(i));
+            let mprn = Mpxn::Mprn(3_000_000 + u64::from(i));
+            let record = |id, device_type, mpxn, chf| DeviceRecord {
+                id,
+                device_type,
+                status: DeviceStatus::Commissioned,
+                mpxn,
+                chf,
+                region: CspRegion::Central,
+            };
+            changes.push(Change::UpsertDevice(record(
+                chf,
+                DeviceType::Chf,
+                None,
+                None,
+            )));
+            changes.push(Change::UpsertDevice(record(
+                esme,
+                DeviceType::Esme,
+                Some(mpan),
+                Some(chf),
+            )));
+            changes.push(Change::UpsertDevice(record(
+                gsme,
+                DeviceType::Gsme,
+                Some(mprn),
+                Some(chf),
+            )));
+            use crate::domain::UserRole::*;
+            for (mpxn, role, user) in [
+                (mpan, ImportSupplier, SUPPLIER),
+                (mpan, ElectricityDistributor, NETWORK_OPERATOR),
+                (mprn, GasSupplier, SUPPLIER),
+                (mprn, GasTransporter, NETWORK_OPERATOR),
+            ] {
+                changes.push(Change::AddRegistration {
+                    mpxn,
+                    registration: Registration {
+                        role,
+                        user,
+                        from: T0,
+                        to: None,
+                    },
+                });
+            }
+            hub_ids.push(chf);
+            esmes.push(esme);
+            gsmes.push(gsme);
+        }
+        let snapshot = Snapshot::empty()
+            .apply_all(&changes)
+            .expect("fixture changes are consistent");
+        let register = PartyRegister::parse(&format!(
+            "user_id,party_id,party_name,roles,status,response_url\n\
+             {SUPPLIER},SUP1,Supplier,IS|GS,active,\n\
+             {NETWORK_OPERATOR},NO1,Network operator,ED|GT,active,\n"
+        ))
+        .expect("fixture register parses");
+        Self {
+            snapshot,
+            register,
+            hubs: hub_ids,
+            esmes,
+            gsmes,
+        }
+    }
+
+    /// The permit access control gives `user` for `srv` on `device` at `T0 + 1`.
+    pub fn permit(&self, user: UserId, device: DeviceId, srv: &str) -> Permit {
+        let srv: Srv = srv.parse().expect("fixture SRV");
+        let service = Catalogue::builtin().get(&srv).expect("SRV in catalogue");
+        let req = AccessRequest {
+            originator: user,
+            target: device,
+            service,
+            at: T0 + 1,
+        };
+        authorize(&req, &self.register, &self.snapshot).expect("fixture request is admitted")
+    }
+
+    /// A signed CV1 command from the supplier to `device` for `srv` with `counter`.
+    pub fn command(
+        &self,
+        signer: &CommandSigner,
+        device: DeviceId,
+        srv: &str,
+        counter: u64,
+        execute_at: Option<i64>,
+    ) -> SignedCommand {
+        let permit = self.permit(SUPPLIER, device, srv);
+        let id = RequestId {
+            originator: SUPPLIER,
+            target: device,
+            counter,
+        };
+        let variant = CommandVariant::try_from(1).expect("1 is a command variant");
+        let cmd = Command::from_permit(&permit, id, variant, execute_at, b"GBCS".to_vec())
+            .expect("fixture command");
+        signer.sign(&cmd).expect("signing works")
+    }
+}
+
+/// A broker key pair (role `04`) from a fresh dev CA: its signer, and a verifier trusting it.
+pub fn broker() -> (CommandSigner, CommandVerifier, String) {
+    let issued = issue(SmkiRole::AccessControlBroker);
+    let signer = CommandSigner::from_pem(issued.0.as_bytes(), issued.1.as_bytes())
+        .expect("fresh broker key loads");
+    let verifier = CommandVerifier::new(&[issued.1.as_bytes()]).expect("broker cert trusted");
+    (signer, verifier, issued.1)
+}
+
+/// A fresh key and certificate (PKCS#8 PEM, certificate PEM) with `role` from its own CA.
+pub fn issue(role: SmkiRole) -> (String, String) {
+    let now = OffsetDateTime::now_utc();
+    let ca = Ca::generate("fixture IA", Validity::days_from(now, 10)).expect("CA");
+    let issued = ca
+        .issue(&LeafSpec::new(
+            role,
+            DCC_ID,
+            Usage::XmlSigning,
+            Validity::days_from(now, 10),
+        ))
+        .expect("leaf");
+    (issued.key_pkcs8_pem, issued.cert_pem)
+}

@@ -1,0 +1,348 @@
+//! The pending journal: every command the gateway acknowledged (`I99`) and whose outcome is not
+//! yet durably in the outbox. A directory of numbered segment files, each a
+//! [`Journal`](crate::store::Journal) (checksummed records, group commit):
+//!
+//! - `record` appends `P` + the signed command to the newest segment and returns after fsync;
+//! - `settle` appends `S` + the RequestID (its loss only means a duplicate after a restart);
+//! - once the newest segment holds `segment_records` records a new one starts;
+//! - a segment is deleted once every command recorded in it is settled, oldest first (so a
+//!   settle mark is never deleted while the command it settles is still on disk);
+//! - when more than `max_segments` are kept, the oldest one's unsettled commands are copied
+//!   into the newest and it is deleted (a command that never settles cannot pin the journal);
+//! - on open, everything is read, the unsettled commands are written to a fresh segment, and the
+//!   old segments are deleted.
+//!
+//! Reading back is order-free: a RequestID settled anywhere is settled. A RequestID is recorded
+//! once (anti-replay refuses a repeat; the CV4/CV5 pair shares one but only CV5 goes to a
+//! device), so this is exact.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use crate::domain::{Eui64, RequestId};
+use crate::routing::SignedCommand;
+use crate::store::{Journal, JournalError};
+
+const PENDING: u8 = b'P';
+const SETTLED: u8 = b'S';
+
+#[derive(Debug, thiserror::Error)]
+pub enum PendingError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("pending journal directory {path}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub(super) struct PendingJournal {
+    dir: PathBuf,
+    segment_records: usize,
+    max_segments: usize,
+    state: Mutex<State>,
+    /// One compaction at a time: a copy-forward must be durable before its segment goes.
+    compacting: tokio::sync::Mutex<()>,
+}
+
+struct State {
+    current: u64,
+    current_records: usize,
+    journal: Journal,
+    /// Live (unsettled) commands per segment, oldest first; includes the current one.
+    live: BTreeMap<u64, usize>,
+    /// Unsettled commands: the segment holding their newest record, and the command.
+    entries: HashMap<RequestId, (u64, SignedCommand)>,
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("pending-{n:016}.journal"))
+}
+
+fn dir_error(dir: &Path) -> impl FnOnce(std::io::Error) -> PendingError + '_ {
+    move |source| PendingError::Dir {
+        path: dir.to_owned(),
+        source,
+    }
+}
+
+impl PendingJournal {
+    /// Opens the journal in `dir` and returns it with every command still pending, in the order
+    /// first recorded.
+    pub async fn open(
+        dir: &Path,
+        segment_records: usize,
+        max_segments: usize,
+    ) -> Result<(Self, Vec<SignedCommand>), PendingError> {
+        std::fs::create_dir_all(dir).map_err(dir_error(dir))?;
+        let old = segments(dir)?;
+        let mut order: Vec<RequestId> = Vec::new();
+        let mut commands: HashMap<RequestId, SignedCommand> = HashMap::new();
+        let mut settled: HashSet<RequestId> = HashSet::new();
+        for (_, path) in &old {
+            let (_, records) = Journal::open(path)?;
+            for r in records {
+                match r.split_first() {
+                    Some((&PENDING, bytes)) => {
+                        let cmd = SignedCommand::from_bytes(bytes.to_vec());
+                        // A record that does not read was not written by this gateway's signer
+                        // path; it cannot be dispatched and is dropped (logged).
+                        let Ok(h) = cmd.header() else {
+                            tracing::warn!(segment = %path.display(), "Pending journal record is not a command; skipped.");
+                            continue;
+                        };
+                        if commands.insert(h.request_id, cmd).is_none() {
+                            order.push(h.request_id);
+                        }
+                    }
+                    Some((&SETTLED, id)) => {
+                        if let Some(id) = decode_id(id) {
+                            settled.insert(id);
+                        }
+                    }
+                    _ => {
+                        tracing::warn!(segment = %path.display(), "Unknown pending journal record; skipped.")
+                    }
+                }
+            }
+        }
+        let next = old.last().map_or(1, |(n, _)| n + 1);
+        let (journal, _) = Journal::open(&segment_path(dir, next))?;
+        let mut entries = HashMap::new();
+        let mut pending = Vec::new();
+        let mut writes = tokio::task::JoinSet::new();
+        for id in order.into_iter().filter(|id| !settled.contains(id)) {
+            if let Some(cmd) = commands.remove(&id) {
+                let j = journal.clone();
+                let rec = record_bytes(&cmd);
+                writes.spawn(async move { j.append(rec).await });
+                entries.insert(id, (next, cmd.clone()));
+                pending.push(cmd);
+            }
+        }
+        while let Some(done) = writes.join_next().await {
+            done.map_err(|_| JournalError::Stopped)??;
+        }
+        // The fresh segment holds every pending command durably: the old ones can go.
+        for (_, path) in &old {
+            std::fs::remove_file(path).map_err(dir_error(dir))?;
+        }
+        sync_dir(dir)?;
+        let state = State {
+            current: next,
+            current_records: pending.len(),
+            journal,
+            live: BTreeMap::from([(next, pending.len())]),
+            entries,
+        };
+        Ok((
+            Self {
+                dir: dir.to_owned(),
+                segment_records: segment_records.max(1),
+                max_segments: max_segments.max(2),
+                state: Mutex::new(state),
+                compacting: tokio::sync::Mutex::new(()),
+            },
+            pending,
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent before it can panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `cmd` durably. A RequestID already pending is not recorded twice.
+    pub async fn record(&self, id: RequestId, cmd: &SignedCommand) -> Result<(), PendingError> {
+        let journal = {
+            let mut s = self.lock();
+            if s.entries.contains_key(&id) {
+                return Ok(());
+            }
+            self.rotate_if_full(&mut s)?;
+            let seg = s.current;
+            s.entries.insert(id, (seg, cmd.clone()));
+            *s.live.entry(seg).or_insert(0) += 1;
+            s.current_records += 1;
+            s.journal.clone()
+        };
+        if let Err(e) = journal.append(record_bytes(cmd)).await {
+            let mut s = self.lock();
+            if let Some((seg, _)) = s.entries.remove(&id) {
+                decrement(&mut s.live, seg);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Marks `id` settled. Returns whether it was pending.
+    pub async fn settle(&self, id: &RequestId) -> Result<bool, PendingError> {
+        let journal = {
+            let mut s = self.lock();
+            let Some((seg, _)) = s.entries.remove(id) else {
+                return Ok(false);
+            };
+            decrement(&mut s.live, seg);
+            self.rotate_if_full(&mut s)?;
+            s.current_records += 1;
+            s.journal.clone()
+        };
+        journal.append(settle_bytes(id)).await?;
+        Ok(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Segment files on disk (for the compaction tests and the operator's view).
+    pub fn segment_count(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    /// Deletes settled segments, oldest first, and copies the oldest one forward when too many
+    /// are kept. Run in the background after settles.
+    pub async fn compact(&self) -> Result<(), PendingError> {
+        let _one = self.compacting.lock().await;
+        loop {
+            let doomed = {
+                let mut s = self.lock();
+                let mut doomed = Vec::new();
+                while let Some((&seg, &live)) = s.live.first_key_value() {
+                    if seg == s.current || live > 0 {
+                        break;
+                    }
+                    s.live.remove(&seg);
+                    doomed.push(seg);
+                }
+                doomed
+            };
+            for seg in &doomed {
+                match std::fs::remove_file(segment_path(&self.dir, *seg)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(dir_error(&self.dir)(e)),
+                }
+            }
+            if !doomed.is_empty() {
+                sync_dir(&self.dir)?;
+            }
+            if !self.copy_forward().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves the oldest segment's live commands into the current one if too many segments are
+    /// kept; says whether it did.
+    async fn copy_forward(&self) -> Result<bool, PendingError> {
+        let (journal, records) = {
+            let mut s = self.lock();
+            if s.live.len() <= self.max_segments {
+                return Ok(false);
+            }
+            let Some((&oldest, _)) = s.live.first_key_value() else {
+                return Ok(false);
+            };
+            if oldest == s.current {
+                return Ok(false);
+            }
+            let current = s.current;
+            let mut records = Vec::new();
+            for (seg, cmd) in s.entries.values_mut() {
+                if *seg == oldest {
+                    *seg = current;
+                    records.push(record_bytes(cmd));
+                }
+            }
+            s.live.insert(oldest, 0);
+            *s.live.entry(current).or_insert(0) += records.len();
+            s.current_records += records.len();
+            (s.journal.clone(), records)
+        };
+        let mut writes = tokio::task::JoinSet::new();
+        for r in records {
+            let j = journal.clone();
+            writes.spawn(async move { j.append(r).await });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.map_err(|_| JournalError::Stopped)??;
+        }
+        Ok(true)
+    }
+
+    fn rotate_if_full(&self, s: &mut State) -> Result<(), PendingError> {
+        if s.current_records < self.segment_records {
+            return Ok(());
+        }
+        let next = s.current + 1;
+        let (journal, _) = Journal::open(&segment_path(&self.dir, next))?;
+        s.journal = journal;
+        s.current = next;
+        s.current_records = 0;
+        s.live.insert(next, 0);
+        Ok(())
+    }
+}
+
+fn decrement(live: &mut BTreeMap<u64, usize>, seg: u64) {
+    if let Some(n) = live.get_mut(&seg) {
+        *n = n.saturating_sub(1);
+    }
+}
+
+fn record_bytes(cmd: &SignedCommand) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + cmd.as_bytes().len());
+    out.push(PENDING);
+    out.extend_from_slice(cmd.as_bytes());
+    out
+}
+
+fn settle_bytes(id: &RequestId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(25);
+    out.push(SETTLED);
+    out.extend_from_slice(id.originator.as_bytes());
+    out.extend_from_slice(id.target.as_bytes());
+    out.extend_from_slice(&id.counter.to_be_bytes());
+    out
+}
+
+fn decode_id(b: &[u8]) -> Option<RequestId> {
+    let b: &[u8; 24] = b.try_into().ok()?;
+    let eui = |r: &[u8]| -> Option<Eui64> { Some(Eui64::from_bytes(r.try_into().ok()?)) };
+    Some(RequestId {
+        originator: eui(&b[0..8])?,
+        target: eui(&b[8..16])?,
+        counter: u64::from_be_bytes(b[16..24].try_into().ok()?),
+    })
+}
+
+/// The segment files in `dir`, by number.
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PendingError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error(dir))? {
+        let entry = entry.map_err(dir_error(dir))?;
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_prefix("pending-"))
+            .and_then(|s| s.strip_suffix(".journal"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push((n, entry.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PendingError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(dir_error(dir))
+}

@@ -1,0 +1,325 @@
+//! The gateway's client of the `dccgw commshub` process: plain HTTP/1.1 on loopback (see
+//! `serve.rs` for why). Commands are `POST /v1/commands`; events arrive on a long-lived
+//! `GET /v1/events?epoch=E&after=N` stream of NDJSON lines and are acknowledged with
+//! `POST /v1/events/ack?epoch=E&upto=N` once every event up to N has had its receipt
+//! acknowledged. After a broken stream the client reconnects from its last acknowledgement; events
+//! it already holds unacknowledged are not passed on twice.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use crate::routing::SignedCommand;
+
+use super::wire::{decode, MAX_EVENT_LINE};
+use super::{HubError, HubFuture, HubNetwork, Inbound, Receipt};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The hub sends a heartbeat every few seconds; silence this long means a dead stream.
+const STREAM_IDLE: Duration = Duration::from_secs(30);
+/// Idle connections kept for commands.
+const POOL: usize = 32;
+
+pub struct RemoteHub {
+    addr: SocketAddr,
+    pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// The last acknowledgement the hub confirmed.
+    confirmed: Arc<AtomicU64>,
+    background: Vec<AbortHandle>,
+}
+
+impl RemoteHub {
+    /// A client of the hub process at `addr`; its events go to `events`. Must be called inside
+    /// a tokio runtime.
+    pub fn start(addr: SocketAddr, events: mpsc::Sender<Inbound>) -> Self {
+        let tracker = Arc::new(AckTracker::default());
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let background = vec![
+            tokio::spawn(stream_events(addr, tracker.clone(), events)).abort_handle(),
+            tokio::spawn(send_acks(addr, tracker, confirmed.clone())).abort_handle(),
+        ];
+        Self {
+            addr,
+            pool: Mutex::new(Vec::new()),
+            confirmed,
+            background,
+        }
+    }
+
+    /// The sequence number up to which the hub has confirmed the gateway's acknowledgements
+    /// (in the hub's current epoch): what it will not send again.
+    pub fn acknowledged(&self) -> u64 {
+        self.confirmed.load(Ordering::Relaxed)
+    }
+
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, HubError> {
+        loop {
+            let idle = self
+                .pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match idle {
+                Some(s) if !s.is_closed() => return Ok(s),
+                Some(_) => continue,
+                None => return connect(self.addr).await,
+            }
+        }
+    }
+}
+
+impl Drop for RemoteHub {
+    fn drop(&mut self) {
+        for t in &self.background {
+            t.abort();
+        }
+    }
+}
+
+impl HubNetwork for RemoteHub {
+    fn send(&self, cmd: SignedCommand) -> HubFuture<'_> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let req = Request::post("/v1/commands")
+                .header(hyper::header::HOST, self.addr.to_string())
+                .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+                .body(Full::new(Bytes::from(cmd.into_bytes())))
+                .map_err(|e| HubError::Unreachable(std::io::Error::other(e)))?;
+            let status = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                conn.ready().await?;
+                let resp = conn.send_request(req).await?;
+                let status = resp.status();
+                resp.into_body().collect().await?;
+                Ok::<_, hyper::Error>(status)
+            })
+            .await
+            .map_err(|_| HubError::Unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(|e| HubError::Unreachable(std::io::Error::other(e)))?;
+            {
+                let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < POOL {
+                    pool.push(conn);
+                }
+            }
+            match status {
+                StatusCode::ACCEPTED => Ok(()),
+                StatusCode::SERVICE_UNAVAILABLE => Err(HubError::Overloaded),
+                other => Err(HubError::Status(other.as_u16())),
+            }
+        })
+    }
+}
+
+async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>, HubError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HubError::Unreachable(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(HubError::Unreachable)?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| HubError::Unreachable(std::io::Error::other(e)))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Which events the gateway holds and which it has acknowledged, for one hub epoch.
+#[derive(Debug, Default)]
+pub(crate) struct AckTracker {
+    state: Mutex<AckState>,
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct AckState {
+    epoch: u64,
+    /// Passed on, receipt not yet acknowledged.
+    outstanding: BTreeSet<u64>,
+    /// The highest sequence number passed on.
+    highest: u64,
+    /// Everything up to here is acknowledged.
+    upto: u64,
+}
+
+impl AckTracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the event `(epoch, seq)` is new and should be passed on. A new epoch (the hub
+    /// restarted) forgets the old one's state.
+    fn receive(&self, epoch: u64, seq: u64) -> bool {
+        let mut s = self.lock();
+        if s.epoch != epoch {
+            *s = AckState {
+                epoch,
+                ..AckState::default()
+            };
+        }
+        if seq <= s.upto || s.outstanding.contains(&seq) {
+            return false;
+        }
+        s.outstanding.insert(seq);
+        s.highest = s.highest.max(seq);
+        true
+    }
+
+    pub(crate) fn ack(&self, epoch: u64, seq: u64) {
+        let mut s = self.lock();
+        if s.epoch != epoch || !s.outstanding.remove(&seq) {
+            return;
+        }
+        let upto = match s.outstanding.first() {
+            Some(first) => first - 1,
+            None => s.highest,
+        };
+        if upto > s.upto {
+            s.upto = upto;
+            drop(s);
+            self.changed.notify_one();
+        }
+    }
+
+    fn position(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.epoch, s.upto)
+    }
+}
+
+async fn stream_events(addr: SocketAddr, tracker: Arc<AckTracker>, events: mpsc::Sender<Inbound>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match stream_once(addr, &tracker, &events).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(StreamEnd::GatewayGone) => return,
+            Err(StreamEnd::Broken(e)) => {
+                tracing::warn!(%addr, error = %e, "The hub event stream broke; reconnecting.");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+enum StreamEnd {
+    GatewayGone,
+    Broken(String),
+}
+
+async fn stream_once(
+    addr: SocketAddr,
+    tracker: &Arc<AckTracker>,
+    events: &mpsc::Sender<Inbound>,
+) -> Result<(), StreamEnd> {
+    let broken = |e: &dyn std::fmt::Display| StreamEnd::Broken(e.to_string());
+    let mut conn = connect::<Empty<Bytes>>(addr)
+        .await
+        .map_err(|e| broken(&e))?;
+    let (epoch, upto) = tracker.position();
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/events?epoch={epoch}&after={upto}"))
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::new())
+        .map_err(|e| broken(&e))?;
+    let resp = conn.send_request(req).await.map_err(|e| broken(&e))?;
+    if resp.status() != StatusCode::OK {
+        return Err(StreamEnd::Broken(format!("HTTP {}", resp.status())));
+    }
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(STREAM_IDLE, body.frame())
+            .await
+            .map_err(|_| StreamEnd::Broken("the stream went silent".into()))?;
+        let Some(frame) = frame else {
+            return Ok(());
+        };
+        let frame = frame.map_err(|e| broken(&e))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let line = &line[..line.len() - 1];
+            if line.is_empty() {
+                continue; // heartbeat
+            }
+            let (epoch, seq, event) = decode(line).map_err(|e| broken(&e))?;
+            if !tracker.receive(epoch, seq) {
+                continue;
+            }
+            let receipt = Receipt {
+                inner: Some((tracker.clone(), epoch, seq)),
+            };
+            if events.send(Inbound { event, receipt }).await.is_err() {
+                return Err(StreamEnd::GatewayGone);
+            }
+        }
+        if buf.len() > MAX_EVENT_LINE {
+            return Err(StreamEnd::Broken("an event line is too long".into()));
+        }
+    }
+}
+
+/// Tells the hub how far the gateway has acknowledged, whenever that moves (at most every
+/// 100 ms, and every 5 s regardless).
+async fn send_acks(addr: SocketAddr, tracker: Arc<AckTracker>, confirmed: Arc<AtomicU64>) {
+    let mut sent = (0, 0);
+    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.changed.notified()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (epoch, upto) = tracker.position();
+        if (epoch, upto) == sent || upto == 0 {
+            continue;
+        }
+        let c = match conn.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => match connect(addr).await {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+        };
+        let mut c = c;
+        let req = Request::post(format!("/v1/events/ack?epoch={epoch}&upto={upto}"))
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::new());
+        let Ok(req) = req else { continue };
+        let ok = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            c.ready().await.ok()?;
+            let resp = c.send_request(req).await.ok()?;
+            let status = resp.status();
+            resp.into_body().collect().await.ok()?;
+            Some(status)
+        })
+        .await
+        .ok()
+        .flatten();
+        if ok == Some(StatusCode::NO_CONTENT) {
+            sent = (epoch, upto);
+            confirmed.store(upto, Ordering::Relaxed);
+            conn = Some(c);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! `dccgw commshub`: the simulated comms-hub network as its own process, for realistic runs and
+//! load tests. Plain HTTP/1.1, bound to loopback unless told otherwise: every command is signed
+//! by the access-control broker and verified here, so the link needs no transport security for
+//! integrity, and the simulator's events carry no secrets; keeping it plain keeps the load tool's
+//! numbers about the gateway, not about a second TLS stack. Put it behind TLS (or a private
+//! network) before it leaves the host.
+//!
+//! - `POST /v1/commands` (a signed command, at most `MAX_COMMAND_BYTES`): 202 taken, 403 refused
+//!   (unsigned, forged, malformed), 413 too large, 503 at the in-flight bound.
+//! - `GET /v1/events?epoch=E&after=N`: every retained event after N, then new ones as they
+//!   happen, NDJSON (`wire.rs`), with an empty heartbeat line every 5 s. An `epoch` other than
+//!   this process's (the gateway last spoke to an earlier one) starts from the beginning.
+//! - `POST /v1/events/ack?epoch=E&upto=N`: the gateway holds everything up to N durably; those
+//!   events are forgotten. Unacknowledged events are kept up to `retain_events`; at the bound the
+//!   simulated devices wait (no event is dropped) and new commands meet the in-flight bound.
+//! - `GET /livez`.
+//!
+//! One gateway per hub process: acknowledgements are global.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::routing::{CommandVerifier, SignedCommand, MAX_COMMAND_BYTES};
+
+use super::config::HubConfig;
+use super::inprocess::InProcessHub;
+use super::sim::Simulator;
+use super::wire::encode;
+use super::{unix_millis, HubError, HubNetwork, Inbound};
+
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MAX_CONNECTIONS: usize = 256;
+
+/// The hub process's configuration (the `[commshub]` table, or its own file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// The fleet: the registry's devices and registrations files (`schemas/devices.md`).
+    pub devices: PathBuf,
+    pub registrations: PathBuf,
+    /// Access-control broker certificates (`OU=04`, PEM) whose commands are accepted.
+    pub acb_certs: Vec<PathBuf>,
+    #[serde(default)]
+    pub hub: HubConfig,
+    /// Unacknowledged events kept for the gateway.
+    #[serde(default = "default_retain")]
+    pub retain_events: usize,
+    /// Allow binding a non-loopback address (the link is plain HTTP).
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+}
+
+fn default_retain() -> usize {
+    1_000_000
+}
+
+/// Loads the fleet and keys, binds, and serves until SIGINT or SIGTERM.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
+        anyhow::bail!(
+            "{} is not a loopback address; the hub link is plain HTTP (set allow_non_loopback)",
+            config.listen
+        );
+    }
+    let verifier = CommandVerifier::load(&config.acb_certs).context("broker certificates")?;
+    let (devices, registrations) = (config.devices.clone(), config.registrations.clone());
+    let snapshot =
+        tokio::task::spawn_blocking(move || crate::registry::load(&devices, &registrations))
+            .await?
+            .context("loading the fleet")?;
+    tracing::info!(devices = snapshot.device_count(), "Fleet loaded.");
+    let sim = Simulator::new(config.hub, snapshot, verifier).context("[hub] configuration")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "The comms-hub network listens.");
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    serve_on(listener, sim, config.retain_events, stop).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Serves the simulator on `listener` until `stop` turns true (tests start it on port 0).
+pub async fn serve_on(
+    listener: TcpListener,
+    sim: Simulator,
+    retain_events: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let log = Arc::new(EventLog::new(retain_events.max(1)));
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let hub = Arc::new(InProcessHub::start(sim, events_tx));
+    let retainer = tokio::spawn(retain(events_rx, log.clone()));
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        // At the bound, extra connections are closed at once.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (hub, log, mut stop) = (hub.clone(), log.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, hub.clone(), log.clone()));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {}
+            }
+            drop(permit);
+        });
+    }
+    retainer.abort();
+}
+
+type Body = http_body_util::Either<Full<Bytes>, LineStream>;
+
+fn reply(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(http_body_util::Either::Left(Full::new(Bytes::new())));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    hub: Arc<InProcessHub>,
+    log: Arc<EventLog>,
+) -> Result<Response<Body>, Infallible> {
+    let query = |key: &str| -> Option<u64> {
+        req.uri().query()?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == key).then(|| v.parse().ok()).flatten()
+        })
+    };
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/livez") => reply(StatusCode::OK),
+        (&Method::POST, "/v1/events/ack") => {
+            if let (Some(epoch), Some(upto)) = (query("epoch"), query("upto")) {
+                log.ack(epoch, upto);
+            }
+            reply(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, "/v1/events") => {
+            let after = match query("epoch") {
+                Some(e) if e == log.epoch => query("after").unwrap_or(0),
+                _ => 0,
+            };
+            log.ack(log.epoch, after);
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(feed(log, after, tx));
+            let mut r = Response::new(http_body_util::Either::Right(LineStream(rx)));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/x-ndjson"),
+            );
+            r
+        }
+        (&Method::POST, "/v1/commands") => {
+            let body = Limited::new(req.into_body(), MAX_COMMAND_BYTES)
+                .collect()
+                .await;
+            let Ok(body) = body else {
+                return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE));
+            };
+            let cmd = SignedCommand::from_bytes(body.to_bytes().to_vec());
+            match hub.send(cmd).await {
+                Ok(()) => reply(StatusCode::ACCEPTED),
+                Err(HubError::Refused(e)) => {
+                    tracing::warn!(error = %e, "A command was refused.");
+                    reply(StatusCode::FORBIDDEN)
+                }
+                Err(HubError::Overloaded) => reply(StatusCode::SERVICE_UNAVAILABLE),
+                Err(_) => reply(StatusCode::INTERNAL_SERVER_ERROR),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND),
+    })
+}
+
+/// Unacknowledged events, in sequence order, for the gateway to read (and re-read after a
+/// reconnect) until it acknowledges them.
+struct EventLog {
+    epoch: u64,
+    bound: usize,
+    state: Mutex<LogState>,
+    /// New events appended.
+    appended: Notify,
+    /// Room made by an acknowledgement.
+    freed: Notify,
+}
+
+struct LogState {
+    next_seq: u64,
+    lines: VecDeque<(u64, Bytes)>,
+}
+
+impl EventLog {
+    fn new(bound: usize) -> Self {
+        Self {
+            // Milliseconds at start: a restarted hub has a later epoch.
+            epoch: u64::try_from(unix_millis()).unwrap_or(1),
+            bound,
+            state: Mutex::new(LogState {
+                next_seq: 1,
+                lines: VecDeque::new(),
+            }),
+            appended: Notify::new(),
+            freed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        // Push and pop only: consistent whenever a panic could strike.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ack(&self, epoch: u64, upto: u64) {
+        if epoch != self.epoch {
+            return;
+        }
+        let mut s = self.lock();
+        let before = s.lines.len();
+        while s.lines.front().is_some_and(|(seq, _)| *seq <= upto) {
+            s.lines.pop_front();
+        }
+        if s.lines.len() < before {
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// Lines after `after`, at most `max`.
+    fn after(&self, after: u64, max: usize) -> Vec<(u64, Bytes)> {
+        let s = self.lock();
+        let start = s.lines.partition_point(|(seq, _)| *seq <= after);
+        s.lines.range(start..).take(max).cloned().collect()
+    }
+}
+
+/// Moves the simulator's events into the log, waiting while it is full.
+async fn retain(mut events: mpsc::Receiver<Inbound>, log: Arc<EventLog>) {
+    while let Some(inbound) = events.recv().await {
+        loop {
+            let freed = log.freed.notified();
+            {
+                let mut s = log.lock();
+                if s.lines.len() < log.bound {
+                    let seq = s.next_seq;
+                    s.next_seq += 1;
+                    let line = Bytes::from(encode(log.epoch, seq, &inbound.event));
+                    s.lines.push_back((seq, line));
+                    break;
+                }
+            }
+            freed.await;
+        }
+        log.appended.notify_waiters();
+    }
+}
+
+/// Streams the log to one reader from `after`, then follows it.
+async fn feed(log: Arc<EventLog>, mut after: u64, tx: mpsc::Sender<Bytes>) {
+    loop {
+        let appended = log.appended.notified();
+        let batch = log.after(after, 256);
+        if batch.is_empty() {
+            match tokio::time::timeout(HEARTBEAT, appended).await {
+                Ok(()) => continue,
+                Err(_) => {
+                    if tx.send(Bytes::from_static(b"\n")).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        for (seq, line) in batch {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+            after = seq;
+        }
+    }
+}
+
+/// A response body fed from a channel.
+pub struct LineStream(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for LineStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}

@@ -1,0 +1,163 @@
+//! Hub events between the `dccgw commshub` process and the gateway: one JSON object a line
+//! (NDJSON), each with the hub instance's `epoch` and a sequence number the gateway acknowledges.
+//! Payloads are base64. A line is at most [`MAX_EVENT_LINE`] bytes; an empty line is a heartbeat.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{DeviceId, RequestId};
+use crate::routing::MAX_PAYLOAD_BYTES;
+
+use super::HubEvent;
+
+/// The longest event line accepted (a payload at its bound, base64, plus the fields).
+pub(super) const MAX_EVENT_LINE: usize = MAX_PAYLOAD_BYTES * 4 / 3 + 1024;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEvent {
+    epoch: u64,
+    seq: u64,
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    device: DeviceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(default)]
+    payload: String,
+    at: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Response,
+    Unreachable,
+    Alert,
+    FutureDated,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("an event line of {0} bytes is longer than the bound")]
+    TooLong(usize),
+    #[error("an event line is not an event")]
+    Json(#[source] serde_json::Error),
+    #[error("an event's {0} field is missing or malformed")]
+    Field(&'static str),
+}
+
+/// One event as a line, newline included.
+pub(super) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
+    let (kind, request_id, device, code, payload, at) = match event {
+        HubEvent::Response {
+            request_id,
+            device,
+            payload,
+            at,
+        } => (
+            Kind::Response,
+            Some(request_id),
+            device,
+            None,
+            &payload[..],
+            at,
+        ),
+        HubEvent::Unreachable {
+            request_id,
+            device,
+            at,
+        } => (
+            Kind::Unreachable,
+            Some(request_id),
+            device,
+            None,
+            &[][..],
+            at,
+        ),
+        HubEvent::Alert {
+            device,
+            code,
+            payload,
+            at,
+        } => (Kind::Alert, None, device, Some(*code), &payload[..], at),
+        HubEvent::FutureDated {
+            request_id,
+            device,
+            code,
+            payload,
+            at,
+        } => (
+            Kind::FutureDated,
+            Some(request_id),
+            device,
+            Some(*code),
+            &payload[..],
+            at,
+        ),
+    };
+    let wire = WireEvent {
+        epoch,
+        seq,
+        kind,
+        request_id: request_id.map(ToString::to_string),
+        device: *device,
+        code,
+        payload: STANDARD.encode(payload),
+        at: *at,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let mut line = serde_json::to_vec(&wire).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Reads one line (without its newline): `(epoch, seq, event)`.
+pub(super) fn decode(line: &[u8]) -> Result<(u64, u64, HubEvent), WireError> {
+    if line.len() > MAX_EVENT_LINE {
+        return Err(WireError::TooLong(line.len()));
+    }
+    let w: WireEvent = serde_json::from_slice(line).map_err(WireError::Json)?;
+    let payload = STANDARD
+        .decode(w.payload.as_bytes())
+        .map_err(|_| WireError::Field("payload"))?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(WireError::Field("payload"));
+    }
+    let request_id = || -> Result<RequestId, WireError> {
+        w.request_id
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .ok_or(WireError::Field("request_id"))
+    };
+    let code = || w.code.ok_or(WireError::Field("code"));
+    let event = match w.kind {
+        Kind::Response => HubEvent::Response {
+            request_id: request_id()?,
+            device: w.device,
+            payload,
+            at: w.at,
+        },
+        Kind::Unreachable => HubEvent::Unreachable {
+            request_id: request_id()?,
+            device: w.device,
+            at: w.at,
+        },
+        Kind::Alert => HubEvent::Alert {
+            device: w.device,
+            code: code()?,
+            payload,
+            at: w.at,
+        },
+        Kind::FutureDated => HubEvent::FutureDated {
+            request_id: request_id()?,
+            device: w.device,
+            code: code()?,
+            payload,
+            at: w.at,
+        },
+    };
+    Ok((w.epoch, w.seq, event))
+}

@@ -1,0 +1,209 @@
+//! The comms-hub network as its own server (`dccgw commshub`'s code, on a loopback port) and the
+//! gateway's dispatcher talking to it over real HTTP: answers, E20 and E21, refused forgeries,
+//! and events that survive a broken stream without loss.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dccgw::commshub::fixture::{self, Fleet};
+use dccgw::commshub::{
+    serve_on, DeviceFailure, DispatchConfig, Dispatcher, GbcsFrame, HubConfig, HubEvent,
+    HubNetwork, Inbound, RemoteHub, Simulator,
+};
+use dccgw::routing::CommandSigner;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// Generous bound on waiting for something that should happen in milliseconds; never asserted
+/// as a duration.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Hub {
+    addr: std::net::SocketAddr,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start_hub(fleet: &Fleet, config: &str) -> (Hub, CommandSigner) {
+    let (signer, verifier, _) = fixture::broker();
+    let config: HubConfig = toml::from_str(config).unwrap();
+    let sim = Simulator::new(config, fleet.snapshot.clone(), verifier).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(serve_on(listener, sim, 10_000, stop));
+    (
+        Hub {
+            addr,
+            _stop: stop_tx,
+        },
+        signer,
+    )
+}
+
+async fn next<T>(rx: &mut mpsc::Receiver<T>) -> T {
+    tokio::time::timeout(PATIENCE, rx.recv())
+        .await
+        .expect("an event in time")
+        .expect("channel open")
+}
+
+#[tokio::test]
+async fn commands_cross_real_http_and_come_back_as_outcomes() {
+    let fleet = Fleet::new(3);
+    let config = r#"
+        [default]
+        latency = { kind = "uniform", min_ms = 1, max_ms = 20 }
+        [[groups]]
+        device_types = ["GSME"]
+        unreachable = 1.0
+        [srv."11.2"]
+        no_answer = 1.0
+    "#;
+    let (hub, signer) = start_hub(&fleet, config).await;
+    let (tx, rx) = mpsc::channel(64);
+    let remote: Arc<dyn HubNetwork> = Arc::new(RemoteHub::start(hub.addr, tx));
+    let dir = tempfile::tempdir().unwrap();
+    let dispatch = DispatchConfig {
+        timeout_ms: 300,
+        ..DispatchConfig::default()
+    };
+    let mut opened = Dispatcher::open(dir.path(), dispatch, remote, rx)
+        .await
+        .unwrap();
+    let d = opened.dispatcher.clone();
+
+    // A read: the device's GBCS-shaped answer.
+    let read = fleet.command(&signer, fleet.esmes[0], "4.1.1", 100, None);
+    d.record(&read).await.unwrap();
+    d.dispatch(read).await.unwrap();
+    let out = next(&mut opened.outcomes).await;
+    assert_eq!(out.request_id.counter, 100);
+    let frame = GbcsFrame::parse(out.result.as_ref().expect("an answer")).unwrap();
+    assert_eq!((frame.counter, frame.originator), (100, fleet.esmes[0]));
+    d.settle(&out.request_id).await.unwrap();
+    assert_eq!(d.pending(), 0);
+
+    // E20: the network cannot reach a gas meter.
+    d.dispatch(fleet.command(&signer, fleet.gsmes[1], "4.1.1", 101, None))
+        .await
+        .unwrap();
+    let out = next(&mut opened.outcomes).await;
+    assert_eq!(
+        (out.request_id.counter, out.result),
+        (101, Err(DeviceFailure::Unreachable))
+    );
+
+    // E21: the device never answers; the dispatcher's timer ends it.
+    d.dispatch(fleet.command(&signer, fleet.esmes[1], "11.2", 102, None))
+        .await
+        .unwrap();
+    let out = next(&mut opened.outcomes).await;
+    assert_eq!(
+        (out.request_id.counter, out.result),
+        (102, Err(DeviceFailure::NoAnswer))
+    );
+
+    // A forgery (a broker key the hub does not trust) is refused by the hub: E20 at once.
+    let (stranger, _, _) = fixture::broker();
+    d.dispatch(fleet.command(&stranger, fleet.esmes[2], "4.1.1", 103, None))
+        .await
+        .unwrap();
+    let out = next(&mut opened.outcomes).await;
+    assert_eq!(
+        (out.request_id.counter, out.result),
+        (103, Err(DeviceFailure::Unreachable))
+    );
+}
+
+#[tokio::test]
+async fn the_hub_refuses_unsigned_commands_over_http() {
+    let fleet = Fleet::new(1);
+    let (hub, signer) = start_hub(&fleet, "").await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/v1/commands", hub.addr);
+    let good = fleet
+        .command(&signer, fleet.esmes[0], "4.1.1", 1, None)
+        .into_bytes();
+    let unsigned = good[..good.len() - 64].to_vec();
+    let mut forged = good.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    for (body, want) in [
+        (good, 202),
+        (unsigned, 403),
+        (forged, 403),
+        (vec![0; 200_000], 413),
+    ] {
+        let status = client.post(&url).body(body).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), want);
+    }
+}
+
+#[tokio::test]
+async fn unacknowledged_events_are_offered_again_after_a_reconnect() {
+    let fleet = Fleet::new(4);
+    // A power outage behind two hubs as soon as the hub starts: four alerts.
+    let config =
+        "[default]\nlatency = { kind = \"fixed\", ms = 0 }\n[[storms]]\nafter_secs = 0\nhubs = 2\n";
+    let (hub, signer) = start_hub(&fleet, config).await;
+
+    let alerts = |list: &[Inbound]| {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|i| match &i.event {
+                HubEvent::Alert { device, code, .. } => (*device, *code),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+
+    // First gateway: receives the storm, acknowledges nothing, goes away.
+    let (tx, mut rx) = mpsc::channel(64);
+    let first = RemoteHub::start(hub.addr, tx);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(next(&mut rx).await);
+    }
+    let storm = alerts(&seen);
+    assert_eq!(storm.len(), 4);
+    drop(seen);
+    drop(first);
+
+    // Second gateway: the same four again (nothing lost); it acknowledges them.
+    let (tx, mut rx) = mpsc::channel(64);
+    let second = RemoteHub::start(hub.addr, tx);
+    let mut again = Vec::new();
+    for _ in 0..4 {
+        again.push(next(&mut rx).await);
+    }
+    assert_eq!(alerts(&again), storm);
+    for i in again {
+        i.receipt.ack();
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while second.acknowledged() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acknowledgement confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(second);
+
+    // Third gateway: the acknowledged storm is not sent again; the first thing it sees is the
+    // answer to a new command.
+    let (tx, mut rx) = mpsc::channel(64);
+    let third = RemoteHub::start(hub.addr, tx);
+    third
+        .send(fleet.command(&signer, fleet.esmes[0], "4.1.1", 7, None))
+        .await
+        .unwrap();
+    let first_seen = next(&mut rx).await;
+    assert!(
+        matches!(first_seen.event, HubEvent::Response { request_id, .. } if request_id.counter == 7),
+        "{:?}",
+        first_seen.event
+    );
+}
