@@ -99,7 +99,7 @@ fn refuses_what_the_gateway_would_refuse() {
         ("srv = \"4.1.1\"\ncv = 8\nrole = \"IS\"", "CommandVariant"),
         ("srv = \"4.1.1\"\ncv = 1\nrole = \"OU\"", "Role"),
         ("srv = \"8.6\"\ncv = 8\nrole = \"IS\"", "NotRequestable"),
-        ("srv = \"4.1.1\"\ncv = 1\nrole = \"ES\"", "NoUsers"),
+        ("srv = \"4.2\"\ncv = 1\nrole = \"ES\"", "NoUsers"),
         (
             "srv = \"4.1.1\"\ncv = 1\nrole = \"IS\"\nbody = \"<!DOCTYPE x>\"",
             "Body",

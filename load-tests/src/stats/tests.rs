@@ -78,8 +78,8 @@ fn percentiles_throughput_and_codes() {
     assert_eq!(s.codes.get("E4"), Some(&1));
     assert_eq!(s.codes.get("timeout"), Some(&1));
     assert_eq!(s.codes.get("I99"), Some(&49));
-    // HdrHistogram keeps three significant digits.
-    assert!((49_900..=50_100).contains(&s.sync.p50_us), "{:?}", s.sync);
+    // 1..=98 ms, 5 ms and 1 s: the 50th of 100 is 49 ms (HdrHistogram keeps three digits).
+    assert!((48_900..=49_100).contains(&s.sync.p50_us), "{:?}", s.sync);
     assert!(s.sync.max_us >= 999_000);
     assert!(s.service.p50_us < s.sync.p50_us);
     assert_eq!(s.steps.len(), 2);
