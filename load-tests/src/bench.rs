@@ -109,7 +109,8 @@ async fn start(
 }
 
 pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, BenchError> {
-    let started_at = OffsetDateTime::now_utc();
+    let now = OffsetDateTime::now_utc();
+    let started_at = now.replace_nanosecond(0).unwrap_or(now);
     if let Some(cpus) = &args.generator_cpus {
         procs::pin_self(cpus)?;
     }
@@ -195,6 +196,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         };
         let label = format!("gateway {:.0} %", fraction * 100.0);
         sla_checks.extend(report::check_sla(&sla, &label, &gateway_run.summary));
+        runs.push(gateway_run.clone());
         for server in &refs {
             let (summary, cpu) =
                 measured(&prepared, &signed, server, None, Duration::ZERO, ticks).await;
@@ -207,7 +209,6 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
             ratios.push(report::ratios(&gateway_run, &run));
             runs.push(run);
         }
-        runs.push(gateway_run);
         let last = loads.last().map(|(f, _)| *f) == Some(*fraction);
         if spec.oha && last {
             oha_summary = run_oha(&prepared, args, &refs, &signed, &runs, load, &body_file)

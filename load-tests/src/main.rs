@@ -67,6 +67,12 @@ enum Command {
         /// References to run (overrides the scenario's), comma-separated: hyper,nginx.
         #[arg(long, value_delimiter = ',')]
         refs: Option<Vec<String>>,
+        /// Replace the scenario's own load (when it does not look for saturation) with this
+        /// constant rate, for `--duration-s` seconds: for short smoke runs.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 30.0)]
+        duration_s: f64,
         /// Skip the oha cross-check.
         #[arg(long)]
         no_oha: bool,
@@ -144,10 +150,16 @@ fn main() -> anyhow::Result<()> {
             saturation,
             run_s,
             refs,
+            rate,
+            duration_s,
             no_oha,
             startup_s,
         } => {
             let mut scenario = load_scenario(&common)?;
+            if let Some(rate) = rate {
+                scenario.load = Load::constant(rate, duration_s);
+                scenario.check()?;
+            }
             if let Some(s) = run_s {
                 scenario.bench.run_s = s;
             }
@@ -272,7 +284,8 @@ async fn run(
     duration_s: f64,
     results: &std::path::Path,
 ) -> anyhow::Result<Report> {
-    let started = time::OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::now_utc();
+    let started = now.replace_nanosecond(0).unwrap_or(now);
     let load = match rate {
         Some(r) => Load::constant(r, duration_s),
         None => scenario.load.clone(),

@@ -161,8 +161,14 @@ impl Machine {
                     .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
             })
             .unwrap_or_default();
+        // The machine's cores, not this process's: the generator may be pinned to one.
+        let cores = std::fs::read_to_string("/proc/cpuinfo")
+            .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Self {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores,
             cpu_model,
             server_cpus,
             generator_cpus,

@@ -39,10 +39,14 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     if let Some(sat) = &r.saturation {
+        let how = if sat.steps.is_empty() {
+            "given on the command line".to_owned()
+        } else {
+            format!("ramp of {} steps", sat.steps.len())
+        };
         let _ = writeln!(
             s,
-            "Saturation (ramp of {} steps): **{:.0} requests/s**.\n",
-            sat.steps.len(),
+            "Saturation ({how}): **{:.0} requests/s**.\n",
             sat.rate_rps
         );
     }
@@ -53,7 +57,9 @@ pub fn markdown(r: &Report) -> String {
     );
     for run in &r.runs {
         let m = &run.summary;
-        let async_p99 = if m.async_.received == 0 {
+        let async_p99 = if run.target != "gateway" {
+            "-".to_owned()
+        } else if m.async_.received == 0 {
             "none received".to_owned()
         } else {
             ms(m.async_.latency.p99_us)
@@ -83,11 +89,15 @@ pub fn markdown(r: &Report) -> String {
              | reference | load | throughput | p99 | CPU per request |\n|---|---|---:|---:|---:|"
         );
         for q in &r.ratios {
+            let load = if r.saturation.is_some() {
+                format!("{:.0} %", q.fraction * 100.0)
+            } else {
+                "scenario".to_owned()
+            };
             let _ = writeln!(
                 s,
-                "| {} | {:.0} % | {:.2} | {:.2} | {} |",
+                "| {} | {load} | {:.2} | {:.2} | {} |",
                 q.reference,
-                q.fraction * 100.0,
                 q.throughput,
                 q.p99,
                 q.cpu_per_request
