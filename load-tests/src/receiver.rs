@@ -167,6 +167,8 @@ impl Receiver {
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
+                    // Out of descriptors, say: back off rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 };
                 let acceptor = acceptor.clone();

@@ -29,6 +29,8 @@ pub async fn bind(
     let serve = async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
+                // Out of descriptors, say: back off rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             };
             let _ = tcp.set_nodelay(true);
