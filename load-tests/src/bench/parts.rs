@@ -1,0 +1,197 @@
+//! The bench's steps: the saturation ramp, the references, oha, and writing the report.
+
+use std::path::Path;
+use std::time::Duration;
+
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use super::{io, start, BenchArgs, BenchError, Server};
+use crate::nginx::{self, NginxSite};
+use crate::oha::{self, OhaRun, OhaSummary};
+use crate::procs;
+use crate::report::{markdown, Report, TargetRun};
+use crate::runner::{Prepared, Signed};
+use crate::scenario::{BenchSpec, Load};
+use crate::stats::StepSummary;
+
+/// The ramp used when the scenario names none: 100 requests/s more every 5 s, up to 20 000.
+fn default_ramp() -> Load {
+    Load::Ramp {
+        start: 100.0,
+        step: 100.0,
+        step_s: 5.0,
+        max: 20_000.0,
+    }
+}
+
+/// Ramps the offered rate, one constant-rate run per step (fresh counters each), and stops at
+/// the first step that saturates: fewer than 97 % of its offer answered I99/I0 per second, or
+/// a sync p99 above the scenario's bound. The saturation rate is the last step that did not.
+pub(super) async fn find_saturation(
+    prepared: &Prepared,
+    gateway: &Server,
+    spec: &BenchSpec,
+) -> Result<(f64, Vec<StepSummary>), BenchError> {
+    let ramp = spec.saturation_ramp.clone().unwrap_or_else(default_ramp);
+    let mut steps = Vec::new();
+    let mut last_good = None;
+    for step in ramp.steps() {
+        let load = Load::constant(step.rate, step.duration_s);
+        let signed = tokio::task::block_in_place(|| prepared.sign(&load))?;
+        let run = prepared
+            .run(&signed, gateway.addr, None, Duration::ZERO)
+            .await;
+        let mut summary = run.steps.first().cloned().ok_or(BenchError::EmptyStep)?;
+        // A saturated step drains its backlog after its end: completion rate over the whole
+        // run, not over the step, is what it sustained.
+        summary.throughput_rps = run.throughput_rps;
+        let saturated = run.throughput_rps < 0.97 * step.rate
+            || run.sync.p99_us as f64 > spec.saturation_p99_ms * 1000.0;
+        eprintln!(
+            "ramp: offered {:.0}/s, accepted {:.0}/s, sync p99 {:.2} ms{}",
+            step.rate,
+            run.throughput_rps,
+            run.sync.p99_us as f64 / 1000.0,
+            if saturated { " (saturated)" } else { "" }
+        );
+        steps.push(summary);
+        if saturated {
+            break;
+        }
+        last_good = Some(step.rate);
+    }
+    // Saturated from the first step: take what it sustained.
+    let rate = last_good.unwrap_or_else(|| steps.first().map_or(1.0, |s| s.throughput_rps));
+    Ok((rate.max(1.0), steps))
+}
+
+/// Starts reference `name` (`hyper` or `nginx`) on a free port, answering `answer`.
+pub(super) async fn start_ref(
+    name: &str,
+    prepared: &Prepared,
+    args: &BenchArgs,
+    body_file: &Path,
+    answer: &str,
+) -> Result<Server, BenchError> {
+    let wd = &prepared.workdir;
+    let port = procs::free_port().map_err(io("finding a port"))?;
+    match name {
+        "hyper" => {
+            let me = std::env::current_exe().map_err(io("finding this program"))?;
+            let a = vec![
+                "ref-server".into(),
+                "--workdir".into(),
+                wd.dir.display().to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--body".into(),
+                body_file.display().to_string(),
+            ];
+            start("hyper", &me, a, args, port, 30).await
+        }
+        "nginx" => {
+            let site = NginxSite {
+                addr: ([127, 0, 0, 1], port).into(),
+                cert: &wd.pki("server"),
+                key: &wd.pki_key("server"),
+                client_ca: &wd.pki("ca"),
+                body: answer,
+            };
+            let a = nginx::prepare(&site, &wd.dir.join("nginx"))?;
+            start("nginx", Path::new("nginx"), a, args, port, 30).await
+        }
+        other => Err(BenchError::UnknownRef(other.to_owned())),
+    }
+}
+
+/// oha at the same rate and connection count against the hyper reference. `Err` is a note for
+/// the report (oha missing, no hyper reference, oha failed).
+pub(super) async fn run_oha(
+    prepared: &Prepared,
+    args: &BenchArgs,
+    refs: &[Server],
+    signed: &Signed,
+    runs: &[TargetRun],
+    load: &Load,
+    body_file: &Path,
+) -> Result<Option<OhaSummary>, String> {
+    let program = oha::find()
+        .ok_or("oha is not installed (cargo install oha --locked); its check was skipped")?;
+    let server = refs
+        .iter()
+        .find(|s| s.name == "hyper")
+        .ok_or("oha runs against the hyper reference, which this bench did not start")?;
+    let rate = load.requests() / load.duration_s();
+    let connections = prepared.lanes(&signed.plan);
+    let user = &prepared.pop.users[0];
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let run = OhaRun {
+        url: &url,
+        rate,
+        duration_s: load.duration_s(),
+        connections,
+        ca: &prepared.workdir.pki("ca"),
+        cert: &prepared.workdir.user(user, "tls.pem"),
+        key: &prepared.workdir.user(user, "tls.key.pem"),
+        body: body_file,
+        reuse: prepared.scenario.connection.reuse,
+    };
+    let mut cmd = match &args.generator_cpus {
+        Some(cpus) => {
+            let mut c = std::process::Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(&program);
+            c
+        }
+        None => std::process::Command::new(&program),
+    };
+    cmd.args(oha::args(&run));
+    let out = tokio::task::block_in_place(|| cmd.output())
+        .map_err(|e| format!("oha did not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "oha failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut summary = oha::parse(&text, "hyper", rate, connections)
+        .map_err(|e| format!("oha's output was not readable: {e}"))?;
+    summary.ours = runs.iter().rev().find(|r| r.target == "hyper").map(|r| {
+        format!(
+            "{:.0} answered/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
+            r.summary.throughput_rps,
+            r.summary.sync.p50_us as f64 / 1000.0,
+            r.summary.sync.p99_us as f64 / 1000.0,
+            r.summary.sync.p999_us as f64 / 1000.0
+        )
+    });
+    Ok(Some(summary))
+}
+
+/// Writes `<scenario>-<time>.json` and `.md` under `dir`.
+pub(super) fn write_report(
+    report: &Report,
+    dir: &Path,
+    at: OffsetDateTime,
+) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let stamp = at
+        .format(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    let stem = dir.join(format!("{}-{stamp}", report.scenario));
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    let json_path = stem.with_extension("json");
+    std::fs::write(&json_path, json).map_err(io(format!("writing {}", json_path.display())))?;
+    let md_path = stem.with_extension("md");
+    std::fs::write(&md_path, markdown(report))
+        .map_err(io(format!("writing {}", md_path.display())))?;
+    eprintln!(
+        "Report written to {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}

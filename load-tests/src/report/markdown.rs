@@ -1,0 +1,165 @@
+//! The short markdown page: one table of runs, the ratios, errors by code, the verdict.
+
+use super::*;
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn load_label(run: &TargetRun, saturation: bool) -> String {
+    if saturation {
+        format!("{:.0} %", run.fraction * 100.0)
+    } else {
+        "scenario".into()
+    }
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# dccgw-load: {}\n\n{}\n",
+        r.scenario,
+        r.description.trim()
+    );
+    let _ = writeln!(
+        s,
+        "Started {}; {} cores ({}); server CPUs {}, generator CPUs {}.\n",
+        r.started_at,
+        r.machine.cores,
+        r.machine.cpu_model,
+        r.machine.server_cpus.as_deref().unwrap_or("unpinned"),
+        r.machine.generator_cpus.as_deref().unwrap_or("unpinned"),
+    );
+    if let Some(f) = &r.floor {
+        let _ = writeln!(
+            s,
+            "Crypto floor (ring, one thread): verify {:.1} µs + {} × sign {:.1} µs = **{:.1} µs** per request.\n",
+            f.verify_us, f.signs_per_request, f.sign_us, f.floor_us
+        );
+    }
+    if let Some(sat) = &r.saturation {
+        let how = if sat.steps.is_empty() {
+            "given on the command line".to_owned()
+        } else {
+            format!("ramp of {} steps", sat.steps.len())
+        };
+        let _ = writeln!(
+            s,
+            "Saturation ({how}): **{:.0} requests/s**.\n",
+            sat.rate_rps
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| target | load | offered/s | accepted/s | sync p50 ms | p90 | p99 | p99.9 | max | async p99 ms | CPU µs/req | not accepted |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for run in &r.runs {
+        let m = &run.summary;
+        let async_p99 = if run.target != "gateway" {
+            "-".to_owned()
+        } else if m.async_.received == 0 {
+            "none received".to_owned()
+        } else {
+            ms(m.async_.latency.p99_us)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.2} % |",
+            run.target,
+            load_label(run, r.saturation.is_some()),
+            m.offered_rps,
+            m.throughput_rps,
+            ms(m.sync.p50_us),
+            ms(m.sync.p90_us),
+            ms(m.sync.p99_us),
+            ms(m.sync.p999_us),
+            ms(m.sync.max_us),
+            async_p99,
+            run.cpu
+                .map_or("-".to_owned(), |c| format!("{:.0}", c.per_request_us)),
+            m.error_ratio * 100.0,
+        );
+    }
+    if !r.ratios.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nGateway over reference (throughput: higher is better; p99 and CPU: lower is better):\n\n\
+             | reference | load | throughput | p99 | CPU per request |\n|---|---|---:|---:|---:|"
+        );
+        for q in &r.ratios {
+            let load = if r.saturation.is_some() {
+                format!("{:.0} %", q.fraction * 100.0)
+            } else {
+                "scenario".to_owned()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {load} | {:.2} | {:.2} | {} |",
+                q.reference,
+                q.throughput,
+                q.p99,
+                q.cpu_per_request
+                    .map_or("-".to_owned(), |c| format!("{c:.2}"))
+            );
+        }
+    }
+    let _ = writeln!(s, "\nAnswers by code:\n");
+    for run in &r.runs {
+        let codes: Vec<String> = run
+            .summary
+            .codes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "- {} {}: {}",
+            run.target,
+            load_label(run, r.saturation.is_some()),
+            codes.join(", ")
+        );
+        let a = &run.summary.async_;
+        if run.target == "gateway" {
+            let _ = writeln!(
+                s,
+                "  asynchronous: {} of {} expected Service Responses received, {} duplicates, {} unmatched, alerts {:?}",
+                a.received, a.expected, a.duplicates, a.unmatched, a.alerts
+            );
+        }
+    }
+    if let Some(o) = &r.oha {
+        let _ = writeln!(
+            s,
+            "\noha against {} at {:.0} requests/s ({} connections): {:.0} answered/s, p50 {} ms, p99 {} ms, p99.9 {} ms; dccgw-load on the same: {}.\n",
+            o.target,
+            o.rate,
+            o.connections,
+            o.rps,
+            ms(o.p50_us),
+            ms(o.p99_us),
+            ms(o.p999_us),
+            o.ours.as_deref().unwrap_or("-")
+        );
+    }
+    if !r.sla.is_empty() {
+        let _ = writeln!(s, "\nSLA:\n");
+        for c in &r.sla {
+            let _ = writeln!(
+                s,
+                "- {} {} {}: {:.3} against {:.3}",
+                if c.pass { "PASS" } else { "FAIL" },
+                c.run,
+                c.name,
+                c.actual,
+                c.limit
+            );
+        }
+        let _ = writeln!(s, "\n**{}**", if r.pass { "PASS" } else { "FAIL" });
+    }
+    for note in &r.notes {
+        let _ = writeln!(s, "\n> {note}");
+    }
+    s
+}

@@ -1,0 +1,133 @@
+use super::*;
+use crate::stats::{AsyncSummary, Percentiles};
+
+fn summary(p99_us: u64, throughput: f64) -> RunSummary {
+    RunSummary {
+        offered_rps: 1000.0,
+        duration_s: 10.0,
+        requests: 10_000,
+        accepted: 9_990,
+        throughput_rps: throughput,
+        error_ratio: 0.001,
+        sync: Percentiles {
+            count: 10_000,
+            p50_us: 800,
+            p90_us: 1_500,
+            p99_us,
+            p999_us: p99_us * 2,
+            max_us: p99_us * 4,
+            mean_us: 900.0,
+        },
+        service: Percentiles::default(),
+        send_lag: Percentiles::default(),
+        codes: [("I99".to_owned(), 9_990), ("E4".to_owned(), 10)].into(),
+        by_class: Default::default(),
+        steps: Vec::new(),
+        async_: AsyncSummary::default(),
+    }
+}
+
+#[test]
+fn sla_overrides_parse_and_bad_ones_are_refused() {
+    let mut sla = SlaSpec::default();
+    apply_sla(&mut sla, "sync_p99_ms=50").unwrap();
+    apply_sla(&mut sla, "max_error_ratio=0.01").unwrap();
+    apply_sla(&mut sla, "async_p99_ms = 25000ms").unwrap();
+    assert_eq!(sla.sync_p99_ms, Some(50.0));
+    assert_eq!(sla.max_error_ratio, Some(0.01));
+    assert_eq!(sla.async_p99_ms, Some(25_000.0));
+    assert!(matches!(
+        apply_sla(&mut sla, "p99"),
+        Err(SlaError::Shape(_))
+    ));
+    assert!(matches!(
+        apply_sla(&mut sla, "p99_ms=1"),
+        Err(SlaError::Name(_))
+    ));
+    assert!(matches!(
+        apply_sla(&mut sla, "sync_p99_ms=-1"),
+        Err(SlaError::Value(_))
+    ));
+    assert!(matches!(
+        apply_sla(&mut sla, "sync_p99_ms=NaN"),
+        Err(SlaError::Value(_))
+    ));
+}
+
+#[test]
+fn sla_checks_pass_and_fail_on_the_figures() {
+    let sla = SlaSpec {
+        sync_p99_ms: Some(5.0),
+        sync_p999_ms: Some(5.0),
+        max_error_ratio: Some(0.01),
+        min_throughput_ratio: Some(0.99),
+        async_p99_ms: Some(25_000.0),
+        ..SlaSpec::default()
+    };
+    let checks = check_sla(&sla, "gateway 90 %", &summary(4_000, 995.0));
+    let verdict: Vec<(&str, bool)> = checks.iter().map(|c| (c.name, c.pass)).collect();
+    assert_eq!(
+        verdict,
+        [
+            ("sync_p99_ms", true),
+            ("sync_p999_ms", false),
+            // No asynchronous response at all is not a pass.
+            ("async_p99_ms", false),
+            ("max_error_ratio", true),
+            ("min_throughput_ratio", true),
+        ]
+    );
+    assert!(checks.iter().all(|c| c.run == "gateway 90 %"));
+    assert!(check_sla(&SlaSpec::default(), "x", &summary(1, 1.0)).is_empty());
+}
+
+#[test]
+fn ratios_are_gateway_over_reference() {
+    let run = |target: &str, p99, tput, cpu| TargetRun {
+        target: target.into(),
+        fraction: 0.9,
+        summary: summary(p99, tput),
+        cpu: Some(Cpu {
+            cpu_s: 1.0,
+            per_request_us: cpu,
+        }),
+    };
+    let r = ratios(
+        &run("gateway", 4_000, 900.0, 300.0),
+        &run("hyper", 1_000, 1_000.0, 60.0),
+    );
+    assert_eq!(r.reference, "hyper");
+    assert!((r.throughput - 0.9).abs() < 1e-12);
+    assert!((r.p99 - 4.0).abs() < 1e-12);
+    assert_eq!(r.cpu_per_request, Some(5.0));
+}
+
+#[test]
+fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
+    let report = Report {
+        scenario: "steady-state".into(),
+        description: "d".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        machine: Machine::this(Some("0".into()), Some("1".into())),
+        saturation: None,
+        floor: None,
+        runs: vec![TargetRun {
+            target: "gateway".into(),
+            fraction: 1.0,
+            summary: summary(4_000, 990.0),
+            cpu: None,
+        }],
+        ratios: Vec::new(),
+        oha: None,
+        sla: Vec::new(),
+        pass: true,
+        notes: vec!["a note".into()],
+    };
+    let page = markdown(&report);
+    assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
+    assert!(page.contains("E4 10"));
+    assert!(page.contains("> a note"));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["runs"][0]["summary"]["sync"]["p99_us"], 4_000);
+    assert!(json["runs"][0]["summary"]["async"].is_object());
+}

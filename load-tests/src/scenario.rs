@@ -1,0 +1,388 @@
+//! A load scenario, read from TOML (`load-tests/scenarios/*.toml`) and checked once against the
+//! gateway's own catalogue: every request class must name an SRV a User may send, in a Command
+//! Variant the SRV takes, from a role the SRV admits. Unknown keys are refused.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use dccgw::catalogue::Catalogue;
+use dccgw::domain::{CommandVariant, DuisService, Srv, UserRole};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Seeds the choice of request class, premises and User (reproducible plans).
+    #[serde(default = "one")]
+    pub seed: u64,
+    pub population: PopulationSpec,
+    #[serde(default)]
+    pub connection: ConnectionSpec,
+    pub load: Load,
+    pub mix: Vec<MixEntry>,
+    #[serde(default)]
+    pub sla: SlaSpec,
+    #[serde(default)]
+    pub bench: BenchSpec,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Who sends and to which devices: the synthetic registry (`dccgw::registry::generate`) of
+/// `devices` devices, its pool of supplier and network-operator Users, and `other_users` OU Users.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    pub devices: u64,
+    #[serde(default = "default_other_users")]
+    pub other_users: u32,
+}
+
+fn default_other_users() -> u32 {
+    32
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSpec {
+    /// Keep each User's connection open between requests; `false` opens a new TLS connection for
+    /// every request (the handshake-heavy scenario).
+    pub reuse: bool,
+    /// Whether clients resume TLS sessions; `false` makes every handshake a full one.
+    pub tls_resumption: bool,
+    /// A request unanswered this long counts as `timeout` and its connection is dropped.
+    pub timeout_ms: u64,
+    /// Lanes wake this long before a request's scheduled time (the timer ticks in milliseconds);
+    /// latency is measured from the earlier of the scheduled and the actual send time.
+    pub wake_early_us: u64,
+}
+
+impl Default for ConnectionSpec {
+    fn default() -> Self {
+        Self {
+            reuse: true,
+            tls_resumption: true,
+            timeout_ms: 30_000,
+            wake_early_us: 1_000,
+        }
+    }
+}
+
+/// The arrival rate over time: piecewise constant, open loop.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Load {
+    /// `rate` requests per second for `duration_s` seconds.
+    Constant { rate: f64, duration_s: f64 },
+    /// `start`, `start + step`, … up to `max`, each held for `step_s` seconds.
+    Ramp {
+        start: f64,
+        step: f64,
+        step_s: f64,
+        max: f64,
+    },
+    /// Any sequence of constant-rate steps (a burst between quieter periods, say).
+    Steps { steps: Vec<Step> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub rate: f64,
+    pub duration_s: f64,
+}
+
+/// Longest run a plan may describe, and the largest rate: bounds on what a scenario file or a
+/// command line can ask for (every request is signed in memory before the run).
+pub const MAX_DURATION_S: f64 = 3_600.0;
+pub const MAX_RATE: f64 = 200_000.0;
+
+impl Load {
+    /// The steps, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        match self {
+            Load::Constant { rate, duration_s } => vec![Step {
+                rate: *rate,
+                duration_s: *duration_s,
+            }],
+            Load::Ramp {
+                start,
+                step,
+                step_s,
+                max,
+            } => {
+                let mut out = Vec::new();
+                let mut rate = *start;
+                // `check` made step positive, so this ends; the cap is a second guard.
+                while rate <= *max + 1e-9 && out.len() < 1_000 {
+                    out.push(Step {
+                        rate,
+                        duration_s: *step_s,
+                    });
+                    rate += step;
+                }
+                out
+            }
+            Load::Steps { steps } => steps.clone(),
+        }
+    }
+
+    /// The same shape at a constant `rate` for `duration_s` (the bench's 50 % and 90 % runs).
+    pub fn constant(rate: f64, duration_s: f64) -> Load {
+        Load::Constant { rate, duration_s }
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.steps().iter().map(|s| s.duration_s).sum()
+    }
+
+    pub fn requests(&self) -> f64 {
+        self.steps().iter().map(|s| s.rate * s.duration_s).sum()
+    }
+
+    fn check(&self) -> Result<(), ScenarioError> {
+        let bad = |what: &'static str| Err(ScenarioError::Load(what));
+        if let Load::Ramp { step, step_s, .. } = self {
+            if !positive(*step) || !positive(*step_s) {
+                return bad("a ramp needs a positive step and step_s");
+            }
+        }
+        let steps = self.steps();
+        if steps.is_empty() {
+            return bad("the load has no steps");
+        }
+        for s in &steps {
+            if !(s.rate > 0.0 && s.rate <= MAX_RATE) {
+                return bad("every rate must be above 0 and at most 200000 per second");
+            }
+            if !positive(s.duration_s) {
+                return bad("every duration must be above 0");
+            }
+        }
+        if self.duration_s() > MAX_DURATION_S {
+            return bad("a run may last at most an hour");
+        }
+        Ok(())
+    }
+}
+
+/// Above zero (false for NaN).
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
+/// One request class of the mix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// Report group: `meter-read`, `non-device`, `alert-heavy`, …
+    pub name: String,
+    pub weight: u32,
+    pub srv: Srv,
+    pub cv: CommandVariant,
+    /// The role the originator acts in; it decides which User and which device (IS/ED: the
+    /// premises' electricity meter, GS/GT: its gas meter, OU: any electricity meter).
+    pub role: UserRole,
+    /// The body element's content (the element itself comes from the catalogue).
+    #[serde(default)]
+    pub body: String,
+}
+
+impl MixEntry {
+    /// The URL the request goes to.
+    pub fn service(&self) -> DuisService {
+        // Every Command Variant 1..=8 is accepted by exactly one service.
+        DuisService::ALL
+            .into_iter()
+            .find(|s| s.accepts(self.cv))
+            .unwrap_or(DuisService::Send)
+    }
+
+    pub fn non_device(&self) -> bool {
+        Catalogue::builtin()
+            .get(&self.srv)
+            .is_some_and(|e| e.non_device)
+    }
+
+    pub fn body_element(&self) -> &'static str {
+        Catalogue::builtin()
+            .get(&self.srv)
+            .map_or("", |e| e.body_element.as_str())
+    }
+}
+
+/// Default SLA thresholds; each may be overridden on the command line. Absent: not checked.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSpec {
+    pub sync_p50_ms: Option<f64>,
+    pub sync_p99_ms: Option<f64>,
+    pub sync_p999_ms: Option<f64>,
+    pub async_p99_ms: Option<f64>,
+    /// Largest share of requests not answered I99/I0 (0.01 = 1 %).
+    pub max_error_ratio: Option<f64>,
+    /// Smallest achieved throughput as a share of the offered rate.
+    pub min_throughput_ratio: Option<f64>,
+}
+
+/// What `dccgw-load bench` does with this scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchSpec {
+    /// Ramp first to find the saturation rate, then run `fractions` of it.
+    pub find_saturation: bool,
+    pub saturation_ramp: Option<Load>,
+    /// A step saturates when its sync p99 exceeds this or it completes < 97 % of its offer.
+    pub saturation_p99_ms: f64,
+    pub fractions: Vec<f64>,
+    /// Seconds per measured run at each fraction.
+    pub run_s: f64,
+    /// References run with the same load: `hyper`, `nginx`.
+    pub refs: Vec<String>,
+    /// Also run `oha` against the hyper reference at the highest fraction.
+    pub oha: bool,
+    /// ECDSA signatures the gateway makes per accepted request (for the crypto floor).
+    pub signs_per_request: u32,
+    /// Seconds to wait after the last request for asynchronous responses.
+    pub async_grace_s: f64,
+    /// TOML appended to the generated gateway configuration (sections the gateway knows).
+    pub gateway_config_extra: String,
+}
+
+impl Default for BenchSpec {
+    fn default() -> Self {
+        Self {
+            find_saturation: false,
+            saturation_ramp: None,
+            saturation_p99_ms: 100.0,
+            fractions: vec![1.0],
+            run_s: 30.0,
+            refs: Vec::new(),
+            oha: false,
+            signs_per_request: 1,
+            async_grace_s: 5.0,
+            gateway_config_extra: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid scenario")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("the load is not usable: {0}")]
+    Load(&'static str),
+    #[error("the mix is empty or all its weights are 0")]
+    EmptyMix,
+    #[error("mix entry {name:?}: {srv} is not an SRV a User may send")]
+    NotRequestable { name: String, srv: Srv },
+    #[error("mix entry {name:?}: {srv} does not take Command Variant {cv}")]
+    CommandVariant {
+        name: String,
+        srv: Srv,
+        cv: CommandVariant,
+    },
+    #[error("mix entry {name:?}: role {role} may not send {srv}")]
+    Role {
+        name: String,
+        srv: Srv,
+        role: UserRole,
+    },
+    #[error("mix entry {name:?}: role {role} has no Users in the population")]
+    NoUsers { name: String, role: UserRole },
+    #[error("mix entry {name:?}: the body must not contain ']]>' or '<!' (no DOCTYPE, no CDATA)")]
+    Body { name: String },
+    #[error("the population needs at least one device and at most 100 million")]
+    Devices,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ParseFailure::Toml(source) => ScenarioError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            ParseFailure::Check(e) => e,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ParseFailure> {
+        let scenario: Scenario = toml::from_str(text).map_err(ParseFailure::Toml)?;
+        scenario.check().map_err(ParseFailure::Check)?;
+        Ok(scenario)
+    }
+
+    /// The checks that the types alone cannot make.
+    pub fn check(&self) -> Result<(), ScenarioError> {
+        self.load.check()?;
+        if let Some(ramp) = &self.bench.saturation_ramp {
+            ramp.check()?;
+        }
+        if self.population.devices == 0 || self.population.devices > 100_000_000 {
+            return Err(ScenarioError::Devices);
+        }
+        if self.mix.iter().all(|m| m.weight == 0) {
+            return Err(ScenarioError::EmptyMix);
+        }
+        let catalogue = Catalogue::builtin();
+        for m in &self.mix {
+            let name = m.name.clone();
+            let entry = catalogue
+                .get(&m.srv)
+                .filter(|e| e.user_requestable())
+                .ok_or_else(|| ScenarioError::NotRequestable {
+                    name: name.clone(),
+                    srv: m.srv,
+                })?;
+            if !entry.allows(m.cv) {
+                return Err(ScenarioError::CommandVariant {
+                    name,
+                    srv: m.srv,
+                    cv: m.cv,
+                });
+            }
+            if !entry.eligible(m.role) {
+                return Err(ScenarioError::Role {
+                    name,
+                    srv: m.srv,
+                    role: m.role,
+                });
+            }
+            if !crate::population::has_users(m.role, self.population.other_users) {
+                return Err(ScenarioError::NoUsers { name, role: m.role });
+            }
+            if m.body.contains("]]>") || m.body.contains("<!") {
+                return Err(ScenarioError::Body { name });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub enum ParseFailure {
+    Toml(toml::de::Error),
+    Check(ScenarioError),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+const BASE: &str = r#"
+name = "t"
+description = "d"
+[population]
+devices = 1000
+other_users = 2
+[load]
+kind = "constant"
+rate = 10.0
+duration_s = 2.0
+"#;
+
+fn with_mix(mix: &str) -> String {
+    format!("{BASE}\n[[mix]]\n{mix}\n")
+}
+
+fn check_error(text: &str) -> ScenarioError {
+    match Scenario::parse(text) {
+        Err(ParseFailure::Check(e)) => e,
+        Err(ParseFailure::Toml(e)) => panic!("TOML error instead of a check: {e}"),
+        Ok(_) => panic!("accepted:\n{text}"),
+    }
+}
+
+#[test]
+fn every_shipped_scenario_parses_and_checks() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(s.load.requests() > 0.0);
+            names.push(s.name);
+        }
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "alert-storm",
+            "daily-read-burst",
+            "handshake-heavy",
+            "registry-30m",
+            "steady-state"
+        ]
+    );
+}
+
+#[test]
+fn the_steady_mix_is_sixty_percent_meter_reads() {
+    let s = Scenario::load(&scenarios_dir().join("steady-state.toml")).unwrap();
+    let total: u32 = s.mix.iter().map(|m| m.weight).sum();
+    let share = |name: &str| {
+        s.mix
+            .iter()
+            .filter(|m| m.name == name)
+            .map(|m| m.weight)
+            .sum::<u32>() as f64
+            / f64::from(total)
+    };
+    assert!((share("meter-read") - 0.60).abs() < 1e-9);
+    assert!((share("non-device") - 0.15).abs() < 1e-9);
+    assert!((share("alert-heavy") - 0.10).abs() < 1e-9);
+    // Meter reads use Command Variants 1, 2 and 3; non-device ones 8.
+    let cvs: std::collections::BTreeSet<u8> = s
+        .mix
+        .iter()
+        .filter(|m| m.name == "meter-read")
+        .map(|m| m.cv.get())
+        .collect();
+    assert_eq!(cvs.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(s
+        .mix
+        .iter()
+        .filter(|m| m.name == "non-device")
+        .all(|m| m.non_device() && m.cv.get() == 8));
+    assert!(s.bench.find_saturation);
+    assert_eq!(s.bench.fractions, [0.5, 0.9]);
+}
+
+#[test]
+fn services_follow_the_command_variant() {
+    let text = with_mix("name = \"a\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 2\nrole = \"IS\"");
+    let s = Scenario::parse(&text).unwrap();
+    assert_eq!(s.mix[0].service(), DuisService::Dcc);
+    assert_eq!(s.mix[0].body_element(), "ReadInstantaneousImportRegisters");
+    assert!(!s.mix[0].non_device());
+}
+
+#[test]
+fn refuses_what_the_gateway_would_refuse() {
+    let cases = [
+        ("srv = \"4.1.1\"\ncv = 8\nrole = \"IS\"", "CommandVariant"),
+        ("srv = \"4.1.1\"\ncv = 1\nrole = \"OU\"", "Role"),
+        ("srv = \"8.6\"\ncv = 8\nrole = \"IS\"", "NotRequestable"),
+        ("srv = \"4.2\"\ncv = 1\nrole = \"ES\"", "NoUsers"),
+        (
+            "srv = \"4.1.1\"\ncv = 1\nrole = \"IS\"\nbody = \"<!DOCTYPE x>\"",
+            "Body",
+        ),
+    ];
+    for (mix, want) in cases {
+        let e = check_error(&with_mix(&format!("name = \"a\"\nweight = 1\n{mix}")));
+        assert!(format!("{e:?}").starts_with(want), "{mix}: {e:?}");
+    }
+    let e = check_error(&with_mix(
+        "name = \"a\"\nweight = 0\nsrv = \"4.1.1\"\ncv = 1\nrole = \"IS\"",
+    ));
+    assert!(matches!(e, ScenarioError::EmptyMix));
+}
+
+#[test]
+fn refuses_unknown_keys_and_bad_loads() {
+    let mix = "name = \"a\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 1\nrole = \"IS\"";
+    let typo = with_mix(mix).replace("duration_s", "durations");
+    assert!(matches!(Scenario::parse(&typo), Err(ParseFailure::Toml(_))));
+    for (from, to) in [
+        ("rate = 10.0", "rate = 0.0"),
+        ("rate = 10.0", "rate = 1e9"),
+        ("duration_s = 2.0", "duration_s = -1.0"),
+        ("duration_s = 2.0", "duration_s = 99999.0"),
+        ("devices = 1000", "devices = 0"),
+    ] {
+        let text = with_mix(mix).replace(from, to);
+        assert!(Scenario::parse(&text).is_err(), "{to}");
+    }
+}
+
+#[test]
+fn ramps_and_steps_expand() {
+    let ramp = Load::Ramp {
+        start: 100.0,
+        step: 50.0,
+        step_s: 2.0,
+        max: 250.0,
+    };
+    let rates: Vec<f64> = ramp.steps().iter().map(|s| s.rate).collect();
+    assert_eq!(rates, [100.0, 150.0, 200.0, 250.0]);
+    assert_eq!(ramp.duration_s(), 8.0);
+    assert_eq!(ramp.requests(), 2.0 * (100.0 + 150.0 + 200.0 + 250.0));
+    let zero_step = Load::Ramp {
+        start: 1.0,
+        step: 0.0,
+        step_s: 1.0,
+        max: 2.0,
+    };
+    assert!(zero_step.check().is_err());
+}

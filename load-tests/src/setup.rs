@@ -1,0 +1,221 @@
+//! The work directory a run needs, made with the gateway's own tools: a PKI in the SMKI
+//! Organisation profile (`dccgw::pki::Ca`) with a TLS client and an XML-signing certificate for
+//! every User, the synthetic registry (`dccgw::registry::generate`), the party register with
+//! each User's Receive Response URL, and a gateway configuration. What exists is kept: the PKI
+//! and registry are made once per directory (a 30-million-device registry takes a while).
+//!
+//! Layout: `pki/` (CA, `server` for the gateway and references, `receiver` for the generator's
+//! Receive Response endpoint, `dcc-xml-sign`, `dcc-acb` the gateway's delivery client),
+//! `users/<id>/{tls,xml-sign}{.pem,.key.pem}`, `user-certs/<id>.pem`, `registry-<n>/`,
+//! `users.csv`, `dccgw.toml`, `state/`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use dccgw::domain::{SmkiRole, DCC_ID};
+use dccgw::pki::{Ca, LeafSpec, PkiError, Usage, Validity};
+use dccgw::registry::generate::generate;
+use dccgw::registry::RegistryError;
+
+use crate::population::{LoadUser, Population};
+
+const DAYS: i64 = 730;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("making a certificate failed")]
+    Pki(#[from] PkiError),
+    #[error("generating the registry failed")]
+    Registry(#[from] RegistryError),
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Paths inside a work directory.
+#[derive(Clone, Debug)]
+pub struct Workdir {
+    pub dir: PathBuf,
+}
+
+impl Workdir {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
+        }
+    }
+
+    pub fn pki(&self, stem: &str) -> PathBuf {
+        self.dir.join("pki").join(format!("{stem}.pem"))
+    }
+
+    pub fn pki_key(&self, stem: &str) -> PathBuf {
+        self.dir.join("pki").join(format!("{stem}.key.pem"))
+    }
+
+    pub fn user(&self, user: &LoadUser, stem: &str) -> PathBuf {
+        self.dir.join("users").join(user.name()).join(stem)
+    }
+
+    pub fn registry(&self, devices: u64) -> PathBuf {
+        self.dir.join(format!("registry-{devices}"))
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("dccgw.toml")
+    }
+}
+
+/// Makes whatever of the PKI and registry `dir` lacks for `pop`.
+pub fn prepare(dir: &Workdir, pop: &Population, now: OffsetDateTime) -> Result<(), SetupError> {
+    mkdir(&dir.dir.join("pki"))?;
+    let leaf = Validity::days_from(now, DAYS);
+    let ca = if dir.pki("ca").exists() {
+        Ca::load(&dir.pki("ca"), &dir.pki_key("ca"))?
+    } else {
+        let ca = Ca::generate("dccgw-load IA", Validity::days_from(now, DAYS))?;
+        write(&dir.pki("ca"), &ca.cert_pem())?;
+        write(&dir.pki_key("ca"), &ca.key_pkcs8_pem()?)?;
+        ca
+    };
+    let localhost = |role, usage| LeafSpec {
+        common_name: Some("localhost".to_owned()),
+        dns_names: vec!["localhost".to_owned()],
+        ip_addresses: vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ],
+        ..LeafSpec::new(role, DCC_ID, usage, leaf)
+    };
+    let leaves = [
+        (
+            "server",
+            localhost(SmkiRole::AccessControlBroker, Usage::TlsServer),
+        ),
+        ("receiver", localhost(SmkiRole::Other, Usage::TlsServer)),
+        (
+            "dcc-xml-sign",
+            LeafSpec::new(SmkiRole::DccXmlSigning, DCC_ID, Usage::XmlSigning, leaf),
+        ),
+        (
+            "dcc-acb",
+            LeafSpec::new(
+                SmkiRole::AccessControlBroker,
+                DCC_ID,
+                Usage::TlsClient,
+                leaf,
+            ),
+        ),
+    ];
+    for (stem, spec) in leaves {
+        if !dir.pki(stem).exists() {
+            let issued = ca.issue(&spec)?;
+            write(&dir.pki_key(stem), &issued.key_pkcs8_pem)?;
+            write(&dir.pki(stem), &issued.cert_pem)?;
+        }
+    }
+    mkdir(&dir.dir.join("user-certs"))?;
+    for user in &pop.users {
+        if dir.user(user, "xml-sign.pem").exists() {
+            continue;
+        }
+        mkdir(&dir.dir.join("users").join(user.name()))?;
+        let tls = ca.issue(&LeafSpec {
+            common_name: Some(user.name()),
+            ..LeafSpec::new(user.tls_role(), user.id, Usage::TlsClient, leaf)
+        })?;
+        write(&dir.user(user, "tls.key.pem"), &tls.key_pkcs8_pem)?;
+        write(&dir.user(user, "tls.pem"), &tls.cert_pem)?;
+        let sign = ca.issue(&LeafSpec::new(
+            SmkiRole::XmlSigning,
+            user.id,
+            Usage::XmlSigning,
+            leaf,
+        ))?;
+        write(&dir.user(user, "xml-sign.key.pem"), &sign.key_pkcs8_pem)?;
+        write(
+            &dir.dir
+                .join("user-certs")
+                .join(format!("{}.pem", user.name())),
+            &sign.cert_pem,
+        )?;
+        // Written last: its presence marks the User as complete.
+        write(&dir.user(user, "xml-sign.pem"), &sign.cert_pem)?;
+    }
+    let registry = dir.registry(pop.spec.devices);
+    if !registry.join("registrations.csv").exists() {
+        mkdir(&registry)?;
+        generate(&registry, &pop.spec)?;
+    }
+    Ok(())
+}
+
+/// The party register: every User its own party, active, delivering to `response_url`.
+pub fn write_users(dir: &Workdir, pop: &Population, response_url: &str) -> Result<(), SetupError> {
+    let mut text = String::from("user_id,party_id,party_name,roles,status,response_url\n");
+    for user in &pop.users {
+        let _ = writeln!(
+            text,
+            "{},{name},load {name},{},active,{response_url}",
+            user.id,
+            user.role,
+            name = user.name()
+        );
+    }
+    write(&dir.dir.join("users.csv"), &text)
+}
+
+/// A gateway configuration on `addr` for `pop`'s registry, with `extra` TOML appended.
+pub fn write_gateway_config(
+    dir: &Workdir,
+    pop: &Population,
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    extra: &str,
+) -> Result<PathBuf, SetupError> {
+    let registry = dir.registry(pop.spec.devices);
+    let text = format!(
+        "# Written by dccgw-load.\n\
+         [listen]\naddr = \"{addr}\"\nadmin_addr = \"{admin_addr}\"\n\n\
+         [tls]\ncert = \"{server}\"\nkey = \"{server_key}\"\nclient_ca = [\"{ca}\"]\n\n\
+         [registration]\nusers = \"{users}\"\ndevices = \"{devices}\"\nregistrations = \"{registrations}\"\n\n\
+         [signatures]\ndcc_key = \"{sign_key}\"\ndcc_cert = \"{sign}\"\nuser_certs = \"{user_certs}\"\n\
+         trust_anchors = [\"{ca}\"]\n\n[state]\ndir = \"{state}\"\n\n{extra}\n",
+        server = dir.pki("server").display(),
+        server_key = dir.pki_key("server").display(),
+        ca = dir.pki("ca").display(),
+        users = dir.dir.join("users.csv").display(),
+        devices = registry.join("devices.csv").display(),
+        registrations = registry.join("registrations.csv").display(),
+        sign = dir.pki("dcc-xml-sign").display(),
+        sign_key = dir.pki_key("dcc-xml-sign").display(),
+        user_certs = dir.dir.join("user-certs").display(),
+        state = dir.dir.join("state").display(),
+    );
+    let path = dir.config();
+    write(&path, &text)?;
+    Ok(path)
+}
+
+fn mkdir(path: &Path) -> Result<(), SetupError> {
+    std::fs::create_dir_all(path).map_err(|source| SetupError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SetupError> {
+    std::fs::write(path, text).map_err(|source| SetupError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests;

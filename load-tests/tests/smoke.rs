@@ -1,0 +1,70 @@
+//! The generator against the real gateway (in process, port 0) and against the bare hyper
+//! reference: a short, slow run whose every request must be accepted. Counts, not timings.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use dccgw_load::receiver::Receiver;
+use dccgw_load::runner::Prepared;
+use dccgw_load::scenario::{Load, Scenario};
+use dccgw_load::{refserver, setup, tlsconf};
+
+fn scenario() -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steady-state.toml");
+    let mut s = Scenario::load(&path).unwrap();
+    s.population.devices = 2_000;
+    s.population.other_users = 4;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario(), dir.path())).unwrap();
+    let wd = &prepared.workdir;
+    let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
+        .await
+        .unwrap();
+    setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, "").unwrap();
+    let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
+    let gateway = dccgw::server::start(&config).await.unwrap();
+
+    let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(40.0, 1.5))).unwrap();
+    let run = prepared
+        .run(&signed, gateway.addr, Some(&receiver), Duration::ZERO)
+        .await;
+    assert_eq!(run.requests, 60);
+    assert_eq!(run.accepted, 60, "answers: {:?}", run.codes);
+    // Device requests are acknowledged I99, non-device ones too (no data yet) or I0.
+    assert!(
+        run.codes.keys().all(|c| c == "I99" || c == "I0"),
+        "{:?}",
+        run.codes
+    );
+    assert_eq!(run.sync.count, 60);
+    // Every planned class that appeared has a latency distribution.
+    assert!(run.by_class.contains_key("meter-read"));
+
+    // The same signed requests against the hyper reference: answered with the fixed I99.
+    let answer = prepared.fixed_answer().unwrap();
+    let server_tls =
+        tlsconf::server(&wd.pki("server"), &wd.pki_key("server"), &wd.pki("ca")).unwrap();
+    let (addr, serve) = refserver::bind(any, server_tls, Bytes::from(answer))
+        .await
+        .unwrap();
+    tokio::spawn(serve);
+    let reference = prepared.run(&signed, addr, None, Duration::ZERO).await;
+    assert_eq!(reference.accepted, 60, "answers: {:?}", reference.codes);
+
+    // A replay of the same requests is refused by the gateway, not by the reference.
+    let replay = prepared
+        .run(&signed, gateway.addr, None, Duration::ZERO)
+        .await;
+    assert_eq!(replay.accepted, 0, "answers: {:?}", replay.codes);
+    gateway.shutdown().await;
+}
