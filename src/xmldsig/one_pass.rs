@@ -207,7 +207,11 @@ impl<'a> Visitor<'a> for OnePass<'a, '_> {
         Self: 's;
 
     fn start(&mut self, tag: &StartTag<'a, '_>) -> Result<(), C14nError> {
-        self.document.start(tag)?;
+        // The document's form leaves the signature out: it is shown the signature's start and
+        // end tags (to know what to leave out), not what lies between.
+        if !self.in_signature {
+            self.document.start(tag)?;
+        }
         if tag.start == self.signature.start {
             if tag.depth != SIGNATURE_DEPTH {
                 return Err(C14nError::SpanNotAnElement {
@@ -248,7 +252,9 @@ impl<'a> Visitor<'a> for OnePass<'a, '_> {
     }
 
     fn end(&mut self, qname: &'a str, span: Range<usize>, depth: usize) -> Result<(), C14nError> {
-        self.document.end(qname, span.clone(), depth)?;
+        if !self.in_signature || depth == SIGNATURE_DEPTH {
+            self.document.end(qname, span.clone(), depth)?;
+        }
         if self.in_signature || depth == 1 {
             if self.signed_info_depth.is_some() {
                 self.signed_info.end(qname, span.clone(), depth)?;

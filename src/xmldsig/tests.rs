@@ -293,6 +293,25 @@ mod decimal {
             prop_assert_eq!(bytes, expected[first..].to_vec());
         }
 
+        /// Up to the 60 digits accepted, as the digit-by-digit schoolbook method gives.
+        #[test]
+        fn long_serials_convert_digit_by_digit(s in "[0-9]{1,60}") {
+            let mut want: Vec<u8> = vec![0];
+            for d in s.bytes().map(|b| b - b'0') {
+                let mut carry = u16::from(d);
+                for byte in want.iter_mut().rev() {
+                    let v = u16::from(*byte) * 10 + carry;
+                    *byte = (v & 0xFF) as u8;
+                    carry = v >> 8;
+                }
+                if carry > 0 {
+                    want.insert(0, carry as u8);
+                }
+            }
+            let first = want.iter().position(|&b| b != 0).unwrap_or(want.len() - 1);
+            prop_assert_eq!(decimal_to_bytes(&s), Some(want.split_off(first)));
+        }
+
         #[test]
         fn read_signature_never_panics(doc in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = read_signature(&doc);
@@ -306,6 +325,8 @@ mod decimal {
         }
         assert_eq!(decimal_to_bytes("0"), Some(vec![0]));
         assert_eq!(decimal_to_bytes("256"), Some(vec![1, 0]));
+        assert_eq!(decimal_to_bytes(&"0".repeat(60)), Some(vec![0]));
+        assert_eq!(decimal_to_bytes(&"9".repeat(60)).map(|b| b.len()), Some(25));
     }
 }
 
