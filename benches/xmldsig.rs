@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use criterion::{criterion_group, Criterion};
 use dccgw::xmldsig::c14n::{canonicalize, children, root, C14nLimits, C14nMode};
-use dccgw::xmldsig::{read_signature_at, signed_bytes};
+use dccgw::xmldsig::{prepare_at, read_signature_at, signed_bytes};
 use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -188,14 +188,24 @@ fn xml_work(f: &Fixture, out: &mut Vec<u8>) -> [u8; 64] {
 }
 
 /// What the gateway does per request apart from the ECDSA operation, from the span its parser
-/// found: read the signature (from the root's start tag and the signature element), check the
-/// digest of the document without it, and canonicalise `SignedInfo`.
-fn gateway_work(f: &Fixture, out: &mut Vec<u8>) -> usize {
+/// found, in one walk of the document: read the signature, check the digest of the document
+/// without it, and canonicalise `SignedInfo`.
+#[inline(never)]
+fn gateway_work(f: &Fixture) -> usize {
+    let prepared = prepare_at(&f.doc, f.signature.clone(), &C14nLimits::default()).expect("reads");
+    prepared.signed_bytes().expect("digest matches").len()
+}
+
+/// The same work as the gateway did it before the one pass: read the signature (from the root's
+/// start tag and the signature element), then the digest and `SignedInfo` in two more walks.
+#[inline(never)]
+fn multi_pass_work(f: &Fixture, out: &mut Vec<u8>) -> usize {
     let sig = read_signature_at(&f.doc, f.signature.clone()).expect("reads");
     signed_bytes(&f.doc, &sig, &C14nLimits::default(), out).expect("digest matches");
     out.len()
 }
 
+#[inline(never)]
 fn ecdsa_verify(f: &Fixture, signed_info: &[u8]) -> bool {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &f.public_key)
         .verify(signed_info, &f.signature_value)
@@ -223,7 +233,11 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function(
         "gateway: read signature + digest + SignedInfo (all but ECDSA)",
-        |b| b.iter(|| black_box(gateway_work(black_box(&f), &mut out))),
+        |b| b.iter(|| black_box(gateway_work(black_box(&f)))),
+    );
+    c.bench_function(
+        "gateway before the one pass: read signature, then digest, then SignedInfo",
+        |b| b.iter(|| black_box(multi_pass_work(black_box(&f), &mut out))),
     );
     c.bench_function("ecdsa p256 verify", |b| {
         b.iter(|| black_box(ecdsa_verify(black_box(&f), black_box(&signed_info))))
@@ -252,9 +266,63 @@ fn mean(budget: Duration, mut work: impl FnMut()) -> Duration {
     start.elapsed() / n
 }
 
+/// Per piece of work, the fastest time per call over `rounds` batches of `per_batch` calls,
+/// the pieces taking turns batch by batch.
+fn fastest<const N: usize>(
+    rounds: u32,
+    per_batch: u32,
+    work: &mut [&mut dyn FnMut(); N],
+) -> [Duration; N] {
+    let mut best = [Duration::MAX; N];
+    for _ in 0..rounds {
+        for (w, best) in work.iter_mut().zip(best.iter_mut()) {
+            let start = Instant::now();
+            for _ in 0..per_batch {
+                w();
+            }
+            *best = (*best).min(start.elapsed() / per_batch);
+        }
+    }
+    best
+}
+
 criterion_group!(group, benches);
 
+/// Under `valgrind --tool=callgrind`, criterion's many runs are too slow: with
+/// `XMLDSIG_CALLGRIND=N` the bench runs the gateway's work (one pass and multi-pass) and one
+/// ECDSA verify N times each and stops, so that `callgrind_annotate --inclusive=yes` gives each
+/// one's instruction count (SHA-256 runs ring's AVX code under valgrind, SHA-NI natively where
+/// the CPU has it). `XMLDSIG_CALLGRIND=N:gateway` runs only the one pass (for `perf record`).
+fn callgrind_loops(spec: &str) {
+    let (n, only_gateway) = match spec.split_once(':') {
+        Some((n, "gateway")) => (n, true),
+        _ => (spec, false),
+    };
+    let n: u32 = n.parse().expect("XMLDSIG_CALLGRIND=N or N:gateway");
+    let f = fixture();
+    let mut out = Vec::new();
+    let mut info = Vec::new();
+    c14n(
+        &f.doc,
+        Some(f.signed_info.clone()),
+        None,
+        C14nMode::Exclusive,
+        &mut info,
+    );
+    for _ in 0..n {
+        black_box(gateway_work(black_box(&f)));
+        if !only_gateway {
+            black_box(multi_pass_work(black_box(&f), &mut out));
+            black_box(ecdsa_verify(black_box(&f), black_box(&info)));
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("XMLDSIG_CALLGRIND") {
+        callgrind_loops(&spec);
+        return;
+    }
     group();
     Criterion::default().configure_from_args().final_summary();
     // Only under `cargo bench` (criterion's `--bench`), not the quick run `cargo test` does.
@@ -274,19 +342,45 @@ fn main() {
             black_box(xml_work(&f, &mut out));
         });
         let gateway = mean(budget, || {
-            black_box(gateway_work(&f, &mut out));
+            black_box(gateway_work(&f));
+        });
+        let before = mean(budget, || {
+            black_box(multi_pass_work(&f, &mut out));
         });
         let ecdsa = mean(budget, || {
             black_box(ecdsa_verify(&f, &info));
         });
-        let pct = |d: Duration| 100.0 * d.as_secs_f64() / ecdsa.as_secs_f64();
+        let pct = |d: Duration, of: Duration| 100.0 * d.as_secs_f64() / of.as_secs_f64();
         println!(
             "ratio: c14n+sha256 {xml:?} / ecdsa verify {ecdsa:?} = {:.1}% (target <= 25%)",
-            pct(xml)
+            pct(xml, ecdsa)
         );
         println!(
-            "ratio: gateway's whole non-ECDSA verify work {gateway:?} / ecdsa verify {ecdsa:?} = {:.1}% (target <= 25%)",
-            pct(gateway)
+            "ratio: gateway's whole non-ECDSA verify work {gateway:?} / ecdsa verify {ecdsa:?} = {:.1}% (target <= 25%; multi-pass {before:?} = {:.1}%)",
+            pct(gateway, ecdsa),
+            pct(before, ecdsa)
+        );
+        // On a shared machine a mean carries other processes' interruptions; the fastest of
+        // many short interleaved batches is the run nobody interrupted, for each alike.
+        let [gateway, before, ecdsa] = fastest(
+            2000,
+            8,
+            &mut [
+                &mut || {
+                    black_box(gateway_work(&f));
+                },
+                &mut || {
+                    black_box(multi_pass_work(&f, &mut out));
+                },
+                &mut || {
+                    black_box(ecdsa_verify(&f, &info));
+                },
+            ],
+        );
+        println!(
+            "ratio (fastest batches): gateway {gateway:?} / ecdsa verify {ecdsa:?} = {:.1}% (target <= 25%; multi-pass {before:?} = {:.1}%)",
+            pct(gateway, ecdsa),
+            pct(before, ecdsa)
         );
     }
 }

@@ -404,7 +404,11 @@ impl Gateway {
     ) -> Result<(), Error> {
         // The parser found the one ds:Signature as the root's last child (or none).
         let span = signature.ok_or(Error::Signature(ProfileError::Missing.into()))?;
-        let sig = xmldsig::read_signature_at(body, span).map_err(|e| Error::Signature(e.into()))?;
+        // One walk reads the signature, checks the digest and canonicalises SignedInfo; a digest
+        // mismatch is reported only after the signer checks, as the refusal order requires.
+        let prepared = xmldsig::prepare_at(body, span, &self.c14n_limits)
+            .map_err(|e| Error::Signature(e.into()))?;
+        let sig = &prepared.signature;
         let cert = self
             .user_certs
             .load()
@@ -412,7 +416,8 @@ impl Gateway {
             .ok_or(Error::UnknownSigner)?;
         xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
             .map_err(Error::Signer)?;
-        xmldsig::verify_read(body, &sig, &cert.identity.public_key, &self.c14n_limits)
+        prepared
+            .verify(&cert.identity.public_key)
             .map_err(Error::Signature)
     }
 

@@ -41,9 +41,10 @@ mod tests;
 use std::ops::Range;
 
 /// The reader itself, for the signature profile's one-pass field reader.
-pub(crate) use chars::{decode_attr, Sink};
+pub(crate) use chars::{decode_attr, Sink, TextOut};
 pub use elements::{children, root, text_content, Attribute, Element};
 pub use error::{C14nError, MalformedKind};
+pub(crate) use render::{Canonicalizer, Region};
 pub(crate) use walk::{walk, StartTag, Visitor};
 
 /// Bounds on a document; when one is hit the walk stops at once with the matching
@@ -137,7 +138,8 @@ fn canonicalize_into(
     limits: &C14nLimits,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
-    let mut writer = render::Canonicalizer::new(out, subtree, exclude, mode);
+    let region = subtree.map_or(render::Region::Document, render::Region::Element);
+    let mut writer = render::Canonicalizer::new(out, region, exclude, mode);
     walk::walk(doc, limits, &mut writer)?;
     writer.finish()
 }

@@ -5,6 +5,7 @@
 
 pub mod c14n;
 mod locate;
+mod one_pass;
 mod profile;
 mod read_at;
 mod sign;
@@ -13,6 +14,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use one_pass::{prepare_at, Prepared};
 pub use profile::{
     decimal_to_bytes, read_signature, read_signature_at, ProfileError, SignatureElement,
     DS_NAMESPACE, ECDSA_SHA256, ENVELOPED_SIGNATURE, EXC_C14N, SHA256,

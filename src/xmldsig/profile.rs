@@ -2,7 +2,6 @@
 //! values. Anything outside the profile — another algorithm, a second reference, a transform
 //! more or less, key information other than an issuer and serial — is refused.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use base64::Engine as _;
@@ -434,16 +433,24 @@ fn decode<const N: usize>(
     text: Option<&str>,
     field: &'static str,
 ) -> Result<[u8; N], ProfileError> {
+    const { assert!(N <= 64, "the buffers below hold 64 bytes' base64") };
     let text = text.ok_or(ProfileError::Structure(field))?;
-    let compact = if text.bytes().any(|b| b.is_ascii_whitespace()) {
-        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
-    } else {
-        Cow::Borrowed(text)
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
+    // Without its whitespace, into a buffer on the stack: 64 bytes are 88 characters of base64,
+    // and a longer text decodes to more than `N` bytes, so it is refused either way.
+    let mut compact = [0u8; 128];
+    let mut len = 0;
+    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        let slot = compact.get_mut(len).ok_or(ProfileError::Encoding(field))?;
+        *slot = b;
+        len += 1;
+    }
+    let mut bytes = [0u8; 96];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(&compact[..len], &mut bytes)
         .map_err(|_| ProfileError::Encoding(field))?;
-    bytes.try_into().map_err(|_| ProfileError::Encoding(field))
+    bytes[..n]
+        .try_into()
+        .map_err(|_| ProfileError::Encoding(field))
 }
 
 /// A non-negative decimal integer (at most 60 digits: serials are at most 20 octets) to its
@@ -452,19 +459,25 @@ pub fn decimal_to_bytes(s: &str) -> Option<Vec<u8>> {
     if s.is_empty() || s.len() > 60 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut out: Vec<u8> = vec![0];
-    for d in s.bytes().map(|b| b - b'0') {
-        // out = out * 10 + d, big-endian.
-        let mut carry = u16::from(d);
-        for byte in out.iter_mut().rev() {
-            let v = u16::from(*byte) * 10 + carry;
-            *byte = (v & 0xFF) as u8;
-            carry = v >> 8;
-        }
-        if carry > 0 {
-            out.insert(0, carry as u8);
+    // Little-endian 64-bit limbs: 10^60 < 2^200, so four hold any accepted value. Nineteen
+    // digits at a time (10^19 < 2^64): value = value * 10^len + chunk.
+    let mut limbs = [0u64; 4];
+    for chunk in s.as_bytes().chunks(19) {
+        let digits = chunk
+            .iter()
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        let scale = 10u64.pow(chunk.len() as u32);
+        let mut carry = u128::from(digits);
+        for limb in &mut limbs {
+            let v = u128::from(*limb) * u128::from(scale) + carry;
+            *limb = v as u64;
+            carry = v >> 64;
         }
     }
-    let first = out.iter().position(|&b| b != 0).unwrap_or(out.len() - 1);
-    Some(out.split_off(first))
+    let mut be = [0u8; 32];
+    for (i, limb) in limbs.iter().rev().enumerate() {
+        be[i * 8..i * 8 + 8].copy_from_slice(&limb.to_be_bytes());
+    }
+    let first = be.iter().position(|&b| b != 0).unwrap_or(be.len() - 1);
+    Some(be[first..].to_vec())
 }

@@ -13,27 +13,38 @@ use super::profile::{Collector, ProfileError, SignatureElement, DS_NAMESPACE, MA
 /// The signature of `doc` as the profile reads it, or `None` if either the walk or the profile
 /// refuses it (the caller then asks `read_signature` why).
 pub(super) fn read_signature_fast(doc: &[u8]) -> Option<SignatureElement> {
-    let limits = C14nLimits {
-        max_depth: MAX_DEPTH,
-        ..C14nLimits::default()
-    };
-    let mut visitor = ProfileVisitor {
-        collector: Collector::default(),
-        line_end: false,
-    };
+    let limits = limits();
+    let mut visitor = ProfileVisitor::default();
     walk(doc, &limits, &mut visitor).ok()?;
-    visitor.collector.finish().ok()
+    visitor.finish()
 }
 
-struct ProfileVisitor {
+/// The limits the fast reader walks with.
+pub(super) fn limits() -> C14nLimits {
+    C14nLimits {
+        max_depth: MAX_DEPTH,
+        ..C14nLimits::default()
+    }
+}
+
+/// The profile's [`Collector`] as a walk's visitor (also shown events by the one-pass verifier).
+#[derive(Default)]
+pub(super) struct ProfileVisitor {
     collector: Collector,
     /// A field's text had a line end normalised (or a `\n` from a reference); quick-xml keeps
     /// a CR as written, so the fast path stops rather than risk reading a different value.
     line_end: bool,
 }
 
+impl ProfileVisitor {
+    /// The signature read, if the profile accepts it.
+    pub(super) fn finish(self) -> Option<SignatureElement> {
+        self.collector.finish().ok()
+    }
+}
+
 /// A field's character data, with line-end normalisation noted.
-struct FieldText<'s> {
+pub(super) struct FieldText<'s> {
     text: &'s mut String,
     line_end: &'s mut bool,
 }

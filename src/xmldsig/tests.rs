@@ -13,13 +13,13 @@ use super::*;
 use crate::domain::SmkiRole;
 use crate::identity::identity_from_pem;
 
-struct TestKey {
+pub(super) struct TestKey {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
 }
 
 impl TestKey {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
@@ -27,7 +27,7 @@ impl TestKey {
         Self { pair, rng }
     }
 
-    fn public(&self) -> Vec<u8> {
+    pub(super) fn public(&self) -> Vec<u8> {
         self.pair.public_key().as_ref().to_vec()
     }
 }
@@ -48,7 +48,7 @@ impl SignBytes for TestKey {
     }
 }
 
-const REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+pub(super) const REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <sr:Request xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" schemaVersion="5.4">
   <sr:Header>
     <sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1000</sr:RequestID>
@@ -62,7 +62,7 @@ const REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </sr:Request>
 "#;
 
-fn limits() -> C14nLimits {
+pub(super) fn limits() -> C14nLimits {
     C14nLimits::default()
 }
 
@@ -293,6 +293,25 @@ mod decimal {
             prop_assert_eq!(bytes, expected[first..].to_vec());
         }
 
+        /// Up to the 60 digits accepted, as the digit-by-digit schoolbook method gives.
+        #[test]
+        fn long_serials_convert_digit_by_digit(s in "[0-9]{1,60}") {
+            let mut want: Vec<u8> = vec![0];
+            for d in s.bytes().map(|b| b - b'0') {
+                let mut carry = u16::from(d);
+                for byte in want.iter_mut().rev() {
+                    let v = u16::from(*byte) * 10 + carry;
+                    *byte = (v & 0xFF) as u8;
+                    carry = v >> 8;
+                }
+                if carry > 0 {
+                    want.insert(0, carry as u8);
+                }
+            }
+            let first = want.iter().position(|&b| b != 0).unwrap_or(want.len() - 1);
+            prop_assert_eq!(decimal_to_bytes(&s), Some(want.split_off(first)));
+        }
+
         #[test]
         fn read_signature_never_panics(doc in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = read_signature(&doc);
@@ -306,6 +325,8 @@ mod decimal {
         }
         assert_eq!(decimal_to_bytes("0"), Some(vec![0]));
         assert_eq!(decimal_to_bytes("256"), Some(vec![1, 0]));
+        assert_eq!(decimal_to_bytes(&"0".repeat(60)), Some(vec![0]));
+        assert_eq!(decimal_to_bytes(&"9".repeat(60)).map(|b| b.len()), Some(25));
     }
 }
 
@@ -340,7 +361,7 @@ fn reading_at_the_parsers_span_equals_reading_the_whole() {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(super) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -367,7 +388,7 @@ fn fast_agrees(doc: &[u8], span: std::ops::Range<usize>) -> Result<bool, TestCas
 }
 
 /// The span of the root's last element child, as the gateway's parser finds it.
-fn last_child(doc: &[u8]) -> Option<std::ops::Range<usize>> {
+pub(super) fn last_child(doc: &[u8]) -> Option<std::ops::Range<usize>> {
     let top = c14n::root(doc, &limits()).ok()?;
     Some(c14n::children(doc, top.span, &limits()).ok()?.pop()?.span)
 }
@@ -427,7 +448,7 @@ proptest! {
 }
 
 thread_local! {
-    static SIGNED: String = sign_document(REQUEST, &TestKey::new(), &limits()).unwrap();
+    pub(super) static SIGNED: String = sign_document(REQUEST, &TestKey::new(), &limits()).unwrap();
 }
 
 /// Found by fuzzing: with a byte-order mark, the spans read must still be the document's own

@@ -84,8 +84,17 @@ pub fn verify_read(
 ) -> Result<(), VerifyError> {
     let mut buf = Vec::with_capacity(doc.len());
     signed_bytes(doc, sig, limits, &mut buf)?;
+    ecdsa_p256(&buf, &sig.value, public_key)
+}
+
+/// The ECDSA P-256 operation: `value` (raw `r‖s`) signs `signed` with `public_key`.
+pub(super) fn ecdsa_p256(
+    signed: &[u8],
+    value: &[u8; 64],
+    public_key: &[u8],
+) -> Result<(), VerifyError> {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
-        .verify(&buf, &sig.value)
+        .verify(signed, value)
         .map_err(|_| VerifyError::SignatureValue)
 }
 

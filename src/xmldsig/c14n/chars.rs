@@ -169,16 +169,38 @@ pub(crate) fn decode_attr(
     decode(raw, position, SPECIAL_ATTR, sink)
 }
 
+/// The index of the first byte at or after `i` that is special for `class`, or `bytes.len()`.
+fn next_special(bytes: &[u8], mut i: usize, class: u8) -> usize {
+    // Eight bytes per test while none is special (long runs of text or base64), then one by one.
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        if chunk
+            .iter()
+            .fold(0, |acc, &b| acc | SPECIAL[usize::from(b)])
+            & class
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    while bytes
+        .get(i)
+        .is_some_and(|&b| SPECIAL[usize::from(b)] & class == 0)
+    {
+        i += 1;
+    }
+    i
+}
+
 fn decode(raw: &str, position: usize, class: u8, sink: &mut impl Sink) -> Result<(), C14nError> {
     let bytes = raw.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if SPECIAL[usize::from(b)] & class == 0 {
-            i += 1;
-            continue;
-        }
+    loop {
+        i = next_special(bytes, i, class);
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         sink.run(&raw[start..i]);
         let attr = class == SPECIAL_ATTR;
         match b {

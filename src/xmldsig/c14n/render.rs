@@ -10,11 +10,23 @@ use super::scope::ScopedMap;
 use super::walk::{Attr, Ns, StartTag, Visitor};
 use super::C14nMode;
 
+/// The part of the document a [`Canonicalizer`] writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Region {
+    Document,
+    /// The element with exactly this span.
+    Element(Range<usize>),
+    /// The first element whose start tag the canonicaliser is shown, wherever it ends: for a
+    /// visitor that shows it one element's events only (the one-pass verifier's `SignedInfo`,
+    /// whose span it learns as it walks).
+    FirstElement,
+}
+
 pub(crate) struct Canonicalizer<'a, 'o> {
     out: &'o mut Vec<u8>,
     mode: C14nMode,
-    /// The element to canonicalise; `None` for the whole document.
-    subtree: Option<Range<usize>>,
+    /// What to canonicalise.
+    region: Region,
     /// The element to leave out.
     exclude: Option<Range<usize>>,
     /// The depth of the element output began at, while it is open.
@@ -34,14 +46,14 @@ pub(crate) struct Canonicalizer<'a, 'o> {
 impl<'a, 'o> Canonicalizer<'a, 'o> {
     pub(crate) fn new(
         out: &'o mut Vec<u8>,
-        subtree: Option<Range<usize>>,
+        region: Region,
         exclude: Option<Range<usize>>,
         mode: C14nMode,
     ) -> Self {
         Self {
             out,
             mode,
-            subtree,
+            region,
             exclude,
             apex: None,
             excluded: None,
@@ -55,15 +67,27 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
 
     /// After the walk: both spans must have named an element.
     pub(crate) fn finish(&self) -> Result<(), C14nError> {
+        let subtree = match &self.region {
+            Region::Element(span) => Some(span),
+            Region::Document | Region::FirstElement => None,
+        };
         for (span, found) in [
-            (&self.subtree, self.found_subtree),
-            (&self.exclude, self.found_exclude),
+            (subtree, self.found_subtree),
+            (self.exclude.as_ref(), self.found_exclude),
         ] {
             if let (Some(span), false) = (span, found) {
                 return Err(C14nError::SpanNotAnElement { span: span.clone() });
             }
         }
+        if self.region == Region::FirstElement && !self.found_subtree {
+            return Err(C14nError::SpanNotAnElement { span: 0..0 });
+        }
         Ok(())
+    }
+
+    /// What has been written so far (the one-pass verifier hashes and clears it as it goes).
+    pub(crate) fn output(&mut self) -> &mut Vec<u8> {
+        self.out
     }
 
     fn writing(&self) -> bool {
@@ -121,13 +145,14 @@ impl<'a> Visitor<'a> for Canonicalizer<'a, '_> {
         Self: 's;
 
     fn start(&mut self, tag: &StartTag<'a, '_>) -> Result<(), C14nError> {
-        match &self.subtree {
-            None if tag.depth == 1 => self.apex = Some(1),
-            Some(span) if span.start == tag.start => {
-                self.apex = Some(tag.depth);
-                self.found_subtree = true;
-            }
-            _ => {}
+        let apex = match &self.region {
+            Region::Document => tag.depth == 1,
+            Region::Element(span) => span.start == tag.start,
+            Region::FirstElement => !self.found_subtree,
+        };
+        if apex {
+            self.apex = Some(tag.depth);
+            self.found_subtree = true;
         }
         if self.exclude.as_ref().is_some_and(|x| x.start == tag.start) {
             self.excluded = Some(tag.depth);
@@ -177,18 +202,20 @@ impl<'a> Visitor<'a> for Canonicalizer<'a, '_> {
         self.rendered.leave();
         if self.excluded == Some(depth) {
             self.excluded = None;
-            check_span(&self.exclude, &span)?;
+            check_span(self.exclude.as_ref(), &span)?;
         }
         if self.apex == Some(depth) {
             self.apex = None;
-            check_span(&self.subtree, &span)?;
+            if let Region::Element(wanted) = &self.region {
+                check_span(Some(wanted), &span)?;
+            }
         }
         Ok(())
     }
 }
 
 /// The element that started where `wanted` starts must also end where it ends.
-fn check_span(wanted: &Option<Range<usize>>, actual: &Range<usize>) -> Result<(), C14nError> {
+fn check_span(wanted: Option<&Range<usize>>, actual: &Range<usize>) -> Result<(), C14nError> {
     match wanted {
         Some(w) if w != actual => Err(C14nError::SpanNotAnElement { span: w.clone() }),
         _ => Ok(()),
