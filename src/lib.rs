@@ -4,7 +4,7 @@
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
 //!   [`error`], [`xmldsig`];
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
-//!   [`pki`], [`signer`], [`certstore`];
+//!   [`pki`], [`signer`], [`certstore`], [`outbox`], [`receiver`];
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
@@ -20,8 +20,10 @@ pub mod duis;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod pki;
+pub mod receiver;
 pub mod register;
 pub mod registry;
 pub mod server;
