@@ -42,7 +42,9 @@ fn alert_body(n: u64) -> Vec<u8> {
          <sr:GBCSPayload>"
     );
     body.push_str(&"A".repeat(1200));
-    body.push_str("</sr:GBCSPayload></sr:DeviceAlertMessage></sr:Body><ds:Signature/></sr:Response>");
+    body.push_str(
+        "</sr:GBCSPayload></sr:DeviceAlertMessage></sr:Body><ds:Signature/></sr:Response>",
+    );
     body.push_str(&" ".repeat(2048usize.saturating_sub(body.len())));
     body.into_bytes()
 }

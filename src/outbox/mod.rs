@@ -119,7 +119,8 @@ impl Outbox {
         let seed = {
             let s = store.lock();
             let held = s.entries.keys().map(|id| id.get()).max().unwrap_or(0);
-            held.saturating_add(1).max((clock.now_ms().max(0) as u64) << 16)
+            held.saturating_add(1)
+                .max((clock.now_ms().max(0) as u64) << 16)
         };
         let (markers, marker_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {

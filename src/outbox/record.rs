@@ -186,7 +186,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
                 .map(|_| decode_event(&mut r))
                 .collect::<Result<_, _>>()?,
         ),
-        tag => return Err(RecordError::Tag { field: "record", tag }),
+        tag => {
+            return Err(RecordError::Tag {
+                field: "record",
+                tag,
+            })
+        }
     };
     if !r.rest.is_empty() {
         return Err(RecordError::Trailing(r.rest.len()));
@@ -202,7 +207,12 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, RecordError> {
         2 => Event::Dead { id, at: r.i64()? },
         3 => Event::Revived { id, at: r.i64()? },
         4 => Event::Discarded(id),
-        tag => return Err(RecordError::Tag { field: "event", tag }),
+        tag => {
+            return Err(RecordError::Tag {
+                field: "event",
+                tag,
+            })
+        }
     })
 }
 
@@ -219,16 +229,27 @@ fn decode_message(r: &mut Reader<'_>) -> Result<Message, RecordError> {
             request_id: match r.u8()? {
                 0 => None,
                 1 => Some(r.request_id()?),
-                tag => return Err(RecordError::Tag { field: "request", tag }),
+                tag => {
+                    return Err(RecordError::Tag {
+                        field: "request",
+                        tag,
+                    })
+                }
             },
         },
         3 => {
             let family = match r.u8()? {
                 1 => DccAlertFamily::Ad,
                 2 => DccAlertFamily::N,
-                tag => return Err(RecordError::Tag { field: "family", tag }),
+                tag => {
+                    return Err(RecordError::Tag {
+                        field: "family",
+                        tag,
+                    })
+                }
             };
-            let code = DccAlertCode::new(family, r.u16()?).map_err(|_| RecordError::DccAlertCode)?;
+            let code =
+                DccAlertCode::new(family, r.u16()?).map_err(|_| RecordError::DccAlertCode)?;
             OutboundKind::DccAlert { code }
         }
         tag => return Err(RecordError::Tag { field: "kind", tag }),

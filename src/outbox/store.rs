@@ -82,7 +82,10 @@ impl Store {
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let name = entry.map_err(io)?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 numbers.push(n);
             }
         }
@@ -304,7 +307,10 @@ impl State {
             },
         );
         if let Some(old) = old {
-            let still = self.entries.get(&id).map(|e| (e.message.held_since, e.dead_at));
+            let still = self
+                .entries
+                .get(&id)
+                .map(|e| (e.message.held_since, e.dead_at));
             if still != Some((old.message.held_since, None)) {
                 self.by_age.remove(&(old.message.held_since, id));
             }

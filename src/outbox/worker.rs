@@ -60,7 +60,10 @@ pub(super) enum Marker {
 }
 
 /// Appends `records` together (one group commit) and waits for all of them.
-pub(super) async fn append_all(journal: &Journal, records: Vec<Vec<u8>>) -> Result<(), OutboxError> {
+pub(super) async fn append_all(
+    journal: &Journal,
+    records: Vec<Vec<u8>>,
+) -> Result<(), OutboxError> {
     if records.len() == 1 {
         let r = records.into_iter().next().unwrap_or_default();
         return journal.append(r).await.map_err(OutboxError::from);
@@ -294,7 +297,9 @@ impl Shared {
     /// Sets the gauges from the state (called after every change that moves them).
     pub(super) fn refresh_gauges(&self) {
         let s = self.store.lock();
-        self.metrics.pending.set((s.entries.len() - s.dead.len()) as i64);
+        self.metrics
+            .pending
+            .set((s.entries.len() - s.dead.len()) as i64);
         self.metrics.dead_letters.set(s.dead.len() as i64);
         let oldest = s.by_age.first().map_or(0, |&(t, _)| t.max(0) / 1000);
         self.metrics.oldest_pending.set(oldest);
@@ -305,7 +310,9 @@ impl Shared {
     fn delivered(&self, message: &Message, _now: i64) {
         let removed = self.store.lock().remove(message.id).is_some();
         if removed {
-            let _ = self.markers.send(Marker::Event(Event::Delivered(message.id)));
+            let _ = self
+                .markers
+                .send(Marker::Event(Event::Delivered(message.id)));
         }
     }
 

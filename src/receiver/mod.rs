@@ -124,12 +124,13 @@ impl Receiver {
                 source,
             })?;
         }
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| ReceiverError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| ReceiverError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
         let addr = listener
             .local_addr()
             .map_err(|source| ReceiverError::Bind {
@@ -208,7 +209,12 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve(stream: tokio::net::TcpStream, acceptor: TlsAcceptor, role: SmkiRole, ctx: Arc<Ctx>) {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    role: SmkiRole,
+    ctx: Arc<Ctx>,
+) {
     let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
     else {
         return;
@@ -244,7 +250,10 @@ async fn handle(ctx: &Ctx, peer: UserId, req: Request<Incoming>) -> Response<Ful
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64)
         .map(str::to_owned);
-    let body = match Limited::new(req.into_body(), ctx.max_body_bytes).collect().await {
+    let body = match Limited::new(req.into_body(), ctx.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return status(StatusCode::PAYLOAD_TOO_LARGE)

@@ -188,7 +188,10 @@ mod tests {
                 "<!DOCTYPE r [<!ENTITY a \"b\">]><Response/>",
                 DescribeError::DocType,
             ),
-            ("<sr:Request/>", DescribeError::NotResponse("Request".into())),
+            (
+                "<sr:Request/>",
+                DescribeError::NotResponse("Request".into()),
+            ),
             ("", DescribeError::Xml),
             ("<Response><a></b></Response>", DescribeError::Xml),
         ];

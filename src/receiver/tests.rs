@@ -127,7 +127,10 @@ async fn an_endpoint_outside_the_trust_anchors_is_refused() {
     ))
     .unwrap();
     let result = transport.post(&url(&receiver), &response(1)).await;
-    assert!(matches!(result, Err(TransportError::Connect(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(TransportError::Connect(_))),
+        "{result:?}"
+    );
     receiver.stop().await;
 }
 
@@ -138,7 +141,10 @@ async fn bad_urls_bad_bodies_and_stopped_endpoints_fail_the_attempt() {
     let transport = Arc::new(dcc_transport(&pki));
     for bad in ["http://localhost/rrs", "not a url", "https:///x"] {
         let r = transport.post(bad, &response(1)).await;
-        assert!(matches!(r, Err(TransportError::BadEndpoint { .. })), "{bad}: {r:?}");
+        assert!(
+            matches!(r, Err(TransportError::BadEndpoint { .. })),
+            "{bad}: {r:?}"
+        );
     }
     let junk = Message {
         body: bytes::Bytes::from_static(b"<!DOCTYPE x><x/>"),

@@ -118,12 +118,18 @@ async fn enqueued_messages_are_delivered_and_stay_delivered_across_a_restart() {
     settle(&h).await;
     assert_eq!(h.outbox.pending(), 0);
     assert!(matches!(
-        h.outbox.enqueue(vec![outbound(&h.outbox, SUPPLIER, 1)]).await,
+        h.outbox
+            .enqueue(vec![outbound(&h.outbox, SUPPLIER, 1)])
+            .await,
         Err(OutboxError::Stopped)
     ));
 
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
-    assert_eq!(h.outbox.pending(), 0, "delivered markers hold across a restart");
+    assert_eq!(
+        h.outbox.pending(),
+        0,
+        "delivered markers hold across a restart"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -181,7 +187,13 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
 
     let mut h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
     assert_eq!(h.outbox.dead_letters().len(), 1, "dead letters are durable");
-    assert_eq!(h.outbox.replay_dead(&[id, MessageId::new(1)]).await.unwrap(), 1);
+    assert_eq!(
+        h.outbox
+            .replay_dead(&[id, MessageId::new(1)])
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(accepted(&mut h, 1).await, vec![id]);
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
@@ -329,7 +341,11 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
     assert_eq!(h.outbox.pending(), 0);
     let dead: Vec<_> = h.outbox.dead_letters().iter().map(|d| d.id).collect();
-    assert_eq!(dead, vec![doomed_id], "the dead letter was carried, not lost");
+    assert_eq!(
+        dead,
+        vec![doomed_id],
+        "the dead letter was carried, not lost"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -354,7 +370,13 @@ async fn bounds_refuse_rather_than_grow() {
         Err(OutboxError::Full { limit: 1000, .. })
     ));
     // The same ID twice is held once.
-    h.outbox.enqueue(vec![Outbound { body: vec![], ..big }]).await.unwrap();
+    h.outbox
+        .enqueue(vec![Outbound {
+            body: vec![],
+            ..big
+        }])
+        .await
+        .unwrap();
     assert_eq!(h.outbox.pending(), 1);
     let huge = Outbound {
         body: vec![0; crate::store::MAX_RECORD_BYTES],

@@ -91,10 +91,7 @@ fn damaged_records_fail_with_the_reason() {
             },
         ),
         // A count far beyond the bytes that follow is refused before allocating.
-        (
-            vec![1, 0xFF, 0xFF, 0xFF, 0xFF, 0],
-            RecordError::Truncated,
-        ),
+        (vec![1, 0xFF, 0xFF, 0xFF, 0xFF, 0], RecordError::Truncated),
         (
             vec![3, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
             RecordError::Tag {
