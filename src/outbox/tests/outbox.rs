@@ -60,6 +60,27 @@ struct Harness {
     seen: mpsc::UnboundedReceiver<(Instant, String, MessageId, Answer)>,
 }
 
+/// Runs `f(outbox)` (an enqueue, a flush) on a blocking thread. In paused time the clock
+/// jumps to the next timer whenever every task waits, and waiting for the journal's fsync (a
+/// real disk, on another thread) counts as waiting: one fsync could skip to a two-day hold
+/// deadline. A blocking task in flight stops that (tokio's documented way to wait for I/O
+/// in paused time).
+async fn io<T, F>(outbox: &Outbox, f: impl FnOnce(Outbox) -> F + Send + 'static) -> T
+where
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let outbox = outbox.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f(outbox)))
+        .await
+        .unwrap()
+}
+
+async fn enqueue(outbox: &Outbox, batch: Vec<Outbound>) -> Result<(), OutboxError> {
+    io(outbox, |o| async move { o.enqueue(batch).await }).await
+}
+
 async fn open(dir: &Path, config: &OutboxConfig, p: Policy) -> Harness {
     let (transport, rx) = ChannelTransport::new(64);
     let seen = consumer(rx, p);
@@ -100,7 +121,7 @@ async fn accepted(h: &mut Harness, n: usize) -> Vec<MessageId> {
 async fn settle(h: &Harness) {
     // Two marker ticks: markers journalled, gauges refreshed.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    h.outbox.shutdown().await;
+    io(&h.outbox, |o| async move { o.shutdown().await }).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -110,7 +131,7 @@ async fn enqueued_messages_are_delivered_and_stay_delivered_across_a_restart() {
     let mut h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
     let batch: Vec<_> = (0..20).map(|n| outbound(&h.outbox, SUPPLIER, n)).collect();
     let mut want: Vec<_> = batch.iter().map(|o| o.id).collect();
-    h.outbox.enqueue(batch).await.unwrap();
+    enqueue(&h.outbox, batch).await.unwrap();
     let mut got = accepted(&mut h, 20).await;
     got.sort();
     want.sort();
@@ -118,9 +139,7 @@ async fn enqueued_messages_are_delivered_and_stay_delivered_across_a_restart() {
     settle(&h).await;
     assert_eq!(h.outbox.pending(), 0);
     assert!(matches!(
-        h.outbox
-            .enqueue(vec![outbound(&h.outbox, SUPPLIER, 1)])
-            .await,
+        enqueue(&h.outbox, vec![outbound(&h.outbox, SUPPLIER, 1)]).await,
         Err(OutboxError::Stopped)
     ));
 
@@ -148,8 +167,7 @@ async fn a_refused_message_is_retried_within_300_seconds() {
         }),
     )
     .await;
-    h.outbox
-        .enqueue(vec![outbound(&h.outbox, SUPPLIER, 1)])
+    enqueue(&h.outbox, vec![outbound(&h.outbox, SUPPLIER, 1)])
         .await
         .unwrap();
     let (t1, _, id1, a1) = h.seen.recv().await.unwrap();
@@ -167,7 +185,7 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
     let mut h = open(dir.path(), &config, policy(|_| Answer::Refuse)).await;
     let o = outbound(&h.outbox, NETWORK, 5);
     let id = o.id;
-    h.outbox.enqueue(vec![o]).await.unwrap();
+    enqueue(&h.outbox, vec![o]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2 * 24 * 3600 + 60)).await;
     let dead = h.outbox.dead_letters();
     assert_eq!(dead.len(), 1);
@@ -211,10 +229,15 @@ async fn discarded_dead_letters_are_gone_for_good() {
     let h = open(dir.path(), &config, policy(|_| Answer::Refuse)).await;
     let batch: Vec<_> = (0..3).map(|n| outbound(&h.outbox, SUPPLIER, n)).collect();
     let ids: Vec<_> = batch.iter().map(|o| o.id).collect();
-    h.outbox.enqueue(batch).await.unwrap();
+    enqueue(&h.outbox, batch).await.unwrap();
     tokio::time::sleep(Duration::from_secs(700)).await;
     assert_eq!(h.outbox.dead_letters().len(), 3);
-    assert_eq!(h.outbox.discard_dead(&ids[..2]).await.unwrap(), 2);
+    let two = ids[..2].to_vec();
+    let discarded = io(
+        &h.outbox,
+        move |o| async move { o.discard_dead(&two).await },
+    );
+    assert_eq!(discarded.await.unwrap(), 2);
     let left: Vec<_> = h.outbox.dead_letters().iter().map(|d| d.id).collect();
     assert_eq!(left, vec![ids[2]]);
     settle(&h).await;
@@ -230,7 +253,7 @@ async fn pending_messages_are_delivered_after_a_restart() {
     let h = open(dir.path(), &config, policy(|_| Answer::Hang)).await;
     let batch: Vec<_> = (0..5).map(|n| outbound(&h.outbox, SUPPLIER, n)).collect();
     let mut want: Vec<_> = batch.iter().map(|o| o.id).collect();
-    h.outbox.enqueue(batch).await.unwrap();
+    enqueue(&h.outbox, batch).await.unwrap();
     settle(&h).await;
     assert_eq!(h.outbox.pending(), 5);
 
@@ -261,9 +284,9 @@ async fn a_hanging_endpoint_delays_no_other_user() {
     )
     .await;
     let stuck: Vec<_> = (0..50).map(|n| outbound(&h.outbox, SUPPLIER, n)).collect();
-    h.outbox.enqueue(stuck).await.unwrap();
+    enqueue(&h.outbox, stuck).await.unwrap();
     let flowing: Vec<_> = (0..50).map(|n| outbound(&h.outbox, NETWORK, n)).collect();
-    h.outbox.enqueue(flowing).await.unwrap();
+    enqueue(&h.outbox, flowing).await.unwrap();
     let (mut delivered, mut hung) = (0, 0);
     while delivered < 50 {
         let (_, _, _, a) = h.seen.recv().await.unwrap();
@@ -285,7 +308,7 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
     let dir = tempfile::tempdir().unwrap();
     let config = OutboxConfig {
         segment_bytes: 4096,
-        hold_secs: 60,
+        hold_secs: 6 * 3600,
         first_retry_ms: 10_000,
         max_backoff_ms: 10_000,
         ..OutboxConfig::default()
@@ -304,13 +327,12 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
         }),
     )
     .await;
-    // One message that dies first (so no retry timers run while the traffic below waits on
-    // the disk, which in paused time would move the clock), then traffic for many segments.
+    // One message that dies first, then traffic for many segments.
     let doomed = outbound(&h.outbox, NETWORK, 0);
     *poison.lock().unwrap() = Some(doomed.id);
     let doomed_id = doomed.id;
-    h.outbox.enqueue(vec![doomed]).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(120)).await;
+    enqueue(&h.outbox, vec![doomed]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7 * 3600)).await;
     assert_eq!(h.outbox.dead_letters().len(), 1);
     for round in 0..20u64 {
         let batch: Vec<_> = (0..10)
@@ -319,16 +341,20 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
                 ..outbound(&h.outbox, SUPPLIER, round * 10 + n)
             })
             .collect();
-        h.outbox.enqueue(batch).await.unwrap();
+        enqueue(&h.outbox, batch).await.unwrap();
         accepted(&mut h, 10).await;
-        h.outbox.flush().await.unwrap();
+        io(&h.outbox, |o| async move { o.flush().await })
+            .await
+            .unwrap();
     }
     let files = || std::fs::read_dir(dir.path()).unwrap().count();
     for _ in 0..100 {
         if h.outbox.segments() <= 2 {
             break;
         }
-        h.outbox.flush().await.unwrap();
+        io(&h.outbox, |o| async move { o.flush().await })
+            .await
+            .unwrap();
     }
     assert!(
         h.outbox.segments() <= 2 && files() <= 2,
@@ -360,30 +386,32 @@ async fn bounds_refuse_rather_than_grow() {
         body: vec![b'x'; 600],
         ..outbound(&h.outbox, SUPPLIER, 1)
     };
-    h.outbox.enqueue(vec![big.clone()]).await.unwrap();
+    enqueue(&h.outbox, vec![big.clone()]).await.unwrap();
     let again = Outbound {
         id: h.outbox.next_id(),
         ..big.clone()
     };
     assert!(matches!(
-        h.outbox.enqueue(vec![again]).await,
+        enqueue(&h.outbox, vec![again]).await,
         Err(OutboxError::Full { limit: 1000, .. })
     ));
     // The same ID twice is held once.
-    h.outbox
-        .enqueue(vec![Outbound {
+    enqueue(
+        &h.outbox,
+        vec![Outbound {
             body: vec![],
             ..big
-        }])
-        .await
-        .unwrap();
+        }],
+    )
+    .await
+    .unwrap();
     assert_eq!(h.outbox.pending(), 1);
     let huge = Outbound {
         body: vec![0; crate::store::MAX_RECORD_BYTES],
         ..outbound(&h.outbox, SUPPLIER, 2)
     };
     assert!(matches!(
-        h.outbox.enqueue(vec![huge]).await,
+        enqueue(&h.outbox, vec![huge]).await,
         Err(OutboxError::TooLarge { .. })
     ));
 }
