@@ -5,7 +5,7 @@
 //!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the
-//!   dispatcher); [`report`] (pure builders over the audit trail);
+//!   dispatcher), [`outbox`], [`receiver`]; [`report`] (pure builders over the audit trail);
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
 #![forbid(unsafe_code)]
 
@@ -24,8 +24,10 @@ pub mod duis;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod pki;
+pub mod receiver;
 pub mod register;
 pub mod registry;
 pub mod report;

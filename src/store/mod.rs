@@ -8,5 +8,5 @@ mod journal;
 mod replay;
 
 pub use changes::{ChangeLog, ChangeLogError};
-pub use journal::{Journal, JournalError};
+pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
 pub use replay::{Replay, ReplayGuard};
