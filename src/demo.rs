@@ -102,11 +102,15 @@ pub const DEMO_REGISTRATIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// Writes `users.csv`, `devices.csv` and `registrations.csv` for the public test environment's
-/// identities into `dir`.
-pub fn write_registers(dir: &Path) -> Result<(), DemoError> {
+/// identities into `dir`. With `responses`, every User's Receive Response Service is
+/// `<responses>/<User ID>`.
+pub fn write_registers(dir: &Path, responses: Option<&str>) -> Result<(), DemoError> {
     let mut users = String::from("user_id,party_id,party_name,roles,status,response_url\n");
     for (_, id, party, roles, name) in DEMO_USERS {
-        let _ = writeln!(users, "{id},{party},{name},{roles},active,");
+        let url = responses
+            .map(|base| format!("{base}/{id}"))
+            .unwrap_or_default();
+        let _ = writeln!(users, "{id},{party},{name},{roles},active,{url}");
     }
     write(&dir.join("users.csv"), &users)?;
     let mut devices = String::from("device_id,device_type,status,mpxn,chf_id,csp_region\n");
@@ -143,6 +147,25 @@ pub struct DemoPlan {
     pub dir: PathBuf,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The demo Users' Receive Response Service (one server for all of them), already
+    /// listening: `prepare` names it in the register.
+    pub receiver_addr: SocketAddr,
+}
+
+/// Makes the dev PKI in `certs` unless it is there.
+pub fn ensure_pki(certs: &Path, now: OffsetDateTime) -> Result<(), DemoError> {
+    if !certs.join("ca.pem").exists() {
+        pki::init(certs, now).map_err(|source| DemoError::Pki {
+            dir: certs.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Where the demo's Receive Response Service writes what the gateway delivers.
+pub fn received_dir(plan: &DemoPlan) -> PathBuf {
+    absolute(&plan.dir).join("received")
 }
 
 /// What `prepare` wrote.
@@ -154,17 +177,13 @@ pub struct DemoFiles {
 /// Makes the PKI if `certs` has none, then writes the configuration, the party register and the
 /// example request into `dir`. Paths in the configuration are absolute, so it runs from anywhere.
 pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoError> {
-    if !plan.certs.join("ca.pem").exists() {
-        pki::init(&plan.certs, now).map_err(|source| DemoError::Pki {
-            dir: plan.certs.clone(),
-            source,
-        })?;
-    }
+    ensure_pki(&plan.certs, now)?;
     create_dir(&plan.dir)?;
     let certs = absolute(&plan.certs);
     let dir = absolute(&plan.dir);
 
-    write_registers(&dir)?;
+    let responses = format!("https://localhost:{}/duis", plan.receiver_addr.port());
+    write_registers(&dir, Some(&responses))?;
 
     // The Users' XML-signing certificates, as the gateway's store of them.
     let user_certs = dir.join("user-certs");
@@ -199,7 +218,12 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
          [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
          user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\n\
          [state]\ndir = \"{state}\"\n\n\
-         [admin]\ntoken_file = \"{token}\"\n",
+         [admin]\ntoken_file = \"{token}\"\n\n\
+         # Signed routing to the simulated comms-hub network, inside this process.\n\
+         [routing]\nacb_key = \"{certs}/dcc-acb.key.pem\"\nacb_cert = \"{certs}/dcc-acb.pem\"\nhub = \"in_process\"\n\n\
+         # Asynchronous responses and alerts, delivered with the broker's TLS client certificate.\n\
+         [delivery.transport]\nclient_cert = \"{certs}/dcc-acb.pem\"\nclient_key = \"{certs}/dcc-acb.key.pem\"\n\
+         trust_anchors = [\"{certs}/ca.pem\"]\n",
         addr = plan.addr,
         admin = plan.admin_addr,
         certs = certs.display(),
@@ -261,7 +285,9 @@ pub fn banner(
          metrics URL     http://{admin}/metrics\n  \
          audit trail     {audit}  ({dccgw} audit verify {audit}; {dccgw} report usage --month YYYY-MM --config {config})\n  \
          certificates    {certs}\n  configuration   {config}\n  \
-         admin token     {token}  (POST /admin/v1/registry/changes; schemas/changes.md)\n\
+         admin token     {token}  (POST /admin/v1/registry/changes; schemas/changes.md)\n  \
+         responses       {received}  (the demo Users' Receive Response Service writes each \
+         asynchronous response and alert here)\n\
          \nSign a request as the demo supplier (with a fresh counter) and send it, from another terminal:\n\n\
          {dccgw} sign --stamp-counter --key {key} --cert {cert} {request} \
          | curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
@@ -272,6 +298,7 @@ pub fn banner(
         config = files.config.display(),
         token = plan.dir.join("admin.token").display(),
         audit = audit_dir(plan).display(),
+        received = received_dir(plan).display(),
         key = user.join("xml-sign.key.pem").display(),
         cert = user.join("xml-sign.pem").display(),
         ca = certs.join("ca.pem").display(),

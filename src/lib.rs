@@ -30,6 +30,7 @@ pub mod pki;
 pub mod receiver;
 pub mod register;
 pub mod registry;
+pub mod replies;
 pub mod report;
 pub mod routing;
 pub mod server;

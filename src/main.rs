@@ -52,6 +52,9 @@ enum Command {
         /// The admin port on 127.0.0.1 (0 = any free port).
         #[arg(long, default_value_t = 9090)]
         admin_port: u16,
+        /// The demo Users' Receive Response Service port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 8444)]
+        receiver_port: u16,
     },
     /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
     /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
@@ -162,18 +165,29 @@ fn main() -> anyhow::Result<()> {
             dir,
             port,
             admin_port,
+            receiver_port,
         } => {
             let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            let plan = demo::DemoPlan {
-                certs,
-                dir,
-                addr: SocketAddr::new(localhost, port),
-                admin_addr: SocketAddr::new(localhost, admin_port),
-            };
-            let files = demo::prepare(&plan, OffsetDateTime::now_utc())?;
-            let config = Config::load(&files.config, std::env::vars())
-                .with_context(|| format!("loading {}", files.config.display()))?;
-            runtime()?.block_on(serve(config, Some((plan, files))))
+            runtime()?.block_on(async move {
+                let now = OffsetDateTime::now_utc();
+                demo::ensure_pki(&certs, now)?;
+                // The Receive Response Service listens first: the register names its port.
+                let mut plan = demo::DemoPlan {
+                    certs,
+                    dir,
+                    addr: SocketAddr::new(localhost, port),
+                    admin_addr: SocketAddr::new(localhost, admin_port),
+                    receiver_addr: SocketAddr::new(localhost, receiver_port),
+                };
+                let receiver = start_demo_receiver(&plan).await?;
+                plan.receiver_addr = receiver.local_addr();
+                let files = demo::prepare(&plan, now)?;
+                let config = Config::load(&files.config, std::env::vars())
+                    .with_context(|| format!("loading {}", files.config.display()))?;
+                let result = serve(config, Some((plan, files))).await;
+                receiver.stop().await;
+                result
+            })
         }
         Command::Commshub { config } => {
             let text = std::fs::read_to_string(&config)
@@ -302,6 +316,22 @@ fn run_report(args: &ReportArgs, performance: bool) -> anyhow::Result<()> {
     };
     println!("{out}");
     Ok(())
+}
+
+/// The demo Users' Receive Response Service: accepts the gateway's deliveries (client
+/// certificate role 04) and writes each to its own file.
+async fn start_demo_receiver(plan: &demo::DemoPlan) -> anyhow::Result<dccgw::receiver::Receiver> {
+    let certs = std::path::absolute(&plan.certs).unwrap_or_else(|_| plan.certs.clone());
+    let mut config = dccgw::receiver::ReceiverConfig::new(
+        plan.receiver_addr,
+        certs.join("server.pem"),
+        certs.join("server.key.pem"),
+        vec![certs.join("ca.pem")],
+    );
+    config.dir = Some(demo::received_dir(plan));
+    dccgw::receiver::Receiver::start(config, None)
+        .await
+        .context("starting the demo Receive Response Service")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

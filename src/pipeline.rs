@@ -14,11 +14,13 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::alerts::{self, DccEvent};
 use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest};
 use crate::catalogue::Catalogue;
 use crate::certstore::CertStore;
 use crate::checks;
+use crate::commshub::Dispatcher;
 use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
 use crate::duis::inventory::{self, InventoryDevice, InventoryQuery};
 use crate::duis::{self, PartialHeader, ResponseHeaderOut, ResponsePayload};
@@ -26,6 +28,8 @@ use crate::error::Error;
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::register::{self, PartyRegister, UserChange, UserChangeError, UserChangeLog};
 use crate::registry::{Change, ChangeError, Compaction, Snapshot};
+use crate::replies::FutureDated;
+use crate::routing::{self, Command, CommandSigner};
 use crate::signer::Signer;
 use crate::store::{ChangeLog, JournalError, ReplayGuard};
 use crate::tls::PeerIdentity;
@@ -56,6 +60,19 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
+    /// Signed routing to the comms-hub network (absent: device requests are acknowledged and
+    /// go nowhere, which only a configuration without `[routing]` chooses).
+    pub routing: Option<Routing>,
+    /// DCC Alerts the gateway raises, for the replies task.
+    pub raised: Option<tokio::sync::mpsc::UnboundedSender<(DccEvent, i64)>>,
+}
+
+/// What a permitted device request needs to reach the hub network.
+pub struct Routing {
+    /// The access-control broker key (`OU=04`) that signs every command.
+    pub signer: CommandSigner,
+    pub dispatcher: Arc<Dispatcher>,
+    pub future_dated: Arc<FutureDated>,
 }
 
 /// The synchronous answer: an HTTP status and a DUIS `sr:Response` document.
@@ -83,6 +100,8 @@ pub struct Loaded {
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
+    pub routing: Option<Routing>,
+    pub raised: Option<tokio::sync::mpsc::UnboundedSender<(DccEvent, i64)>>,
 }
 
 impl Gateway {
@@ -96,6 +115,8 @@ impl Gateway {
             user_changes,
             signer,
             audit,
+            routing,
+            raised,
         } = loaded;
         // Operators' view (issue 6): cache sizes and the signing certificate's expiry.
         metrics.cache_loaded("users", register.len(), false);
@@ -126,6 +147,8 @@ impl Gateway {
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
             audit,
+            routing,
+            raised,
         })
     }
 
@@ -308,7 +331,30 @@ impl Gateway {
         } else {
             None
         };
-        // Sign, route and dispatch take the permit: issue 5.
+        // Sign: a device command is made from the permit alone and signed with the broker key.
+        // The request's Body stands in for the GBCS command the DCC would build from it.
+        let command = match &self.routing {
+            Some(routing)
+                if !entry.non_device && routing::sent_to_device(header.command_variant) =>
+            {
+                let payload = body.get(request.body.clone()).unwrap_or_default().to_vec();
+                let execute_at = request
+                    .execution_date_time
+                    .is_some()
+                    .then(|| at.unix_timestamp());
+                let command = Command::from_permit(
+                    &permit,
+                    header.request_id,
+                    header.command_variant,
+                    execute_at,
+                    payload,
+                )
+                .and_then(|c| routing.signer.sign(&c))
+                .map_err(|e| refuse(Error::Command(e)))?;
+                Some((routing, command, execute_at))
+            }
+            _ => None,
+        };
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
         self.replay
@@ -316,6 +362,24 @@ impl Gateway {
             .await
             .map_err(|e| refuse(Error::Replay(e)))?;
         trace.lap(Stage::Replay);
+        // Route and dispatch: the command is on disk before the I99 promises a response.
+        if let Some((routing, command, execute_at)) = command {
+            routing
+                .dispatcher
+                .record(&command)
+                .await
+                .map_err(|e| refuse(Error::Pending(e)))?;
+            if execute_at.is_some() {
+                routing.future_dated.insert(header.request_id, header.srv);
+            }
+            let dispatcher = Arc::clone(&routing.dispatcher);
+            tokio::spawn(async move {
+                if let Err(e) = dispatcher.dispatch(command).await {
+                    tracing::error!(error = %e, "Dispatch failed; the command is answered after a restart.");
+                }
+            });
+            trace.lap(Stage::Dispatch);
+        }
         Ok((partial, payload))
     }
 }
@@ -343,6 +407,19 @@ impl Gateway {
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
+        // The DCC Alerts the changes call for, each judged against the snapshot before it.
+        if let Some(raised) = &self.raised {
+            let at = OffsetDateTime::now_utc().unix_timestamp();
+            let mut before = Arc::clone(&current);
+            for change in batch {
+                for event in alerts::events_for_change(&before, change) {
+                    let _ = raised.send((event, at));
+                }
+                if let Ok(after) = before.apply_all(std::slice::from_ref(change)) {
+                    before = Arc::new(after);
+                }
+            }
+        }
         self.metrics
             .cache_loaded("devices", next.device_count(), true);
         self.metrics

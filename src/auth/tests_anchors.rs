@@ -12,7 +12,7 @@ use crate::testing::anchors;
 fn public_requests_pass_the_device_type_check() {
     let Some(anchors) = anchors() else { return };
     let dir = tempfile::tempdir().unwrap();
-    crate::demo::write_registers(dir.path()).unwrap();
+    crate::demo::write_registers(dir.path(), None).unwrap();
     let register = PartyRegister::load(&dir.path().join("users.csv")).unwrap();
     let registry = crate::registry::load(
         &dir.path().join("devices.csv"),

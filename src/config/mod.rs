@@ -23,6 +23,51 @@ pub struct Config {
     pub admin: Admin,
     #[serde(default)]
     pub audit: Audit,
+    /// Signed routing to the comms-hub network. Without it device requests are acknowledged and
+    /// go nowhere: only for tests of the front door alone.
+    pub routing: Option<Routing>,
+    /// Asynchronous delivery to Users' Receive Response Services; required with `[routing]`.
+    pub delivery: Option<Delivery>,
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
+}
+
+/// `[routing]`: the broker key that signs commands, and the hub network they go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// The DCC access-control broker key (`OU=04`, PKCS#8 PEM) and its certificate.
+    pub acb_key: PathBuf,
+    pub acb_cert: PathBuf,
+    /// `in_process` (the simulated network runs inside the gateway: demo, tests) or `remote`
+    /// (a `dccgw commshub` process at `hub_addr`).
+    #[serde(default)]
+    pub hub: HubLink,
+    pub hub_addr: Option<SocketAddr>,
+    /// For `in_process`: the simulator's behaviour (a `dccgw commshub`-style TOML file; built-in
+    /// defaults without one).
+    pub hub_config: Option<PathBuf>,
+    #[serde(default)]
+    pub dispatch: crate::commshub::DispatchConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HubLink {
+    #[default]
+    InProcess,
+    Remote,
+}
+
+/// `[delivery]`: how Users' messages leave, and the outbox that holds them until they do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// `[delivery.transport]`: the gateway's TLS client certificate and the anchors User
+    /// endpoints must chain to.
+    pub transport: crate::outbox::TransportConfig,
+    #[serde(default)]
+    pub outbox: crate::outbox::OutboxConfig,
 }
 
 /// The audit trail (`crate::audit`) and the targets its reports measure against.
@@ -245,6 +290,18 @@ impl Config {
         }
         if let Some(p) = self.audit.dir.as_mut() {
             join(p);
+        }
+        if let Some(r) = self.routing.as_mut() {
+            join(&mut r.acb_key);
+            join(&mut r.acb_cert);
+            if let Some(p) = r.hub_config.as_mut() {
+                join(p);
+            }
+        }
+        if let Some(d) = self.delivery.as_mut() {
+            join(&mut d.transport.client_cert);
+            join(&mut d.transport.client_key);
+            d.transport.trust_anchors.iter_mut().for_each(join);
         }
     }
 }

@@ -69,6 +69,10 @@ pub enum Error {
     InventoryQuery(#[source] InventoryError),
     #[error("no device matches the Read Inventory search")]
     InventoryEmpty,
+    #[error("the request's command could not be made for the hub network")]
+    Command(#[source] crate::routing::RoutingError),
+    #[error("the command could not be recorded before the acknowledgement")]
+    Pending(#[source] crate::commshub::DispatchError),
 }
 
 impl Error {
@@ -110,12 +114,22 @@ impl Error {
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
+            Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => {
+                (E42, 413, "command_too_large")
+            }
+            Self::Command(_) => (E100, 500, "command"),
+            Self::Pending(_) => (E100, 503, "pending_journal"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
-            Self::Timeout | Self::SignAnswer | Self::Replay(Replay::Journal) => Cause::Gateway,
+            Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
+            Self::Timeout
+            | Self::SignAnswer
+            | Self::Replay(Replay::Journal)
+            | Self::Command(_)
+            | Self::Pending(_) => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable

@@ -328,6 +328,20 @@ fn every_failure_has_its_documented_code() {
         (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
         (Error::SignAnswer, E100, 500, "sign_answer", Cause::Gateway),
         (
+            Error::Command(crate::routing::RoutingError::PayloadTooLarge(70_000)),
+            E42,
+            413,
+            "command_too_large",
+            Cause::Sender,
+        ),
+        (
+            Error::Command(crate::routing::RoutingError::Truncated),
+            E100,
+            500,
+            "command",
+            Cause::Gateway,
+        ),
+        (
             Error::UnknownSigner,
             E52,
             403,

@@ -4,6 +4,7 @@
 
 mod conn;
 mod http;
+mod routing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub enum StartError {
     UserChangeLog(#[from] UserChangeLogError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("routing and delivery: {0}")]
+    Routing(String),
     #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
     ChangeReplay {
         index: usize,
@@ -78,6 +81,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The outbox, when `[routing]` and `[delivery]` are configured.
+    pub outbox: Option<Arc<crate::outbox::Outbox>>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -178,6 +183,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     {
         metrics.certificate_expires("tls_server", not_after);
     }
+    let routing = routing::open(config, &registry).await?;
+    let (routing, raised, pending) = match routing {
+        Some((r, raised, pending)) => (Some(r), Some(raised), Some(pending)),
+        None => (None, None, None),
+    };
     let loaded = Loaded {
         register,
         registry,
@@ -187,8 +197,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         user_changes,
         signer,
         audit,
+        routing,
+        raised,
     };
     let gateway = Gateway::new(loaded, xml_limits, metrics.clone());
+    let outbox = match pending {
+        Some(pending) => Some(routing::start(config, &gateway, pending).await?),
+        None => None,
+    };
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -241,6 +257,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         addr,
         admin_addr,
         gateway,
+        outbox,
         shutdown,
         task,
     })

@@ -3,10 +3,12 @@
 
 mod access;
 mod bounds;
+mod crash;
 mod demo;
 mod openssl_made;
 mod operations;
 mod requests;
+mod round_trip;
 mod signatures;
 mod support;
 mod transport;

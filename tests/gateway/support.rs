@@ -103,7 +103,7 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     pki::init(&certs, OffsetDateTime::now_utc()).unwrap();
-    demo::write_registers(dir.path()).unwrap();
+    demo::write_registers(dir.path(), None).unwrap();
     let user_certs = dir.path().join("user-certs");
     std::fs::create_dir_all(&user_certs).unwrap();
     for (name, ..) in demo::DEMO_USERS {

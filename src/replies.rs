@@ -1,0 +1,386 @@
+//! The asynchronous half (layer 2): what the gateway sends Users after the synchronous answer.
+//! Device outcomes become signed Service Responses; device alerts, future-dated execution alerts
+//! and the DCC Alerts the gateway raises become signed alert messages for the Users entitled to
+//! them. Each goes into the durable [`Outbox`] before its source is let go: a command is settled
+//! in the pending journal, a hub event acknowledged, only once every message it caused is on
+//! disk. A crash before that replays the source (duplicates, never loss).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use crate::alerts::{
+    AlertKind, AlertMessage, DccAlert, DccEvent, DeviceAlert, Fanout, FutureDatedAlert,
+};
+use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
+use crate::domain::{DeviceId, RequestId, Srv};
+use crate::duis::outbound::{write_service_response, DeviceOutcome};
+use crate::outbox::{Outbound, OutboundKind, Outbox};
+use crate::pipeline::Gateway;
+use crate::xmldsig;
+
+/// How long to wait before trying the outbox again when it refuses (full, or a write failed).
+const ENQUEUE_RETRY: Duration = Duration::from_secs(1);
+
+/// What the replies task reads from.
+pub struct Sources {
+    pub outcomes: mpsc::Receiver<DispatchOutcome>,
+    pub events: mpsc::Receiver<Inbound>,
+    /// DCC Alerts the gateway raises (registration changes, …), with when they arose.
+    pub raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+}
+
+/// Future-dated commands awaiting their execution alert, by request: the alert names the
+/// request's SRV, which the hub's report does not carry.
+pub type FutureDated = dashmap::DashMap<RequestId, Srv>;
+
+/// Runs until every source has closed.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    outbox: Arc<Outbox>,
+    dispatcher: Arc<Dispatcher>,
+    mut fanout: Fanout,
+    future_dated: Arc<FutureDated>,
+    mut sources: Sources,
+) {
+    let mut replies = Replies {
+        gateway,
+        outbox,
+        next_alert: alert_id_seed(),
+        waiting: HashMap::new(),
+    };
+    let (mut outcomes_open, mut events_open, mut raised_open) = (true, true, true);
+    while outcomes_open || events_open || raised_open {
+        let tick = match fanout.next_deadline() {
+            Some(at) => {
+                Duration::from_secs(u64::try_from(at - now().unix_timestamp()).unwrap_or(0))
+            }
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            outcome = sources.outcomes.recv(), if outcomes_open => match outcome {
+                Some(o) => {
+                    replies.response(&o).await;
+                    if let Err(e) = dispatcher.settle(&o.request_id).await {
+                        tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
+                    }
+                }
+                None => outcomes_open = false,
+            },
+            event = sources.events.recv(), if events_open => match event {
+                Some(inbound) => replies.event(&mut fanout, &future_dated, inbound).await,
+                None => events_open = false,
+            },
+            raised = sources.raised.recv(), if raised_open => match raised {
+                Some((event, at)) => replies.dcc(&mut fanout, event, at).await,
+                None => raised_open = false,
+            },
+            () = tokio::time::sleep(tick) => {
+                let due = fanout.tick(now());
+                replies.send_alerts(due).await;
+            }
+        }
+    }
+    let rest = fanout.flush(now());
+    replies.send_alerts(rest).await;
+}
+
+struct Waiting {
+    receipt: Receipt,
+    owed: usize,
+    device: DeviceId,
+}
+
+struct Replies {
+    gateway: Arc<Gateway>,
+    outbox: Arc<Outbox>,
+    next_alert: u64,
+    /// Hub events whose alert copies are not all in the outbox yet (some held by throttling):
+    /// the receipt, the copies still owed and the device that raised it.
+    waiting: HashMap<u64, Waiting>,
+}
+
+impl Replies {
+    /// The device's answer, or E20/E21, as a signed Service Response to the originator.
+    async fn response(&mut self, o: &DispatchOutcome) {
+        let outcome = match (&o.result, o.result.as_ref().err()) {
+            (Ok(payload), _) => DeviceOutcome::Answer(payload),
+            (_, Some(DeviceFailure::Unreachable)) => DeviceOutcome::Unreachable,
+            (_, _) => DeviceOutcome::NoAnswer,
+        };
+        let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
+        let Some(body) = self.sign(&xml) else { return };
+        let message = Outbound {
+            id: self.outbox.next_id(),
+            user: o.request_id.originator,
+            kind: OutboundKind::Response {
+                request_id: o.request_id,
+            },
+            body,
+            raised_at: o.at.saturating_mul(1000),
+        };
+        self.enqueue(vec![message]).await;
+    }
+
+    async fn event(&mut self, fanout: &mut Fanout, future_dated: &FutureDated, inbound: Inbound) {
+        let Inbound { event, receipt } = inbound;
+        let id = self.alert_id();
+        let registry = self.gateway.registry.load_full();
+        match event {
+            HubEvent::Alert {
+                device,
+                code,
+                payload,
+                at,
+            } => {
+                self.gateway
+                    .metrics
+                    .alerts
+                    .received
+                    .with_label_values(&["device"])
+                    .inc();
+                let alert = DeviceAlert {
+                    id,
+                    device,
+                    code,
+                    payload,
+                    at,
+                };
+                match fanout.device_alert(&alert, &registry, now()) {
+                    Ok(fanned) => {
+                        let owed = fanned.messages.len() + fanned.held.len();
+                        self.waiting.insert(
+                            id,
+                            Waiting {
+                                receipt,
+                                owed,
+                                device,
+                            },
+                        );
+                        self.send_alerts(fanned.messages).await;
+                    }
+                    Err(e) => {
+                        // Nobody to tell (an unknown device, no registration): counted, let go.
+                        tracing::warn!(error = %e, device = %device, code = format_args!("{code:04X}"), "Device alert not routed.");
+                        receipt.ack();
+                    }
+                }
+            }
+            HubEvent::FutureDated {
+                request_id,
+                device,
+                code,
+                payload,
+                at,
+            } => {
+                self.gateway
+                    .metrics
+                    .alerts
+                    .received
+                    .with_label_values(&["future_dated"])
+                    .inc();
+                let srv = future_dated.remove(&request_id).map(|(_, srv)| srv);
+                let message = match srv {
+                    Some(srv) => Fanout::future_dated(
+                        &FutureDatedAlert {
+                            id,
+                            request_id,
+                            srv,
+                            code,
+                            payload,
+                            instruction: 1,
+                            total_instructions: 1,
+                            at,
+                        },
+                        now(),
+                    ),
+                    // Not known here (the gateway restarted since): the originator still hears
+                    // of it, as a device alert.
+                    None => fanout
+                        .device_alert(
+                            &DeviceAlert {
+                                id,
+                                device,
+                                code,
+                                payload,
+                                at,
+                            },
+                            &registry,
+                            now(),
+                        )
+                        .map(|f| f.messages.into_iter().next())
+                        .and_then(|m| m.ok_or(crate::alerts::AlertsError::UnknownDevice(device))),
+                };
+                match message {
+                    Ok(m) => {
+                        self.waiting.insert(
+                            id,
+                            Waiting {
+                                receipt,
+                                owed: 1,
+                                device,
+                            },
+                        );
+                        self.send_alerts(vec![m]).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, request_id = %request_id, "Future-dated alert not routed.");
+                        receipt.ack();
+                    }
+                }
+            }
+            // The dispatcher turns answers into outcomes; nothing else reaches here.
+            HubEvent::Response { .. } | HubEvent::Unreachable { .. } => receipt.ack(),
+        }
+    }
+
+    async fn dcc(&mut self, fanout: &mut Fanout, event: DccEvent, at: i64) {
+        self.gateway
+            .metrics
+            .alerts
+            .received
+            .with_label_values(&["dcc"])
+            .inc();
+        let alert = DccAlert {
+            id: self.alert_id(),
+            event,
+            at,
+        };
+        let registry = self.gateway.registry.load_full();
+        match fanout.dcc_alert(&alert, &registry, now()) {
+            Ok(fanned) => self.send_alerts(fanned.messages).await,
+            Err(e) => tracing::warn!(error = %e, "DCC alert not routed."),
+        }
+    }
+
+    /// Signs and enqueues alert messages, then lets go of each hub event all of whose copies
+    /// are now on disk.
+    async fn send_alerts(&mut self, messages: Vec<AlertMessage>) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut batch = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let Some(body) = self.sign(&m.xml) else {
+                continue;
+            };
+            // The device that raised it: every device alert's ID is held in `waiting` until
+            // its copies are all out.
+            let device = std::iter::once(&m.alert_id)
+                .chain(&m.covers)
+                .find_map(|id| self.waiting.get(id))
+                .map(|w| w.device);
+            let kind = match (&m.kind, device) {
+                (AlertKind::Device(code), Some(device)) => OutboundKind::DeviceAlert {
+                    code: *code,
+                    device,
+                    request_id: None,
+                },
+                (AlertKind::FutureDated { code, request_id }, Some(device)) => {
+                    OutboundKind::DeviceAlert {
+                        code: *code,
+                        device,
+                        request_id: Some(*request_id),
+                    }
+                }
+                (AlertKind::Device(_) | AlertKind::FutureDated { .. }, None) => {
+                    tracing::error!(
+                        alert = m.alert_id,
+                        "A device alert lost track of its device."
+                    );
+                    continue;
+                }
+                (AlertKind::Dcc(_), _) => match m.kind.code_label().parse() {
+                    Ok(code) => OutboundKind::DccAlert { code },
+                    Err(e) => {
+                        tracing::error!(error = %e, alert = m.alert_id, "A DCC alert code the outbox does not take.");
+                        continue;
+                    }
+                },
+            };
+            let kind_label = match &m.kind {
+                AlertKind::Device(_) => "device",
+                AlertKind::FutureDated { .. } => "future_dated",
+                AlertKind::Dcc(_) => "dcc",
+            };
+            self.gateway
+                .metrics
+                .alerts
+                .sent
+                .with_label_values(&[kind_label])
+                .inc();
+            if m.throttled.is_some() {
+                self.gateway
+                    .metrics
+                    .alerts
+                    .throttled
+                    .with_label_values(&[kind_label])
+                    .inc();
+            }
+            batch.push(Outbound {
+                id: self.outbox.next_id(),
+                user: m.user,
+                kind,
+                body,
+                raised_at: m.raised_at.saturating_mul(1000),
+            });
+        }
+        self.enqueue(batch).await;
+        for m in messages {
+            for id in m.covers.iter().chain(std::iter::once(&m.alert_id)) {
+                let done = match self.waiting.get_mut(id) {
+                    Some(w) => {
+                        w.owed = w.owed.saturating_sub(1);
+                        w.owed == 0
+                    }
+                    None => false,
+                };
+                if done {
+                    if let Some(w) = self.waiting.remove(id) {
+                        w.receipt.ack();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enqueues until the outbox takes the batch: its source is not let go before.
+    async fn enqueue(&self, batch: Vec<Outbound>) {
+        loop {
+            match self.outbox.enqueue(batch.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "The outbox refused messages; trying again.");
+                    tokio::time::sleep(ENQUEUE_RETRY).await;
+                }
+            }
+        }
+    }
+
+    fn sign(&self, xml: &str) -> Option<Vec<u8>> {
+        match xmldsig::sign_document(xml, &self.gateway.signer, &self.gateway.c14n_limits) {
+            Ok(signed) => Some(signed.into_bytes()),
+            Err(e) => {
+                tracing::error!(error = %e, "Signing an outbound message failed; check the DCC signing key.");
+                None
+            }
+        }
+    }
+
+    fn alert_id(&mut self) -> u64 {
+        self.next_alert += 1;
+        self.next_alert
+    }
+}
+
+/// Alert identifiers above any issued before a restart: the clock's milliseconds times 2^16.
+fn alert_id_seed() -> u64 {
+    u64::try_from(now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0) << 16
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}

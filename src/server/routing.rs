@@ -1,0 +1,179 @@
+//! Start-up of the asynchronous half: the hub network, the dispatcher and its pending journal,
+//! the outbox and its delivery workers, and the replies task between them.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::alerts::{DccEvent, Fanout};
+use crate::commshub::{
+    Dispatcher, HubConfig, HubNetwork, InProcessHub, Opened, RemoteHub, Simulator,
+};
+use crate::config::{Config, HubLink};
+use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
+use crate::pipeline::{Gateway, Routing};
+use crate::registry::Snapshot;
+use crate::replies::{self, FutureDated, Sources};
+use crate::routing::{CommandSigner, CommandVerifier};
+
+use super::StartError;
+
+/// What `start` keeps between opening the dispatcher and starting the replies task (which
+/// needs the gateway).
+pub(super) struct Pending {
+    opened: Opened,
+    raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+    future_dated: Arc<FutureDated>,
+    /// The hub network, kept alive for as long as the gateway runs.
+    _hub: Arc<dyn HubNetwork>,
+}
+
+/// Opens the hub network and the dispatcher; the routing half of the gateway.
+pub(super) async fn open(
+    config: &Config,
+    registry: &Snapshot,
+) -> Result<Option<(Routing, mpsc::UnboundedSender<(DccEvent, i64)>, Pending)>, StartError> {
+    let Some(routing) = &config.routing else {
+        return Ok(None);
+    };
+    if config.delivery.is_none() {
+        return Err(StartError::Routing(
+            "[routing] needs [delivery]: responses must have somewhere to go".into(),
+        ));
+    }
+    let signer = CommandSigner::load(&routing.acb_key, &routing.acb_cert)
+        .map_err(|e| StartError::Routing(format!("the broker key: {e}")))?;
+    let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
+    let hub: Arc<dyn HubNetwork> = match routing.hub {
+        HubLink::InProcess => {
+            let hub_config = match &routing.hub_config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        StartError::Routing(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    toml::from_str::<HubConfig>(&text)
+                        .map_err(|e| StartError::Routing(format!("{}: {e}", path.display())))?
+                }
+                None => HubConfig::default(),
+            };
+            let verifier = CommandVerifier::load(&[&routing.acb_cert])
+                .map_err(|e| StartError::Routing(format!("the broker certificate: {e}")))?;
+            let sim = Simulator::new(hub_config, registry.clone(), verifier)
+                .map_err(|e| StartError::Routing(format!("the hub simulator: {e}")))?;
+            Arc::new(InProcessHub::start(sim, hub_tx))
+        }
+        HubLink::Remote => {
+            let addr = routing
+                .hub_addr
+                .ok_or_else(|| StartError::Routing("hub = \"remote\" needs hub_addr".into()))?;
+            Arc::new(RemoteHub::start(addr, hub_tx))
+        }
+    };
+    let opened = Dispatcher::open(
+        &config.state.dir.join("pending"),
+        routing.dispatch.clone(),
+        Arc::clone(&hub),
+        hub_rx,
+    )
+    .await
+    .map_err(|e| StartError::Routing(format!("the pending-command journal: {e}")))?;
+    let (raised_tx, raised) = mpsc::unbounded_channel();
+    let future_dated = Arc::new(FutureDated::default());
+    let routing = Routing {
+        signer,
+        dispatcher: Arc::clone(&opened.dispatcher),
+        future_dated: Arc::clone(&future_dated),
+    };
+    Ok(Some((
+        routing,
+        raised_tx,
+        Pending {
+            opened,
+            raised,
+            future_dated,
+            _hub: hub,
+        },
+    )))
+}
+
+/// Opens the outbox (resuming what was undelivered), starts the replies task, and dispatches
+/// again every command that was pending at the last stop.
+pub(super) async fn start(
+    config: &Config,
+    gateway: &Arc<Gateway>,
+    pending: Pending,
+) -> Result<Arc<Outbox>, StartError> {
+    let Some(delivery) = &config.delivery else {
+        return Err(StartError::Routing("[routing] needs [delivery]".into()));
+    };
+    let transport = HttpsTransport::new(&delivery.transport)
+        .map_err(|e| StartError::Routing(format!("the delivery transport: {e}")))?;
+    let endpoints = {
+        let gateway = Arc::clone(gateway);
+        move |user: &crate::domain::UserId| {
+            gateway
+                .register
+                .load()
+                .get(user)
+                .and_then(|u| u.response_url.clone())
+        }
+    };
+    let outbox = Arc::new(
+        Outbox::open(
+            &config.state.dir.join("outbox"),
+            &delivery.outbox,
+            Arc::new(endpoints),
+            Arc::new(transport),
+            OutboxMetrics::new(),
+        )
+        .await
+        .map_err(|e| StartError::Routing(format!("the outbox: {e}")))?,
+    );
+    let fanout = Fanout::new(&config.alerts, 1)
+        .map_err(|e| StartError::Routing(format!("[alerts]: {e}")))?;
+    let Pending {
+        opened,
+        raised,
+        future_dated,
+        _hub,
+    } = pending;
+    let Opened {
+        dispatcher,
+        recovered,
+        outcomes,
+        events,
+    } = opened;
+    tokio::spawn({
+        let gateway = Arc::clone(gateway);
+        let outbox = Arc::clone(&outbox);
+        let dispatcher = Arc::clone(&dispatcher);
+        async move {
+            replies::run(
+                gateway,
+                outbox,
+                dispatcher,
+                fanout,
+                future_dated,
+                Sources {
+                    outcomes,
+                    events,
+                    raised,
+                },
+            )
+            .await;
+            drop(_hub);
+        }
+    });
+    if !recovered.is_empty() {
+        tracing::info!(
+            commands = recovered.len(),
+            "Commands pending at the last stop; dispatching them again."
+        );
+    }
+    for command in recovered {
+        if let Err(e) = dispatcher.dispatch(command).await {
+            tracing::error!(error = %e, "A recovered command could not be dispatched.");
+        }
+    }
+    Ok(outbox)
+}

@@ -1,0 +1,227 @@
+//! Issue 5 end to end: a permitted device request goes, signed, to the simulated comms-hub
+//! network; the device's answer comes back to the User's Receive Response Service (a real mTLS
+//! server here) as a signed Service Response; alerts reach exactly the Users entitled to them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dccgw::config::Config;
+use dccgw::demo::{self, DEMO_ESME, DEMO_USERS};
+use dccgw::receiver::{Received, Receiver, ReceiverConfig};
+use dccgw::server;
+use tokio::sync::mpsc;
+
+use super::support::{self, TestGateway};
+
+pub const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
+const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
+
+/// The demo User 0 (the supplier) is the one `support` signs as.
+fn supplier_name() -> &'static str {
+    DEMO_USERS[0].0
+}
+
+/// A receiver for every demo User on one port, delivering to a channel.
+pub async fn receiver(certs: &Path) -> (Receiver, mpsc::Receiver<Received>) {
+    let (tx, rx) = mpsc::channel(256);
+    let config = ReceiverConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        certs.join("server.pem"),
+        certs.join("server.key.pem"),
+        vec![certs.join("ca.pem")],
+    );
+    (Receiver::start(config, Some(tx)).await.unwrap(), rx)
+}
+
+/// A gateway with routing and delivery on, the simulator configured by `hub` (TOML) and
+/// dispatch by `dispatch`; every User's response URL on `port`. It uses the PKI in `pki` (the
+/// receiver's), so each side trusts the other.
+async fn gateway(pki: &Path, port: u16, hub: &str, dispatch: &str) -> TestGateway {
+    let (dir, path) = routed_dir(pki, port, hub, dispatch);
+    let config = Config::load(&path, Vec::new()).unwrap();
+    let running = server::start(&config).await.unwrap();
+    TestGateway { running, dir }
+}
+
+/// The directory and configuration [`gateway`] starts from.
+pub fn routed_dir(
+    pki: &Path,
+    port: u16,
+    hub: &str,
+    dispatch: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let extra = format!(
+        "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n\
+         hub = \"in_process\"\nhub_config = \"hub.toml\"\n\
+         [routing.dispatch]\n{dispatch}\n\
+         [delivery.transport]\nclient_cert = \"certs/dcc-acb.pem\"\nclient_key = \"certs/dcc-acb.key.pem\"\n\
+         trust_anchors = [\"certs/ca.pem\"]\n\
+         [delivery.outbox]\nfirst_retry_ms = 200\nmax_backoff_ms = 1000\n"
+    );
+    let hub = hub.to_owned();
+    let pki = pki.to_owned();
+    let (dir, path) = support::prepare_dir(&extra, move |dir| {
+        copy_dir(&pki, &dir.join("certs"));
+        for (name, ..) in DEMO_USERS {
+            let from = pki.join("users").join(name).join("xml-sign.pem");
+            std::fs::copy(from, dir.join("user-certs").join(format!("{name}.pem"))).unwrap();
+        }
+        let url = format!("https://localhost:{port}/duis");
+        demo::write_registers(dir, Some(&url)).unwrap();
+        std::fs::write(dir.join("hub.toml"), hub).unwrap();
+    });
+    (dir, path)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Sends the example 4.1.1 read (Command Variant 1) to the demo electricity meter; returns its
+/// RequestID once the gateway acknowledged it with I99.
+async fn send_read(gw: &TestGateway, counter: u64) -> String {
+    let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
+    let body = gw.signed(supplier_name(), xml.as_bytes());
+    let url = format!("{}/api/v1/serviceS", gw.base());
+    let (status, answer) = support::post(&gw.client(supplier_name()), &url, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        support::element(&answer, "ResponseCode"),
+        Some("I99"),
+        "{answer}"
+    );
+    format!("{SUPPLIER}:{DEMO_ESME}:{counter}")
+}
+
+/// The next message delivered, within a generous bound (the test fails, not hangs).
+async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("a message within 60 s")
+        .expect("the receiver is running")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_reaches_the_device_and_its_signed_response_reaches_the_user() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
+    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    let gw = gateway(
+        certs_dir.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 50 }\n",
+        "",
+    )
+    .await;
+    let request_id = send_read(&gw, 1).await;
+    let got = next(&mut rx).await;
+    assert_eq!(got.description.request_id.as_deref(), Some(&request_id[..]));
+    assert_eq!(got.description.response_code.as_deref(), Some("I0"));
+    let xml = std::str::from_utf8(&got.body).unwrap();
+    assert!(support::element(xml, "GBCSPayload").is_some(), "{xml}");
+    // Independent oracle: xmlsec1 verifies the gateway's signature with the DCC's certificate.
+    if support::have_tool("xmlsec1") {
+        let file = gw.dir.path().join("response.xml");
+        std::fs::write(&file, &got.body).unwrap();
+        let out = std::process::Command::new("xmlsec1")
+            .args(["--verify", "--pubkey-cert-pem"])
+            .arg(gw.certs().join("dcc-xml-sign.pem"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "xmlsec1: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(std::env::var("CI").is_err(), "xmlsec1 is required under CI");
+    }
+    rx_server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_device_gives_e20_and_a_silent_one_e21() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
+    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    // One gateway per case: first every device is unreachable, then every device is silent
+    // and the dispatch timeout short.
+    let gw = gateway(
+        certs_dir.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\nunreachable = 1.0\n",
+        "",
+    )
+    .await;
+    let id = send_read(&gw, 1).await;
+    let got = next(&mut rx).await;
+    assert_eq!(got.description.request_id.as_deref(), Some(&id[..]));
+    assert_eq!(got.description.response_code.as_deref(), Some("E20"));
+    gw.running.shutdown().await;
+
+    let gw = gateway(
+        certs_dir.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\nno_answer = 1.0\n",
+        "timeout_ms = 300",
+    )
+    .await;
+    let id = send_read(&gw, 2).await;
+    let got = next(&mut rx).await;
+    assert_eq!(got.description.request_id.as_deref(), Some(&id[..]));
+    assert_eq!(got.description.response_code.as_deref(), Some("E21"));
+    rx_server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn supplier_alerts_reach_only_the_supplier_and_network_alerts_only_the_network_operator() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
+    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    // The read makes the meter raise a supplier-family alert (8F1C) and a network-operator
+    // one (8002) after its answer.
+    let gw = gateway(
+        certs_dir.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n\
+         alerts_after = [{ code = 0x8F1C, delay_ms = 10 }, { code = 0x8002, delay_ms = 20 }]\n",
+        "",
+    )
+    .await;
+    send_read(&gw, 1).await;
+    let mut alerts = Vec::new();
+    while alerts.len() < 2 {
+        let got = next(&mut rx).await;
+        if let Some(code) = got.description.alert_code.clone() {
+            alerts.push((
+                code,
+                got.description.response_id.clone().unwrap_or_default(),
+            ));
+        }
+    }
+    alerts.sort();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let (first, second) = (&alerts[0], &alerts[1]);
+    assert_eq!(first.0, "8002");
+    assert!(first.1.contains(NETWORK_OPERATOR), "{alerts:?}");
+    assert_eq!(second.0, "8F1C");
+    assert!(second.1.contains(SUPPLIER), "{alerts:?}");
+    // And no third copy arrives for the other User.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .is_err(),
+        "only one copy of each alert"
+    );
+    rx_server.stop().await;
+}
