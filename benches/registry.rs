@@ -13,9 +13,11 @@
 //! `devices_at` 586 ns (criterion means); single-shot p50/p99: `device` 551/1032 ns,
 //! `registered_at` 571/1042 ns (cold caches and TLB: a 1.9 GB working set on 4 KiB pages).
 //!
-//! `authorize` (4.1.1 by the registered supplier, every check through E11, E4 and E5), measured
-//! at 3 M + 3 M on the same VM while other builds ran (load average about 8 on 2 cores, so not at
-//! 30 M): 2.08 µs mean (criterion, 2.04–2.13); load 4.7 s, +191 MB VmRSS (33.5 B per entry).
+//! `authorize` (4.1.1 by the registered supplier, every check through E11, E4 and E5) at
+//! 30 M + 30 M, `DCCGW_BENCH_DIR=/work DCCGW_BENCH_DEVICES=30000000 cargo bench --bench registry
+//! -- auth/` (one other build running, load average about 3): **1.29 µs** mean (criterion,
+//! 1.24–1.32); load 32.3 s, +1899 MB VmRSS (33.2 B per entry); single-shot p50/p99 `device`
+//! 531/1052 ns, `registered_at` 541/1112 ns. (At 3 M + 3 M, load average about 8: 2.08 µs.)
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
