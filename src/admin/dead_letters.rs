@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::{authorized, authorized_batch, json, text, Admin, MessageId};
+use super::{authorized_batch, json, refusal, text, Admin, MessageId};
 use crate::outbox::{DeadLetter, OutboundKind};
 
 /// What to do with the named dead letters.
@@ -20,7 +20,7 @@ pub(super) enum Act {
 
 /// `GET /admin/v1/dead-letters`: a JSON array, oldest ID first.
 pub(super) fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
-    if let Err(refused) = authorized(req, admin) {
+    if let Some(refused) = refusal(req, admin) {
         return refused;
     }
     let Some(outbox) = &admin.outbox else {

@@ -181,7 +181,9 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     admin: &Admin,
 ) -> Result<Vec<T>, Response<Full<Bytes>>> {
-    authorized(&req, admin)?;
+    if let Some(refused) = refusal(&req, admin) {
+        return Err(refused);
+    }
     let body = match Limited::new(req.into_body(), MAX_CHANGE_BYTES)
         .collect()
         .await
@@ -202,10 +204,10 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The bearer token checked; or the answer that refuses the request.
-fn authorized<B>(req: &Request<B>, admin: &Admin) -> Result<(), Response<Full<Bytes>>> {
+/// The answer that refuses the request if it lacks the bearer token; `None` if it has it.
+fn refusal<B>(req: &Request<B>, admin: &Admin) -> Option<Response<Full<Bytes>>> {
     let Some(token) = &admin.token else {
-        return Err(text(
+        return Some(text(
             StatusCode::FORBIDDEN,
             "the change API is off: no admin token is configured\n".into(),
         ));
@@ -218,12 +220,12 @@ fn authorized<B>(req: &Request<B>, admin: &Admin) -> Result<(), Response<Full<By
         .unwrap_or("");
     if !same_secret(presented.as_bytes(), token.as_bytes()) {
         tracing::warn!("Admin change refused: wrong or missing token.");
-        return Err(text(
+        return Some(text(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required\n".into(),
         ));
     }
-    Ok(())
+    None
 }
 
 /// Compares two secrets in time that does not depend on where they differ: both are hashed to
