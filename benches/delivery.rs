@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use dccgw::domain::{Eui64, UserId};
 use dccgw::outbox::{
-    HttpsTransport, Outbound, OutboundKind, Outbox, OutboxConfig, OutboxMetrics, TransportConfig,
+    no_hook, HttpsTransport, Outbound, OutboundKind, Outbox, OutboxConfig, OutboxMetrics,
+    TransportConfig,
 };
 use dccgw::receiver::{Receiver, ReceiverConfig};
 use tokio::sync::mpsc;
@@ -97,6 +98,7 @@ async fn run(secs: u64, users: u64, producers: u64, batch: u64, backlog: usize) 
         Arc::new(move |_: &UserId| Some(url.clone())),
         Arc::new(transport),
         OutboxMetrics::new(),
+        no_hook(),
     )
     .await
     .expect("an outbox");

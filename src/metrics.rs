@@ -29,9 +29,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
-/// Delivery latency buckets (a message raised → accepted by the User): 50 ms to the 2-day hold.
+/// Delivery latency buckets (a message raised → accepted by the User): 5 ms to the 2-day hold.
 const DELIVERY_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 172800.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 300.0, 900.0,
+    3600.0, 21600.0, 172800.0,
 ];
 
 /// The caches whose sizes and reloads are counted.
@@ -81,6 +82,15 @@ pub struct DeliveryMetrics {
     pub dead_letters_held: IntGauge,
     /// `dccgw_delivery_latency_seconds{kind}`: raised → accepted by the User, per message.
     pub latency: HistogramVec,
+    /// `dccgw_outbox_oldest_pending_timestamp_seconds`: when the oldest waiting message entered
+    /// the outbox (0 when none); [`Metrics::render`] turns it into `oldest_age`.
+    pub oldest_pending: IntGauge,
+    /// `dccgw_delivery_failed_attempts_total{reason}`: failed attempts by transport reason.
+    pub failed_attempts: IntCounterVec,
+    /// `dccgw_outbox_enqueued_total{kind}`: messages made durable in the outbox.
+    pub enqueued: IntCounterVec,
+    /// `dccgw_outbox_segments`: journal segment files on disk.
+    pub segments: IntGauge,
 }
 
 /// Alert counters by [`ALERT_KINDS`].
@@ -220,8 +230,13 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format for `/metrics`.
+    /// The text exposition format for `/metrics`. The oldest undelivered message's age is
+    /// computed here, at scrape time, from when it entered the outbox.
     pub fn render(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.delivery.refresh_age(now);
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
@@ -231,6 +246,11 @@ impl Metrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_open.inc();
         ConnectionGuard(self.connections_open.clone())
+    }
+
+    /// An audit record other than a request's (a delivery attempt's) could not be written.
+    pub fn audit_write_failed(&self) {
+        self.audit_failures.inc();
     }
 
     /// A cache was loaded at start (`reloaded: false`) or replaced while running.
@@ -288,14 +308,44 @@ impl DeliveryMetrics {
                 DELIVERY_BUCKETS,
                 &["kind"],
             ),
+            oldest_pending: b.gauge(
+                "dccgw_outbox_oldest_pending_timestamp_seconds",
+                "Unix time at which the oldest message waiting for delivery entered the outbox (0 when none).",
+            ),
+            failed_attempts: b.counters(
+                "dccgw_delivery_failed_attempts_total",
+                "Delivery attempts that failed and will be retried, by reason.",
+                &["reason"],
+            ),
+            enqueued: b.counters(
+                "dccgw_outbox_enqueued_total",
+                "Messages made durable in the outbox, by kind.",
+                &["kind"],
+            ),
+            segments: b.gauge(
+                "dccgw_outbox_segments",
+                "Journal segment files the outbox keeps on disk.",
+            ),
         };
         for kind in DELIVERY_KINDS {
             d.latency.with_label_values(&[kind]);
+            d.enqueued.with_label_values(&[kind]);
             for outcome in DELIVERY_OUTCOMES {
                 d.attempts.with_label_values(&[kind, outcome]);
             }
         }
         d
+    }
+
+    /// Sets `oldest_age` from `oldest_pending` at `now` (unix seconds): 0 when nothing waits.
+    pub fn refresh_age(&self, now: i64) {
+        let entered = self.oldest_pending.get();
+        let age = if entered > 0 {
+            (now - entered).max(0)
+        } else {
+            0
+        };
+        self.oldest_age.set(age as f64);
     }
 }
 

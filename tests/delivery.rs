@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use dccgw::domain::{Eui64, RequestId, UserId};
 use dccgw::outbox::{
-    HttpsTransport, Outbound, OutboundKind, Outbox, OutboxConfig, OutboxMetrics, TransportConfig,
+    no_hook, HttpsTransport, Outbound, OutboundKind, Outbox, OutboxConfig, OutboxMetrics,
+    TransportConfig,
 };
 use dccgw::pki::{self, DevPki};
 use dccgw::receiver::{Received, Receiver, ReceiverConfig};
@@ -86,6 +87,7 @@ async fn open(
         Arc::new(endpoints),
         Arc::new(transport),
         OutboxMetrics::new(),
+        no_hook(),
     )
     .await
     .unwrap()
@@ -216,9 +218,8 @@ async fn an_endpoint_that_is_down_then_back_receives_everything_and_delays_no_on
         .local_addr()
         .unwrap();
     let urls = [(SUPPLIER, url(up.local_addr())), (NETWORK, url(down_addr))];
-    let metrics = OutboxMetrics::new();
-    let registry = prometheus::Registry::new();
-    metrics.register(&registry).unwrap();
+    let gateway_metrics = dccgw::metrics::Metrics::new();
+    let metrics = OutboxMetrics::from(gateway_metrics.delivery.clone());
     let transport = HttpsTransport::new(&transport_config(&pki)).unwrap();
     let endpoints = move |user: &UserId| {
         urls.iter()
@@ -231,6 +232,7 @@ async fn an_endpoint_that_is_down_then_back_receives_everything_and_delays_no_on
         Arc::new(endpoints),
         Arc::new(transport),
         metrics,
+        no_hook(),
     )
     .await
     .unwrap();
@@ -245,11 +247,17 @@ async fn an_endpoint_that_is_down_then_back_receives_everything_and_delays_no_on
     // Down for a while (the short-scale stand-in for ten minutes): attempts fail and back off.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(outbox.pending(), 30);
-    let failures = prometheus::TextEncoder::new()
-        .encode_to_string(&registry.gather())
-        .unwrap();
+    let failures = gateway_metrics.render();
     assert!(
         failures.contains("dccgw_delivery_failed_attempts_total{reason=\"connect\"}"),
+        "{failures}"
+    );
+    assert!(
+        failures.contains("dccgw_delivery_attempts_total{kind=\"response\",outcome=\"failed\"}"),
+        "{failures}"
+    );
+    assert!(
+        failures.contains("dccgw_delivery_queue_messages 30"),
         "{failures}"
     );
 
@@ -334,6 +342,7 @@ fn crash_child() {
             Arc::new(move |_: &UserId| Some(url.clone())),
             Arc::new(transport),
             OutboxMetrics::new(),
+            no_hook(),
         )
         .await
         .unwrap();

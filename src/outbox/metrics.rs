@@ -1,103 +1,30 @@
-//! The outbox's metrics (Prometheus types the gateway registers beside its own) and the events
-//! that feed them and the log together. Labels come from closed sets: message kind, failure
+//! The outbox's metrics (the gateway's delivery families, `crate::metrics::DeliveryMetrics`),
+//! the hook that hears every attempt (the gateway's audit trail), and the events that feed
+//! them and the log together. Labels come from closed sets: message kind, outcome, failure
 //! reason.
 
-use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use std::sync::Arc;
 
-use super::message::Message;
+use crate::metrics::{DeliveryMetrics, Metrics};
+
+use super::message::{Message, OutboundKind};
 use super::transport::TransportError;
 
-/// Delivery-latency buckets: 1 ms to two days (the hold time).
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0,
-    300.0, 900.0, 3600.0, 14400.0, 86400.0, 172800.0,
-];
-
+/// The outbox's view of the gateway's delivery families ([`DeliveryMetrics`]): the gateway
+/// builds it from `Metrics.delivery`, so every update lands in the registry `/metrics` serves.
 #[derive(Clone)]
-pub struct OutboxMetrics {
-    pub(super) pending: IntGauge,
-    pub(super) dead_letters: IntGauge,
-    pub(super) oldest_pending: IntGauge,
-    pub(super) segments: IntGauge,
-    pub(super) delivery_latency: HistogramVec,
-    pub(super) failed_attempts: IntCounterVec,
-    pub(super) dead_lettered: IntCounterVec,
-    pub(super) enqueued: IntCounterVec,
-}
+pub struct OutboxMetrics(pub(super) DeliveryMetrics);
 
 impl OutboxMetrics {
+    /// Families in a registry of their own (for tests and tools that serve no `/metrics`).
     pub fn new() -> Self {
-        let gauge = |name: &str, help: &str| {
-            IntGauge::new(name, help).expect("static metric definition is valid")
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            IntCounterVec::new(Opts::new(name, help), labels)
-                .expect("static metric definition is valid")
-        };
-        Self {
-            pending: gauge(
-                "dccgw_outbox_pending_messages",
-                "Messages in the outbox waiting for delivery (including those being sent).",
-            ),
-            dead_letters: gauge(
-                "dccgw_outbox_dead_letters",
-                "Messages in the dead-letter store: undelivered after the hold time, waiting for an operator.",
-            ),
-            oldest_pending: gauge(
-                "dccgw_outbox_oldest_pending_timestamp_seconds",
-                "Unix time at which the oldest message waiting for delivery entered the outbox (0 when none); its age is time() minus this.",
-            ),
-            segments: gauge(
-                "dccgw_outbox_segments",
-                "Journal segment files the outbox keeps on disk.",
-            ),
-            delivery_latency: HistogramVec::new(
-                HistogramOpts::new(
-                    "dccgw_delivery_latency_seconds",
-                    "Time from a message entering the outbox to the User accepting it, by kind; its count is the deliveries.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["kind"],
-            )
-            .expect("static metric definition is valid"),
-            failed_attempts: counter(
-                "dccgw_delivery_failed_attempts_total",
-                "Delivery attempts that failed and will be retried, by reason.",
-                &["reason"],
-            ),
-            dead_lettered: counter(
-                "dccgw_outbox_dead_lettered_total",
-                "Messages moved to the dead-letter store, by kind.",
-                &["kind"],
-            ),
-            enqueued: counter(
-                "dccgw_outbox_enqueued_total",
-                "Messages made durable in the outbox, by kind.",
-                &["kind"],
-            ),
-        }
+        Self(Metrics::new().delivery)
     }
+}
 
-    /// Every collector, for the gateway to register once.
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.pending.clone()),
-            Box::new(self.dead_letters.clone()),
-            Box::new(self.oldest_pending.clone()),
-            Box::new(self.segments.clone()),
-            Box::new(self.delivery_latency.clone()),
-            Box::new(self.failed_attempts.clone()),
-            Box::new(self.dead_lettered.clone()),
-            Box::new(self.enqueued.clone()),
-        ]
-    }
-
-    pub fn register(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
-        for c in self.collectors() {
-            registry.register(c)?;
-        }
-        Ok(())
+impl From<DeliveryMetrics> for OutboxMetrics {
+    fn from(d: DeliveryMetrics) -> Self {
+        Self(d)
     }
 }
 
@@ -107,25 +34,95 @@ impl Default for OutboxMetrics {
     }
 }
 
+/// The metric label of a message kind: [`crate::metrics::DELIVERY_KINDS`].
+pub(super) const fn kind_label(kind: &OutboundKind) -> &'static str {
+    match kind {
+        OutboundKind::Response { .. } => "response",
+        OutboundKind::DeviceAlert { .. } | OutboundKind::DccAlert { .. } => "alert",
+    }
+}
+
+/// How one delivery attempt ended, as the [`AttemptHook`] hears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The User's endpoint answered 2xx.
+    Delivered,
+    /// It failed; the message will be retried (`http_status` when the endpoint answered).
+    Failed { http_status: Option<u16> },
+    /// The hold time passed undelivered: the message is now a dead letter.
+    DeadLettered,
+}
+
+/// One delivery attempt, for the gateway's audit trail.
+#[derive(Debug)]
+pub struct Attempted<'a> {
+    pub message: &'a Message,
+    /// 1 for the first attempt (for a dead letter, the attempts made).
+    pub attempt: u32,
+    pub outcome: AttemptOutcome,
+    /// When the attempt ended, unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// What the outbox tells the gateway after every attempt. Called on the worker's task: it must
+/// not block (queue the record and return).
+pub trait AttemptHook: Send + Sync {
+    fn attempted(&self, attempt: &Attempted<'_>);
+}
+
+impl<F: Fn(&Attempted<'_>) + Send + Sync> AttemptHook for F {
+    fn attempted(&self, attempt: &Attempted<'_>) {
+        self(attempt)
+    }
+}
+
+/// A hook that records nothing (tools and tests without an audit trail).
+pub struct NoHook;
+
+impl AttemptHook for NoHook {
+    fn attempted(&self, _: &Attempted<'_>) {}
+}
+
+/// A hook that does nothing, shared.
+pub fn no_hook() -> Arc<dyn AttemptHook> {
+    Arc::new(NoHook)
+}
+
 /// A message reached its User.
 pub(super) struct Delivered<'a> {
     pub message: &'a Message,
-    pub latency_ms: i64,
+    pub at_ms: i64,
     pub attempts: u32,
 }
 
 impl Delivered<'_> {
-    pub fn emit(&self, metrics: &OutboxMetrics) {
-        let kind = self.message.kind.label();
-        metrics
-            .delivery_latency
+    pub fn emit(&self, metrics: &OutboxMetrics, hook: &dyn AttemptHook) {
+        let kind = kind_label(&self.message.kind);
+        let d = &metrics.0;
+        // Raised → accepted: the figure the delivery SLO is stated in.
+        let latency_ms = (self.at_ms - self.message.raised_at).max(0);
+        d.latency
             .with_label_values(&[kind])
-            .observe(self.latency_ms.max(0) as f64 / 1000.0);
+            .observe(latency_ms as f64 / 1000.0);
+        count_attempt(d, kind, "delivered", self.attempts);
+        hook.attempted(&Attempted {
+            message: self.message,
+            attempt: self.attempts,
+            outcome: AttemptOutcome::Delivered,
+            at_ms: self.at_ms,
+        });
         tracing::debug!(
             message_id = %self.message.id, user = %self.message.user, kind,
-            attempts = self.attempts, latency_ms = self.latency_ms,
+            attempts = self.attempts, latency_ms,
             "Message delivered."
         );
+    }
+}
+
+fn count_attempt(d: &DeliveryMetrics, kind: &str, outcome: &str, attempts: u32) {
+    d.attempts.with_label_values(&[kind, outcome]).inc();
+    if attempts > 1 {
+        d.retries.inc();
     }
 }
 
@@ -134,12 +131,25 @@ pub(super) struct AttemptFailed<'a> {
     pub message: &'a Message,
     pub error: &'a TransportError,
     pub attempts: u32,
+    pub at_ms: i64,
 }
 
 impl AttemptFailed<'_> {
-    pub fn emit(&self, metrics: &OutboxMetrics) {
+    pub fn emit(&self, metrics: &OutboxMetrics, hook: &dyn AttemptHook) {
         let reason = self.error.label();
-        metrics.failed_attempts.with_label_values(&[reason]).inc();
+        let d = &metrics.0;
+        d.failed_attempts.with_label_values(&[reason]).inc();
+        count_attempt(d, kind_label(&self.message.kind), "failed", self.attempts);
+        let http_status = match self.error {
+            TransportError::Status(s) => Some(*s),
+            _ => None,
+        };
+        hook.attempted(&Attempted {
+            message: self.message,
+            attempt: self.attempts,
+            outcome: AttemptOutcome::Failed { http_status },
+            at_ms: self.at_ms,
+        });
         tracing::debug!(
             message_id = %self.message.id, user = %self.message.user, reason,
             attempts = self.attempts, error = %self.error,
@@ -167,12 +177,20 @@ impl EndpointDown<'_> {
 /// A message outlived the hold time undelivered and moved to the dead-letter store.
 pub(super) struct DeadLettered<'a> {
     pub message: &'a Message,
+    pub attempts: u32,
+    pub at_ms: i64,
 }
 
 impl DeadLettered<'_> {
-    pub fn emit(&self, metrics: &OutboxMetrics) {
-        let kind = self.message.kind.label();
-        metrics.dead_lettered.with_label_values(&[kind]).inc();
+    pub fn emit(&self, metrics: &OutboxMetrics, hook: &dyn AttemptHook) {
+        let kind = kind_label(&self.message.kind);
+        metrics.0.dead_letters.inc();
+        hook.attempted(&Attempted {
+            message: self.message,
+            attempt: self.attempts,
+            outcome: AttemptOutcome::DeadLettered,
+            at_ms: self.at_ms,
+        });
         tracing::error!(
             message_id = %self.message.id, user = %self.message.user, kind,
             what = %self.message.kind,

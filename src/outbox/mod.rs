@@ -39,7 +39,7 @@ pub use message::{
     DccAlertCode, DccAlertFamily, DeadLetter, Message, MessageError, MessageId, Outbound,
     OutboundKind,
 };
-pub use metrics::OutboxMetrics;
+pub use metrics::{no_hook, AttemptHook, AttemptOutcome, Attempted, NoHook, OutboxMetrics};
 pub use record::RecordError;
 pub use transport::{ChannelTransport, Endpoints, Handed, PostFuture, Transport, TransportError};
 
@@ -88,6 +88,7 @@ pub(crate) struct Shared {
     transport: Arc<dyn Transport>,
     endpoints: Arc<dyn Endpoints>,
     metrics: OutboxMetrics,
+    hook: Arc<dyn AttemptHook>,
     clock: Clock,
     markers: mpsc::UnboundedSender<Marker>,
     users: Mutex<HashMap<crate::domain::UserId, mpsc::UnboundedSender<Arc<Message>>>>,
@@ -98,13 +99,15 @@ pub(crate) struct Shared {
 
 impl Outbox {
     /// Opens (creating) the outbox in `dir`, replays its journal, and starts delivering what
-    /// was pending at the last stop. Must run inside a tokio runtime.
+    /// was pending at the last stop. `hook` hears every attempt's outcome (the gateway's audit
+    /// trail). Must run inside a tokio runtime.
     pub async fn open(
         dir: &Path,
         config: &OutboxConfig,
         endpoints: Arc<dyn Endpoints>,
         transport: Arc<dyn Transport>,
         metrics: OutboxMetrics,
+        hook: Arc<dyn AttemptHook>,
     ) -> Result<Self, OutboxError> {
         let policy = config.policy()?;
         let owned = dir.to_owned();
@@ -130,6 +133,7 @@ impl Outbox {
             transport,
             endpoints,
             metrics,
+            hook,
             clock,
             markers,
             users: Mutex::new(HashMap::new()),
@@ -229,8 +233,9 @@ impl Outbox {
         for m in fresh {
             shared
                 .metrics
+                .0
                 .enqueued
-                .with_label_values(&[m.kind.label()])
+                .with_label_values(&[metrics::kind_label(&m.kind)])
                 .inc();
             shared.route(m);
         }

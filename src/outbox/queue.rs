@@ -63,7 +63,8 @@ pub(super) struct Attempt {
 #[derive(Debug)]
 pub(super) enum Step {
     Send(Attempt),
-    Expire(Arc<Message>),
+    /// The hold time passed; `previous` is the attempts it had.
+    Expire(Attempt),
     /// Nothing to do until `wake` (or until a message arrives or an attempt ends).
     Idle {
         wake: Option<i64>,
@@ -149,7 +150,10 @@ impl UserQueue {
         if let Some(&(deadline, seq)) = self.by_deadline.first() {
             if deadline <= now {
                 if let Some(w) = self.remove(seq) {
-                    return Step::Expire(w.message);
+                    return Step::Expire(Attempt {
+                        message: w.message,
+                        previous: w.attempts,
+                    });
                 }
             }
         }

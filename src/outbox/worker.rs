@@ -219,7 +219,7 @@ pub(super) async fn run_user(
                     });
                     in_flight.insert(handle.id(), attempt);
                 }
-                Step::Expire(message) => shared.dead_letter(&message, now),
+                Step::Expire(attempt) => shared.dead_letter(&attempt, now),
                 Step::Idle { wake } => break wake,
             }
         };
@@ -265,10 +265,10 @@ fn outcome(
             shared.delivered(&attempt.message, now);
             Delivered {
                 message: &attempt.message,
-                latency_ms: now - attempt.message.held_since,
+                at_ms: now,
                 attempts: attempt.previous + 1,
             }
-            .emit(&shared.metrics);
+            .emit(&shared.metrics, shared.hook.as_ref());
             queue.succeeded(now);
         }
         Err(error) => {
@@ -276,8 +276,9 @@ fn outcome(
                 message: &attempt.message,
                 error: &error,
                 attempts: attempt.previous + 1,
+                at_ms: now,
             }
-            .emit(&shared.metrics);
+            .emit(&shared.metrics, shared.hook.as_ref());
             let was = queue.circuit();
             let user = attempt.message.user;
             queue.failed(attempt, now);
@@ -296,15 +297,14 @@ fn outcome(
 impl Shared {
     /// Sets the gauges from the state (called after every change that moves them).
     pub(super) fn refresh_gauges(&self) {
+        let d = &self.metrics.0;
         let s = self.store.lock();
-        self.metrics
-            .pending
-            .set((s.entries.len() - s.dead.len()) as i64);
-        self.metrics.dead_letters.set(s.dead.len() as i64);
+        d.queue.set((s.entries.len() - s.dead.len()) as i64);
+        d.dead_letters_held.set(s.dead.len() as i64);
         let oldest = s.by_age.first().map_or(0, |&(t, _)| t.max(0) / 1000);
-        self.metrics.oldest_pending.set(oldest);
+        d.oldest_pending.set(oldest);
         drop(s);
-        self.metrics.segments.set(self.store.segment_count() as i64);
+        d.segments.set(self.store.segment_count() as i64);
     }
 
     fn delivered(&self, message: &Message, _now: i64) {
@@ -316,7 +316,8 @@ impl Shared {
         }
     }
 
-    fn dead_letter(&self, message: &Arc<Message>, now: i64) {
+    fn dead_letter(&self, attempt: &Attempt, now: i64) {
+        let message = &attempt.message;
         {
             let mut s = self.store.lock();
             let segment = match s.entries.get(&message.id) {
@@ -330,6 +331,11 @@ impl Shared {
             id: message.id,
             at: now,
         }));
-        DeadLettered { message }.emit(&self.metrics);
+        DeadLettered {
+            message,
+            attempts: attempt.previous,
+            at_ms: now,
+        }
+        .emit(&self.metrics, self.hook.as_ref());
     }
 }

@@ -2,6 +2,7 @@
 //! hand each request to the pipeline. Also owns start-up and graceful shutdown of the whole
 //! gateway (the admin listener included).
 
+mod attempts;
 mod conn;
 mod http;
 mod routing;
@@ -239,6 +240,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             metrics: metrics.clone(),
             gateway: gateway.clone(),
             token,
+            outbox: outbox.clone(),
         },
         shutdown_rx.clone(),
         stopped_rx,

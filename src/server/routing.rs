@@ -16,6 +16,7 @@ use crate::registry::Snapshot;
 use crate::replies::{self, FutureDated, Sources};
 use crate::routing::{CommandSigner, CommandVerifier};
 
+use super::attempts::AuditAttempts;
 use super::StartError;
 
 /// What `start` keeps between opening the dispatcher and starting the replies task (which
@@ -124,7 +125,11 @@ pub(super) async fn start(
             &delivery.outbox,
             Arc::new(endpoints),
             Arc::new(transport),
-            OutboxMetrics::new(),
+            OutboxMetrics::from(gateway.metrics.delivery.clone()),
+            Arc::new(AuditAttempts {
+                audit: gateway.audit.clone(),
+                metrics: gateway.metrics.clone(),
+            }),
         )
         .await
         .map_err(|e| StartError::Routing(format!("the outbox: {e}")))?,

@@ -4,6 +4,7 @@
 mod access;
 mod bounds;
 mod crash;
+mod dead_letters;
 mod demo;
 mod openssl_made;
 mod operations;

@@ -50,13 +50,25 @@ pub fn routed_dir(
     hub: &str,
     dispatch: &str,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
+    routed_dir_with(pki, port, hub, dispatch, "")
+}
+
+/// As [`routed_dir`], with `tail` appended inside `[delivery.outbox]` (more outbox keys, then
+/// any further tables).
+pub fn routed_dir_with(
+    pki: &Path,
+    port: u16,
+    hub: &str,
+    dispatch: &str,
+    tail: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let extra = format!(
         "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n\
          hub = \"in_process\"\nhub_config = \"hub.toml\"\n\
          [routing.dispatch]\n{dispatch}\n\
          [delivery.transport]\nclient_cert = \"certs/dcc-acb.pem\"\nclient_key = \"certs/dcc-acb.key.pem\"\n\
          trust_anchors = [\"certs/ca.pem\"]\n\
-         [delivery.outbox]\nfirst_retry_ms = 200\nmax_backoff_ms = 1000\n"
+         [delivery.outbox]\nfirst_retry_ms = 200\nmax_backoff_ms = 1000\n{tail}"
     );
     let hub = hub.to_owned();
     let pki = pki.to_owned();
@@ -88,7 +100,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Sends the example 4.1.1 read (Command Variant 1) to the demo electricity meter; returns its
 /// RequestID once the gateway acknowledged it with I99.
-async fn send_read(gw: &TestGateway, counter: u64) -> String {
+pub async fn send_read(gw: &TestGateway, counter: u64) -> String {
     let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
     let body = gw.signed(supplier_name(), xml.as_bytes());
     let url = format!("{}/api/v1/serviceS", gw.base());
@@ -103,7 +115,7 @@ async fn send_read(gw: &TestGateway, counter: u64) -> String {
 }
 
 /// The next message delivered, within a generous bound (the test fails, not hangs).
-async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
+pub async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
     tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await
         .expect("a message within 60 s")
@@ -146,7 +158,44 @@ async fn a_read_reaches_the_device_and_its_signed_response_reaches_the_user() {
     } else {
         assert!(std::env::var("CI").is_err(), "xmlsec1 is required under CI");
     }
+    // The audit trail holds the delivery (what `dccgw report performance` counts).
+    let delivered = delivered_record(&gw, &request_id).await;
+    assert_eq!(delivered.attempt, 1);
+    assert_eq!(delivered.user.to_string(), SUPPLIER);
+    assert!(delivered.at_ms >= delivered.raised_at_ms, "{delivered:?}");
+    assert_eq!(
+        delivered.message,
+        dccgw::audit::Message::Response {
+            request_id: request_id.parse().unwrap(),
+            code: "I0".into()
+        }
+    );
     rx_server.stop().await;
+}
+
+/// The Delivered audit record for the response to `request_id`, once the writer has it on disk
+/// (it is queued after the 200 the receiver sent, so the test polls, within a bound).
+pub async fn delivered_record(gw: &TestGateway, request_id: &str) -> dccgw::audit::DeliveryRecord {
+    use dccgw::audit::{read_trail, AuditEvent, DeliveryOutcome, Message};
+    let dir = gw.running.gateway.audit.dir().to_owned();
+    for _ in 0..600 {
+        let mut found = None;
+        read_trail(&dir, |_, e| match e {
+            AuditEvent::Delivery(d)
+                if d.outcome == DeliveryOutcome::Delivered
+                    && matches!(&d.message, Message::Response { request_id: r, .. } if r.to_string() == request_id) =>
+            {
+                found = Some(d)
+            }
+            _ => {}
+        })
+        .unwrap();
+        if let Some(d) = found {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no Delivered audit record for {request_id} within 60 s");
 }
 
 #[tokio::test(flavor = "multi_thread")]

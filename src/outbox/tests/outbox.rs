@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use super::{response_kind, METER, NETWORK, SUPPLIER};
 use crate::domain::UserId;
 use crate::outbox::{
-    ChannelTransport, Endpoints, Handed, MessageId, Outbound, OutboundKind, Outbox, OutboxConfig,
-    OutboxError, OutboxMetrics,
+    no_hook, ChannelTransport, Endpoints, Handed, MessageId, Outbound, OutboundKind, Outbox,
+    OutboxConfig, OutboxError, OutboxMetrics,
 };
 
 /// What the consumer does with a message: accept, refuse, or never answer.
@@ -90,6 +90,7 @@ async fn open(dir: &Path, config: &OutboxConfig, p: Policy) -> Harness {
         endpoints(),
         Arc::new(transport),
         OutboxMetrics::new(),
+        no_hook(),
     )
     .await
     .unwrap();
@@ -445,6 +446,7 @@ async fn configurations_that_break_the_promise_are_refused() {
             endpoints(),
             Arc::new(t),
             OutboxMetrics::new(),
+            no_hook(),
         )
         .await;
         assert!(matches!(r, Err(OutboxError::Config { .. })), "{config:?}");

@@ -126,7 +126,7 @@ fn messages_past_the_hold_time_expire_but_not_while_in_flight() {
     assert_eq!(idle(&mut q, deadline + 10), None);
     q.failed(a, deadline + 10);
     match q.next(deadline + 10) {
-        Step::Expire(m) => assert_eq!(m.id.get(), 1),
+        Step::Expire(a) => assert_eq!(a.message.id.get(), 1),
         other => panic!("expected expiry, got {other:?}"),
     }
     q.failed(b, deadline + 20);

@@ -2,7 +2,10 @@
 //! the change APIs (bearer token): `POST /admin/v1/registry/changes` applies a batch of
 //! registration changes — a change of supplier, a device status — and
 //! `POST /admin/v1/users/changes` a batch of User changes — a suspension, a withdrawal, a new
-//! XML-signing certificate — each atomically and durably. Bind it to a private interface.
+//! XML-signing certificate — each atomically and durably. The dead letters of the outbox (same
+//! token): `GET /admin/v1/dead-letters` lists them, `POST /admin/v1/dead-letters/replay` and
+//! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. Bind it to a private
+//! interface.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::outbox::{MessageId, Outbox};
 use crate::pipeline::{ApplyError, Gateway};
 use crate::register::UserChange;
 use crate::registry::Change;
@@ -30,6 +34,9 @@ const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 const CHANGES_PATH: &str = "/admin/v1/registry/changes";
 const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
+const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
+const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
+const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -38,6 +45,8 @@ pub struct Admin {
     pub gateway: Arc<Gateway>,
     /// The bearer token for changes; `None` turns the change API off.
     pub token: Option<String>,
+    /// The outbox, for the dead-letter API (absent without `[routing]` and `[delivery]`).
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 /// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
@@ -98,9 +107,18 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         }
         (&Method::POST, CHANGES_PATH) => changes(req, admin).await,
         (&Method::POST, USER_CHANGES_PATH) => user_changes(req, admin).await,
-        (_, "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH) => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into())
+        (&Method::GET, DEAD_LETTERS_PATH) => dead_letters::list(&req, admin),
+        (&Method::POST, REPLAY_PATH) => {
+            dead_letters::act(req, admin, dead_letters::Act::Replay).await
         }
+        (&Method::POST, DISCARD_PATH) => {
+            dead_letters::act(req, admin, dead_letters::Act::Discard).await
+        }
+        (
+            _,
+            "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH,
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
 }
@@ -163,24 +181,8 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     admin: &Admin,
 ) -> Result<Vec<T>, Response<Full<Bytes>>> {
-    let Some(token) = &admin.token else {
-        return Err(text(
-            StatusCode::FORBIDDEN,
-            "the change API is off: no admin token is configured\n".into(),
-        ));
-    };
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same_secret(presented.as_bytes(), token.as_bytes()) {
-        tracing::warn!("Admin change refused: wrong or missing token.");
-        return Err(text(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required\n".into(),
-        ));
+    if let Some(refused) = refusal(&req, admin) {
+        return Err(refused);
     }
     let body = match Limited::new(req.into_body(), MAX_CHANGE_BYTES)
         .collect()
@@ -202,6 +204,30 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The answer that refuses the request if it lacks the bearer token; `None` if it has it.
+fn refusal<B>(req: &Request<B>, admin: &Admin) -> Option<Response<Full<Bytes>>> {
+    let Some(token) = &admin.token else {
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "the change API is off: no admin token is configured\n".into(),
+        ));
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(presented.as_bytes(), token.as_bytes()) {
+        tracing::warn!("Admin change refused: wrong or missing token.");
+        return Some(text(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n".into(),
+        ));
+    }
+    None
+}
+
 /// Compares two secrets in time that does not depend on where they differ: both are hashed to
 /// a fixed length first, then every byte is compared.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -212,6 +238,16 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         .zip(b.as_ref())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+mod dead_letters;
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
