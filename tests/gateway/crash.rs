@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dccgw::demo::{self, DEMO_ESME};
 
-use super::round_trip::{receiver, routed_dir, SUPPLIER};
+use super::round_trip::{pki_and_receiver, routed_dir, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
@@ -44,9 +44,7 @@ async fn wait_ready(admin: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_load_loses_no_acknowledged_request() {
-    let pki = tempfile::tempdir().unwrap();
-    dccgw::pki::init(pki.path(), time::OffsetDateTime::now_utc()).unwrap();
-    let (rx_server, mut rx) = receiver(pki.path()).await;
+    let (pki, rx_server, mut rx) = pki_and_receiver().await;
     // Answers take 100 ms to 1.5 s, so many commands are in flight at each kill.
     let (dir, config) = routed_dir(
         pki.path(),

@@ -122,11 +122,31 @@ pub async fn next(rx: &mut mpsc::Receiver<Received>) -> Received {
         .expect("the receiver is running")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_read_reaches_the_device_and_its_signed_response_reaches_the_user() {
+/// A fresh PKI and a receiver that trusts it (the gateways of a test share both).
+pub async fn pki_and_receiver() -> (tempfile::TempDir, Receiver, mpsc::Receiver<Received>) {
     let certs_dir = tempfile::tempdir().unwrap();
     dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    let (rx_server, rx) = receiver(certs_dir.path()).await;
+    (certs_dir, rx_server, rx)
+}
+
+/// Sends read number `counter` and waits for its Service Response, which must carry `code`.
+async fn read_answered(
+    gw: &TestGateway,
+    rx: &mut mpsc::Receiver<Received>,
+    counter: u64,
+    code: &str,
+) -> (String, Received) {
+    let request_id = send_read(gw, counter).await;
+    let got = next(rx).await;
+    assert_eq!(got.description.request_id.as_deref(), Some(&request_id[..]));
+    assert_eq!(got.description.response_code.as_deref(), Some(code));
+    (request_id, got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_reaches_the_device_and_its_signed_response_reaches_the_user() {
+    let (certs_dir, rx_server, mut rx) = pki_and_receiver().await;
     let gw = gateway(
         certs_dir.path(),
         rx_server.local_addr().port(),
@@ -134,10 +154,7 @@ async fn a_read_reaches_the_device_and_its_signed_response_reaches_the_user() {
         "",
     )
     .await;
-    let request_id = send_read(&gw, 1).await;
-    let got = next(&mut rx).await;
-    assert_eq!(got.description.request_id.as_deref(), Some(&request_id[..]));
-    assert_eq!(got.description.response_code.as_deref(), Some("I0"));
+    let (request_id, got) = read_answered(&gw, &mut rx, 1, "I0").await;
     let xml = std::str::from_utf8(&got.body).unwrap();
     assert!(support::element(xml, "GBCSPayload").is_some(), "{xml}");
     // Independent oracle: xmlsec1 verifies the gateway's signature with the DCC's certificate.
@@ -200,9 +217,7 @@ pub async fn delivered_record(gw: &TestGateway, request_id: &str) -> dccgw::audi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_device_gives_e20_and_a_silent_one_e21() {
-    let certs_dir = tempfile::tempdir().unwrap();
-    dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    let (certs_dir, rx_server, mut rx) = pki_and_receiver().await;
     // One gateway per case: first every device is unreachable, then every device is silent
     // and the dispatch timeout short.
     let gw = gateway(
@@ -212,10 +227,7 @@ async fn an_unreachable_device_gives_e20_and_a_silent_one_e21() {
         "",
     )
     .await;
-    let id = send_read(&gw, 1).await;
-    let got = next(&mut rx).await;
-    assert_eq!(got.description.request_id.as_deref(), Some(&id[..]));
-    assert_eq!(got.description.response_code.as_deref(), Some("E20"));
+    read_answered(&gw, &mut rx, 1, "E20").await;
     gw.running.shutdown().await;
 
     let gw = gateway(
@@ -225,18 +237,13 @@ async fn an_unreachable_device_gives_e20_and_a_silent_one_e21() {
         "timeout_ms = 300",
     )
     .await;
-    let id = send_read(&gw, 2).await;
-    let got = next(&mut rx).await;
-    assert_eq!(got.description.request_id.as_deref(), Some(&id[..]));
-    assert_eq!(got.description.response_code.as_deref(), Some("E21"));
+    read_answered(&gw, &mut rx, 2, "E21").await;
     rx_server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn supplier_alerts_reach_only_the_supplier_and_network_alerts_only_the_network_operator() {
-    let certs_dir = tempfile::tempdir().unwrap();
-    dccgw::pki::init(certs_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-    let (rx_server, mut rx) = receiver(certs_dir.path()).await;
+    let (certs_dir, rx_server, mut rx) = pki_and_receiver().await;
     // The read makes the meter raise a supplier-family alert (8F1C) and a network-operator
     // one (8002) after its answer.
     let gw = gateway(
