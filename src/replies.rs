@@ -136,12 +136,7 @@ impl Replies {
                 payload,
                 at,
             } => {
-                self.gateway
-                    .metrics
-                    .alerts
-                    .received
-                    .with_label_values(&["device"])
-                    .inc();
+                self.received("device");
                 let alert = DeviceAlert {
                     id,
                     device,
@@ -163,7 +158,7 @@ impl Replies {
                         self.send_alerts(fanned.messages).await;
                     }
                     Err(e) => {
-                        // Nobody to tell (an unknown device, no registration): counted, let go.
+                        // Nobody to tell (an unknown device, no registration): logged, let go.
                         tracing::warn!(error = %e, device = %device, code = format_args!("{code:04X}"), "Device alert not routed.");
                         receipt.ack();
                     }
@@ -176,12 +171,7 @@ impl Replies {
                 payload,
                 at,
             } => {
-                self.gateway
-                    .metrics
-                    .alerts
-                    .received
-                    .with_label_values(&["future_dated"])
-                    .inc();
+                self.received("future_dated");
                 let srv = future_dated.remove(&request_id).map(|(_, srv)| srv);
                 let message = match srv {
                     Some(srv) => Fanout::future_dated(
@@ -238,12 +228,7 @@ impl Replies {
     }
 
     async fn dcc(&mut self, fanout: &mut Fanout, event: DccEvent, at: i64) {
-        self.gateway
-            .metrics
-            .alerts
-            .received
-            .with_label_values(&["dcc"])
-            .inc();
+        self.received("dcc");
         let alert = DccAlert {
             id: self.alert_id(),
             event,
@@ -368,6 +353,16 @@ impl Replies {
                 None
             }
         }
+    }
+
+    /// Counts an alert in, by kind (`metrics::ALERT_KINDS`).
+    fn received(&self, kind: &str) {
+        self.gateway
+            .metrics
+            .alerts
+            .received
+            .with_label_values(&[kind])
+            .inc();
     }
 
     fn alert_id(&mut self) -> u64 {
