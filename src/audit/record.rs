@@ -40,7 +40,11 @@ pub struct RequestRecord {
     /// The client certificate's SMKI role code (two hex digits).
     pub tls_role: String,
     /// The RequestID, when the request got far enough to read one.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_display")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::registry::text::option"
+    )]
     pub request_id: Option<RequestId>,
     /// The Service Reference Variant, when it is in the catalogue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +140,7 @@ pub struct DeliveryRecord {
 pub enum Message {
     /// The asynchronous Service Response to a request, with its DUIS code (`I0`, `E20`, …).
     Response {
-        #[serde(with = "display")]
+        #[serde(with = "crate::registry::text")]
         request_id: RequestId,
         code: String,
     },
@@ -182,53 +186,5 @@ impl Stored {
             Self::Request(r) => Some(AuditEvent::Request(r)),
             Self::Delivery(d) => Some(AuditEvent::Delivery(d)),
         }
-    }
-}
-
-/// Serde through `Display` and `FromStr`.
-mod display {
-    use std::fmt::Display;
-    use std::str::FromStr;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-        D: Deserializer<'de>,
-    {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde of an `Option` through `Display` and `FromStr`.
-mod opt_display {
-    use std::fmt::Display;
-    use std::str::FromStr;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.collect_str(v),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-        D: Deserializer<'de>,
-    {
-        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
-        s.map(|s| s.parse().map_err(serde::de::Error::custom))
-            .transpose()
     }
 }

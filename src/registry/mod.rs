@@ -17,7 +17,8 @@ mod load;
 mod locate;
 mod models;
 mod overlay;
-mod text;
+/// Serde through `Display`/`FromStr` (also used by the audit trail's records).
+pub(crate) mod text;
 
 #[cfg(test)]
 mod tests;
