@@ -86,6 +86,7 @@ impl Server {
     }
 }
 
+/// Starts a server under test on the server CPUs.
 async fn start(
     name: &str,
     program: &Path,
@@ -94,8 +95,22 @@ async fn start(
     port: u16,
     wait_s: u64,
 ) -> Result<Server, BenchError> {
+    let cpus = bench.server_cpus.as_deref();
+    start_on(name, cpus, program, args, bench, port, wait_s).await
+}
+
+/// Starts `program` pinned to `cpus` and waits until it listens on `port`.
+async fn start_on(
+    name: &str,
+    cpus: Option<&str>,
+    program: &Path,
+    args: Vec<String>,
+    bench: &BenchArgs,
+    port: u16,
+    wait_s: u64,
+) -> Result<Server, BenchError> {
     let log = bench.workdir.join(format!("{name}.log"));
-    let mut child = procs::spawn(bench.server_cpus.as_deref(), program, &args, &log)?;
+    let mut child = procs::spawn(cpus, program, &args, &log)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     if let Err(e) = procs::wait_listening(name, &mut child, addr, wait_s).await {
         procs::stop(&mut child);
@@ -118,7 +133,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let sla = scenario.sla.clone();
     let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, &args.workdir))?;
     let wd = &prepared.workdir;
-    let floor = floor::measure(2_000, spec.signs_per_request)?;
+    let floor = floor::measure(2_000, prepared.scenario.signs_per_request())?;
     let mut notes = Vec::new();
 
     let receiver_tls =
@@ -129,12 +144,42 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     setup::write_users(wd, &prepared.pop, &receiver.url())?;
     let port = procs::free_port().map_err(io("finding a port"))?;
     let admin = procs::free_port().map_err(io("finding a port"))?;
+    // With routing, the simulated comms-hub network runs as its own process on the generator's
+    // CPUs, so the gateway's CPU figures are the gateway's alone.
+    let (_hub, extra) = match &prepared.scenario.routing {
+        Some(routing) => {
+            let hub_port = procs::free_port().map_err(io("finding a port"))?;
+            let hub_addr = ([127, 0, 0, 1], hub_port).into();
+            let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, routing)?;
+            let hub = start_on(
+                "commshub",
+                args.generator_cpus.as_deref(),
+                &args.dccgw,
+                vec![
+                    "commshub".into(),
+                    "--config".into(),
+                    hub_config.display().to_string(),
+                ],
+                args,
+                hub_port,
+                args.startup_s,
+            )
+            .await?;
+            let extra = format!(
+                "{}\n{}",
+                setup::routing_config(wd, hub_addr, routing)?,
+                spec.gateway_config_extra
+            );
+            (Some(hub), extra)
+        }
+        None => (None, spec.gateway_config_extra.clone()),
+    };
     let config = setup::write_gateway_config(
         wd,
         &prepared.pop,
         ([127, 0, 0, 1], port).into(),
         ([127, 0, 0, 1], admin).into(),
-        &spec.gateway_config_extra,
+        &extra,
     )?;
     let gateway = start(
         "gateway",

@@ -91,6 +91,9 @@ enum Command {
         /// The port `run` will take asynchronous responses on (written into users.csv).
         #[arg(long, default_value_t = 9444)]
         receiver_port: u16,
+        /// With a `[routing]` scenario: the port of the `dccgw commshub` process.
+        #[arg(long, default_value_t = 9445)]
+        hub_port: u16,
     },
     /// Run the scenario's load against a gateway that is already listening.
     Run {
@@ -118,10 +121,10 @@ enum Command {
         #[arg(long)]
         body: PathBuf,
     },
-    /// Print the crypto floor: one ECDSA P-256 verify plus N signatures, with ring.
+    /// Print the crypto floor: one ECDSA P-256 verify plus N signatures (a mean, may be fractional), with ring.
     Floor {
-        #[arg(long, default_value_t = 1)]
-        signs: u32,
+        #[arg(long, default_value_t = 1.0)]
+        signs: f64,
     },
 }
 
@@ -190,9 +193,11 @@ fn main() -> anyhow::Result<()> {
             port,
             admin_port,
             receiver_port,
+            hub_port,
         } => {
             let scenario = load_scenario(&common)?;
-            let extra = scenario.bench.gateway_config_extra.clone();
+            let mut extra = scenario.bench.gateway_config_extra.clone();
+            let routing = scenario.routing.clone();
             let prepared = Prepared::new(scenario, &common.workdir)?;
             let wd = Workdir::new(&common.workdir);
             setup::write_users(
@@ -200,6 +205,14 @@ fn main() -> anyhow::Result<()> {
                 &prepared.pop,
                 &format!("https://localhost:{receiver_port}/"),
             )?;
+            let hub = match &routing {
+                Some(spec) => {
+                    let addr = ([127, 0, 0, 1], hub_port).into();
+                    extra = format!("{}\n{extra}", setup::routing_config(&wd, addr, spec)?);
+                    Some(setup::write_hub_config(&wd, &prepared.pop, addr, spec)?)
+                }
+                None => None,
+            };
             let config = setup::write_gateway_config(
                 &wd,
                 &prepared.pop,
@@ -207,9 +220,15 @@ fn main() -> anyhow::Result<()> {
                 ([127, 0, 0, 1], admin_port).into(),
                 &extra,
             )?;
+            println!("Prepared {}.", wd.dir.display());
+            if let Some(hub) = hub {
+                println!(
+                    "Start the simulated comms-hub network with:\n  dccgw commshub --config {}",
+                    hub.display()
+                );
+            }
             println!(
-                "Prepared {}. Start the gateway with:\n  dccgw serve --config {}",
-                wd.dir.display(),
+                "Start the gateway with:\n  dccgw serve --config {}",
                 config.display()
             );
             Ok(())

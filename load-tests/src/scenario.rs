@@ -26,6 +26,20 @@ pub struct Scenario {
     pub sla: SlaSpec,
     #[serde(default)]
     pub bench: BenchSpec,
+    /// Signed routing to a simulated comms-hub network (`dccgw commshub`, its own process) and
+    /// delivery of the asynchronous responses to the generator. Absent: the gateway runs without
+    /// routing and acknowledges device requests without sending them anywhere.
+    pub routing: Option<RoutingSpec>,
+}
+
+/// `[routing]`: the hub process's simulator settings and the gateway's dispatch settings, as the
+/// `[hub]` table of `dccgw commshub`'s configuration (`commshub::HubConfig`) and the gateway's
+/// `[routing.dispatch]` table; the tables are passed through and checked by `dccgw` itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSpec {
+    pub hub: toml::Table,
+    pub dispatch: toml::Table,
 }
 
 fn one() -> u64 {
@@ -245,8 +259,6 @@ pub struct BenchSpec {
     pub refs: Vec<String>,
     /// Also run `oha` against the hyper reference at the highest fraction.
     pub oha: bool,
-    /// ECDSA signatures the gateway makes per accepted request (for the crypto floor).
-    pub signs_per_request: u32,
     /// Seconds to wait after the last request for asynchronous responses.
     pub async_grace_s: f64,
     /// TOML appended to the generated gateway configuration (sections the gateway knows).
@@ -263,7 +275,6 @@ impl Default for BenchSpec {
             run_s: 30.0,
             refs: Vec::new(),
             oha: false,
-            signs_per_request: 1,
             async_grace_s: 5.0,
             gateway_config_extra: String::new(),
         }
@@ -308,9 +319,36 @@ pub enum ScenarioError {
     Body { name: String },
     #[error("the population needs at least one device and at most 100 million")]
     Devices,
+    #[error("[routing.hub] is not a simulator configuration dccgw commshub takes")]
+    Hub(#[source] toml::de::Error),
+    #[error("[routing.hub] cannot run")]
+    HubCheck(#[source] dccgw::commshub::ConfigError),
+    #[error("[routing.dispatch] is not a dispatch configuration the gateway takes")]
+    Dispatch(#[source] toml::de::Error),
 }
 
 impl Scenario {
+    /// ECDSA signatures the gateway makes per request of the mix, on average (for the crypto
+    /// floor): its answer; with routing, a request that goes to a device
+    /// (`dccgw::routing::sent_to_device`: Command Variants 1, 3, 5, 7) also costs the signed command and the signed Service Response.
+    pub fn signs_per_request(&self) -> f64 {
+        let total: u64 = self.mix.iter().map(|m| u64::from(m.weight)).sum();
+        if total == 0 {
+            return 1.0;
+        }
+        let signs: u64 = self
+            .mix
+            .iter()
+            .map(|m| {
+                let routed = self.routing.is_some()
+                    && !m.non_device()
+                    && dccgw::routing::sent_to_device(m.cv);
+                u64::from(m.weight) * if routed { 3 } else { 1 }
+            })
+            .sum();
+        signs as f64 / total as f64
+    }
+
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_owned(),
@@ -339,6 +377,17 @@ impl Scenario {
         }
         if self.population.devices == 0 || self.population.devices > 100_000_000 {
             return Err(ScenarioError::Devices);
+        }
+        if let Some(r) = &self.routing {
+            // Checked here by the gateway's own types, so a typo fails before anything starts.
+            let hub: dccgw::commshub::HubConfig =
+                r.hub.clone().try_into().map_err(ScenarioError::Hub)?;
+            hub.check().map_err(ScenarioError::HubCheck)?;
+            let _: dccgw::commshub::DispatchConfig = r
+                .dispatch
+                .clone()
+                .try_into()
+                .map_err(ScenarioError::Dispatch)?;
         }
         if self.mix.iter().all(|m| m.weight == 0) {
             return Err(ScenarioError::EmptyMix);

@@ -7,7 +7,7 @@
 //! Layout: `pki/` (CA, `server` for the gateway and references, `receiver` for the generator's
 //! Receive Response endpoint, `dcc-xml-sign`, `dcc-acb` the gateway's delivery client),
 //! `users/<id>/{tls,xml-sign}{.pem,.key.pem}`, `user-certs/<id>.pem`, `registry-<n>/`,
-//! `users.csv`, `dccgw.toml`, `state/`.
+//! `users.csv`, `dccgw.toml`, `commshub.toml` (with routing), `state/`.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,6 +21,7 @@ use dccgw::registry::generate::generate;
 use dccgw::registry::RegistryError;
 
 use crate::population::{LoadUser, Population};
+use crate::scenario::RoutingSpec;
 
 const DAYS: i64 = 730;
 
@@ -30,6 +31,8 @@ pub enum SetupError {
     Pki(#[from] PkiError),
     #[error("generating the registry failed")]
     Registry(#[from] RegistryError),
+    #[error("the scenario's [routing] tables cannot be written as TOML")]
+    Toml(#[from] toml::ser::Error),
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -201,6 +204,66 @@ pub fn write_gateway_config(
     let path = dir.config();
     write(&path, &text)?;
     Ok(path)
+}
+
+/// The gateway's `[routing]` and `[delivery.transport]` tables for the hub process at
+/// `hub_addr`: commands signed with the `dcc-acb` key, Service Responses delivered with its
+/// certificate to endpoints chained to the work directory's CA (the generator's receiver).
+pub fn routing_config(
+    dir: &Workdir,
+    hub_addr: SocketAddr,
+    spec: &RoutingSpec,
+) -> Result<String, SetupError> {
+    let path = |p: PathBuf| toml::Value::String(p.display().to_string());
+    let mut routing = toml::Table::new();
+    routing.insert("acb_key".into(), path(dir.pki_key("dcc-acb")));
+    routing.insert("acb_cert".into(), path(dir.pki("dcc-acb")));
+    routing.insert("hub".into(), "remote".into());
+    routing.insert("hub_addr".into(), hub_addr.to_string().into());
+    routing.insert("dispatch".into(), spec.dispatch.clone().into());
+    let mut transport = toml::Table::new();
+    transport.insert("client_cert".into(), path(dir.pki("dcc-acb")));
+    transport.insert("client_key".into(), path(dir.pki_key("dcc-acb")));
+    transport.insert(
+        "trust_anchors".into(),
+        toml::Value::Array(vec![path(dir.pki("ca"))]),
+    );
+    let mut delivery = toml::Table::new();
+    delivery.insert("transport".into(), transport.into());
+    let mut doc = toml::Table::new();
+    doc.insert("routing".into(), routing.into());
+    doc.insert("delivery".into(), delivery.into());
+    Ok(toml::to_string(&doc)?)
+}
+
+/// The `dccgw commshub` configuration: `pop`'s registry as the fleet, the `dcc-acb`
+/// certificate as the broker whose commands it takes, the scenario's simulator settings.
+pub fn write_hub_config(
+    dir: &Workdir,
+    pop: &Population,
+    listen: SocketAddr,
+    spec: &RoutingSpec,
+) -> Result<PathBuf, SetupError> {
+    let registry = dir.registry(pop.spec.devices);
+    let path = |p: PathBuf| toml::Value::String(p.display().to_string());
+    let mut doc = toml::Table::new();
+    doc.insert("listen".into(), listen.to_string().into());
+    doc.insert("devices".into(), path(registry.join("devices.csv")));
+    doc.insert(
+        "registrations".into(),
+        path(registry.join("registrations.csv")),
+    );
+    doc.insert(
+        "acb_certs".into(),
+        toml::Value::Array(vec![path(dir.pki("dcc-acb"))]),
+    );
+    doc.insert("hub".into(), spec.hub.clone().into());
+    let file = dir.dir.join("commshub.toml");
+    write(
+        &file,
+        &format!("# Written by dccgw-load.\n{}", toml::to_string(&doc)?),
+    )?;
+    Ok(file)
 }
 
 fn mkdir(path: &Path) -> Result<(), SetupError> {

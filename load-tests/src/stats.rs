@@ -64,7 +64,7 @@ pub struct StepSummary {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AsyncSummary {
-    /// Device requests acknowledged I99: each should bring a Service Response.
+    /// Requests sent to a device and acknowledged I99: each should bring a Service Response.
     pub expected: u64,
     pub received: u64,
     /// From the request's due time to the Service Response's arrival.
@@ -135,7 +135,12 @@ pub fn summarise(
             if let Some((_, _, ok)) = steps.get_mut(usize::from(item.step)) {
                 *ok += 1;
             }
-            if !entry.non_device() && r.outcome.label() == "I99" {
+            // Only a command sent to a device brings a Service Response (CV2/CV6 return the
+            // command to the User instead).
+            if !entry.non_device()
+                && dccgw::routing::sent_to_device(entry.cv)
+                && r.outcome.label() == "I99"
+            {
                 expected_async += 1;
             }
         }

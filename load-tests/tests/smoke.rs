@@ -68,3 +68,59 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
     assert_eq!(replay.accepted, 0, "answers: {:?}", replay.codes);
     gateway.shutdown().await;
 }
+
+/// With the scenario's `[routing]`: device requests go, signed, to a simulated comms-hub
+/// network (the `dccgw commshub` server, here in this process) and every one acknowledged I99
+/// brings its Service Response back to the generator's Receive Response endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_requests_bring_their_service_responses_to_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = scenario();
+    let routing = scenario.routing.as_mut().expect("steady state is routed");
+    // Devices answer at once here: the test counts, it does not time.
+    routing.hub = toml::from_str("default = { latency = { kind = \"fixed\", ms = 5 } }").unwrap();
+    let routing = routing.clone();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, dir.path())).unwrap();
+    let wd = &prepared.workdir;
+
+    let hub_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_addr = hub_listener.local_addr().unwrap();
+    let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, &routing).unwrap();
+    let hub: dccgw::commshub::ServeConfig =
+        toml::from_str(&std::fs::read_to_string(&hub_config).unwrap()).unwrap();
+    let fleet = dccgw::registry::load(&hub.devices, &hub.registrations).unwrap();
+    let verifier = dccgw::routing::CommandVerifier::load(&hub.acb_certs).unwrap();
+    let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier).unwrap();
+    let (stop_hub, stop) = tokio::sync::watch::channel(false);
+    let hub_task = tokio::spawn(dccgw::commshub::serve_on(hub_listener, sim, 10_000, stop));
+
+    let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
+        .await
+        .unwrap();
+    setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let extra = setup::routing_config(wd, hub_addr, &routing).unwrap();
+    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &extra).unwrap();
+    let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
+    let gateway = dccgw::server::start(&config).await.unwrap();
+
+    let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(40.0, 1.5))).unwrap();
+    let run = prepared
+        .run(
+            &signed,
+            gateway.addr,
+            Some(&receiver),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(run.accepted, 60, "answers: {:?}", run.codes);
+    let a = &run.async_;
+    assert!(a.expected > 10, "too few routed requests: {a:?}");
+    assert_eq!(a.received, a.expected, "{a:?}");
+    assert_eq!((a.duplicates, a.unmatched), (0, 0), "{a:?}");
+    assert_eq!(a.codes.get("I0").copied(), Some(a.expected), "{a:?}");
+    gateway.shutdown().await;
+    let _ = stop_hub.send(true);
+    let _ = hub_task.await;
+}

@@ -25,9 +25,12 @@ fn default_ramp() -> Load {
     }
 }
 
-/// Ramps the offered rate, one constant-rate run per step (fresh counters each), and stops at
-/// the first step that saturates: fewer than 97 % of its offer answered I99/I0 per second, or
-/// a sync p99 above the scenario's bound. The saturation rate is the last step that did not.
+/// Ramps the offered rate, one constant-rate run per step (fresh counters each), until a step
+/// saturates: fewer than 97 % of its offer answered I99/I0 per second, or a sync p99 above the
+/// scenario's bound. A step that fails on p99 alone is run once more before it counts (one
+/// stall — a compaction, a slow fsync — is not saturation). Then two bisection steps between the
+/// last good rate and the saturated one narrow it down. The saturation rate is the highest
+/// rate that did not saturate.
 pub(super) async fn find_saturation(
     prepared: &Prepared,
     gateway: &Server,
@@ -36,8 +39,52 @@ pub(super) async fn find_saturation(
     let ramp = spec.saturation_ramp.clone().unwrap_or_else(default_ramp);
     let mut steps = Vec::new();
     let mut last_good = None;
+    let mut first_bad = None;
     for step in ramp.steps() {
-        let load = Load::constant(step.rate, step.duration_s);
+        if saturates(
+            prepared,
+            gateway,
+            spec,
+            step.rate,
+            step.duration_s,
+            &mut steps,
+        )
+        .await?
+        {
+            first_bad = Some(step.rate);
+            break;
+        }
+        last_good = Some(step.rate);
+    }
+    if let (Some(mut good), Some(mut bad)) = (last_good, first_bad) {
+        let step_s = ramp.steps().first().map_or(5.0, |s| s.duration_s);
+        for _ in 0..2 {
+            let mid = (good + bad) / 2.0;
+            if saturates(prepared, gateway, spec, mid, step_s, &mut steps).await? {
+                bad = mid;
+            } else {
+                good = mid;
+            }
+        }
+        last_good = Some(good);
+    }
+    // Saturated from the first step: take what it sustained.
+    let rate = last_good.unwrap_or_else(|| steps.first().map_or(1.0, |s| s.throughput_rps));
+    Ok((rate.max(1.0), steps))
+}
+
+/// Runs `rate` for `duration_s` (twice when the first run fails on p99 alone) and says whether
+/// it saturated; every run is kept in `steps` for the report.
+async fn saturates(
+    prepared: &Prepared,
+    gateway: &Server,
+    spec: &BenchSpec,
+    rate: f64,
+    duration_s: f64,
+    steps: &mut Vec<StepSummary>,
+) -> Result<bool, BenchError> {
+    for attempt in 0..2 {
+        let load = Load::constant(rate, duration_s);
         let signed = tokio::task::block_in_place(|| prepared.sign(&load))?;
         let run = prepared
             .run(&signed, gateway.addr, None, Duration::ZERO)
@@ -46,24 +93,28 @@ pub(super) async fn find_saturation(
         // A saturated step drains its backlog after its end: completion rate over the whole
         // run, not over the step, is what it sustained.
         summary.throughput_rps = run.throughput_rps;
-        let saturated = run.throughput_rps < 0.97 * step.rate
-            || run.sync.p99_us as f64 > spec.saturation_p99_ms * 1000.0;
+        let short = run.throughput_rps < 0.97 * rate;
+        let slow = run.sync.p99_us as f64 > spec.saturation_p99_ms * 1000.0;
         eprintln!(
-            "ramp: offered {:.0}/s, accepted {:.0}/s, sync p99 {:.2} ms{}",
-            step.rate,
+            "ramp: offered {rate:.0}/s, accepted {:.0}/s, sync p99 {:.2} ms{}",
             run.throughput_rps,
             run.sync.p99_us as f64 / 1000.0,
-            if saturated { " (saturated)" } else { "" }
+            match (short, slow) {
+                (false, false) => "",
+                (true, _) => " (saturated)",
+                (false, true) if attempt == 0 => " (p99 over the bound: once more)",
+                (false, true) => " (saturated)",
+            }
         );
         steps.push(summary);
-        if saturated {
-            break;
+        if short {
+            return Ok(true);
         }
-        last_good = Some(step.rate);
+        if !slow {
+            return Ok(false);
+        }
     }
-    // Saturated from the first step: take what it sustained.
-    let rate = last_good.unwrap_or_else(|| steps.first().map_or(1.0, |s| s.throughput_rps));
-    Ok((rate.max(1.0), steps))
+    Ok(true)
 }
 
 /// Starts reference `name` (`hyper` or `nginx`) on a free port, answering `answer`.

@@ -34,7 +34,7 @@ pub fn markdown(r: &Report) -> String {
     if let Some(f) = &r.floor {
         let _ = writeln!(
             s,
-            "Crypto floor (ring, one thread): verify {:.1} µs + {} × sign {:.1} µs = **{:.1} µs** per request.\n",
+            "Crypto floor (ring, one thread): verify {:.1} µs + {:.2} × sign {:.1} µs = **{:.1} µs** per request.\n",
             f.verify_us, f.signs_per_request, f.sign_us, f.floor_us
         );
     }

@@ -152,3 +152,43 @@ fn ramps_and_steps_expand() {
     };
     assert!(zero_step.check().is_err());
 }
+
+#[test]
+fn routing_tables_are_checked_by_the_gateways_own_types() {
+    let mix = "name = \"a\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 1\nrole = \"IS\"";
+    let routed = format!(
+        "{}\n[routing.hub]\ndefault = {{ latency = {{ kind = \"fixed\", ms = 5 }} }}\n",
+        with_mix(mix)
+    );
+    assert!(Scenario::parse(&routed).is_ok());
+    for (from, to, want) in [
+        ("kind = \"fixed\"", "kind = \"fast\"", "Hub"),
+        (
+            "[routing.hub]",
+            "[routing.dispatch]\ntimeout = 5\n[routing.hub]",
+            "Dispatch",
+        ),
+        (
+            "[routing.hub]",
+            "[routing.hub]\nalerts = { rate_per_sec = -1.0 }",
+            "HubCheck",
+        ),
+    ] {
+        let e = check_error(&routed.replace(from, to));
+        assert!(format!("{e:?}").starts_with(want), "{to}: {e:?}");
+    }
+}
+
+#[test]
+fn routed_device_requests_cost_three_signatures_and_the_rest_one() {
+    // One CV1 read (routed: answer, command, Service Response), one CV2 read (answer only) and
+    // one non-device CV8 request (answer only), equally weighted: (3 + 1 + 1) / 3.
+    let mix = "name = \"a\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 1\nrole = \"IS\"\n\n\
+               [[mix]]\nname = \"b\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 2\nrole = \"GS\"\n\n\
+               [[mix]]\nname = \"c\"\nweight = 1\nsrv = \"8.2\"\ncv = 8\nrole = \"IS\"\n\
+               body = \"<sr:DeviceID>00-0D-6F-00-00-00-00-09</sr:DeviceID>\"";
+    let plain = Scenario::parse(&with_mix(mix)).unwrap();
+    assert!((plain.signs_per_request() - 1.0).abs() < 1e-12);
+    let routed = Scenario::parse(&format!("{}\n[routing]\n", with_mix(mix))).unwrap();
+    assert!((routed.signs_per_request() - 5.0 / 3.0).abs() < 1e-12);
+}
