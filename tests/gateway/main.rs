@@ -2,6 +2,7 @@
 //! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
 
 mod access;
+mod alert_crash;
 mod bounds;
 mod crash;
 mod dead_letters;
