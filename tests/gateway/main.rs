@@ -12,5 +12,6 @@ mod operations;
 mod requests;
 mod round_trip;
 mod signatures;
+mod supplier_change;
 mod support;
 mod transport;
