@@ -8,7 +8,7 @@ use std::time::Duration;
 use dccgw::commshub::fixture::{self, Fleet};
 use dccgw::commshub::{
     serve_on, DeviceFailure, DispatchConfig, Dispatcher, GbcsFrame, HubConfig, HubEvent,
-    HubNetwork, Inbound, RemoteHub, Simulator,
+    HubNetwork, Inbound, Raised, RaisedKind, RaisedLog, RemoteHub, Simulator,
 };
 use dccgw::routing::CommandSigner;
 use tokio::net::TcpListener;
@@ -24,13 +24,22 @@ struct Hub {
 }
 
 async fn start_hub(fleet: &Fleet, config: &str) -> (Hub, CommandSigner) {
+    start_hub_with(fleet, config, None).await
+}
+
+/// As [`start_hub`], recording the events raised in `raised`.
+async fn start_hub_with(
+    fleet: &Fleet,
+    config: &str,
+    raised: Option<RaisedLog>,
+) -> (Hub, CommandSigner) {
     let (signer, verifier, _) = fixture::broker();
     let config: HubConfig = toml::from_str(config).unwrap();
     let sim = Simulator::new(config, fleet.snapshot.clone(), verifier).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(serve_on(listener, sim, 10_000, stop));
+    tokio::spawn(serve_on(listener, sim, 10_000, raised, stop));
     (
         Hub {
             addr,
@@ -206,4 +215,106 @@ async fn unacknowledged_events_are_offered_again_after_a_reconnect() {
         "{:?}",
         first_seen.event
     );
+}
+
+#[tokio::test]
+async fn the_raised_log_holds_every_event_before_the_gateway_sees_it() {
+    let fleet = Fleet::new(3);
+    // A storm behind two hubs (four alerts), and a read whose meter raises an alert after its
+    // answer: six events in all.
+    let config = "[default]\nlatency = { kind = \"fixed\", ms = 0 }\n\
+                  alerts_after = [{ code = 0x8F1C, delay_ms = 5 }]\n\
+                  [[storms]]\nafter_secs = 0\nhubs = 2\nspread_ms = 50\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raised.ndjson");
+    let log = RaisedLog::open(&path).await.unwrap();
+    let (hub, signer) = start_hub_with(&fleet, config, Some(log)).await;
+    let (tx, mut rx) = mpsc::channel(64);
+    let remote = RemoteHub::start(hub.addr, tx);
+    remote
+        .send(fleet.command(&signer, fleet.esmes[2], "4.1.1", 9, None))
+        .await
+        .unwrap();
+
+    // Each event, as the gateway sees it, is in the log by the time it arrives.
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let event = next(&mut rx).await.event;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records: Vec<Raised> = text
+            .lines()
+            .map(|l| Raised::parse_line(l).unwrap())
+            .collect();
+        let key = identity(&event);
+        assert!(
+            records.iter().any(|r| record_identity(r) == key),
+            "{event:?} is not in the raised log:\n{text}"
+        );
+        seen.push(key);
+    }
+    // And the log holds nothing the gateway was not offered.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut logged: Vec<_> = text
+        .lines()
+        .map(|l| record_identity(&Raised::parse_line(l).unwrap()))
+        .collect();
+    logged.sort();
+    seen.sort();
+    assert_eq!(logged, seen);
+    let kinds: Vec<_> = text
+        .lines()
+        .map(|l| Raised::parse_line(l).unwrap().kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == RaisedKind::Alert).count(), 5);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == RaisedKind::Response).count(),
+        1
+    );
+}
+
+/// What names one event: kind, device, alert code, RequestID, the alert frame's counter.
+type Identity = (
+    RaisedKind,
+    dccgw::domain::DeviceId,
+    Option<u16>,
+    Option<String>,
+    Option<u64>,
+);
+
+fn identity(event: &HubEvent) -> Identity {
+    let counter = |p: &[u8]| GbcsFrame::parse(p).map(|f| f.counter);
+    match event {
+        HubEvent::Response {
+            request_id, device, ..
+        } => (
+            RaisedKind::Response,
+            *device,
+            None,
+            Some(request_id.to_string()),
+            None,
+        ),
+        HubEvent::Alert {
+            device,
+            code,
+            payload,
+            ..
+        } => (
+            RaisedKind::Alert,
+            *device,
+            Some(*code),
+            None,
+            counter(payload),
+        ),
+        other => panic!("not expected here: {other:?}"),
+    }
+}
+
+fn record_identity(r: &Raised) -> Identity {
+    (
+        r.kind,
+        r.device,
+        r.code,
+        r.request_id.map(|id| id.to_string()),
+        r.frame_counter,
+    )
 }

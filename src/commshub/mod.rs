@@ -20,6 +20,7 @@ pub mod fixture;
 mod gbcs;
 mod inprocess;
 mod pending;
+mod raised;
 mod remote;
 mod rng;
 mod serve;
@@ -47,6 +48,7 @@ pub use dispatch::{
 };
 pub use gbcs::{alert_frame, response_frame, GbcsFrame};
 pub use inprocess::InProcessHub;
+pub use raised::{Raised, RaisedError, RaisedKind, RaisedLog};
 pub use remote::RemoteHub;
 pub use serve::{serve, serve_on, ServeConfig};
 pub use sim::{Scheduled, Simulator};

@@ -16,6 +16,24 @@
 //! - `GET /livez`.
 //!
 //! One gateway per hub process: acknowledgements are global.
+//!
+//! With `raised_log` set, every event the hub raises is appended to that file (NDJSON, one line
+//! an event: epoch, sequence number, kind, device, alert code, RequestID, frame counter, time;
+//! `raised.rs`) before it is offered to the gateway: a record of what the simulated network did
+//! in a run, which a test or an operator can check deliveries against. The configuration
+//! (paths as given, relative to the working directory):
+//!
+//! ```toml
+//! listen = "127.0.0.1:7700"
+//! devices = "devices.csv"
+//! registrations = "registrations.csv"
+//! acb_certs = ["certs/dcc-acb.pem"]
+//! raised_log = "raised.ndjson"     # optional
+//! [hub]                            # the simulator (`config.rs`)
+//! seed = 7
+//! [hub.alerts]
+//! rate_per_sec = 2.0
+//! ```
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -41,6 +59,7 @@ use crate::routing::{CommandVerifier, SignedCommand, MAX_COMMAND_BYTES};
 
 use super::config::HubConfig;
 use super::inprocess::InProcessHub;
+use super::raised::{Raised, RaisedLog};
 use super::sim::Simulator;
 use super::wire::encode;
 use super::{unix_millis, HubError, HubNetwork, Inbound};
@@ -66,6 +85,9 @@ pub struct ServeConfig {
     /// Allow binding a non-loopback address (the link is plain HTTP).
     #[serde(default)]
     pub allow_non_loopback: bool,
+    /// Where to record every event raised (appended; see the module documentation).
+    #[serde(default)]
+    pub raised_log: Option<PathBuf>,
 }
 
 fn default_retain() -> usize {
@@ -88,6 +110,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .context("loading the fleet")?;
     tracing::info!(devices = snapshot.device_count(), "Fleet loaded.");
     let sim = Simulator::new(config.hub, snapshot, verifier).context("[hub] configuration")?;
+    let raised = match &config.raised_log {
+        Some(path) => Some(RaisedLog::open(path).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -97,7 +123,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    serve_on(listener, sim, config.retain_events, stop).await;
+    serve_on(listener, sim, config.retain_events, raised, stop).await;
     Ok(())
 }
 
@@ -118,17 +144,19 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Serves the simulator on `listener` until `stop` turns true (tests start it on port 0).
+/// Serves the simulator on `listener` until `stop` turns true (tests start it on port 0),
+/// recording every event raised in `raised` if given.
 pub async fn serve_on(
     listener: TcpListener,
     sim: Simulator,
     retain_events: usize,
+    raised: Option<RaisedLog>,
     mut stop: watch::Receiver<bool>,
 ) {
     let log = Arc::new(EventLog::new(retain_events.max(1)));
     let (events_tx, events_rx) = mpsc::channel(1024);
     let hub = Arc::new(InProcessHub::start(sim, events_tx));
-    let retainer = tokio::spawn(retain(events_rx, log.clone()));
+    let retainer = tokio::spawn(retain(events_rx, log.clone(), raised));
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -275,6 +303,32 @@ impl EventLog {
         }
     }
 
+    /// Waits until the log has room; the next sequence number and how many lines fit.
+    async fn room(&self) -> (u64, usize) {
+        loop {
+            let freed = self.freed.notified();
+            {
+                let s = self.lock();
+                if s.lines.len() < self.bound {
+                    return (s.next_seq, self.bound - s.lines.len());
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Appends `lines` (sequence numbers from [`Self::room`], at most the room it gave).
+    fn push(&self, lines: Vec<(u64, Bytes)>) {
+        {
+            let mut s = self.lock();
+            for (seq, line) in lines {
+                s.next_seq = seq + 1;
+                s.lines.push_back((seq, line));
+            }
+        }
+        self.appended.notify_waiters();
+    }
+
     /// Lines after `after`, at most `max`.
     fn after(&self, after: u64, max: usize) -> Vec<(u64, Bytes)> {
         let s = self.lock();
@@ -283,24 +337,41 @@ impl EventLog {
     }
 }
 
-/// Moves the simulator's events into the log, waiting while it is full.
-async fn retain(mut events: mpsc::Receiver<Inbound>, log: Arc<EventLog>) {
-    while let Some(inbound) = events.recv().await {
-        loop {
-            let freed = log.freed.notified();
-            {
-                let mut s = log.lock();
-                if s.lines.len() < log.bound {
-                    let seq = s.next_seq;
-                    s.next_seq += 1;
-                    let line = Bytes::from(encode(log.epoch, seq, &inbound.event));
-                    s.lines.push_back((seq, line));
-                    break;
+/// Events taken from the simulator at once (and recorded in one write).
+const RETAIN_BATCH: usize = 256;
+
+/// Moves the simulator's events into the log, waiting while it is full; records each in
+/// `raised` (if given) before it is offered.
+async fn retain(
+    mut events: mpsc::Receiver<Inbound>,
+    log: Arc<EventLog>,
+    mut raised: Option<RaisedLog>,
+) {
+    let mut batch = Vec::with_capacity(RETAIN_BATCH);
+    while events.recv_many(&mut batch, RETAIN_BATCH).await > 0 {
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            // This task is the log's only writer: the sequence numbers reserved here are the
+            // ones `push` gives, and the room only grows meanwhile.
+            let (first_seq, room) = log.room().await;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            let lines: Vec<(u64, Bytes)> = (first_seq..)
+                .zip(now)
+                .map(|(seq, i)| (seq, Bytes::from(encode(log.epoch, seq, &i.event))))
+                .collect();
+            if let Some(file) = raised.as_mut() {
+                let records: Vec<Raised> = (first_seq..)
+                    .zip(now)
+                    .map(|(seq, i)| Raised::of(log.epoch, seq, &i.event))
+                    .collect();
+                if let Err(e) = file.append(&records).await {
+                    tracing::error!(error = %e, events = records.len(), "Raised events could not be recorded; they are offered all the same.");
                 }
             }
-            freed.await;
+            log.push(lines);
+            rest = later;
         }
-        log.appended.notify_waiters();
+        batch.clear();
     }
 }
 

@@ -4,7 +4,7 @@
 //! by RequestID, once the gateway has been started again.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,19 +19,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
 const KILLS: usize = 3;
 
 fn spawn(config: &Path, port: u16, admin: u16) -> Child {
+    spawn_with(config, port, admin, &[])
+}
+
+/// `dccgw serve` on `port` and `admin`, with `env` as further configuration overrides.
+pub(super) fn spawn_with(config: &Path, port: u16, admin: u16, env: &[(&str, String)]) -> Child {
     Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
         .env("DCCGW_LISTEN__ADDR", format!("127.0.0.1:{port}"))
         .env("DCCGW_LISTEN__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("DCCGW_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
 
-async fn wait_ready(admin: u16) {
+pub(super) async fn wait_ready(admin: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
         .await
@@ -55,8 +61,6 @@ async fn sigkill_during_load_loses_no_acknowledged_request() {
     let certs = dir.path().join("certs");
     let pem = std::fs::read(certs.join("users/supplier/client.pem")).unwrap();
     let client = support::client_with(&certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
-    let key = certs.join("users/supplier/xml-sign.key.pem");
-    let cert = certs.join("users/supplier/xml-sign.pem");
 
     // What arrives, collected throughout (deliveries of one run may land during the next).
     let received = Arc::new(Mutex::new(BTreeSet::new()));
@@ -78,34 +82,14 @@ async fn sigkill_during_load_loses_no_acknowledged_request() {
         let mut child = spawn(&config, port, admin);
         wait_ready(admin).await;
         let url = format!("https://localhost:{port}/api/v1/serviceS");
-        // Requests one after another (the originator's counter must rise), for a while.
         let until = Instant::now() + Duration::from_millis(if run < KILLS { 1500 } else { 300 });
-        let sender = tokio::spawn({
-            let (client, counter, key, cert) =
-                (client.clone(), counter.clone(), key.clone(), cert.clone());
-            async move {
-                let mut acked = Vec::new();
-                while Instant::now() < until {
-                    let n = counter.fetch_add(1, Ordering::SeqCst);
-                    let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, n);
-                    let body = dccgw::tools::sign(xml.as_bytes(), &key, &cert, None).unwrap();
-                    let Ok(r) = client
-                        .post(&url)
-                        .header("content-type", "application/xml")
-                        .body(body)
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    let Ok(text) = r.text().await else { break };
-                    if support::element(&text, "ResponseCode") == Some("I99") {
-                        acked.push(format!("{SUPPLIER}:{DEMO_ESME}:{n}"));
-                    }
-                }
-                acked
-            }
-        });
+        let sender = tokio::spawn(send_reads(
+            client.clone(),
+            url,
+            counter.clone(),
+            certs.clone(),
+            until,
+        ));
         let acked = sender.await.unwrap();
         acknowledged.extend(acked);
         if run < KILLS {
@@ -142,4 +126,38 @@ async fn sigkill_during_load_loses_no_acknowledged_request() {
     );
     rx_server.stop().await;
     collector.abort();
+}
+
+/// Sends the example read as the supplier, one after another (the originator's counter must
+/// rise), until `until` or the first failure (the gateway was killed); the RequestIDs answered
+/// `I99`.
+pub(super) async fn send_reads(
+    client: reqwest::Client,
+    url: String,
+    counter: Arc<AtomicU64>,
+    certs: PathBuf,
+    until: Instant,
+) -> Vec<String> {
+    let key = certs.join("users/supplier/xml-sign.key.pem");
+    let cert = certs.join("users/supplier/xml-sign.pem");
+    let mut acked = Vec::new();
+    while Instant::now() < until {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, n);
+        let body = dccgw::tools::sign(xml.as_bytes(), &key, &cert, None).unwrap();
+        let Ok(r) = client
+            .post(&url)
+            .header("content-type", "application/xml")
+            .body(body)
+            .send()
+            .await
+        else {
+            break;
+        };
+        let Ok(text) = r.text().await else { break };
+        if support::element(&text, "ResponseCode") == Some("I99") {
+            acked.push(format!("{SUPPLIER}:{DEMO_ESME}:{n}"));
+        }
+    }
+    acked
 }

@@ -80,12 +80,22 @@ async fn a_dead_letter_is_listed_replayed_and_delivered() {
     assert_eq!(letter["about"], request_id.as_str());
     assert_eq!(letter["user"], super::round_trip::SUPPLIER);
     let id = letter["id"].as_str().unwrap().to_owned();
-    let metrics = gw.metrics().await;
-    for line in [
+    // The letter is listed as soon as the outbox holds it; the counter and the gauges follow
+    // a moment later (the gauges from the outbox's marker task), so they are polled.
+    let wanted = [
         "dccgw_delivery_dead_letters_total 1",
         "dccgw_delivery_dead_letter_messages 1",
         "dccgw_delivery_queue_messages 0",
-    ] {
+    ];
+    let mut metrics = gw.metrics().await;
+    for _ in 0..100 {
+        if wanted.iter().all(|w| metrics.lines().any(|l| l == *w)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        metrics = gw.metrics().await;
+    }
+    for line in wanted {
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }
     assert!(

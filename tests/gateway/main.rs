@@ -2,6 +2,7 @@
 //! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
 
 mod access;
+mod alert_crash;
 mod bounds;
 mod crash;
 mod dead_letters;
@@ -11,5 +12,6 @@ mod operations;
 mod requests;
 mod round_trip;
 mod signatures;
+mod supplier_change;
 mod support;
 mod transport;
