@@ -92,7 +92,13 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
     let verifier = dccgw::routing::CommandVerifier::load(&hub.acb_certs).unwrap();
     let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier).unwrap();
     let (stop_hub, stop) = tokio::sync::watch::channel(false);
-    let hub_task = tokio::spawn(dccgw::commshub::serve_on(hub_listener, sim, 10_000, stop));
+    let hub_task = tokio::spawn(dccgw::commshub::serve_on(
+        hub_listener,
+        sim,
+        10_000,
+        None,
+        stop,
+    ));
 
     let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
