@@ -3,6 +3,12 @@
 //! commit), so durability does not cost one fsync per request. A record counts only once its
 //! fsync has returned. On open, records are read back up to the first torn or corrupt one, and
 //! the file is cut there: a crash mid-write loses only records nobody was told were written.
+//!
+//! A failed write or fsync must not leave a torn record behind the records that follow it (on
+//! reopen everything after the tear would be cut, acknowledged records included): the writer
+//! cuts the file back to its last durable length and fsyncs that before it takes another record.
+//! If even that fails, the journal stops (every later append is refused) — fail-stop, as after
+//! a failed fsync nobody can say what is on disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -60,6 +66,10 @@ impl Journal {
         file.set_len(intact).map_err(io)?;
         file.seek(SeekFrom::End(0)).map_err(io)?;
         file.sync_all().map_err(io)?;
+        let file = Durable {
+            file,
+            durable: intact,
+        };
         let (tx, rx) = mpsc::sync_channel::<Pending>(QUEUE_BOUND);
         let thread_path = path.to_owned();
         std::thread::Builder::new()
@@ -139,9 +149,52 @@ pub fn rewrite(path: &Path, records: impl Iterator<Item = Vec<u8>>) -> Result<()
     Ok(())
 }
 
-fn write_loop(mut file: File, rx: mpsc::Receiver<Pending>, path: &Path) {
+/// What the writer needs of its file; a trait so the tests can make writes fail.
+trait Sink {
+    fn put(&mut self, buf: &[u8]) -> io::Result<()>;
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes and goes on writing at its end.
+    fn cut(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl Sink for File {
+    fn put(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn cut(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)?;
+        self.seek(SeekFrom::End(0))?;
+        File::sync_all(self)
+    }
+}
+
+/// A sink and how many of its bytes are known to be on disk.
+struct Durable<S> {
+    file: S,
+    durable: u64,
+}
+
+impl<S: Sink> Durable<S> {
+    /// Writes and fsyncs `buf`. On failure, cuts the file back to its last durable length so no
+    /// torn record sits before the next ones; `Err(true)` when even that failed.
+    fn commit(&mut self, buf: &[u8]) -> Result<(), (io::Error, bool)> {
+        match self.file.put(buf).and_then(|()| self.file.sync()) {
+            Ok(()) => {
+                self.durable += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => Err((e, self.file.cut(self.durable).is_err())),
+        }
+    }
+}
+
+fn write_loop<S: Sink>(mut file: Durable<S>, rx: mpsc::Receiver<Pending>, path: &Path) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut waiting = Vec::new();
+    let mut stopped: Option<String> = None;
     while let Ok(first) = rx.recv() {
         waiting.push(first);
         // Gather everything already queued: one write and one fsync for the lot.
@@ -151,16 +204,26 @@ fn write_loop(mut file: File, rx: mpsc::Receiver<Pending>, path: &Path) {
                 break;
             }
         }
-        buf.clear();
-        for (payload, _) in &waiting {
-            frame(payload, &mut buf);
-        }
-        let result = file.write_all(&buf).and_then(|()| file.sync_data());
-        if let Err(e) = &result {
-            tracing::error!(path = %path.display(), error = %e, "Journal write failed; requests that need it are refused.");
-        }
+        let result = match &stopped {
+            Some(why) => Err(why.clone()),
+            None => {
+                buf.clear();
+                for (payload, _) in &waiting {
+                    frame(payload, &mut buf);
+                }
+                file.commit(&buf).map_err(|(e, stop)| {
+                    if stop {
+                        tracing::error!(path = %path.display(), error = %e, "Journal write failed and the file could not be cut back; the journal stops (restart to recover).");
+                        stopped = Some(format!("stopped after a failed write: {e}"));
+                    } else {
+                        tracing::error!(path = %path.display(), error = %e, "Journal write failed; requests that need it are refused.");
+                    }
+                    e.to_string()
+                })
+            }
+        };
         for (_, done) in waiting.drain(..) {
-            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            let _ = done.send(result.clone());
         }
     }
 }
@@ -268,5 +331,96 @@ mod tests {
             j.append(vec![0; MAX_RECORD_BYTES + 1]).await,
             Err(JournalError::TooLarge(_))
         ));
+    }
+
+    /// An in-memory file whose writes can be made to fail halfway, and whose cut can fail.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        disk: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        fail_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        fail_cuts: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Sink for Flaky {
+        fn put(&mut self, buf: &[u8]) -> io::Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut disk = self.disk.lock().unwrap();
+            if self.fail_writes.load(SeqCst) {
+                disk.extend_from_slice(&buf[..buf.len() / 2]);
+                return Err(io::Error::other("no space left on device"));
+            }
+            disk.extend_from_slice(buf);
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn cut(&mut self, len: u64) -> io::Result<()> {
+            if self.fail_cuts.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(io::Error::other("read-only file system"));
+            }
+            self.disk.lock().unwrap().truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    /// Sends one record through a running writer and waits for its answer.
+    fn append_blocking(tx: &mpsc::SyncSender<Pending>, payload: &[u8]) -> Result<(), String> {
+        let (done, wait) = oneshot::channel();
+        tx.send((payload.to_vec(), done)).unwrap();
+        wait.blocking_recv().unwrap()
+    }
+
+    fn records_on(disk: &[u8]) -> Vec<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(&path, disk).unwrap();
+        Journal::open(&path).unwrap().1
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_tear_before_the_records_after_it() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let flaky = Flaky::default();
+        let (tx, rx) = mpsc::sync_channel(16);
+        let sink = Durable {
+            file: flaky.clone(),
+            durable: 0,
+        };
+        let writer = std::thread::spawn(move || write_loop(sink, rx, Path::new("flaky")));
+        append_blocking(&tx, b"first").unwrap();
+        flaky.fail_writes.store(true, SeqCst);
+        assert!(append_blocking(&tx, b"torn").is_err());
+        flaky.fail_writes.store(false, SeqCst);
+        // Acknowledged after the failure, so it must survive a reopen.
+        append_blocking(&tx, b"after").unwrap();
+        drop(tx);
+        writer.join().unwrap();
+        let disk = flaky.disk.lock().unwrap().clone();
+        assert_eq!(records_on(&disk), [b"first".to_vec(), b"after".to_vec()]);
+    }
+
+    #[test]
+    fn when_the_file_cannot_be_cut_back_the_journal_stops() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let flaky = Flaky::default();
+        let (tx, rx) = mpsc::sync_channel(16);
+        let sink = Durable {
+            file: flaky.clone(),
+            durable: 0,
+        };
+        let writer = std::thread::spawn(move || write_loop(sink, rx, Path::new("flaky")));
+        append_blocking(&tx, b"first").unwrap();
+        flaky.fail_writes.store(true, SeqCst);
+        flaky.fail_cuts.store(true, SeqCst);
+        assert!(append_blocking(&tx, b"torn").is_err());
+        flaky.fail_writes.store(false, SeqCst);
+        flaky.fail_cuts.store(false, SeqCst);
+        // Writes would work again, but nobody knows what is on disk: refused, never acknowledged.
+        assert!(append_blocking(&tx, b"after").is_err());
+        drop(tx);
+        writer.join().unwrap();
+        let disk = flaky.disk.lock().unwrap().clone();
+        assert_eq!(records_on(&disk), [b"first".to_vec()]);
     }
 }
