@@ -102,6 +102,9 @@ pub struct AlertMetrics {
     pub sent: IntCounterVec,
     /// `dccgw_alerts_throttled_total{kind}`: suppressed by throttling.
     pub throttled: IntCounterVec,
+    /// `dccgw_alerts_owed_change_batches`: journalled batches of registration changes whose
+    /// DCC Alerts are not yet all durably in the outbox (raised again after a restart).
+    pub owed_change_batches: IntGauge,
 }
 
 /// Builds and registers families; a static definition that fails is a bug, found by any test.
@@ -366,6 +369,10 @@ impl AlertMetrics {
                 "dccgw_alerts_throttled_total",
                 "Alerts suppressed by throttling, by kind.",
                 &["kind"],
+            ),
+            owed_change_batches: b.gauge(
+                "dccgw_alerts_owed_change_batches",
+                "Journalled registration-change batches whose DCC Alerts are not all in the outbox yet.",
             ),
         };
         for kind in ALERT_KINDS {

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    AlertKind, AlertMessage, DccAlert, DccEvent, DeviceAlert, Fanout, FutureDatedAlert,
+    AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
+    FutureDatedAlert,
 };
 use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::domain::{DeviceId, RequestId, Srv};
@@ -29,8 +30,8 @@ const ENQUEUE_RETRY: Duration = Duration::from_secs(1);
 pub struct Sources {
     pub outcomes: mpsc::Receiver<DispatchOutcome>,
     pub events: mpsc::Receiver<Inbound>,
-    /// DCC Alerts the gateway raises (registration changes, …), with when they arose.
-    pub raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+    /// The DCC Alerts registration changes call for, a journalled batch at a time.
+    pub raised: mpsc::Receiver<ChangeAlerts>,
 }
 
 /// Future-dated commands awaiting their execution alert, by request: the alert names the
@@ -51,6 +52,7 @@ pub async fn run(
         outbox,
         next_alert: alert_id_seed(),
         waiting: HashMap::new(),
+        changes: ChangeProgress::default(),
     };
     let (mut outcomes_open, mut events_open, mut raised_open) = (true, true, true);
     while outcomes_open || events_open || raised_open {
@@ -75,7 +77,7 @@ pub async fn run(
                 None => events_open = false,
             },
             raised = sources.raised.recv(), if raised_open => match raised {
-                Some((event, at)) => replies.dcc(&mut fanout, event, at).await,
+                Some(batch) => replies.dcc(&mut fanout, batch).await,
                 None => raised_open = false,
             },
             () = tokio::time::sleep(tick) => {
@@ -101,6 +103,9 @@ struct Replies {
     /// Hub events whose alert copies are not all in the outbox yet (some held by throttling):
     /// the receipt, the copies still owed and the device that raised it.
     waiting: HashMap<u64, Waiting>,
+    /// Which batches of registration changes have all their DCC Alerts in the outbox: the
+    /// change log's mark follows it.
+    changes: ChangeProgress,
 }
 
 impl Replies {
@@ -227,17 +232,49 @@ impl Replies {
         }
     }
 
-    async fn dcc(&mut self, fanout: &mut Fanout, event: DccEvent, at: i64) {
-        self.received("dcc");
-        let alert = DccAlert {
-            id: self.alert_id(),
-            event,
-            at,
+    /// The DCC Alerts of one journalled batch of registration changes. The batch counts as
+    /// done (the change log's mark passes it) once every copy is in the outbox, the throttled
+    /// ones with their summaries.
+    async fn dcc(&mut self, fanout: &mut Fanout, batch: ChangeAlerts) {
+        let ChangeAlerts { seq, at, events } = batch;
+        self.changes.begin(seq);
+        for event in events {
+            self.received("dcc");
+            let alert = DccAlert {
+                id: self.alert_id(),
+                event,
+                at,
+            };
+            let registry = self.gateway.registry.load_full();
+            match fanout.dcc_alert(&alert, &registry, now()) {
+                Ok(fanned) => {
+                    let copies = fanned.messages.len() + fanned.held.len();
+                    self.changes.owe(seq, alert.id, copies);
+                    self.send_alerts(fanned.messages).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "DCC alert not routed."),
+            }
+        }
+        self.changes.end(seq);
+        self.mark_changes().await;
+    }
+
+    /// Records in the change log how far the DCC Alerts of its batches are in the outbox. A
+    /// failure only means those batches' alerts are raised again after a restart.
+    async fn mark_changes(&mut self) {
+        let Some(mark) = self.changes.mark() else {
+            return;
         };
-        let registry = self.gateway.registry.load_full();
-        match fanout.dcc_alert(&alert, &registry, now()) {
-            Ok(fanned) => self.send_alerts(fanned.messages).await,
-            Err(e) => tracing::warn!(error = %e, "DCC alert not routed."),
+        match self.gateway.changes.mark_alerted(mark.seq).await {
+            Ok(()) => self
+                .gateway
+                .metrics
+                .alerts
+                .owed_change_batches
+                .sub(i64::try_from(mark.batches).unwrap_or(i64::MAX)),
+            Err(e) => {
+                tracing::error!(error = %e, seq = mark.seq, "Marking DCC Alerts as sent failed; they are raised again at the next start.")
+            }
         }
     }
 
@@ -328,8 +365,10 @@ impl Replies {
                         w.receipt.ack();
                     }
                 }
+                self.changes.sent(*id);
             }
         }
+        self.mark_changes().await;
     }
 
     /// Enqueues until the outbox takes the batch: its source is not let go before.

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::alerts::{self, ChangeAlerts};
 use crate::audit::{Audit, AuditError};
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::config::{Config, Limits};
@@ -124,16 +125,27 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         config.registration.registrations.clone(),
     );
     let changes_path = config.state.dir.join("registry-changes.journal");
-    // The files, then every journalled batch of live changes over them, in order.
-    let (registry, changes) = tokio::task::spawn_blocking(move || {
+    // The files, then every journalled batch of live changes over them, in order; the DCC
+    // Alerts of the batches after the change log's mark are derived again on the way.
+    let (registry, changes, owed) = tokio::task::spawn_blocking(move || {
         let mut snapshot = registry::load(&devices, &registrations)?;
-        let (log, batches) = ChangeLog::open(&changes_path)?;
-        for (index, batch) in batches.iter().enumerate() {
-            snapshot = snapshot
-                .apply_all(batch)
-                .map_err(|source| StartError::ChangeReplay { index, source })?;
+        let (log, replayed) = ChangeLog::open(&changes_path)?;
+        let mut owed = Vec::new();
+        for (index, batch) in replayed.batches.into_iter().enumerate() {
+            let replay = |source| StartError::ChangeReplay { index, source };
+            match (batch.seq, batch.at) {
+                (Some(seq), Some(at)) if batch.owes_alerts(replayed.alerted) => {
+                    let (next, events) =
+                        alerts::apply_batch(&snapshot, &batch.changes).map_err(replay)?;
+                    snapshot = next;
+                    if !events.is_empty() {
+                        owed.push(ChangeAlerts { seq, at, events });
+                    }
+                }
+                _ => snapshot = snapshot.apply_all(&batch.changes).map_err(replay)?,
+            }
         }
-        Ok::<_, StartError>((snapshot, log))
+        Ok::<_, StartError>((snapshot, log, owed))
     })
     .await
     .map_err(StartError::Task)??;
@@ -206,6 +218,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Some(pending) => Some(routing::start(config, &gateway, pending).await?),
         None => None,
     };
+    routing::raise_owed(&gateway, owed).await?;
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::alerts::{DccEvent, Fanout};
+use crate::alerts::{ChangeAlerts, Fanout};
 use crate::commshub::{
     Dispatcher, HubConfig, HubNetwork, InProcessHub, Opened, RemoteHub, Simulator,
 };
@@ -19,11 +19,15 @@ use crate::routing::{CommandSigner, CommandVerifier};
 use super::attempts::AuditAttempts;
 use super::StartError;
 
+/// Batches of DCC Alerts from registration changes waiting for the replies task. At the bound a
+/// further change waits (and its admin caller with it) until the replies task catches up.
+const RAISED_QUEUE: usize = 64;
+
 /// What `start` keeps between opening the dispatcher and starting the replies task (which
 /// needs the gateway).
 pub(super) struct Pending {
     opened: Opened,
-    raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+    raised: mpsc::Receiver<ChangeAlerts>,
     future_dated: Arc<FutureDated>,
     /// The hub network, kept alive for as long as the gateway runs.
     _hub: Arc<dyn HubNetwork>,
@@ -33,7 +37,7 @@ pub(super) struct Pending {
 pub(super) async fn open(
     config: &Config,
     registry: &Snapshot,
-) -> Result<Option<(Routing, mpsc::UnboundedSender<(DccEvent, i64)>, Pending)>, StartError> {
+) -> Result<Option<(Routing, mpsc::Sender<ChangeAlerts>, Pending)>, StartError> {
     let Some(routing) = &config.routing else {
         return Ok(None);
     };
@@ -78,7 +82,7 @@ pub(super) async fn open(
     )
     .await
     .map_err(|e| StartError::Routing(format!("the pending-command journal: {e}")))?;
-    let (raised_tx, raised) = mpsc::unbounded_channel();
+    let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
     let future_dated = Arc::new(FutureDated::default());
     let routing = Routing {
         signer,
@@ -181,4 +185,40 @@ pub(super) async fn start(
         }
     }
     Ok(outbox)
+}
+
+/// Raises again the DCC Alerts of the change batches the change log still owes (journalled, but
+/// not marked as in the outbox at the last stop), in order, before any new change can be made.
+/// Without routing there is nowhere to send them: they are marked as done, so that turning
+/// routing on later does not raise every change made meanwhile.
+pub(super) async fn raise_owed(
+    gateway: &Gateway,
+    owed: Vec<ChangeAlerts>,
+) -> Result<(), StartError> {
+    let Some(last) = owed.last().map(|b| b.seq) else {
+        return Ok(());
+    };
+    let Some(raised) = &gateway.raised else {
+        return gateway
+            .changes
+            .mark_alerted(last)
+            .await
+            .map_err(StartError::Journal);
+    };
+    let count = i64::try_from(owed.len()).unwrap_or(i64::MAX);
+    gateway.metrics.alerts.owed_change_batches.add(count);
+    tracing::info!(
+        batches = owed.len(),
+        "Registration changes whose DCC Alerts were not all sent at the last stop; raising them again."
+    );
+    for batch in owed {
+        // The replies task runs (started with the outbox): each send waits only for room.
+        if raised.send(batch).await.is_err() {
+            tracing::error!(
+                "The replies task has stopped; owed DCC Alerts wait for the next start."
+            );
+            break;
+        }
+    }
+    Ok(())
 }
