@@ -8,6 +8,7 @@ mod http;
 mod routing;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,16 +18,19 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
-use crate::alerts::{self, ChangeAlerts};
+use crate::alerts::{self, AlertsError, ChangeAlerts};
 use crate::audit::{Audit, AuditError};
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
+use crate::commshub::{ConfigError as HubConfigError, DispatchError};
 use crate::config::{Config, Limits};
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
+use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Loaded};
 use crate::register::{PartyRegister, RegisterError, UserChangeLog, UserChangeLogError};
 use crate::registry::{self, ChangeError, RegistryError};
+use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
 use crate::store::{ChangeLog, ChangeLogError, JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -54,8 +58,34 @@ pub enum StartError {
     UserChangeLog(#[from] UserChangeLogError),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error("routing and delivery: {0}")]
-    Routing(String),
+    #[error("[routing] needs [delivery]: responses must have somewhere to go")]
+    RoutingWithoutDelivery,
+    #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
+    BrokerKey(#[source] RoutingError),
+    #[error("cannot read the hub configuration {path}")]
+    HubConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the hub configuration {path}")]
+    HubConfigParse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("the hub simulator's configuration")]
+    HubSimulator(#[source] HubConfigError),
+    #[error("[routing] hub = \"remote\" needs hub_addr")]
+    RemoteHubAddr,
+    #[error("the pending-command journal")]
+    PendingJournal(#[source] DispatchError),
+    #[error("the delivery transport ([delivery.transport])")]
+    DeliveryTransport(#[source] TlsError),
+    #[error("the outbox")]
+    Outbox(#[source] OutboxError),
+    #[error("[alerts]")]
+    Alerts(#[source] AlertsError),
     #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
     ChangeReplay {
         index: usize,

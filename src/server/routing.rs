@@ -42,35 +42,38 @@ pub(super) async fn open(
         return Ok(None);
     };
     if config.delivery.is_none() {
-        return Err(StartError::Routing(
-            "[routing] needs [delivery]: responses must have somewhere to go".into(),
-        ));
+        return Err(StartError::RoutingWithoutDelivery);
     }
-    let signer = CommandSigner::load(&routing.acb_key, &routing.acb_cert)
-        .map_err(|e| StartError::Routing(format!("the broker key: {e}")))?;
+    let signer =
+        CommandSigner::load(&routing.acb_key, &routing.acb_cert).map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
     let hub: Arc<dyn HubNetwork> = match routing.hub {
         HubLink::InProcess => {
             let hub_config = match &routing.hub_config {
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        StartError::Routing(format!("cannot read {}: {e}", path.display()))
+                    let text = std::fs::read_to_string(path).map_err(|source| {
+                        StartError::HubConfigRead {
+                            path: path.clone(),
+                            source,
+                        }
                     })?;
-                    toml::from_str::<HubConfig>(&text)
-                        .map_err(|e| StartError::Routing(format!("{}: {e}", path.display())))?
+                    toml::from_str::<HubConfig>(&text).map_err(|source| {
+                        StartError::HubConfigParse {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?
                 }
                 None => HubConfig::default(),
             };
-            let verifier = CommandVerifier::load(&[&routing.acb_cert])
-                .map_err(|e| StartError::Routing(format!("the broker certificate: {e}")))?;
+            let verifier =
+                CommandVerifier::load(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
-                .map_err(|e| StartError::Routing(format!("the hub simulator: {e}")))?;
+                .map_err(StartError::HubSimulator)?;
             Arc::new(InProcessHub::start(sim, hub_tx))
         }
         HubLink::Remote => {
-            let addr = routing
-                .hub_addr
-                .ok_or_else(|| StartError::Routing("hub = \"remote\" needs hub_addr".into()))?;
+            let addr = routing.hub_addr.ok_or(StartError::RemoteHubAddr)?;
             Arc::new(RemoteHub::start(addr, hub_tx))
         }
     };
@@ -81,7 +84,7 @@ pub(super) async fn open(
         hub_rx,
     )
     .await
-    .map_err(|e| StartError::Routing(format!("the pending-command journal: {e}")))?;
+    .map_err(StartError::PendingJournal)?;
     let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
     let future_dated = Arc::new(FutureDated::default());
     let routing = Routing {
@@ -109,10 +112,10 @@ pub(super) async fn start(
     pending: Pending,
 ) -> Result<Arc<Outbox>, StartError> {
     let Some(delivery) = &config.delivery else {
-        return Err(StartError::Routing("[routing] needs [delivery]".into()));
+        return Err(StartError::RoutingWithoutDelivery);
     };
-    let transport = HttpsTransport::new(&delivery.transport)
-        .map_err(|e| StartError::Routing(format!("the delivery transport: {e}")))?;
+    let transport =
+        HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
     let endpoints = {
         let gateway = Arc::clone(gateway);
         move |user: &crate::domain::UserId| {
@@ -136,10 +139,9 @@ pub(super) async fn start(
             }),
         )
         .await
-        .map_err(|e| StartError::Routing(format!("the outbox: {e}")))?,
+        .map_err(StartError::Outbox)?,
     );
-    let fanout = Fanout::new(&config.alerts, 1)
-        .map_err(|e| StartError::Routing(format!("[alerts]: {e}")))?;
+    let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
         raised,

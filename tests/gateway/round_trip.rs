@@ -281,3 +281,34 @@ async fn supplier_alerts_reach_only_the_supplier_and_network_alerts_only_the_net
     );
     rx_server.stop().await;
 }
+
+#[tokio::test]
+async fn start_refuses_a_routing_configuration_it_cannot_use_and_says_which_part() {
+    use dccgw::server::StartError;
+    let start = |path: std::path::PathBuf| async move {
+        let config = Config::load(&path, Vec::new()).unwrap();
+        server::start(&config).await.err()
+    };
+    // Routing without delivery: responses would have nowhere to go.
+    let (_dir, path) = support::prepare_dir(
+        "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n",
+        |_| {},
+    );
+    let e = start(path).await;
+    assert!(
+        matches!(e, Some(StartError::RoutingWithoutDelivery)),
+        "{e:?}"
+    );
+    // A hub configuration file that is not there: named, with the I/O error as the cause.
+    let pki = tempfile::tempdir().unwrap();
+    dccgw::pki::init(pki.path(), time::OffsetDateTime::now_utc()).unwrap();
+    let (dir, path) = routed_dir(pki.path(), 1, "", "");
+    std::fs::remove_file(dir.path().join("hub.toml")).unwrap();
+    match start(path).await {
+        Some(StartError::HubConfigRead { path, source }) => {
+            assert!(path.ends_with("hub.toml"), "{}", path.display());
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        e => panic!("{e:?}"),
+    }
+}
