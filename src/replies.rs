@@ -133,7 +133,6 @@ impl Replies {
     async fn event(&mut self, fanout: &mut Fanout, future_dated: &FutureDated, inbound: Inbound) {
         let Inbound { event, receipt } = inbound;
         let id = self.alert_id();
-        let registry = self.gateway.registry.load_full();
         match event {
             HubEvent::Alert {
                 device,
@@ -149,25 +148,7 @@ impl Replies {
                     payload,
                     at,
                 };
-                match fanout.device_alert(&alert, &registry, now()) {
-                    Ok(fanned) => {
-                        let owed = fanned.messages.len() + fanned.held.len();
-                        self.waiting.insert(
-                            id,
-                            Waiting {
-                                receipt,
-                                owed,
-                                device,
-                            },
-                        );
-                        self.send_alerts(fanned.messages).await;
-                    }
-                    Err(e) => {
-                        // Nobody to tell (an unknown device, no registration): logged, let go.
-                        tracing::warn!(error = %e, device = %device, code = format_args!("{code:04X}"), "Device alert not routed.");
-                        receipt.ack();
-                    }
-                }
+                self.device_alert(fanout, &alert, receipt, "device").await;
             }
             HubEvent::FutureDated {
                 request_id,
@@ -177,39 +158,31 @@ impl Replies {
                 at,
             } => {
                 self.received("future_dated");
-                let srv = future_dated.remove(&request_id).map(|(_, srv)| srv);
-                let message = match srv {
-                    Some(srv) => Fanout::future_dated(
-                        &FutureDatedAlert {
-                            id,
-                            request_id,
-                            srv,
-                            code,
-                            payload,
-                            instruction: 1,
-                            total_instructions: 1,
-                            at,
-                        },
-                        now(),
-                    ),
-                    // Not known here (the gateway restarted since): the originator still hears
-                    // of it, as a device alert.
-                    None => fanout
-                        .device_alert(
-                            &DeviceAlert {
-                                id,
-                                device,
-                                code,
-                                payload,
-                                at,
-                            },
-                            &registry,
-                            now(),
-                        )
-                        .map(|f| f.messages.into_iter().next())
-                        .and_then(|m| m.ok_or(crate::alerts::AlertsError::UnknownDevice(device))),
+                let Some((_, srv)) = future_dated.remove(&request_id) else {
+                    // Not known here (the gateway restarted since): it still reaches the Users
+                    // its code is routed to, as a device alert.
+                    let alert = DeviceAlert {
+                        id,
+                        device,
+                        code,
+                        payload,
+                        at,
+                    };
+                    self.device_alert(fanout, &alert, receipt, "future_dated")
+                        .await;
+                    return;
                 };
-                match message {
+                let alert = FutureDatedAlert {
+                    id,
+                    request_id,
+                    srv,
+                    code,
+                    payload,
+                    instruction: 1,
+                    total_instructions: 1,
+                    at,
+                };
+                match Fanout::future_dated(&alert, now()) {
                     Ok(m) => {
                         self.waiting.insert(
                             id,
@@ -222,6 +195,7 @@ impl Replies {
                         self.send_alerts(vec![m]).await;
                     }
                     Err(e) => {
+                        self.unrouted("future_dated");
                         tracing::warn!(error = %e, request_id = %request_id, "Future-dated alert not routed.");
                         receipt.ack();
                     }
@@ -229,6 +203,39 @@ impl Replies {
             }
             // The dispatcher turns answers into outcomes; nothing else reaches here.
             HubEvent::Response { .. } | HubEvent::Unreachable { .. } => receipt.ack(),
+        }
+    }
+
+    /// A device alert fanned out to the Users its code is routed to; the hub event is let go
+    /// once every copy is in the outbox (throttled ones with their summary). `kind` labels the
+    /// metrics (a future-dated alert whose request is no longer known comes here too).
+    async fn device_alert(
+        &mut self,
+        fanout: &mut Fanout,
+        alert: &DeviceAlert,
+        receipt: Receipt,
+        kind: &str,
+    ) {
+        let registry = self.gateway.registry.load_full();
+        match fanout.device_alert(alert, &registry, now()) {
+            Ok(fanned) => {
+                let owed = fanned.messages.len() + fanned.held.len();
+                self.waiting.insert(
+                    alert.id,
+                    Waiting {
+                        receipt,
+                        owed,
+                        device: alert.device,
+                    },
+                );
+                self.send_alerts(fanned.messages).await;
+            }
+            Err(e) => {
+                // Nobody to tell (an unknown device, no registration): counted, logged, let go.
+                self.unrouted(kind);
+                tracing::warn!(error = %e, device = %alert.device, code = format_args!("{:04X}", alert.code), "Device alert not routed.");
+                receipt.ack();
+            }
         }
     }
 
@@ -252,7 +259,10 @@ impl Replies {
                     self.changes.owe(seq, alert.id, copies);
                     self.send_alerts(fanned.messages).await;
                 }
-                Err(e) => tracing::warn!(error = %e, "DCC alert not routed."),
+                Err(e) => {
+                    self.unrouted("dcc");
+                    tracing::warn!(error = %e, "DCC alert not routed.");
+                }
             }
         }
         self.changes.end(seq);
@@ -400,6 +410,16 @@ impl Replies {
             .metrics
             .alerts
             .received
+            .with_label_values(&[kind])
+            .inc();
+    }
+
+    /// Counts an alert that reached nobody, by kind.
+    fn unrouted(&self, kind: &str) {
+        self.gateway
+            .metrics
+            .alerts
+            .unrouted
             .with_label_values(&[kind])
             .inc();
     }

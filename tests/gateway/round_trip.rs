@@ -312,3 +312,42 @@ async fn start_refuses_a_routing_configuration_it_cannot_use_and_says_which_part
         e => panic!("{e:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dcc_alert_that_concerns_nobody_is_counted_and_its_batch_is_still_marked_done() {
+    use dccgw::domain::{DeviceStatus, UserRole};
+    use dccgw::registry::Change;
+    let (certs_dir, rx_server, _rx) = pki_and_receiver().await;
+    let gw = gateway(certs_dir.path(), rx_server.local_addr().port(), "", "").await;
+    // Nobody is registered for the meter point any more when its meter is suspended.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mpxn = demo::DEMO_MPAN.parse().unwrap();
+    let end = |role, user: &str| Change::EndRegistration {
+        mpxn,
+        role,
+        user: user.parse().unwrap(),
+        at: now,
+    };
+    let batch = [
+        end(UserRole::ImportSupplier, SUPPLIER),
+        end(UserRole::ElectricityDistributor, NETWORK_OPERATOR),
+        Change::SetDeviceStatus {
+            device: DEMO_ESME.parse().unwrap(),
+            status: DeviceStatus::Suspended,
+        },
+    ];
+    gw.running.gateway.apply_changes(&batch).await.unwrap();
+    let want = [
+        r#"dccgw_alerts_unrouted_total{kind="dcc"} 1"#,
+        "dccgw_alerts_owed_change_batches 0",
+    ];
+    for _ in 0..600 {
+        let text = gw.metrics().await;
+        if want.iter().all(|w| text.lines().any(|l| l == *w)) {
+            rx_server.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{want:?} not reported within 60 s:\n{}", gw.metrics().await);
+}
