@@ -102,6 +102,12 @@ pub struct AlertMetrics {
     pub sent: IntCounterVec,
     /// `dccgw_alerts_throttled_total{kind}`: suppressed by throttling.
     pub throttled: IntCounterVec,
+    /// `dccgw_alerts_unrouted_total{kind}`: reached nobody (an unknown device, nobody
+    /// registered in the audience at the alert's time).
+    pub unrouted: IntCounterVec,
+    /// `dccgw_alerts_owed_change_batches`: journalled batches of registration changes whose
+    /// DCC Alerts are not yet all durably in the outbox (raised again after a restart).
+    pub owed_change_batches: IntGauge,
 }
 
 /// Builds and registers families; a static definition that fails is a bug, found by any test.
@@ -367,9 +373,18 @@ impl AlertMetrics {
                 "Alerts suppressed by throttling, by kind.",
                 &["kind"],
             ),
+            unrouted: b.counters(
+                "dccgw_alerts_unrouted_total",
+                "Alerts that reached nobody (unknown device, nobody registered), by kind.",
+                &["kind"],
+            ),
+            owed_change_batches: b.gauge(
+                "dccgw_alerts_owed_change_batches",
+                "Journalled registration-change batches whose DCC Alerts are not all in the outbox yet.",
+            ),
         };
         for kind in ALERT_KINDS {
-            for c in [&a.received, &a.sent, &a.throttled] {
+            for c in [&a.received, &a.sent, &a.throttled, &a.unrouted] {
                 c.with_label_values(&[kind]);
             }
         }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::alerts::{self, DccEvent};
+use crate::alerts::{self, ChangeAlerts};
 use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest};
 use crate::catalogue::Catalogue;
@@ -63,8 +63,9 @@ pub struct Gateway {
     /// Signed routing to the comms-hub network (absent: device requests are acknowledged and
     /// go nowhere, which only a configuration without `[routing]` chooses).
     pub routing: Option<Routing>,
-    /// DCC Alerts the gateway raises, for the replies task.
-    pub raised: Option<tokio::sync::mpsc::UnboundedSender<(DccEvent, i64)>>,
+    /// The DCC Alerts registration changes call for, a batch at a time, for the replies task
+    /// (bounded: at the bound a change waits, and so does its admin caller).
+    pub raised: Option<tokio::sync::mpsc::Sender<ChangeAlerts>>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -101,7 +102,7 @@ pub struct Loaded {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Option<Routing>,
-    pub raised: Option<tokio::sync::mpsc::UnboundedSender<(DccEvent, i64)>>,
+    pub raised: Option<tokio::sync::mpsc::Sender<ChangeAlerts>>,
 }
 
 impl Gateway {
@@ -397,35 +398,37 @@ pub enum ApplyError {
 
 impl Gateway {
     /// Applies a batch of registration changes atomically: checked against the current
-    /// snapshot, journalled, and only then made visible to requests (one swap). Once the overlay
-    /// passes its bound, a compaction starts in the background.
+    /// snapshot, journalled, and only then made visible to requests (one swap). The DCC Alerts
+    /// the changes call for go to the replies task; should they not reach the outbox (a crash,
+    /// the task gone), the change log still owes them and the next start raises them again.
+    /// Once the overlay passes its bound, a compaction starts in the background.
     pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
         let current = self.registry.load_full();
-        let next = current.apply_all(batch).map_err(ApplyError::Invalid)?;
-        self.changes
-            .append(batch)
+        let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
+        let at = OffsetDateTime::now_utc().unix_timestamp();
+        let seq = self
+            .changes
+            .append(at, batch)
             .await
             .map_err(ApplyError::Journal)?;
-        // The DCC Alerts the changes call for, each judged against the snapshot before it.
-        if let Some(raised) = &self.raised {
-            let at = OffsetDateTime::now_utc().unix_timestamp();
-            let mut before = Arc::clone(&current);
-            for change in batch {
-                for event in alerts::events_for_change(&before, change) {
-                    let _ = raised.send((event, at));
-                }
-                if let Ok(after) = before.apply_all(std::slice::from_ref(change)) {
-                    before = Arc::new(after);
-                }
-            }
-        }
         self.metrics
             .cache_loaded("devices", next.device_count(), true);
         self.metrics
             .cache_loaded("registrations", next.registration_count(), true);
         let next = Arc::new(next);
         self.registry.store(Arc::clone(&next));
+        // After the swap, so that the replies task routes them against a snapshot with the
+        // batch in it (as after a restart).
+        if let (Some(raised), false) = (&self.raised, events.is_empty()) {
+            self.metrics.alerts.owed_change_batches.inc();
+            if raised.send(ChangeAlerts { seq, at, events }).await.is_err() {
+                tracing::error!(
+                    seq,
+                    "The replies task has stopped; this change's DCC Alerts are raised at the next start."
+                );
+            }
+        }
         if self.compaction.after_change(&next, batch) {
             tokio::spawn(Arc::clone(self).compact(next));
         }

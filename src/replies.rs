@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    AlertKind, AlertMessage, DccAlert, DccEvent, DeviceAlert, Fanout, FutureDatedAlert,
+    AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
+    FutureDatedAlert,
 };
 use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::domain::{DeviceId, RequestId, Srv};
@@ -29,8 +30,8 @@ const ENQUEUE_RETRY: Duration = Duration::from_secs(1);
 pub struct Sources {
     pub outcomes: mpsc::Receiver<DispatchOutcome>,
     pub events: mpsc::Receiver<Inbound>,
-    /// DCC Alerts the gateway raises (registration changes, …), with when they arose.
-    pub raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+    /// The DCC Alerts registration changes call for, a journalled batch at a time.
+    pub raised: mpsc::Receiver<ChangeAlerts>,
 }
 
 /// Future-dated commands awaiting their execution alert, by request: the alert names the
@@ -51,6 +52,7 @@ pub async fn run(
         outbox,
         next_alert: alert_id_seed(),
         waiting: HashMap::new(),
+        changes: ChangeProgress::default(),
     };
     let (mut outcomes_open, mut events_open, mut raised_open) = (true, true, true);
     while outcomes_open || events_open || raised_open {
@@ -75,7 +77,7 @@ pub async fn run(
                 None => events_open = false,
             },
             raised = sources.raised.recv(), if raised_open => match raised {
-                Some((event, at)) => replies.dcc(&mut fanout, event, at).await,
+                Some(batch) => replies.dcc(&mut fanout, batch).await,
                 None => raised_open = false,
             },
             () = tokio::time::sleep(tick) => {
@@ -101,6 +103,9 @@ struct Replies {
     /// Hub events whose alert copies are not all in the outbox yet (some held by throttling):
     /// the receipt, the copies still owed and the device that raised it.
     waiting: HashMap<u64, Waiting>,
+    /// Which batches of registration changes have all their DCC Alerts in the outbox: the
+    /// change log's mark follows it.
+    changes: ChangeProgress,
 }
 
 impl Replies {
@@ -128,7 +133,6 @@ impl Replies {
     async fn event(&mut self, fanout: &mut Fanout, future_dated: &FutureDated, inbound: Inbound) {
         let Inbound { event, receipt } = inbound;
         let id = self.alert_id();
-        let registry = self.gateway.registry.load_full();
         match event {
             HubEvent::Alert {
                 device,
@@ -144,25 +148,7 @@ impl Replies {
                     payload,
                     at,
                 };
-                match fanout.device_alert(&alert, &registry, now()) {
-                    Ok(fanned) => {
-                        let owed = fanned.messages.len() + fanned.held.len();
-                        self.waiting.insert(
-                            id,
-                            Waiting {
-                                receipt,
-                                owed,
-                                device,
-                            },
-                        );
-                        self.send_alerts(fanned.messages).await;
-                    }
-                    Err(e) => {
-                        // Nobody to tell (an unknown device, no registration): logged, let go.
-                        tracing::warn!(error = %e, device = %device, code = format_args!("{code:04X}"), "Device alert not routed.");
-                        receipt.ack();
-                    }
-                }
+                self.device_alert(fanout, &alert, receipt, "device").await;
             }
             HubEvent::FutureDated {
                 request_id,
@@ -172,39 +158,31 @@ impl Replies {
                 at,
             } => {
                 self.received("future_dated");
-                let srv = future_dated.remove(&request_id).map(|(_, srv)| srv);
-                let message = match srv {
-                    Some(srv) => Fanout::future_dated(
-                        &FutureDatedAlert {
-                            id,
-                            request_id,
-                            srv,
-                            code,
-                            payload,
-                            instruction: 1,
-                            total_instructions: 1,
-                            at,
-                        },
-                        now(),
-                    ),
-                    // Not known here (the gateway restarted since): the originator still hears
-                    // of it, as a device alert.
-                    None => fanout
-                        .device_alert(
-                            &DeviceAlert {
-                                id,
-                                device,
-                                code,
-                                payload,
-                                at,
-                            },
-                            &registry,
-                            now(),
-                        )
-                        .map(|f| f.messages.into_iter().next())
-                        .and_then(|m| m.ok_or(crate::alerts::AlertsError::UnknownDevice(device))),
+                let Some((_, srv)) = future_dated.remove(&request_id) else {
+                    // Not known here (the gateway restarted since): it still reaches the Users
+                    // its code is routed to, as a device alert.
+                    let alert = DeviceAlert {
+                        id,
+                        device,
+                        code,
+                        payload,
+                        at,
+                    };
+                    self.device_alert(fanout, &alert, receipt, "future_dated")
+                        .await;
+                    return;
                 };
-                match message {
+                let alert = FutureDatedAlert {
+                    id,
+                    request_id,
+                    srv,
+                    code,
+                    payload,
+                    instruction: 1,
+                    total_instructions: 1,
+                    at,
+                };
+                match Fanout::future_dated(&alert, now()) {
                     Ok(m) => {
                         self.waiting.insert(
                             id,
@@ -217,6 +195,7 @@ impl Replies {
                         self.send_alerts(vec![m]).await;
                     }
                     Err(e) => {
+                        self.unrouted("future_dated");
                         tracing::warn!(error = %e, request_id = %request_id, "Future-dated alert not routed.");
                         receipt.ack();
                     }
@@ -227,17 +206,85 @@ impl Replies {
         }
     }
 
-    async fn dcc(&mut self, fanout: &mut Fanout, event: DccEvent, at: i64) {
-        self.received("dcc");
-        let alert = DccAlert {
-            id: self.alert_id(),
-            event,
-            at,
-        };
+    /// A device alert fanned out to the Users its code is routed to; the hub event is let go
+    /// once every copy is in the outbox (throttled ones with their summary). `kind` labels the
+    /// metrics (a future-dated alert whose request is no longer known comes here too).
+    async fn device_alert(
+        &mut self,
+        fanout: &mut Fanout,
+        alert: &DeviceAlert,
+        receipt: Receipt,
+        kind: &str,
+    ) {
         let registry = self.gateway.registry.load_full();
-        match fanout.dcc_alert(&alert, &registry, now()) {
-            Ok(fanned) => self.send_alerts(fanned.messages).await,
-            Err(e) => tracing::warn!(error = %e, "DCC alert not routed."),
+        match fanout.device_alert(alert, &registry, now()) {
+            Ok(fanned) => {
+                let owed = fanned.messages.len() + fanned.held.len();
+                self.waiting.insert(
+                    alert.id,
+                    Waiting {
+                        receipt,
+                        owed,
+                        device: alert.device,
+                    },
+                );
+                self.send_alerts(fanned.messages).await;
+            }
+            Err(e) => {
+                // Nobody to tell (an unknown device, no registration): counted, logged, let go.
+                self.unrouted(kind);
+                tracing::warn!(error = %e, device = %alert.device, code = format_args!("{:04X}", alert.code), "Device alert not routed.");
+                receipt.ack();
+            }
+        }
+    }
+
+    /// The DCC Alerts of one journalled batch of registration changes. The batch counts as
+    /// done (the change log's mark passes it) once every copy is in the outbox, the throttled
+    /// ones with their summaries.
+    async fn dcc(&mut self, fanout: &mut Fanout, batch: ChangeAlerts) {
+        let ChangeAlerts { seq, at, events } = batch;
+        self.changes.begin(seq);
+        for event in events {
+            self.received("dcc");
+            let alert = DccAlert {
+                id: self.alert_id(),
+                event,
+                at,
+            };
+            let registry = self.gateway.registry.load_full();
+            match fanout.dcc_alert(&alert, &registry, now()) {
+                Ok(fanned) => {
+                    let copies = fanned.messages.len() + fanned.held.len();
+                    self.changes.owe(seq, alert.id, copies);
+                    self.send_alerts(fanned.messages).await;
+                }
+                Err(e) => {
+                    self.unrouted("dcc");
+                    tracing::warn!(error = %e, "DCC alert not routed.");
+                }
+            }
+        }
+        self.changes.end(seq);
+        self.mark_changes().await;
+    }
+
+    /// Records in the change log how far the DCC Alerts of its batches are in the outbox. A
+    /// failure only means those batches' alerts are raised again after a restart.
+    async fn mark_changes(&mut self) {
+        let Some(mark) = self.changes.mark() else {
+            return;
+        };
+        match self.gateway.changes.mark_alerted(mark.seq).await {
+            Ok(()) => self
+                .gateway
+                .metrics
+                .alerts
+                .owed_change_batches
+                .sub(i64::try_from(mark.batches).unwrap_or(i64::MAX)),
+            Err(e) => {
+                tracing::error!(error = %e, seq = mark.seq, "Marking DCC Alerts as sent failed; they are raised again at the next start.")
+            }
         }
     }
 
@@ -328,8 +375,10 @@ impl Replies {
                         w.receipt.ack();
                     }
                 }
+                self.changes.sent(*id);
             }
         }
+        self.mark_changes().await;
     }
 
     /// Enqueues until the outbox takes the batch: its source is not let go before.
@@ -361,6 +410,16 @@ impl Replies {
             .metrics
             .alerts
             .received
+            .with_label_values(&[kind])
+            .inc();
+    }
+
+    /// Counts an alert that reached nobody, by kind.
+    fn unrouted(&self, kind: &str) {
+        self.gateway
+            .metrics
+            .alerts
+            .unrouted
             .with_label_values(&[kind])
             .inc();
     }

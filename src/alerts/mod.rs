@@ -27,7 +27,7 @@ use serde::Deserialize;
 use crate::domain::DeviceId;
 use crate::duis::outbound::{DccAlertCode, WriteError};
 
-pub use changes::events_for_change;
+pub use changes::{apply_batch, events_for_change, ChangeAlerts, ChangeProgress, Mark};
 pub use dcc::{dcc_recipients, power_outage_events, status_change, DccAlert, DccEvent};
 pub use fanout::{AlertKind, AlertMessage, Fanned, Fanout, FutureDatedAlert};
 pub use route::{

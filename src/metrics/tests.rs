@@ -29,6 +29,8 @@ fn every_family_is_listed_before_any_event_and_named_by_the_rules() {
         "dccgw_alerts_received_total",
         "dccgw_alerts_sent_total",
         "dccgw_alerts_throttled_total",
+        "dccgw_alerts_owed_change_batches",
+        "dccgw_alerts_unrouted_total",
         "dccgw_cache_entries",
         "dccgw_cache_reloads_total",
         "dccgw_audit_write_failures_total",

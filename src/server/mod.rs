@@ -8,6 +8,7 @@ mod http;
 mod routing;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,15 +18,19 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
+use crate::alerts::{self, AlertsError, ChangeAlerts};
 use crate::audit::{Audit, AuditError};
 use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
+use crate::commshub::{ConfigError as HubConfigError, DispatchError};
 use crate::config::{Config, Limits};
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
+use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Loaded};
 use crate::register::{PartyRegister, RegisterError, UserChangeLog, UserChangeLogError};
 use crate::registry::{self, ChangeError, RegistryError};
+use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
 use crate::store::{ChangeLog, ChangeLogError, JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -53,8 +58,34 @@ pub enum StartError {
     UserChangeLog(#[from] UserChangeLogError),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error("routing and delivery: {0}")]
-    Routing(String),
+    #[error("[routing] needs [delivery]: responses must have somewhere to go")]
+    RoutingWithoutDelivery,
+    #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
+    BrokerKey(#[source] RoutingError),
+    #[error("cannot read the hub configuration {path}")]
+    HubConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the hub configuration {path}")]
+    HubConfigParse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("the hub simulator's configuration")]
+    HubSimulator(#[source] HubConfigError),
+    #[error("[routing] hub = \"remote\" needs hub_addr")]
+    RemoteHubAddr,
+    #[error("the pending-command journal")]
+    PendingJournal(#[source] DispatchError),
+    #[error("the delivery transport ([delivery.transport])")]
+    DeliveryTransport(#[source] TlsError),
+    #[error("the outbox")]
+    Outbox(#[source] OutboxError),
+    #[error("[alerts]")]
+    Alerts(#[source] AlertsError),
     #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
     ChangeReplay {
         index: usize,
@@ -124,16 +155,27 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         config.registration.registrations.clone(),
     );
     let changes_path = config.state.dir.join("registry-changes.journal");
-    // The files, then every journalled batch of live changes over them, in order.
-    let (registry, changes) = tokio::task::spawn_blocking(move || {
+    // The files, then every journalled batch of live changes over them, in order; the DCC
+    // Alerts of the batches after the change log's mark are derived again on the way.
+    let (registry, changes, owed) = tokio::task::spawn_blocking(move || {
         let mut snapshot = registry::load(&devices, &registrations)?;
-        let (log, batches) = ChangeLog::open(&changes_path)?;
-        for (index, batch) in batches.iter().enumerate() {
-            snapshot = snapshot
-                .apply_all(batch)
-                .map_err(|source| StartError::ChangeReplay { index, source })?;
+        let (log, replayed) = ChangeLog::open(&changes_path)?;
+        let mut owed = Vec::new();
+        for (index, batch) in replayed.batches.into_iter().enumerate() {
+            let replay = |source| StartError::ChangeReplay { index, source };
+            match (batch.seq, batch.at) {
+                (Some(seq), Some(at)) if batch.owes_alerts(replayed.alerted) => {
+                    let (next, events) =
+                        alerts::apply_batch(&snapshot, &batch.changes).map_err(replay)?;
+                    snapshot = next;
+                    if !events.is_empty() {
+                        owed.push(ChangeAlerts { seq, at, events });
+                    }
+                }
+                _ => snapshot = snapshot.apply_all(&batch.changes).map_err(replay)?,
+            }
         }
-        Ok::<_, StartError>((snapshot, log))
+        Ok::<_, StartError>((snapshot, log, owed))
     })
     .await
     .map_err(StartError::Task)??;
@@ -206,6 +248,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Some(pending) => Some(routing::start(config, &gateway, pending).await?),
         None => None,
     };
+    routing::raise_owed(&gateway, owed).await?;
 
     let listener = bind(config.listen.addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::alerts::{DccEvent, Fanout};
+use crate::alerts::{ChangeAlerts, Fanout};
 use crate::commshub::{
     Dispatcher, HubConfig, HubNetwork, InProcessHub, Opened, RemoteHub, Simulator,
 };
@@ -19,11 +19,15 @@ use crate::routing::{CommandSigner, CommandVerifier};
 use super::attempts::AuditAttempts;
 use super::StartError;
 
+/// Batches of DCC Alerts from registration changes waiting for the replies task. At the bound a
+/// further change waits (and its admin caller with it) until the replies task catches up.
+const RAISED_QUEUE: usize = 64;
+
 /// What `start` keeps between opening the dispatcher and starting the replies task (which
 /// needs the gateway).
 pub(super) struct Pending {
     opened: Opened,
-    raised: mpsc::UnboundedReceiver<(DccEvent, i64)>,
+    raised: mpsc::Receiver<ChangeAlerts>,
     future_dated: Arc<FutureDated>,
     /// The hub network, kept alive for as long as the gateway runs.
     _hub: Arc<dyn HubNetwork>,
@@ -33,40 +37,43 @@ pub(super) struct Pending {
 pub(super) async fn open(
     config: &Config,
     registry: &Snapshot,
-) -> Result<Option<(Routing, mpsc::UnboundedSender<(DccEvent, i64)>, Pending)>, StartError> {
+) -> Result<Option<(Routing, mpsc::Sender<ChangeAlerts>, Pending)>, StartError> {
     let Some(routing) = &config.routing else {
         return Ok(None);
     };
     if config.delivery.is_none() {
-        return Err(StartError::Routing(
-            "[routing] needs [delivery]: responses must have somewhere to go".into(),
-        ));
+        return Err(StartError::RoutingWithoutDelivery);
     }
-    let signer = CommandSigner::load(&routing.acb_key, &routing.acb_cert)
-        .map_err(|e| StartError::Routing(format!("the broker key: {e}")))?;
+    let signer =
+        CommandSigner::load(&routing.acb_key, &routing.acb_cert).map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
     let hub: Arc<dyn HubNetwork> = match routing.hub {
         HubLink::InProcess => {
             let hub_config = match &routing.hub_config {
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        StartError::Routing(format!("cannot read {}: {e}", path.display()))
+                    let text = std::fs::read_to_string(path).map_err(|source| {
+                        StartError::HubConfigRead {
+                            path: path.clone(),
+                            source,
+                        }
                     })?;
-                    toml::from_str::<HubConfig>(&text)
-                        .map_err(|e| StartError::Routing(format!("{}: {e}", path.display())))?
+                    toml::from_str::<HubConfig>(&text).map_err(|source| {
+                        StartError::HubConfigParse {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?
                 }
                 None => HubConfig::default(),
             };
-            let verifier = CommandVerifier::load(&[&routing.acb_cert])
-                .map_err(|e| StartError::Routing(format!("the broker certificate: {e}")))?;
+            let verifier =
+                CommandVerifier::load(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
-                .map_err(|e| StartError::Routing(format!("the hub simulator: {e}")))?;
+                .map_err(StartError::HubSimulator)?;
             Arc::new(InProcessHub::start(sim, hub_tx))
         }
         HubLink::Remote => {
-            let addr = routing
-                .hub_addr
-                .ok_or_else(|| StartError::Routing("hub = \"remote\" needs hub_addr".into()))?;
+            let addr = routing.hub_addr.ok_or(StartError::RemoteHubAddr)?;
             Arc::new(RemoteHub::start(addr, hub_tx))
         }
     };
@@ -77,8 +84,8 @@ pub(super) async fn open(
         hub_rx,
     )
     .await
-    .map_err(|e| StartError::Routing(format!("the pending-command journal: {e}")))?;
-    let (raised_tx, raised) = mpsc::unbounded_channel();
+    .map_err(StartError::PendingJournal)?;
+    let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
     let future_dated = Arc::new(FutureDated::default());
     let routing = Routing {
         signer,
@@ -105,10 +112,10 @@ pub(super) async fn start(
     pending: Pending,
 ) -> Result<Arc<Outbox>, StartError> {
     let Some(delivery) = &config.delivery else {
-        return Err(StartError::Routing("[routing] needs [delivery]".into()));
+        return Err(StartError::RoutingWithoutDelivery);
     };
-    let transport = HttpsTransport::new(&delivery.transport)
-        .map_err(|e| StartError::Routing(format!("the delivery transport: {e}")))?;
+    let transport =
+        HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
     let endpoints = {
         let gateway = Arc::clone(gateway);
         move |user: &crate::domain::UserId| {
@@ -132,10 +139,9 @@ pub(super) async fn start(
             }),
         )
         .await
-        .map_err(|e| StartError::Routing(format!("the outbox: {e}")))?,
+        .map_err(StartError::Outbox)?,
     );
-    let fanout = Fanout::new(&config.alerts, 1)
-        .map_err(|e| StartError::Routing(format!("[alerts]: {e}")))?;
+    let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
         raised,
@@ -181,4 +187,40 @@ pub(super) async fn start(
         }
     }
     Ok(outbox)
+}
+
+/// Raises again the DCC Alerts of the change batches the change log still owes (journalled, but
+/// not marked as in the outbox at the last stop), in order, before any new change can be made.
+/// Without routing there is nowhere to send them: they are marked as done, so that turning
+/// routing on later does not raise every change made meanwhile.
+pub(super) async fn raise_owed(
+    gateway: &Gateway,
+    owed: Vec<ChangeAlerts>,
+) -> Result<(), StartError> {
+    let Some(last) = owed.last().map(|b| b.seq) else {
+        return Ok(());
+    };
+    let Some(raised) = &gateway.raised else {
+        return gateway
+            .changes
+            .mark_alerted(last)
+            .await
+            .map_err(StartError::Journal);
+    };
+    let count = i64::try_from(owed.len()).unwrap_or(i64::MAX);
+    gateway.metrics.alerts.owed_change_batches.add(count);
+    tracing::info!(
+        batches = owed.len(),
+        "Registration changes whose DCC Alerts were not all sent at the last stop; raising them again."
+    );
+    for batch in owed {
+        // The replies task runs (started with the outbox): each send waits only for room.
+        if raised.send(batch).await.is_err() {
+            tracing::error!(
+                "The replies task has stopped; owed DCC Alerts wait for the next start."
+            );
+            break;
+        }
+    }
+    Ok(())
 }

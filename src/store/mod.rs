@@ -7,6 +7,6 @@ mod changes;
 mod journal;
 mod replay;
 
-pub use changes::{ChangeLog, ChangeLogError};
+pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
 pub use replay::{Replay, ReplayGuard};

@@ -1,7 +1,8 @@
 //! Crash safety (issue 5): a gateway process killed with SIGKILL several times while requests
 //! flow loses nothing it acknowledged. Every request answered `I99` gets its Service Response
 //! delivered to the User's Receive Response Service (a real mTLS server in this test), matched
-//! by RequestID, once the gateway has been started again.
+//! by RequestID, once the gateway has been started again. And a DCC Alert raised by a
+//! registration change survives a SIGKILL after the change was acknowledged.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dccgw::demo::{self, DEMO_ESME};
+use dccgw::demo::{self, DEMO_ESME, DEMO_MPAN};
 
-use super::round_trip::{pki_and_receiver, routed_dir, SUPPLIER};
+use super::round_trip::{pki_and_receiver, routed_dir, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
@@ -160,4 +161,104 @@ pub(super) async fn send_reads(
         }
     }
     acked
+}
+
+/// `dccgw_alerts_owed_change_batches` as the gateway's admin listener reports it now.
+async fn owed_change_batches(admin: u16) -> u64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("dccgw_alerts_owed_change_batches "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the gauge is exported")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_supplier_alert_survives_sigkill_after_the_change_was_acknowledged() {
+    const TOKEN: &str = "crash-test-admin-token";
+    const SUPPLIER2: &str = "90-B3-D5-1F-30-03-00-00";
+    // An outbox that holds at most one byte refuses every message (a full outbox, as after a
+    // long outage of Users' endpoints): what is raised while it is so cannot get out.
+    let outbox_full = [("DCCGW_DELIVERY__OUTBOX__MAX_HELD_BYTES", "1".to_owned())];
+    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let (dir, config) = routed_dir_with(
+        pki.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n",
+        "",
+        "[admin]\ntoken_file = \"admin.token\"\n",
+    );
+    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
+
+    // First run, the outbox full: a change of supplier is acknowledged, its DCC Alerts are
+    // owed, and the gateway is killed.
+    let (port, admin) = (support::free_port(), support::free_port());
+    let mut child = spawn_with(&config, port, admin, &outbox_full);
+    wait_ready(admin).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cos = format!(
+        r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
+            {{"change":"add_registration","mpxn":"{DEMO_MPAN}","registration":{{"role":"IS","user":"{SUPPLIER2}","from":{now},"to":null}}}}]"#
+    );
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{admin}/admin/v1/registry/changes"
+        ))
+        .bearer_auth(TOKEN)
+        .body(cos)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(owed_change_batches(admin).await, 1);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Second run, with room in the outbox: the change of supplier reaches both suppliers.
+    let (port, admin) = (support::free_port(), support::free_port());
+    let mut child = spawn(&config, port, admin);
+    wait_ready(admin).await;
+    let mut to = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while to.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(got)) = tokio::time::timeout(left, rx.recv()).await else {
+            break;
+        };
+        if got.description.alert_code.as_deref() == Some("N3") {
+            let response_id = got.description.response_id.unwrap_or_default();
+            // The ResponseID is `DCC:recipient:counter`.
+            to.insert(response_id.split(':').nth(1).unwrap_or_default().to_owned());
+        }
+    }
+    let want: BTreeSet<String> = [SUPPLIER, SUPPLIER2].map(String::from).into();
+    assert_eq!(
+        to, want,
+        "the change-of-supplier alert went to both suppliers"
+    );
+    // Once the change log marks them as sent, nothing is owed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while owed_change_batches(admin).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the alerts were never marked as sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Third run, the outbox full again: nothing is owed any more, so nothing is raised again
+    // (had it been, it would be stuck and counted here).
+    let (port, admin) = (support::free_port(), support::free_port());
+    let mut child = spawn_with(&config, port, admin, &outbox_full);
+    wait_ready(admin).await;
+    assert_eq!(owed_change_batches(admin).await, 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rx_server.stop().await;
 }

@@ -281,3 +281,73 @@ async fn supplier_alerts_reach_only_the_supplier_and_network_alerts_only_the_net
     );
     rx_server.stop().await;
 }
+
+#[tokio::test]
+async fn start_refuses_a_routing_configuration_it_cannot_use_and_says_which_part() {
+    use dccgw::server::StartError;
+    let start = |path: std::path::PathBuf| async move {
+        let config = Config::load(&path, Vec::new()).unwrap();
+        server::start(&config).await.err()
+    };
+    // Routing without delivery: responses would have nowhere to go.
+    let (_dir, path) = support::prepare_dir(
+        "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n",
+        |_| {},
+    );
+    let e = start(path).await;
+    assert!(
+        matches!(e, Some(StartError::RoutingWithoutDelivery)),
+        "{e:?}"
+    );
+    // A hub configuration file that is not there: named, with the I/O error as the cause.
+    let pki = tempfile::tempdir().unwrap();
+    dccgw::pki::init(pki.path(), time::OffsetDateTime::now_utc()).unwrap();
+    let (dir, path) = routed_dir(pki.path(), 1, "", "");
+    std::fs::remove_file(dir.path().join("hub.toml")).unwrap();
+    match start(path).await {
+        Some(StartError::HubConfigRead { path, source }) => {
+            assert!(path.ends_with("hub.toml"), "{}", path.display());
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dcc_alert_that_concerns_nobody_is_counted_and_its_batch_is_still_marked_done() {
+    use dccgw::domain::{DeviceStatus, UserRole};
+    use dccgw::registry::Change;
+    let (certs_dir, rx_server, _rx) = pki_and_receiver().await;
+    let gw = gateway(certs_dir.path(), rx_server.local_addr().port(), "", "").await;
+    // Nobody is registered for the meter point any more when its meter is suspended.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mpxn = demo::DEMO_MPAN.parse().unwrap();
+    let end = |role, user: &str| Change::EndRegistration {
+        mpxn,
+        role,
+        user: user.parse().unwrap(),
+        at: now,
+    };
+    let batch = [
+        end(UserRole::ImportSupplier, SUPPLIER),
+        end(UserRole::ElectricityDistributor, NETWORK_OPERATOR),
+        Change::SetDeviceStatus {
+            device: DEMO_ESME.parse().unwrap(),
+            status: DeviceStatus::Suspended,
+        },
+    ];
+    gw.running.gateway.apply_changes(&batch).await.unwrap();
+    let want = [
+        r#"dccgw_alerts_unrouted_total{kind="dcc"} 1"#,
+        "dccgw_alerts_owed_change_batches 0",
+    ];
+    for _ in 0..600 {
+        let text = gw.metrics().await;
+        if want.iter().all(|w| text.lines().any(|l| l == *w)) {
+            rx_server.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{want:?} not reported within 60 s:\n{}", gw.metrics().await);
+}

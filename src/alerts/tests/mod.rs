@@ -4,6 +4,7 @@
 
 mod changes;
 mod fanout;
+mod progress;
 mod routing;
 mod throttle;
 
