@@ -8,32 +8,16 @@
 //! `DCCGW_BENCH_BACKLOG` (default 5000: producers pause while more than this is pending, so
 //! the run measures the sustained rate, not how fast the outbox fills).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dccgw::domain::{Eui64, UserId};
-use dccgw::outbox::{
-    no_hook, HttpsTransport, Outbound, OutboundKind, Outbox, OutboxConfig, OutboxMetrics,
-    TransportConfig,
-};
-use dccgw::receiver::{Receiver, ReceiverConfig};
-use tokio::sync::mpsc;
+use dccgw::domain::Eui64;
+use dccgw::outbox::{Outbound, OutboundKind, OutboxConfig};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
+use common::{env, latency_line, percentile, Rig};
 
 /// A device alert of the size a signed `DeviceAlertMessage` has (about 2 KB).
 fn alert_body(n: u64) -> Vec<u8> {
@@ -58,50 +42,21 @@ fn main() {
     let producers = env("DCCGW_BENCH_PRODUCERS", 8);
     let batch = env("DCCGW_BENCH_BATCH", 50);
     let backlog = env("DCCGW_BENCH_BACKLOG", 5000) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(run(secs, users, producers, batch, backlog));
+    common::runtime().block_on(run(secs, users, producers, batch, backlog));
 }
 
 async fn run(secs: u64, users: u64, producers: u64, batch: u64, backlog: usize) {
     let tmp = tempfile::tempdir().expect("a temp dir");
-    let pki = dccgw::pki::init(&tmp.path().join("pki"), time::OffsetDateTime::now_utc())
-        .expect("a dev PKI");
-    let (tx, mut rx) = mpsc::channel(65_536);
-    let receiver = Receiver::start(
-        ReceiverConfig::new(
-            "127.0.0.1:0".parse().expect("an address"),
-            pki.server.cert.clone(),
-            pki.server.key.clone(),
-            vec![pki.ca.cert.clone()],
-        ),
-        Some(tx),
-    )
-    .await
-    .expect("a receiver");
-    let url = format!("https://localhost:{}/rrs", receiver.local_addr().port());
-    let transport = HttpsTransport::new(&TransportConfig::new(
-        pki.dcc_acb.cert.clone(),
-        pki.dcc_acb.key.clone(),
-        vec![pki.ca.cert.clone()],
-    ))
-    .expect("a transport");
     let config = OutboxConfig {
         per_user_concurrency: 32,
         ..OutboxConfig::default()
     };
-    let outbox = Outbox::open(
-        &tmp.path().join("outbox"),
-        &config,
-        Arc::new(move |_: &UserId| Some(url.clone())),
-        Arc::new(transport),
-        OutboxMetrics::new(),
-        no_hook(),
-    )
-    .await
-    .expect("an outbox");
+    let Rig {
+        receiver,
+        received: mut rx,
+        outbox,
+        ..
+    } = Rig::start(tmp.path(), &config).await;
 
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -172,12 +127,10 @@ async fn run(secs: u64, users: u64, producers: u64, batch: u64, backlog: usize) 
     }
     let drained_for = start.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    outbox.shutdown().await;
-    receiver.stop().await;
+    common::stop(&outbox, receiver).await;
     let _ = consumer.await;
 
     let mut lat = latencies.lock().expect("not poisoned").clone();
-    lat.sort_unstable();
     commits.sort_unstable();
     println!(
         "delivery: {users} Users, {producers} producers x {batch}-message batches of 2 KB alerts, backlog <= {backlog}, {secs} s, durability on"
@@ -194,10 +147,5 @@ async fn run(secs: u64, users: u64, producers: u64, batch: u64, backlog: usize) 
         lat.len() as f64 / drained_for.as_secs_f64(),
         drained_for.as_secs_f64(),
     );
-    println!(
-        "  latency enqueue -> receiver: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
-    );
+    println!("  latency enqueue -> receiver: {}", latency_line(&mut lat));
 }

@@ -19,9 +19,13 @@ use crate::alerts::{
 use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::domain::{DeviceId, RequestId, Srv};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
+use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::pipeline::Gateway;
-use crate::xmldsig;
+use crate::registry::Snapshot;
+use crate::signer::Signer;
+use crate::store::ChangeLog;
+use crate::xmldsig::{self, c14n::C14nLimits};
 
 /// How long to wait before trying the outbox again when it refuses (full, or a write failed).
 const ENQUEUE_RETRY: Duration = Duration::from_secs(1);
@@ -34,13 +38,50 @@ pub struct Sources {
     pub raised: mpsc::Receiver<ChangeAlerts>,
 }
 
+/// What the replies task uses of the gateway: the registry in force, the DCC XML-signing key
+/// and the metrics. The [`Gateway`] is one; the fan-out benchmark runs the task with just these
+/// parts, without the request side.
+pub trait Context: Send + Sync {
+    /// Devices and registrations in force now.
+    fn registry(&self) -> Arc<Snapshot>;
+    /// The DCC XML-signing key every outbound message is signed with.
+    fn signer(&self) -> &Signer;
+    fn c14n_limits(&self) -> &C14nLimits;
+    fn metrics(&self) -> &Metrics;
+    /// The registration change log, where how far the DCC Alerts of its batches are out is
+    /// recorded.
+    fn change_log(&self) -> &ChangeLog;
+}
+
+impl Context for Gateway {
+    fn registry(&self) -> Arc<Snapshot> {
+        self.registry.load_full()
+    }
+
+    fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    fn c14n_limits(&self) -> &C14nLimits {
+        &self.c14n_limits
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn change_log(&self) -> &ChangeLog {
+        &self.changes
+    }
+}
+
 /// Future-dated commands awaiting their execution alert, by request: the alert names the
 /// request's SRV, which the hub's report does not carry.
 pub type FutureDated = dashmap::DashMap<RequestId, Srv>;
 
 /// Runs until every source has closed.
 pub async fn run(
-    gateway: Arc<Gateway>,
+    gateway: Arc<dyn Context>,
     outbox: Arc<Outbox>,
     dispatcher: Arc<Dispatcher>,
     mut fanout: Fanout,
@@ -97,7 +138,7 @@ struct Waiting {
 }
 
 struct Replies {
-    gateway: Arc<Gateway>,
+    gateway: Arc<dyn Context>,
     outbox: Arc<Outbox>,
     next_alert: u64,
     /// Hub events whose alert copies are not all in the outbox yet (some held by throttling):
@@ -216,7 +257,7 @@ impl Replies {
         receipt: Receipt,
         kind: &str,
     ) {
-        let registry = self.gateway.registry.load_full();
+        let registry = self.gateway.registry();
         match fanout.device_alert(alert, &registry, now()) {
             Ok(fanned) => {
                 let owed = fanned.messages.len() + fanned.held.len();
@@ -252,7 +293,7 @@ impl Replies {
                 event,
                 at,
             };
-            let registry = self.gateway.registry.load_full();
+            let registry = self.gateway.registry();
             match fanout.dcc_alert(&alert, &registry, now()) {
                 Ok(fanned) => {
                     let copies = fanned.messages.len() + fanned.held.len();
@@ -275,10 +316,10 @@ impl Replies {
         let Some(mark) = self.changes.mark() else {
             return;
         };
-        match self.gateway.changes.mark_alerted(mark.seq).await {
+        match self.gateway.change_log().mark_alerted(mark.seq).await {
             Ok(()) => self
                 .gateway
-                .metrics
+                .metrics()
                 .alerts
                 .owed_change_batches
                 .sub(i64::try_from(mark.batches).unwrap_or(i64::MAX)),
@@ -339,14 +380,14 @@ impl Replies {
                 AlertKind::Dcc(_) => "dcc",
             };
             self.gateway
-                .metrics
+                .metrics()
                 .alerts
                 .sent
                 .with_label_values(&[kind_label])
                 .inc();
             if m.throttled.is_some() {
                 self.gateway
-                    .metrics
+                    .metrics()
                     .alerts
                     .throttled
                     .with_label_values(&[kind_label])
@@ -395,7 +436,7 @@ impl Replies {
     }
 
     fn sign(&self, xml: &str) -> Option<Vec<u8>> {
-        match xmldsig::sign_document(xml, &self.gateway.signer, &self.gateway.c14n_limits) {
+        match xmldsig::sign_document(xml, self.gateway.signer(), self.gateway.c14n_limits()) {
             Ok(signed) => Some(signed.into_bytes()),
             Err(e) => {
                 tracing::error!(error = %e, "Signing an outbound message failed; check the DCC signing key.");
@@ -407,7 +448,7 @@ impl Replies {
     /// Counts an alert in, by kind (`metrics::ALERT_KINDS`).
     fn received(&self, kind: &str) {
         self.gateway
-            .metrics
+            .metrics()
             .alerts
             .received
             .with_label_values(&[kind])
@@ -417,7 +458,7 @@ impl Replies {
     /// Counts an alert that reached nobody, by kind.
     fn unrouted(&self, kind: &str) {
         self.gateway
-            .metrics
+            .metrics()
             .alerts
             .unrouted
             .with_label_values(&[kind])
