@@ -27,6 +27,8 @@ use crate::signer::Signer;
 use crate::store::ChangeLog;
 use crate::xmldsig::{self, c14n::C14nLimits};
 
+/// Outcomes or hub events taken together into one outbox write, at most.
+const BATCH: usize = 256;
 /// How long to wait before trying the outbox again when it refuses (full, or a write failed).
 const ENQUEUE_RETRY: Duration = Duration::from_secs(1);
 
@@ -105,16 +107,31 @@ pub async fn run(
         };
         tokio::select! {
             outcome = sources.outcomes.recv(), if outcomes_open => match outcome {
-                Some(o) => {
-                    replies.response(&o).await;
-                    if let Err(e) = dispatcher.settle(&o.request_id).await {
-                        tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
+                Some(first) => {
+                    // Whatever else is waiting goes into the same outbox write (one fsync for
+                    // the lot: the outbox's group commit only groups what is given together).
+                    let mut outcomes = vec![first];
+                    while outcomes.len() < BATCH {
+                        match sources.outcomes.try_recv() {
+                            Ok(o) => outcomes.push(o),
+                            Err(_) => break,
+                        }
                     }
+                    replies.responses(&dispatcher, outcomes).await;
                 }
                 None => outcomes_open = false,
             },
             event = sources.events.recv(), if events_open => match event {
-                Some(inbound) => replies.event(&mut fanout, &future_dated, inbound).await,
+                Some(first) => {
+                    let mut messages = replies.event(&mut fanout, &future_dated, first);
+                    for _ in 1..BATCH {
+                        match sources.events.try_recv() {
+                            Ok(more) => messages.extend(replies.event(&mut fanout, &future_dated, more)),
+                            Err(_) => break,
+                        }
+                    }
+                    replies.send_alerts(messages).await;
+                }
                 None => events_open = false,
             },
             raised = sources.raised.recv(), if raised_open => match raised {
@@ -150,16 +167,37 @@ struct Replies {
 }
 
 impl Replies {
+    /// The devices' answers, or E20/E21, as signed Service Responses to their originators, in
+    /// one outbox write; each command is settled in the pending journal only after it. A
+    /// response that cannot be signed leaves its command unsettled: it is answered again after
+    /// a restart.
+    async fn responses(&mut self, dispatcher: &Dispatcher, outcomes: Vec<DispatchOutcome>) {
+        let mut batch = Vec::with_capacity(outcomes.len());
+        let mut settle = Vec::with_capacity(outcomes.len());
+        for o in &outcomes {
+            if let Some(message) = self.response(o) {
+                batch.push(message);
+                settle.push(o.request_id);
+            }
+        }
+        self.enqueue(batch).await;
+        for request_id in settle {
+            if let Err(e) = dispatcher.settle(&request_id).await {
+                tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
+            }
+        }
+    }
+
     /// The device's answer, or E20/E21, as a signed Service Response to the originator.
-    async fn response(&mut self, o: &DispatchOutcome) {
+    fn response(&mut self, o: &DispatchOutcome) -> Option<Outbound> {
         let outcome = match (&o.result, o.result.as_ref().err()) {
             (Ok(payload), _) => DeviceOutcome::Answer(payload),
             (_, Some(DeviceFailure::Unreachable)) => DeviceOutcome::Unreachable,
             (_, _) => DeviceOutcome::NoAnswer,
         };
         let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
-        let Some(body) = self.sign(&xml) else { return };
-        let message = Outbound {
+        let body = self.sign(&xml)?;
+        Some(Outbound {
             id: self.outbox.next_id(),
             user: o.request_id.originator,
             kind: OutboundKind::Response {
@@ -167,11 +205,17 @@ impl Replies {
             },
             body,
             raised_at: o.at.saturating_mul(1000),
-        };
-        self.enqueue(vec![message]).await;
+        })
     }
 
-    async fn event(&mut self, fanout: &mut Fanout, future_dated: &FutureDated, inbound: Inbound) {
+    /// One hub event: the alert messages it calls for (to be signed and enqueued by
+    /// [`Self::send_alerts`], which lets the event go once they are all on disk).
+    fn event(
+        &mut self,
+        fanout: &mut Fanout,
+        future_dated: &FutureDated,
+        inbound: Inbound,
+    ) -> Vec<AlertMessage> {
         let Inbound { event, receipt } = inbound;
         let id = self.alert_id();
         match event {
@@ -189,7 +233,7 @@ impl Replies {
                     payload,
                     at,
                 };
-                self.device_alert(fanout, &alert, receipt, "device").await;
+                self.device_alert(fanout, &alert, receipt, "device")
             }
             HubEvent::FutureDated {
                 request_id,
@@ -209,9 +253,7 @@ impl Replies {
                         payload,
                         at,
                     };
-                    self.device_alert(fanout, &alert, receipt, "future_dated")
-                        .await;
-                    return;
+                    return self.device_alert(fanout, &alert, receipt, "future_dated");
                 };
                 let alert = FutureDatedAlert {
                     id,
@@ -233,30 +275,34 @@ impl Replies {
                                 device,
                             },
                         );
-                        self.send_alerts(vec![m]).await;
+                        vec![m]
                     }
                     Err(e) => {
                         self.unrouted("future_dated");
                         tracing::warn!(error = %e, request_id = %request_id, "Future-dated alert not routed.");
                         receipt.ack();
+                        Vec::new()
                     }
                 }
             }
             // The dispatcher turns answers into outcomes; nothing else reaches here.
-            HubEvent::Response { .. } | HubEvent::Unreachable { .. } => receipt.ack(),
+            HubEvent::Response { .. } | HubEvent::Unreachable { .. } => {
+                receipt.ack();
+                Vec::new()
+            }
         }
     }
 
     /// A device alert fanned out to the Users its code is routed to; the hub event is let go
     /// once every copy is in the outbox (throttled ones with their summary). `kind` labels the
     /// metrics (a future-dated alert whose request is no longer known comes here too).
-    async fn device_alert(
+    fn device_alert(
         &mut self,
         fanout: &mut Fanout,
         alert: &DeviceAlert,
         receipt: Receipt,
         kind: &str,
-    ) {
+    ) -> Vec<AlertMessage> {
         let registry = self.gateway.registry();
         match fanout.device_alert(alert, &registry, now()) {
             Ok(fanned) => {
@@ -269,13 +315,14 @@ impl Replies {
                         device: alert.device,
                     },
                 );
-                self.send_alerts(fanned.messages).await;
+                fanned.messages
             }
             Err(e) => {
                 // Nobody to tell (an unknown device, no registration): counted, logged, let go.
                 self.unrouted(kind);
                 tracing::warn!(error = %e, device = %alert.device, code = format_args!("{:04X}", alert.code), "Device alert not routed.");
                 receipt.ack();
+                Vec::new()
             }
         }
     }
@@ -329,15 +376,19 @@ impl Replies {
         }
     }
 
-    /// Signs and enqueues alert messages, then lets go of each hub event all of whose copies
-    /// are now on disk.
+    /// Signs and enqueues alert messages in one outbox write, then lets go of each hub event
+    /// (and change batch) all of whose copies are now on disk.
     async fn send_alerts(&mut self, messages: Vec<AlertMessage>) {
         if messages.is_empty() {
             return;
         }
         let mut batch = Vec::with_capacity(messages.len());
-        for m in &messages {
+        // A copy that could not be signed is not in the outbox: what it came from is not let
+        // go (the hub offers the event again, the change batch is raised again, after a restart).
+        let mut unsigned = vec![false; messages.len()];
+        for (i, m) in messages.iter().enumerate() {
             let Some(body) = self.sign(&m.xml) else {
+                unsigned[i] = true;
                 continue;
             };
             // The device that raised it: every device alert's ID is held in `waiting` until
@@ -401,8 +452,13 @@ impl Replies {
                 raised_at: m.raised_at.saturating_mul(1000),
             });
         }
-        self.enqueue(batch).await;
-        for m in messages {
+        if !batch.is_empty() {
+            self.enqueue(batch).await;
+        }
+        for (m, unsigned) in messages.into_iter().zip(unsigned) {
+            if unsigned {
+                continue;
+            }
             for id in m.covers.iter().chain(std::iter::once(&m.alert_id)) {
                 let done = match self.waiting.get_mut(id) {
                     Some(w) => {
