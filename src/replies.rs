@@ -181,10 +181,11 @@ impl Replies {
             }
         }
         self.enqueue(batch).await;
-        for request_id in settle {
-            if let Err(e) = dispatcher.settle(&request_id).await {
-                tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
-            }
+        // Together, so the pending journal's group commit makes one fsync of them.
+        let settled =
+            futures_util::future::join_all(settle.iter().map(|id| dispatcher.settle(id))).await;
+        for e in settled.into_iter().filter_map(Result::err) {
+            tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
         }
     }
 
