@@ -207,7 +207,13 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let (saturation, loads) = if spec.find_saturation {
         let (rate, steps) = match args.saturation {
             Some(rate) => (rate, Vec::new()),
-            None => find_saturation(&prepared, &gateway, &spec).await?,
+            None => {
+                let found = find_saturation(&prepared, &gateway, &spec).await?;
+                // The ramp's Service Responses still on their way would land in the first
+                // measured run as unmatched: let them arrive first.
+                tokio::time::sleep(grace).await;
+                found
+            }
         };
         let loads: Vec<(f64, Load)> = spec
             .fractions

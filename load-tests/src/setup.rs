@@ -228,6 +228,10 @@ pub fn routing_config(
         "trust_anchors".into(),
         toml::Value::Array(vec![path(dir.pki("ca"))]),
     );
+    // Every User's Receive Response endpoint is the generator's one host: let the gateway keep
+    // enough idle connections to it for all of them (its default, 16 per host, suits Users on
+    // hosts of their own; here it would make the gateway handshake for most deliveries).
+    transport.insert("max_idle_per_host".into(), 1024.into());
     let mut delivery = toml::Table::new();
     delivery.insert("transport".into(), transport.into());
     let mut doc = toml::Table::new();
