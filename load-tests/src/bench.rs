@@ -204,6 +204,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     }
 
     let grace = Duration::from_secs_f64(spec.async_grace_s.max(0.0));
+    let routed = prepared.scenario.routing.is_some();
     let (saturation, loads) = if spec.find_saturation {
         let (rate, steps) = match args.saturation {
             Some(rate) => (rate, Vec::new()),
@@ -238,7 +239,9 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let mut oha_summary = None;
     for (fraction, load) in &loads {
         let signed = tokio::task::block_in_place(|| prepared.sign(load))?;
-        let g = measured(&prepared, &signed, &gateway, Some(&receiver), grace, ticks).await;
+        // Without routing nothing comes back: no Service Response is expected.
+        let rx = routed.then_some(&receiver);
+        let g = measured(&prepared, &signed, &gateway, rx, grace, ticks).await;
         let gateway_run = TargetRun {
             target: "gateway".into(),
             fraction: *fraction,
@@ -273,9 +276,10 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     runs.sort_by(|a, b| a.fraction.total_cmp(&b.fraction));
     drop(refs);
     drop(gateway);
-    if runs
-        .iter()
-        .any(|r| r.target == "gateway" && r.summary.async_.received == 0)
+    if routed
+        && runs
+            .iter()
+            .any(|r| r.target == "gateway" && r.summary.async_.received == 0)
     {
         notes.push(
             "No asynchronous Service Responses reached the Receive Response endpoint: the async \

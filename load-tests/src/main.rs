@@ -318,7 +318,10 @@ async fn run(
         .await
         .context("starting the Receive Response endpoint")?;
     let signed = tokio::task::block_in_place(|| prepared.sign(&load))?;
-    let summary = prepared.run(&signed, target, Some(&receiver), grace).await;
+    let routed = prepared.scenario.routing.is_some();
+    let summary = prepared
+        .run(&signed, target, routed.then_some(&receiver), grace)
+        .await;
     let sla = report::check_sla(&sla, "gateway", &summary);
     let report = Report {
         scenario: prepared.scenario.name.clone(),

@@ -59,6 +59,8 @@ pub fn markdown(r: &Report) -> String {
         let m = &run.summary;
         let async_p99 = if run.target != "gateway" {
             "-".to_owned()
+        } else if m.async_.expected == 0 && m.async_.received == 0 {
+            "not routed".to_owned()
         } else if m.async_.received == 0 {
             "none received".to_owned()
         } else {
@@ -121,7 +123,7 @@ pub fn markdown(r: &Report) -> String {
             codes.join(", ")
         );
         let a = &run.summary.async_;
-        if run.target == "gateway" {
+        if run.target == "gateway" && (a.expected > 0 || a.received > 0) {
             let _ = writeln!(
                 s,
                 "  asynchronous: {} of {} expected Service Responses received, {} duplicates, {} unmatched, alerts {:?}",

@@ -104,7 +104,9 @@ fn ratios_are_gateway_over_reference() {
 
 #[test]
 fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
-    let report = Report {
+    let mut awaited = summary(4_000, 990.0);
+    awaited.async_.expected = 5;
+    let mut report = Report {
         scenario: "steady-state".into(),
         description: "d".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
@@ -114,7 +116,7 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
         runs: vec![TargetRun {
             target: "gateway".into(),
             fraction: 1.0,
-            summary: summary(4_000, 990.0),
+            summary: awaited,
             cpu: None,
         }],
         ratios: Vec::new(),
@@ -125,6 +127,18 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
     };
     let page = markdown(&report);
     assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
+    assert!(page.contains("0 of 5 expected Service Responses"), "{page}");
+    // Nothing expected (no routing): said so, and no asynchronous line.
+    report.runs[0].summary = summary(4_000, 990.0);
+    let unrouted = markdown(&report);
+    assert!(
+        unrouted.contains("| 16.00 | not routed | - |"),
+        "{unrouted}"
+    );
+    assert!(
+        !unrouted.contains("expected Service Responses"),
+        "{unrouted}"
+    );
     assert!(page.contains("E4 10"));
     assert!(page.contains("> a note"));
     let json = serde_json::to_value(&report).unwrap();
