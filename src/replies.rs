@@ -98,6 +98,7 @@ pub async fn run(
         changes: ChangeProgress::default(),
     };
     let (mut outcomes_open, mut events_open, mut raised_open) = (true, true, true);
+    let (mut outcomes, mut events) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
     while outcomes_open || events_open || raised_open {
         let tick = match fanout.next_deadline() {
             Some(at) => {
@@ -106,33 +107,25 @@ pub async fn run(
             None => Duration::from_secs(3600),
         };
         tokio::select! {
-            outcome = sources.outcomes.recv(), if outcomes_open => match outcome {
-                Some(first) => {
-                    // Whatever else is waiting goes into the same outbox write (one fsync for
-                    // the lot: the outbox's group commit only groups what is given together).
-                    let mut outcomes = vec![first];
-                    while outcomes.len() < BATCH {
-                        match sources.outcomes.try_recv() {
-                            Ok(o) => outcomes.push(o),
-                            Err(_) => break,
-                        }
-                    }
-                    replies.responses(&dispatcher, outcomes).await;
+            // Whatever is waiting, up to BATCH, goes into one outbox write (one fsync for the
+            // lot: the outbox's group commit only groups what it is given together).
+            n = sources.outcomes.recv_many(&mut outcomes, BATCH), if outcomes_open => {
+                if n == 0 {
+                    outcomes_open = false;
+                } else {
+                    replies.responses(&dispatcher, outcomes.drain(..)).await;
                 }
-                None => outcomes_open = false,
             },
-            event = sources.events.recv(), if events_open => match event {
-                Some(first) => {
-                    let mut messages = replies.event(&mut fanout, &future_dated, first);
-                    for _ in 1..BATCH {
-                        match sources.events.try_recv() {
-                            Ok(more) => messages.extend(replies.event(&mut fanout, &future_dated, more)),
-                            Err(_) => break,
-                        }
-                    }
+            n = sources.events.recv_many(&mut events, BATCH), if events_open => {
+                if n == 0 {
+                    events_open = false;
+                } else {
+                    let messages: Vec<_> = events
+                        .drain(..)
+                        .flat_map(|e| replies.event(&mut fanout, &future_dated, e))
+                        .collect();
                     replies.send_alerts(messages).await;
                 }
-                None => events_open = false,
             },
             raised = sources.raised.recv(), if raised_open => match raised {
                 Some(batch) => replies.dcc(&mut fanout, batch).await,
@@ -171,11 +164,14 @@ impl Replies {
     /// one outbox write; each command is settled in the pending journal only after it. A
     /// response that cannot be signed leaves its command unsettled: it is answered again after
     /// a restart.
-    async fn responses(&mut self, dispatcher: &Dispatcher, outcomes: Vec<DispatchOutcome>) {
-        let mut batch = Vec::with_capacity(outcomes.len());
-        let mut settle = Vec::with_capacity(outcomes.len());
-        for o in &outcomes {
-            if let Some(message) = self.response(o) {
+    async fn responses(
+        &mut self,
+        dispatcher: &Dispatcher,
+        outcomes: impl Iterator<Item = DispatchOutcome>,
+    ) {
+        let (mut batch, mut settle) = (Vec::new(), Vec::new());
+        for o in outcomes {
+            if let Some(message) = self.response(&o) {
                 batch.push(message);
                 settle.push(o.request_id);
             }
