@@ -86,6 +86,15 @@ impl Server {
     }
 }
 
+/// `dccgw <command> --config <config>`'s arguments.
+fn dccgw_args(command: &str, config: &Path) -> Vec<String> {
+    vec![
+        command.into(),
+        "--config".into(),
+        config.display().to_string(),
+    ]
+}
+
 /// Starts a server under test on the server CPUs.
 async fn start(
     name: &str,
@@ -155,11 +164,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
                 "commshub",
                 args.generator_cpus.as_deref(),
                 &args.dccgw,
-                vec![
-                    "commshub".into(),
-                    "--config".into(),
-                    hub_config.display().to_string(),
-                ],
+                dccgw_args("commshub", &hub_config),
                 args,
                 hub_port,
                 args.startup_s,
@@ -184,11 +189,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let gateway = start(
         "gateway",
         &args.dccgw,
-        vec![
-            "serve".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
+        dccgw_args("serve", &config),
         args,
         port,
         args.startup_s,

@@ -214,19 +214,18 @@ pub fn routing_config(
     hub_addr: SocketAddr,
     spec: &RoutingSpec,
 ) -> Result<String, SetupError> {
-    let path = |p: PathBuf| toml::Value::String(p.display().to_string());
     let mut routing = toml::Table::new();
-    routing.insert("acb_key".into(), path(dir.pki_key("dcc-acb")));
-    routing.insert("acb_cert".into(), path(dir.pki("dcc-acb")));
+    routing.insert("acb_key".into(), toml_path(dir.pki_key("dcc-acb")));
+    routing.insert("acb_cert".into(), toml_path(dir.pki("dcc-acb")));
     routing.insert("hub".into(), "remote".into());
     routing.insert("hub_addr".into(), hub_addr.to_string().into());
     routing.insert("dispatch".into(), spec.dispatch.clone().into());
     let mut transport = toml::Table::new();
-    transport.insert("client_cert".into(), path(dir.pki("dcc-acb")));
-    transport.insert("client_key".into(), path(dir.pki_key("dcc-acb")));
+    transport.insert("client_cert".into(), toml_path(dir.pki("dcc-acb")));
+    transport.insert("client_key".into(), toml_path(dir.pki_key("dcc-acb")));
     transport.insert(
         "trust_anchors".into(),
-        toml::Value::Array(vec![path(dir.pki("ca"))]),
+        toml::Value::Array(vec![toml_path(dir.pki("ca"))]),
     );
     // Every User's Receive Response endpoint is the generator's one host: let the gateway keep
     // enough idle connections to it for all of them (its default, 16 per host, suits Users on
@@ -249,17 +248,16 @@ pub fn write_hub_config(
     spec: &RoutingSpec,
 ) -> Result<PathBuf, SetupError> {
     let registry = dir.registry(pop.spec.devices);
-    let path = |p: PathBuf| toml::Value::String(p.display().to_string());
     let mut doc = toml::Table::new();
     doc.insert("listen".into(), listen.to_string().into());
-    doc.insert("devices".into(), path(registry.join("devices.csv")));
+    doc.insert("devices".into(), toml_path(registry.join("devices.csv")));
     doc.insert(
         "registrations".into(),
-        path(registry.join("registrations.csv")),
+        toml_path(registry.join("registrations.csv")),
     );
     doc.insert(
         "acb_certs".into(),
-        toml::Value::Array(vec![path(dir.pki("dcc-acb"))]),
+        toml::Value::Array(vec![toml_path(dir.pki("dcc-acb"))]),
     );
     doc.insert("hub".into(), spec.hub.clone().into());
     let file = dir.dir.join("commshub.toml");
@@ -268,6 +266,11 @@ pub fn write_hub_config(
         &format!("# Written by dccgw-load.\n{}", toml::to_string(&doc)?),
     )?;
     Ok(file)
+}
+
+/// A file path as a TOML string.
+fn toml_path(p: PathBuf) -> toml::Value {
+    toml::Value::String(p.display().to_string())
 }
 
 fn mkdir(path: &Path) -> Result<(), SetupError> {
