@@ -26,8 +26,6 @@ use crate::registry::{DeviceRecord, Snapshot};
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_anchors;
 
 /// Proof that access control admitted a request. Only [`authorize`] builds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -270,6 +270,4 @@ fn is_local_name(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod anchor_tests;
-#[cfg(test)]
 mod tests;

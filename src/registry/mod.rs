@@ -22,10 +22,6 @@ pub(crate) mod text;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_change;
-#[cfg(test)]
-mod tests_compaction;
 
 use std::fmt;
 use std::path::PathBuf;

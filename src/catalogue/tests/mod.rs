@@ -1,3 +1,5 @@
+mod anchors;
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

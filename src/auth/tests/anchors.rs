@@ -3,7 +3,7 @@
 //! none is refused for its device type, so the derived device-type table admits every device the
 //! DCC's own test data sends each variant to.
 
-use super::*;
+use super::super::*;
 use crate::catalogue::Catalogue;
 use crate::duis::{parse_request, Limits};
 use crate::testing::anchors;

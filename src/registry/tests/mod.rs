@@ -1,3 +1,6 @@
+mod change;
+mod compaction;
+
 use super::generate::{generate, Synthetic};
 use super::*;
 

@@ -1,7 +1,7 @@
 //! The compaction trigger and hand-over (`Compaction`).
 
-use super::generate::{generate, Synthetic};
-use super::*;
+use super::super::generate::{generate, Synthetic};
+use super::super::*;
 
 fn small() -> (Synthetic, Snapshot) {
     let spec = Synthetic {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::generate::{generate, Synthetic};
-use super::*;
+use super::super::generate::{generate, Synthetic};
+use super::super::*;
 
 fn small() -> (Synthetic, Snapshot) {
     let spec = Synthetic {

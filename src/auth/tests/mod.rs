@@ -2,6 +2,8 @@
 //! registration (registered, not, before and after a change of supplier), with the exact
 //! outcome; and the whole catalogue against its eligible-role facts.
 
+mod anchors;
+
 use super::*;
 use crate::catalogue::Catalogue;
 use crate::domain::{DeviceType, Eui64};

@@ -9,7 +9,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use serde::Deserialize;
 
-use super::*;
+use super::super::*;
 use crate::domain::{RequestId, DCC_ID};
 
 use crate::testing::anchors;
