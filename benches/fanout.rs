@@ -40,11 +40,11 @@ use dccgw::commshub::{
 use dccgw::domain::{DeviceType, SmkiRole};
 use dccgw::metrics::Metrics;
 use dccgw::outbox::OutboxConfig;
-use dccgw::registry::generate::{generate, Synthetic};
 use dccgw::registry::Snapshot;
 use dccgw::replies::{self, Context, FutureDated, Sources};
 use dccgw::routing::CommandVerifier;
 use dccgw::signer::Signer;
+use dccgw::state::generate::{generate, Synthetic};
 use dccgw::store::ChangeLog;
 use dccgw::xmldsig::c14n::C14nLimits;
 use tokio::sync::{mpsc, watch};
@@ -127,7 +127,7 @@ fn main() {
     };
     let files = generate(fleet_dir.path(), &spec).expect("a synthetic fleet");
     let fleet =
-        Arc::new(dccgw::registry::load(&files.devices, &files.registrations).expect("load"));
+        Arc::new(dccgw::state::load::registry(&files.devices, &files.registrations).expect("load"));
     println!(
         "fanout: {} devices ({} premises, 92 suppliers and network operators), {} registrations",
         fleet.device_count(),

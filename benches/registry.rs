@@ -27,8 +27,9 @@ use dccgw::auth::{self, AccessRequest};
 use dccgw::catalogue::Catalogue;
 use dccgw::domain::{DeviceId, Mpxn, UserRole};
 use dccgw::register::PartyRegister;
-use dccgw::registry::generate::{generate, Synthetic, EPOCH};
-use dccgw::registry::{load, Snapshot};
+use dccgw::registry::Snapshot;
+use dccgw::state::generate::{generate, Synthetic, EPOCH};
+use dccgw::state::load::registry as load;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

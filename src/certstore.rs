@@ -1,6 +1,6 @@
-//! The store of User XML-signing certificates: every PEM certificate under a directory, indexed
-//! by (issuer, serial) as a signature's `KeyInfo` names them, each checked at load against the
-//! configured SMKI trust anchors. One key may appear under several serials after re-issue.
+//! The store of User XML-signing certificates, indexed by (issuer, serial) as a signature's
+//! `KeyInfo` names them, each checked when added against the configured SMKI trust anchors. One
+//! key may appear under several serials after re-issue. `state::load` fills it from a directory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,12 +10,10 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::domain::{SmkiRole, UserId};
-use crate::identity::{identity_from_der, CertIdentity, DistinguishedName};
+use crate::identity::{identity_from_der, CertIdentity, DistinguishedName, IdentityError};
 
 /// ecdsa-with-SHA256, the SMKI profile's only signature algorithm.
 const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
-/// Files bigger than this are not certificates; they are skipped unread.
-const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// A loaded certificate and whether it chains to a trust anchor.
 #[derive(Debug)]
@@ -56,26 +54,10 @@ pub struct TrustAnchor {
     public_key: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CertStoreError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a usable trust anchor")]
-    Anchor { path: PathBuf },
-}
-
 impl TrustAnchor {
-    /// Every certificate in a PEM file, as anchors.
-    pub fn load(path: &Path) -> Result<Vec<Self>, CertStoreError> {
-        let pem = std::fs::read(path).map_err(|source| CertStoreError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let anchors: Vec<Self> = rustls_pemfile::certs(&mut pem.as_slice())
+    /// Every certificate in PEM text, as anchors (none when the text holds no usable one).
+    pub fn from_pem(pem: &[u8]) -> Vec<Self> {
+        rustls_pemfile::certs(&mut &pem[..])
             .filter_map(Result::ok)
             .filter_map(|der| {
                 let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
@@ -84,13 +66,7 @@ impl TrustAnchor {
                     public_key: cert.public_key().subject_public_key.data.to_vec(),
                 })
             })
-            .collect();
-        if anchors.is_empty() {
-            return Err(CertStoreError::Anchor {
-                path: path.to_owned(),
-            });
-        }
-        Ok(anchors)
+            .collect()
     }
 }
 
@@ -124,61 +100,30 @@ fn magnitude(serial: &[u8]) -> &[u8] {
 }
 
 impl CertStore {
-    /// Loads every certificate in every `*.pem` file under `dir` (recursively). Files that hold no
-    /// certificate (keys) are passed over; certificates without an SMKI identity are skipped
-    /// with a warning, since no signature could name them usefully.
-    pub fn load_dir(dir: &Path, anchors: &[TrustAnchor]) -> Result<Self, CertStoreError> {
-        let mut store = Self {
-            anchors: anchors.to_vec(),
+    /// An empty store whose certificates will be checked against `anchors`.
+    pub fn new(anchors: Vec<TrustAnchor>) -> Self {
+        Self {
+            anchors,
             ..Self::default()
-        };
-        let mut pending = vec![dir.to_owned()];
-        while let Some(d) = pending.pop() {
-            let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
-                path: d.clone(),
-                source,
-            })?;
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(meta) = entry.metadata() else { continue };
-                if meta.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "pem")
-                    && meta.len() <= MAX_PEM_BYTES
-                {
-                    let pem = std::fs::read(&path).map_err(|source| CertStoreError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
-                        store.add(der.as_ref(), anchors, &path);
-                    }
-                }
-            }
         }
-        Ok(store)
     }
 
-    /// Adds one DER certificate.
-    pub fn add(&mut self, der: &[u8], anchors: &[TrustAnchor], path: &Path) {
-        match identity_from_der(der) {
-            Ok(identity) => {
-                let chained = chains_to(der, anchors);
-                let key = magnitude(&identity.serial).to_vec();
-                self.by_serial
-                    .entry(key)
-                    .or_default()
-                    .push(Arc::new(StoredCert {
-                        identity,
-                        chained,
-                        path: path.to_owned(),
-                    }));
-                self.len += 1;
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.")
-            }
-        }
+    /// Adds one DER certificate read from `path`, checked against the store's anchors. A
+    /// certificate without an SMKI identity is refused: no signature could name it usefully.
+    pub fn add(&mut self, der: &[u8], path: &Path) -> Result<(), IdentityError> {
+        let identity = identity_from_der(der)?;
+        let chained = chains_to(der, &self.anchors);
+        let key = magnitude(&identity.serial).to_vec();
+        self.by_serial
+            .entry(key)
+            .or_default()
+            .push(Arc::new(StoredCert {
+                identity,
+                chained,
+                path: path.to_owned(),
+            }));
+        self.len += 1;
+        Ok(())
     }
 
     /// The certificate a signature names by issuer and serial. Issuers compare as
@@ -220,7 +165,8 @@ impl CertStore {
         }
         let user = identity.user_id;
         let mut next = self.clone();
-        next.add(der.as_ref(), &self.anchors, origin);
+        next.add(der.as_ref(), origin)
+            .map_err(|_| CertRefusal::NoIdentity)?;
         Ok((next, user))
     }
 

@@ -35,6 +35,7 @@ pub mod report;
 pub mod routing;
 pub mod server;
 pub mod signer;
+pub mod state;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

@@ -21,7 +21,6 @@ use crate::domain::{DeviceId, RequestId, Srv};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
-use crate::pipeline::Gateway;
 use crate::registry::Snapshot;
 use crate::signer::Signer;
 use crate::store::ChangeLog;
@@ -41,7 +40,7 @@ pub struct Sources {
 }
 
 /// What the replies task uses of the gateway: the registry in force, the DCC XML-signing key
-/// and the metrics. The [`Gateway`] is one; the fan-out benchmark runs the task with just these
+/// and the metrics. The gateway is one; the fan-out benchmark runs the task with just these
 /// parts, without the request side.
 pub trait Context: Send + Sync {
     /// Devices and registrations in force now.
@@ -53,28 +52,6 @@ pub trait Context: Send + Sync {
     /// The registration change log, where how far the DCC Alerts of its batches are out is
     /// recorded.
     fn change_log(&self) -> &ChangeLog;
-}
-
-impl Context for Gateway {
-    fn registry(&self) -> Arc<Snapshot> {
-        self.registry.load_full()
-    }
-
-    fn signer(&self) -> &Signer {
-        &self.signer
-    }
-
-    fn c14n_limits(&self) -> &C14nLimits {
-        &self.c14n_limits
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    fn change_log(&self) -> &ChangeLog {
-        &self.changes
-    }
 }
 
 /// Future-dated commands awaiting their execution alert, by request: the alert names the

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::signer::{Signer, SignerError};
+use crate::state::load::{self, CertStoreError};
 use crate::xmldsig::c14n::{C14nError, C14nLimits};
 use crate::xmldsig::{self, VerifyError};
 
@@ -100,9 +100,9 @@ pub fn verify(
 ) -> Result<(VerifyExit, String), ToolError> {
     let mut anchors = Vec::new();
     for path in trust {
-        anchors.extend(TrustAnchor::load(path)?);
+        anchors.extend(load::trust_anchors(path)?);
     }
-    let store = CertStore::load_dir(certs, &anchors)?;
+    let store = load::certs(certs, anchors)?;
     let sig = match xmldsig::read_signature(input) {
         Ok(sig) => sig,
         Err(e) => return Ok((VerifyExit::Malformed, format!("malformed: {e}"))),

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use dccgw::domain::{DeviceId, DeviceStatus, SmkiRole, UserId, UserRole};
-use dccgw::registry::generate::Synthetic;
+use dccgw::state::generate::Synthetic;
 
-/// The synthetic registry's User pools (`dccgw::registry::generate`): import suppliers, gas
+/// The synthetic registry's User pools (`dccgw::state::generate`): import suppliers, gas
 /// suppliers, distributors, transporters. A test checks that every registered User it deals out
 /// is one of these.
 pub const POOLS: [(UserRole, u64); 4] = [
@@ -19,7 +19,7 @@ pub const POOLS: [(UserRole, u64); 4] = [
 ];
 
 /// Devices per premises in the synthetic registry, and the offsets of its meters.
-const PER_PREMISES: u64 = dccgw::registry::generate::DEVICES_PER_PREMISES;
+const PER_PREMISES: u64 = dccgw::state::generate::DEVICES_PER_PREMISES;
 const ESME: u64 = 1;
 const GSME: u64 = 2;
 

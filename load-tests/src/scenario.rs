@@ -46,7 +46,7 @@ fn one() -> u64 {
     1
 }
 
-/// Who sends and to which devices: the synthetic registry (`dccgw::registry::generate`) of
+/// Who sends and to which devices: the synthetic registry (`dccgw::state::generate`) of
 /// `devices` devices, its pool of supplier and network-operator Users, and `other_users` OU Users.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]

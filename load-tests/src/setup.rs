@@ -1,6 +1,6 @@
 //! The work directory a run needs, made with the gateway's own tools: a PKI in the SMKI
 //! Organisation profile (`dccgw::pki::Ca`) with a TLS client and an XML-signing certificate for
-//! every User, the synthetic registry (`dccgw::registry::generate`), the party register with
+//! every User, the synthetic registry (`dccgw::state::generate`), the party register with
 //! each User's Receive Response URL, and a gateway configuration. What exists is kept: the PKI
 //! and registry are made once per directory (a 30-million-device registry takes a while).
 //!
@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use dccgw::domain::{SmkiRole, DCC_ID};
 use dccgw::pki::{Ca, LeafSpec, PkiError, Usage, Validity};
-use dccgw::registry::generate::generate;
 use dccgw::registry::RegistryError;
+use dccgw::state::generate::generate;
 
 use crate::population::{LoadUser, Population};
 use crate::scenario::RoutingSpec;

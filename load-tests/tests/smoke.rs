@@ -88,7 +88,7 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
     let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, &routing).unwrap();
     let hub: dccgw::commshub::ServeConfig =
         toml::from_str(&std::fs::read_to_string(&hub_config).unwrap()).unwrap();
-    let fleet = dccgw::registry::load(&hub.devices, &hub.registrations).unwrap();
+    let fleet = dccgw::state::load::registry(&hub.devices, &hub.registrations).unwrap();
     let verifier = dccgw::routing::CommandVerifier::load(&hub.acb_certs).unwrap();
     let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier).unwrap();
     let (stop_hub, stop) = tokio::sync::watch::channel(false);

@@ -23,9 +23,9 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::outbox::{MessageId, Outbox};
-use crate::pipeline::{ApplyError, Gateway};
 use crate::register::UserChange;
 use crate::registry::Change;
+use crate::state::{ApplyError, State};
 
 /// Bounds for the admin port: a few short requests at a time; at the connection bound extra
 /// connections are turned away at once; a change batch is at most 1 MiB of JSON.
@@ -42,7 +42,7 @@ const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
 #[derive(Clone)]
 pub struct Admin {
     pub metrics: Metrics,
-    pub gateway: Arc<Gateway>,
+    pub state: Arc<State>,
     /// The bearer token for changes; `None` turns the change API off.
     pub token: Option<String>,
     /// The outbox, for the dead-letter API (absent without `[routing]` and `[delivery]`).
@@ -131,7 +131,7 @@ async fn changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>>
         Err(refused) => return refused,
     };
     applied(
-        admin.gateway.apply_changes(&batch).await,
+        admin.state.apply_changes(&batch).await,
         batch.len(),
         "Registration",
     )
@@ -145,7 +145,7 @@ async fn user_changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<By
         Err(refused) => return refused,
     };
     applied(
-        admin.gateway.apply_user_changes(&batch).await,
+        admin.state.apply_user_changes(&batch).await,
         batch.len(),
         "User",
     )

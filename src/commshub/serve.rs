@@ -105,7 +105,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let verifier = CommandVerifier::load(&config.acb_certs).context("broker certificates")?;
     let (devices, registrations) = (config.devices.clone(), config.registrations.clone());
     let snapshot =
-        tokio::task::spawn_blocking(move || crate::registry::load(&devices, &registrations))
+        tokio::task::spawn_blocking(move || crate::state::load::registry(&devices, &registrations))
             .await?
             .context("loading the fleet")?;
     tracing::info!(devices = snapshot.device_count(), "Fleet loaded.");

@@ -1,9 +1,9 @@
 //! The party register: which party each User ID belongs to, in which roles, with which status.
-//! Loaded from `users.csv` (format in `schemas/users.md`); changed at run time by journalled
+//! Parsed from `users.csv` (format in `schemas/users.md`); changed at run time by journalled
 //! [`UserChange`]s (suspension, withdrawal, reinstatement, a new XML-signing certificate).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::domain::{UserId, UserRole};
@@ -12,9 +12,7 @@ mod changes;
 #[cfg(test)]
 mod tests;
 
-pub use changes::{
-    apply_user_changes, UserChange, UserChangeError, UserChangeLog, UserChangeLogError,
-};
+pub use changes::{apply_user_changes, UserChange, UserChangeError};
 
 /// A SEC Party's identifier, as the register names it.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -26,7 +24,7 @@ impl PartyId {
     }
 }
 
-/// The eligibility class a service falls in (brief §1), the unit a suspension names.
+/// The eligibility class a service falls in, the unit a suspension names.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub enum EligibilityClass {
     /// Only the registered supplier (or its agent).
@@ -117,14 +115,6 @@ impl FromStr for UserStatus {
 }
 
 impl PartyRegister {
-    pub fn load(path: &Path) -> Result<Self, RegisterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegisterError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text)
-    }
-
     /// Parses the CSV text; the first row is the header and is checked.
     pub fn parse(text: &str) -> Result<Self, RegisterError> {
         let mut reader = csv::ReaderBuilder::new()

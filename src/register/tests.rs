@@ -69,8 +69,10 @@ fn refuses_bad_rows_with_their_line() {
 
 mod user_changes {
     use super::*;
-    use crate::certstore::{CertRefusal, CertStore, TrustAnchor};
+    use crate::certstore::{CertRefusal, CertStore};
     use crate::domain::UserId;
+    use crate::state::load;
+    use crate::store::{UserChangeLog, UserChangeLogError};
 
     const SUP: &str = "90-B3-D5-1F-30-01-00-00";
     const OU: &str = "00-DB-12-34-56-78-00-04";
@@ -160,9 +162,9 @@ mod user_changes {
     fn certificates_are_checked_before_they_are_added() {
         let dir = tempfile::tempdir().unwrap();
         crate::pki::init(dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-        let anchors = TrustAnchor::load(&dir.path().join("ca.pem")).unwrap();
+        let anchors = load::trust_anchors(&dir.path().join("ca.pem")).unwrap();
         let empty = tempfile::tempdir().unwrap();
-        let certs = CertStore::load_dir(empty.path(), &anchors).unwrap();
+        let certs = load::certs(empty.path(), anchors).unwrap();
         let pem = |user: &str, file: &str| {
             std::fs::read_to_string(dir.path().join("users").join(user).join(file)).unwrap()
         };
@@ -202,7 +204,7 @@ mod user_changes {
             UserChangeError::UnknownUser(_)
         ));
         // Without the trust anchor it does not chain.
-        let untrusted = CertStore::load_dir(empty.path(), &[]).unwrap();
+        let untrusted = load::certs(empty.path(), Vec::new()).unwrap();
         assert_eq!(
             refusal(&untrusted, add(pem("supplier", "xml-sign.pem"))),
             certificate(CertRefusal::Untrusted)

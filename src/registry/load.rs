@@ -6,9 +6,7 @@
 //! read — the slow path runs only when the load is already failing.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::thread;
 
@@ -21,12 +19,13 @@ use crate::domain::{Mpxn, UserId};
 use super::base::{mpxn_code, role_index, Base, DevRow, RegRow};
 use super::locate::{line_at, locate};
 use super::models::{DeviceModel, ModelTable};
+use super::source::Source;
 use super::{
     check_device, check_registration, DeviceRecord, FileKind, Registration, RegistryError,
     RowProblem, Snapshot,
 };
 
-pub(super) const DEVICE_COLUMNS: [&str; 6] = [
+pub const DEVICE_COLUMNS: [&str; 6] = [
     "device_id",
     "device_type",
     "status",
@@ -36,15 +35,15 @@ pub(super) const DEVICE_COLUMNS: [&str; 6] = [
 ];
 /// Optional columns after the six of `devices.csv`, for 8.2 Read Inventory.
 pub(super) const MODEL_COLUMNS: [&str; 2] = ["manufacturer", "model"];
-pub(super) const REGISTRATION_COLUMNS: [&str; 5] =
+pub const REGISTRATION_COLUMNS: [&str; 5] =
     ["mpxn", "role", "user_id", "effective_from", "effective_to"];
 
 /// Files smaller than this are read by one thread.
 pub(super) const PARALLEL_FROM_BYTES: u64 = 1 << 20;
 
 /// Loads both files into a snapshot with an empty overlay. Blocking and CPU-heavy: run it off the
-/// async workers (`tokio::task::spawn_blocking`).
-pub fn load(devices: &Path, registrations: &Path) -> Result<Snapshot, RegistryError> {
+/// async workers.
+pub fn load(devices: &dyn Source, registrations: &dyn Source) -> Result<Snapshot, RegistryError> {
     let threads = thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let chunks = read_file(
         devices,
@@ -276,24 +275,25 @@ pub(super) fn parse_registration(r: &ByteRecord) -> Result<(Mpxn, Registration),
     Ok((mpxn, reg))
 }
 
-pub(super) fn read_error(path: &Path) -> impl Fn(io::Error) -> RegistryError + '_ {
+pub(super) fn read_error(file: &dyn Source) -> impl Fn(io::Error) -> RegistryError + '_ {
     |source| RegistryError::Read {
-        path: path.to_owned(),
+        path: file.name().to_owned(),
         source,
     }
 }
 
 /// Checks the header (the first line that is neither blank nor a `#` comment) and returns the
 /// offset just after it.
-pub(super) fn read_header(path: &Path, file: FileKind) -> Result<u64, RegistryError> {
-    let mut reader = BufReader::new(File::open(path).map_err(read_error(path))?);
+pub(super) fn read_header(source: &dyn Source, file: FileKind) -> Result<u64, RegistryError> {
+    let len = source.len().map_err(read_error(source))?;
+    let mut reader = BufReader::new(source.range(0, len).map_err(read_error(source))?);
     let mut offset = 0u64;
     let mut line = Vec::new();
     loop {
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(read_error(path))?;
+            .map_err(read_error(source))?;
         if n == 0 {
             return Err(RegistryError::Header { file });
         }
@@ -312,14 +312,12 @@ pub(super) fn read_header(path: &Path, file: FileKind) -> Result<u64, RegistryEr
 }
 
 /// Offsets cutting `[start, len)` into about `parts` pieces, each cut just after a line end.
-fn cuts(path: &Path, start: u64, len: u64, parts: usize) -> io::Result<Vec<u64>> {
+fn cuts(source: &dyn Source, start: u64, len: u64, parts: usize) -> io::Result<Vec<u64>> {
     let mut out = vec![start];
-    let mut f = File::open(path)?;
     for k in 1..parts as u64 {
         let guess = (start + (len - start) * k / parts as u64).max(*out.last().unwrap_or(&start));
-        f.seek(SeekFrom::Start(guess))?;
         let mut skipped = Vec::new();
-        BufReader::new(&mut f).read_until(b'\n', &mut skipped)?;
+        BufReader::new(source.range(guess, len)?).read_until(b'\n', &mut skipped)?;
         out.push((guess + skipped.len() as u64).min(len));
     }
     out.push(len);
@@ -346,14 +344,12 @@ enum ChunkError {
 }
 
 fn read_chunk<T, S: Default>(
-    path: &Path,
+    source: &dyn Source,
     start: u64,
     end: u64,
     parse: &impl Fn(&mut S, &ByteRecord) -> Result<T, RowProblem>,
 ) -> Result<(Vec<T>, S), ChunkError> {
-    let mut f = File::open(path).map_err(ChunkError::Io)?;
-    f.seek(SeekFrom::Start(start)).map_err(ChunkError::Io)?;
-    let mut reader = csv_reader(f.take(end - start));
+    let mut reader = csv_reader(source.range(start, end).map_err(ChunkError::Io)?);
     let mut record = ByteRecord::new();
     let mut state = S::default();
     let mut rows = Vec::new();
@@ -385,13 +381,13 @@ fn read_chunk<T, S: Default>(
 }
 
 fn read_file<T: Send, S: Default + Send>(
-    path: &Path,
+    path: &dyn Source,
     file: FileKind,
     threads: usize,
     parse: impl Fn(&mut S, &ByteRecord) -> Result<T, RowProblem> + Sync,
 ) -> Result<Vec<(Vec<T>, S)>, RegistryError> {
     let start = read_header(path, file)?;
-    let len = std::fs::metadata(path).map_err(read_error(path))?.len();
+    let len = path.len().map_err(read_error(path))?;
     let parts = if len < PARALLEL_FROM_BYTES {
         1
     } else {

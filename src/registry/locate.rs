@@ -1,9 +1,7 @@
 //! Where a bad row is: the line numbers a failed load reports. Only the failing path reads the
 //! files a second time (`load`'s parallel chunks count bytes, not lines).
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader};
 
 use csv::ByteRecord;
 
@@ -11,11 +9,12 @@ use crate::domain::DeviceId;
 
 use super::base::{mpxn_code, role_index, Conflict};
 use super::load::{csv_reader, parse_device, parse_registration, read_error, read_header};
+use super::source::Source;
 use super::{FileKind, Registration, RegistryError, RowProblem};
 
 /// Line ends in the first `upto` bytes of the file.
-fn count_lines(path: &Path, upto: u64) -> io::Result<u64> {
-    let mut reader = BufReader::new(File::open(path)?.take(upto));
+fn count_lines(source: &dyn Source, upto: u64) -> io::Result<u64> {
+    let mut reader = BufReader::new(source.range(0, upto)?);
     let mut count = 0u64;
     loop {
         let buf = reader.fill_buf()?;
@@ -30,11 +29,9 @@ fn count_lines(path: &Path, upto: u64) -> io::Result<u64> {
 
 /// The line of the row the CSV reader says starts at `byte`: the reader counts the blank and
 /// comment lines it skipped before a row as part of it.
-pub(super) fn line_at(path: &Path, byte: u64) -> io::Result<u64> {
-    let mut line = count_lines(path, byte)? + 1;
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(byte))?;
-    let mut reader = BufReader::new(f);
+pub(super) fn line_at(source: &dyn Source, byte: u64) -> io::Result<u64> {
+    let mut line = count_lines(source, byte)? + 1;
+    let mut reader = BufReader::new(source.range(byte, source.len()?)?);
     let mut text = Vec::new();
     loop {
         text.clear();
@@ -51,14 +48,13 @@ pub(super) fn line_at(path: &Path, byte: u64) -> io::Result<u64> {
 
 /// The line of the first row (in file order) that `hit` picks, reading the file again in order.
 fn find_line(
-    path: &Path,
+    path: &dyn Source,
     file: FileKind,
     mut hit: impl FnMut(&ByteRecord) -> bool,
 ) -> Result<u64, RegistryError> {
     let start = read_header(path, file)?;
-    let mut f = File::open(path).map_err(read_error(path))?;
-    f.seek(SeekFrom::Start(start)).map_err(read_error(path))?;
-    let mut reader = csv_reader(f);
+    let len = path.len().map_err(read_error(path))?;
+    let mut reader = csv_reader(path.range(start, len).map_err(read_error(path))?);
     let mut record = ByteRecord::new();
     while reader.read_byte_record(&mut record).unwrap_or(false) {
         if hit(&record) {
@@ -70,7 +66,11 @@ fn find_line(
 }
 
 /// Turns a conflict found on the sorted base into the line that causes it.
-pub(super) fn locate(conflict: Conflict, devices: &Path, registrations: &Path) -> RegistryError {
+pub(super) fn locate(
+    conflict: Conflict,
+    devices: &dyn Source,
+    registrations: &dyn Source,
+) -> RegistryError {
     let device = |r: &ByteRecord| parse_device(r).ok().map(|(d, _)| d);
     let (file, problem, line) = match conflict {
         Conflict::DuplicateDevice(id) => {

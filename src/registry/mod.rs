@@ -1,8 +1,9 @@
-//! The national registration cache (layer 1): every device and every effective-dated registration
-//! of a supplier or network operator to a meter point, for the whole country, in memory.
+//! The national registration cache: every device and every effective-dated registration of a
+//! supplier or network operator to a meter point, for the whole country, in memory.
 //!
-//! A [`Snapshot`] is immutable and shared as `Arc<Snapshot>` (swapped with `arc_swap::ArcSwap` by
-//! its owner). It is a large packed *base*, built once by [`load`] or [`Snapshot::compact`], plus a
+//! A [`Snapshot`] is immutable and shared as `Arc<Snapshot>` (swapped whole by `state`, which
+//! owns the live one). It is a large packed *base*, built once by [`load`] (from any [`Source`]
+//! of the two files) or [`Snapshot::compact`], plus a
 //! small *overlay* of live [`Change`]s that shadows it: [`Snapshot::apply`] returns a new snapshot
 //! sharing the base, so a change never copies the 30 million rows and a reader never sees half of
 //! one. Look-ups take `&self`, lock nothing and allocate nothing.
@@ -11,12 +12,11 @@
 
 mod base;
 mod change;
-mod compaction;
-pub mod generate;
 mod load;
 mod locate;
 mod models;
 mod overlay;
+mod source;
 /// Serde through `Display`/`FromStr` (also used by the audit trail's records).
 pub(crate) mod text;
 
@@ -35,10 +35,11 @@ use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
 use base::{mpxn_code, Base};
 use overlay::Overlay;
 
+pub use base::mix;
 pub use change::{Change, ChangeError};
-pub use compaction::{Compaction, COMPACT_OVERLAY_AT};
-pub use load::load;
+pub use load::{load, DEVICE_COLUMNS, REGISTRATION_COLUMNS};
 pub use models::{DeviceModel, MAX_MODELS};
+pub use source::{InMemory, Source};
 
 /// The Communications Service Provider region a device is served from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -370,7 +371,7 @@ impl Snapshot {
     }
 
     /// How many changed devices, meter points and device models the overlay holds: what `apply`
-    /// copies, and what `compact` folds away (see [`Compaction`] for when).
+    /// copies, and what `compact` folds away (`state` decides when).
     pub fn overlay_len(&self) -> usize {
         self.overlay.len()
     }

@@ -18,21 +18,19 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
-use crate::alerts::{self, AlertsError, ChangeAlerts};
+use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
-use crate::certstore::{CertStore, CertStoreError, TrustAnchor};
 use crate::commshub::{ConfigError as HubConfigError, DispatchError};
 use crate::config::{Config, Limits};
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxError;
-use crate::pipeline::{Gateway, Loaded};
-use crate::register::{PartyRegister, RegisterError, UserChangeLog, UserChangeLogError};
-use crate::registry::{self, ChangeError, RegistryError};
+use crate::pipeline::{Gateway, Parts};
 use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
-use crate::store::{ChangeLog, ChangeLogError, JournalError, ReplayGuard};
+use crate::state::{self, LoadError, State};
+use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -43,19 +41,11 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
-    Register(#[from] RegisterError),
-    #[error(transparent)]
     Signer(#[from] SignerError),
     #[error(transparent)]
-    CertStore(#[from] CertStoreError),
+    State(#[from] LoadError),
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error(transparent)]
-    ChangeLog(#[from] ChangeLogError),
-    #[error(transparent)]
-    UserChangeLog(#[from] UserChangeLogError),
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error("[routing] needs [delivery]: responses must have somewhere to go")]
@@ -86,12 +76,6 @@ pub enum StartError {
     Outbox(#[source] OutboxError),
     #[error("[alerts]")]
     Alerts(#[source] AlertsError),
-    #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
-    ChangeReplay {
-        index: usize,
-        #[source]
-        source: ChangeError,
-    },
     #[error("cannot read the admin token file {path}")]
     AdminToken {
         path: std::path::PathBuf,
@@ -139,156 +123,75 @@ impl Running {
 
 /// Loads keys and registers, binds both listeners and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let metrics = Metrics::new();
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    record_tls_expiry(config, &metrics)?;
     let signer = Signer::load(
         &config.signatures.dcc_key,
         &config.signatures.dcc_cert,
         Some(SmkiRole::DccXmlSigning),
     )?;
-    // Registers and certificate stores can be large; read them off the async workers.
-    let users = config.registration.users.clone();
-    let register = tokio::task::spawn_blocking(move || PartyRegister::load(&users))
-        .await
-        .map_err(StartError::Task)??;
-    let (devices, registrations) = (
-        config.registration.devices.clone(),
-        config.registration.registrations.clone(),
-    );
-    let changes_path = config.state.dir.join("registry-changes.journal");
-    // The files, then every journalled batch of live changes over them, in order; the DCC
-    // Alerts of the batches after the change log's mark are derived again on the way.
-    let (registry, changes, owed) = tokio::task::spawn_blocking(move || {
-        let mut snapshot = registry::load(&devices, &registrations)?;
-        let (log, replayed) = ChangeLog::open(&changes_path)?;
-        let mut owed = Vec::new();
-        for (index, batch) in replayed.batches.into_iter().enumerate() {
-            let replay = |source| StartError::ChangeReplay { index, source };
-            match (batch.seq, batch.at) {
-                (Some(seq), Some(at)) if batch.owes_alerts(replayed.alerted) => {
-                    let (next, events) =
-                        alerts::apply_batch(&snapshot, &batch.changes).map_err(replay)?;
-                    snapshot = next;
-                    if !events.is_empty() {
-                        owed.push(ChangeAlerts { seq, at, events });
-                    }
-                }
-                _ => snapshot = snapshot.apply_all(&batch.changes).map_err(replay)?,
-            }
-        }
-        Ok::<_, StartError>((snapshot, log, owed))
-    })
-    .await
-    .map_err(StartError::Task)??;
-    let signatures = config.signatures.clone();
-    let user_certs = tokio::task::spawn_blocking(move || {
-        let mut anchors = Vec::new();
-        for path in &signatures.trust_anchors {
-            anchors.extend(TrustAnchor::load(path)?);
-        }
-        CertStore::load_dir(&signatures.user_certs, &anchors)
-    })
-    .await
-    .map_err(StartError::Task)??;
-    // Every journalled batch of User changes over the register and the certificate store.
-    let user_changes_path = config.state.dir.join("user-changes.journal");
-    let (user_changes, register, user_certs) = tokio::task::spawn_blocking(move || {
-        UserChangeLog::open_and_replay(&user_changes_path, register, user_certs)
-    })
-    .await
-    .map_err(StartError::Task)??;
-    let replay_path = config.state.dir.join("replay.journal");
-    let replay = tokio::task::spawn_blocking(move || ReplayGuard::open(&replay_path))
-        .await
-        .map_err(StartError::Task)??;
-    let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
-    let audit = tokio::task::spawn_blocking(move || Audit::open(&audit_dir, rotation))
-        .await
-        .map_err(StartError::Task)??;
+    let (loaded, owed) = state::load::open(&state_files(config)).await?;
     tracing::info!(
-        users = register.len(),
-        devices = registry.device_count(),
-        registrations = registry.registration_count(),
-        user_certs = user_certs.len(),
+        users = loaded.register.len(),
+        devices = loaded.registry.device_count(),
+        registrations = loaded.registry.registration_count(),
+        user_certs = loaded.user_certs.len(),
         "Registers loaded."
     );
-    let limits = config.limits.clone();
-    let xml_limits = duis::Limits {
-        max_bytes: limits.max_body_bytes,
-        max_depth: limits.max_xml_depth,
-        max_elements: limits.max_xml_elements,
-        ..duis::Limits::default()
-    };
-    let metrics = Metrics::new();
-    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
-        .first()
-        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp())
-    {
-        metrics.certificate_expires("tls_server", not_after);
-    }
-    let routing = routing::open(config, &registry).await?;
-    let (routing, raised, pending) = match routing {
+    let replay_path = config.state.dir.join("replay.journal");
+    let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
+    let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
+    let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
+    let (routing, raised, pending) = match routing::open(config, &loaded.registry).await? {
         Some((r, raised, pending)) => (Some(r), Some(raised), Some(pending)),
         None => (None, None, None),
     };
-    let loaded = Loaded {
-        register,
-        registry,
-        user_certs,
+    let state = State::new(loaded, metrics.clone(), raised);
+    let parts = Parts {
+        state: Arc::clone(&state),
         replay,
-        changes,
-        user_changes,
         signer,
         audit,
         routing,
-        raised,
     };
-    let gateway = Gateway::new(loaded, xml_limits, metrics.clone());
+    let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     let outbox = match pending {
         Some(pending) => Some(routing::start(config, &gateway, pending).await?),
         None => None,
     };
-    routing::raise_owed(&gateway, owed).await?;
+    state.raise_owed(owed).await?;
+    serve(config, tls_config, gateway, state, outbox).await
+}
 
+/// Binds both listeners and serves until shut down.
+async fn serve(
+    config: &Config,
+    tls_config: rustls::ServerConfig,
+    gateway: Arc<Gateway>,
+    state: Arc<State>,
+    outbox: Option<Arc<crate::outbox::Outbox>>,
+) -> Result<Running, StartError> {
     let listener = bind(config.listen.addr).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen.addr,
-        source,
-    })?;
+    let addr = local_addr(&listener, config.listen.addr)?;
     let admin_listener = bind(config.listen.admin_addr).await?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.listen.admin_addr,
-            source,
-        })?;
-
+    let admin_addr = local_addr(&admin_listener, config.listen.admin_addr)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
-    let token = match &config.admin.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|source| StartError::AdminToken {
-                    path: path.clone(),
-                    source,
-                })?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
+    let admin = admin::Admin {
+        metrics: gateway.metrics.clone(),
+        state,
+        token: admin_token(config)?,
+        outbox: outbox.clone(),
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
-        admin::Admin {
-            metrics: metrics.clone(),
-            gateway: gateway.clone(),
-            token,
-            outbox: outbox.clone(),
-        },
+        admin,
         shutdown_rx.clone(),
         stopped_rx,
     ));
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    let limits = config.limits.clone();
     let task = tokio::spawn({
         let gateway = gateway.clone();
         async move {
@@ -306,6 +209,67 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         shutdown,
         task,
     })
+}
+
+/// Where the state's files are, from the configuration.
+fn state_files(config: &Config) -> state::Files {
+    state::Files {
+        users: config.registration.users.clone(),
+        devices: config.registration.devices.clone(),
+        registrations: config.registration.registrations.clone(),
+        user_certs: config.signatures.user_certs.clone(),
+        trust_anchors: config.signatures.trust_anchors.clone(),
+        changes: config.state.dir.join("registry-changes.journal"),
+        user_changes: config.state.dir.join("user-changes.journal"),
+    }
+}
+
+fn xml_limits(limits: &Limits) -> duis::Limits {
+    duis::Limits {
+        max_bytes: limits.max_body_bytes,
+        max_depth: limits.max_xml_depth,
+        max_elements: limits.max_xml_elements,
+        ..duis::Limits::default()
+    }
+}
+
+/// The TLS server certificate's expiry, for the operators' dashboard.
+fn record_tls_expiry(config: &Config, metrics: &Metrics) -> Result<(), StartError> {
+    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
+        .first()
+        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+    {
+        metrics.certificate_expires("tls_server", not_after);
+    }
+    Ok(())
+}
+
+/// The admin API's bearer token, when one is configured.
+fn admin_token(config: &Config) -> Result<Option<String>, StartError> {
+    let Some(path) = &config.admin.token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::AdminToken {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(text.trim().to_owned()))
+}
+
+/// Runs blocking start-up work (journals, files) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StartError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(StartError::Task)
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -120,8 +120,8 @@ pub(super) async fn start(
         let gateway = Arc::clone(gateway);
         move |user: &crate::domain::UserId| {
             gateway
-                .register
-                .load()
+                .state
+                .register()
                 .get(user)
                 .and_then(|u| u.response_url.clone())
         }
@@ -187,40 +187,4 @@ pub(super) async fn start(
         }
     }
     Ok(outbox)
-}
-
-/// Raises again the DCC Alerts of the change batches the change log still owes (journalled, but
-/// not marked as in the outbox at the last stop), in order, before any new change can be made.
-/// Without routing there is nowhere to send them: they are marked as done, so that turning
-/// routing on later does not raise every change made meanwhile.
-pub(super) async fn raise_owed(
-    gateway: &Gateway,
-    owed: Vec<ChangeAlerts>,
-) -> Result<(), StartError> {
-    let Some(last) = owed.last().map(|b| b.seq) else {
-        return Ok(());
-    };
-    let Some(raised) = &gateway.raised else {
-        return gateway
-            .changes
-            .mark_alerted(last)
-            .await
-            .map_err(StartError::Journal);
-    };
-    let count = i64::try_from(owed.len()).unwrap_or(i64::MAX);
-    gateway.metrics.alerts.owed_change_batches.add(count);
-    tracing::info!(
-        batches = owed.len(),
-        "Registration changes whose DCC Alerts were not all sent at the last stop; raising them again."
-    );
-    for batch in owed {
-        // The replies task runs (started with the outbox): each send waits only for room.
-        if raised.send(batch).await.is_err() {
-            tracing::error!(
-                "The replies task has stopped; owed DCC Alerts wait for the next start."
-            );
-            break;
-        }
-    }
-    Ok(())
 }

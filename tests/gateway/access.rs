@@ -346,8 +346,8 @@ async fn the_registry_compacts_itself_behind_live_changes() {
     })
     .await;
     let gateway = gw.running.gateway.clone();
-    gateway.compaction.set_bound(1);
-    let mut finished = gateway.compaction.subscribe();
+    gateway.state.compaction().set_bound(1);
+    let mut finished = gateway.state.compaction().subscribe();
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let cos = format!(
         r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
@@ -360,7 +360,7 @@ async fn the_registry_compacts_itself_behind_live_changes() {
         .await
         .expect("no compaction finished")
         .unwrap();
-    assert_eq!(gateway.registry.load().overlay_len(), 0);
+    assert_eq!(gateway.state.registry().overlay_len(), 0);
     assert_eq!(read(&gw, "supplier2", SUPPLIER2, DEMO_ESME).await, "I99");
     assert_eq!(read(&gw, "supplier", SUPPLIER, DEMO_ESME).await, "E4");
     assert_eq!(

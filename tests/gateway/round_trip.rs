@@ -336,7 +336,12 @@ async fn a_dcc_alert_that_concerns_nobody_is_counted_and_its_batch_is_still_mark
             status: DeviceStatus::Suspended,
         },
     ];
-    gw.running.gateway.apply_changes(&batch).await.unwrap();
+    gw.running
+        .gateway
+        .state
+        .apply_changes(&batch)
+        .await
+        .unwrap();
     let want = [
         r#"dccgw_alerts_unrouted_total{kind="dcc"} 1"#,
         "dccgw_alerts_owed_change_batches 0",

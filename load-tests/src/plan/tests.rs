@@ -98,8 +98,8 @@ fn the_gateway_would_permit_every_planned_request() {
     let s = scenario();
     let pop = Population::new(2_000, 4);
     let dir = tempfile::tempdir().unwrap();
-    let files = dccgw::registry::generate::generate(dir.path(), &pop.spec).unwrap();
-    let snapshot = dccgw::registry::load(&files.devices, &files.registrations).unwrap();
+    let files = dccgw::state::generate::generate(dir.path(), &pop.spec).unwrap();
+    let snapshot = dccgw::state::load::registry(&files.devices, &files.registrations).unwrap();
     let wd = crate::setup::Workdir::new(dir.path());
     crate::setup::write_users(&wd, &pop, "https://localhost:1/").unwrap();
     let register =

@@ -13,8 +13,8 @@ fn public_requests_pass_the_device_type_check() {
     let Some(anchors) = anchors() else { return };
     let dir = tempfile::tempdir().unwrap();
     crate::demo::write_registers(dir.path(), None).unwrap();
-    let register = PartyRegister::load(&dir.path().join("users.csv")).unwrap();
-    let registry = crate::registry::load(
+    let register = crate::state::load::users(&dir.path().join("users.csv")).unwrap();
+    let registry = crate::state::load::registry(
         &dir.path().join("devices.csv"),
         &dir.path().join("registrations.csv"),
     )

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::super::generate::{generate, Synthetic};
 use super::super::*;
+use crate::state::generate::{self, generate, Synthetic};
+use crate::state::load::registry as load;
 
 fn small() -> (Synthetic, Snapshot) {
     let spec = Synthetic {

@@ -1,8 +1,8 @@
 mod change;
-mod compaction;
 
-use super::generate::{generate, Synthetic};
 use super::*;
+use crate::state::generate::{generate, Synthetic};
+use crate::state::load::registry as load;
 
 use std::path::Path;
 

@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 
 use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
 
-use super::base::mix;
-use super::load::{DEVICE_COLUMNS, REGISTRATION_COLUMNS};
-use super::{CspRegion, DeviceRecord, Registration, RegistryError};
+use crate::registry::{
+    mix, CspRegion, DeviceRecord, Registration, RegistryError, DEVICE_COLUMNS, REGISTRATION_COLUMNS,
+};
 
 /// 2024-01-01T00:00:00Z.
 pub const EPOCH: i64 = 1_704_067_200;

@@ -1,7 +1,10 @@
 //! The compaction trigger and hand-over (`Compaction`).
 
-use super::super::generate::{generate, Synthetic};
-use super::super::*;
+use super::*;
+use crate::domain::DeviceStatus;
+use crate::registry::{Change, Snapshot};
+use crate::state::generate::{generate, Synthetic};
+use crate::state::load::registry as load;
 
 fn small() -> (Synthetic, Snapshot) {
     let spec = Synthetic {

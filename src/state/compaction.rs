@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-use super::{Change, ChangeError, Snapshot};
+use crate::registry::{Change, ChangeError, Snapshot};
 
 /// The default overlay bound (changed devices plus changed meter points). Every change copies
 /// the overlay, so a change costs O(overlay); at this size a copy is a few milliseconds.

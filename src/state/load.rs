@@ -1,0 +1,227 @@
+//! The registers, the registration cache and the certificate store read from their files, then
+//! every journalled change replayed over them: what a start builds before it serves. Blocking
+//! and CPU-heavy: [`open`] runs each step off the async workers.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::alerts::{self, ChangeAlerts};
+use crate::certstore::{CertStore, TrustAnchor};
+use crate::register::{PartyRegister, RegisterError};
+use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
+use crate::store::{ChangeLog, ChangeLogError, UserChangeLog, UserChangeLogError};
+
+/// Files bigger than this under a certificate directory are not certificates; they are skipped
+/// unread.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Where the state's files are.
+#[derive(Clone, Debug)]
+pub struct Files {
+    pub users: PathBuf,
+    pub devices: PathBuf,
+    pub registrations: PathBuf,
+    /// The directory of User XML-signing certificates.
+    pub user_certs: PathBuf,
+    /// PEM files of the SMKI trust anchors the certificates must chain to.
+    pub trust_anchors: Vec<PathBuf>,
+    /// The registration change log.
+    pub changes: PathBuf,
+    /// The User change log.
+    pub user_changes: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    CertStore(#[from] CertStoreError),
+    #[error(transparent)]
+    ChangeLog(#[from] ChangeLogError),
+    #[error(transparent)]
+    UserChangeLog(#[from] UserChangeLogError),
+    #[error("journalled change batch {index} no longer applies to the registration files; fix the files or the log before starting")]
+    ChangeReplay {
+        index: usize,
+        #[source]
+        source: ChangeError,
+    },
+    #[error("a loading task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertStoreError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a usable trust anchor")]
+    Anchor { path: PathBuf },
+}
+
+/// What a start has loaded: the state in force and its logs.
+pub struct Loaded {
+    pub register: PartyRegister,
+    pub registry: Snapshot,
+    pub user_certs: CertStore,
+    pub changes: ChangeLog,
+    pub user_changes: UserChangeLog,
+}
+
+/// Loads every file and replays both change logs over them. Also returns the DCC Alerts of the
+/// change batches whose alerts were not all sent before the last stop, to be raised again.
+pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadError> {
+    let path = files.users.clone();
+    let register = blocking(move || users(&path).map_err(LoadError::from)).await?;
+    let f = files.clone();
+    let (registry, changes, owed) = blocking(move || registry_with_changes(&f)).await?;
+    let f = files.clone();
+    let (user_changes, register, user_certs) = blocking(move || {
+        let mut anchors = Vec::new();
+        for path in &f.trust_anchors {
+            anchors.extend(trust_anchors(path)?);
+        }
+        let certs = certs(&f.user_certs, anchors)?;
+        Ok(UserChangeLog::open_and_replay(
+            &f.user_changes,
+            register,
+            certs,
+        )?)
+    })
+    .await?;
+    let loaded = Loaded {
+        register,
+        registry,
+        user_certs,
+        changes,
+        user_changes,
+    };
+    Ok((loaded, owed))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(LoadError::Task)?
+}
+
+/// The registration files, then every journalled batch of live changes over them, in order; the
+/// DCC Alerts of the batches after the change log's mark are derived again on the way.
+fn registry_with_changes(
+    files: &Files,
+) -> Result<(Snapshot, ChangeLog, Vec<ChangeAlerts>), LoadError> {
+    let mut snapshot = registry(&files.devices, &files.registrations)?;
+    let (log, replayed) = ChangeLog::open(&files.changes)?;
+    let mut owed = Vec::new();
+    for (index, batch) in replayed.batches.into_iter().enumerate() {
+        let replay = |source| LoadError::ChangeReplay { index, source };
+        match (batch.seq, batch.at) {
+            (Some(seq), Some(at)) if batch.owes_alerts(replayed.alerted) => {
+                let (next, events) =
+                    alerts::apply_batch(&snapshot, &batch.changes).map_err(replay)?;
+                snapshot = next;
+                if !events.is_empty() {
+                    owed.push(ChangeAlerts { seq, at, events });
+                }
+            }
+            _ => snapshot = snapshot.apply_all(&batch.changes).map_err(replay)?,
+        }
+    }
+    Ok((snapshot, log, owed))
+}
+
+/// A registration file on disk, read by range.
+pub struct FileSource(pub PathBuf);
+
+impl Source for FileSource {
+    fn name(&self) -> &Path {
+        &self.0
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(std::fs::metadata(&self.0)?.len())
+    }
+
+    fn range(&self, start: u64, end: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let mut f = File::open(&self.0)?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(Box::new(f.take(end.saturating_sub(start))))
+    }
+}
+
+/// `devices.csv` and `registrations.csv` into a snapshot (`schemas/devices.md`,
+/// `schemas/registrations.md`).
+pub fn registry(devices: &Path, registrations: &Path) -> Result<Snapshot, RegistryError> {
+    registry::load(
+        &FileSource(devices.to_owned()),
+        &FileSource(registrations.to_owned()),
+    )
+}
+
+/// `users.csv` (`schemas/users.md`).
+pub fn users(path: &Path) -> Result<PartyRegister, RegisterError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegisterError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    PartyRegister::parse(&text)
+}
+
+/// Every certificate in a PEM file, as trust anchors.
+pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
+    let pem = std::fs::read(path).map_err(|source| CertStoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let anchors = TrustAnchor::from_pem(&pem);
+    if anchors.is_empty() {
+        return Err(CertStoreError::Anchor {
+            path: path.to_owned(),
+        });
+    }
+    Ok(anchors)
+}
+
+/// Every certificate in every `*.pem` file under `dir` (recursively), checked against
+/// `anchors`. Files that hold no certificate (keys) are passed over; certificates without an
+/// SMKI identity are skipped with a warning, since no signature could name them usefully.
+pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertStoreError> {
+    let mut store = CertStore::new(anchors);
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "pem") || meta.len() > MAX_PEM_BYTES {
+                continue;
+            }
+            let pem = std::fs::read(&path).map_err(|source| CertStoreError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
+                if let Err(e) = store.add(der.as_ref(), &path) {
+                    tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
+                }
+            }
+        }
+    }
+    Ok(store)
+}

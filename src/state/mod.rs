@@ -1,0 +1,225 @@
+//! The state requests are decided against, and the one way it changes: the party register, the
+//! national registration cache and the store of User XML-signing certificates in force, each
+//! swapped whole (readers never wait, and one request sees one version of each), and the writers'
+//! path — a batch of changes is checked, journalled, and only then made visible; the DCC Alerts it
+//! calls for go to the replies task. Loading from files is [`load`]; folding the registry's
+//! overlay of changes into a new base in the background is [`Compaction`].
+
+mod compaction;
+pub mod generate;
+pub mod load;
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use crate::alerts::{self, ChangeAlerts};
+use crate::certstore::CertStore;
+use crate::metrics::Metrics;
+use crate::register::{self, PartyRegister, UserChange, UserChangeError};
+use crate::registry::{Change, ChangeError, Snapshot};
+use crate::store::{ChangeLog, JournalError, UserChangeLog};
+
+pub use compaction::{Compaction, COMPACT_OVERLAY_AT};
+pub use load::{CertStoreError, Files, LoadError, Loaded};
+
+/// Why a batch of changes was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the changes cannot apply")]
+    Invalid(#[source] ChangeError),
+    #[error("the user changes cannot apply")]
+    InvalidUser(#[source] UserChangeError),
+    #[error("the change log could not be written")]
+    Journal(#[source] JournalError),
+}
+
+/// The registers, the registry and the certificate store in force, and their writers' path.
+pub struct State {
+    register: ArcSwap<PartyRegister>,
+    /// Devices and registrations, swapped whole on each change.
+    registry: ArcSwap<Snapshot>,
+    /// User XML-signing certificates, by issuer and serial.
+    user_certs: ArcSwap<CertStore>,
+    /// Live registration changes, journalled before they apply.
+    changes: ChangeLog,
+    /// Live User changes (status, certificates), journalled before they apply.
+    user_changes: UserChangeLog,
+    /// When the registry's overlay is folded into a new base, in the background.
+    compaction: Compaction,
+    /// Serialises writers of all three (readers never wait).
+    change_lock: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+    /// The DCC Alerts registration changes call for, a batch at a time, for the replies task
+    /// (bounded: at the bound a change waits, and so does its admin caller). `None` without
+    /// routing: there is nowhere to send them.
+    raised: Option<mpsc::Sender<ChangeAlerts>>,
+}
+
+impl State {
+    /// The loaded state; `raised` takes the DCC Alerts of later changes.
+    pub fn new(
+        loaded: Loaded,
+        metrics: Metrics,
+        raised: Option<mpsc::Sender<ChangeAlerts>>,
+    ) -> Arc<Self> {
+        let Loaded {
+            register,
+            registry,
+            user_certs,
+            changes,
+            user_changes,
+        } = loaded;
+        metrics.cache_loaded("users", register.len(), false);
+        metrics.cache_loaded("devices", registry.device_count(), false);
+        metrics.cache_loaded("registrations", registry.registration_count(), false);
+        metrics.cache_loaded("user_certs", user_certs.len(), false);
+        Arc::new(Self {
+            register: ArcSwap::from_pointee(register),
+            registry: ArcSwap::from_pointee(registry),
+            user_certs: ArcSwap::from_pointee(user_certs),
+            changes,
+            user_changes,
+            compaction: Compaction::default(),
+            change_lock: tokio::sync::Mutex::new(()),
+            metrics,
+            raised,
+        })
+    }
+
+    /// The party register in force.
+    pub fn register(&self) -> Guard<Arc<PartyRegister>> {
+        self.register.load()
+    }
+
+    /// Devices and registrations in force.
+    pub fn registry(&self) -> Arc<Snapshot> {
+        self.registry.load_full()
+    }
+
+    /// The User XML-signing certificates in force.
+    pub fn user_certs(&self) -> Guard<Arc<CertStore>> {
+        self.user_certs.load()
+    }
+
+    /// The registration change log, where the replies task marks how far the DCC Alerts of
+    /// its batches are out.
+    pub fn change_log(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// When the registry's overlay is compacted (operators' tools and tests set its bound).
+    pub fn compaction(&self) -> &Compaction {
+        &self.compaction
+    }
+
+    /// Applies a batch of registration changes atomically: checked against the current
+    /// snapshot, journalled, and only then made visible to requests (one swap). The DCC Alerts
+    /// the changes call for go to the replies task; should they not reach the outbox (a crash,
+    /// the task gone), the change log still owes them and the next start raises them again.
+    /// Once the overlay passes its bound, a compaction starts in the background.
+    pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
+        let _writer = self.change_lock.lock().await;
+        let current = self.registry.load_full();
+        let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
+        let at = OffsetDateTime::now_utc().unix_timestamp();
+        let seq = self
+            .changes
+            .append(at, batch)
+            .await
+            .map_err(ApplyError::Journal)?;
+        self.metrics
+            .cache_loaded("devices", next.device_count(), true);
+        self.metrics
+            .cache_loaded("registrations", next.registration_count(), true);
+        let next = Arc::new(next);
+        self.registry.store(Arc::clone(&next));
+        // After the swap, so that the replies task routes them against a snapshot with the
+        // batch in it (as after a restart).
+        if let (Some(raised), false) = (&self.raised, events.is_empty()) {
+            self.metrics.alerts.owed_change_batches.inc();
+            if raised.send(ChangeAlerts { seq, at, events }).await.is_err() {
+                tracing::error!(
+                    seq,
+                    "The replies task has stopped; this change's DCC Alerts are raised at the next start."
+                );
+            }
+        }
+        if self.compaction.after_change(&next, batch) {
+            tokio::spawn(Arc::clone(self).compact(next));
+        }
+        Ok(())
+    }
+
+    /// Folds `from`'s overlay into a new base off the async workers, then (as a writer) swaps
+    /// it in with the batches applied meanwhile. On failure the live snapshot simply stays.
+    async fn compact(self: Arc<Self>, from: Arc<Snapshot>) {
+        let overlay = from.overlay_len();
+        let compacted = tokio::task::spawn_blocking(move || from.compact()).await;
+        let _writer = self.change_lock.lock().await;
+        match compacted.map(|c| self.compaction.finish(c)) {
+            Ok(Ok(next)) => {
+                tracing::info!(overlay, "Registration cache compacted.");
+                self.registry.store(Arc::new(next));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Compaction result dropped: a change did not apply again.")
+            }
+            Err(e) => {
+                self.compaction.abandon();
+                tracing::error!(error = %e, "Compaction failed.");
+            }
+        }
+    }
+
+    /// Applies a batch of User changes (status, certificates) atomically and durably, as
+    /// `apply_changes` does registration changes. The store is swapped before the register, so
+    /// a batch that adds a certificate and lifts a suspension never admits a request early.
+    pub async fn apply_user_changes(&self, batch: &[UserChange]) -> Result<(), ApplyError> {
+        let _writer = self.change_lock.lock().await;
+        let (next_register, next_certs) =
+            register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
+                .map_err(ApplyError::InvalidUser)?;
+        self.user_changes
+            .append(batch)
+            .await
+            .map_err(ApplyError::Journal)?;
+        self.user_certs.store(Arc::new(next_certs));
+        self.register.store(Arc::new(next_register));
+        Ok(())
+    }
+
+    /// Raises again the DCC Alerts of the change batches the change log still owes (journalled,
+    /// but not marked as in the outbox at the last stop), in order, before any new change can be
+    /// made. Without routing there is nowhere to send them: they are marked as done, so that
+    /// turning routing on later does not raise every change made meanwhile.
+    pub async fn raise_owed(&self, owed: Vec<ChangeAlerts>) -> Result<(), JournalError> {
+        let Some(last) = owed.last().map(|b| b.seq) else {
+            return Ok(());
+        };
+        let Some(raised) = &self.raised else {
+            return self.changes.mark_alerted(last).await;
+        };
+        let count = i64::try_from(owed.len()).unwrap_or(i64::MAX);
+        self.metrics.alerts.owed_change_batches.add(count);
+        tracing::info!(
+            batches = owed.len(),
+            "Registration changes whose DCC Alerts were not all sent at the last stop; raising them again."
+        );
+        for batch in owed {
+            // The replies task runs (started with the outbox): each send waits only for room.
+            if raised.send(batch).await.is_err() {
+                tracing::error!(
+                    "The replies task has stopped; owed DCC Alerts wait for the next start."
+                );
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
