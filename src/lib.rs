@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod antireplay;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;

@@ -2,11 +2,11 @@
 //! a metric reason; and who caused it. `docs/response-codes.md` is the same table for people.
 //! The sender gets the code and a fixed text; the cause goes to the log.
 
+use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
-use crate::store::Replay;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -71,8 +71,37 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
-    #[error("the command could not be recorded before the acknowledgement")]
-    Pending(#[source] crate::commshub::DispatchError),
+    #[error("{resource} failed")]
+    Resource {
+        resource: Resource,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A resource of the gateway's own that a request needed and that failed: never the sender's
+/// fault. The cause travels with it, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Resource {
+    /// The anti-replay high-water mark could not be made durable.
+    #[error("the anti-replay journal")]
+    ReplayJournal,
+    /// The command could not be recorded before the acknowledgement.
+    #[error("the pending-command journal")]
+    PendingJournal,
+}
+
+impl Error {
+    /// A failure of one of the gateway's own resources, with its cause.
+    pub fn resource(
+        resource: Resource,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Resource {
+            resource,
+            source: Box::new(source),
+        }
+    }
 }
 
 impl Error {
@@ -109,7 +138,6 @@ impl Error {
             Self::Denied(Denial::DeviceType { .. }) => (E11, 400, "device_type"),
             Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
-            Self::Replay(Replay::Journal) => (E100, 503, "journal"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
@@ -118,18 +146,23 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
-            Self::Pending(_) => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::ReplayJournal,
+                ..
+            } => (E100, 503, "journal"),
+            Self::Resource {
+                resource: Resource::PendingJournal,
+                ..
+            } => (E100, 503, "pending_journal"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
-            Self::Timeout
-            | Self::SignAnswer
-            | Self::Replay(Replay::Journal)
-            | Self::Command(_)
-            | Self::Pending(_) => Cause::Gateway,
+            Self::Timeout | Self::SignAnswer | Self::Command(_) | Self::Resource { .. } => {
+                Cause::Gateway
+            }
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable

@@ -246,7 +246,7 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
-            Error::Replay(Replay::Journal),
+            Error::resource(Resource::ReplayJournal, std::io::Error::other("disk")),
             E100,
             503,
             "journal",

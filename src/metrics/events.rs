@@ -70,11 +70,21 @@ impl RequestAnswered<'_> {
             Some(error) => {
                 let (_, _, reason) = error.classify();
                 metrics.refusals.with_label_values(&[reason]).inc();
-                tracing::info!(
-                    code = %self.code, client = %self.peer.user_id, reason,
-                    cause = ?error.cause(), error = %error, elapsed_us,
-                    "Request refused."
-                );
+                if let Error::Resource { .. } = error {
+                    // The operator must act (a journal's disk): with the cause.
+                    let source = std::error::Error::source(error).map(|s| s.to_string());
+                    tracing::error!(
+                        code = %self.code, client = %self.peer.user_id, reason,
+                        error = %error, source, elapsed_us,
+                        "Request refused: the gateway failed."
+                    );
+                } else {
+                    tracing::info!(
+                        code = %self.code, client = %self.peer.user_id, reason,
+                        cause = ?error.cause(), error = %error, elapsed_us,
+                        "Request refused."
+                    );
+                }
                 reason
             }
         };

@@ -20,14 +20,14 @@ use crate::commshub::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::inventory;
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
-use crate::error::Error;
+use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::registry::Snapshot;
 use crate::replies::{self, FutureDated};
 use crate::routing::{self, Command, CommandSigner, SignedCommand};
 use crate::signer::Signer;
 use crate::state::State;
-use crate::store::{ChangeLog, ReplayGuard};
+use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
@@ -309,7 +309,12 @@ impl Gateway {
         self.replay
             .advance(&header.request_id, header.command_variant)
             .await
-            .map_err(|e| refuse(Error::Replay(e)))?;
+            .map_err(|e| {
+                refuse(match e {
+                    AdvanceError::Refused(r) => Error::Replay(r),
+                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+                })
+            })?;
         trace.lap(Stage::Replay);
         // Route and dispatch: the command is on disk before the I99 promises a response.
         if let Some((routing, command)) = command {
@@ -422,7 +427,7 @@ async fn route(
         .dispatcher
         .record(&command)
         .await
-        .map_err(Error::Pending)?;
+        .map_err(|e| Error::resource(Resource::PendingJournal, e))?;
     if request.execution_date_time.is_some() {
         routing
             .future_dated

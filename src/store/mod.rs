@@ -9,5 +9,5 @@ mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
-pub use replay::{Replay, ReplayGuard};
+pub use replay::{AdvanceError, ReplayGuard};
 pub use user_changes::{UserChangeLog, UserChangeLogError};

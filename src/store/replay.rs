@@ -1,7 +1,5 @@
-//! Anti-replay: each originator's counter must be strictly greater than the last one accepted
-//! from it, except that a Command Variant 5 request (the signed pre-command) reuses the RequestID
-//! of the Command Variant 4 request that asked for it. High-water marks are journalled before the
-//! request is accepted, so they hold across restarts.
+//! Anti-replay high-water marks (the rule is `antireplay`'s): one mark per originator, journalled
+//! before the request is accepted, so they hold across restarts.
 
 use std::path::Path;
 
@@ -9,15 +7,8 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{rewrite, Journal, JournalError};
-use crate::domain::{CommandVariant, DeviceId, RequestId, UserId};
-
-/// The last counter accepted from one originator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Mark {
-    counter: u64,
-    /// Set when that request was a Command Variant 4 for this target: its CV5 may reuse it.
-    pre_command_for: Option<DeviceId>,
-}
+use crate::antireplay::{self, Mark, Replay};
+use crate::domain::{CommandVariant, RequestId, UserId};
 
 #[derive(Serialize, Deserialize)]
 struct Record {
@@ -26,13 +17,13 @@ struct Record {
     mark: Mark,
 }
 
-/// Why a counter was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Replay {
-    #[error("counter {counter} is not above {last}, the last accepted from this originator")]
-    NotIncreasing { counter: u64, last: u64 },
+/// Why a counter was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdvanceError {
+    #[error(transparent)]
+    Refused(#[from] Replay),
     #[error("the high-water mark could not be made durable")]
-    Journal,
+    Journal(#[source] JournalError),
 }
 
 pub struct ReplayGuard {
@@ -66,40 +57,24 @@ impl ReplayGuard {
 
     /// Accepts `id`'s counter if it is new for its originator (or is the CV5 twin of the last
     /// CV4), records it durably, and only then returns.
-    pub async fn advance(&self, id: &RequestId, cv: CommandVariant) -> Result<(), Replay> {
-        let mark = Mark {
-            counter: id.counter,
-            pre_command_for: (cv.get() == 4).then_some(id.target),
-        };
-        {
+    pub async fn advance(&self, id: &RequestId, cv: CommandVariant) -> Result<(), AdvanceError> {
+        let mark = {
             // The entry lock makes check-and-set atomic; it is dropped before the await.
-            let mut entry = self.marks.entry(id.originator).or_insert(Mark {
-                counter: 0,
-                pre_command_for: None,
-            });
-            let last = *entry;
-            let fresh = id.counter > last.counter || (last.counter == 0 && id.counter == 0);
-            let cv5_twin = cv.get() == 5
-                && id.counter == last.counter
-                && last.pre_command_for == Some(id.target);
-            if !fresh && !cv5_twin {
-                return Err(Replay::NotIncreasing {
-                    counter: id.counter,
-                    last: last.counter,
-                });
-            }
+            let mut entry = self.marks.entry(id.originator).or_default();
+            let mark = antireplay::admit(*entry, id, cv)?;
             *entry = mark;
-        }
+            mark
+        };
         let record = Record {
             originator: id.originator,
             mark,
         };
         // Serialising this struct of plain values cannot fail.
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
-        self.journal.append(bytes).await.map_err(|e| {
-            tracing::error!(error = %e, "Anti-replay journal write failed.");
-            Replay::Journal
-        })
+        self.journal
+            .append(bytes)
+            .await
+            .map_err(AdvanceError::Journal)
     }
 }
 
@@ -141,13 +116,13 @@ mod tests {
         let guard = ReplayGuard::open(&path).unwrap();
         guard.advance(&id(10, ESME), cv(1)).await.unwrap();
         guard.advance(&id(11, GSME), cv(1)).await.unwrap();
-        assert_eq!(
+        assert!(matches!(
             guard.advance(&id(11, ESME), cv(1)).await,
-            Err(Replay::NotIncreasing {
+            Err(AdvanceError::Refused(Replay::NotIncreasing {
                 counter: 11,
                 last: 11
-            })
-        );
+            }))
+        ));
         assert!(guard.advance(&id(5, ESME), cv(1)).await.is_err());
         // The CV4 → CV5 pair shares one RequestID; only for the same target, only once after.
         guard.advance(&id(20, ESME), cv(4)).await.unwrap();
@@ -157,13 +132,13 @@ mod tests {
         drop(guard);
 
         let guard = ReplayGuard::open(&path).unwrap();
-        assert_eq!(
+        assert!(matches!(
             guard.advance(&id(20, ESME), cv(1)).await,
-            Err(Replay::NotIncreasing {
+            Err(AdvanceError::Refused(Replay::NotIncreasing {
                 counter: 20,
                 last: 20
-            })
-        );
+            }))
+        ));
         guard.advance(&id(21, ESME), cv(1)).await.unwrap();
         // Another originator has its own counter.
         let other: RequestId = format!("90-B3-D5-1F-30-02-00-00:{ESME}:1").parse().unwrap();
