@@ -9,7 +9,7 @@ use crate::duis::outbound::{
 };
 use crate::registry::{DeviceRecord, Snapshot};
 
-use super::route::{audience_at, meter_points_behind, push_registered, push_unique};
+use super::route::{audience_at, push_registered, push_unique};
 use super::{AlertsError, Audience, Recipient};
 
 /// An event the gateway tells Users about with a DCC Alert.
@@ -186,7 +186,8 @@ fn unix(t: i64) -> Result<OffsetDateTime, AlertsError> {
 
 /// One [`DccEvent::PowerOutage`] per meter point behind `hub`.
 pub fn power_outage_events(hub: DeviceId, registry: &Snapshot, started: i64) -> Vec<DccEvent> {
-    meter_points_behind(hub, registry)
+    registry
+        .meter_points_behind(hub)
         .into_iter()
         .map(|mpxn| DccEvent::PowerOutage { hub, mpxn, started })
         .collect()

@@ -30,10 +30,7 @@ use crate::duis::outbound::{DccAlertCode, WriteError};
 pub use changes::{apply_batch, events_for_change, ChangeAlerts, ChangeProgress, Mark};
 pub use dcc::{dcc_recipients, power_outage_events, status_change, DccAlert, DccEvent};
 pub use fanout::{AlertKind, AlertMessage, Fanned, Fanout, FutureDatedAlert};
-pub use route::{
-    audience_at, meter_points, meter_points_behind, network_operator_role, route, supplier_role,
-    DeviceAlert, Recipient,
-};
+pub use route::{audience_at, network_operator_role, route, supplier_role, DeviceAlert, Recipient};
 pub use table::{Audience, CodeRange, RouteRule, RoutingTable, BUILTIN_RULES};
 pub use throttle::{Offer, Released, Throttle, ThrottleConfig};
 

@@ -58,7 +58,7 @@ pub fn audience_at(
     at: i64,
 ) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
-    for mpxn in meter_points(device, registry) {
+    for mpxn in registry.deciding_meter_points(device) {
         if audience.includes_supplier() {
             push_registered(&mut out, registry, mpxn, supplier_role(mpxn), at);
         }
@@ -87,26 +87,6 @@ pub(super) fn push_unique(out: &mut Vec<Recipient>, user: UserId, role: Option<U
     if !out.iter().any(|r| r.user == user) {
         out.push(Recipient { user, role });
     }
-}
-
-/// The meter points whose registrations decide: the device's own; for a device without one (a
-/// comms hub, a PPMID, an IHD) those of the meters behind the same hub, in order.
-pub fn meter_points(device: &DeviceRecord, registry: &Snapshot) -> Vec<Mpxn> {
-    if let Some(m) = device.mpxn {
-        return vec![m];
-    }
-    meter_points_behind(device.chf.unwrap_or(device.id), registry)
-}
-
-/// The meter points of the meters behind the comms hub `hub`, in order, each once.
-pub fn meter_points_behind(hub: DeviceId, registry: &Snapshot) -> Vec<Mpxn> {
-    let mut out: Vec<Mpxn> = registry
-        .devices_behind(hub)
-        .filter_map(|d| d.mpxn)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// The supplier role for a meter point: Import Supplier (MPAN) or Gas Supplier (MPRN).

@@ -20,9 +20,9 @@
 //!   cases that carry it (`schemas/README.md`).
 
 use crate::catalogue::SrvEntry;
-use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, Srv, UserId, UserRole};
+use crate::domain::{DeviceId, DeviceStatus, DeviceType, Srv, UserId, UserRole};
 use crate::register::{EligibilityClass, PartyRegister, UserStatus};
-use crate::registry::{DeviceRecord, Snapshot};
+use crate::registry::Snapshot;
 
 #[cfg(test)]
 mod tests;
@@ -152,7 +152,7 @@ pub fn authorize(
         });
     }
     // E4: registered for the device's meter point(s) at the execution time, in one of the roles.
-    let mpxns = deciding_meter_points(&device, registry);
+    let mpxns = registry.deciding_meter_points(&device);
     let role = roles
         .iter()
         .copied()
@@ -170,21 +170,6 @@ pub fn authorize(
         return Err(Denial::DeviceStatus(device.status));
     }
     Ok(permit(role, Some(device.id)))
-}
-
-/// The meter points whose registrations decide access to `device`.
-fn deciding_meter_points(device: &DeviceRecord, registry: &Snapshot) -> Vec<Mpxn> {
-    if let Some(m) = device.mpxn {
-        return vec![m];
-    }
-    let hub = device.chf.unwrap_or(device.id);
-    let mut out: Vec<Mpxn> = registry
-        .devices_behind(hub)
-        .filter_map(|d| d.mpxn)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 fn status_allows(status: DeviceStatus, entry: &SrvEntry) -> bool {

@@ -339,6 +339,24 @@ impl Snapshot {
         base.chain(self.overlay.devices_behind(chf))
     }
 
+    /// The meter points whose registrations decide who may act for `device` and who hears its
+    /// alerts: the device's own; for a device without one (a comms hub, a PPMID, an IHD) those
+    /// of the meters behind the same hub, in order, each once.
+    pub fn deciding_meter_points(&self, device: &DeviceRecord) -> Vec<Mpxn> {
+        match device.mpxn {
+            Some(m) => vec![m],
+            None => self.meter_points_behind(device.chf.unwrap_or(device.id)),
+        }
+    }
+
+    /// The meter points of the meters behind the comms hub `hub`, in order, each once.
+    pub fn meter_points_behind(&self, hub: DeviceId) -> Vec<Mpxn> {
+        let mut out: Vec<Mpxn> = self.devices_behind(hub).filter_map(|d| d.mpxn).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Every device, in no particular order (the comms-hub simulator walks the fleet once).
     pub fn devices(&self) -> impl Iterator<Item = DeviceRecord> + '_ {
         let base = self

@@ -6,8 +6,8 @@ mod anchors;
 
 use super::*;
 use crate::catalogue::Catalogue;
-use crate::domain::{DeviceType, Eui64};
-use crate::registry::{Change, CspRegion, Registration};
+use crate::domain::{DeviceType, Eui64, Mpxn};
+use crate::registry::{Change, CspRegion, DeviceRecord, Registration};
 
 const SUP1: &str = "90-B3-D5-1F-30-01-00-00";
 const SUP2: &str = "90-B3-D5-1F-30-03-00-00";
