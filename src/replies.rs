@@ -17,7 +17,7 @@ use crate::alerts::{
     FutureDatedAlert,
 };
 use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
-use crate::domain::{DeviceId, RequestId, Srv};
+use crate::domain::{RequestId, Srv};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
@@ -121,7 +121,6 @@ pub async fn run(
 struct Waiting {
     receipt: Receipt,
     owed: usize,
-    device: DeviceId,
 }
 
 struct Replies {
@@ -129,7 +128,7 @@ struct Replies {
     outbox: Arc<Outbox>,
     next_alert: u64,
     /// Hub events whose alert copies are not all in the outbox yet (some held by throttling):
-    /// the receipt, the copies still owed and the device that raised it.
+    /// the receipt and the copies still owed.
     waiting: HashMap<u64, Waiting>,
     /// Which batches of registration changes have all their DCC Alerts in the outbox: the
     /// change log's mark follows it.
@@ -176,6 +175,7 @@ impl Replies {
             user: o.request_id.originator,
             kind: OutboundKind::Response {
                 request_id: o.request_id,
+                code: outcome.code(),
             },
             body,
             raised_at: o.at.saturating_mul(1000),
@@ -241,14 +241,7 @@ impl Replies {
                 };
                 match Fanout::future_dated(&alert, now()) {
                     Ok(m) => {
-                        self.waiting.insert(
-                            id,
-                            Waiting {
-                                receipt,
-                                owed: 1,
-                                device,
-                            },
-                        );
+                        self.waiting.insert(id, Waiting { receipt, owed: 1 });
                         vec![m]
                     }
                     Err(e) => {
@@ -281,14 +274,7 @@ impl Replies {
         match fanout.device_alert(alert, &registry, now()) {
             Ok(fanned) => {
                 let owed = fanned.messages.len() + fanned.held.len();
-                self.waiting.insert(
-                    alert.id,
-                    Waiting {
-                        receipt,
-                        owed,
-                        device: alert.device,
-                    },
-                );
+                self.waiting.insert(alert.id, Waiting { receipt, owed });
                 fanned.messages
             }
             Err(e) => {
@@ -365,45 +351,20 @@ impl Replies {
                 unsigned[i] = true;
                 continue;
             };
-            // The device that raised it: every device alert's ID is held in `waiting` until
-            // its copies are all out.
-            let device = std::iter::once(&m.alert_id)
-                .chain(&m.covers)
-                .find_map(|id| self.waiting.get(id))
-                .map(|w| w.device);
-            let kind = match (&m.kind, device) {
-                (AlertKind::Device(code), Some(device)) => OutboundKind::DeviceAlert {
-                    code: *code,
+            let kind = match m.kind {
+                AlertKind::Device { code, device } => OutboundKind::DeviceAlert {
+                    code,
                     device,
                     request_id: None,
                 },
-                (AlertKind::FutureDated { code, request_id }, Some(device)) => {
-                    OutboundKind::DeviceAlert {
-                        code: *code,
-                        device,
-                        request_id: Some(*request_id),
-                    }
-                }
-                (AlertKind::Device(_) | AlertKind::FutureDated { .. }, None) => {
-                    tracing::error!(
-                        alert = m.alert_id,
-                        "A device alert lost track of its device."
-                    );
-                    continue;
-                }
-                (AlertKind::Dcc(_), _) => match m.kind.code_label().parse() {
-                    Ok(code) => OutboundKind::DccAlert { code },
-                    Err(e) => {
-                        tracing::error!(error = %e, alert = m.alert_id, "A DCC alert code the outbox does not take.");
-                        continue;
-                    }
+                AlertKind::FutureDated { code, request_id } => OutboundKind::DeviceAlert {
+                    code,
+                    device: request_id.target,
+                    request_id: Some(request_id),
                 },
+                AlertKind::Dcc(code) => OutboundKind::DccAlert { code },
             };
-            let kind_label = match &m.kind {
-                AlertKind::Device(_) => "device",
-                AlertKind::FutureDated { .. } => "future_dated",
-                AlertKind::Dcc(_) => "dcc",
-            };
+            let kind_label = m.kind.label();
             self.gateway
                 .metrics()
                 .alerts

@@ -111,7 +111,10 @@ fn response(outbox: &Outbox, user: UserId, counter: u64) -> Outbound {
     Outbound {
         id: outbox.next_id(),
         user,
-        kind: OutboundKind::Response { request_id },
+        kind: OutboundKind::Response {
+            request_id,
+            code: dccgw::domain::ResponseCode::I0,
+        },
         body: response_xml(&request_id, "I0"),
         raised_at: 0,
     }

@@ -81,7 +81,7 @@ fn no_outbox() -> Response<Full<Bytes>> {
 /// One dead letter as the API lists it (times in unix milliseconds).
 fn listed(d: &DeadLetter) -> serde_json::Value {
     let (kind, about) = match d.kind {
-        OutboundKind::Response { request_id } => ("response", request_id.to_string()),
+        OutboundKind::Response { request_id, .. } => ("response", request_id.to_string()),
         OutboundKind::DeviceAlert { code, device, .. } => {
             ("device_alert", format!("{code:04X} from {device}"))
         }

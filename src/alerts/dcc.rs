@@ -3,9 +3,11 @@
 
 use time::OffsetDateTime;
 
-use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, RequestId, UserId, UserRole};
+use crate::domain::{
+    DccAlertCode, DeviceId, DeviceStatus, DeviceType, Mpxn, RequestId, UserId, UserRole,
+};
 use crate::duis::outbound::{
-    DccAlertBody, DccAlertCode, DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach,
+    DccAlertBody, DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach,
 };
 use crate::registry::{DeviceRecord, Snapshot};
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::domain::{DeviceId, RequestId, Srv, UserId, UserRole, DCC_ID};
+use crate::domain::{DccAlertCode, DeviceId, RequestId, Srv, UserId, UserRole, DCC_ID};
 use crate::duis::outbound::{
-    write_dcc_alert, write_device_alert, write_future_dated_alert, DccAlertBody, DccAlertCode,
-    DccAlertOut, DeviceAlertOut, FutureDatedAlertCode, FutureDatedOut, Throttled,
+    write_dcc_alert, write_device_alert, write_future_dated_alert, DccAlertBody, DccAlertOut,
+    DeviceAlertOut, FutureDatedAlertCode, FutureDatedOut, Throttled,
 };
 use crate::registry::Snapshot;
 
@@ -21,9 +21,10 @@ use super::{AlertsConfig, AlertsError, RoutingTable};
 /// What kind of alert a message carries, and its code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AlertKind {
-    /// A Device Alert with this GBCS alert code.
-    Device(u16),
-    /// A future-dated execution alert (`0x8F66`/`0x8F67`) answering this request.
+    /// A Device Alert with this GBCS alert code, raised by this device.
+    Device { code: u16, device: DeviceId },
+    /// A future-dated execution alert (`0x8F66`/`0x8F67`) answering this request (whose target
+    /// is the device that ran it).
     FutureDated { code: u16, request_id: RequestId },
     /// A DCC Alert with this code.
     Dcc(DccAlertCode),
@@ -33,8 +34,17 @@ impl AlertKind {
     /// The code as DUIS writes it: `8F35`, `N4`, `AD1`.
     pub fn code_label(&self) -> String {
         match self {
-            Self::Device(code) | Self::FutureDated { code, .. } => format!("{code:04X}"),
+            Self::Device { code, .. } | Self::FutureDated { code, .. } => format!("{code:04X}"),
             Self::Dcc(code) => code.to_string(),
+        }
+    }
+
+    /// The closed set of metric labels (`metrics::ALERT_KINDS`).
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Self::Device { .. } => "device",
+            Self::FutureDated { .. } => "future_dated",
+            Self::Dcc(_) => "dcc",
         }
     }
 }
@@ -289,7 +299,10 @@ fn message(released: Released<Pending>, now: OffsetDateTime) -> AlertMessage {
                 payload,
             };
             (
-                AlertKind::Device(*code),
+                AlertKind::Device {
+                    code: *code,
+                    device: *device,
+                },
                 format!("{device}:{user}:{}", copy.alert_id),
                 write_device_alert(&out, now),
             )

@@ -24,8 +24,8 @@ mod tests;
 
 use serde::Deserialize;
 
-use crate::domain::DeviceId;
-use crate::duis::outbound::{DccAlertCode, WriteError};
+use crate::domain::{DccAlertCode, DeviceId};
+use crate::duis::outbound::WriteError;
 
 pub use changes::{apply_batch, events_for_change, ChangeAlerts, ChangeProgress, Mark};
 pub use dcc::{dcc_recipients, power_outage_events, status_change, DccAlert, DccEvent};

@@ -2,6 +2,7 @@
 //! parsed once at the edge into a type that cannot hold an invalid value. Nothing here does I/O,
 //! reads a clock or draws a random number.
 
+mod dcc_alert_code;
 mod device;
 mod eui64;
 mod request_id;
@@ -10,10 +11,11 @@ mod role;
 mod service;
 mod srv;
 
+pub use dcc_alert_code::{DccAlertCode, DccAlertCodeError, DccAlertFamily};
 pub use device::{DeviceError, DeviceStatus, DeviceType, Mpxn};
 pub use eui64::{Eui64, Eui64Error};
 pub use request_id::{RequestId, RequestIdError};
-pub use response_code::ResponseCode;
+pub use response_code::{ResponseCode, ResponseCodeError};
 pub use role::{RoleError, SmkiRole, UserRole};
 pub use service::DuisService;
 pub use srv::{CommandVariant, ServiceReference, Srv, SrvError};

@@ -131,6 +131,22 @@ impl ResponseCode {
     }
 }
 
+/// Not a code the gateway emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a response code the gateway emits")]
+pub struct ResponseCodeError;
+
+impl std::str::FromStr for ResponseCode {
+    type Err = ResponseCodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(ResponseCodeError)
+    }
+}
+
 impl fmt::Display for ResponseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -147,6 +163,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in ResponseCode::ALL {
             assert!(seen.insert(code.as_str()), "{code} twice");
+            assert_eq!(code.as_str().parse(), Ok(code));
             let s = code.as_str();
             assert!(s.starts_with('I') || s.starts_with('E'), "{s}");
         }

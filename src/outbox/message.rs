@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
-use crate::domain::{DeviceId, RequestId, UserId};
+use crate::domain::{DccAlertCode, DeviceId, RequestId, ResponseCode, UserId};
 
 /// An outbound message's identifier, unique within one outbox; shown as 16 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -31,8 +31,6 @@ impl fmt::Display for MessageId {
 pub enum MessageError {
     #[error("a message ID is 1 to 16 hex digits")]
     MessageId,
-    #[error("a DCC Alert code is AD or N followed by 1 to 999")]
-    DccAlertCode,
 }
 
 impl FromStr for MessageId {
@@ -48,79 +46,15 @@ impl FromStr for MessageId {
     }
 }
 
-/// The family letters of a DCC Alert code.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum DccAlertFamily {
-    /// `AD…`: anomaly detection (e.g. `AD1`, a quarantined request).
-    Ad,
-    /// `N…`: DCC notifications (e.g. `N12`; `N999`).
-    N,
-}
-
-/// A DCC Alert code as DUIS writes it: `AD1`, `N1` … `N65`, `N999`. Any number 1..=999 is
-/// accepted here so that codes added by a later DUIS version pass through.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct DccAlertCode {
-    family: DccAlertFamily,
-    number: u16,
-}
-
-impl DccAlertCode {
-    pub fn new(family: DccAlertFamily, number: u16) -> Result<Self, MessageError> {
-        if (1..=999).contains(&number) {
-            Ok(Self { family, number })
-        } else {
-            Err(MessageError::DccAlertCode)
-        }
-    }
-
-    pub const fn family(self) -> DccAlertFamily {
-        self.family
-    }
-
-    pub const fn number(self) -> u16 {
-        self.number
-    }
-}
-
-impl fmt::Display for DccAlertCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = match self.family {
-            DccAlertFamily::Ad => "AD",
-            DccAlertFamily::N => "N",
-        };
-        write!(f, "{prefix}{}", self.number)
-    }
-}
-
-impl FromStr for DccAlertCode {
-    type Err = MessageError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (family, digits) = if let Some(d) = s.strip_prefix("AD") {
-            (DccAlertFamily::Ad, d)
-        } else if let Some(d) = s.strip_prefix('N') {
-            (DccAlertFamily::N, d)
-        } else {
-            return Err(MessageError::DccAlertCode);
-        };
-        let canonical = !digits.is_empty()
-            && digits.len() <= 3
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if !canonical {
-            return Err(MessageError::DccAlertCode);
-        }
-        let number = digits.parse().map_err(|_| MessageError::DccAlertCode)?;
-        Self::new(family, number)
-    }
-}
-
 /// What a message is, for the operator's listing, the log and the metric label.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum OutboundKind {
-    /// A Service Response to a request (`I0` with the device's data, or `E20`/`E21`).
-    Response { request_id: RequestId },
+    /// A Service Response to a request, with its code (`I0` with the device's data, or
+    /// `E20`/`E21`).
+    Response {
+        request_id: RequestId,
+        code: ResponseCode,
+    },
     /// A Device Alert (`DeviceAlertMessage`), or a future-dated execution alert (`8F66`,
     /// `8F67`), which names the request it answers.
     DeviceAlert {
@@ -146,7 +80,7 @@ impl OutboundKind {
 impl fmt::Display for OutboundKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Response { request_id } => write!(f, "response to {request_id}"),
+            Self::Response { request_id, .. } => write!(f, "response to {request_id}"),
             Self::DeviceAlert {
                 code,
                 device,

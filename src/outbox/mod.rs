@@ -35,10 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{OutboxConfig, PROMISED_FIRST_RETRY_MS};
 pub use https::{HttpsTransport, TransportConfig, MESSAGE_ID_HEADER};
-pub use message::{
-    DccAlertCode, DccAlertFamily, DeadLetter, Message, MessageError, MessageId, Outbound,
-    OutboundKind,
-};
+pub use message::{DeadLetter, Message, MessageError, MessageId, Outbound, OutboundKind};
 pub use metrics::{no_hook, AttemptHook, AttemptOutcome, Attempted, NoHook, OutboxMetrics};
 pub use record::RecordError;
 pub use transport::{ChannelTransport, Endpoints, Handed, PostFuture, Transport, TransportError};

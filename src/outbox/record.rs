@@ -7,15 +7,17 @@
 //!          | 2 count (message dead)*             carried forward by compaction, with state
 //!          | 3 count event*                      outcomes and operator actions, in order
 //! message  = id:u64 user:[8] kind raised_at:i64 held_since:i64 len:u32 body
-//! kind     = 1 request_id | 2 code:u16 device:[8] (0 | 1 request_id) | 3 family:u8 number:u16
+//! kind     = 4 request_id code_len:u8 code | 2 code:u16 device:[8] (0 | 1 request_id)
+//!          | 3 family:u8 number:u16
+//!          | 1 request_id                      a response written before its code was recorded
 //! dead     = 0 | 1 at:i64
 //! event    = 1 id | 2 id at:i64 | 3 id at:i64 | 4 id     delivered, dead, revived, discarded
 //! ```
 
 use bytes::Bytes;
 
-use super::message::{DccAlertCode, DccAlertFamily, Message, MessageId, OutboundKind};
-use crate::domain::{Eui64, RequestId};
+use super::message::{Message, MessageId, OutboundKind};
+use crate::domain::{DccAlertCode, DccAlertFamily, Eui64, RequestId, ResponseCode};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Record {
@@ -42,6 +44,8 @@ pub enum RecordError {
     Trailing(usize),
     #[error("a DCC Alert code number is out of range")]
     DccAlertCode,
+    #[error("a response code is not one the gateway emits")]
+    ResponseCode,
 }
 
 /// Fixed bytes of a message before its body: the smallest a message can be.
@@ -50,7 +54,7 @@ const MESSAGE_HEAD: usize = 8 + 8 + 1 + 8 + 8 + 4;
 /// Bytes [`encode_message`] writes for `m`.
 pub(super) fn message_len(m: &Message) -> usize {
     let kind = match m.kind {
-        OutboundKind::Response { .. } => 24,
+        OutboundKind::Response { code, .. } => 25 + code.as_str().len(),
         OutboundKind::DeviceAlert { request_id, .. } => 11 + request_id.map_or(0, |_| 24),
         OutboundKind::DccAlert { .. } => 3,
     };
@@ -111,9 +115,13 @@ fn encode_message(m: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(&m.id.get().to_le_bytes());
     out.extend_from_slice(m.user.as_bytes());
     match m.kind {
-        OutboundKind::Response { request_id } => {
-            out.push(1);
+        OutboundKind::Response { request_id, code } => {
+            out.push(4);
             put_request_id(out, &request_id);
+            let code = code.as_str().as_bytes();
+            // Codes are a few ASCII characters.
+            out.push(code.len() as u8);
+            out.extend_from_slice(code);
         }
         OutboundKind::DeviceAlert {
             code,
@@ -219,9 +227,21 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, RecordError> {
 fn decode_message(r: &mut Reader<'_>) -> Result<Message, RecordError> {
     let id = MessageId::new(r.u64()?);
     let user = r.eui()?;
-    let kind = match r.u8()? {
+    let tag = r.u8()?;
+    let kind = match tag {
+        4 => {
+            let request_id = r.request_id()?;
+            let len = usize::from(r.u8()?);
+            let code = std::str::from_utf8(r.take(len)?)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .ok_or(RecordError::ResponseCode)?;
+            OutboundKind::Response { request_id, code }
+        }
+        // The code is read from the body below.
         1 => OutboundKind::Response {
             request_id: r.request_id()?,
+            code: ResponseCode::I0,
         },
         2 => OutboundKind::DeviceAlert {
             code: r.u16()?,
@@ -248,8 +268,8 @@ fn decode_message(r: &mut Reader<'_>) -> Result<Message, RecordError> {
                     })
                 }
             };
-            let code =
-                DccAlertCode::new(family, r.u16()?).map_err(|_| RecordError::DccAlertCode)?;
+            let code = DccAlertCode::from_parts(family, r.u16()?)
+                .map_err(|_| RecordError::DccAlertCode)?;
             OutboundKind::DccAlert { code }
         }
         tag => return Err(RecordError::Tag { field: "kind", tag }),
@@ -258,6 +278,13 @@ fn decode_message(r: &mut Reader<'_>) -> Result<Message, RecordError> {
     let held_since = r.i64()?;
     let len = r.u32()? as usize;
     let body = Bytes::copy_from_slice(r.take(len)?);
+    let kind = match kind {
+        OutboundKind::Response { request_id, .. } if tag == 1 => OutboundKind::Response {
+            request_id,
+            code: code_in_signed_response(&body).ok_or(RecordError::ResponseCode)?,
+        },
+        kind => kind,
+    };
     Ok(Message {
         id,
         user,
@@ -319,4 +346,15 @@ impl<'a> Reader<'a> {
             counter: self.u64()?,
         })
     }
+}
+
+/// The code in the header of a Service Response the gateway wrote and signed (the text of its
+/// first `ResponseCode` element): how a response recorded before its code was kept beside it
+/// gets its code back.
+fn code_in_signed_response(body: &[u8]) -> Option<ResponseCode> {
+    const TAG: &[u8] = b"ResponseCode>";
+    let start = body.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
+    let rest = body.get(start..)?;
+    let len = rest.iter().position(|&b| b == b'<')?;
+    std::str::from_utf8(rest.get(..len)?).ok()?.parse().ok()
 }

@@ -53,7 +53,10 @@ fn response(counter: u64) -> Message {
     Message {
         id: MessageId::new(0xABC0 + counter),
         user: SUPPLIER,
-        kind: OutboundKind::Response { request_id },
+        kind: OutboundKind::Response {
+            request_id,
+            code: crate::domain::ResponseCode::I0,
+        },
         body: body.into(),
         raised_at: 0,
         held_since: 0,

@@ -35,9 +35,9 @@ pub(super) fn record(a: &Attempted<'_>) -> DeliveryRecord {
         AttemptOutcome::DeadLettered => (DeliveryOutcome::DeadLettered, None),
     };
     let message = match m.kind {
-        OutboundKind::Response { request_id } => Message::Response {
+        OutboundKind::Response { request_id, code } => Message::Response {
             request_id,
-            code: response_code(&m.body).unwrap_or_default().to_owned(),
+            code: code.to_string(),
         },
         OutboundKind::DeviceAlert { code, .. } => Message::Alert {
             code: format!("{code:04X}"),
@@ -56,53 +56,5 @@ pub(super) fn record(a: &Attempted<'_>) -> DeliveryRecord {
         http_status,
         raised_at_ms: m.raised_at,
         bytes: m.body.len() as u64,
-    }
-}
-
-/// The DUIS response code in a Service Response the gateway wrote and signed (the text of its
-/// first `ResponseCode` element); `None` if it is not a short alphanumeric code.
-pub(super) fn response_code(body: &[u8]) -> Option<&str> {
-    const TAG: &[u8] = b"ResponseCode>";
-    let start = body.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
-    let rest = body.get(start..)?;
-    let len = rest.iter().position(|&b| b == b'<')?;
-    let code = std::str::from_utf8(rest.get(..len)?).ok()?;
-    let plausible =
-        (1..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric());
-    plausible.then_some(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::response_code;
-
-    #[test]
-    fn the_response_code_is_read_from_the_header() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (
-                b"<sr:Header><sr:ResponseCode>I0</sr:ResponseCode></sr:Header>",
-                Some("I0"),
-            ),
-            (b"<ResponseCode>E20</ResponseCode>", Some("E20")),
-            (b"<sr:ResponseCode></sr:ResponseCode>", None),
-            (b"<sr:ResponseCode>not a code!</sr:ResponseCode>", None),
-            (b"<sr:ResponseCode>I0", None),
-            (b"", None),
-        ];
-        for (body, want) in cases {
-            assert_eq!(
-                response_code(body),
-                *want,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn never_panics(body: Vec<u8>) {
-            let _ = response_code(&body);
-        }
     }
 }

@@ -4,10 +4,8 @@ use crate::alerts::{
     dcc_recipients, events_for_change, power_outage_events, AlertsError, DccAlert, DccEvent,
     Recipient,
 };
-use crate::domain::RequestId;
-use crate::duis::outbound::{
-    DccAlertCode, DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach,
-};
+use crate::domain::{DccAlertCode, RequestId};
+use crate::duis::outbound::{DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach};
 use crate::registry::Change;
 
 use super::*;

@@ -69,7 +69,10 @@ fn one_message_per_user_named_by_its_response_id() {
         (
             user(SUPPLIER),
             Some(UserRole::ImportSupplier),
-            AlertKind::Device(0x8119),
+            AlertKind::Device {
+                code: 0x8119,
+                device: device_id(ESME)
+            },
             11,
             &[11][..],
             None,

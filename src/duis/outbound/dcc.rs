@@ -1,64 +1,12 @@
 //! DCC Alerts (`DCCAlertMessage`): the code, the optional throttling fields, and the typed
 //! payload (`DCCAlert`) for the events the gateway raises itself.
 
-use std::fmt;
-use std::str::FromStr;
-
 use time::OffsetDateTime;
 
 use super::{alert_header, element, open_with_header, throttle_fields};
 use super::{Throttled, WriteError, RESPONSE_CLOSE};
-use crate::domain::{DeviceId, DeviceType, Mpxn, RequestId, UserId, DCC_ID};
+use crate::domain::{DccAlertCode, DeviceId, DeviceType, Mpxn, RequestId, UserId, DCC_ID};
 use crate::duis::xs_date_time;
-
-/// A `DCCAlertCode`: `AD1`, `N1` to `N65` except `N32`, or `N999` (the DUIS 5.4 enumeration).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct DccAlertCode(u16);
-
-/// Not one of the DUIS 5.4 DCC Alert codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not a DUIS 5.4 DCC Alert code (AD1, N1 to N65 except N32, N999)")]
-pub struct DccAlertCodeError;
-
-impl DccAlertCode {
-    /// `AD1`: anomaly detection, a request was quarantined.
-    pub const AD1: Self = Self(0);
-    pub const N999: Self = Self(999);
-
-    /// `N<n>`, when the schema has it.
-    pub const fn n(n: u16) -> Result<Self, DccAlertCodeError> {
-        match n {
-            1..=31 | 33..=65 | 999 => Ok(Self(n)),
-            _ => Err(DccAlertCodeError),
-        }
-    }
-}
-
-impl FromStr for DccAlertCode {
-    type Err = DccAlertCodeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "AD1" {
-            return Ok(Self::AD1);
-        }
-        let digits = s.strip_prefix('N').ok_or(DccAlertCodeError)?;
-        let decimal = digits.bytes().all(|b| b.is_ascii_digit());
-        if !decimal || digits.is_empty() || digits.starts_with('0') || digits.len() > 3 {
-            return Err(DccAlertCodeError);
-        }
-        let n = digits.parse().map_err(|_| DccAlertCodeError)?;
-        Self::n(n)
-    }
-}
-
-impl fmt::Display for DccAlertCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            0 => f.write_str("AD1"),
-            n => write!(f, "N{n}"),
-        }
-    }
-}
 
 /// `MeterMPxNs`: the meter points a meter serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

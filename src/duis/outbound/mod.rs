@@ -29,8 +29,8 @@ use super::{ResponseHeaderOut, RESPONSE_CLOSE};
 use crate::domain::{DeviceId, Mpxn, RequestId, ResponseCode, Srv, UserId, DCC_ID};
 
 pub use dcc::{
-    write_dcc_alert, DccAlertBody, DccAlertCode, DccAlertCodeError, DccAlertOut, DccAlertPayload,
-    DeviceStatusChange, MeterMpxns, QuarantineBreach,
+    write_dcc_alert, DccAlertBody, DccAlertOut, DccAlertPayload, DeviceStatusChange, MeterMpxns,
+    QuarantineBreach,
 };
 
 /// Why a message could not be written: the inputs break a schema rule their types do not

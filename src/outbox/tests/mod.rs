@@ -18,6 +18,7 @@ pub(super) fn response_kind(counter: u64) -> OutboundKind {
             target: METER,
             counter,
         },
+        code: crate::domain::ResponseCode::I0,
     }
 }
 

@@ -3,12 +3,20 @@
 use proptest::prelude::*;
 
 use super::{message, response_kind, METER, NETWORK};
-use crate::outbox::message::{DccAlertCode, Message, MessageId, OutboundKind};
+use crate::outbox::message::{Message, MessageId, OutboundKind};
 use crate::outbox::record::{decode, encode, message_len, Event, Record, RecordError};
 
 fn kinds() -> Vec<OutboundKind> {
     vec![
         response_kind(u64::MAX),
+        OutboundKind::Response {
+            request_id: crate::domain::RequestId {
+                originator: NETWORK,
+                target: METER,
+                counter: 3,
+            },
+            code: crate::domain::ResponseCode::E21,
+        },
         OutboundKind::DeviceAlert {
             code: 0x8F66,
             device: METER,
@@ -55,7 +63,7 @@ fn every_record_shape_round_trips() {
             messages
                 .iter()
                 .cloned()
-                .zip([None, Some(9), None, Some(-1), None])
+                .zip([None, Some(9), None, Some(-1), None, Some(2)])
                 .collect(),
         ),
         Record::Events(vec![
@@ -106,29 +114,6 @@ fn damaged_records_fail_with_the_reason() {
 }
 
 #[test]
-fn dcc_alert_codes_parse_only_in_their_canonical_form() {
-    let cases = [
-        ("AD1", true),
-        ("N1", true),
-        ("N65", true),
-        ("N999", true),
-        ("N0", false),
-        ("N01", false),
-        ("N1000", false),
-        ("AD", false),
-        ("X1", false),
-        ("n1", false),
-    ];
-    for (s, ok) in cases {
-        let parsed = s.parse::<DccAlertCode>();
-        assert_eq!(parsed.is_ok(), ok, "{s}");
-        if let Ok(c) = parsed {
-            assert_eq!(c.to_string(), s);
-        }
-    }
-}
-
-#[test]
 fn message_ids_show_as_sixteen_hex_digits_and_parse_back() {
     for id in [0, 1, 0xABCD, u64::MAX] {
         let shown = MessageId::new(id).to_string();
@@ -157,5 +142,48 @@ proptest! {
         bytes[i] = value;
         bytes.truncate(cut.max(1));
         let _ = decode(&bytes);
+    }
+}
+
+/// A response recorded before its code was kept beside it (kind tag 1) gets the code its signed
+/// body carries; a body without one is refused rather than given a code it does not have.
+#[test]
+fn a_response_recorded_without_its_code_takes_it_from_its_body() {
+    let id = crate::domain::RequestId {
+        originator: NETWORK,
+        target: METER,
+        counter: 9,
+    };
+    let legacy = |body: &[u8]| {
+        let mut out = vec![1, 1, 0, 0, 0];
+        out.extend_from_slice(&5u64.to_le_bytes());
+        out.extend_from_slice(NETWORK.as_bytes());
+        out.push(1);
+        out.extend_from_slice(NETWORK.as_bytes());
+        out.extend_from_slice(METER.as_bytes());
+        out.extend_from_slice(&9u64.to_le_bytes());
+        out.extend_from_slice(&0i64.to_le_bytes());
+        out.extend_from_slice(&0i64.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(body);
+        decode(&out)
+    };
+    let body = b"<sr:Response><sr:Header><sr:ResponseCode>E20</sr:ResponseCode></sr:Header>";
+    let Ok(Record::Enqueued(messages)) = legacy(body) else {
+        panic!("{:?}", legacy(body));
+    };
+    assert_eq!(
+        messages[0].kind,
+        OutboundKind::Response {
+            request_id: id,
+            code: crate::domain::ResponseCode::E20
+        }
+    );
+    for bad in [
+        &b"<sr:ResponseCode>not a code!</sr:ResponseCode>"[..],
+        b"",
+        b"<sr:ResponseCode>I0",
+    ] {
+        assert_eq!(legacy(bad), Err(RecordError::ResponseCode), "{bad:?}");
     }
 }
