@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::domain::{DeviceType, UserRole};
+use crate::domain::{DeviceType, Mpxn, UserRole};
 use crate::duis::outbound::{DeviceStatusChange, MeterMpxns};
-use crate::registry::{Change, ChangeError, Snapshot};
+use crate::registry::{Change, ChangeError, DeviceRecord, Registration, Snapshot};
 
 use super::dcc::{status_change, DccEvent};
 
@@ -144,73 +144,73 @@ pub fn events_for_change(before: &Snapshot, change: &Change) -> Vec<DccEvent> {
             })
             .into_iter()
             .collect(),
-        Change::UpsertDevice(new) => {
-            let Some(old) = before.device(new.id) else {
-                return Vec::new();
-            };
-            let change = status_change(&old, old.status, new.status, before).or_else(|| {
-                let meter = matches!(
-                    new.device_type,
-                    DeviceType::Esme | DeviceType::Gsme | DeviceType::Gpf
-                );
-                match new.mpxn {
-                    Some(m) if meter && old.mpxn != new.mpxn => Some(
-                        DeviceStatusChange::MeterIdentity(MeterMpxns::import_only(m)),
-                    ),
-                    _ => None,
-                }
-            });
-            change
-                .map(|change| DccEvent::DeviceStatusChange {
-                    device: new.id,
-                    change,
-                })
-                .into_iter()
-                .collect()
-        }
+        Change::UpsertDevice(new) => upserted(before, new).into_iter().collect(),
         Change::AddRegistration { mpxn, registration } => {
-            let role = registration.role;
-            let supplier = matches!(
-                role,
-                UserRole::ImportSupplier | UserRole::ExportSupplier | UserRole::GasSupplier
-            );
-            if !supplier {
-                return Vec::new();
-            }
-            let incoming = registration.user;
-            let just_before = registration.from.saturating_sub(1);
-            let mut outgoing: Vec<_> = before
-                .registered_at(*mpxn, role, just_before)
-                .filter(|u| *u != incoming)
-                .collect();
-            outgoing.sort();
-            outgoing.dedup();
-            if outgoing.is_empty() {
-                return Vec::new();
-            }
-            let mut meters: Vec<_> = before
-                .devices_at(*mpxn)
-                .filter(|d| {
-                    matches!(
-                        d.device_type,
-                        DeviceType::Esme | DeviceType::Gsme | DeviceType::Gpf
-                    )
-                })
-                .map(|d| d.id)
-                .collect();
-            meters.sort();
-            meters
-                .into_iter()
-                .map(|device| DccEvent::ChangeOfSupplier {
-                    device,
-                    mpxn: *mpxn,
-                    role,
-                    outgoing: outgoing.clone(),
-                    incoming,
-                })
-                .collect()
+            changes_of_supplier(before, *mpxn, registration)
         }
         // Neither ends nor product details concern a User as an alert.
         Change::EndRegistration { .. } | Change::SetDeviceModel { .. } => Vec::new(),
     }
+}
+
+fn is_meter(device_type: DeviceType) -> bool {
+    matches!(
+        device_type,
+        DeviceType::Esme | DeviceType::Gsme | DeviceType::Gpf
+    )
+}
+
+/// An `upsert_device` of a known device: its status change, or a meter's new meter point.
+fn upserted(before: &Snapshot, new: &DeviceRecord) -> Option<DccEvent> {
+    let old = before.device(new.id)?;
+    let change = status_change(&old, old.status, new.status, before).or_else(|| match new.mpxn {
+        Some(m) if is_meter(new.device_type) && old.mpxn != new.mpxn => Some(
+            DeviceStatusChange::MeterIdentity(MeterMpxns::import_only(m)),
+        ),
+        _ => None,
+    });
+    change.map(|change| DccEvent::DeviceStatusChange {
+        device: new.id,
+        change,
+    })
+}
+
+/// A new supplier registration on a meter point that had another supplier in that role just
+/// before it starts: one change of supplier per meter serving the meter point.
+fn changes_of_supplier(before: &Snapshot, mpxn: Mpxn, registration: &Registration) -> Vec<DccEvent> {
+    let role = registration.role;
+    let supplier = matches!(
+        role,
+        UserRole::ImportSupplier | UserRole::ExportSupplier | UserRole::GasSupplier
+    );
+    if !supplier {
+        return Vec::new();
+    }
+    let incoming = registration.user;
+    let just_before = registration.from.saturating_sub(1);
+    let mut outgoing: Vec<_> = before
+        .registered_at(mpxn, role, just_before)
+        .filter(|u| *u != incoming)
+        .collect();
+    outgoing.sort();
+    outgoing.dedup();
+    if outgoing.is_empty() {
+        return Vec::new();
+    }
+    let mut meters: Vec<_> = before
+        .devices_at(mpxn)
+        .filter(|d| is_meter(d.device_type))
+        .map(|d| d.id)
+        .collect();
+    meters.sort();
+    meters
+        .into_iter()
+        .map(|device| DccEvent::ChangeOfSupplier {
+            device,
+            mpxn,
+            role,
+            outgoing: outgoing.clone(),
+            incoming,
+        })
+        .collect()
 }

@@ -142,8 +142,40 @@ impl<K: Hash + Ord + Clone, T> Throttle<K, T> {
 
     pub fn offer(&mut self, key: K, id: u64, item: T, now: i64) -> Offer<T> {
         let mut release = Vec::new();
-        let window = i64::from(self.config.window_secs);
+        if !self.open_window(&key, now, &mut release) {
+            self.untracked += 1;
+            release.push(plain(id, item));
+            return Offer {
+                release,
+                held_in: None,
+            };
+        }
+        let burst = self.config.burst;
         match self.slots.get_mut(&key) {
+            Some(slot) if slot.sent >= burst => {}
+            // Within the burst (a slot always exists after `open_window`).
+            slot => {
+                if let Some(slot) = slot {
+                    slot.sent += 1;
+                }
+                release.push(plain(id, item));
+                return Offer {
+                    release,
+                    held_in: None,
+                };
+            }
+        }
+        let held_in = self.hold(&key, id, item, &mut release);
+        Offer { release, held_in }
+    }
+
+    /// Makes sure `key` has a window open at `now`: a window that is over is closed (its
+    /// summary released into `release`) and a new one opened. `false` when the key is new and
+    /// the throttle already tracks its maximum of keys.
+    fn open_window(&mut self, key: &K, now: i64, release: &mut Vec<Released<T>>) -> bool {
+        let window = i64::from(self.config.window_secs);
+        let tracked = self.slots.len();
+        match self.slots.get_mut(key) {
             Some(slot) if now >= slot.window_end => {
                 // The window is over: close it, and open a new one with this alert.
                 self.ends.remove(&(slot.window_end, key.clone()));
@@ -154,17 +186,11 @@ impl<K: Hash + Ord + Clone, T> Throttle<K, T> {
                 slot.window_end = now.saturating_add(window);
                 slot.sent = 0;
                 self.ends.insert((slot.window_end, key.clone()));
+                true
             }
-            Some(_) => {}
+            Some(_) => true,
+            None if tracked >= self.config.max_keys => false,
             None => {
-                if self.slots.len() >= self.config.max_keys {
-                    self.untracked += 1;
-                    release.push(plain(id, item));
-                    return Offer {
-                        release,
-                        held_in: None,
-                    };
-                }
                 let window_end = now.saturating_add(window);
                 self.ends.insert((window_end, key.clone()));
                 let slot = Slot {
@@ -173,28 +199,23 @@ impl<K: Hash + Ord + Clone, T> Throttle<K, T> {
                     held: None,
                 };
                 self.slots.insert(key.clone(), slot);
+                true
             }
         }
-        let Some(slot) = self.slots.get_mut(&key) else {
-            // Unreachable: every branch above leaves a slot for `key` or returned.
+    }
+
+    /// Holds `item` in `key`'s summary (a later alert replaces the one held: the summary carries
+    /// the last) and returns the summary's sequence number; a summary that reaches its maximum
+    /// is released at once.
+    fn hold(&mut self, key: &K, id: u64, item: T, release: &mut Vec<Released<T>>) -> Option<u32> {
+        let Some(slot) = self.slots.get_mut(key) else {
+            // Unreachable: `open_window` left a slot for `key`. Sent rather than lost.
             release.push(plain(id, item));
-            return Offer {
-                release,
-                held_in: None,
-            };
+            return None;
         };
-        if slot.sent < self.config.burst {
-            slot.sent += 1;
-            release.push(plain(id, item));
-            return Offer {
-                release,
-                held_in: None,
-            };
-        }
         self.held += 1;
         let sequence_id = match slot.held.as_mut() {
             Some(held) => {
-                // A later alert of the key replaces the one held: the summary carries the last.
                 held.item = item;
                 held.covers.push(id);
                 held.sequence_id
@@ -210,21 +231,17 @@ impl<K: Hash + Ord + Clone, T> Throttle<K, T> {
                 sequence_id
             }
         };
-        let max_held = self.config.max_held as usize;
-        if slot
+        let full = slot
             .held
             .as_ref()
-            .is_some_and(|h| h.covers.len() >= max_held)
-        {
+            .is_some_and(|h| h.covers.len() >= self.config.max_held as usize);
+        if full {
             if let Some(h) = slot.held.take() {
                 self.held -= h.covers.len();
                 release.push(h.release());
             }
         }
-        Offer {
-            release,
-            held_in: Some(sequence_id),
-        }
+        Some(sequence_id)
     }
 
     /// Closes every window that has ended by `now`, releasing its summary if it holds alerts,
