@@ -229,61 +229,97 @@ pub(super) fn scan_file(
                 }),
             });
         }
-        let line = chain::split_line(&buf[..n - 1]).map_err(|m| {
-            let fault = match m {
-                Malformed::Hash => Fault::MalformedHash,
-                Malformed::Sequence => Fault::MalformedSequence,
-            };
-            broken(fault, cursor.next_seq())
-        })?;
-        // The number this line should carry; its own field may be what was altered.
-        let due = Some(cursor.next_seq().unwrap_or(line.seq));
-        let stored: Option<Stored> = serde_json::from_slice(line.record).ok();
-        // The hash each line must chain from: the line before it, or for the first line of the
-        // first file present, what its opening says.
-        let prev = match (cursor.last, lines, &stored) {
-            (Some((_, h)), _, _) => h,
-            (None, 0, Some(Stored::Open(o))) => {
-                chain::unhex(o.prev.as_bytes()).ok_or_else(|| broken(Fault::Unreadable, due))?
-            }
-            (None, 0, Some(_)) => return Err(broken(Fault::NoOpening, due)),
-            (None, _, _) => return Err(broken(Fault::Unreadable, due)),
+        let at = Position {
+            file: path,
+            line: lines,
+            offset,
         };
-        if chain::hash(&prev, line.body) != line.hash {
-            return Err(broken(Fault::HashMismatch, due));
-        }
-        if let Some(expected) = cursor.next_seq() {
-            if line.seq != expected {
-                return Err(broken(
-                    Fault::Sequence {
-                        expected,
-                        found: line.seq,
-                    },
-                    Some(expected),
-                ));
-            }
-        }
-        let stored = stored.ok_or_else(|| broken(Fault::Unreadable, due))?;
-        match (&stored, lines) {
-            (Stored::Open(o), 0) => {
-                if cursor.last.is_some() && chain::unhex(o.prev.as_bytes()) != Some(prev) {
-                    return Err(broken(Fault::Link, due));
-                }
-                if cursor.last.is_none() {
-                    cursor.first_seq = due;
-                    cursor.from_genesis = line.seq == 0 && prev == GENESIS;
-                }
-            }
-            (Stored::Open(_), _) => return Err(broken(Fault::MisplacedOpening, due)),
-            (_, 0) => return Err(broken(Fault::NoOpening, due)),
-            _ => {}
-        }
-        cursor.last = Some((line.seq, line.hash));
-        if let Some(event) = stored.into_event() {
-            cursor.events += 1;
-            visit(line.seq, event);
+        if let Some((seq, event)) = check_line(&buf[..n - 1], &at, cursor)? {
+            visit(seq, event);
         }
         lines += 1;
         offset += n as u64;
     }
+}
+
+/// Where a line is: its file, how many complete lines come before it there, its byte offset.
+struct Position<'a> {
+    file: &'a Path,
+    line: u64,
+    offset: u64,
+}
+
+impl Position<'_> {
+    fn broken(&self, fault: Fault, seq: Option<u64>) -> AuditError {
+        AuditError::Broken(Broken {
+            file: self.file.to_owned(),
+            line: self.line + 1,
+            offset: self.offset,
+            seq,
+            fault,
+        })
+    }
+}
+
+/// Checks one complete line (without its line feed) against `cursor`, advancing it: its hash
+/// chains from the line before, its sequence number follows, and a file opens with an opening.
+/// Returns the event the line records, if it records one.
+fn check_line(
+    text: &[u8],
+    at: &Position<'_>,
+    cursor: &mut Cursor,
+) -> Result<Option<(u64, AuditEvent)>, AuditError> {
+    let line = chain::split_line(text).map_err(|m| {
+        let fault = match m {
+            Malformed::Hash => Fault::MalformedHash,
+            Malformed::Sequence => Fault::MalformedSequence,
+        };
+        at.broken(fault, cursor.next_seq())
+    })?;
+    // The number this line should carry; its own field may be what was altered.
+    let due = Some(cursor.next_seq().unwrap_or(line.seq));
+    let stored: Option<Stored> = serde_json::from_slice(line.record).ok();
+    // The hash each line must chain from: the line before it, or for the first line of the
+    // first file present, what its opening says.
+    let prev = match (cursor.last, at.line, &stored) {
+        (Some((_, h)), _, _) => h,
+        (None, 0, Some(Stored::Open(o))) => {
+            chain::unhex(o.prev.as_bytes()).ok_or_else(|| at.broken(Fault::Unreadable, due))?
+        }
+        (None, 0, Some(_)) => return Err(at.broken(Fault::NoOpening, due)),
+        (None, _, _) => return Err(at.broken(Fault::Unreadable, due)),
+    };
+    if chain::hash(&prev, line.body) != line.hash {
+        return Err(at.broken(Fault::HashMismatch, due));
+    }
+    if let Some(expected) = cursor.next_seq() {
+        if line.seq != expected {
+            let fault = Fault::Sequence {
+                expected,
+                found: line.seq,
+            };
+            return Err(at.broken(fault, Some(expected)));
+        }
+    }
+    let stored = stored.ok_or_else(|| at.broken(Fault::Unreadable, due))?;
+    match (&stored, at.line) {
+        (Stored::Open(o), 0) => {
+            if cursor.last.is_some() && chain::unhex(o.prev.as_bytes()) != Some(prev) {
+                return Err(at.broken(Fault::Link, due));
+            }
+            if cursor.last.is_none() {
+                cursor.first_seq = due;
+                cursor.from_genesis = line.seq == 0 && prev == GENESIS;
+            }
+        }
+        (Stored::Open(_), _) => return Err(at.broken(Fault::MisplacedOpening, due)),
+        (_, 0) => return Err(at.broken(Fault::NoOpening, due)),
+        _ => {}
+    }
+    cursor.last = Some((line.seq, line.hash));
+    let Some(event) = stored.into_event() else {
+        return Ok(None);
+    };
+    cursor.events += 1;
+    Ok(Some((line.seq, event)))
 }
