@@ -139,6 +139,53 @@ impl Builder {
     }
 }
 
+/// Entries in each loaded cache and how often each was replaced, every cache listed from the
+/// start.
+fn cache_families(b: &Builder) -> (IntGaugeVec, IntCounterVec) {
+    let cache_entries = b.add(
+        IntGaugeVec::new(
+            Opts::new("dccgw_cache_entries", "Entries in each loaded cache."),
+            &["cache"],
+        )
+        .expect("static gauge"),
+    );
+    let cache_reloads = b.counters(
+        "dccgw_cache_reloads_total",
+        "Times a cache was replaced (a live registration change swaps the registry).",
+        &["cache"],
+    );
+    for cache in CACHES {
+        cache_entries.with_label_values(&[cache]);
+        cache_reloads.with_label_values(&[cache]);
+    }
+    (cache_entries, cache_reloads)
+}
+
+/// The expiry of the gateway's own certificates, and the build's version.
+fn certificate_families(b: &Builder) -> GaugeVec {
+    let certificate_expiry = b.add(
+        GaugeVec::new(
+            Opts::new(
+                "dccgw_certificate_expiry_timestamp_seconds",
+                "When each of the gateway's own certificates expires (unix seconds).",
+            ),
+            &["certificate"],
+        )
+        .expect("static gauge"),
+    );
+    let build_info = b.add(
+        IntGaugeVec::new(
+            Opts::new("dccgw_build_info", "Always 1; the labels name the build."),
+            &["version"],
+        )
+        .expect("static gauge"),
+    );
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    certificate_expiry
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let b = Builder(Registry::new());
@@ -178,46 +225,12 @@ impl Metrics {
             "dccgw_audit_write_failures_total",
             "Audit records that could not be written (disk error, backlog, writer stopped).",
         );
-        let cache_entries = b.add(
-            IntGaugeVec::new(
-                Opts::new("dccgw_cache_entries", "Entries in each loaded cache."),
-                &["cache"],
-            )
-            .expect("static gauge"),
-        );
-        let cache_reloads = b.counters(
-            "dccgw_cache_reloads_total",
-            "Times a cache was replaced (a live registration change swaps the registry).",
-            &["cache"],
-        );
-        let certificate_expiry = b.add(
-            GaugeVec::new(
-                Opts::new(
-                    "dccgw_certificate_expiry_timestamp_seconds",
-                    "When each of the gateway's own certificates expires (unix seconds).",
-                ),
-                &["certificate"],
-            )
-            .expect("static gauge"),
-        );
-        let build_info = b.add(
-            IntGaugeVec::new(
-                Opts::new("dccgw_build_info", "Always 1; the labels name the build."),
-                &["version"],
-            )
-            .expect("static gauge"),
-        );
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        let (cache_entries, cache_reloads) = cache_families(&b);
+        let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
-        }
-        for cache in CACHES {
-            cache_entries.with_label_values(&[cache]);
-            cache_reloads.with_label_values(&[cache]);
         }
         Self {
             registry: b.0,
