@@ -10,6 +10,7 @@ use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
 
 use super::base::{mpxn_code, role_index, Base, DevRow, RegRow};
 use super::models::{DeviceModel, ModelTable, MAX_MODELS};
+use super::overlay::Overlay;
 use super::{check_device, check_registration, DeviceRecord, Registration, RowProblem, Snapshot};
 
 /// One change to the registration data, as the admin API makes it and the durable log stores it
@@ -90,24 +91,7 @@ impl Snapshot {
                 self.device(device)
                     .ok_or(ChangeError::UnknownDevice(device))?;
                 let wanted = DeviceModel::new(manufacturer, model).map_err(ChangeError::Invalid)?;
-                let known = self
-                    .base
-                    .models
-                    .iter()
-                    .chain(&overlay.new_models)
-                    .find(|m| ***m == wanted)
-                    .cloned();
-                let interned = match known {
-                    Some(m) => m,
-                    None if self.base.models.len() + overlay.new_models.len() >= MAX_MODELS => {
-                        return Err(ChangeError::TooManyModels)
-                    }
-                    None => {
-                        let m = Arc::new(wanted);
-                        overlay.new_models.push(Arc::clone(&m));
-                        m
-                    }
-                };
+                let interned = self.intern_model(&mut overlay, wanted)?;
                 overlay.put_model(device, interned);
             }
             Change::AddRegistration { mpxn, registration } => {
@@ -149,6 +133,32 @@ impl Snapshot {
             base: Arc::clone(&self.base),
             overlay: Arc::new(overlay),
         })
+    }
+
+    /// The model table's entry for `wanted`, added to `overlay`'s new models if it is new.
+    fn intern_model(
+        &self,
+        overlay: &mut Overlay,
+        wanted: DeviceModel,
+    ) -> Result<Arc<DeviceModel>, ChangeError> {
+        let known = self
+            .base
+            .models
+            .iter()
+            .chain(&overlay.new_models)
+            .find(|m| ***m == wanted)
+            .cloned();
+        match known {
+            Some(m) => Ok(m),
+            None if self.base.models.len() + overlay.new_models.len() >= MAX_MODELS => {
+                Err(ChangeError::TooManyModels)
+            }
+            None => {
+                let m = Arc::new(wanted);
+                overlay.new_models.push(Arc::clone(&m));
+                Ok(m)
+            }
+        }
     }
 
     /// All of `changes` or none of them, in one new snapshot.
