@@ -37,27 +37,10 @@ pub(super) async fn serve(
     mut shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let started = Instant::now();
-    let handshake = Duration::from_millis(limits.handshake_timeout_ms);
-    let result = tokio::time::timeout(handshake, acceptor.accept(stream)).await;
-    let tls_stream = match result {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return handshake_failed(&gateway, remote, started, HandshakeFailure::classify(&e))
-        }
-        Err(_) => return handshake_failed(&gateway, remote, started, HandshakeFailure::Timeout),
+    let Some((tls_stream, peer)) = handshake(stream, remote, &acceptor, &gateway, &limits).await
+    else {
+        return;
     };
-    let Some(peer) = tls::peer_identity(tls_stream.get_ref().1) else {
-        // The verifier refuses certificates without an identity; reaching here is a bug.
-        return handshake_failed(&gateway, remote, started, HandshakeFailure::NoSmkiIdentity);
-    };
-    HandshakeFinished {
-        peer: Some(&peer),
-        failure: None,
-        remote,
-        elapsed: started.elapsed(),
-    }
-    .emit(&gateway.metrics);
     let _open = gateway.metrics.connection_opened();
 
     let span =
@@ -83,17 +66,7 @@ pub(super) async fn serve(
         })
     };
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_buf_size(MAX_HEADER_BYTES.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let builder = http_builder(&limits);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
 
@@ -127,12 +100,63 @@ pub(super) async fn serve(
     .await;
 }
 
-fn handshake_failed(
+/// The TLS handshake within its time bound, and the client's identity read once; `None` (the
+/// failure counted and logged) when either fails.
+async fn handshake(
+    stream: TcpStream,
+    remote: SocketAddr,
+    acceptor: &TlsAcceptor,
+    gateway: &Gateway,
+    limits: &Limits,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    tls::PeerIdentity,
+)> {
+    let started = Instant::now();
+    let timeout = Duration::from_millis(limits.handshake_timeout_ms);
+    let failed = |failure| handshake_failed(gateway, remote, started, failure);
+    let tls_stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return failed(HandshakeFailure::classify(&e)),
+        Err(_) => return failed(HandshakeFailure::Timeout),
+    };
+    let Some(peer) = tls::peer_identity(tls_stream.get_ref().1) else {
+        // The verifier refuses certificates without an identity; reaching here is a bug.
+        return failed(HandshakeFailure::NoSmkiIdentity);
+    };
+    HandshakeFinished {
+        peer: Some(&peer),
+        failure: None,
+        remote,
+        elapsed: started.elapsed(),
+    }
+    .emit(&gateway.metrics);
+    Some((tls_stream, peer))
+}
+
+/// HTTP/1.1 and HTTP/2 with the connection's bounds.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+}
+
+/// Counts and logs a failed handshake; `None`, for the caller to return.
+fn handshake_failed<T>(
     gateway: &Gateway,
     remote: SocketAddr,
     started: Instant,
     failure: HandshakeFailure,
-) {
+) -> Option<T> {
     HandshakeFinished {
         peer: None,
         failure: Some(failure),
@@ -140,6 +164,7 @@ fn handshake_failed(
         elapsed: started.elapsed(),
     }
     .emit(&gateway.metrics);
+    None
 }
 
 /// When bytes last moved on a connection and how many requests are in flight on it.
