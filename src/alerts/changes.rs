@@ -177,7 +177,11 @@ fn upserted(before: &Snapshot, new: &DeviceRecord) -> Option<DccEvent> {
 
 /// A new supplier registration on a meter point that had another supplier in that role just
 /// before it starts: one change of supplier per meter serving the meter point.
-fn changes_of_supplier(before: &Snapshot, mpxn: Mpxn, registration: &Registration) -> Vec<DccEvent> {
+fn changes_of_supplier(
+    before: &Snapshot,
+    mpxn: Mpxn,
+    registration: &Registration,
+) -> Vec<DccEvent> {
     let role = registration.role;
     let supplier = matches!(
         role,

@@ -86,7 +86,7 @@ pub struct AccessRequest<'a> {
     pub at: i64,
 }
 
-/// The eligibility class of a role (brief §1).
+/// The eligibility class of a role (the SEC's Type A, B and C services).
 pub const fn class_of(role: UserRole) -> EligibilityClass {
     match role {
         UserRole::ImportSupplier

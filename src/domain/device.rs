@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A smart-metering device type (brief §1).
+/// A smart-metering device type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum DeviceType {
     /// Electricity smart meter.

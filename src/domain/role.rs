@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A DCC User Role. Each (party, role) pair has its own User ID; the eligibility class of a
-/// service follows from the role (brief §1).
+/// service follows from the role (SEC Type A, B, C).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum UserRole {
     /// Import Supplier: Type A for the import MPAN.

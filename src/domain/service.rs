@@ -1,4 +1,4 @@
-//! The three DUIS request services and the Command Variants each accepts (brief §2).
+//! The three DUIS request services and the Command Variants each accepts.
 
 use std::fmt;
 

@@ -16,7 +16,7 @@ pub struct Srv {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceReference([u8; 2]);
 
-/// A DUIS Command Variant, 1 to 8 (brief §4).
+/// A DUIS Command Variant, 1 to 8.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct CommandVariant(u8);
 

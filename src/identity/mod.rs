@@ -1,7 +1,7 @@
-//! Layer 0: the identity a certificate proves, read from its DER (SMKI Organisation profile,
-//! brief §5). The subject's `x500UniqueIdentifier` (a BIT STRING holding the eight octets of the
-//! User ID), the subject `OU` (the SMKI role code), the optional CN, the issuer as a structured
-//! name, serial number, validity and whether the key is EC P-256.
+//! Layer 0: the identity a certificate proves, read from its DER (SMKI Organisation profile).
+//! The subject's `x500UniqueIdentifier` (a BIT STRING holding the eight octets of the User ID),
+//! the subject `OU` (the SMKI role code), the optional CN, the issuer as a structured name,
+//! serial number, validity and whether the key is EC P-256.
 //!
 //! A certificate proves a User ID, not a User Role: the party register maps one to the other.
 //! Nothing here checks a signature or a chain; the TLS layer and the XML verifier do that.

@@ -17,7 +17,7 @@ pub enum Stage {
     Replay,
     /// Writing and signing the answer.
     Sign,
-    /// Handing the signed command to the comms hub (issue 5).
+    /// Handing the signed command to the comms hub.
     Dispatch,
     /// Waiting for the request's audit record to be durable (after the answer is written).
     Audit,

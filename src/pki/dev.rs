@@ -15,7 +15,7 @@ const LEAF_DAYS: i64 = 730;
 const CA_DAYS: i64 = 3650;
 const CA_NAME: &str = "dccgw dev IA";
 
-/// The demo Users (brief §1): directory name, User ID, and the organisation role code their TLS
+/// The demo Users (the DCC public test environment's identities): directory name, User ID, and the organisation role code their TLS
 /// client certificate carries.
 pub const DEV_USERS: [(&str, Eui64, SmkiRole); 4] = [
     (

@@ -1,6 +1,6 @@
-//! Layer 1: the dev PKI. Generates, in Rust, certificates in the SMKI Organisation profile
-//! (brief §5): subject `[CN=name,] OU=<2 hex role>, x500UniqueIdentifier=<EUI-64 as BIT STRING>`,
-//! EC P-256 keys, ecdsa-with-SHA256, key usage critical, the SMKI certificate policy, subject and
+//! Layer 1: the dev PKI. Generates, in Rust, certificates in the SMKI Organisation profile:
+//! subject `[CN=name,] OU=<2 hex role>, x500UniqueIdentifier=<EUI-64 as BIT STRING>`, EC P-256
+//! keys, ecdsa-with-SHA256, key usage critical, the SMKI certificate policy, subject and
 //! authority key identifiers.
 //!
 //! The certificates are assembled from `x509-cert`'s types and signed with `p256` directly

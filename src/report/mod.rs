@@ -127,7 +127,7 @@ pub struct Targets {
 }
 
 impl Default for Targets {
-    /// The on-demand device round trip target of the brief (§7): 25 s.
+    /// The on-demand device round trip target (Code Performance Measure 1): 25 s.
     fn default() -> Self {
         Self {
             default_seconds: 25.0,

@@ -1,4 +1,4 @@
-//! Crash safety for alerts (issue 5): every alert the comms-hub network raised reaches every
+//! Crash safety for alerts: every alert the comms-hub network raised reaches every
 //! User entitled to it at least once, although the gateway is killed with SIGKILL several times
 //! while alerts and requests flow. The alert source is the `dccgw commshub` process (it keeps
 //! unacknowledged events and offers them again after a reconnect), raising spontaneous alerts

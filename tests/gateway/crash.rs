@@ -1,4 +1,4 @@
-//! Crash safety (issue 5): a gateway process killed with SIGKILL several times while requests
+//! Crash safety: a gateway process killed with SIGKILL several times while requests
 //! flow loses nothing it acknowledged. Every request answered `I99` gets its Service Response
 //! delivered to the User's Receive Response Service (a real mTLS server in this test), matched
 //! by RequestID, once the gateway has been started again. And a DCC Alert raised by a

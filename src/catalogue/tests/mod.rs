@@ -38,7 +38,7 @@ fn iterates_in_srv_order() {
     assert!(at("9.1") < at("11.1"));
 }
 
-/// Brief §4, computed from the flags alone: critical → 4–7, non-critical device → 1–3,
+/// The DUIS rule, computed from the flags alone: critical → 4–7, non-critical device → 1–3,
 /// non-device → 8, with the two exceptions 8.1.1 → 4, 5 and 8.5 → 1.
 fn rule(entry: &SrvEntry) -> Vec<CommandVariant> {
     match entry.srv.to_string().as_str() {

@@ -1,4 +1,4 @@
-//! The asynchronous messages the DCC sends to a User's Receive Response Service (brief §2, §6):
+//! The asynchronous messages the DCC sends to a User's Receive Response Service:
 //! a device's Service Response (`I0` with `GBCSPayload`, or `E20`/`E21`), Device Alerts,
 //! future-dated execution alerts and DCC Alerts. Every writer returns an unsigned `sr:Response`
 //! on one line, valid against the DUIS 5.4 schema; the caller signs it with
