@@ -351,7 +351,30 @@ impl OtherInformation {
     }
 }
 
+/// The GBCS MAC over a frame, computed by whoever holds the key (the DCC for commands, a device
+/// for its responses and alerts).
+pub trait ComputeMac {
+    /// The 12-octet MAC of `apdu` (a General Signing APDU) under `security_header`.
+    fn mac(&self, security_header: &[u8; SECURITY_HEADER_LEN], apdu: &[u8]) -> [u8; MAC_LEN];
+}
+
 impl MacProtected {
+    /// `inner` behind a MAC header, its MAC computed by `key`.
+    pub fn seal(
+        inner: GeneralSigning,
+        invocation_counter: u32,
+        key: &dyn ComputeMac,
+    ) -> Result<Self, FrameError> {
+        let apdu = inner.encode()?;
+        let mut sealed = Self {
+            invocation_counter,
+            inner,
+            mac: [0; MAC_LEN],
+        };
+        sealed.mac = key.mac(&sealed.security_header(), &apdu);
+        Ok(sealed)
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
         let inner = self.inner.encode()?;
         let len = SECURITY_HEADER_LEN + inner.len() + MAC_LEN;

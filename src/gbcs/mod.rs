@@ -15,15 +15,18 @@
 //!
 //! `schemas/gbcs.md` describes the layouts, the bounds and which use cases get which encoding.
 
+pub mod der;
+pub mod dlms;
 pub mod frame;
 mod length;
 pub mod signature;
+pub mod usecase;
 
 #[cfg(test)]
 mod tests;
 
 pub use frame::{
-    Apdu, Cra, DlmsDateTime, GeneralSigning, MacProtected, MessageCode, OtherInformation,
+    Apdu, ComputeMac, Cra, DlmsDateTime, GeneralSigning, MacProtected, MessageCode, OtherInformation,
     RemotePartyCertificate, SignatureField, Supplement, TransactionId,
 };
 pub use signature::{
