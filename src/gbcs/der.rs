@@ -1,7 +1,23 @@
-//! ASN.1 DER, the encoding the security use cases (CS02b and the other CS use cases) carry:
-//! the few types their content uses, written in DER's one form.
+//! ASN.1, the encoding the security use cases (CS02b and the other CS use cases) carry: the few
+//! types their content uses, written as DER except for one rule the public samples follow
+//! throughout: a length of 128 or more is always written in two octets (`82 00 C4`, where DER
+//! would write `81 C4`).
 
-use super::length::{put_counted, put_length};
+/// Appends an ASN.1 length: one octet below 128, else `0x82` and two octets. Callers keep it
+/// within `0xFFFF` (content is bounded by [`super::MAX_FRAME_LEN`]).
+fn put_length(out: &mut Vec<u8>, len: usize) {
+    debug_assert!(len <= 0xFFFF);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+}
+
+fn put_counted(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_length(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
 
 pub const INTEGER: u8 = 0x02;
 pub const BIT_STRING: u8 = 0x03;
@@ -39,7 +55,10 @@ pub fn sequence(parts: &[Vec<u8>]) -> Vec<u8> {
 /// the top bit would read as a sign.
 pub fn unsigned_content(value: u64) -> Vec<u8> {
     let bytes = value.to_be_bytes();
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+    let first = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len() - 1);
     let mut out = Vec::with_capacity(9);
     if bytes[first] & 0x80 != 0 {
         out.push(0);

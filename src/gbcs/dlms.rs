@@ -231,7 +231,11 @@ impl AccessRequest {
                 1 => RequestSpec::Get(CosemRef::read(&mut r)?),
                 2 => RequestSpec::Set(CosemRef::read(&mut r)?),
                 3 => RequestSpec::Action(CosemRef::read(&mut r)?),
-                _ => return Err(DlmsError::Apdu { expected: "access request specification" }),
+                _ => {
+                    return Err(DlmsError::Apdu {
+                        expected: "access request specification",
+                    })
+                }
             });
         }
         let data = read_list(&mut r)?;
@@ -295,7 +299,11 @@ impl AccessResponse {
                 1 => ResponseSpec::Get(value),
                 2 => ResponseSpec::Set(value),
                 3 => ResponseSpec::Action(value),
-                _ => return Err(DlmsError::Apdu { expected: "access response specification" }),
+                _ => {
+                    return Err(DlmsError::Apdu {
+                        expected: "access response specification",
+                    })
+                }
             });
         }
         finish(&r)?;

@@ -101,7 +101,9 @@ pub struct RemotePartyCertificate(Vec<u8>);
 impl RemotePartyCertificate {
     pub fn new(der: Vec<u8>) -> Result<Self, FrameError> {
         if der.len() <= 8 || der.len() > MAX_FRAME_LEN {
-            return Err(FrameError::OtherInformationLength { len: der.len() + 18 });
+            return Err(FrameError::OtherInformationLength {
+                len: der.len() + 18,
+            });
         }
         Ok(Self(der))
     }
@@ -252,9 +254,11 @@ impl GeneralSigning {
         let recipient = read_title(r)?;
         let date_time = match r.counted()? {
             [] => None,
-            bytes => Some(DlmsDateTime(bytes.try_into().map_err(|_| {
-                FrameError::DateTimeLength { len: bytes.len() }
-            })?)),
+            bytes => {
+                Some(DlmsDateTime(bytes.try_into().map_err(|_| {
+                    FrameError::DateTimeLength { len: bytes.len() }
+                })?))
+            }
         };
         let other = OtherInformation::decode(r.counted()?)?;
         let content = r.counted()?.to_vec();

@@ -20,19 +20,21 @@ pub mod dlms;
 pub mod frame;
 mod length;
 pub mod signature;
+pub mod table;
 pub mod usecase;
 
 #[cfg(test)]
 mod tests;
 
 pub use frame::{
-    Apdu, ComputeMac, Cra, DlmsDateTime, GeneralSigning, MacProtected, MessageCode, OtherInformation,
-    RemotePartyCertificate, SignatureField, Supplement, TransactionId,
+    Apdu, ComputeMac, Cra, DlmsDateTime, GeneralSigning, MacProtected, MessageCode,
+    OtherInformation, RemotePartyCertificate, SignatureField, Supplement, TransactionId,
 };
 pub use signature::{
     sign, sign_precommand, signed_bytes, verify, verify_apdu, verify_signed_precommand,
     SignDigitally, SignatureError,
 };
+pub use table::{lookup, Table, Target, UseCase};
 
 /// The largest frame this module reads or writes, in bytes: eight times the largest public
 /// sample (an ECS01a tariff or a CS02b credentials update, under 2 KiB). A longer input is
@@ -51,7 +53,9 @@ pub enum FrameError {
     Length { at: usize },
     #[error("the bytes at {at} are not the fixed values GBCS puts there")]
     Unexpected { at: usize },
-    #[error("tag {tag:#04X} is not a frame this module reads (General Signing DF or MAC header DD)")]
+    #[error(
+        "tag {tag:#04X} is not a frame this module reads (General Signing DF or MAC header DD)"
+    )]
     Tag { tag: u8 },
     #[error("CRA flag {value} is not 1, 2 or 3")]
     Cra { value: u8 },

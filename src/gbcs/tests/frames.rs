@@ -119,7 +119,10 @@ fn the_header_fields_read_as_the_samples_have_them() {
     assert_eq!(f.other.supplement, Supplement::None);
     assert_eq!(f.content.len(), 21);
 
-    let response = sample(&anchors, "ECS01a_1.1.1_IMMEDIATE_TOU_SUCCESS_RESPONSE_GBCS.HEX");
+    let response = sample(
+        &anchors,
+        "ECS01a_1.1.1_IMMEDIATE_TOU_SUCCESS_RESPONSE_GBCS.HEX",
+    );
     let f = response.general_signing();
     assert_eq!((f.originator, f.recipient), (meter, supplier));
     assert_eq!(f.transaction.counter, 1006);
@@ -158,18 +161,31 @@ fn frame(content: Vec<u8>, signature: SignatureField) -> GeneralSigning {
 
 #[test]
 fn refusals_name_their_cause() {
-    let good = frame(vec![1, 2, 3], SignatureField::Empty).encode().unwrap();
+    let good = frame(vec![1, 2, 3], SignatureField::Empty)
+        .encode()
+        .unwrap();
     assert!(GeneralSigning::decode(&good).is_ok());
     let cases: Vec<(Vec<u8>, FrameError)> = vec![
         (vec![], FrameError::Truncated { at: 0 }),
         (vec![0xE0, 0], FrameError::Tag { tag: 0xE0 }),
         (good[..10].to_vec(), FrameError::Truncated { at: 3 }),
-        ([&good[..], &[0]].concat(), FrameError::Trailing { at: good.len() }),
+        (
+            [&good[..], &[0]].concat(),
+            FrameError::Trailing { at: good.len() },
+        ),
         (with(&good, 2, 4), FrameError::Cra { value: 4 }),
         (with(&good, 11, 7), FrameError::Unexpected { at: 11 }),
         (with(&good, 29, 2), FrameError::DateTimeLength { len: 2 }),
-        (with(&good, 30, 0), FrameError::OtherInformationLength { len: 0 }),
-        (vec![0; MAX_FRAME_LEN + 1], FrameError::TooLong { len: MAX_FRAME_LEN + 1 }),
+        (
+            with(&good, 30, 0),
+            FrameError::OtherInformationLength { len: 0 },
+        ),
+        (
+            vec![0; MAX_FRAME_LEN + 1],
+            FrameError::TooLong {
+                len: MAX_FRAME_LEN + 1,
+            },
+        ),
     ];
     for (input, expected) in cases {
         assert_eq!(Apdu::decode(&input), Err(expected), "{input:02X?}");
@@ -177,10 +193,7 @@ fn refusals_name_their_cause() {
     // A length in a longer form than it needs.
     let mut long_form = good[..33].to_vec();
     long_form.extend_from_slice(&[0x81, 3, 1, 2, 3, 0]);
-    assert_eq!(
-        Apdu::decode(&long_form),
-        Err(FrameError::Length { at: 33 })
-    );
+    assert_eq!(Apdu::decode(&long_form), Err(FrameError::Length { at: 33 }));
     // A signature that is neither empty nor 64 octets.
     let mut short_sig = good[..good.len() - 1].to_vec();
     short_sig.extend_from_slice(&[2, 1, 2]);
@@ -233,10 +246,8 @@ fn arb_supplement() -> impl Strategy<Value = Supplement> {
     prop_oneof![
         Just(Supplement::None),
         arb_eui().prop_map(|id| Supplement::RemoteParty { id }),
-        (arb_eui(), any::<u64>()).prop_map(|(id, counter)| Supplement::RemotePartyCounter {
-            id,
-            counter
-        }),
+        (arb_eui(), any::<u64>())
+            .prop_map(|(id, counter)| Supplement::RemotePartyCounter { id, counter }),
         (arb_eui(), any::<u64>(), any::<u64>()).prop_map(|(id, counter, originator_counter)| {
             Supplement::OriginatorCounter {
                 id,
@@ -279,7 +290,15 @@ fn arb_frame() -> impl Strategy<Value = GeneralSigning> {
         arb_signature(),
     )
         .prop_map(
-            |((cra, counter), originator, recipient, date_time, (code, supplement), content, signature)| {
+            |(
+                (cra, counter),
+                originator,
+                recipient,
+                date_time,
+                (code, supplement),
+                content,
+                signature,
+            )| {
                 GeneralSigning {
                     transaction: TransactionId { cra, counter },
                     originator,

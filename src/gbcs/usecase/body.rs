@@ -27,7 +27,8 @@ pub const RESPONSE_TAG: u8 = 0xC1;
 pub const FORMAT: u8 = 1;
 
 /// The body element at `span` of the request `doc`, in exclusive canonical form: the same bytes
-/// whatever prefixes, namespace declarations or attribute order the User wrote.
+/// whatever namespace declarations, quoting, whitespace in tags or attribute order the User
+/// wrote (prefixes stay as written).
 pub fn canonical_body(
     doc: &[u8],
     span: Range<usize>,

@@ -114,7 +114,11 @@ impl UpdateSecurityCredentials {
     /// counter.
     pub fn content(&self, counter: u64) -> Result<Vec<u8>, ContentError> {
         check_count("ReplacementCertificates", self.replacements.len(), 16)?;
-        check_count("CertificationPathCertificates", self.certification_path.len(), 8)?;
+        check_count(
+            "CertificationPathCertificates",
+            self.certification_path.len(),
+            8,
+        )?;
         let mut control = vec![integer(self.mode as u64)];
         if !self.apply_time_based_cpv_checks {
             control.push(integer_with_tag(0x81, 1));
@@ -177,6 +181,44 @@ pub struct ReplacementOutcome {
     pub replacing_key_id: Vec<u8>,
 }
 
+impl ReplacementOutcome {
+    /// A replacement that took `certificate`'s subject and key into `cell`, where the device
+    /// held `existing` (subject, key identifier). `None` if the certificate has no SMKI subject
+    /// or no subject key identifier.
+    pub fn replaced(
+        cell: TrustAnchorCell,
+        existing: (Eui64, Vec<u8>),
+        certificate: &[u8],
+    ) -> Option<Self> {
+        let (replacing_subject, replacing_key_id) = certificate_ids(certificate)?;
+        Some(Self {
+            cell,
+            status: 0,
+            existing_subject: existing.0,
+            existing_key_id: existing.1,
+            replacing_subject,
+            replacing_key_id,
+        })
+    }
+}
+
+/// A certificate's subject unique identifier (its EUI-64) and subject key identifier, the two
+/// values a replacement outcome names it by.
+pub fn certificate_ids(der: &[u8]) -> Option<(Eui64, Vec<u8>)> {
+    let subject = crate::identity::identity_from_der(der).ok()?.user_id;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let key_id = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })?;
+    Some((subject, key_id))
+}
+
 /// The execution outcome a device reports, in its response or in its future-dated alert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecutionOutcome {
@@ -232,7 +274,11 @@ pub fn response_content(outcome: Option<&ExecutionOutcome>) -> Vec<u8> {
 
 /// The future-dated outcome alert's content: the alert code (8F66 success, 8F67 failure), when
 /// it executed, and the outcome. Its message code is [`ALERT_MESSAGE_CODE`].
-pub fn alert_content(alert_code: u16, executed: OffsetDateTime, outcome: &ExecutionOutcome) -> Vec<u8> {
+pub fn alert_content(
+    alert_code: u16,
+    executed: OffsetDateTime,
+    outcome: &ExecutionOutcome,
+) -> Vec<u8> {
     sequence(&[
         integer(alert_code.into()),
         der::generalized_time(executed),

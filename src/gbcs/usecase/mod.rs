@@ -17,8 +17,8 @@ pub mod tariff;
 use time::OffsetDateTime;
 
 use super::frame::{
-    Cra, DlmsDateTime, GeneralSigning, MessageCode, OtherInformation, SignatureField,
-    Supplement, TransactionId,
+    Cra, DlmsDateTime, GeneralSigning, MessageCode, OtherInformation, SignatureField, Supplement,
+    TransactionId,
 };
 use super::FrameError;
 use crate::domain::Eui64;
@@ -158,7 +158,11 @@ fn plain(message_code: MessageCode) -> OtherInformation {
     }
 }
 
-fn check_range(field: &'static str, value: i64, range: std::ops::RangeInclusive<i64>) -> Result<(), ContentError> {
+fn check_range(
+    field: &'static str,
+    value: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<(), ContentError> {
     if !range.contains(&value) {
         return Err(ContentError::OutOfRange { field, value });
     }

@@ -161,9 +161,11 @@ impl ImportTariff {
             self.day_profiles(),
             self.special_days_table(),
         ];
-        data.extend(self.thresholds.iter().map(|t| {
-            Data::Array(t.iter().map(|v| Data::DoubleLongUnsigned(*v)).collect())
-        }));
+        data.extend(
+            self.thresholds
+                .iter()
+                .map(|t| Data::Array(t.iter().map(|v| Data::DoubleLongUnsigned(*v)).collect())),
+        );
         data.push(Data::Boolean(self.currency == Currency::Gbp));
         data.push(self.standing_charge_table());
         data.push(self.price_matrix());
@@ -304,7 +306,12 @@ impl ImportTariff {
                 )
             })
         });
-        charge(3, self.price_scale, (3, ACTIVE_IMPORT, 2), tou.chain(blocks).collect())
+        charge(
+            3,
+            self.price_scale,
+            (3, ACTIVE_IMPORT, 2),
+            tou.chain(blocks).collect(),
+        )
     }
 }
 
