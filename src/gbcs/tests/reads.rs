@@ -69,7 +69,8 @@ fn enable_supply_ecs42() {
 #[test]
 fn read_firmware_version_ecs52() {
     let Some(anchors) = anchors() else { return };
-    let cases: [(&str, u64, Result<&[u8], u8>); 2] = [
+    type Version = Result<&'static [u8], u8>;
+    let cases: [(&str, u64, Version); 2] = [
         ("SUCCESS", 1000, Ok(&[0x01, 0x23, 0xAB, 0xCD])),
         ("ERROR", 1002, Err(1)),
     ];
