@@ -64,3 +64,28 @@ proptest! {
         let _ = read_response(&bytes);
     }
 }
+
+#[test]
+fn a_body_command_goes_under_the_use_cases_message_code() {
+    use crate::gbcs::usecase::Parties;
+    use crate::gbcs::{MessageCode, SignatureField, Target};
+    let parties = Parties {
+        user: super::SUPPLIER,
+        device: super::METER,
+        counter: 5,
+    };
+    let srv: Srv = "6.2.7".parse().unwrap();
+    let gas = body_command(&parties, srv, Target::Gas, b"<x/>", false).unwrap();
+    assert_eq!(gas.other.message_code, MessageCode(0x0089)); // GCS46
+    assert_eq!(gas.signature, SignatureField::Empty);
+    let critical: Srv = "1.6".parse().unwrap();
+    let elec = body_command(&parties, critical, Target::Electricity, b"<x/>", true).unwrap();
+    assert_eq!(elec.other.message_code, MessageCode(0x001A)); // ECS02
+    assert_eq!(elec.signature, SignatureField::Absent);
+    assert_eq!(read_command(&elec.content).unwrap().srv, critical);
+    // No use case with a public message code.
+    let unknown: Srv = "7.13".parse().unwrap();
+    assert!(body_command(&parties, unknown, Target::Electricity, b"<x/>", true).is_err());
+    let non_device: Srv = "8.2".parse().unwrap();
+    assert!(body_command(&parties, non_device, Target::Any, b"<x/>", false).is_err());
+}

@@ -4,6 +4,7 @@
 
 mod body;
 mod credentials;
+mod dlms;
 mod frames;
 mod reads;
 mod signatures;

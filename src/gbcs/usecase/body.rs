@@ -112,3 +112,20 @@ fn check(len: usize) -> Result<(), ContentError> {
     }
     Ok(())
 }
+
+/// The command for `srv` to a device of `target`, carrying the DUIS body under the use case's
+/// message code: a pre-command (for the User to sign) when `critical`, else an unsigned command.
+pub fn body_command(
+    parties: &super::Parties,
+    srv: Srv,
+    target: crate::gbcs::Target,
+    canonical_body: &[u8],
+    critical: bool,
+) -> Result<crate::gbcs::GeneralSigning, ContentError> {
+    let code = crate::gbcs::Table::builtin()
+        .use_case_for(srv, target)
+        .and_then(|u| u.message_code())
+        .ok_or(ContentError::NoMessageCode { srv })?;
+    let content = command_content(srv, canonical_body)?;
+    Ok(super::command_frame(parties, code, content, critical))
+}

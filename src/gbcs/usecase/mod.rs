@@ -30,6 +30,8 @@ pub enum ContentError {
     Frame(#[from] FrameError),
     #[error("{field} is {value}, outside what GBCS can carry")]
     OutOfRange { field: &'static str, value: i64 },
+    #[error("SRV {srv} has no GBCS use case with a public message code for this device")]
+    NoMessageCode { srv: crate::domain::Srv },
     #[error("{field} has {count} entries, over the {max} GBCS allows")]
     TooMany {
         field: &'static str,
