@@ -196,7 +196,8 @@ impl Apdu {
 }
 
 impl GeneralSigning {
-    /// Decodes a General Signing APDU that is the whole of `input`.
+    /// Decodes a General Signing APDU that is the whole of `input` (one behind a MAC header is
+    /// refused: use [`Apdu::decode`]).
     pub fn decode(input: &[u8]) -> Result<Self, FrameError> {
         match Apdu::decode(input)? {
             Apdu::Signing(s) => Ok(s),

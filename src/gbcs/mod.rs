@@ -3,12 +3,12 @@
 //! response and alert, and which use case and message code serve each Service Reference Variant.
 //! Layer 0: pure. Keys, MACs and the time come in as arguments or through a trait.
 //!
-//! - [`frame`]: the General Signing APDU (`DF 09`) and the MAC header (`DD`), encoded and
+//! - [`frame`]: the General Signing APDU (`DF`) and the MAC header (`DD`), encoded and
 //!   decoded byte for byte, bounded by [`MAX_FRAME_LEN`].
 //! - [`signature`]: the User's (or a device's) ECDSA P-256 signature over a frame: sign through
 //!   [`SignDigitally`], verify with a public key.
 //! - [`dlms`], [`der`]: the two content encodings the named use cases use (DLMS COSEM data and
-//!   ASN.1 DER).
+//!   ASN.1).
 //! - [`usecase`]: the content of commands, responses and alerts: the real encoding for ECS01a,
 //!   CS02b, ECS42, ECS52 and ECS17b, and a documented encoding of the DUIS body for the rest.
 //! - [`table`]: SRV → GBCS use cases and message codes.

@@ -7,7 +7,9 @@ use super::frames::sample;
 use super::{assert_same_request, frame_with_signature_of, mac_wrapped_like};
 use super::{METER, NETWORK_OPERATOR, SUPPLIER};
 use crate::gbcs::dlms::{AccessResponse, DataNotification};
-use crate::gbcs::usecase::{alert, alert_frame, command_frame, response_frame, Parties};
+use crate::gbcs::usecase::{
+    alert, alert_frame, command_frame, response_frame, response_to, Parties,
+};
 use crate::gbcs::usecase::{reads, supply};
 use crate::gbcs::{Apdu, DlmsDateTime, MessageCode, SignatureField};
 use crate::testing::anchors;
@@ -58,6 +60,8 @@ fn enable_supply_ecs42() {
             None,
             content,
         );
+        let answering = response_to(command.general_signing(), None, frame.content.clone());
+        assert_eq!(answering, frame, "{name}: the response to the command");
         assert_eq!(
             Apdu::Signing(frame_with_signature_of(frame, &expected)),
             expected,

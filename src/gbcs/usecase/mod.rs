@@ -3,9 +3,8 @@
 //! The named use cases get their real content, built from the fields a DUIS body gives and
 //! checked field by field against the public samples: ECS01a (SRV 1.1.1, [`tariff`]), CS02b
 //! (6.15.1, [`credentials`]), ECS42 (7.1, [`supply`]), ECS52 (11.2) and ECS17b (4.1.1)
-//! ([`reads`]). Every
-//! other use case carries the DUIS body in a documented deterministic encoding ([`body`]) under
-//! its real message code. Alerts: [`alert`].
+//! ([`reads`]). Every other use case carries the DUIS body in a documented deterministic
+//! encoding ([`body`]) under its real message code. Alerts: [`alert`].
 
 pub mod alert;
 pub mod body;
@@ -129,6 +128,21 @@ pub fn response_frame(
         content,
         signature: SignatureField::Empty,
     }
+}
+
+/// The response frame to `command`: the same counter and message code, originator and recipient
+/// swapped, unsigned.
+pub fn response_to(
+    command: &GeneralSigning,
+    date_time: Option<DlmsDateTime>,
+    content: Vec<u8>,
+) -> GeneralSigning {
+    let parties = Parties {
+        user: command.originator,
+        device: command.recipient,
+        counter: command.transaction.counter,
+    };
+    response_frame(&parties, command.other.message_code, date_time, content)
 }
 
 /// A device's alert frame to `user`, under the device's own alert counter, unsigned.
