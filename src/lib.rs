@@ -2,7 +2,7 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use);
+//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`];
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the
 //!   dispatcher), [`outbox`], [`receiver`]; [`report`] (pure builders over the audit trail);
@@ -23,6 +23,7 @@ pub mod demo;
 pub mod domain;
 pub mod duis;
 pub mod error;
+pub mod gbcs;
 pub mod identity;
 pub mod metrics;
 pub mod outbox;
