@@ -348,8 +348,8 @@ thread_local! {
     pub(super) static SIGNED: String = sign_document(REQUEST, &TestKey::new(), &limits()).unwrap();
 }
 
-/// Found by fuzzing: with a byte-order mark, the spans read must still be the document's own
-/// (they were three bytes short), so that a BOM-prefixed signed document verifies.
+/// With a byte-order mark, the spans read are still the document's own, and a BOM-prefixed
+/// signed document verifies.
 #[test]
 fn a_byte_order_mark_does_not_shift_the_spans() {
     let key = TestKey::new();
