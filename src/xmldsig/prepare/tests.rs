@@ -232,7 +232,7 @@ fn refused_everywhere() -> Vec<String> {
 }
 
 /// Well-formed, but a trap for a reader that is not exact.
-const TOLERATED: &[&str] = &[
+pub(super) const TOLERATED: &[&str] = &[
     "<![CDATA[<ds:Signature>]]>",
     "<!--<ds:Signature>-->",
     "\r",
@@ -246,7 +246,7 @@ const TOLERATED: &[&str] = &[
 ];
 
 /// Attributes put on start tags.
-const ATTRIBUTES: &[&str] = &[
+pub(super) const ATTRIBUTES: &[&str] = &[
     " a='1'",
     " xmlns='urn:x'",
     " xmlns:ds='urn:x'",
@@ -261,7 +261,7 @@ const ATTRIBUTES: &[&str] = &[
 ];
 
 /// `signed` with `what` put at `at`.
-fn put(signed: &str, at: usize, what: &str) -> String {
+pub(super) fn put(signed: &str, at: usize, what: &str) -> String {
     format!("{}{what}{}", &signed[..at], &signed[at..])
 }
 
