@@ -166,10 +166,16 @@ impl OnePass<'_, '_> {
             let Some(a) = attrs.iter().find(|a| a.qname.as_bytes() == name) else {
                 return Ok(None);
             };
-            let mut value = Capped::default();
+            // Decoded whole (it is no longer than the document), then cut.
+            let mut value = String::with_capacity(a.raw.len());
             decode_attr(a.raw, a.value_position, &mut value)
                 .map_err(|_| ProfileError::Malformed(a.value_position))?;
-            Ok(Some(value.text))
+            let end = value
+                .char_indices()
+                .nth(MAX_ATTRIBUTE_CHARS)
+                .map_or(value.len(), |(i, _)| i);
+            value.truncate(end);
+            Ok(Some(value))
         };
         self.profile
             .start(tag.depth, is_ds, tag.local.as_bytes(), tag.start, attribute)
@@ -266,26 +272,6 @@ impl Sink for OnePassText<'_> {
                 }
                 profile.push_char(c);
             }
-        }
-    }
-}
-
-/// The first [`MAX_ATTRIBUTE_CHARS`] characters of an attribute value; the rest is dropped.
-#[derive(Default)]
-struct Capped {
-    text: String,
-    chars: usize,
-}
-
-impl Sink for Capped {
-    fn run(&mut self, s: &str) {
-        s.chars().for_each(|c| self.ch(c));
-    }
-
-    fn ch(&mut self, c: char) {
-        if self.chars < MAX_ATTRIBUTE_CHARS {
-            self.text.push(c);
-            self.chars += 1;
         }
     }
 }
