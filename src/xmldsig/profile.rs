@@ -70,7 +70,7 @@ pub enum ProfileError {
     SerialNumber,
 }
 
-/// Where the walk is inside `ds:Signature`: the path of profile elements from it.
+/// What the signature says, as read so far.
 #[derive(Default)]
 struct Fields {
     signed_info: Option<Range<usize>>,
@@ -88,8 +88,8 @@ struct Fields {
     serial_number: Option<String>,
 }
 
-/// The expected children of each profile element, in order; `?` marks optional ones. Any other
-/// element inside `ds:Signature` is refused.
+/// The children each profile element has, in this order; only `Transform` may repeat (and
+/// [`finish`] allows exactly one). Any other element inside `ds:Signature` is refused.
 fn allowed_children(parent: &str) -> &'static [&'static str] {
     match parent {
         "Signature" => &["SignedInfo", "SignatureValue", "KeyInfo"],
