@@ -392,9 +392,14 @@ impl Gateway {
             .ok_or(Error::Signature(ProfileError::Missing.into()))?;
         // One walk reads the signature, checks the digest and canonicalises SignedInfo; a digest
         // mismatch is reported only after the signer checks, as the refusal order requires.
-        let prepared = xmldsig::prepare_at(body, span, &self.c14n_limits)
-            .map_err(|e| Error::Signature(e.into()))?;
+        let prepared =
+            xmldsig::prepare(body, &self.c14n_limits).map_err(|e| Error::Signature(e.into()))?;
         let sig = &prepared.signature;
+        // Two readers that disagree on where the signature is: the request is not signed as
+        // the parser read it.
+        if sig.signature != span {
+            return Err(Error::Signature(ProfileError::Missing.into()));
+        }
         let cert = self
             .state
             .user_certs()
