@@ -13,10 +13,9 @@ use bytes::Bytes;
 use hyper::body::Frame;
 use tokio::sync::{mpsc, Notify};
 
+use crate::commshub::{Raised, RaisedLog};
 use crate::dispatch::wire::encode;
 use crate::dispatch::{unix_millis, Inbound};
-
-use super::super::raised::{Raised, RaisedLog};
 
 /// An empty line goes to an idle stream this often.
 const HEARTBEAT: Duration = Duration::from_secs(5);
