@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dccgw::alerts::{route, AlertsConfig, DeviceAlert, Fanout, RoutingTable, ThrottleConfig};
-use dccgw::commshub::{
-    serve_on, DispatchConfig, Dispatcher, HubConfig, HubEvent, HubNetwork, Inbound, Opened,
-    RemoteHub, Simulator, SpontaneousAlerts, Storm, WeightedCode,
+use dccgw::commshub::{serve_on, HubConfig, Simulator, SpontaneousAlerts, Storm, WeightedCode};
+use dccgw::dispatch::{
+    DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, Opened, RemoteHub,
 };
 use dccgw::domain::{DeviceType, SmkiRole};
 use dccgw::metrics::Metrics;

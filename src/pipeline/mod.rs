@@ -16,7 +16,7 @@ use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
-use crate::commshub::Dispatcher;
+use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::inventory;
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::catalogue::Catalogue;
-use crate::commshub::fixture::{self, Fleet, NETWORK_OPERATOR, SUPPLIER};
 use crate::domain::{Eui64, UserRole};
+use crate::testing::fixture::{self, Fleet, NETWORK_OPERATOR, SUPPLIER};
 
 fn cv(v: u8) -> CommandVariant {
     CommandVariant::try_from(v).unwrap()

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::alerts::{ChangeAlerts, Fanout};
-use crate::commshub::{
-    Dispatcher, HubConfig, HubNetwork, InProcessHub, Opened, RemoteHub, Simulator,
-};
+use crate::commshub::{HubConfig, InProcessHub, Simulator};
 use crate::config::{Config, HubLink};
+use crate::dispatch::{Dispatcher, HubNetwork, Opened, RemoteHub};
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Routing};
 use crate::registry::Snapshot;

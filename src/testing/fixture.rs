@@ -1,8 +1,8 @@
 //! Test support, not gateway code: a small fleet (comms hubs with an electricity and a gas meter
 //! behind each), a party register with a supplier and a network operator registered for every
 //! meter point, permits obtained from the real access control, and broker keys made by the dev
-//! PKI. Used by the unit tests here and by `tests/commshub.rs`. Panics on set-up failures: it only
-//! ever builds fixed, known-good data.
+//! PKI. Used by the unit tests of routing, the dispatcher and the simulator, and by
+//! `tests/commshub.rs`. Panics on set-up failures: it only ever builds fixed, known-good data.
 
 use time::OffsetDateTime;
 
@@ -145,6 +145,19 @@ impl Fleet {
         let cmd = Command::from_permit(&permit, id, variant, execute_at, b"GBCS".to_vec())
             .expect("fixture command");
         signer.sign(&cmd).expect("signing works")
+    }
+
+    /// `n` signed 4.1.1 commands from the supplier, counters `1..=n`, spread over the ESMEs,
+    /// each with its RequestID.
+    pub fn commands(&self, signer: &CommandSigner, n: u64) -> Vec<(RequestId, SignedCommand)> {
+        (1..=n)
+            .map(|i| {
+                let device = self.esmes[(i as usize) % self.esmes.len()];
+                let c = self.command(signer, device, "4.1.1", i, None);
+                let id = c.header().expect("a fixture command reads").request_id;
+                (id, c)
+            })
+            .collect()
     }
 }
 
