@@ -222,16 +222,7 @@ impl Gateway {
         };
         trace.mark();
         let payload = payload.unwrap_or(ResponsePayload::None);
-        let answer = answer::write(
-            &self.signer,
-            &self.c14n_limits,
-            partial.request_id,
-            srv,
-            code,
-            status,
-            now,
-            &payload,
-        );
+        let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
         let entry = srv.and_then(|s| self.catalogue.get(&s));
