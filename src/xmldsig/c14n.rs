@@ -32,10 +32,6 @@ mod scope;
 mod walk;
 
 #[cfg(test)]
-mod oracle_tests;
-#[cfg(test)]
-mod signature_tests;
-#[cfg(test)]
 mod tests;
 
 use std::ops::Range;

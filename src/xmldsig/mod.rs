@@ -11,8 +11,6 @@ mod sign;
 mod verify;
 
 #[cfg(test)]
-mod oracle;
-#[cfg(test)]
 mod tests;
 
 pub use prepare::{prepare, Prepared};

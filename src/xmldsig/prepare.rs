@@ -23,8 +23,6 @@ use super::verify::{ecdsa_p256, VerifyError};
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod xmlsec1_tests;
 
 /// A signature read and checked up to the ECDSA operation: the caller looks the certificate up
 /// by the fields read, checks it, then calls [`Prepared::verify`].

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::prepare;
-use super::tests::{put, ATTRIBUTES, TOLERATED};
+use super::super::prepare;
+use super::{put, ATTRIBUTES, TOLERATED};
 use crate::identity::identity_from_pem;
 use crate::testing::{anchors, have_tool};
 use crate::xmldsig::c14n::C14nLimits;

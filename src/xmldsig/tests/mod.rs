@@ -1,6 +1,8 @@
 //! Signing and verifying, piece by piece: the real known answers, round trips with a generated
 //! key, one-byte tampering anywhere, and a profile that refuses anything else. The reading path
-//! against its oracle is in `prepare/tests.rs`.
+//! against its oracle is in `prepare/tests/`.
+
+pub(crate) mod oracle;
 
 use base64::Engine as _;
 use ring::rand::SystemRandom;

@@ -23,7 +23,7 @@ use super::verify::{sha256, VerifyError};
 pub(super) type Outcome = Result<(SignatureElement, Result<Vec<u8>, VerifyError>), ProfileError>;
 
 /// Everything a verification does but the ECDSA operation, the slow way.
-pub(super) fn prepare(doc: &[u8], limits: &C14nLimits) -> Outcome {
+pub(crate) fn prepare(doc: &[u8], limits: &C14nLimits) -> Outcome {
     let sig = read_signature(doc, limits)?;
     let signed = signed_bytes(doc, &sig, limits);
     Ok((sig, signed))

@@ -5,10 +5,12 @@
 //! signed request anywhere, every way out of the profile, and random edits. And the request
 //! parser finds the signature exactly where the reading path reads it.
 
+mod xmlsec1;
+
 use proptest::prelude::*;
 
 use super::super::c14n::C14nLimits;
-use super::super::oracle;
+use super::super::tests::oracle;
 use super::super::tests::{files_under, limits, outside_the_profile, TestKey, REQUEST, SIGNED};
 use super::super::{sign_document, strip_signature, VerifyError};
 use super::prepare;
