@@ -28,7 +28,6 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Parts};
-use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
 use crate::state::{self, LoadError, State};
 use crate::store::{JournalError, ReplayGuard};
@@ -52,7 +51,7 @@ pub enum StartError {
     #[error("[routing] needs [delivery]: responses must have somewhere to go")]
     RoutingWithoutDelivery,
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
-    BrokerKey(#[source] RoutingError),
+    BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
     HubConfigRead {
         path: PathBuf,

@@ -164,10 +164,26 @@ impl Fleet {
 /// A broker key pair (role `04`) from a fresh dev CA: its signer, and a verifier trusting it.
 pub fn broker() -> (CommandSigner, CommandVerifier, String) {
     let issued = issue(SmkiRole::AccessControlBroker);
-    let signer = CommandSigner::from_pem(issued.0.as_bytes(), issued.1.as_bytes())
-        .expect("fresh broker key loads");
+    let signer = broker_signer(&issued.0, &issued.1).expect("fresh broker key loads");
     let verifier = CommandVerifier::new(&[issued.1.as_bytes()]).expect("broker cert trusted");
     (signer, verifier, issued.1)
+}
+
+/// A command signer from a broker key and certificate (PEM).
+pub fn broker_signer(key: &str, cert: &str) -> Result<CommandSigner, crate::signer::SignerError> {
+    let (key_name, cert_name) = (std::path::Path::new("key"), std::path::Path::new("cert"));
+    let signer = crate::signer::Signer::from_pem(
+        (key_name, key.as_bytes()),
+        (cert_name, cert.as_bytes()),
+        None,
+    )?;
+    let identity = signer.identity().clone();
+    CommandSigner::new(Box::new(signer), &identity).map_err(|source| {
+        crate::signer::SignerError::Broker {
+            path: cert_name.to_owned(),
+            source,
+        }
+    })
 }
 
 /// A fresh key and certificate (PKCS#8 PEM, certificate PEM) with `role` from its own CA.

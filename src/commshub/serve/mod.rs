@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, watch};
 use crate::dispatch::wire::{COMMANDS, EVENTS, EVENTS_ACK};
 use crate::dispatch::{HubError, HubNetwork};
 use crate::registry::RegistryError;
-use crate::routing::{CommandVerifier, RoutingError, SignedCommand, MAX_COMMAND_BYTES};
+use crate::routing::{SignedCommand, MAX_COMMAND_BYTES};
 
 use super::config::{ConfigError, HubConfig};
 use super::inprocess::InProcessHub;
@@ -102,7 +102,7 @@ pub enum ServeError {
     #[error("{0} is not a loopback address; the hub link is plain HTTP (set allow_non_loopback)")]
     NotLoopback(SocketAddr),
     #[error("broker certificates")]
-    BrokerCerts(#[source] RoutingError),
+    BrokerCerts(#[source] crate::signer::SignerError),
     #[error("loading the fleet")]
     Fleet(#[source] RegistryError),
     #[error("loading the fleet stopped before it finished")]
@@ -124,7 +124,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
         return Err(ServeError::NotLoopback(config.listen));
     }
-    let verifier = CommandVerifier::load(&config.acb_certs).map_err(ServeError::BrokerCerts)?;
+    let verifier =
+        crate::signer::command_verifier(&config.acb_certs).map_err(ServeError::BrokerCerts)?;
     let (devices, registrations) = (config.devices.clone(), config.registrations.clone());
     let snapshot =
         tokio::task::spawn_blocking(move || crate::state::load::registry(&devices, &registrations))
