@@ -17,7 +17,6 @@ use crate::alerts::{
     FutureDatedAlert,
 };
 use crate::dispatch::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
-use crate::domain::{RequestId, Srv};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
@@ -54,17 +53,12 @@ pub trait Context: Send + Sync {
     fn change_log(&self) -> &ChangeLog;
 }
 
-/// Future-dated commands awaiting their execution alert, by request: the alert names the
-/// request's SRV, which the hub's report does not carry.
-pub type FutureDated = dashmap::DashMap<RequestId, Srv>;
-
 /// Runs until every source has closed.
 pub async fn run(
     gateway: Arc<dyn Context>,
     outbox: Arc<Outbox>,
     dispatcher: Arc<Dispatcher>,
     mut fanout: Fanout,
-    future_dated: Arc<FutureDated>,
     mut sources: Sources,
 ) {
     let mut replies = Replies {
@@ -99,7 +93,7 @@ pub async fn run(
                 } else {
                     let messages: Vec<_> = events
                         .drain(..)
-                        .flat_map(|e| replies.event(&mut fanout, &future_dated, e))
+                        .flat_map(|e| replies.event(&mut fanout, e))
                         .collect();
                     replies.send_alerts(messages).await;
                 }
@@ -184,12 +178,7 @@ impl Replies {
 
     /// One hub event: the alert messages it calls for (to be signed and enqueued by
     /// [`Self::send_alerts`], which lets the event go once they are all on disk).
-    fn event(
-        &mut self,
-        fanout: &mut Fanout,
-        future_dated: &FutureDated,
-        inbound: Inbound,
-    ) -> Vec<AlertMessage> {
+    fn event(&mut self, fanout: &mut Fanout, inbound: Inbound) -> Vec<AlertMessage> {
         let Inbound { event, receipt } = inbound;
         let id = self.alert_id();
         match event {
@@ -211,24 +200,13 @@ impl Replies {
             }
             HubEvent::FutureDated {
                 request_id,
-                device,
+                srv,
                 code,
                 payload,
                 at,
+                ..
             } => {
                 self.received("future_dated");
-                let Some((_, srv)) = future_dated.remove(&request_id) else {
-                    // Not known here (the gateway restarted since): it still reaches the Users
-                    // its code is routed to, as a device alert.
-                    let alert = DeviceAlert {
-                        id,
-                        device,
-                        code,
-                        payload,
-                        at,
-                    };
-                    return self.device_alert(fanout, &alert, receipt, "future_dated");
-                };
                 let alert = FutureDatedAlert {
                     id,
                     request_id,

@@ -23,7 +23,7 @@ use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::registry::Snapshot;
-use crate::replies::{self, FutureDated};
+use crate::replies;
 use crate::routing::{self, Command, CommandSigner, SignedCommand};
 use crate::signer::Signer;
 use crate::state::State;
@@ -58,7 +58,6 @@ pub struct Routing {
     /// The access-control broker key (`OU=04`) that signs every command.
     pub signer: CommandSigner,
     pub dispatcher: Arc<Dispatcher>,
-    pub future_dated: Arc<FutureDated>,
 }
 
 impl replies::Context for Gateway {
@@ -309,7 +308,7 @@ impl Gateway {
         trace.lap(Stage::Replay);
         // Route and dispatch: the command is on disk before the I99 promises a response.
         if let Some((routing, command)) = command {
-            route(routing, command, &request).await.map_err(refuse)?;
+            route(routing, command).await.map_err(refuse)?;
             trace.lap(Stage::Dispatch);
         }
         Ok((partial, payload))
@@ -414,21 +413,12 @@ fn execution_time(request: &ParsedRequest, now: OffsetDateTime) -> Result<Offset
 
 /// Journals the command (it is on disk before the `I99` promises a response), then sends it in
 /// the background.
-async fn route(
-    routing: &Routing,
-    command: SignedCommand,
-    request: &ParsedRequest,
-) -> Result<(), Error> {
+async fn route(routing: &Routing, command: SignedCommand) -> Result<(), Error> {
     routing
         .dispatcher
         .record(&command)
         .await
         .map_err(|e| Error::resource(Resource::PendingJournal, e))?;
-    if request.execution_date_time.is_some() {
-        routing
-            .future_dated
-            .insert(request.header.request_id, request.header.srv);
-    }
     let dispatcher = Arc::clone(&routing.dispatcher);
     tokio::spawn(async move {
         if let Err(e) = dispatcher.dispatch(command).await {
