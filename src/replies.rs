@@ -16,8 +16,9 @@ use crate::alerts::{
     AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
     FutureDatedAlert,
 };
-use crate::dispatch::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
+use crate::dispatch::{DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
+use crate::error;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
@@ -157,10 +158,9 @@ impl Replies {
 
     /// The device's answer, or E20/E21, as a signed Service Response to the originator.
     fn response(&mut self, o: &DispatchOutcome) -> Option<Outbound> {
-        let outcome = match (&o.result, o.result.as_ref().err()) {
-            (Ok(payload), _) => DeviceOutcome::Answer(payload),
-            (_, Some(DeviceFailure::Unreachable)) => DeviceOutcome::Unreachable,
-            (_, _) => DeviceOutcome::NoAnswer,
+        let outcome = match &o.result {
+            Ok(payload) => DeviceOutcome::Answer(payload),
+            Err(failure) => DeviceOutcome::Failed(error::device_failure_code(*failure)),
         };
         let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
         let body = self.sign(&xml)?;

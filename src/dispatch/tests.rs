@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::pending::PendingJournal;
 use super::*;
+use crate::domain::DeviceFailure;
 use crate::routing::SignedCommand;
 use crate::testing::fixture::{self, Fleet};
 
