@@ -45,8 +45,8 @@ pub struct Admin {
     pub state: Arc<State>,
     /// The bearer token for changes; `None` turns the change API off.
     pub token: Option<String>,
-    /// The outbox, for the dead-letter API (absent without `[routing]` and `[delivery]`).
-    pub outbox: Option<Arc<Outbox>>,
+    /// The outbox, for the dead-letter API.
+    pub outbox: Arc<Outbox>,
 }
 
 /// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is

@@ -48,9 +48,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
-    /// Signed routing to the comms-hub network (absent: device requests are acknowledged and
-    /// go nowhere, which only a configuration without `[routing]` chooses).
-    pub routing: Option<Routing>,
+    /// Signed routing to the comms-hub network.
+    pub routing: Routing,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -95,7 +94,7 @@ pub struct Parts {
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
-    pub routing: Option<Routing>,
+    pub routing: Routing,
 }
 
 impl Gateway {
@@ -343,9 +342,7 @@ impl Gateway {
         body: &[u8],
     ) -> Result<Option<(&Routing, SignedCommand)>, Error> {
         let header = &request.header;
-        let Some(routing) = &self.routing else {
-            return Ok(None);
-        };
+        let routing = &self.routing;
         if entry.non_device || !routing::sent_to_device(header.command_variant) {
             return Ok(None);
         }

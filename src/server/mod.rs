@@ -26,7 +26,7 @@ use crate::dispatch::DispatchError;
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
-use crate::outbox::OutboxError;
+use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
 use crate::signer::{Signer, SignerError};
 use crate::state::{self, LoadError, State};
@@ -48,8 +48,6 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error("[routing] needs [delivery]: responses must have somewhere to go")]
-    RoutingWithoutDelivery,
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
     BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
@@ -97,8 +95,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub gateway: Arc<Gateway>,
-    /// The outbox, when `[routing]` and `[delivery]` are configured.
-    pub outbox: Option<Arc<crate::outbox::Outbox>>,
+    /// The outbox: every asynchronous message until its User has it.
+    pub outbox: Arc<Outbox>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -143,10 +141,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
-    let (routing, raised, pending) = match routing::open(config, &loaded.registry).await? {
-        Some((r, raised, pending)) => (Some(r), Some(raised), Some(pending)),
-        None => (None, None, None),
-    };
+    let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let parts = Parts {
         state: Arc::clone(&state),
@@ -156,11 +151,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         routing,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    let outbox = match pending {
-        Some(pending) => Some(routing::start(config, &gateway, pending).await?),
-        None => None,
-    };
-    state.raise_owed(owed).await?;
+    let outbox = routing::start(config, &gateway, pending).await?;
+    state.raise_owed(owed).await;
     serve(config, tls_config, gateway, state, outbox).await
 }
 
@@ -170,7 +162,7 @@ async fn serve(
     tls_config: rustls::ServerConfig,
     gateway: Arc<Gateway>,
     state: Arc<State>,
-    outbox: Option<Arc<crate::outbox::Outbox>>,
+    outbox: Arc<Outbox>,
 ) -> Result<Running, StartError> {
     let listener = bind(config.listen.addr).await?;
     let addr = local_addr(&listener, config.listen.addr)?;

@@ -36,13 +36,8 @@ pub(super) struct Pending {
 pub(super) async fn open(
     config: &Config,
     registry: &Snapshot,
-) -> Result<Option<(Routing, mpsc::Sender<ChangeAlerts>, Pending)>, StartError> {
-    let Some(routing) = &config.routing else {
-        return Ok(None);
-    };
-    if config.delivery.is_none() {
-        return Err(StartError::RoutingWithoutDelivery);
-    }
+) -> Result<(Routing, mpsc::Sender<ChangeAlerts>, Pending), StartError> {
+    let routing = &config.routing;
     let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
         .map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
@@ -65,7 +60,7 @@ pub(super) async fn open(
         raised,
         hub,
     };
-    Ok(Some((routing, raised_tx, pending)))
+    Ok((routing, raised_tx, pending))
 }
 
 /// The comms-hub network: the simulator in this process, or a `dccgw commshub` process.
@@ -113,10 +108,7 @@ pub(super) async fn start(
     gateway: &Arc<Gateway>,
     pending: Pending,
 ) -> Result<Arc<Outbox>, StartError> {
-    let Some(delivery) = &config.delivery else {
-        return Err(StartError::RoutingWithoutDelivery);
-    };
-    let outbox = open_outbox(config, delivery, gateway).await?;
+    let outbox = open_outbox(config, &config.delivery, gateway).await?;
     let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
