@@ -399,3 +399,24 @@ fn test_files_follow_one_convention() {
         "test files not named tests.rs or under tests/: {odd:?}"
     );
 }
+
+/// `docs/architecture.md` lists every module with the layer this test knows, and no other.
+#[test]
+fn the_architecture_document_lists_every_module_in_its_layer() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"),
+    )
+    .expect("docs/architecture.md");
+    let mut listed = BTreeMap::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if let [_, module, layer, ..] = cells.as_slice() {
+            let name = module.trim_matches('`');
+            if let (true, Ok(layer)) = (module.starts_with('`'), layer.parse::<u8>()) {
+                listed.insert(name.to_owned(), layer);
+            }
+        }
+    }
+    let known: BTreeMap<String, u8> = LAYERS.iter().map(|(m, l)| ((*m).to_owned(), *l)).collect();
+    assert_eq!(listed, known, "the module table in docs/architecture.md");
+}
