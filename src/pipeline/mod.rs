@@ -4,6 +4,7 @@
 //! leaves only once its audit record is durable. Every answer is signed.
 
 mod answer;
+mod plan;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,18 +14,17 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::audit::{Audit, Receipt};
-use crate::auth::{self, AccessRequest, Permit};
-use crate::catalogue::{Catalogue, SrvEntry};
+use crate::auth::{self, AccessRequest};
+use crate::catalogue::Catalogue;
 use crate::checks;
 use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
-use crate::duis::inventory;
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::registry::Snapshot;
 use crate::replies;
-use crate::routing::{self, Command, CommandSigner, SignedCommand};
+use crate::routing::CommandSigner;
 use crate::signer::Signer;
 use crate::state::State;
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
@@ -32,6 +32,8 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
 pub use answer::Answer;
+
+use plan::{Planning, Reply};
 
 /// What a request needs: rule data, the state it is decided against, the keys that sign, and
 /// where its effects go.
@@ -79,6 +81,12 @@ impl replies::Context for Gateway {
     fn change_log(&self) -> &ChangeLog {
         self.state.change_log()
     }
+}
+
+/// What an accepted request gets: its answer, and whether a final message follows it.
+struct Planned {
+    reply: Reply,
+    follows: bool,
 }
 
 /// A failure together with whatever of the header was read, so the answer can echo it.
@@ -147,8 +155,8 @@ impl Gateway {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
             let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
-                Ok((partial, payload)) => {
-                    self.respond(service, peer, partial, Ok(payload), now, trace)
+                Ok((partial, planned)) => {
+                    self.respond(service, peer, partial, Ok(planned), now, trace)
                 }
                 Err(Refusal { error, partial }) => {
                     self.respond(service, peer, partial, Err(error), now, trace)
@@ -192,34 +200,35 @@ impl Gateway {
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
-    /// emitted. The receipt says when the audit record is durable. `outcome` is the data a
-    /// synchronous answer carries (`I0`), none (`I99`), or the refusal.
+    /// emitted. The receipt says when the audit record is durable. `outcome` is the accepted
+    /// request's answer (`I0` with its data, or `I99`), or the refusal.
     fn respond(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         partial: PartialHeader,
-        outcome: Result<Option<ResponsePayload>, Error>,
+        outcome: Result<Planned, Error>,
         now: OffsetDateTime,
         mut trace: RequestTrace,
     ) -> (Answer, Receipt) {
-        let (payload, refusal) = match outcome {
-            Ok(payload) => (payload, None),
-            Err(error) => (None, Some(error)),
-        };
         // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
         // the metric label stays a closed set.
         let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
-        let (code, status) = match &refusal {
-            None if payload.is_some() => (ResponseCode::I0, 200),
-            None => (ResponseCode::I99, 200),
-            Some(error) => {
+        let (code, status, payload, follows, refusal) = match outcome {
+            Ok(Planned {
+                reply: Reply::Done(payload),
+                follows,
+            }) => (ResponseCode::I0, 200, payload, follows, None),
+            Ok(Planned {
+                reply: Reply::Acknowledged,
+                follows,
+            }) => (ResponseCode::I99, 200, ResponsePayload::None, follows, None),
+            Err(error) => {
                 let (code, status, _) = error.classify();
-                (code, status)
+                (code, status, ResponsePayload::None, false, Some(error))
             }
         };
         trace.mark();
-        let payload = payload.unwrap_or(ResponsePayload::None);
         let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
@@ -230,8 +239,8 @@ impl Gateway {
             request_id: partial.request_id,
             srv,
             on_demand: entry.is_some_and(|e| e.on_demand),
-            // A device request acknowledged I99 gets its Service Response asynchronously.
-            response_follows: code == ResponseCode::I99 && entry.is_some_and(|e| !e.non_device),
+            // What the plan promised: a final message, asynchronously.
+            response_follows: follows,
             code,
             refusal: refusal.as_ref(),
             trace: &trace,
@@ -249,7 +258,7 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
         trace: &mut RequestTrace,
-    ) -> Result<(PartialHeader, Option<ResponsePayload>), Refusal> {
+    ) -> Result<(PartialHeader, Planned), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
@@ -286,12 +295,14 @@ impl Gateway {
             .map_err(|d| refuse(Error::Denied(d)))?;
         trace.permitted(&permit);
         trace.lap(Stage::Authorize);
-        let payload = self
-            .answer_from_cache(entry, &request, body)
-            .map_err(refuse)?;
-        // Sign: a device command is made from the permit alone and signed with the broker key.
-        let command = self
-            .sign_command(entry, &permit, &request, at, body)
+        let plan = self
+            .plan(&Planning {
+                entry,
+                permit: &permit,
+                request: &request,
+                body,
+                at,
+            })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
@@ -305,62 +316,18 @@ impl Gateway {
                 })
             })?;
         trace.lap(Stage::Replay);
-        // Route and dispatch: the command is on disk before the I99 promises a response.
-        if let Some((routing, command)) = command {
-            route(routing, command).await.map_err(refuse)?;
+        // Route and dispatch, and whatever else the plan promises: on disk before the answer.
+        let follows = plan.follows();
+        let effects = !plan.effects.is_empty();
+        self.carry_out(plan.effects).await.map_err(refuse)?;
+        if effects {
             trace.lap(Stage::Dispatch);
         }
-        Ok((partial, payload))
-    }
-
-    /// 8.2 Read Inventory (Command Variant 8) is answered from the cache: `I0` with data. Every
-    /// other request has no synchronous data.
-    fn answer_from_cache(
-        &self,
-        entry: &SrvEntry,
-        request: &ParsedRequest,
-        body: &[u8],
-    ) -> Result<Option<ResponsePayload>, Error> {
-        if entry.body_element != "ReadInventory" {
-            return Ok(None);
-        }
-        let span = body.get(request.body.clone()).unwrap_or_default();
-        let query = inventory::parse_read_inventory(span).map_err(Error::InventoryQuery)?;
-        let xml = answer::inventory_payload(&self.state.registry(), query)
-            .ok_or(Error::InventoryEmpty)?;
-        Ok(Some(ResponsePayload::Raw(xml)))
-    }
-
-    /// The signed command for a device request that goes to the device, when routing is on.
-    /// The request's Body stands in for the GBCS command the DCC would build from it.
-    fn sign_command(
-        &self,
-        entry: &SrvEntry,
-        permit: &Permit,
-        request: &ParsedRequest,
-        at: OffsetDateTime,
-        body: &[u8],
-    ) -> Result<Option<(&Routing, SignedCommand)>, Error> {
-        let header = &request.header;
-        let routing = &self.routing;
-        if entry.non_device || !routing::sent_to_device(header.command_variant) {
-            return Ok(None);
-        }
-        let payload = body.get(request.body.clone()).unwrap_or_default().to_vec();
-        let execute_at = request
-            .execution_date_time
-            .is_some()
-            .then(|| at.unix_timestamp());
-        let command = Command::from_permit(
-            permit,
-            header.request_id,
-            header.command_variant,
-            execute_at,
-            payload,
-        )
-        .and_then(|c| routing.signer.sign(&c))
-        .map_err(Error::Command)?;
-        Ok(Some((routing, command)))
+        let planned = Planned {
+            reply: plan.reply,
+            follows,
+        };
+        Ok((partial, planned))
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
@@ -406,21 +373,4 @@ fn execution_time(request: &ParsedRequest, now: OffsetDateTime) -> Result<Offset
         Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Error::ExecutionDateTime),
         None => Ok(now),
     }
-}
-
-/// Journals the command (it is on disk before the `I99` promises a response), then sends it in
-/// the background.
-async fn route(routing: &Routing, command: SignedCommand) -> Result<(), Error> {
-    routing
-        .dispatcher
-        .record(&command)
-        .await
-        .map_err(|e| Error::resource(Resource::PendingJournal, e))?;
-    let dispatcher = Arc::clone(&routing.dispatcher);
-    tokio::spawn(async move {
-        if let Err(e) = dispatcher.dispatch(command).await {
-            tracing::error!(error = %e, "Dispatch failed; the command is answered after a restart.");
-        }
-    });
-    Ok(())
 }
