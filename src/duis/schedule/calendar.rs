@@ -77,6 +77,30 @@ impl ScheduleSpec {
         }
     }
 
+    /// The last execution, from `from` on, whose time is at or before `t` (unix seconds), if
+    /// any.
+    pub fn last_execution_by(&self, from: u32, t: i64, day_secs: i64) -> Option<u32> {
+        let last = match self.first_execution_from(t.saturating_add(1), day_secs) {
+            Some(k) => k.checked_sub(1)?,
+            // No execution after `t`: the schedule's last one (execution dates exist up to
+            // some k and not after it).
+            None => {
+                let (mut lo, mut hi) = (0u32, MAX_EXECUTIONS);
+                self.execution_date(0)?;
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if self.execution_date(mid).is_some() {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+        };
+        (last >= from && self.execution_time(last, day_secs)? <= t).then_some(last)
+    }
+
     /// The first execution's time (unix seconds): the start date at the execution start time.
     fn first_time(&self) -> i64 {
         let (time, offset) = match self.time {

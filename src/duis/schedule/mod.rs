@@ -37,6 +37,8 @@ pub struct ScheduleId(u64);
 impl ScheduleId {
     /// The schema's largest schedule ID.
     pub const MAX: u64 = 1_000_000_000_000;
+    /// The largest schedule ID, as one.
+    pub const LAST: Self = Self(Self::MAX);
 
     pub const fn get(self) -> u64 {
         self.0
