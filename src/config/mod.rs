@@ -30,6 +30,9 @@ pub struct Config {
     pub delivery: Delivery,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// Held future-dated requests and DSP schedules.
+    #[serde(default)]
+    pub dsp: crate::dsp::DspConfig,
 }
 
 /// `[routing]`: the broker key that signs commands, and the hub network they go to.

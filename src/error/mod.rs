@@ -6,6 +6,7 @@ use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::inventory::InventoryError;
+use crate::duis::schedule::ScheduleError;
 use crate::duis::ParseError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
@@ -71,6 +72,18 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("a DSP-held request's ExecutionDateTime is in the past")]
+    ExecutionInPast,
+    #[error("a DSP-held request's ExecutionDateTime is more than {max_secs} s ahead")]
+    ExecutionTooFar { max_secs: i64 },
+    #[error("the gateway holds as many future-dated requests as it may")]
+    HoldsFull,
+    #[error("the schedule body is not one the gateway can run")]
+    ScheduleBody(#[source] ScheduleError),
+    #[error("no room for another DSP schedule")]
+    SchedulesFull,
+    #[error("no DSP schedule of the User's matches")]
+    ScheduleUnknown,
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -89,6 +102,12 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A future-dated request could not be held before the acknowledgement.
+    #[error("the held-request journal")]
+    HoldJournal,
+    /// A DSP schedule could not be created or deleted.
+    #[error("the DSP schedule journal")]
+    ScheduleJournal,
 }
 
 impl Error {
@@ -146,6 +165,13 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::ExecutionInPast => (E31, 400, "execution_in_past"),
+            Self::ExecutionTooFar { .. } => (E31, 400, "execution_too_far"),
+            Self::HoldsFull => (E69, 503, "holds_full"),
+            Self::ScheduleBody(ScheduleError::Over) => (E40, 400, "schedule_over"),
+            Self::ScheduleBody(_) => (E40, 400, "schedule_body"),
+            Self::SchedulesFull => (E70, 409, "schedules_full"),
+            Self::ScheduleUnknown => (E71, 404, "schedule_unknown"),
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -154,15 +180,26 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::HoldJournal,
+                ..
+            } => (E100, 503, "hold_journal"),
+            Self::Resource {
+                resource: Resource::ScheduleJournal,
+                ..
+            } => (E100, 503, "schedule_journal"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
-            Self::Timeout | Self::SignAnswer | Self::Command(_) | Self::Resource { .. } => {
-                Cause::Gateway
-            }
+            Self::Timeout
+            | Self::SignAnswer
+            | Self::Command(_)
+            | Self::Resource { .. }
+            | Self::HoldsFull
+            | Self::SchedulesFull => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -183,7 +220,11 @@ impl Error {
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
-            | Self::InventoryEmpty => Cause::Sender,
+            | Self::InventoryEmpty
+            | Self::ExecutionInPast
+            | Self::ExecutionTooFar { .. }
+            | Self::ScheduleBody(_)
+            | Self::ScheduleUnknown => Cause::Sender,
         }
     }
 }

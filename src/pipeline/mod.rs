@@ -4,7 +4,9 @@
 //! leaves only once its audit record is durable. Every answer is signed.
 
 mod answer;
+mod held;
 mod plan;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +34,7 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
 pub use answer::Answer;
+pub use held::Dsp;
 
 use plan::{Planning, Reply};
 
@@ -52,6 +55,8 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// What the DSP keeps for later: held future-dated requests and DSP schedules.
+    pub dsp: Dsp,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -103,6 +108,7 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub dsp: Dsp,
 }
 
 impl Gateway {
@@ -113,6 +119,7 @@ impl Gateway {
             signer,
             audit,
             routing,
+            dsp,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -133,6 +140,7 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            dsp,
         })
     }
 
@@ -302,6 +310,7 @@ impl Gateway {
                 request: &request,
                 body,
                 at,
+                now,
             })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests

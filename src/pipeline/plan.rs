@@ -13,8 +13,10 @@ use crate::duis::inventory;
 use crate::duis::{ParsedRequest, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::routing::{self, Command, SignedCommand};
+use crate::store::Held;
 
-use super::{answer, Gateway, Routing};
+use super::schedules::NewSchedule;
+use super::{answer, held, Gateway, Routing};
 
 /// The synchronous answer a planned request gets.
 #[derive(Debug)]
@@ -31,6 +33,23 @@ pub(super) enum Effect {
     /// A signed command for a device: journalled as pending, then sent in the background. Its
     /// Service Response (or `E20`/`E21`) is the final message.
     Route(SignedCommand),
+    /// A DSP-held future-dated request: journalled, then sent at its execution time. Its
+    /// Service Response (or the refusal's code then) is the final message.
+    Hold(Held),
+    /// A new DSP schedule (5.1); its executions' results are messages of their own.
+    CreateSchedule(NewSchedule),
+    /// DSP schedules deleted (5.3).
+    DeleteSchedules(Vec<crate::duis::schedule::ScheduleId>),
+}
+
+impl Effect {
+    /// Whether a final message follows the answer because of this effect.
+    fn follows(&self) -> bool {
+        match self {
+            Self::Route(_) | Self::Hold(_) => true,
+            Self::CreateSchedule(_) | Self::DeleteSchedules(_) => false,
+        }
+    }
 }
 
 /// A permitted request's answer and effects.
@@ -43,10 +62,10 @@ pub(super) struct Plan {
 impl Plan {
     /// Whether a final message will follow the synchronous answer.
     pub fn follows(&self) -> bool {
-        self.effects.iter().any(|e| matches!(e, Effect::Route(_)))
+        self.effects.iter().any(Effect::follows)
     }
 
-    fn done(payload: ResponsePayload) -> Self {
+    pub(super) fn done(payload: ResponsePayload) -> Self {
         Self {
             reply: Reply::Done(payload),
             effects: Vec::new(),
@@ -69,6 +88,8 @@ pub(super) struct Planning<'a> {
     pub body: &'a [u8],
     /// When the request executes (its `ExecutionDateTime`, or now).
     pub at: OffsetDateTime,
+    /// When the request is decided (its arrival, or a held request's release).
+    pub now: OffsetDateTime,
 }
 
 impl Gateway {
@@ -78,7 +99,13 @@ impl Gateway {
         if p.entry.body_element == "ReadInventory" {
             return self.read_inventory(p).map(Plan::done);
         }
+        if let Some(plan) = self.plan_schedule(p)? {
+            return Ok(plan);
+        }
         if !p.entry.non_device && routing::sent_to_device(cv) {
+            if let Some(plan) = self.plan_hold(p)? {
+                return Ok(plan);
+            }
             return self.sign_command(p).map(Plan::routed);
         }
         // Local delivery (Command Variants 2 and 6), the critical flow's pre-command (4) and the
@@ -101,18 +128,14 @@ impl Gateway {
 
     /// The signed command for a device request: made from the permit alone and signed with the
     /// broker key. The request's Body stands in for the GBCS command the DCC would build.
-    fn sign_command(&self, p: &Planning<'_>) -> Result<SignedCommand, Error> {
+    pub(super) fn sign_command(&self, p: &Planning<'_>) -> Result<SignedCommand, Error> {
         let header = &p.request.header;
         let payload = p
             .body
             .get(p.request.body.clone())
             .unwrap_or_default()
             .to_vec();
-        let execute_at = p
-            .request
-            .execution_date_time
-            .is_some()
-            .then(|| p.at.unix_timestamp());
+        let execute_at = held::device_execute_at(p);
         Command::from_permit(
             p.permit,
             header.request_id,
@@ -129,6 +152,9 @@ impl Gateway {
         for effect in effects {
             match effect {
                 Effect::Route(command) => route(&self.routing, command).await?,
+                Effect::Hold(h) => self.hold(h).await?,
+                Effect::CreateSchedule(new) => self.create_schedule(new).await?,
+                Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
             }
         }
         Ok(())

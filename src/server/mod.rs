@@ -7,6 +7,7 @@ mod conn;
 mod http;
 mod routing;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
 use crate::domain::SmkiRole;
+use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
@@ -80,6 +82,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the held-request or DSP schedule journal")]
+    DspJournal(#[source] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
@@ -141,6 +145,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
+    let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
+    let (dsp_config, state_dir) = (config.dsp.clone(), config.state.dir.clone());
+    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs))
+        .await?
+        .map_err(StartError::DspJournal)?;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let parts = Parts {
@@ -149,6 +158,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         signer,
         audit,
         routing,
+        dsp,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     let outbox = routing::start(config, &gateway, pending).await?;
@@ -182,6 +192,8 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
+    // Held requests and schedules run from now until shutdown.
+    let timer = dsp::start_timer(&gateway, &outbox, &config.dsp, shutdown_rx.clone());
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
     let limits = config.limits.clone();
     let task = tokio::spawn({
@@ -190,6 +202,7 @@ async fn serve(
             accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
+            let _ = timer.await;
         }
     });
     tracing::info!(%addr, %admin_addr, "Gateway listening.");

@@ -10,6 +10,7 @@ use crate::commshub::{HubConfig, InProcessHub, Simulator};
 use crate::config::{Config, Delivery, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
+use crate::dsp;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Routing};
 use crate::registry::Snapshot;
@@ -121,6 +122,8 @@ pub(super) async fn start(
         outcomes,
         events,
     } = opened;
+    // A schedule's results and a change of supplier's schedule removals are the DSP's.
+    let (outcomes, raised) = dsp::interpose(gateway, &outbox, &dispatcher, outcomes, raised);
     let sources = Sources {
         outcomes,
         events,

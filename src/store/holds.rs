@@ -5,7 +5,8 @@
 //! not marked done. A crash between release and mark releases it again (a duplicate command, as
 //! DUIS allows; never a lost one).
 //!
-//! Records: `H` | RequestID (24 bytes) | due (i64, unix seconds) | the request; `D` | RequestID.
+//! Records: `H` | RequestID (24 bytes) | due (i64, unix seconds) | the variant (a length byte,
+//! then its text) | the request; `D` | RequestID.
 //! A journal with more done holds than live ones (and over a thousand) is rewritten at open with
 //! the live ones only.
 //!
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::journal::{rewrite, Journal, JournalError};
-use crate::domain::{Eui64, RequestId};
+use crate::domain::{Eui64, RequestId, Srv};
 
 const HELD: u8 = b'H';
 const DONE: u8 = b'D';
@@ -47,6 +48,8 @@ impl Default for HoldLimits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
     pub request_id: RequestId,
+    /// Its Service Reference Variant (what its final message names).
+    pub srv: Srv,
     /// When it is to be sent (unix seconds): its `ExecutionDateTime`.
     pub due: i64,
     /// The request as received (the signed DUIS document).
@@ -177,6 +180,12 @@ impl Holds {
         Ok(())
     }
 
+    /// Whether a request of `size` bytes could be held now.
+    pub fn room_for(&self, size: usize) -> bool {
+        let s = self.lock();
+        s.live.len() < self.limits.max_held && s.bytes + size <= self.limits.max_bytes
+    }
+
     /// The earliest due time of a waiting hold.
     pub fn next_due(&self) -> Option<i64> {
         self.lock().waiting.keys().next().map(|(due, _)| *due)
@@ -241,10 +250,14 @@ impl State {
 }
 
 fn held_bytes(h: &Held) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + ID_BYTES + 8 + h.request.len());
+    let srv = h.srv.to_string();
+    let mut out = Vec::with_capacity(1 + ID_BYTES + 9 + srv.len() + h.request.len());
     out.push(HELD);
     encode_id(&h.request_id, &mut out);
     out.extend_from_slice(&h.due.to_be_bytes());
+    // A variant's text is at most 11 bytes ("255.255.255").
+    out.push(srv.len() as u8);
+    out.extend_from_slice(srv.as_bytes());
     out.extend_from_slice(&h.request);
     out
 }
@@ -252,9 +265,16 @@ fn held_bytes(h: &Held) -> Vec<u8> {
 fn decode_held(b: &[u8]) -> Option<Held> {
     let request_id = decode_id(b.get(..ID_BYTES)?)?;
     let due = i64::from_be_bytes(b.get(ID_BYTES..ID_BYTES + 8)?.try_into().ok()?);
-    let request = Arc::from(b.get(ID_BYTES + 8..)?);
+    let rest = b.get(ID_BYTES + 8..)?;
+    let (&len, rest) = rest.split_first()?;
+    let srv = std::str::from_utf8(rest.get(..usize::from(len))?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let request = Arc::from(rest.get(usize::from(len)..)?);
     Some(Held {
         request_id,
+        srv,
         due,
         request,
     })

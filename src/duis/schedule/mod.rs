@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use time::{Date, Time, UtcOffset};
 
-use crate::domain::{DeviceId, Srv};
+use crate::domain::{DeviceId, RequestId, Srv, UserId};
 
 pub use calendar::MAX_EXECUTIONS;
 pub use parse::{parse_create_schedule, parse_schedule_selector};
@@ -302,6 +302,36 @@ pub const DSP_REQUESTS: [DspRequest; 14] = [
         DATA,
     ),
 ];
+
+/// The top bit of an execution's counter.
+const EXECUTION_BIT: u64 = 1 << 63;
+/// Bits of an execution's counter that hold the execution's number.
+const EXECUTION_BITS: u32 = 22;
+
+/// The RequestID of execution `k` of schedule `id`, owned by `owner`, on `device`: the owner's
+/// and the device's, with a counter the DCC mints — the top bit set, then the schedule ID
+/// (below 2^40), then `k` (22 bits). Such a counter is far above the milliseconds-since-1970
+/// counters Users' tools stamp, and names the execution it answers.
+pub fn execution_request_id(owner: UserId, device: DeviceId, id: ScheduleId, k: u32) -> RequestId {
+    let k = u64::from(k) & ((1 << EXECUTION_BITS) - 1);
+    RequestId {
+        originator: owner,
+        target: device,
+        counter: EXECUTION_BIT | (id.get() << EXECUTION_BITS) | k,
+    }
+}
+
+/// The schedule and execution a RequestID minted by [`execution_request_id`] names, if its
+/// counter is of that form.
+pub fn execution_of(request_id: &RequestId) -> Option<(ScheduleId, u32)> {
+    let c = request_id.counter;
+    if c & EXECUTION_BIT == 0 {
+        return None;
+    }
+    let id = ScheduleId::try_from((c & !EXECUTION_BIT) >> EXECUTION_BITS).ok()?;
+    let k = u32::try_from(c & ((1 << EXECUTION_BITS) - 1)).ok()?;
+    Some((id, k))
+}
 
 /// The row for a scheduled variant, if it is one a schedule can run.
 pub fn dsp_request_for(srv: Srv) -> Option<&'static DspRequest> {

@@ -412,3 +412,26 @@ fn a_read_schedule_gives_back_what_was_created() {
     let stored = write_create_schedule(&spec);
     assert_eq!(parse_create_schedule(stored.as_bytes()), Ok(spec));
 }
+
+#[test]
+fn an_executions_request_id_names_its_schedule_and_number() {
+    let owner: crate::domain::UserId = "90-B3-D5-1F-30-01-00-00".parse().unwrap();
+    let device = ESME.parse().unwrap();
+    for (id, k) in [(0, 0), (1, 2), (ScheduleId::MAX, (1 << 22) - 1)] {
+        let id = ScheduleId::try_from(id).unwrap();
+        let rid = execution_request_id(owner, device, id, k);
+        assert_eq!((rid.originator, rid.target), (owner, device));
+        assert_eq!(execution_of(&rid), Some((id, k)));
+    }
+    // A User's own counter (milliseconds since 1970, say) names none.
+    let own: RequestId = format!("90-B3-D5-1F-30-01-00-00:{ESME}:1767225600000")
+        .parse()
+        .unwrap();
+    assert_eq!(execution_of(&own), None);
+    // A top-bit counter past the largest schedule ID names none either.
+    let past = RequestId {
+        counter: u64::MAX,
+        ..own
+    };
+    assert_eq!(execution_of(&past), None);
+}

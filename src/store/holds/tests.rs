@@ -9,6 +9,7 @@ fn id(counter: u64) -> RequestId {
 fn held(counter: u64, due: i64, bytes: usize) -> Held {
     Held {
         request_id: id(counter),
+        srv: "4.1.1".parse().unwrap(),
         due,
         request: Arc::from(vec![b'x'; bytes]),
     }
