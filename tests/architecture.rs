@@ -284,9 +284,8 @@ fn uses(code: &str, word: &str) -> bool {
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     // A word ending in `::` or `_` is a prefix: whatever follows it is a use.
     let whole_name = word.chars().last().is_some_and(|c| c.is_alphanumeric());
-    code.match_indices(word).any(|(at, _)| {
-        !whole_name || !code[at + word.len()..].chars().next().is_some_and(ident)
-    })
+    code.match_indices(word)
+        .any(|(at, _)| !whole_name || !code[at + word.len()..].chars().next().is_some_and(ident))
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod bounds;
 mod crash;
 mod dead_letters;
 mod demo;
+mod dsp;
 mod openssl_made;
 mod operations;
 mod requests;
