@@ -8,6 +8,7 @@ mod crash;
 mod dead_letters;
 mod demo;
 mod dsp;
+mod dsp_crash;
 mod openssl_made;
 mod operations;
 mod requests;
