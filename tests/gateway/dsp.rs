@@ -449,3 +449,66 @@ async fn schedules_the_gateway_cannot_run_or_a_user_may_not_have_are_refused_wit
     valid_and_signed(&gw, &refs);
     rx_server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_held_command_is_acknowledged_now_and_its_8f66_comes_at_its_time() {
+    use dccgw::auth::{authorize, AccessRequest};
+    use dccgw::routing::Command;
+    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let gw = gateway(pki.path(), rx_server.local_addr().port(), "").await;
+    // A critical, device-held variant (1.1.1 Update Import Tariff) as its signed pre-command
+    // becomes a command: admitted by access control at its execution time, and carrying that
+    // time to the device.
+    let g = &gw.running.gateway;
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(3);
+    let srv = "1.1.1".parse().unwrap();
+    let entry = g.catalogue.get(&srv).unwrap();
+    assert_eq!(entry.future_dated, dccgw::catalogue::FutureDated::Device);
+    let access = AccessRequest {
+        originator: SUPPLIER.parse().unwrap(),
+        target: DEMO_ESME.parse().unwrap(),
+        service: entry,
+        at: at.unix_timestamp(),
+    };
+    let permit = authorize(&access, &g.state.register(), &g.state.registry()).unwrap();
+    let request_id = format!("{SUPPLIER}:{DEMO_ESME}:7");
+    let command = Command::from_permit(
+        &permit,
+        request_id.parse().unwrap(),
+        5u8.try_into().unwrap(),
+        Some(at.unix_timestamp()),
+        vec![0xDF, 0x09],
+    )
+    .unwrap();
+    let signed = g.routing.signer.sign(&command).unwrap();
+    g.routing.dispatcher.record(&signed).await.unwrap();
+    g.routing.dispatcher.dispatch(signed).await.unwrap();
+
+    // The device's acknowledgement at once: the Service Response, I0 with its GBCS answer.
+    let ack = next(&mut rx).await;
+    assert_eq!(ack.description.request_id.as_deref(), Some(&request_id[..]));
+    assert_eq!(ack.description.response_code.as_deref(), Some("I0"));
+    assert_eq!(ack.description.alert_code, None);
+    assert!(
+        OffsetDateTime::now_utc() < at,
+        "the acknowledgement waited for the execution"
+    );
+    // At the execution time, 8F66 for the same request, to its originator.
+    let done = next(&mut rx).await;
+    assert!(OffsetDateTime::now_utc() >= at, "executed before its time");
+    assert_eq!(
+        done.description.request_id.as_deref(),
+        Some(&request_id[..])
+    );
+    assert_eq!(done.description.alert_code.as_deref(), Some("8F66"));
+    let body = text(&done);
+    assert!(
+        body.contains("<sr:ServiceReferenceVariant>1.1.1<"),
+        "{body}"
+    );
+    assert!(body.contains("<sr:FutureDatedDeviceAlertMessage><sr:FutureDatedAlertCode>8F66<"));
+    let to = done.description.response_id.clone().unwrap_or_default();
+    assert_eq!(to.split(':').nth(1), Some(SUPPLIER), "{to}");
+    valid_and_signed(&gw, &[&text(&ack), &body]);
+    rx_server.stop().await;
+}

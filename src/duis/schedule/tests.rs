@@ -15,7 +15,7 @@ fn body_of<'a>(xml: &'a str, name: &str) -> &'a [u8] {
     let start = xml.find(&format!("<sr:{name}")).unwrap();
     let close = format!("</sr:{name}>");
     let end = xml.find(&close).unwrap() + close.len();
-    xml[start..end].as_bytes()
+    &xml.as_bytes()[start..end]
 }
 
 fn create(inner: &str) -> String {
