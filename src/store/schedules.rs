@@ -7,8 +7,8 @@
 //! was started: the next is `k + 1`), `{"deleted": id}`, `{"removed": {"id", "seq"}}` (a change
 //! of supplier, the registration change log's batch `seq`, removed it; it is kept as removed
 //! until a start after that batch's DCC Alerts are all out, so that raising them again finds
-//! it). A journal with many superseded `ran` records is rewritten at open with one record per
-//! schedule.
+//! it), `{"issued": id}` (every ID up to this one was given out). A journal with many superseded
+//! records is rewritten at open: the highest ID given out, then one record per schedule.
 //!
 //! Bounds: at most `max_schedules` schedules, and 99 per User and device (what one
 //! `DSPSchedulesRead` can list); a schedule past either is refused.
@@ -78,6 +78,9 @@ enum Record {
         id: u64,
         seq: u64,
     },
+    /// Every ID up to this one has been given out (written by a rewrite, which drops the
+    /// records of deleted schedules: their IDs are not given out again).
+    Issued(u64),
 }
 
 #[derive(Default)]
@@ -128,10 +131,9 @@ impl Schedules {
         if records.len() > 4096 && records.len() > 4 * schedules.len() {
             let mut live: Vec<&Schedule> = schedules.values().collect();
             live.sort_by_key(|s| s.id);
-            rewrite(
-                path,
-                live.into_iter().flat_map(|s| compacted(s).into_iter()),
-            )?;
+            let issued = record_bytes(&Record::Issued(last_id));
+            let records = std::iter::once(issued).chain(live.into_iter().flat_map(compacted));
+            rewrite(path, records)?;
         }
         let (journal, _) = Journal::open(path)?;
         let store = Self {
@@ -351,9 +353,7 @@ impl Schedules {
     }
 
     async fn append(&self, record: &Record) -> Result<(), JournalError> {
-        // Serialising these plain values cannot fail.
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
-        self.journal.append(bytes).await
+        self.journal.append(record_bytes(record)).await
     }
 
     fn index(&self, s: &mut State, schedule: Schedule) {
@@ -445,7 +445,13 @@ fn fold(schedules: &mut HashMap<ScheduleId, Schedule>, last_id: &mut u64, record
                 x.removed = Some(seq);
             }
         }
+        Record::Issued(n) => *last_id = (*last_id).max(n),
     }
+}
+
+fn record_bytes(record: &Record) -> Vec<u8> {
+    // Serialising these plain values cannot fail.
+    serde_json::to_vec(record).unwrap_or_default()
 }
 
 /// The records that recreate `x` on their own.
@@ -462,10 +468,7 @@ fn compacted(x: &Schedule) -> Vec<Vec<u8>> {
             seq,
         });
     }
-    records
-        .iter()
-        .map(|r| serde_json::to_vec(r).unwrap_or_default())
-        .collect()
+    records.iter().map(record_bytes).collect()
 }
 
 #[cfg(test)]

@@ -193,6 +193,8 @@ async fn a_long_journal_is_rewritten_at_open_and_reads_the_same() {
     let path = dir.path().join("s");
     let store = open(&path, |_| false);
     let a = create(&store, SUPPLIER, ESME).await;
+    let b = create(&store, SUPPLIER, ESME).await;
+    store.delete(&[b]).await.unwrap();
     for k in 0..5000 {
         store.ran(a, k).await.unwrap();
     }
@@ -204,4 +206,9 @@ async fn a_long_journal_is_rewritten_at_open_and_reads_the_same() {
     let read = store.read(user(SUPPLIER), ScheduleSelector::Id(a));
     assert_eq!(read[0].next, 5000);
     assert_eq!(*read[0].spec, daily(ESME));
+    // The deleted schedule's ID is not given out again, before or after another rewrite.
+    assert_eq!(store.allocate_id().unwrap().get(), 3);
+    drop(store);
+    let store = open(&path, |_| false);
+    assert_eq!(store.allocate_id().unwrap().get(), 3);
 }
