@@ -10,6 +10,8 @@ pub enum DeviceFailure {
     Unreachable,
     /// No answer within the SRV's time to answer.
     NoAnswer,
+    /// The device refused a critical command whose User signature it could not verify.
+    Unverified,
 }
 
 /// A smart-metering device type.

@@ -5,6 +5,7 @@
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
@@ -71,6 +72,14 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("the request body's fields cannot make its GBCS command")]
+    CommandBody(#[source] crate::gbcs::command::CommandError),
+    #[error("the signed pre-command was refused")]
+    PreCommand(#[source] PreCommandRefusal),
+    #[error("the User already has {max} pre-commands or local commands outstanding")]
+    Outstanding { max: usize },
+    #[error("the Return Local Command Response was refused")]
+    LocalResponse(#[source] LocalResponseRefusal),
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -89,6 +98,12 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A pre-command, or a command for local delivery, could not be recorded (or its use).
+    #[error("the ledger of pre-commands and local commands")]
+    Ledger,
+    /// A message for the User could not be put in the outbox before the acknowledgement.
+    #[error("the outbox")]
+    Outbox,
 }
 
 impl Error {
@@ -146,6 +161,16 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::CommandBody(_) => (E40, 400, "command_body"),
+            Self::PreCommand(r) => precommand_code(r),
+            Self::Outstanding { .. } => (E1008, 429, "outstanding"),
+            Self::LocalResponse(LocalResponseRefusal::Body(_)) => (E40, 400, "local_response_body"),
+            Self::LocalResponse(LocalResponseRefusal::Unknown) => {
+                (E1010, 409, "local_command_unknown")
+            }
+            Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
+                (E1011, 400, "local_response_mismatch")
+            }
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -154,6 +179,14 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::Ledger,
+                ..
+            } => (E100, 503, "ledger"),
+            Self::Resource {
+                resource: Resource::Outbox,
+                ..
+            } => (E100, 503, "outbox"),
         }
     }
 
@@ -183,7 +216,11 @@ impl Error {
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
-            | Self::InventoryEmpty => Cause::Sender,
+            | Self::InventoryEmpty
+            | Self::CommandBody(_)
+            | Self::PreCommand(_)
+            | Self::Outstanding { .. }
+            | Self::LocalResponse(_) => Cause::Sender,
         }
     }
 }
@@ -193,6 +230,20 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+        DeviceFailure::Unverified => ResponseCode::E1007,
+    }
+}
+
+fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match r {
+        PreCommandRefusal::Body(_) => (E40, 400, "signed_precommand_body"),
+        PreCommandRefusal::Unknown => (E1000, 409, "precommand_unknown"),
+        PreCommandRefusal::Used => (E1001, 409, "precommand_used"),
+        PreCommandRefusal::Expired => (E1003, 409, "precommand_expired"),
+        PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
+        PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
+        PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
     }
 }
 

@@ -12,9 +12,12 @@
 //! - [`usecase`]: the content of commands, responses and alerts: the real encoding for ECS01a,
 //!   CS02b, ECS42, ECS52 and ECS17b, and a documented encoding of the DUIS body for the rest.
 //! - [`table`]: SRV → GBCS use cases and message codes.
+//! - [`command`]: the command for a DUIS request (its use case's content from the body), and
+//!   the MAC header the DCC puts around it.
 //!
 //! `schemas/gbcs.md` describes the layouts, the bounds and which use cases get which encoding.
 
+pub mod command;
 pub mod der;
 pub mod dlms;
 pub mod frame;

@@ -62,6 +62,10 @@ pub struct DevUser {
     pub tls: PemPair,
     /// The XML-signing certificate, role `87` (`xml-sign.pem`, `xml-sign.key.pem`).
     pub xml_sign: PemPair,
+    /// The Digital Signing certificate that signs critical commands, in the role of the TLS
+    /// certificate (`digital-signing.pem`, `digital-signing.key.pem`): only for suppliers
+    /// (`02`) and network operators (`03`), the roles that send critical requests.
+    pub digital_signing: Option<PemPair>,
     /// `client.pem`: the TLS client certificate followed by its key, for `curl --cert`.
     pub client_bundle: PathBuf,
 }
@@ -153,12 +157,20 @@ fn write_pki(out: &Path, now: OffsetDateTime, overwrite: bool) -> Result<DevPki,
         let client_bundle = w.file(&format!("{sub}client.pem"), &bundle, true)?;
         let sign_spec = LeafSpec::new(SmkiRole::XmlSigning, user_id, Usage::XmlSigning, leaf);
         let xml_sign = w.issued(&sub, "xml-sign", &ca.issue(&sign_spec)?)?;
+        let digital_signing = match tls_role {
+            SmkiRole::Supplier | SmkiRole::NetworkOperator => {
+                let spec = LeafSpec::new(tls_role, user_id, Usage::DigitalSigning, leaf);
+                Some(w.issued(&sub, "digital-signing", &ca.issue(&spec)?)?)
+            }
+            _ => None,
+        };
         users.push(DevUser {
             name,
             user_id,
             tls_role,
             tls,
             xml_sign,
+            digital_signing,
             client_bundle,
         });
     }
