@@ -194,7 +194,10 @@ impl DigitalSigningCerts {
 /// The identity of a Digital Signing certificate, or why it is not one.
 fn checked_identity(der: &[u8]) -> Result<CertIdentity, DsRefusal> {
     let identity = identity_from_der(der).map_err(|_| DsRefusal::NoIdentity)?;
-    if !matches!(identity.role, SmkiRole::Supplier | SmkiRole::NetworkOperator) {
+    if !matches!(
+        identity.role,
+        SmkiRole::Supplier | SmkiRole::NetworkOperator
+    ) {
         return Err(DsRefusal::Role(identity.role));
     }
     if !identity.key_is_p256 {

@@ -107,7 +107,10 @@ impl Node {
     }
 
     /// The text of the child `name`, parsed, if there is one.
-    pub fn optional<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, BodyError> {
+    pub fn optional<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<T>, BodyError> {
         self.child(name).map(|c| c.read(name)).transpose()
     }
 
@@ -131,7 +134,11 @@ fn start(e: &quick_xml::events::BytesStart<'_>) -> Result<Node, BodyError> {
         let attr = attr.map_err(|_| BodyError::Malformed)?;
         if attr.key.as_ref() == b"index" {
             let text = std::str::from_utf8(&attr.value).map_err(|_| BodyError::Malformed)?;
-            index = Some(text.trim().parse().map_err(|_| BodyError::Invalid("index"))?);
+            index = Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| BodyError::Invalid("index"))?,
+            );
         }
     }
     Ok(Node {

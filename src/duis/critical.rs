@@ -13,7 +13,7 @@ use crate::domain::RequestId;
 
 /// The largest GBCS payload read from a request body, in bytes (a GBCS frame's bound); a larger
 /// one is refused before it is decoded.
-pub const MAX_GBCS_PAYLOAD: usize = 16 * 1024;
+pub const MAX_GBCS_PAYLOAD: usize = crate::gbcs::MAX_FRAME_LEN;
 
 /// `sr:PreCommand`, a child of `sr:ResponseMessage`: the GBCS version and the pre-command.
 pub fn write_precommand(gbcs_version: &str, precommand: &[u8]) -> String {

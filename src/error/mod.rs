@@ -8,6 +8,9 @@ use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Sr
 use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
+use crate::gbcs::command::CommandError;
+use crate::gbcs::usecase::ContentError;
+use crate::gbcs::FrameError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -73,7 +76,7 @@ pub enum Error {
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
     #[error("the request body's fields cannot make its GBCS command")]
-    CommandBody(#[source] crate::gbcs::command::CommandError),
+    CommandBody(#[source] CommandError),
     #[error("the signed pre-command was refused")]
     PreCommand(#[source] PreCommandRefusal),
     #[error("the User already has {max} pre-commands or local commands outstanding")]
@@ -161,6 +164,9 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::CommandBody(CommandError::Content(ContentError::Frame(
+                FrameError::TooLong { .. },
+            ))) => (E42, 413, "command_too_large"),
             Self::CommandBody(_) => (E40, 400, "command_body"),
             Self::PreCommand(r) => precommand_code(r),
             Self::Outstanding { .. } => (E1008, 429, "outstanding"),

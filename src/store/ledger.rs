@@ -64,14 +64,8 @@ pub enum UseError {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]
 enum Record<V> {
-    Issued {
-        id: String,
-        at: i64,
-        value: V,
-    },
-    Used {
-        id: String,
-    },
+    Issued { id: String, at: i64, value: V },
+    Used { id: String },
 }
 
 struct Entry<V> {
@@ -252,7 +246,9 @@ impl<V> Book<V> {
     fn replay(&mut self, record: Record<V>) {
         match record {
             Record::Issued { id, at, value } => {
-                let Ok(id) = id.parse::<RequestId>() else { return };
+                let Ok(id) = id.parse::<RequestId>() else {
+                    return;
+                };
                 if self.entries.contains_key(&id) {
                     return;
                 }

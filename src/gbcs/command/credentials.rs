@@ -21,7 +21,10 @@ pub fn from_duis(
     execution: Execution,
 ) -> Result<Option<UpdateSecurityCredentials>, BodyError> {
     let (role, mode) = match body.need("RemotePartyRole")?.text.as_str() {
-        "Supplier" => (RemotePartyRole::Supplier, ReplacementMode::SupplierBySupplier),
+        "Supplier" => (
+            RemotePartyRole::Supplier,
+            ReplacementMode::SupplierBySupplier,
+        ),
         "NetworkOperator" => (
             RemotePartyRole::NetworkOperator,
             ReplacementMode::NetworkOperatorByNetworkOperator,
@@ -41,9 +44,18 @@ pub fn from_duis(
     };
     let mut replacements = Vec::new();
     for (name, target) in [
-        ("DigitalSigningCertificate", cell(KeyUsage::DigitalSignature, false)),
-        ("KeyAgreementCertificate", cell(KeyUsage::KeyAgreement, false)),
-        ("KeyAgreementTopUpCertificate", cell(KeyUsage::KeyAgreement, true)),
+        (
+            "DigitalSigningCertificate",
+            cell(KeyUsage::DigitalSignature, false),
+        ),
+        (
+            "KeyAgreementCertificate",
+            cell(KeyUsage::KeyAgreement, false),
+        ),
+        (
+            "KeyAgreementTopUpCertificate",
+            cell(KeyUsage::KeyAgreement, true),
+        ),
     ] {
         if let Some(c) = certificates.child(name) {
             replacements.push(Replacement {
@@ -68,7 +80,8 @@ pub fn from_duis(
         apply_time_based_cpv_checks: cpv,
         authorising: cell(KeyUsage::DigitalSignature, false),
         new_floor_seq: body.optional("RemotePartyFloorSeqNumber")?,
-        new_prepayment_top_up_floor_seq: body.optional("RemotePartyPrepaymentTopUpFloorSeqNumber")?,
+        new_prepayment_top_up_floor_seq: body
+            .optional("RemotePartyPrepaymentTopUpFloorSeqNumber")?,
         replacements,
         certification_path,
     }))

@@ -91,7 +91,10 @@ pub fn target_of(device_type: DeviceType) -> Target {
 }
 
 /// The command for `request`: a pre-command when it is critical, else an unsigned command.
-pub fn build(request: &CommandRequest<'_>, limits: &C14nLimits) -> Result<GeneralSigning, CommandError> {
+pub fn build(
+    request: &CommandRequest<'_>,
+    limits: &C14nLimits,
+) -> Result<GeneralSigning, CommandError> {
     let (code, content) = content(request, limits)?;
     Ok(usecase::command_frame(
         &request.parties,

@@ -117,7 +117,10 @@ fn season(s: &Node) -> Result<Season, BodyError> {
 fn date(d: &Node) -> Result<DlmsDate, BodyError> {
     let any = DlmsDate::NOT_SPECIFIED;
     let year = d.need("Year")?.optional::<u16>("SpecifiedYear")?;
-    let month = d.need("Month")?.optional::<u8>("SpecifiedMonth")?.unwrap_or(any);
+    let month = d
+        .need("Month")?
+        .optional::<u8>("SpecifiedMonth")?
+        .unwrap_or(any);
     let dom = d.need("DayOfMonth")?;
     let day_of_month = match dom.optional::<u8>("SpecifiedDayOfMonth")? {
         Some(day) => day,
@@ -164,7 +167,12 @@ fn thresholds(matrix: &Node) -> Result<[Vec<u32>; 8], BodyError> {
         let i = slot(t.need_index("Thresholds index")?, 8, "Thresholds index")?;
         let mut values: Vec<(u32, u32)> = t
             .all("BlockThreshold")
-            .map(|b| Ok((b.need_index("BlockThreshold index")?, b.read("BlockThreshold")?)))
+            .map(|b| {
+                Ok((
+                    b.need_index("BlockThreshold index")?,
+                    b.read("BlockThreshold")?,
+                ))
+            })
             .collect::<Result<_, BodyError>>()?;
         values.sort_unstable_by_key(|(index, _)| *index);
         out[i] = values.into_iter().map(|(_, v)| v).collect();

@@ -17,9 +17,10 @@ use crate::testing::anchors;
 fn command_for(xml: &[u8], device_type: DeviceType, critical: bool) -> GeneralSigning {
     let parsed = duis::parse_request(xml, &Limits::default()).unwrap();
     let id: RequestId = parsed.header.request_id;
-    let execution = parsed.execution_date_time.as_deref().map(|t| {
-        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
-    });
+    let execution = parsed
+        .execution_date_time
+        .as_deref()
+        .map(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap());
     let request = CommandRequest {
         srv: parsed.header.srv,
         device_type,
@@ -42,7 +43,11 @@ fn template(anchors: &Path, name: &str) -> Vec<u8> {
 
 /// A request for `srv` with `body` (an element in the `sr` namespace) and counter `counter`.
 fn request_xml(srv: &str, body: &str, counter: u64) -> Vec<u8> {
-    let reference = srv.rsplitn(2, '.').nth(1).filter(|r| r.contains('.')).unwrap_or(srv);
+    let reference = srv
+        .rsplitn(2, '.')
+        .nth(1)
+        .filter(|r| r.contains('.'))
+        .unwrap_or(srv);
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"><sr:Header><sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{counter}</sr:RequestID><sr:CommandVariant>4</sr:CommandVariant><sr:ServiceReference>{reference}</sr:ServiceReference><sr:ServiceReferenceVariant>{srv}</sr:ServiceReferenceVariant></sr:Header><sr:Body>{body}</sr:Body></sr:Request>"#
     )
@@ -72,7 +77,11 @@ fn the_tariff_templates_give_the_samples_pre_commands_byte_for_byte() {
         };
         crate::gbcs::tests::assert_same_request(&ours.content, &expected.content, precommand);
         assert_eq!(ours, expected, "{precommand}");
-        assert_eq!(ours.encode().unwrap(), expected.encode().unwrap(), "{precommand}");
+        assert_eq!(
+            ours.encode().unwrap(),
+            expected.encode().unwrap(),
+            "{precommand}"
+        );
     }
 }
 
@@ -134,9 +143,10 @@ fn a_supplier_credentials_update_is_cs02b_with_the_template_certificates() {
     assert_eq!(ours.other, expected.other);
     assert_eq!(ours.transaction, expected.transaction);
     assert_eq!(ours.signature, SignatureField::Absent);
+    // The first field of the outer SEQUENCE (`30 82 nn nn`): the authorising control.
     let control = |content: &[u8]| {
-        let len = usize::from(content[3]);
-        content[2..4 + len].to_vec()
+        let len = usize::from(content[5]);
+        content[4..6 + len].to_vec()
     };
     assert_eq!(control(&ours.content), control(&expected.content));
     let parsed = duis::parse_request(&xml, &Limits::default()).unwrap();
@@ -169,7 +179,9 @@ fn other_requests_carry_their_body_under_their_use_cases_message_code() {
     assert_eq!(ours.other.message_code, expected_code);
     let read = body::read_command(&ours.content).unwrap();
     assert_eq!(read.srv.to_string(), "1.1.1");
-    assert!(read.body.starts_with(b"<sr:UpdateImportTariffPrimaryElement"));
+    assert!(read
+        .body
+        .starts_with(b"<sr:UpdateImportTariffPrimaryElement"));
     // A use case with no public message code: the stand-in, and the SRV in the content.
     let xml = template(
         &anchors,
@@ -177,7 +189,10 @@ fn other_requests_carry_their_body_under_their_use_cases_message_code() {
     );
     let ours = command_for(&xml, DeviceType::Esme, true);
     assert_eq!(ours.other.message_code, NO_PUBLIC_CODE);
-    assert_eq!(body::read_command(&ours.content).unwrap().srv.to_string(), "6.14.3");
+    assert_eq!(
+        body::read_command(&ours.content).unwrap().srv.to_string(),
+        "6.14.3"
+    );
 }
 
 #[test]

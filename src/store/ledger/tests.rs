@@ -34,10 +34,19 @@ async fn an_entry_is_used_once_and_a_second_use_is_told_apart_from_an_unknown_on
     ));
     assert_eq!(ledger.peek(&id(1, 1), T0 + 5).unwrap(), vec![1, 2]);
     assert_eq!(ledger.take(&id(1, 1), T0 + 5).await.unwrap(), vec![1, 2]);
-    assert!(matches!(ledger.take(&id(1, 1), T0 + 6).await, Err(UseError::Used)));
-    assert!(matches!(ledger.peek(&id(1, 1), T0 + 6), Err(UseError::Used)));
+    assert!(matches!(
+        ledger.take(&id(1, 1), T0 + 6).await,
+        Err(UseError::Used)
+    ));
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 6),
+        Err(UseError::Used)
+    ));
     assert!(matches!(ledger.peek(&id(1, 2), T0), Err(UseError::Unknown)));
-    assert!(matches!(ledger.take(&id(1, 2), T0).await, Err(UseError::Unknown)));
+    assert!(matches!(
+        ledger.take(&id(1, 2), T0).await,
+        Err(UseError::Unknown)
+    ));
 }
 
 #[tokio::test]
@@ -47,11 +56,20 @@ async fn an_entry_expires_then_is_forgotten() {
     ledger.issue(id(1, 1), vec![1], T0).await.unwrap();
     let day = DAY as i64;
     assert!(ledger.peek(&id(1, 1), T0 + day - 1).is_ok());
-    assert!(matches!(ledger.peek(&id(1, 1), T0 + day), Err(UseError::Expired)));
-    assert!(matches!(ledger.take(&id(1, 1), T0 + day).await, Err(UseError::Expired)));
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + day),
+        Err(UseError::Expired)
+    ));
+    assert!(matches!(
+        ledger.take(&id(1, 1), T0 + day).await,
+        Err(UseError::Expired)
+    ));
     // Known as expired for another expiry, then forgotten (the next issue sweeps).
     ledger.issue(id(1, 2), vec![2], T0 + 2 * day).await.unwrap();
-    assert!(matches!(ledger.peek(&id(1, 1), T0 + 2 * day), Err(UseError::Unknown)));
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 2 * day),
+        Err(UseError::Unknown)
+    ));
     assert_eq!(ledger.len(), 1);
 }
 
@@ -84,7 +102,10 @@ async fn what_was_issued_and_used_is_read_back_after_a_reopen() {
         ledger.take(&id(1, 1), T0 + 1).await.unwrap();
     }
     let ledger = open(dir.path(), 10, T0 + 2);
-    assert!(matches!(ledger.peek(&id(1, 1), T0 + 2), Err(UseError::Used)));
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 2),
+        Err(UseError::Used)
+    ));
     assert_eq!(ledger.take(&id(1, 2), T0 + 2).await.unwrap(), vec![2]);
     assert_eq!(ledger.len(), 2);
 }
@@ -106,7 +127,10 @@ async fn segments_roll_over_and_old_ones_are_deleted_whole() {
     // The last issue is still open after a reopen.
     let ledger = open(dir.path(), 10, T0 + 4 * day + 1);
     assert!(ledger.peek(&id(1, 5), T0 + 4 * day + 1).is_ok());
-    assert!(matches!(ledger.peek(&id(1, 1), T0 + 4 * day + 1), Err(UseError::Unknown)));
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 4 * day + 1),
+        Err(UseError::Unknown)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
