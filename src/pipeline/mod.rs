@@ -4,6 +4,9 @@
 //! leaves only once its audit record is durable. Every answer is signed.
 
 mod answer;
+mod command;
+mod critical;
+mod local;
 mod plan;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::outbox::Outbox;
 use crate::registry::Snapshot;
 use crate::replies;
 use crate::routing::CommandSigner;
@@ -32,6 +36,8 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
 pub use answer::Answer;
+pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
+pub use local::LocalCommand;
 
 use plan::{Planning, Reply};
 
@@ -52,6 +58,10 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// Pre-commands and commands for local delivery, until used.
+    pub ledgers: Ledgers,
+    /// Every asynchronous message to a User, until it is delivered.
+    pub outbox: Arc<Outbox>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -103,6 +113,8 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub ledgers: Ledgers,
+    pub outbox: Arc<Outbox>,
 }
 
 impl Gateway {
@@ -113,6 +125,8 @@ impl Gateway {
             signer,
             audit,
             routing,
+            ledgers,
+            outbox,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -133,6 +147,8 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            ledgers,
+            outbox,
         })
     }
 
@@ -302,24 +318,30 @@ impl Gateway {
                 request: &request,
                 body,
                 at,
+                now,
             })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
-        // move an originator's high-water mark.
-        self.replay
-            .advance(&header.request_id, header.command_variant)
-            .await
-            .map_err(|e| {
-                refuse(match e {
-                    AdvanceError::Refused(r) => Error::Replay(r),
-                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                })
-            })?;
+        // move an originator's high-water mark. A signed pre-command's counter was accepted with
+        // its Transform; the pre-command it uses (below) is what it may use once.
+        if !plan.uses_precommand() {
+            self.replay
+                .advance(&header.request_id, header.command_variant)
+                .await
+                .map_err(|e| {
+                    refuse(match e {
+                        AdvanceError::Refused(r) => Error::Replay(r),
+                        AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+                    })
+                })?;
+        }
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects).await.map_err(refuse)?;
+        self.carry_out(plan.effects, now.unix_timestamp())
+            .await
+            .map_err(refuse)?;
         if effects {
             trace.lap(Stage::Dispatch);
         }

@@ -1,5 +1,5 @@
 //! Users changed at run time: a suspension (for some classes of service), a withdrawal, a
-//! reinstatement, a new User XML-signing certificate. A batch applies to copies of the register
+//! reinstatement, a new User XML-signing or Digital Signing certificate. A batch applies to copies of the register
 //! and the certificate store, all or nothing; the admin API journals it before the swap, and
 //! every journalled batch is replayed over the files at start (`schemas/changes.md`).
 
@@ -29,6 +29,9 @@ pub enum UserChange {
     ReinstateUser { user: UserId },
     /// Adds a User XML-signing certificate (PEM) for a User in the register.
     AddUserCertificate { pem: String },
+    /// Adds a User's Digital Signing certificate (PEM): the key that signs its critical
+    /// commands (`dscerts`); applied to the Digital Signing register, not here.
+    AddDigitalSigningCertificate { pem: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum UserChangeError {
     NotSuspended(UserId),
     #[error("the certificate was refused")]
     Certificate(#[source] CertRefusal),
+    #[error("the Digital Signing certificate was refused")]
+    DigitalSigningCertificate(#[source] crate::dscerts::DsRefusal),
 }
 
 /// `batch` applied, in order, to copies of `register` and `certs`; neither is changed.
@@ -82,6 +87,7 @@ pub fn apply_user_changes(
                 }
                 certs = next;
             }
+            UserChange::AddDigitalSigningCertificate { .. } => {}
         }
     }
     Ok((register, certs))

@@ -1,20 +1,25 @@
 //! Start-up of the asynchronous half: the hub network, the dispatcher and its pending journal,
-//! the outbox and its delivery workers, and the replies task between them.
+//! the outbox and its delivery workers, the ledgers of pre-commands and local commands, and the
+//! replies task between them.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::alerts::{ChangeAlerts, Fanout};
+use crate::audit::Audit;
 use crate::commshub::{HubConfig, InProcessHub, Simulator};
-use crate::config::{Config, Delivery, HubLink, Routing as RoutingConfig};
+use crate::config::{Config, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
+use crate::metrics::Metrics;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
-use crate::pipeline::{Gateway, Routing};
+use crate::pipeline::{Gateway, Ledgers, Routing};
 use crate::registry::Snapshot;
 use crate::replies::{self, Sources};
 use crate::signer;
+use crate::state::State;
+use crate::store::LedgerLimits;
 
 use super::attempts::AuditAttempts;
 use super::StartError;
@@ -101,14 +106,14 @@ fn hub_network(
     }
 }
 
-/// Opens the outbox (resuming what was undelivered), starts the replies task, and dispatches
-/// again every command that was pending at the last stop.
+/// Starts the replies task between the dispatcher, the hub network and the outbox, and
+/// dispatches again every command that was pending at the last stop.
 pub(super) async fn start(
     config: &Config,
     gateway: &Arc<Gateway>,
     pending: Pending,
-) -> Result<Arc<Outbox>, StartError> {
-    let outbox = open_outbox(config, &config.delivery, gateway).await?;
+    outbox: &Arc<Outbox>,
+) -> Result<(), StartError> {
     let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
@@ -128,7 +133,7 @@ pub(super) async fn start(
     };
     tokio::spawn({
         let gateway = Arc::clone(gateway);
-        let outbox = Arc::clone(&outbox);
+        let outbox = Arc::clone(outbox);
         let dispatcher = Arc::clone(&dispatcher);
         async move {
             replies::run(gateway, outbox, dispatcher, fanout, sources).await;
@@ -146,19 +151,22 @@ pub(super) async fn start(
             tracing::error!(error = %e, "A recovered command could not be dispatched.");
         }
     }
-    Ok(outbox)
+    Ok(())
 }
 
-/// The outbox with its HTTPS transport; each User's endpoint is looked up in the register in
-/// force when a message is sent.
-async fn open_outbox(
+/// The outbox (resuming what was undelivered) with its HTTPS transport; each User's endpoint is
+/// looked up in the register in force when a message is sent. Opened before the gateway, whose
+/// requests put messages in it too (commands for local delivery).
+pub(super) async fn open_outbox(
     config: &Config,
-    delivery: &Delivery,
-    gateway: &Arc<Gateway>,
+    state: &Arc<State>,
+    metrics: &Metrics,
+    audit: &Audit,
 ) -> Result<Arc<Outbox>, StartError> {
+    let delivery = &config.delivery;
     let transport =
         HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
-    let state = Arc::clone(&gateway.state);
+    let state = Arc::clone(state);
     let endpoints = move |user: &UserId| {
         state
             .register()
@@ -170,13 +178,32 @@ async fn open_outbox(
         &delivery.outbox,
         Arc::new(endpoints),
         Arc::new(transport),
-        OutboxMetrics::from(gateway.metrics.delivery.clone()),
+        OutboxMetrics::from(metrics.delivery.clone()),
         Arc::new(AuditAttempts {
-            audit: gateway.audit.clone(),
-            metrics: gateway.metrics.clone(),
+            audit: audit.clone(),
+            metrics: metrics.clone(),
         }),
     )
     .await
     .map_err(StartError::Outbox)?;
     Ok(Arc::new(outbox))
+}
+
+/// The ledgers of pre-commands and of commands for local delivery (`[critical]`).
+pub(super) async fn open_ledgers(config: &Config) -> Result<Ledgers, StartError> {
+    let c = &config.critical;
+    let limits = |expiry_secs| LedgerLimits {
+        expiry_secs,
+        max_per_user: c.max_outstanding_per_user,
+    };
+    let (pre, local) = (
+        limits(c.precommand_expiry_secs),
+        limits(c.local_command_expiry_secs),
+    );
+    let dir = config.state.dir.clone();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    tokio::task::spawn_blocking(move || Ledgers::open(&dir, pre, local, now))
+        .await
+        .map_err(StartError::Task)?
+        .map_err(StartError::Ledger)
 }
