@@ -111,6 +111,25 @@ impl DigitalSigningCerts {
         Ok(())
     }
 
+    /// Adds one DER certificate read from `path` as trusted in itself, with no chain: as a
+    /// device holds a User's key in a trust anchor cell (the simulated devices' trust).
+    pub fn add_anchored(&mut self, der: &[u8], path: &Path) -> Result<(), DsRefusal> {
+        let identity = checked_identity(der)?;
+        if self.holds(&identity) {
+            return Err(DsRefusal::Duplicate);
+        }
+        self.by_user
+            .entry(identity.user_id)
+            .or_default()
+            .push(Arc::new(DigitalSigningCert {
+                identity,
+                chained: true,
+                path: path.to_owned(),
+            }));
+        self.len += 1;
+        Ok(())
+    }
+
     /// A copy of the register with the certificate in `pem` added (as the admin API adds one
     /// without a restart): one certificate, a Digital Signing one, chained to one of the
     /// register's anchors, not already held. Returns the User ID it names.

@@ -10,8 +10,9 @@ pub enum DeviceFailure {
     Unreachable,
     /// No answer within the SRV's time to answer.
     NoAnswer,
-    /// The device refused a critical command whose User signature it could not verify.
-    Unverified,
+    /// The device refused the command: it could not verify the User's signature on a critical
+    /// command (or could not read the command at all).
+    Refused,
 }
 
 /// A smart-metering device type.

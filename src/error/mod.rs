@@ -236,7 +236,7 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
-        DeviceFailure::Unverified => ResponseCode::E1007,
+        DeviceFailure::Refused => ResponseCode::E1007,
     }
 }
 

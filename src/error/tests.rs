@@ -451,7 +451,7 @@ fn a_device_without_an_answer_is_e20_or_e21() {
     assert_eq!(device_failure_code(DeviceFailure::NoAnswer), E21);
     // A device that could not verify the User's signature on a critical command says so as the
     // gateway would have: E1007.
-    assert_eq!(device_failure_code(DeviceFailure::Unverified), E1007);
+    assert_eq!(device_failure_code(DeviceFailure::Refused), E1007);
 }
 
 #[test]

@@ -12,13 +12,14 @@ use crate::commshub::{HubConfig, InProcessHub, Simulator};
 use crate::config::{Config, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
+use crate::dscerts::DigitalSigningCerts;
 use crate::metrics::Metrics;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Ledgers, Routing};
 use crate::registry::Snapshot;
 use crate::replies::{self, Sources};
 use crate::signer;
-use crate::state::State;
+use crate::state::{self, State};
 use crate::store::LedgerLimits;
 
 use super::attempts::AuditAttempts;
@@ -46,7 +47,8 @@ pub(super) async fn open(
     let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
         .map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
-    let hub = hub_network(routing, registry, hub_tx)?;
+    let users_keys = config.signatures.digital_signing_certs.as_ref();
+    let hub = hub_network(routing, registry, users_keys, hub_tx)?;
     let opened = Dispatcher::open(
         &config.state.dir.join("pending"),
         routing.dispatch.clone(),
@@ -68,10 +70,13 @@ pub(super) async fn open(
     Ok((routing, raised_tx, pending))
 }
 
-/// The comms-hub network: the simulator in this process, or a `dccgw commshub` process.
+/// The comms-hub network: the simulator in this process (its devices trusting `users_keys`, the
+/// gateway's Digital Signing certificates, unless the hub configuration names its own), or a
+/// `dccgw commshub` process.
 fn hub_network(
     routing: &RoutingConfig,
     registry: &Snapshot,
+    users_keys: Option<&std::path::PathBuf>,
     events: mpsc::Sender<Inbound>,
 ) -> Result<Arc<dyn HubNetwork>, StartError> {
     match routing.hub {
@@ -84,19 +89,31 @@ fn hub_network(
                             source,
                         }
                     })?;
-                    toml::from_str::<HubConfig>(&text).map_err(|source| {
+                    let mut c = toml::from_str::<HubConfig>(&text).map_err(|source| {
                         StartError::HubConfigParse {
                             path: path.clone(),
                             source,
                         }
-                    })?
+                    })?;
+                    if let (Some(dir), Some(base)) =
+                        (c.digital_signing_certs.as_mut(), path.parent())
+                    {
+                        *dir = base.join(&*dir);
+                    }
+                    c
                 }
                 None => HubConfig::default(),
+            };
+            let trust = match hub_config.digital_signing_certs.as_ref().or(users_keys) {
+                Some(dir) => state::load::digital_signing_anchors(dir)
+                    .map_err(|e| StartError::State(e.into()))?,
+                None => DigitalSigningCerts::default(),
             };
             let verifier =
                 signer::command_verifier(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
-                .map_err(StartError::HubSimulator)?;
+                .map_err(StartError::HubSimulator)?
+                .trusting(trust);
             Ok(Arc::new(InProcessHub::start(sim, events)))
         }
         HubLink::Remote => {

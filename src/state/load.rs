@@ -230,6 +230,16 @@ pub fn digital_signing_certs(
     Ok(register)
 }
 
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), each trusted in itself
+/// as a device trusts the keys in its trust anchor cells (the simulated devices' trust).
+pub fn digital_signing_anchors(dir: &Path) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::default();
+    for_each_cert(dir, |der, path| {
+        let _ = register.add_anchored(der, path);
+    })?;
+    Ok(register)
+}
+
 /// Calls `f` with every certificate (DER) in every `*.pem` file under `dir` (recursively) and
 /// the file it came from.
 fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
