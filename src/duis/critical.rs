@@ -106,3 +106,59 @@ pub enum LocalResponseRefusal {
     #[error("the response is not the device's answer to that command")]
     NotTheResponse,
 }
+
+/// What a Transform's answer (`I0` with `ResponseMessage/PreCommand`) gives the User.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransformResponse {
+    pub request_id: RequestId,
+    pub srv: crate::domain::Srv,
+    pub gbcs_version: String,
+    pub precommand: Vec<u8>,
+}
+
+/// Reads a Transform's answer: an `sr:Response` with `ResponseCode` `I0` and a `PreCommand`.
+pub fn read_transform_response(xml: &[u8]) -> Result<TransformResponse, BodyError> {
+    let root = Node::parse(xml)?;
+    if root.name != "Response" {
+        return Err(BodyError::Missing("Response"));
+    }
+    let header = root.need("Header")?;
+    if header.need("ResponseCode")?.text != "I0" {
+        return Err(BodyError::Invalid("ResponseCode"));
+    }
+    let message = root.need("Body")?.need("ResponseMessage")?;
+    let pre = message.need("PreCommand")?;
+    Ok(TransformResponse {
+        request_id: header.value("RequestID")?,
+        srv: message.value("ServiceReferenceVariant")?,
+        gbcs_version: pre.need("GBCSVersion")?.text.clone(),
+        precommand: payload(pre.need("GBCSPayload")?, "GBCSPayload")?,
+    })
+}
+
+/// The unsigned request that carries `signed` (a signed pre-command) back under its Transform's
+/// RequestID, as Command Variant `variant` (5, 6 or 7); XML-sign it before sending.
+pub fn write_signed_precommand_request(
+    request_id: &RequestId,
+    variant: crate::domain::CommandVariant,
+    srv: crate::domain::Srv,
+    signed: &[u8],
+) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<sr:Request xmlns:sr="{ns}" schemaVersion="5.4"><sr:Header>"#,
+            "<sr:RequestID>{id}</sr:RequestID><sr:CommandVariant>{cv}</sr:CommandVariant>",
+            "<sr:ServiceReference>{sr}</sr:ServiceReference>",
+            "<sr:ServiceReferenceVariant>{srv}</sr:ServiceReferenceVariant></sr:Header>",
+            "<sr:Body><sr:SignedPreCommand><sr:GBCSPayload>{payload}</sr:GBCSPayload>",
+            "</sr:SignedPreCommand></sr:Body></sr:Request>"
+        ),
+        ns = super::SR_NAMESPACE,
+        id = request_id,
+        cv = variant,
+        sr = srv.service_reference(),
+        srv = srv,
+        payload = base64(signed),
+    )
+}

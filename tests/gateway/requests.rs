@@ -115,8 +115,14 @@ async fn every_public_template_gets_a_schema_valid_answer() {
         };
         assert_eq!(status, expected_status, "{name}");
         if expected == "I0" {
-            assert!(element(&answer, "GBCSVersion").is_some(), "{name}: {answer}");
-            assert!(element(&answer, "GBCSPayload").is_some(), "{name}: {answer}");
+            assert!(
+                element(&answer, "GBCSVersion").is_some(),
+                "{name}: {answer}"
+            );
+            assert!(
+                element(&answer, "GBCSPayload").is_some(),
+                "{name}: {answer}"
+            );
         }
         assert_eq!(
             element(&answer, "RequestID").map(str::to_ascii_uppercase),
