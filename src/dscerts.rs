@@ -1,8 +1,9 @@
 //! The register of Users' Digital Signing certificates: the SMKI Organisation certificates whose
 //! keys sign critical commands (a User signs the pre-command the DCC returned, and the DCC and
 //! the device check that signature). Each is a supplier's (`OU=02`) or a network operator's
-//! (`OU=03`) certificate with key usage digitalSignature and an EC P-256 key, checked when added
-//! against the configured SMKI trust anchors. Indexed by User ID: a signature on a pre-command
+//! (`OU=03`) certificate with key usage digitalSignature, no extended key usage (which would make
+//! it the organisation's TLS certificate) and an EC P-256 key, checked when added against the
+//! configured SMKI trust anchors. Indexed by User ID: a signature on a pre-command
 //! names no certificate, so every certificate the User holds in the role it acts in is tried.
 //!
 //! Layer 0: certificates come in as bytes (`state::load` reads the directory), the time as an
@@ -50,6 +51,8 @@ pub enum DsRefusal {
     Role(SmkiRole),
     #[error("the certificate's key usage is not digitalSignature")]
     KeyUsage,
+    #[error("the certificate has an extended key usage (a TLS certificate, not a signing one)")]
+    ExtendedKeyUsage,
     #[error("the certificate's key is not EC P-256")]
     KeyType,
     #[error("the certificate does not chain to a configured trust anchor")]
@@ -250,6 +253,9 @@ fn checked_identity(der: &[u8]) -> Result<CertIdentity, DsRefusal> {
     match cert.key_usage() {
         Ok(Some(ku)) if ku.value.digital_signature() && !ku.value.key_agreement() => {}
         _ => return Err(DsRefusal::KeyUsage),
+    }
+    if !matches!(cert.extended_key_usage(), Ok(None)) {
+        return Err(DsRefusal::ExtendedKeyUsage);
     }
     Ok(identity)
 }

@@ -89,6 +89,12 @@ fn only_supplier_and_network_operator_digital_signing_certificates_are_taken() {
         certs.add(&xml.cert_der, Path::new("b")),
         Err(DsRefusal::Role(SmkiRole::XmlSigning))
     );
+    // The User's TLS client certificate has the same role and key usage, and clientAuth.
+    let tls = issue(&ca, SmkiRole::Supplier, SUPPLIER, Usage::TlsClient, valid());
+    assert_eq!(
+        certs.add(&tls.cert_der, Path::new("t")),
+        Err(DsRefusal::ExtendedKeyUsage)
+    );
     let no = issue(
         &ca,
         SmkiRole::NetworkOperator,

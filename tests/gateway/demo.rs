@@ -34,7 +34,7 @@ fn the_printed_curl_gets_an_acknowledgement() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut next_line = |what: &str, wanted: &dyn Fn(&str) -> bool| loop {
+    let next_line = |what: &str, wanted: &dyn Fn(&str) -> bool| loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("the demo printed no {what} line"));
