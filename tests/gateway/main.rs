@@ -8,6 +8,7 @@ mod crash;
 mod critical;
 mod dead_letters;
 mod demo;
+mod local;
 mod openssl_made;
 mod operations;
 mod requests;
