@@ -20,7 +20,6 @@ use crate::certstore::{chains_to, TrustAnchor};
 use crate::domain::{SmkiRole, UserId, UserRole};
 use crate::gbcs::{self, GeneralSigning, SignatureError};
 use crate::identity::{identity_from_der, CertIdentity};
-use crate::register::{PartyRegister, UserChange, UserChangeError};
 
 /// One Digital Signing certificate.
 #[derive(Debug)]
@@ -203,29 +202,6 @@ impl DigitalSigningCerts {
             };
         }
         Err(PreCommandSignatureError::BadSignature)
-    }
-
-    /// The Digital Signing certificates `batch` adds, applied to a copy of the register; each
-    /// must name a User of `register` (the register as the batch leaves it). Other changes are
-    /// the party register's (`register::apply_user_changes`).
-    pub fn apply_user_changes(
-        &self,
-        register: &PartyRegister,
-        batch: &[UserChange],
-    ) -> Result<Self, UserChangeError> {
-        let mut next = self.clone();
-        for change in batch {
-            if let UserChange::AddDigitalSigningCertificate { pem } = change {
-                let (added, user) = next
-                    .with_pem(pem, Path::new("(admin API)"))
-                    .map_err(UserChangeError::DigitalSigningCertificate)?;
-                if register.get(&user).is_none() {
-                    return Err(UserChangeError::UnknownUser(user));
-                }
-                next = added;
-            }
-        }
-        Ok(next)
     }
 
     pub fn len(&self) -> usize {

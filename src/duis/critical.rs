@@ -11,9 +11,9 @@ use super::body::{BodyError, Node};
 use super::escape::escape;
 use crate::domain::RequestId;
 
-/// The largest GBCS payload read from a request body, in bytes (a GBCS frame's bound); a larger
-/// one is refused before it is decoded.
-pub const MAX_GBCS_PAYLOAD: usize = crate::gbcs::MAX_FRAME_LEN;
+/// The largest GBCS payload read from a request body, in bytes (a GBCS frame's bound,
+/// `gbcs::MAX_FRAME_LEN`); a larger one is refused before it is decoded.
+pub const MAX_GBCS_PAYLOAD: usize = 60 * 1024;
 
 /// `sr:PreCommand`, a child of `sr:ResponseMessage`: the GBCS version and the pre-command.
 pub fn write_precommand(gbcs_version: &str, precommand: &[u8]) -> String {

@@ -325,15 +325,7 @@ impl Gateway {
         // move an originator's high-water mark. A signed pre-command's counter was accepted with
         // its Transform; the pre-command it uses (below) is what it may use once.
         if !plan.uses_precommand() {
-            self.replay
-                .advance(&header.request_id, header.command_variant)
-                .await
-                .map_err(|e| {
-                    refuse(match e {
-                        AdvanceError::Refused(r) => Error::Replay(r),
-                        AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                    })
-                })?;
+            self.advance_counter(&request).await.map_err(refuse)?;
         }
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
@@ -350,6 +342,18 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// Accepts the request's counter (journalled) if it is new for its originator.
+    async fn advance_counter(&self, request: &ParsedRequest) -> Result<(), Error> {
+        let header = &request.header;
+        self.replay
+            .advance(&header.request_id, header.command_variant)
+            .await
+            .map_err(|e| match e {
+                AdvanceError::Refused(r) => Error::Replay(r),
+                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+            })
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing

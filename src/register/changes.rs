@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{EligibilityClass, PartyRegister, UserStatus};
 use crate::certstore::{CertRefusal, CertStore};
 use crate::domain::UserId;
+use crate::dscerts::{DigitalSigningCerts, DsRefusal};
 
 /// One change to a User, as the admin API takes it and the journal keeps it (JSON, tagged by
 /// `change`).
@@ -45,7 +46,7 @@ pub enum UserChangeError {
     #[error("the certificate was refused")]
     Certificate(#[source] CertRefusal),
     #[error("the Digital Signing certificate was refused")]
-    DigitalSigningCertificate(#[source] crate::dscerts::DsRefusal),
+    DigitalSigningCertificate(#[source] DsRefusal),
 }
 
 /// `batch` applied, in order, to copies of `register` and `certs`; neither is changed.
@@ -91,6 +92,29 @@ pub fn apply_user_changes(
         }
     }
     Ok((register, certs))
+}
+
+/// The Digital Signing certificates `batch` adds, applied to a copy of `certs`; each must name a
+/// User of `register` (the register as the batch leaves it). The batch's other changes are
+/// [`apply_user_changes`]'s.
+pub fn apply_digital_signing_changes(
+    certs: &DigitalSigningCerts,
+    register: &PartyRegister,
+    batch: &[UserChange],
+) -> Result<DigitalSigningCerts, UserChangeError> {
+    let mut next = certs.clone();
+    for change in batch {
+        if let UserChange::AddDigitalSigningCertificate { pem } = change {
+            let (added, user) = next
+                .with_pem(pem, Path::new("(admin API)"))
+                .map_err(UserChangeError::DigitalSigningCertificate)?;
+            if register.get(&user).is_none() {
+                return Err(UserChangeError::UnknownUser(user));
+            }
+            next = added;
+        }
+    }
+    Ok(next)
 }
 
 /// Sets `user`'s status to what `next` makes of the current one; a withdrawn User stays so.

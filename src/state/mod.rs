@@ -190,11 +190,12 @@ impl State {
         let (next_register, next_certs) =
             register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
                 .map_err(ApplyError::InvalidUser)?;
-        let next_ds = self
-            .digital_signing
-            .load()
-            .apply_user_changes(&next_register, batch)
-            .map_err(ApplyError::InvalidUser)?;
+        let next_ds = register::apply_digital_signing_changes(
+            &self.digital_signing.load(),
+            &next_register,
+            batch,
+        )
+        .map_err(ApplyError::InvalidUser)?;
         self.user_changes
             .append(batch)
             .await

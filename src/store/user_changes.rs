@@ -6,7 +6,9 @@ use std::path::Path;
 use super::{Journal, JournalError};
 use crate::certstore::CertStore;
 use crate::dscerts::DigitalSigningCerts;
-use crate::register::{apply_user_changes, PartyRegister, UserChange, UserChangeError};
+use crate::register::{
+    apply_digital_signing_changes, apply_user_changes, PartyRegister, UserChange, UserChangeError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserChangeLogError {
@@ -51,7 +53,11 @@ impl UserChangeLog {
             for change in &batch {
                 let one = std::slice::from_ref(change);
                 let applied = apply_user_changes(&register, &certs, one).and_then(|(r, c)| {
-                    Ok((r, c, digital_signing.apply_user_changes(&register, one)?))
+                    Ok((
+                        r,
+                        c,
+                        apply_digital_signing_changes(&digital_signing, &register, one)?,
+                    ))
                 });
                 match applied {
                     Ok((r, c, d)) => (register, certs, digital_signing) = (r, c, d),

@@ -180,8 +180,11 @@ fn thresholds(matrix: &Node) -> Result<[Vec<u32>; 8], BodyError> {
     Ok(out)
 }
 
+/// A tariff's TOU prices (`TOUPrice index`, price) and block prices.
+type Prices = (Vec<(u8, i16)>, Vec<BlockPrice>);
+
 /// The TOU prices and block prices of a TOU, block or hybrid tariff.
-fn tariff_prices(prices: &Node) -> Result<(Vec<(u8, i16)>, Vec<BlockPrice>), BodyError> {
+fn tariff_prices(prices: &Node) -> Result<Prices, BodyError> {
     let tariff = ["TOUTariff", "BlockTariff", "HybridTariff"]
         .into_iter()
         .find_map(|name| prices.child(name))

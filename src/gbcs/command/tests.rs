@@ -44,8 +44,8 @@ fn template(anchors: &Path, name: &str) -> Vec<u8> {
 /// A request for `srv` with `body` (an element in the `sr` namespace) and counter `counter`.
 fn request_xml(srv: &str, body: &str, counter: u64) -> Vec<u8> {
     let reference = srv
-        .rsplitn(2, '.')
-        .nth(1)
+        .rsplit_once('.')
+        .map(|x| x.0)
         .filter(|r| r.contains('.'))
         .unwrap_or(srv);
     format!(
@@ -231,5 +231,13 @@ fn a_body_that_does_not_fit_its_use_case_is_refused_not_guessed() {
     assert_eq!(
         build(&request, &C14nLimits::default()),
         Err(CommandError::Body(BodyError::Invalid("CurrencyUnits")))
+    );
+}
+
+#[test]
+fn the_duis_readers_bound_a_gbcs_payload_as_this_module_bounds_a_frame() {
+    assert_eq!(
+        crate::duis::critical::MAX_GBCS_PAYLOAD,
+        crate::gbcs::MAX_FRAME_LEN
     );
 }
