@@ -374,3 +374,60 @@ async fn a_pre_command_survives_sigkill() {
     child.wait().unwrap();
     rx_server.stop().await;
 }
+
+/// A User's Digital Signing certificate added through the admin API (a User change, journalled)
+/// takes effect at once and survives a restart; a certificate that is not one is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digital_signing_certificate_added_at_run_time_takes_effect_and_stays() {
+    const TOKEN: &str = "critical-test-token";
+    let gw = support::start_with("[admin]\ntoken_file = \"admin.token\"\n", |dir| {
+        std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+        let ds = dir.join("certs/users/supplier/digital-signing.pem");
+        std::fs::rename(&ds, dir.join("supplier-ds.pem")).unwrap();
+    })
+    .await;
+    let certs = gw.certs();
+    let pem = std::fs::read_to_string(gw.dir.path().join("supplier-ds.pem")).unwrap();
+    std::fs::write(certs.join("users/supplier/digital-signing.pem"), &pem).unwrap();
+    assert_eq!(round_trip(&gw, &certs).await, "E1006");
+    let change = |pem: &str| {
+        serde_json::json!([{"change": "add_digital_signing_certificate", "pem": pem}]).to_string()
+    };
+    let admin = |gw: &TestGateway, body: String| {
+        let url = format!("{}/admin/v1/users/changes", gw.admin());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = admin(&gw, change(&pem)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(round_trip(&gw, &certs).await, "I99");
+    assert_eq!(
+        admin(&gw, change(&pem)).await.0,
+        409,
+        "the same certificate twice"
+    );
+    let xml_signing = std::fs::read_to_string(certs.join("users/supplier/xml-sign.pem")).unwrap();
+    assert_eq!(
+        admin(&gw, change(&xml_signing)).await.0,
+        409,
+        "an XML-signing certificate is not a Digital Signing one"
+    );
+    let gw = gw.restart().await;
+    assert_eq!(round_trip(&gw, &certs).await, "I99");
+}
+
+/// A Transform and its signed pre-command by the supplier; the signed one's code.
+async fn round_trip(gw: &TestGateway, certs: &Path) -> String {
+    let answer = transform(gw, counter()).await;
+    let back = signed_back(certs, "supplier", &answer, 5);
+    let (_, got) = send(gw, "supplier", SEND, back.as_bytes()).await;
+    code(&got).to_owned()
+}
