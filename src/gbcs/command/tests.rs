@@ -241,3 +241,27 @@ fn the_duis_readers_bound_a_gbcs_payload_as_this_module_bounds_a_frame() {
         crate::gbcs::MAX_FRAME_LEN
     );
 }
+
+proptest::proptest! {
+    /// Any one byte of a tariff template changed: the command is built or refused, never a
+    /// panic.
+    #[test]
+    fn a_changed_tariff_body_is_built_or_refused(at in 0usize..20_000, byte in proptest::prelude::any::<u8>()) {
+        let Some(anchors) = anchors() else { return Ok(()) };
+        let mut xml = template(&anchors, "templates/ECS01a_1.1.1_FUTURE_DATED_TOU_BLOCK_SUCCESS_REQUEST_DUIS.XML");
+        let at = at % xml.len();
+        xml[at] = byte;
+        let Ok(parsed) = duis::parse_request(&xml, &Limits::default()) else { return Ok(()) };
+        let id = parsed.header.request_id;
+        let request = CommandRequest {
+            srv: parsed.header.srv,
+            device_type: DeviceType::Esme,
+            parties: Parties { user: id.originator, device: id.target, counter: id.counter },
+            document: &xml,
+            body: parsed.body.clone(),
+            execution: None,
+            critical: true,
+        };
+        let _ = build(&request, &C14nLimits::default());
+    }
+}
