@@ -1,6 +1,6 @@
 //! The GBCS command builder and the critical flow's body readers on arbitrary requests: any
 //! request the DUIS parser takes gets its command or a refusal, for any device type, never a
-//! panic; a command that is built encodes, and seals behind the MAC header.
+//! panic; a command that is built encodes (sealing it may still find it too long).
 #![no_main]
 
 use dccgw::domain::DeviceType;
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(frame) = build(&request, &C14nLimits::default()) {
             assert!(frame.encode().is_ok());
-            assert!(seal(frame).is_ok());
+            let _ = seal(frame);
         }
     }
 });

@@ -91,17 +91,15 @@ pub fn target_of(device_type: DeviceType) -> Target {
 }
 
 /// The command for `request`: a pre-command when it is critical, else an unsigned command.
+/// What it returns encodes (its frame is within the bound).
 pub fn build(
     request: &CommandRequest<'_>,
     limits: &C14nLimits,
 ) -> Result<GeneralSigning, CommandError> {
     let (code, content) = content(request, limits)?;
-    Ok(usecase::command_frame(
-        &request.parties,
-        code,
-        content,
-        request.critical,
-    ))
+    let frame = usecase::command_frame(&request.parties, code, content, request.critical);
+    frame.encode()?;
+    Ok(frame)
 }
 
 /// The message code and content of `request`'s command.
