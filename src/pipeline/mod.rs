@@ -1,7 +1,13 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
-//! authorize → sign → replay → route and dispatch → respond, then `record`, which always runs and
-//! is the one place that emits the request's metrics, log event and audit record. The answer
-//! leaves only once its audit record is durable. Every answer is signed.
+//! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
+//! for the hub network, a pre-command remembered or used, a command for local delivery) →
+//! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
+//! runs and is the one place that emits the request's metrics, log event and audit record. The
+//! answer leaves only once its audit record is durable. Every answer is signed.
+//!
+//! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
+//! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
+//! delivery and 8.13), `plan.rs` (the choice between them, and the effects).
 
 mod answer;
 mod command;
