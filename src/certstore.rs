@@ -71,7 +71,7 @@ impl TrustAnchor {
 }
 
 /// Whether `der` is signed (ecdsa-with-SHA256) by an anchor whose subject is its issuer.
-fn chains_to(der: &[u8], anchors: &[TrustAnchor]) -> bool {
+pub fn chains_to(der: &[u8], anchors: &[TrustAnchor]) -> bool {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return false;
     };

@@ -2,7 +2,8 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`];
+//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`],
+//!   [`dscerts`] (Users' Digital Signing certificates);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`dispatch`] (the gateway's side of the hub
 //!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
@@ -29,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod dscerts;
 pub mod dsp;
 pub mod duis;
 pub mod error;

@@ -36,7 +36,13 @@ const DELIVERY_BUCKETS: &[f64] = &[
 ];
 
 /// The caches whose sizes and reloads are counted.
-pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
+pub const CACHES: [&str; 5] = [
+    "users",
+    "devices",
+    "registrations",
+    "user_certs",
+    "digital_signing_certs",
+];
 /// The certificates whose expiry is exported.
 pub const CERTIFICATES: [&str; 2] = ["tls_server", "dcc_xml_signing"];
 /// Kinds of asynchronous message.

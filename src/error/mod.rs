@@ -5,9 +5,13 @@
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::schedule::ScheduleError;
 use crate::duis::ParseError;
+use crate::gbcs::command::CommandError;
+use crate::gbcs::usecase::ContentError;
+use crate::gbcs::FrameError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -84,6 +88,14 @@ pub enum Error {
     SchedulesFull,
     #[error("no DSP schedule of the User's matches")]
     ScheduleUnknown,
+    #[error("the request body's fields cannot make its GBCS command")]
+    CommandBody(#[source] CommandError),
+    #[error("the signed pre-command was refused")]
+    PreCommand(#[source] PreCommandRefusal),
+    #[error("the User already has {max} pre-commands or local commands outstanding")]
+    Outstanding { max: usize },
+    #[error("the Return Local Command Response was refused")]
+    LocalResponse(#[source] LocalResponseRefusal),
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -108,6 +120,26 @@ pub enum Resource {
     /// A DSP schedule could not be created or deleted.
     #[error("the DSP schedule journal")]
     ScheduleJournal,
+    /// A pre-command, or a command for local delivery, could not be recorded (or its use).
+    #[error("the ledger of pre-commands and local commands")]
+    Ledger,
+    /// A message for the User could not be put in the outbox before the acknowledgement.
+    #[error("the outbox")]
+    Outbox,
+}
+
+impl Resource {
+    /// The reason label of a request refused because this resource failed.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ReplayJournal => "journal",
+            Self::PendingJournal => "pending_journal",
+            Self::HoldJournal => "hold_journal",
+            Self::ScheduleJournal => "schedule_journal",
+            Self::Ledger => "ledger",
+            Self::Outbox => "outbox",
+        }
+    }
 }
 
 impl Error {
@@ -172,22 +204,20 @@ impl Error {
             Self::ScheduleBody(_) => (E40, 400, "schedule_body"),
             Self::SchedulesFull => (E70, 409, "schedules_full"),
             Self::ScheduleUnknown => (E71, 404, "schedule_unknown"),
-            Self::Resource {
-                resource: Resource::ReplayJournal,
-                ..
-            } => (E100, 503, "journal"),
-            Self::Resource {
-                resource: Resource::PendingJournal,
-                ..
-            } => (E100, 503, "pending_journal"),
-            Self::Resource {
-                resource: Resource::HoldJournal,
-                ..
-            } => (E100, 503, "hold_journal"),
-            Self::Resource {
-                resource: Resource::ScheduleJournal,
-                ..
-            } => (E100, 503, "schedule_journal"),
+            Self::CommandBody(CommandError::Content(ContentError::Frame(
+                FrameError::TooLong { .. },
+            ))) => (E42, 413, "command_too_large"),
+            Self::CommandBody(_) => (E40, 400, "command_body"),
+            Self::PreCommand(r) => precommand_code(r),
+            Self::Outstanding { .. } => (E1008, 429, "outstanding"),
+            Self::LocalResponse(LocalResponseRefusal::Body(_)) => (E40, 400, "local_response_body"),
+            Self::LocalResponse(LocalResponseRefusal::Unknown) => {
+                (E1010, 409, "local_command_unknown")
+            }
+            Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
+                (E1011, 400, "local_response_mismatch")
+            }
+            Self::Resource { resource, .. } => (E100, 503, resource.label()),
         }
     }
 
@@ -224,7 +254,11 @@ impl Error {
             | Self::ExecutionInPast
             | Self::ExecutionTooFar { .. }
             | Self::ScheduleBody(_)
-            | Self::ScheduleUnknown => Cause::Sender,
+            | Self::ScheduleUnknown
+            | Self::CommandBody(_)
+            | Self::PreCommand(_)
+            | Self::Outstanding { .. }
+            | Self::LocalResponse(_) => Cause::Sender,
         }
     }
 }
@@ -234,6 +268,20 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+        DeviceFailure::Refused => ResponseCode::E1007,
+    }
+}
+
+fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match r {
+        PreCommandRefusal::Body(_) => (E40, 400, "signed_precommand_body"),
+        PreCommandRefusal::Unknown => (E1000, 409, "precommand_unknown"),
+        PreCommandRefusal::Used => (E1001, 409, "precommand_used"),
+        PreCommandRefusal::Expired => (E1003, 409, "precommand_expired"),
+        PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
+        PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
+        PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
     }
 }
 

@@ -4,16 +4,16 @@
 //! (access control at its execution time), its command made once to prove it can be, and the
 //! request itself journalled before its `I99`. At the execution time the `dsp` timer releases
 //! it: the request is read again, access control decides again at that time, and its command
-//! (with no execution time of its own: the device runs it on arrival) is routed as a Command
-//! Variant 1 one is. Its Service Response follows as for any routed request; a refusal then is a
-//! Service Response with the refusal's code.
+//! (with no execution time of its own: the device runs it on arrival) goes where its Command
+//! Variant says, as if the request had just arrived: to the device (1), to the User for local
+//! delivery (2), or both (3). Its final messages follow as for such a request; a refusal then is
+//! a Service Response with the refusal's code.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use crate::auth::{self, AccessRequest};
-use crate::catalogue::FutureDated;
 use crate::domain::ResponseCode;
 use crate::duis;
 use crate::error::{Error, Resource};
@@ -28,14 +28,6 @@ pub struct Dsp {
     pub schedules: Arc<Schedules>,
     /// How far past its arrival a held request's `ExecutionDateTime` may be (seconds).
     pub max_hold_secs: i64,
-}
-
-/// The execution time a command carries to its device: a future-dated request's, when the
-/// device is the one to hold it (the `device` pattern). A DSP-held request is sent at its time
-/// and runs on arrival.
-pub(super) fn device_execute_at(p: &Planning<'_>) -> Option<i64> {
-    (p.entry.future_dated == FutureDated::Device && p.request.execution_date_time.is_some())
-        .then(|| p.at.unix_timestamp())
 }
 
 impl Gateway {
@@ -55,7 +47,7 @@ impl Gateway {
             return Err(Error::ExecutionTooFar { max_secs });
         }
         // The command is made now only to refuse at once what could never be sent.
-        self.sign_command(p)?;
+        self.gbcs_command(p)?;
         if !self.dsp.holds.room_for(p.body.len()) {
             return Err(Error::HoldsFull);
         }
@@ -107,8 +99,8 @@ impl Gateway {
             at: now,
             now,
         };
-        let command = self.sign_command(&planning).map_err(|e| e.classify().0)?;
-        self.carry_out(vec![Effect::Route(command)])
+        let plan = self.device_command(&planning).map_err(|e| e.classify().0)?;
+        self.carry_out(plan.effects, now.unix_timestamp())
             .await
             .map_err(|e| e.classify().0)
     }

@@ -1,10 +1,21 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
-//! authorize → sign → replay → route and dispatch → respond, then `record`, which always runs and
-//! is the one place that emits the request's metrics, log event and audit record. The answer
-//! leaves only once its audit record is durable. Every answer is signed.
+//! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
+//! for the hub network, a pre-command remembered or used, a command for local delivery) →
+//! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
+//! runs and is the one place that emits the request's metrics, log event and audit record. The
+//! answer leaves only once its audit record is durable. Every answer is signed.
+//!
+//! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
+//! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
+//! delivery and 8.13), `held.rs` (future-dated requests the DSP holds, released at their time),
+//! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
+//! effects).
 
 mod answer;
+mod command;
+mod critical;
 mod held;
+mod local;
 mod plan;
 mod schedules;
 
@@ -24,6 +35,7 @@ use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::outbox::Outbox;
 use crate::registry::Snapshot;
 use crate::replies;
 use crate::routing::CommandSigner;
@@ -34,7 +46,9 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
 
 pub use answer::Answer;
+pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
 pub use held::Dsp;
+pub use local::LocalCommand;
 
 use plan::{Planning, Reply};
 
@@ -57,6 +71,10 @@ pub struct Gateway {
     pub routing: Routing,
     /// What the DSP keeps for later: held future-dated requests and DSP schedules.
     pub dsp: Dsp,
+    /// Pre-commands and commands for local delivery, until used.
+    pub ledgers: Ledgers,
+    /// Every asynchronous message to a User, until it is delivered.
+    pub outbox: Arc<Outbox>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -109,6 +127,8 @@ pub struct Parts {
     pub audit: Audit,
     pub routing: Routing,
     pub dsp: Dsp,
+    pub ledgers: Ledgers,
+    pub outbox: Arc<Outbox>,
 }
 
 impl Gateway {
@@ -120,6 +140,8 @@ impl Gateway {
             audit,
             routing,
             dsp,
+            ledgers,
+            outbox,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -141,6 +163,8 @@ impl Gateway {
             audit,
             routing,
             dsp,
+            ledgers,
+            outbox,
         })
     }
 
@@ -314,21 +338,18 @@ impl Gateway {
             })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
-        // move an originator's high-water mark.
-        self.replay
-            .advance(&header.request_id, header.command_variant)
-            .await
-            .map_err(|e| {
-                refuse(match e {
-                    AdvanceError::Refused(r) => Error::Replay(r),
-                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                })
-            })?;
+        // move an originator's high-water mark. A signed pre-command's counter was accepted with
+        // its Transform; the pre-command it uses (below) is what it may use once.
+        if !plan.uses_precommand() {
+            self.advance_counter(&request).await.map_err(refuse)?;
+        }
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects).await.map_err(refuse)?;
+        self.carry_out(plan.effects, now.unix_timestamp())
+            .await
+            .map_err(refuse)?;
         if effects {
             trace.lap(Stage::Dispatch);
         }
@@ -337,6 +358,18 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// Accepts the request's counter (journalled) if it is new for its originator.
+    async fn advance_counter(&self, request: &ParsedRequest) -> Result<(), Error> {
+        let header = &request.header;
+        self.replay
+            .advance(&header.request_id, header.command_variant)
+            .await
+            .map_err(|e| match e {
+                AdvanceError::Refused(r) => Error::Replay(r),
+                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+            })
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::alerts::{self, ChangeAlerts};
 use crate::certstore::{CertStore, TrustAnchor};
+use crate::dscerts::DigitalSigningCerts;
 use crate::register::{PartyRegister, RegisterError};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
 use crate::store::{ChangeLog, ChangeLogError, UserChangeLog, UserChangeLogError};
@@ -24,6 +25,8 @@ pub struct Files {
     pub registrations: PathBuf,
     /// The directory of User XML-signing certificates.
     pub user_certs: PathBuf,
+    /// The directory of Users' Digital Signing certificates, if any.
+    pub digital_signing: Option<PathBuf>,
     /// PEM files of the SMKI trust anchors the certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
     /// The registration change log.
@@ -71,6 +74,7 @@ pub struct Loaded {
     pub register: PartyRegister,
     pub registry: Snapshot,
     pub user_certs: CertStore,
+    pub digital_signing: DigitalSigningCerts,
     pub changes: ChangeLog,
     pub user_changes: UserChangeLog,
 }
@@ -83,16 +87,21 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let f = files.clone();
     let (registry, changes, owed) = blocking(move || registry_with_changes(&f)).await?;
     let f = files.clone();
-    let (user_changes, register, user_certs) = blocking(move || {
+    let (user_changes, register, user_certs, digital_signing) = blocking(move || {
         let mut anchors = Vec::new();
         for path in &f.trust_anchors {
             anchors.extend(trust_anchors(path)?);
         }
+        let ds = match &f.digital_signing {
+            Some(dir) => digital_signing_certs(dir, anchors.clone())?,
+            None => DigitalSigningCerts::new(anchors.clone()),
+        };
         let certs = certs(&f.user_certs, anchors)?;
         Ok(UserChangeLog::open_and_replay(
             &f.user_changes,
             register,
             certs,
+            ds,
         )?)
     })
     .await?;
@@ -100,6 +109,7 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
         register,
         registry,
         user_certs,
+        digital_signing,
         changes,
         user_changes,
     };
@@ -196,6 +206,43 @@ pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
 /// SMKI identity are skipped with a warning, since no signature could name them usefully.
 pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertStoreError> {
     let mut store = CertStore::new(anchors);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = store.add(der, path) {
+            tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
+        }
+    })?;
+    Ok(store)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), checked against
+/// `anchors`. Certificates of other kinds (XML-signing, TLS, Key Agreement) are passed over, so
+/// the directory may be a tree of Users' certificates of every kind.
+pub fn digital_signing_certs(
+    dir: &Path,
+    anchors: Vec<TrustAnchor>,
+) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::new(anchors);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = register.add(der, path) {
+            tracing::debug!(path = %path.display(), error = %e, "Not a Digital Signing certificate.");
+        }
+    })?;
+    Ok(register)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), each trusted in itself
+/// as a device trusts the keys in its trust anchor cells (the simulated devices' trust).
+pub fn digital_signing_anchors(dir: &Path) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::default();
+    for_each_cert(dir, |der, path| {
+        let _ = register.add_anchored(der, path);
+    })?;
+    Ok(register)
+}
+
+/// Calls `f` with every certificate (DER) in every `*.pem` file under `dir` (recursively) and
+/// the file it came from.
+fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
@@ -217,11 +264,9 @@ pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertSto
                 source,
             })?;
             for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
-                if let Err(e) = store.add(der.as_ref(), &path) {
-                    tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
-                }
+                f(der.as_ref(), &path);
             }
         }
     }
-    Ok(store)
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The state requests are decided against, and the one way it changes: the party register, the
-//! national registration cache and the store of User XML-signing certificates in force, each
+//! national registration cache, the store of User XML-signing certificates and the register of
+//! Users' Digital Signing certificates in force, each
 //! swapped whole (readers never wait, and one request sees one version of each), and the writers'
 //! path — a batch of changes is checked, journalled, and only then made visible; the DCC Alerts it
 //! calls for go to the replies task. Loading from files is [`load`]; folding the registry's
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{self, ChangeAlerts};
 use crate::certstore::CertStore;
+use crate::dscerts::DigitalSigningCerts;
 use crate::metrics::Metrics;
 use crate::register::{self, PartyRegister, UserChange, UserChangeError};
 use crate::registry::{Change, ChangeError, Snapshot};
@@ -43,6 +45,8 @@ pub struct State {
     registry: ArcSwap<Snapshot>,
     /// User XML-signing certificates, by issuer and serial.
     user_certs: ArcSwap<CertStore>,
+    /// Users' Digital Signing certificates (the keys of critical commands), by User ID.
+    digital_signing: ArcSwap<DigitalSigningCerts>,
     /// Live registration changes, journalled before they apply.
     changes: ChangeLog,
     /// Live User changes (status, certificates), journalled before they apply.
@@ -64,6 +68,7 @@ impl State {
             register,
             registry,
             user_certs,
+            digital_signing,
             changes,
             user_changes,
         } = loaded;
@@ -71,10 +76,12 @@ impl State {
         metrics.cache_loaded("devices", registry.device_count(), false);
         metrics.cache_loaded("registrations", registry.registration_count(), false);
         metrics.cache_loaded("user_certs", user_certs.len(), false);
+        metrics.cache_loaded("digital_signing_certs", digital_signing.len(), false);
         Arc::new(Self {
             register: ArcSwap::from_pointee(register),
             registry: ArcSwap::from_pointee(registry),
             user_certs: ArcSwap::from_pointee(user_certs),
+            digital_signing: ArcSwap::from_pointee(digital_signing),
             changes,
             user_changes,
             compaction: Compaction::default(),
@@ -97,6 +104,11 @@ impl State {
     /// The User XML-signing certificates in force.
     pub fn user_certs(&self) -> Guard<Arc<CertStore>> {
         self.user_certs.load()
+    }
+
+    /// The Users' Digital Signing certificates in force.
+    pub fn digital_signing(&self) -> Guard<Arc<DigitalSigningCerts>> {
+        self.digital_signing.load()
     }
 
     /// The registration change log, where the replies task marks how far the DCC Alerts of
@@ -178,11 +190,18 @@ impl State {
         let (next_register, next_certs) =
             register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
                 .map_err(ApplyError::InvalidUser)?;
+        let next_ds = register::apply_digital_signing_changes(
+            &self.digital_signing.load(),
+            &next_register,
+            batch,
+        )
+        .map_err(ApplyError::InvalidUser)?;
         self.user_changes
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
         self.user_certs.store(Arc::new(next_certs));
+        self.digital_signing.store(Arc::new(next_ds));
         self.register.store(Arc::new(next_register));
         Ok(())
     }

@@ -452,37 +452,29 @@ async fn schedules_the_gateway_cannot_run_or_a_user_may_not_have_are_refused_wit
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_held_command_is_acknowledged_now_and_its_8f66_comes_at_its_time() {
-    use dccgw::auth::{authorize, AccessRequest};
-    use dccgw::routing::Command;
+    use super::critical::{code, counter, send, signed_back, SEND, TRANSFORM};
+    let Some(anchors) = support::anchors() else {
+        return;
+    };
     let (pki, rx_server, mut rx) = pki_and_receiver().await;
     let gw = gateway(pki.path(), rx_server.local_addr().port(), "").await;
-    // A critical, device-held variant (1.1.1 Update Import Tariff) as its signed pre-command
-    // becomes a command: admitted by access control at its execution time, and carrying that
-    // time to the device.
-    let g = &gw.running.gateway;
-    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(3);
-    let srv = "1.1.1".parse().unwrap();
-    let entry = g.catalogue.get(&srv).unwrap();
-    assert_eq!(entry.future_dated, dccgw::catalogue::FutureDated::Device);
-    let access = AccessRequest {
-        originator: SUPPLIER.parse().unwrap(),
-        target: DEMO_ESME.parse().unwrap(),
-        service: entry,
-        at: at.unix_timestamp(),
-    };
-    let permit = authorize(&access, &g.state.register(), &g.state.registry()).unwrap();
-    let request_id = format!("{SUPPLIER}:{DEMO_ESME}:7");
-    let command = Command::from_permit(
-        &permit,
-        request_id.parse().unwrap(),
-        5u8.try_into().unwrap(),
-        Some(at.unix_timestamp()),
-        vec![0xDF, 0x09],
-    )
-    .unwrap();
-    let signed = g.routing.signer.sign(&command).unwrap();
-    g.routing.dispatcher.record(&signed).await.unwrap();
-    g.routing.dispatcher.dispatch(signed).await.unwrap();
+    // The public future-dated 1.1.1 Update Import Tariff (critical, device-held), its execution
+    // time a few seconds ahead: Transform, the pre-command signed by the supplier's Digital
+    // Signing key, then sent; the command carries that time to the device.
+    let template = anchors.join(
+        "duis-samples/templates/ECS01a_1.1.1_FUTURE_DATED_TOU_BLOCK_SUCCESS_REQUEST_DUIS.XML",
+    );
+    let published = std::fs::read_to_string(template).unwrap();
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(4);
+    let xml = published.replace("2030-01-15T09:00:00.00Z", &xs(at));
+    let n = counter();
+    let xml = dccgw::tools::stamp_counter(&xml, n).unwrap();
+    let request_id = format!("{SUPPLIER}:{DEMO_ESME}:{n}");
+    let (status, answer) = send(&gw, "supplier", TRANSFORM, xml.as_bytes()).await;
+    assert_eq!((status, code(&answer)), (200, "I0"), "{answer}");
+    let back = signed_back(&gw.certs(), "supplier", &answer, 5);
+    let (status, answer) = send(&gw, "supplier", SEND, back.as_bytes()).await;
+    assert_eq!((status, code(&answer)), (200, "I99"), "{answer}");
 
     // The device's acknowledgement at once: the Service Response, I0 with its GBCS answer.
     let ack = next(&mut rx).await;
