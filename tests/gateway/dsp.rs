@@ -166,6 +166,37 @@ async fn a_held_request_is_sent_at_its_execution_time_and_its_response_follows()
     rx_server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_request_for_local_delivery_too_reaches_the_user_and_the_device_at_its_time() {
+    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let gw = gateway(pki.path(), rx_server.local_addr().port(), "").await;
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(3);
+    // Command Variant 3: the command to the User for local delivery and to the device.
+    let xml = held_read(SUPPLIER, 1, at).replace("<sr:CommandVariant>1<", "<sr:CommandVariant>3<");
+    let (status, answer) = send(&gw, "supplier", "serviceS", &xml).await;
+    assert_eq!((status, code(&answer)), (200, "I99"), "{answer}");
+    assert_eq!(gw.running.gateway.dsp.holds.len(), 1);
+    let request_id = format!("{SUPPLIER}:{DEMO_ESME}:1");
+    let (mut local, mut response) = (None, None);
+    while local.is_none() || response.is_none() {
+        let got = next(&mut rx).await;
+        assert!(OffsetDateTime::now_utc() >= at, "sent before its time");
+        assert_eq!(got.description.request_id.as_deref(), Some(&request_id[..]));
+        let body = text(&got);
+        if body.contains("<sr:LocalCommand>") {
+            local = Some(body);
+        } else {
+            assert_eq!(got.description.response_code.as_deref(), Some("I0"));
+            response = Some(body);
+        }
+    }
+    let (local, response) = (local.unwrap(), response.unwrap());
+    assert!(support::element(&local, "GBCSPayload").is_some(), "{local}");
+    valid_and_signed(&gw, &[&answer, &local, &response]);
+    assert!(audited_follows(&gw, &request_id));
+    rx_server.stop().await;
+}
+
 /// Whether the request's audit record says a final message follows.
 fn audited_follows(gw: &TestGateway, request_id: &str) -> bool {
     use dccgw::audit::{read_trail, AuditEvent};
