@@ -4,8 +4,9 @@
 //! `POST /admin/v1/users/changes` a batch of User changes — a suspension, a withdrawal, a new
 //! XML-signing certificate — each atomically and durably. The dead letters of the outbox (same
 //! token): `GET /admin/v1/dead-letters` lists them, `POST /admin/v1/dead-letters/replay` and
-//! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. Bind it to a private
-//! interface.
+//! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. An originator's
+//! anti-replay mark (same token): `POST /admin/v1/replay/reset` with `{"user": .., "counter": ..}`
+//! sets it, lower or higher, durably. Bind it to a private interface.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::outbox::{MessageId, Outbox};
 use crate::register::UserChange;
 use crate::registry::Change;
 use crate::state::{ApplyError, State};
+use crate::store::ReplayGuard;
 
 /// Bounds for the admin port: a few short requests at a time; at the connection bound extra
 /// connections are turned away at once; a change batch is at most 1 MiB of JSON.
@@ -37,6 +39,7 @@ const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
 const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
 const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
 const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
+const REPLAY_RESET_PATH: &str = "/admin/v1/replay/reset";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -47,6 +50,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The outbox, for the dead-letter API (absent without `[routing]` and `[delivery]`).
     pub outbox: Option<Arc<Outbox>>,
+    /// The anti-replay marks, for an operator's reset.
+    pub replay: Arc<ReplayGuard>,
 }
 
 /// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
@@ -114,10 +119,11 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::POST, DISCARD_PATH) => {
             dead_letters::act(req, admin, dead_letters::Act::Discard).await
         }
+        (&Method::POST, REPLAY_RESET_PATH) => replay_reset(req, admin).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
-            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH,
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -151,6 +157,37 @@ async fn user_changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<By
     )
 }
 
+/// What `POST /admin/v1/replay/reset` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayReset {
+    user: crate::domain::UserId,
+    counter: u64,
+}
+
+/// `POST /admin/v1/replay/reset`: sets an originator's anti-replay mark, journalled before the
+/// answer; its next request must carry a counter above `counter`.
+async fn replay_reset(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let reset: ReplayReset = match authorized_json(req, admin).await {
+        Ok(reset) => reset,
+        Err(refused) => return refused,
+    };
+    let was = admin.replay.mark(&reset.user);
+    match admin.replay.reset(reset.user, reset.counter).await {
+        Ok(()) => {
+            tracing::warn!(user = %reset.user, was, counter = reset.counter, "Anti-replay mark reset by an operator.");
+            text(StatusCode::OK, format!("mark set to {}\n", reset.counter))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "An anti-replay reset could not be journalled.");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not applied: the anti-replay journal is unavailable\n".into(),
+            )
+        }
+    }
+}
+
 /// The answer to an applied (or refused) batch of `len` changes of `kind`.
 fn applied(result: Result<(), ApplyError>, len: usize, kind: &str) -> Response<Full<Bytes>> {
     match result {
@@ -181,6 +218,15 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     admin: &Admin,
 ) -> Result<Vec<T>, Response<Full<Bytes>>> {
+    authorized_json(req, admin).await
+}
+
+/// The bearer token checked and the body read (at most 1 MiB) as JSON `T`; or the answer that
+/// refuses the request.
+async fn authorized_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    admin: &Admin,
+) -> Result<T, Response<Full<Bytes>>> {
     if let Some(refused) = refusal(&req, admin) {
         return Err(refused);
     }
@@ -199,7 +245,7 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         text(
             StatusCode::BAD_REQUEST,
-            format!("not a JSON array of changes: {e}\n"),
+            format!("not the JSON this endpoint takes: {e}\n"),
         )
     })
 }

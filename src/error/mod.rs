@@ -138,6 +138,7 @@ impl Error {
             Self::Denied(Denial::DeviceType { .. }) => (E11, 400, "device_type"),
             Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
+            Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
@@ -179,7 +180,7 @@ impl Error {
             | Self::Signature(_)
             | Self::UnknownSigner
             | Self::Signer(_)
-            | Self::Replay(Replay::NotIncreasing { .. })
+            | Self::Replay(Replay::NotIncreasing { .. } | Replay::AheadOfClock { .. })
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)

@@ -246,6 +246,16 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::Replay(Replay::AheadOfClock {
+                counter: u64::MAX,
+                limit: 1,
+            }),
+            E43,
+            400,
+            "counter_ahead",
+            Cause::Sender,
+        ),
+        (
             Error::resource(Resource::ReplayJournal, std::io::Error::other("disk")),
             E100,
             503,

@@ -44,7 +44,7 @@ pub struct Gateway {
     /// The DCC XML-signing key that signs every answer.
     pub signer: Signer,
     /// Each originator's last accepted counter, journalled.
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
@@ -92,7 +92,7 @@ struct Refusal {
 /// The parts a [`Gateway`] is made of, opened at start.
 pub struct Parts {
     pub state: Arc<State>,
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
@@ -306,8 +306,10 @@ impl Gateway {
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
+        // Nanoseconds since 1970 fit a u64 until the year 2554.
+        let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
         self.replay
-            .advance(&header.request_id, header.command_variant)
+            .advance(&header.request_id, header.command_variant, now_ns)
             .await
             .map_err(|e| {
                 refuse(match e {

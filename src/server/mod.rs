@@ -140,7 +140,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         "Registers loaded."
     );
     let replay_path = config.state.dir.join("replay.journal");
-    let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
+    let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let (routing, raised, pending) = match routing::open(config, &loaded.registry).await? {
@@ -183,6 +183,7 @@ async fn serve(
         state,
         token: admin_token(config)?,
         outbox: outbox.clone(),
+        replay: Arc::clone(&gateway.replay),
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
