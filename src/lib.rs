@@ -2,7 +2,8 @@
 //!
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
-//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`];
+//!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`],
+//!   [`smki`] (certificates judged by the SMKI profile against trust anchors and CRLs);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the
 //!   dispatcher), [`outbox`], [`receiver`]; [`report`] (pure builders over the audit trail);
@@ -37,6 +38,7 @@ pub mod report;
 pub mod routing;
 pub mod server;
 pub mod signer;
+pub mod smki;
 pub mod state;
 pub mod store;
 #[doc(hidden)]

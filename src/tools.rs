@@ -98,11 +98,7 @@ pub fn verify(
     trust: &[PathBuf],
     now: OffsetDateTime,
 ) -> Result<(VerifyExit, String), ToolError> {
-    let mut anchors = Vec::new();
-    for path in trust {
-        anchors.extend(load::trust_anchors(path)?);
-    }
-    let store = load::certs(certs, anchors)?;
+    let store = load::certs(certs, std::sync::Arc::new(load::trust(trust, &[])?))?;
     let sig = match xmldsig::read_signature(input) {
         Ok(sig) => sig,
         Err(e) => return Ok((VerifyExit::Malformed, format!("malformed: {e}"))),

@@ -139,6 +139,10 @@ pub struct Signatures {
     pub user_certs: PathBuf,
     /// SMKI issuing CA certificates that User signing certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM or DER files), each issued and signed by one of the
+    /// `trust_anchors`; a signature made with a certificate they list is refused (`E58`).
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +164,10 @@ pub struct Tls {
     pub key: PathBuf,
     /// Trust anchors for client certificates (PEM files, each one or more CA certificates).
     pub client_ca: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM or DER files), each issued and signed by one of the
+    /// `client_ca` anchors; a client certificate they list is refused at its next handshake.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
 }
 
 /// Bounds on everything a peer controls. Each says what happens when it is hit.
@@ -277,6 +285,7 @@ impl Config {
         join(&mut self.tls.cert);
         join(&mut self.tls.key);
         self.tls.client_ca.iter_mut().for_each(join);
+        self.tls.crls.iter_mut().for_each(join);
         join(&mut self.registration.users);
         join(&mut self.registration.devices);
         join(&mut self.registration.registrations);
@@ -284,6 +293,7 @@ impl Config {
         join(&mut self.signatures.dcc_cert);
         join(&mut self.signatures.user_certs);
         self.signatures.trust_anchors.iter_mut().for_each(join);
+        self.signatures.crls.iter_mut().for_each(join);
         join(&mut self.state.dir);
         if let Some(p) = self.admin.token_file.as_mut() {
             join(p);

@@ -129,6 +129,7 @@ impl Error {
             Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
             Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
             Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
+            Self::Signer(SignerRefusal::Revoked) => (E58, 403, "signer_revoked"),
             Self::Denied(Denial::UnknownUser(_)) => (E1, 403, "user_unknown"),
             Self::Denied(Denial::RoleNotEligible(_)) => (E2, 403, "role_not_eligible"),
             Self::Denied(Denial::UserStatus) => (E3, 403, "user_status"),

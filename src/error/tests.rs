@@ -373,6 +373,13 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::Signer(SignerRefusal::Revoked),
+            E58,
+            403,
+            "signer_revoked",
+            Cause::Sender,
+        ),
+        (
             Error::Signer(SignerRefusal::Untrusted),
             E55,
             403,

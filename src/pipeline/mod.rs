@@ -29,7 +29,7 @@ use crate::signer::Signer;
 use crate::state::State;
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
 use crate::tls::PeerIdentity;
-use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
+use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
 
@@ -404,6 +404,9 @@ impl Gateway {
             .ok_or(Error::UnknownSigner)?;
         xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
             .map_err(Error::Signer)?;
+        if cert.revoked {
+            return Err(Error::Signer(SignerRefusal::Revoked));
+        }
         prepared
             .verify(&cert.identity.public_key)
             .map_err(Error::Signature)

@@ -162,7 +162,7 @@ mod user_changes {
     fn certificates_are_checked_before_they_are_added() {
         let dir = tempfile::tempdir().unwrap();
         crate::pki::init(dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-        let anchors = load::trust_anchors(&dir.path().join("ca.pem")).unwrap();
+        let anchors = std::sync::Arc::new(load::trust(&[dir.path().join("ca.pem")], &[]).unwrap());
         let empty = tempfile::tempdir().unwrap();
         let certs = load::certs(empty.path(), anchors).unwrap();
         let pem = |user: &str, file: &str| {
@@ -204,7 +204,7 @@ mod user_changes {
             UserChangeError::UnknownUser(_)
         ));
         // Without the trust anchor it does not chain.
-        let untrusted = load::certs(empty.path(), Vec::new()).unwrap();
+        let untrusted = load::certs(empty.path(), Default::default()).unwrap();
         assert_eq!(
             refusal(&untrusted, add(pem("supplier", "xml-sign.pem"))),
             certificate(CertRefusal::Untrusted)

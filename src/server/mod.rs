@@ -29,6 +29,7 @@ use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Parts};
 use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
+use crate::smki::Clients;
 use crate::state::{self, LoadError, State};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -44,6 +45,8 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     State(#[from] LoadError),
+    #[error("the TLS client trust ([tls] client_ca, crls)")]
+    TlsTrust(#[from] state::CertStoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -124,7 +127,9 @@ impl Running {
 /// Loads keys and registers, binds both listeners and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let metrics = Metrics::new();
-    let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
+    let tls_config =
+        tls::server_config(&config.tls.cert, &config.tls.key, tls_trust, Clients::Users)?;
     record_tls_expiry(config, &metrics)?;
     let signer = Signer::load(
         &config.signatures.dcc_key,
@@ -220,6 +225,7 @@ fn state_files(config: &Config) -> state::Files {
         registrations: config.registration.registrations.clone(),
         user_certs: config.signatures.user_certs.clone(),
         trust_anchors: config.signatures.trust_anchors.clone(),
+        crls: config.signatures.crls.clone(),
         changes: config.state.dir.join("registry-changes.journal"),
         user_changes: config.state.dir.join("user-changes.journal"),
     }
