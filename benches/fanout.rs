@@ -33,16 +33,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dccgw::alerts::{route, AlertsConfig, DeviceAlert, Fanout, RoutingTable, ThrottleConfig};
-use dccgw::commshub::{
-    serve_on, DispatchConfig, Dispatcher, HubConfig, HubEvent, HubNetwork, Inbound, Opened,
-    RemoteHub, Simulator, SpontaneousAlerts, Storm, WeightedCode,
+use dccgw::commshub::{serve_on, HubConfig, Simulator, SpontaneousAlerts, Storm, WeightedCode};
+use dccgw::dispatch::{
+    DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, Opened, RemoteHub,
 };
 use dccgw::domain::{DeviceType, SmkiRole};
 use dccgw::metrics::Metrics;
 use dccgw::outbox::OutboxConfig;
 use dccgw::registry::Snapshot;
 use dccgw::replies::{self, Context, FutureDated, Sources};
-use dccgw::routing::CommandVerifier;
 use dccgw::signer::Signer;
 use dccgw::state::generate::{generate, Synthetic};
 use dccgw::store::ChangeLog;
@@ -224,7 +223,8 @@ async fn run_one(s: &Scenario, fleet: &Arc<Snapshot>) -> Report {
     let consumer = tokio::spawn(consume(received, tally.clone()));
 
     // The hub network, as `dccgw commshub` serves it.
-    let verifier = CommandVerifier::load(&[&pki.dcc_acb.cert]).expect("the broker certificate");
+    let verifier =
+        dccgw::signer::command_verifier(&[&pki.dcc_acb.cert]).expect("the broker certificate");
     let hub_config = HubConfig {
         seed: 11,
         alerts: spontaneous(s.rate),

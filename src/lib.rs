@@ -5,9 +5,15 @@
 //!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`],
 //!   [`smki`] (certificates judged by the SMKI profile against trust anchors and CRLs);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
-//!   [`audit`], [`pki`], [`signer`], [`certstore`], [`commshub`] (the hub network and the
-//!   dispatcher), [`outbox`], [`receiver`]; [`report`] (pure builders over the audit trail);
+//!   [`audit`], [`pki`], [`signer`], [`certstore`], [`dispatch`] (the gateway's side of the hub
+//!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
+//!   (the simulated hub network behind the link), [`outbox`], [`receiver`]; [`report`] (pure
+//!   builders over the audit trail);
 //! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
+//!
+//! Test support (`testing`, `duis::testing`) is built only for the crate's unit tests and with
+//! the `testing` feature, which the crate's dev-dependency on itself turns on for its
+//! integration tests and benchmarks; a release build has none of it.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -21,6 +27,7 @@ pub mod checks;
 pub mod commshub;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod duis;
 pub mod error;
@@ -41,7 +48,7 @@ pub mod signer;
 pub mod smki;
 pub mod state;
 pub mod store;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
 pub mod tools;

@@ -194,7 +194,8 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", config.display()))?;
             let config: dccgw::commshub::ServeConfig =
                 toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
-            runtime()?.block_on(dccgw::commshub::serve(config))
+            runtime()?.block_on(dccgw::commshub::serve(config))?;
+            Ok(())
         }
         Command::Sign {
             key,

@@ -16,7 +16,7 @@ use crate::alerts::{
     AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
     FutureDatedAlert,
 };
-use crate::commshub::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
+use crate::dispatch::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::domain::{RequestId, Srv};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::metrics::Metrics;

@@ -9,6 +9,7 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 use crate::domain::SmkiRole;
 use crate::identity::{identity_from_pem, CertIdentity};
+use crate::routing::{CommandSigner, CommandVerifier, RoutingError};
 use crate::xmldsig::{SignBytes, SignError};
 
 pub struct Signer {
@@ -46,6 +47,12 @@ pub enum SignerError {
     Key { path: PathBuf },
     #[error("the key in {key} does not belong to the certificate in {cert}")]
     Mismatch { key: PathBuf, cert: PathBuf },
+    #[error("{path} is not an access-control broker certificate the hub network can use")]
+    Broker {
+        path: PathBuf,
+        #[source]
+        source: RoutingError,
+    },
     #[error("the certificate in {path} has role {role}, not {expected}")]
     Role {
         path: PathBuf,
@@ -58,17 +65,20 @@ impl Signer {
     /// Loads a PKCS#8 PEM key and its certificate, and checks that they match. `role` is the
     /// SMKI role the certificate must carry (`89` for the gateway's responses, `87` for a User).
     pub fn load(key: &Path, cert: &Path, role: Option<SmkiRole>) -> Result<Self, SignerError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| SignerError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        let identity =
-            identity_from_pem(&read(cert)?).map_err(|source| SignerError::Certificate {
-                path: cert.to_owned(),
-                source,
-            })?;
+        let key_pem = read(key)?;
+        Self::from_pem((key, &key_pem), (cert, &read(cert)?), role)
+    }
+
+    /// As [`Signer::load`], from the PEM texts; the paths name them in errors.
+    pub fn from_pem(
+        (key, key_pem): (&Path, &[u8]),
+        (cert, cert_pem): (&Path, &[u8]),
+        role: Option<SmkiRole>,
+    ) -> Result<Self, SignerError> {
+        let identity = identity_from_pem(cert_pem).map_err(|source| SignerError::Certificate {
+            path: cert.to_owned(),
+            source,
+        })?;
         if let Some(expected) = role.filter(|r| *r != identity.role) {
             return Err(SignerError::Role {
                 path: cert.to_owned(),
@@ -76,8 +86,7 @@ impl Signer {
                 expected,
             });
         }
-        let key_pem = read(key)?;
-        let pkcs8 = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        let pkcs8 = rustls_pemfile::private_key(&mut &key_pem[..])
             .ok()
             .flatten()
             .ok_or_else(|| SignerError::Key {
@@ -107,6 +116,38 @@ impl Signer {
     pub fn identity(&self) -> &CertIdentity {
         &self.identity
     }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SignerError> {
+    std::fs::read(path).map_err(|source| SignerError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The access-control broker's key (`OU=04`) and certificate, as the signer of every command.
+pub fn command_signer(key: &Path, cert: &Path) -> Result<CommandSigner, SignerError> {
+    let signer = Signer::load(key, cert, Some(SmkiRole::AccessControlBroker))?;
+    let identity = signer.identity().clone();
+    CommandSigner::new(Box::new(signer), &identity).map_err(|source| SignerError::Broker {
+        path: cert.to_owned(),
+        source,
+    })
+}
+
+/// The broker certificates in these PEM files, as the hub network's check of commands.
+pub fn command_verifier(paths: &[impl AsRef<Path>]) -> Result<CommandVerifier, SignerError> {
+    let pems = paths
+        .iter()
+        .map(|p| read(p.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&[u8]> = pems.iter().map(Vec::as_slice).collect();
+    CommandVerifier::new(&refs).map_err(|source| SignerError::Broker {
+        path: paths
+            .first()
+            .map_or_else(PathBuf::new, |p| p.as_ref().to_owned()),
+        source,
+    })
 }
 
 impl SignBytes for Signer {

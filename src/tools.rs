@@ -99,10 +99,13 @@ pub fn verify(
     now: OffsetDateTime,
 ) -> Result<(VerifyExit, String), ToolError> {
     let store = load::certs(certs, std::sync::Arc::new(load::trust(trust, &[])?))?;
-    let sig = match xmldsig::read_signature(input) {
-        Ok(sig) => sig,
+    // The gateway's way to read a signature: everything but the ECDSA operation, which waits
+    // until the certificate is found and checked.
+    let prepared = match xmldsig::prepare(input, &C14nLimits::default()) {
+        Ok(prepared) => prepared,
         Err(e) => return Ok((VerifyExit::Malformed, format!("malformed: {e}"))),
     };
+    let sig = &prepared.signature;
     let Some(cert) = store.find(&sig.issuer, &sig.serial) else {
         return Ok((
             VerifyExit::UnknownCertificate,
@@ -128,12 +131,7 @@ pub fn verify(
             ),
         ));
     }
-    match xmldsig::verify_read(
-        input,
-        &sig,
-        &cert.identity.public_key,
-        &C14nLimits::default(),
-    ) {
+    match prepared.verify(&cert.identity.public_key) {
         Ok(()) => Ok((
             VerifyExit::Valid,
             format!(

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dccgw::commshub::fixture::{self, Fleet};
-use dccgw::commshub::{
-    serve_on, DeviceFailure, DispatchConfig, Dispatcher, GbcsFrame, HubConfig, HubEvent,
-    HubNetwork, Inbound, Raised, RaisedKind, RaisedLog, RemoteHub, Simulator,
+use dccgw::commshub::{serve_on, GbcsFrame, HubConfig, Raised, RaisedKind, RaisedLog, Simulator};
+use dccgw::dispatch::{
+    DeviceFailure, DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, RemoteHub,
 };
 use dccgw::routing::CommandSigner;
+use dccgw::testing::fixture::{self, Fleet};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 

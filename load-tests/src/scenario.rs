@@ -383,7 +383,7 @@ impl Scenario {
             let hub: dccgw::commshub::HubConfig =
                 r.hub.clone().try_into().map_err(ScenarioError::Hub)?;
             hub.check().map_err(ScenarioError::HubCheck)?;
-            let _: dccgw::commshub::DispatchConfig = r
+            let _: dccgw::dispatch::DispatchConfig = r
                 .dispatch
                 .clone()
                 .try_into()

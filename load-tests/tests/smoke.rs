@@ -89,7 +89,7 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
     let hub: dccgw::commshub::ServeConfig =
         toml::from_str(&std::fs::read_to_string(&hub_config).unwrap()).unwrap();
     let fleet = dccgw::state::load::registry(&hub.devices, &hub.registrations).unwrap();
-    let verifier = dccgw::routing::CommandVerifier::load(&hub.acb_certs).unwrap();
+    let verifier = dccgw::signer::command_verifier(&hub.acb_certs).unwrap();
     let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier).unwrap();
     let (stop_hub, stop) = tokio::sync::watch::channel(false);
     let hub_task = tokio::spawn(dccgw::commshub::serve_on(

@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::dispatch::{unix_millis, HubError, HubFuture, HubNetwork, Inbound, Receipt};
 use crate::routing::SignedCommand;
 
 use super::config::Storm;
 use super::sim::{Scheduled, Simulator};
-use super::{unix_millis, HubError, HubFuture, HubNetwork, Inbound, Receipt};
 
 pub struct InProcessHub {
     shared: Arc<Shared>,

@@ -26,10 +26,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::dispatch::HubEvent;
 use crate::domain::{DeviceId, RequestId};
 
 use super::gbcs::GbcsFrame;
-use super::HubEvent;
 
 /// What kind of event a line records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -10,14 +10,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::dispatch::{HubEvent, FUTURE_DATED_EXECUTED, FUTURE_DATED_FAILED};
 use crate::domain::{DeviceId, DeviceType, RequestId, DCC_ID};
 use crate::registry::Snapshot;
-use crate::routing::{CommandVerifier, RoutingError};
+use crate::routing::{Command, CommandVerifier, RoutingError};
 
 use super::config::{ConfigError, HubConfig, Storm};
 use super::gbcs::{alert_frame, response_frame};
 use super::rng::SimRng;
-use super::{HubEvent, FUTURE_DATED_EXECUTED, FUTURE_DATED_FAILED};
 
 /// One event and how long after "now" it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,40 +139,52 @@ impl Simulator {
             }
         }
         if let Some(execute_at) = cmd.execute_at() {
-            let hold_ms = execute_at.saturating_mul(1000).saturating_sub(now_ms);
-            let max_ms = i64::try_from(self.config.max_future_hold_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
-            let (code, after) = if hold_ms > max_ms {
-                (FUTURE_DATED_FAILED, latency + Duration::from_millis(1))
-            } else {
-                let code = if rng.chance(b.future_dated_failure) {
-                    FUTURE_DATED_FAILED
-                } else {
-                    FUTURE_DATED_EXECUTED
-                };
-                // Never before the response that acknowledged it.
-                let hold = Duration::from_millis(u64::try_from(hold_ms).unwrap_or(0));
-                (code, hold.max(latency + Duration::from_millis(1)))
-            };
-            self.alert_counter += 1;
-            plan.push(Scheduled {
-                after,
-                event: HubEvent::FutureDated {
-                    request_id: id,
-                    device: device.id,
-                    code,
-                    payload: alert_frame(
-                        device.id,
-                        id.originator,
-                        self.alert_counter,
-                        code,
-                        at(after),
-                    ),
-                    at: at(after),
-                },
-            });
+            let failure = b.future_dated_failure;
+            plan.push(self.future_dated(&cmd, execute_at, failure, latency, now_ms, &mut rng));
         }
         Ok(plan)
+    }
+
+    /// The alert saying whether future-dated `cmd` ran (`8F66`) or failed (`8F67`) at
+    /// `execute_at` (unix seconds), failing with probability `failure`: never before the
+    /// response that acknowledged it (`latency` from now), and at once when it is held further
+    /// ahead than the configuration allows.
+    fn future_dated(
+        &mut self,
+        cmd: &Command,
+        execute_at: i64,
+        failure: f64,
+        latency: Duration,
+        now_ms: i64,
+        rng: &mut SimRng,
+    ) -> Scheduled {
+        let (id, device) = (cmd.request_id(), cmd.device());
+        let hold_ms = execute_at.saturating_mul(1000).saturating_sub(now_ms);
+        let max_ms = i64::try_from(self.config.max_future_hold_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let (code, after) = if hold_ms > max_ms {
+            (FUTURE_DATED_FAILED, latency + Duration::from_millis(1))
+        } else {
+            let code = if rng.chance(failure) {
+                FUTURE_DATED_FAILED
+            } else {
+                FUTURE_DATED_EXECUTED
+            };
+            let hold = Duration::from_millis(u64::try_from(hold_ms).unwrap_or(0));
+            (code, hold.max(latency + Duration::from_millis(1)))
+        };
+        self.alert_counter += 1;
+        let at = at_secs(now_ms, after);
+        Scheduled {
+            after,
+            event: HubEvent::FutureDated {
+                request_id: id,
+                device,
+                code,
+                payload: alert_frame(device, id.originator, self.alert_counter, code, at),
+                at,
+            },
+        }
     }
 
     /// The next spontaneous alert after `now_ms`, or `None` when they are off.

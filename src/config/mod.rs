@@ -48,7 +48,7 @@ pub struct Routing {
     /// defaults without one).
     pub hub_config: Option<PathBuf>,
     #[serde(default)]
-    pub dispatch: crate::commshub::DispatchConfig,
+    pub dispatch: crate::dispatch::DispatchConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -20,7 +20,7 @@ mod parse;
 mod response;
 mod tokens;
 
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 #[cfg(test)]

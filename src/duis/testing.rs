@@ -100,8 +100,8 @@ impl DuisXsd {
 }
 
 /// libxml2 refuses `xs:integer` values of more than about 24 digits — a validator limit, not a
-/// message error (brief §5) — and X.509 serials (`ds:X509SerialNumber`) are routinely 38 or more.
-/// Such a value is replaced by `1` for validation only; every other byte is validated as is.
+/// message error — and X.509 serials (`ds:X509SerialNumber`) are routinely 38 or more. Such a
+/// value is replaced by `1` for validation only; every other byte is validated as is.
 fn shorten_serials(doc: &str) -> String {
     const OPEN: &str = "X509SerialNumber>";
     let mut out = String::with_capacity(doc.len());

@@ -8,8 +8,9 @@ use crate::duis::inventory::{self, InventoryDevice, InventoryQuery};
 use crate::duis::{self, ResponseHeaderOut, ResponsePayload};
 use crate::error::Error;
 use crate::registry::Snapshot;
-use crate::signer::Signer;
-use crate::xmldsig::{self, c14n::C14nLimits};
+use crate::xmldsig;
+
+use super::Gateway;
 
 /// The synchronous answer: an HTTP status and a DUIS `sr:Response` document.
 #[derive(Debug)]
@@ -21,24 +22,25 @@ pub struct Answer {
 
 /// Writes and signs the answer. Should signing ever fail, the sender gets an unsigned `E100`
 /// and the operator an ERROR: the gateway never sends an unsigned answer as if it were one.
-pub(super) fn write(
-    signer: &Signer,
-    limits: &C14nLimits,
-    request_id: Option<RequestId>,
-    srv: Option<Srv>,
-    code: ResponseCode,
-    status: u16,
-    now: OffsetDateTime,
-    payload: &ResponsePayload,
-) -> Answer {
-    let unsigned = write_unsigned(request_id, srv, code, now, payload);
-    match xmldsig::sign_document(&unsigned, signer, limits) {
-        Ok(body) => Answer { status, code, body },
-        Err(e) => {
-            tracing::error!(error = %e, "Signing an answer failed; check the DCC signing key.");
-            let (code, status, _) = Error::SignAnswer.classify();
-            let body = write_unsigned(request_id, srv, code, now, &ResponsePayload::None);
-            Answer { status, code, body }
+impl Gateway {
+    pub(super) fn write(
+        &self,
+        request_id: Option<RequestId>,
+        srv: Option<Srv>,
+        code: ResponseCode,
+        status: u16,
+        now: OffsetDateTime,
+        payload: &ResponsePayload,
+    ) -> Answer {
+        let unsigned = write_unsigned(request_id, srv, code, now, payload);
+        match xmldsig::sign_document(&unsigned, &self.signer, &self.c14n_limits) {
+            Ok(body) => Answer { status, code, body },
+            Err(e) => {
+                tracing::error!(error = %e, "Signing an answer failed; check the DCC signing key.");
+                let (code, status, _) = Error::SignAnswer.classify();
+                let body = write_unsigned(request_id, srv, code, now, &ResponsePayload::None);
+                Answer { status, code, body }
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::audit::{Audit, Receipt};
 use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
-use crate::commshub::Dispatcher;
+use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::inventory;
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
@@ -222,16 +222,7 @@ impl Gateway {
         };
         trace.mark();
         let payload = payload.unwrap_or(ResponsePayload::None);
-        let answer = answer::write(
-            &self.signer,
-            &self.c14n_limits,
-            partial.request_id,
-            srv,
-            code,
-            status,
-            now,
-            &payload,
-        );
+        let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
         let entry = srv.and_then(|s| self.catalogue.get(&s));
@@ -394,9 +385,14 @@ impl Gateway {
             .ok_or(Error::Signature(ProfileError::Missing.into()))?;
         // One walk reads the signature, checks the digest and canonicalises SignedInfo; a digest
         // mismatch is reported only after the signer checks, as the refusal order requires.
-        let prepared = xmldsig::prepare_at(body, span, &self.c14n_limits)
-            .map_err(|e| Error::Signature(e.into()))?;
+        let prepared =
+            xmldsig::prepare(body, &self.c14n_limits).map_err(|e| Error::Signature(e.into()))?;
         let sig = &prepared.signature;
+        // Two readers that disagree on where the signature is: the request is not signed as
+        // the parser read it.
+        if sig.signature != span {
+            return Err(Error::Signature(ProfileError::Missing.into()));
+        }
         let cert = self
             .state
             .user_certs()

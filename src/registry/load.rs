@@ -285,7 +285,7 @@ pub(super) fn read_error(file: &dyn Source) -> impl Fn(io::Error) -> RegistryErr
 /// Checks the header (the first line that is neither blank nor a `#` comment) and returns the
 /// offset just after it.
 pub(super) fn read_header(source: &dyn Source, file: FileKind) -> Result<u64, RegistryError> {
-    let len = source.len().map_err(read_error(source))?;
+    let len = source.size().map_err(read_error(source))?;
     let mut reader = BufReader::new(source.range(0, len).map_err(read_error(source))?);
     let mut offset = 0u64;
     let mut line = Vec::new();
@@ -387,7 +387,7 @@ fn read_file<T: Send, S: Default + Send>(
     parse: impl Fn(&mut S, &ByteRecord) -> Result<T, RowProblem> + Sync,
 ) -> Result<Vec<(Vec<T>, S)>, RegistryError> {
     let start = read_header(path, file)?;
-    let len = path.len().map_err(read_error(path))?;
+    let len = path.size().map_err(read_error(path))?;
     let parts = if len < PARALLEL_FROM_BYTES {
         1
     } else {

@@ -31,7 +31,7 @@ fn count_lines(source: &dyn Source, upto: u64) -> io::Result<u64> {
 /// comment lines it skipped before a row as part of it.
 pub(super) fn line_at(source: &dyn Source, byte: u64) -> io::Result<u64> {
     let mut line = count_lines(source, byte)? + 1;
-    let mut reader = BufReader::new(source.range(byte, source.len()?)?);
+    let mut reader = BufReader::new(source.range(byte, source.size()?)?);
     let mut text = Vec::new();
     loop {
         text.clear();
@@ -53,7 +53,7 @@ fn find_line(
     mut hit: impl FnMut(&ByteRecord) -> bool,
 ) -> Result<u64, RegistryError> {
     let start = read_header(path, file)?;
-    let len = path.len().map_err(read_error(path))?;
+    let len = path.size().map_err(read_error(path))?;
     let mut reader = csv_reader(path.range(start, len).map_err(read_error(path))?);
     let mut record = ByteRecord::new();
     while reader.read_byte_record(&mut record).unwrap_or(false) {

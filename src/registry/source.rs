@@ -11,8 +11,8 @@ pub trait Source: Sync {
     /// The name errors report (the file's path).
     fn name(&self) -> &Path;
     /// The length in bytes.
-    fn len(&self) -> io::Result<u64>;
-    /// Bytes `[start, end)`; `end` is at most [`Source::len`].
+    fn size(&self) -> io::Result<u64>;
+    /// Bytes `[start, end)`; `end` is at most [`Source::size`].
     fn range(&self, start: u64, end: u64) -> io::Result<Box<dyn Read + Send + '_>>;
 }
 
@@ -27,7 +27,7 @@ impl Source for InMemory {
         &self.name
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.bytes.len() as u64)
     }
 

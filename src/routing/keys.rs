@@ -1,25 +1,21 @@
-//! The access-control broker key (SMKI role `04`) that signs every command, and the set of
-//! broker certificates the hub network trusts to check them. Keys never print.
+//! Signing commands with the access-control broker key (SMKI role `04`), and the set of broker
+//! certificates the hub network trusts to check them. The key itself, and the randomness ECDSA
+//! needs, are the signer's (`crate::signer`): it comes in as a [`SignBytes`].
 
 use std::fmt;
-use std::path::Path;
 
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
-    ECDSA_P256_SHA256_FIXED_SIGNING,
-};
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
 use crate::domain::SmkiRole;
 use crate::identity::{identity_from_pem, CertIdentity};
+use crate::xmldsig::SignBytes;
 
 use super::wire::{decode, encode_unsigned};
 use super::{Command, RoutingError, SignedCommand};
 
 /// Signs commands with the DCC access-control broker key.
 pub struct CommandSigner {
-    key: EcdsaKeyPair,
-    rng: SystemRandom,
+    key: Box<dyn SignBytes + Send + Sync>,
     issuer: String,
     serial: Vec<u8>,
 }
@@ -33,60 +29,42 @@ impl fmt::Debug for CommandSigner {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, RoutingError> {
-    std::fs::read(path).map_err(|source| RoutingError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// The certificate's identity, if it is an access-control broker's P-256 certificate.
 fn broker_identity(cert_pem: &[u8]) -> Result<CertIdentity, RoutingError> {
     let identity = identity_from_pem(cert_pem).map_err(RoutingError::Certificate)?;
+    check_broker(&identity)?;
+    Ok(identity)
+}
+
+fn check_broker(identity: &CertIdentity) -> Result<(), RoutingError> {
     if identity.role != SmkiRole::AccessControlBroker {
         return Err(RoutingError::Role(identity.role));
     }
     if !identity.key_is_p256 {
         return Err(RoutingError::NotP256);
     }
-    Ok(identity)
+    Ok(())
 }
 
 impl CommandSigner {
-    /// Loads the broker's PKCS#8 PEM key and its certificate (which must carry role `04` and
-    /// the key's public half).
-    pub fn load(key: &Path, cert: &Path) -> Result<Self, RoutingError> {
-        Self::from_pem(&read(key)?, &read(cert)?)
-    }
-
-    pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, RoutingError> {
-        let identity = broker_identity(cert_pem)?;
-        let pkcs8 = rustls_pemfile::private_key(&mut &key_pem[..])
-            .ok()
-            .flatten()
-            .ok_or(RoutingError::Key)?;
-        let rng = SystemRandom::new();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.secret_der(), &rng)
-                .map_err(|_| RoutingError::Key)?;
-        if key.public_key().as_ref() != identity.public_key.as_slice() {
-            return Err(RoutingError::KeyMismatch);
-        }
+    /// Signs with `key`, the private half of the broker certificate `identity` (which must carry
+    /// role `04` and a P-256 key; the caller has checked that the key belongs to it).
+    pub fn new(
+        key: Box<dyn SignBytes + Send + Sync>,
+        identity: &CertIdentity,
+    ) -> Result<Self, RoutingError> {
+        check_broker(identity)?;
         Ok(Self {
             key,
-            rng,
             issuer: identity.issuer.to_string(),
-            serial: identity.serial,
+            serial: identity.serial.clone(),
         })
     }
 
     pub fn sign(&self, cmd: &Command) -> Result<SignedCommand, RoutingError> {
         let mut bytes = encode_unsigned(cmd, &self.issuer, &self.serial)?;
-        let sig = self
-            .key
-            .sign(&self.rng, &bytes)
-            .map_err(|_| RoutingError::Sign)?;
-        bytes.extend_from_slice(sig.as_ref());
+        let sig = self.key.sign(&bytes).map_err(|_| RoutingError::Sign)?;
+        bytes.extend_from_slice(&sig);
         Ok(SignedCommand::from_bytes(bytes))
     }
 }
@@ -126,16 +104,6 @@ impl CommandVerifier {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { keys })
-    }
-
-    /// Loads the certificates from PEM files.
-    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Self, RoutingError> {
-        let pems = paths
-            .iter()
-            .map(|p| read(p.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&[u8]> = pems.iter().map(Vec::as_slice).collect();
-        Self::new(&refs)
     }
 
     /// Checks a signed command and returns it. Never panics, whatever the bytes.

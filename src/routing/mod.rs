@@ -7,7 +7,7 @@
 //! broker key (SMKI role `04`) by a [`CommandSigner`]; the hub network checks it with a
 //! [`CommandVerifier`] and refuses anything unsigned, forged or malformed.
 //!
-//! Layer 0 apart from the key itself: encoding and decoding are pure and bounded
+//! Layer 0 (the key itself is the signer's): encoding and decoding are pure and bounded
 //! (`wire.rs` documents the format), and decoding never panics on any input (a property test
 //! says so).
 
@@ -16,8 +16,6 @@ mod wire;
 
 #[cfg(test)]
 mod tests;
-
-use std::path::PathBuf;
 
 use crate::auth::Permit;
 use crate::domain::{CommandVariant, DeviceId, RequestId, SmkiRole, Srv, UserId};
@@ -75,22 +73,12 @@ pub enum RoutingError {
     UnknownSigner { issuer: String, serial: Vec<u8> },
     #[error("the signature does not verify")]
     BadSignature,
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("not an SMKI certificate")]
     Certificate(#[source] IdentityError),
     #[error("the certificate has role {0}, not the access-control broker's (04)")]
     Role(SmkiRole),
     #[error("the certificate's key is not EC P-256")]
     NotP256,
-    #[error("no PKCS#8 EC P-256 private key")]
-    Key,
-    #[error("the private key does not belong to the certificate")]
-    KeyMismatch,
     #[error("signing failed")]
     Sign,
 }

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::catalogue::Catalogue;
-use crate::commshub::fixture::{self, Fleet, NETWORK_OPERATOR, SUPPLIER};
 use crate::domain::{Eui64, UserRole};
+use crate::testing::fixture::{self, Fleet, NETWORK_OPERATOR, SUPPLIER};
 
 fn cv(v: u8) -> CommandVariant {
     CommandVariant::try_from(v).unwrap()
@@ -172,10 +172,14 @@ fn good_command(fleet: &Fleet) -> Command {
 
 #[test]
 fn only_a_broker_certificate_signs_or_verifies() {
+    use crate::signer::{self, SignerError};
     let (key, cert) = fixture::issue(SmkiRole::XmlSigning);
     assert!(matches!(
-        CommandSigner::from_pem(key.as_bytes(), cert.as_bytes()),
-        Err(RoutingError::Role(SmkiRole::XmlSigning))
+        fixture::broker_signer(&key, &cert),
+        Err(SignerError::Broker {
+            source: RoutingError::Role(SmkiRole::XmlSigning),
+            ..
+        })
     ));
     assert!(matches!(
         CommandVerifier::new(&[cert.as_bytes()]),
@@ -183,19 +187,19 @@ fn only_a_broker_certificate_signs_or_verifies() {
     ));
     let (_, broker_cert) = fixture::issue(SmkiRole::AccessControlBroker);
     assert!(matches!(
-        CommandSigner::from_pem(key.as_bytes(), broker_cert.as_bytes()),
-        Err(RoutingError::KeyMismatch)
+        fixture::broker_signer(&key, &broker_cert),
+        Err(SignerError::Mismatch { .. })
     ));
     assert!(matches!(
-        CommandSigner::from_pem(b"no key", broker_cert.as_bytes()),
-        Err(RoutingError::Key)
+        fixture::broker_signer("no key", &broker_cert),
+        Err(SignerError::Key { .. })
     ));
     assert!(matches!(
-        CommandSigner::load(
+        signer::command_signer(
             std::path::Path::new("/nonexistent/key"),
             std::path::Path::new("/x")
         ),
-        Err(RoutingError::Read { .. })
+        Err(SignerError::Read { .. })
     ));
 }
 

@@ -20,14 +20,14 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
-use crate::commshub::{ConfigError as HubConfigError, DispatchError};
+use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
+use crate::dispatch::DispatchError;
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Parts};
-use crate::routing::RoutingError;
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
 use crate::state::{self, LoadError, State};
@@ -54,7 +54,7 @@ pub enum StartError {
     #[error("[routing] needs [delivery]: responses must have somewhere to go")]
     RoutingWithoutDelivery,
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
-    BrokerKey(#[source] RoutingError),
+    BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
     HubConfigRead {
         path: PathBuf,

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::alerts::{ChangeAlerts, Fanout};
-use crate::commshub::{
-    Dispatcher, HubConfig, HubNetwork, InProcessHub, Opened, RemoteHub, Simulator,
-};
+use crate::commshub::{HubConfig, InProcessHub, Simulator};
 use crate::config::{Config, HubLink};
+use crate::dispatch::{Dispatcher, HubNetwork, Opened, RemoteHub};
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Routing};
 use crate::registry::Snapshot;
 use crate::replies::{self, FutureDated, Sources};
-use crate::routing::{CommandSigner, CommandVerifier};
+use crate::signer;
 
 use super::attempts::AuditAttempts;
 use super::StartError;
@@ -44,8 +43,8 @@ pub(super) async fn open(
     if config.delivery.is_none() {
         return Err(StartError::RoutingWithoutDelivery);
     }
-    let signer =
-        CommandSigner::load(&routing.acb_key, &routing.acb_cert).map_err(StartError::BrokerKey)?;
+    let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
+        .map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
     let hub: Arc<dyn HubNetwork> = match routing.hub {
         HubLink::InProcess => {
@@ -67,7 +66,7 @@ pub(super) async fn open(
                 None => HubConfig::default(),
             };
             let verifier =
-                CommandVerifier::load(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
+                signer::command_verifier(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
                 .map_err(StartError::HubSimulator)?;
             Arc::new(InProcessHub::start(sim, hub_tx))

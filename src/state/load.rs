@@ -160,7 +160,7 @@ impl Source for FileSource {
         &self.0
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(std::fs::metadata(&self.0)?.len())
     }
 

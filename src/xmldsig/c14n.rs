@@ -32,15 +32,11 @@ mod scope;
 mod walk;
 
 #[cfg(test)]
-mod oracle_tests;
-#[cfg(test)]
-mod signature_tests;
-#[cfg(test)]
 mod tests;
 
 use std::ops::Range;
 
-/// The reader itself, for the signature profile's one-pass field reader.
+/// The reader itself, for the walk that reads a signature (`super::prepare`).
 pub(crate) use chars::{decode_attr, Sink, TextOut};
 pub use elements::{children, root, text_content, Attribute, Element};
 pub use error::{C14nError, MalformedKind};

@@ -1,13 +1,13 @@
-//! The DUIS signature profile (brief §5), and reading a document's one `ds:Signature` into typed
-//! values. Anything outside the profile — another algorithm, a second reference, a transform
-//! more or less, key information other than an issuer and serial — is refused.
+//! The DUIS signature profile: an enveloped signature over the whole document, exclusive
+//! canonicalisation of `SignedInfo`, SHA-256, ECDSA P-256, and `KeyInfo` naming the certificate
+//! by issuer and serial. [`Collector`] checks a document's one `ds:Signature` against it as a
+//! reader reports the elements, and reads its fields into typed values. Anything outside the
+//! profile — another algorithm, a second reference, a transform more or less, key information
+//! other than an issuer and serial — is refused.
 
 use std::ops::Range;
 
 use base64::Engine as _;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use crate::identity::DistinguishedName;
 
@@ -20,8 +20,9 @@ pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha
 /// The most bytes of base64 or text a signature field may hold (a serial is at most 20 octets,
 /// an issuer name a few hundred bytes); more is refused, not read.
 const MAX_FIELD_BYTES: usize = 4096;
-/// Nesting the walk accepts; the gateway's parser bounds requests more tightly before this.
-pub(super) const MAX_DEPTH: usize = 64;
+/// The most characters of an attribute value kept (the profile's URIs are under 60); a longer
+/// one is cut there, and so differs from the profile's value.
+pub(super) const MAX_ATTRIBUTE_CHARS: usize = 128;
 
 /// A document's signature, read and checked against the profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +50,14 @@ pub enum ProfileError {
     Malformed(usize),
     #[error("the document has a DOCTYPE or processing instruction")]
     Forbidden,
-    #[error("the document nests deeper than {MAX_DEPTH}")]
+    #[error("the document nests deeper than the limit")]
     TooDeep,
     #[error("the signature's {0} is missing, repeated or out of order")]
     Structure(&'static str),
     #[error("the signature uses {field} algorithm {found}, not the profile's")]
     Algorithm {
         field: &'static str,
-        /// At most 128 bytes of what the document named.
+        /// At most 128 characters of what the document named.
         found: String,
     },
     #[error("the reference is not to the whole document (URI=\"\")")]
@@ -69,7 +70,7 @@ pub enum ProfileError {
     SerialNumber,
 }
 
-/// Where the walk is inside `ds:Signature`: the path of profile elements from it.
+/// What the signature says, as read so far.
 #[derive(Default)]
 struct Fields {
     signed_info: Option<Range<usize>>,
@@ -77,7 +78,9 @@ struct Fields {
     signature_method: Option<String>,
     references: usize,
     reference_uri: Option<Option<String>>,
-    transforms: Vec<String>,
+    /// How many `Transform`s, and the first one's algorithm (the profile allows exactly one).
+    transforms: usize,
+    transform: Option<String>,
     digest_method: Option<String>,
     digest_value: Option<String>,
     signature_value: Option<String>,
@@ -85,8 +88,8 @@ struct Fields {
     serial_number: Option<String>,
 }
 
-/// The expected children of each profile element, in order; `?` marks optional ones. Any other
-/// element inside `ds:Signature` is refused.
+/// The children each profile element has, in this order; only `Transform` may repeat (and
+/// [`finish`] allows exactly one). Any other element inside `ds:Signature` is refused.
 fn allowed_children(parent: &str) -> &'static [&'static str] {
     match parent {
         "Signature" => &["SignedInfo", "SignatureValue", "KeyInfo"],
@@ -100,110 +103,12 @@ fn allowed_children(parent: &str) -> &'static [&'static str] {
     }
 }
 
-/// One strict pass over the whole document (the canonicaliser's reader): one root element,
-/// XML names, no DOCTYPE, processing instruction or unknown entity.
-fn strictly_well_formed(doc: &[u8]) -> Result<(), ProfileError> {
-    use super::c14n::{root, C14nError, C14nLimits};
-    match root(doc, &C14nLimits::default()) {
-        Ok(_) => Ok(()),
-        Err(
-            C14nError::Doctype { .. }
-            | C14nError::ProcessingInstruction { .. }
-            | C14nError::EntityReference { .. },
-        ) => Err(ProfileError::Forbidden),
-        Err(C14nError::TooDeep { .. }) => Err(ProfileError::TooDeep),
-        Err(_) => Err(ProfileError::Malformed(0)),
-    }
-}
-
-/// Reads the signature at `signature` — a span the caller's parser found as the root element's
-/// last child, the only `ds:Signature` there — from the root's start tag and that element alone,
-/// without walking the rest of the document again. Spans in the result are `doc`'s.
-pub fn read_signature_at(
-    doc: &[u8],
-    signature: Range<usize>,
-) -> Result<SignatureElement, ProfileError> {
-    let mini = super::locate::mini_document(doc, &signature).ok_or(ProfileError::Missing)?;
-    let mut sig = match super::read_at::read_signature_fast(&mini.bytes) {
-        Some(sig) => sig,
-        // Refused by the fast reader: this one says why, exactly as it always has.
-        None => read_signature(&mini.bytes)?,
-    };
-    // Map the spans back: the signature element sits at `signature_start` in the mini document.
-    let shift = |r: Range<usize>| {
-        r.start - mini.signature_start + signature.start
-            ..r.end - mini.signature_start + signature.start
-    };
-    if sig.signature.start != mini.signature_start {
-        return Err(ProfileError::Missing);
-    }
-    sig.signed_info = shift(sig.signed_info);
-    sig.signature = shift(sig.signature);
-    Ok(sig)
-}
-
-/// Finds the document's signature — it must be the root's last element child, and the only
-/// `ds:Signature` — and reads it.
-pub fn read_signature(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
-    // quick-xml reads leniently (several roots, names that are not XML names); the document is
-    // first held to the canonicaliser's stricter reading, which is what verification applies.
-    strictly_well_formed(doc)?;
-    // quick-xml does not count a byte-order mark in its positions: read after it and shift
-    // the spans back onto `doc` (found by fuzzing: spans were three bytes short).
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    let skip = if doc.starts_with(BOM) { BOM.len() } else { 0 };
-    let mut sig = read_signature_after_bom(&doc[skip..])?;
-    sig.signature = sig.signature.start + skip..sig.signature.end + skip;
-    sig.signed_info = sig.signed_info.start + skip..sig.signed_info.end + skip;
-    Ok(sig)
-}
-
-fn read_signature_after_bom(doc: &[u8]) -> Result<SignatureElement, ProfileError> {
-    let mut reader = NsReader::from_reader(doc);
-    reader.config_mut().check_end_names = true;
-    let mut c = Collector::default();
-    loop {
-        let before = reader.buffer_position() as usize;
-        let (ns, event) = reader
-            .read_resolved_event()
-            .map_err(|_| ProfileError::Malformed(before))?;
-        let is_ds = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == DS_NAMESPACE.as_bytes());
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let local = e.local_name();
-                c.start(is_ds, local.as_ref(), before, |name| attribute(e, name))?;
-                if empty {
-                    c.end_empty(reader.buffer_position() as usize)?;
-                }
-            }
-            Event::End(_) => c.end(reader.buffer_position() as usize)?,
-            Event::Text(t) => {
-                if c.wants_text() {
-                    let t = t.unescape().map_err(|_| ProfileError::Malformed(before))?;
-                    c.text(&t)?;
-                }
-            }
-            Event::CData(t) => {
-                if c.wants_text() {
-                    c.text.push_str(
-                        std::str::from_utf8(&t).map_err(|_| ProfileError::Malformed(before))?,
-                    );
-                }
-            }
-            Event::DocType(_) | Event::PI(_) => return Err(ProfileError::Forbidden),
-            Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) => {}
-        }
-    }
-    c.finish()
-}
-
-/// The profile checks on a stream of elements, whichever parser reports them: where the
-/// signature is, which `ds:` elements it holds in which order, and their fields.
+/// The profile checks on a stream of elements, whichever reader reports them: where the
+/// signature is, which `ds:` elements it holds in which order, and their fields. The reader
+/// shows it every element inside the signature, every child of the root, and every other
+/// element named `Signature`; the rest cannot change what it decides.
 #[derive(Default)]
 pub(super) struct Collector {
-    depth: usize,
     /// The `ds:` path inside the signature: (local name, start offset, children seen in order).
     inside: Vec<(&'static str, usize, usize)>,
     signature: Option<Range<usize>>,
@@ -211,31 +116,31 @@ pub(super) struct Collector {
     misplaced: bool,
     fields: Fields,
     /// The character data of the innermost profile element so far.
-    pub(super) text: String,
+    text: String,
+    /// More character data came than [`MAX_FIELD_BYTES`]; the rest was not kept.
+    text_over: bool,
 }
 
 impl Collector {
-    /// An element starts at `before`; `attribute` gives the value of one of its unprefixed
-    /// attributes (at most 128 characters).
+    /// An element starts at `before`, at `depth` (the root is 1); `attribute` gives the value
+    /// of one of its unprefixed attributes (at most [`MAX_ATTRIBUTE_CHARS`] of it).
     pub(super) fn start(
         &mut self,
+        depth: usize,
         is_ds: bool,
         local: &[u8],
         before: usize,
         attribute: impl Fn(&[u8]) -> Result<Option<String>, ProfileError>,
     ) -> Result<(), ProfileError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(ProfileError::TooDeep);
-        }
-        if self.depth == 2 && self.signature.is_some() {
+        self.check_text()?;
+        if depth == 2 && self.signature.is_some() {
             self.root_child_after_signature = true;
         }
         if is_ds && local == b"Signature" && self.inside.is_empty() {
             if self.signature.is_some() {
                 return Err(ProfileError::Multiple);
             }
-            if self.depth != 2 {
+            if depth != 2 {
                 // Not where the profile puts it; counted, so that a second one at the right
                 // place is refused as a duplicate.
                 self.misplaced = true;
@@ -262,39 +167,42 @@ impl Collector {
         Ok(())
     }
 
-    /// Whether character data here belongs to a profile field.
-    pub(super) fn wants_text(&self) -> bool {
+    /// Whether the signature is open: the reader shows it every element and all character data
+    /// until it closes.
+    pub(super) fn inside(&self) -> bool {
         !self.inside.is_empty()
     }
 
-    /// Whether the field's text so far is over the bound.
-    pub(super) fn text_too_long(&self) -> bool {
-        self.text.len() > MAX_FIELD_BYTES
-    }
-
-    /// Character data inside the signature.
-    pub(super) fn text(&mut self, t: &str) -> Result<(), ProfileError> {
+    /// Character data inside the signature, as the reader decodes it (references replaced,
+    /// line ends normalised). Past [`MAX_FIELD_BYTES`] it is not kept, and the element is
+    /// refused at its next tag.
+    pub(super) fn push_text(&mut self, t: &str) {
         if self.text.len() + t.len() > MAX_FIELD_BYTES {
-            return Err(ProfileError::Structure(
-                self.inside.last().map_or("", |i| i.0),
-            ));
+            self.text_over = true;
+        } else {
+            self.text.push_str(t);
         }
-        self.text.push_str(t);
-        Ok(())
     }
 
-    /// The element just started was an empty-element tag, ending at `end`.
-    pub(super) fn end_empty(&mut self, end: usize) -> Result<(), ProfileError> {
-        self.depth -= 1;
-        if let Some((name, start, _)) = self.inside.pop() {
-            end_field(name, start..end, "", &mut self.fields, &mut self.signature)?;
+    /// One character of character data, as [`Collector::push_text`].
+    pub(super) fn push_char(&mut self, c: char) {
+        if self.text.len() + c.len_utf8() > MAX_FIELD_BYTES {
+            self.text_over = true;
+        } else {
+            self.text.push(c);
         }
-        Ok(())
     }
 
-    /// The innermost open element ends at `end`.
+    fn check_text(&self) -> Result<(), ProfileError> {
+        match self.inside.last() {
+            Some((name, _, _)) if self.text_over => Err(ProfileError::Structure(name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The innermost open element inside the signature ends at `end`.
     pub(super) fn end(&mut self, end: usize) -> Result<(), ProfileError> {
-        self.depth = self.depth.saturating_sub(1);
+        self.check_text()?;
         if let Some((name, start, _)) = self.inside.pop() {
             end_field(
                 name,
@@ -321,19 +229,6 @@ impl Collector {
     }
 }
 
-fn attribute(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ProfileError> {
-    for a in e.attributes() {
-        let a = a.map_err(|_| ProfileError::Malformed(0))?;
-        if a.key.as_ref() == name {
-            let v = a.unescape_value().map_err(|_| ProfileError::Malformed(0))?;
-            // At most 128 characters of it.
-            let end = v.char_indices().nth(128).map_or(v.len(), |(i, _)| i);
-            return Ok(Some(v[..end].to_owned()));
-        }
-    }
-    Ok(None)
-}
-
 fn start_field(
     name: &'static str,
     attribute: impl Fn(&[u8]) -> Result<Option<String>, ProfileError>,
@@ -346,9 +241,12 @@ fn start_field(
             f.references += 1;
             f.reference_uri = Some(attribute(b"URI")?);
         }
-        "Transform" => f
-            .transforms
-            .push(attribute(b"Algorithm")?.unwrap_or_default()),
+        "Transform" => {
+            f.transforms += 1;
+            if f.transform.is_none() {
+                f.transform = Some(attribute(b"Algorithm")?.unwrap_or_default());
+            }
+        }
         "DigestMethod" => f.digest_method = attribute(b"Algorithm")?,
         _ => {}
     }
@@ -394,14 +292,10 @@ fn finish(signature: Range<usize>, f: Fields) -> Result<SignatureElement, Profil
     if f.reference_uri != Some(Some(String::new())) {
         return Err(ProfileError::ReferenceUri);
     }
-    if f.transforms.len() != 1 {
+    if f.transforms != 1 {
         return Err(ProfileError::Structure("Transforms"));
     }
-    algorithm(
-        "transform",
-        f.transforms.into_iter().next(),
-        ENVELOPED_SIGNATURE,
-    )?;
+    algorithm("transform", f.transform, ENVELOPED_SIGNATURE)?;
     algorithm("digest", f.digest_method, SHA256)?;
     let digest = decode::<32>(f.digest_value.as_deref(), "DigestValue")?;
     let value = decode::<64>(f.signature_value.as_deref(), "SignatureValue")?;

@@ -6,9 +6,9 @@ use ring::digest::{digest, SHA256 as RING_SHA256};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use time::OffsetDateTime;
 
-use super::c14n::{canonicalize, C14nError, C14nLimits, C14nMode};
-use super::locate::signed_info_document;
-use super::profile::{read_signature, ProfileError, SignatureElement};
+use super::c14n::{C14nError, C14nLimits};
+use super::prepare::prepare;
+use super::profile::{ProfileError, SignatureElement};
 use crate::domain::{SmkiRole, UserId};
 use crate::identity::CertIdentity;
 
@@ -44,49 +44,17 @@ pub enum SignerRefusal {
     Revoked,
 }
 
-/// The two canonical forms and their digests, for callers that reuse buffers.
-pub fn digest_of_document(
-    doc: &[u8],
-    sig: &SignatureElement,
-    limits: &C14nLimits,
-    buf: &mut Vec<u8>,
-) -> Result<[u8; 32], VerifyError> {
-    buf.clear();
-    // With only the enveloped-signature transform, XMLDSig turns the node-set into octets by
-    // inclusive Canonical XML 1.0; SignedInfo's CanonicalizationMethod (exclusive) is separate.
-    canonicalize(
-        doc,
-        None,
-        Some(sig.signature.clone()),
-        C14nMode::Inclusive,
-        limits,
-        buf,
-    )?;
-    Ok(sha256(buf))
-}
-
 /// Verifies `doc`'s signature with the public key (an uncompressed P-256 point) of the
-/// certificate it names. Returns the signature it read.
+/// certificate it names, for a caller that has the key already: [`prepare`], then
+/// [`Prepared::verify`](super::Prepared::verify). Returns the signature it read.
 pub fn verify_document(
     doc: &[u8],
     public_key: &[u8],
     limits: &C14nLimits,
 ) -> Result<SignatureElement, VerifyError> {
-    let sig = read_signature(doc)?;
-    verify_read(doc, &sig, public_key, limits)?;
-    Ok(sig)
-}
-
-/// As [`verify_document`], for a signature already read (to look its certificate up first).
-pub fn verify_read(
-    doc: &[u8],
-    sig: &SignatureElement,
-    public_key: &[u8],
-    limits: &C14nLimits,
-) -> Result<(), VerifyError> {
-    let mut buf = Vec::with_capacity(doc.len());
-    signed_bytes(doc, sig, limits, &mut buf)?;
-    ecdsa_p256(&buf, &sig.value, public_key)
+    let prepared = prepare(doc, limits)?;
+    prepared.verify(public_key)?;
+    Ok(prepared.signature)
 }
 
 /// The ECDSA P-256 operation: `value` (raw `r‖s`) signs `signed` with `public_key`.
@@ -98,42 +66,6 @@ pub(super) fn ecdsa_p256(
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
         .verify(signed, value)
         .map_err(|_| VerifyError::SignatureValue)
-}
-
-/// Everything a verification does but the ECDSA operation: checks the digest, then writes the
-/// canonical `SignedInfo` (the bytes the signature value signs) into `buf`.
-pub fn signed_bytes(
-    doc: &[u8],
-    sig: &SignatureElement,
-    limits: &C14nLimits,
-    buf: &mut Vec<u8>,
-) -> Result<(), VerifyError> {
-    if digest_of_document(doc, sig, limits, buf)? != sig.digest {
-        return Err(VerifyError::Digest);
-    }
-    buf.clear();
-    // Exclusive c14n of SignedInfo, from the root's start tag, the signature's and SignedInfo
-    // alone (see `super::locate`) rather than the whole document again; the walk above has
-    // checked the whole document.
-    let Some(mini) = signed_info_document(doc, &sig.signature, &sig.signed_info) else {
-        // SignedInfo not inside the signature's element, or no signature where the spans say.
-        let outside = sig.signed_info.start < sig.signature.start;
-        return Err(VerifyError::Profile(if outside {
-            ProfileError::Structure("SignedInfo")
-        } else {
-            ProfileError::Missing
-        }));
-    };
-    let span = mini.signature_start..mini.signature_start + sig.signed_info.len();
-    canonicalize(
-        &mini.bytes,
-        Some(span),
-        None,
-        C14nMode::Exclusive,
-        limits,
-        buf,
-    )?;
-    Ok(())
 }
 
 /// The certificate checks for a User's request signature: XML-signing role, P-256, valid now,

@@ -39,11 +39,14 @@ fn signed_requests_parse_pass_the_catalogue_and_verify() {
         assert_eq!(parsed.header.request_id, request_id(&plan, &pop, i));
         assert_eq!(parsed.header.request_id.counter, 42 + i as u64);
         checks::check_service(Catalogue::builtin(), entry.service(), &parsed).unwrap();
-        let sig = xmldsig::read_signature(body).unwrap();
         let user = &pop.users[item.user as usize];
         let cert =
             identity_from_pem(&std::fs::read(wd.user(user, "xml-sign.pem")).unwrap()).unwrap();
         assert_eq!(cert.user_id, user.id);
-        xmldsig::verify_read(body, &sig, &cert.public_key, &C14nLimits::default()).unwrap();
+        let sig = xmldsig::verify_document(body, &cert.public_key, &C14nLimits::default()).unwrap();
+        assert_eq!(
+            sig.serial,
+            xmldsig::decimal_to_bytes(&cert.serial_decimal).unwrap()
+        );
     }
 }

@@ -43,6 +43,28 @@ pub enum C14nError {
     SpanNotAnElement { span: Range<usize> },
 }
 
+impl C14nError {
+    /// The byte offset the error is at (where a span starts; 0 for the document's size).
+    pub fn position(&self) -> usize {
+        match self {
+            Self::TooLarge { .. } => 0,
+            Self::SpanNotAnElement { span } => span.start,
+            Self::TooDeep { position, .. }
+            | Self::TooManyAttributes { position, .. }
+            | Self::NotUtf8 { position }
+            | Self::UnsupportedDeclaration { position }
+            | Self::Doctype { position }
+            | Self::ProcessingInstruction { position }
+            | Self::EntityReference { position }
+            | Self::Malformed { position, .. }
+            | Self::UnboundPrefix { position }
+            | Self::ReservedNamespace { position }
+            | Self::RelativeNamespaceUri { position }
+            | Self::DuplicateAttribute { position } => *position,
+        }
+    }
+}
+
 /// The well-formedness rule a document broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MalformedKind {

@@ -17,8 +17,8 @@ pub(crate) enum Region {
     /// The element with exactly this span.
     Element(Range<usize>),
     /// The first element whose start tag the canonicaliser is shown, wherever it ends: for a
-    /// visitor that shows it one element's events only (the one-pass verifier's `SignedInfo`,
-    /// whose span it learns as it walks).
+    /// visitor that shows it one element's events only (`SignedInfo`, in the walk that reads a
+    /// signature and learns its span as it goes).
     FirstElement,
 }
 
@@ -85,7 +85,8 @@ impl<'a, 'o> Canonicalizer<'a, 'o> {
         Ok(())
     }
 
-    /// What has been written so far (the one-pass verifier hashes and clears it as it goes).
+    /// What has been written so far (the walk that reads a signature hashes and clears it as
+    /// it goes).
     pub(crate) fn output(&mut self) -> &mut Vec<u8> {
         self.out
     }

@@ -279,6 +279,40 @@ impl<'a> Walker<'a> {
         let tag = lexer::start_tag(doc, start, self.limits.max_attributes, &mut self.raw)?;
         self.bindings.enter();
         self.xml_attrs.enter();
+        self.read_attributes()?;
+        let (prefix, local) = split(tag.qname);
+        let ns = if prefix.is_empty() {
+            self.bindings.index_of("").map_or(Ns::None, Ns::Bound)
+        } else {
+            self.resolve(prefix, start + 1)?
+        };
+        self.sort_attributes()?;
+        let bindings = &self.bindings;
+        visitor.start(&StartTag {
+            start,
+            depth,
+            qname: tag.qname,
+            prefix,
+            local,
+            ns,
+            attrs: &self.attrs,
+            declared: &self.declared,
+            bindings,
+            xml_attrs: &self.xml_attrs,
+        })?;
+        if tag.empty {
+            visitor.end(tag.qname, start..tag.end, depth)?;
+            self.bindings.leave();
+            self.xml_attrs.leave();
+        } else {
+            self.open.push((tag.qname, start));
+        }
+        Ok(tag.end)
+    }
+
+    /// The start tag's attributes in `raw`, split into namespace declarations (in scope from
+    /// now) and attributes with their namespaces resolved.
+    fn read_attributes(&mut self) -> Result<(), C14nError> {
         self.attrs.clear();
         self.declared.clear();
         for i in 0..self.raw.len() {
@@ -309,12 +343,12 @@ impl<'a> Walker<'a> {
                 self.attrs.push(attr);
             }
         }
-        let (prefix, local) = split(tag.qname);
-        let ns = if prefix.is_empty() {
-            self.bindings.index_of("").map_or(Ns::None, Ns::Bound)
-        } else {
-            self.resolve(prefix, start + 1)?
-        };
+        Ok(())
+    }
+
+    /// Attributes in canonical order (namespace URI, then local name); two with the same
+    /// expanded name are refused.
+    fn sort_attributes(&mut self) -> Result<(), C14nError> {
         let bindings = &self.bindings;
         self.attrs.sort_unstable_by(|x, y| {
             (uri(bindings, x.ns), x.local).cmp(&(uri(bindings, y.ns), y.local))
@@ -328,26 +362,7 @@ impl<'a> Walker<'a> {
                 });
             }
         }
-        visitor.start(&StartTag {
-            start,
-            depth,
-            qname: tag.qname,
-            prefix,
-            local,
-            ns,
-            attrs: &self.attrs,
-            declared: &self.declared,
-            bindings,
-            xml_attrs: &self.xml_attrs,
-        })?;
-        if tag.empty {
-            visitor.end(tag.qname, start..tag.end, depth)?;
-            self.bindings.leave();
-            self.xml_attrs.leave();
-        } else {
-            self.open.push((tag.qname, start));
-        }
-        Ok(tag.end)
+        Ok(())
     }
 
     fn end_tag<V: Visitor<'a>>(

@@ -1,7 +1,11 @@
-//! Test support, not gateway code: where the public reference data is, and whether an
-//! independent oracle (`xmllint`, `xmlsec1`, `openssl`, `curl`) is installed. Outside CI a missing
-//! one skips the test with a message; under `CI=true` it fails the test, because the oracles must
-//! run there.
+//! Test support, not gateway code, built for the crate's unit tests and, with the `testing`
+//! feature, for its integration tests and benchmarks (never in a release build):
+//! where the public reference data is, whether an independent oracle (`xmllint`, `xmlsec1`,
+//! `openssl`, `curl`) is installed, and a small fleet with its register and broker keys
+//! ([`fixture`]). Outside CI a missing oracle skips the test with a message; under `CI=true` it
+//! fails the test, because the oracles must run there.
+
+pub mod fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,9 +1,8 @@
-//! The gateway's client of the `dccgw commshub` process: plain HTTP/1.1 on loopback (see
-//! `serve.rs` for why). Commands are `POST /v1/commands`; events arrive on a long-lived
-//! `GET /v1/events?epoch=E&after=N` stream of NDJSON lines and are acknowledged with
-//! `POST /v1/events/ack?epoch=E&upto=N` once every event up to N has had its receipt
-//! acknowledged. After a broken stream the client reconnects from its last acknowledgement; events
-//! it already holds unacknowledged are not passed on twice.
+//! The gateway's HTTP client of a hub network in its own process, over the link `wire.rs`
+//! describes: commands are posted one a request on pooled connections; events arrive on one
+//! long-lived stream and are acknowledged up to N once every event up to N has had its receipt
+//! acknowledged. After a broken stream the client reconnects from its last acknowledgement;
+//! events it already holds unacknowledged are not passed on twice.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -22,8 +21,8 @@ use tokio::task::AbortHandle;
 
 use crate::routing::SignedCommand;
 
-use super::wire::{decode, MAX_EVENT_LINE};
-use super::{HubError, HubFuture, HubNetwork, Inbound, Receipt};
+use super::link::{HubError, HubFuture, HubNetwork, Inbound, Receipt};
+use super::wire::{decode, COMMANDS, EVENTS, EVENTS_ACK, MAX_EVENT_LINE};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,7 +91,7 @@ impl HubNetwork for RemoteHub {
     fn send(&self, cmd: SignedCommand) -> HubFuture<'_> {
         Box::pin(async move {
             let mut conn = self.connection().await?;
-            let req = Request::post("/v1/commands")
+            let req = Request::post(COMMANDS)
                 .header(hyper::header::HOST, self.addr.to_string())
                 .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
                 .body(Full::new(Bytes::from(cmd.into_bytes())))
@@ -144,7 +143,7 @@ where
 
 /// Which events the gateway holds and which it has acknowledged, for one hub epoch.
 #[derive(Debug, Default)]
-pub(crate) struct AckTracker {
+pub(super) struct AckTracker {
     state: Mutex<AckState>,
     changed: Notify,
 }
@@ -183,7 +182,7 @@ impl AckTracker {
         true
     }
 
-    pub(crate) fn ack(&self, epoch: u64, seq: u64) {
+    pub(super) fn ack(&self, epoch: u64, seq: u64) {
         let mut s = self.lock();
         if s.epoch != epoch || !s.outstanding.remove(&seq) {
             return;
@@ -237,7 +236,7 @@ async fn stream_once(
     let (epoch, upto) = tracker.position();
     let req = Request::builder()
         .method(Method::GET)
-        .uri(format!("/v1/events?epoch={epoch}&after={upto}"))
+        .uri(format!("{EVENTS}?epoch={epoch}&after={upto}"))
         .header(hyper::header::HOST, addr.to_string())
         .body(Empty::new())
         .map_err(|e| broken(&e))?;
@@ -269,9 +268,7 @@ async fn stream_once(
             if !tracker.receive(epoch, seq) {
                 continue;
             }
-            let receipt = Receipt {
-                inner: Some((tracker.clone(), epoch, seq)),
-            };
+            let receipt = Receipt::tracked(tracker.clone(), epoch, seq);
             if events.send(Inbound { event, receipt }).await.is_err() {
                 return Err(StreamEnd::GatewayGone);
             }
@@ -302,7 +299,7 @@ async fn send_acks(addr: SocketAddr, tracker: Arc<AckTracker>, confirmed: Arc<At
             },
         };
         let mut c = c;
-        let req = Request::post(format!("/v1/events/ack?epoch={epoch}&upto={upto}"))
+        let req = Request::post(format!("{EVENTS_ACK}?epoch={epoch}&upto={upto}"))
             .header(hyper::header::HOST, addr.to_string())
             .body(Empty::new());
         let Ok(req) = req else { continue };

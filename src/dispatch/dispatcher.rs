@@ -1,4 +1,4 @@
-//! The gateway's side of the hub network (layer 1). For each admitted command:
+//! The dispatcher. For each admitted command:
 //! `record` (durable, before the `I99`) → `dispatch` (sent, timer started) → one
 //! [`DispatchOutcome`] on the outcomes channel: the device's answer, `Unreachable` (E20: the
 //! network said so, or would not take the command) or `NoAnswer` (E21: nothing before the SRV's
@@ -10,20 +10,21 @@
 //! Device alerts and future-dated execution alerts are passed on untouched (with their
 //! receipts) on the `events` channel of [`Opened`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, Notify};
-use tokio::task::AbortHandle;
 
 use crate::domain::{DeviceId, RequestId, ResponseCode, Srv};
 use crate::routing::{RoutingError, SignedCommand};
 
+use super::in_flight::InFlight;
+use super::link::{HubEvent, HubNetwork, Inbound};
 use super::pending::{PendingError, PendingJournal};
-use super::{unix_millis, HubEvent, HubNetwork, Inbound};
+use super::unix_millis;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -112,16 +113,10 @@ pub struct Opened {
 pub struct Dispatcher {
     hub: Arc<dyn HubNetwork>,
     journal: PendingJournal,
-    in_flight: Mutex<HashMap<RequestId, Flight>>,
+    in_flight: InFlight,
     outcomes: mpsc::Sender<DispatchOutcome>,
     config: DispatchConfig,
     compaction: Arc<Notify>,
-}
-
-struct Flight {
-    srv: Srv,
-    device: DeviceId,
-    timer: AbortHandle,
 }
 
 impl Dispatcher {
@@ -141,7 +136,7 @@ impl Dispatcher {
         let dispatcher = Arc::new(Self {
             hub,
             journal,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: InFlight::default(),
             outcomes: outcomes_tx,
             config,
             compaction: Arc::new(Notify::new()),
@@ -181,29 +176,20 @@ impl Dispatcher {
     pub async fn dispatch(self: &Arc<Self>, cmd: SignedCommand) -> Result<(), DispatchError> {
         let h = cmd.header().map_err(DispatchError::Command)?;
         let id = h.request_id;
-        {
-            let mut flights = self.flights();
-            if flights.contains_key(&id) {
-                return Ok(());
-            }
-            let timeout = self.config.timeout_for(h.srv);
-            let me = Arc::downgrade(self);
-            let timer = tokio::spawn(async move {
+        let timeout = self.config.timeout_for(h.srv);
+        let me = Arc::downgrade(self);
+        let started = self.in_flight.start(id, h.srv, h.device, || {
+            tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
                 if let Some(me) = me.upgrade() {
                     me.complete(id, Err(DeviceFailure::NoAnswer), now_secs(), false)
                         .await;
                 }
             })
-            .abort_handle();
-            flights.insert(
-                id,
-                Flight {
-                    srv: h.srv,
-                    device: h.device,
-                    timer,
-                },
-            );
+            .abort_handle()
+        });
+        if !started {
+            return Ok(());
         }
         if let Err(e) = self.hub.send(cmd).await {
             tracing::warn!(request_id = %id, error = %e, "The hub network did not take a command; the request fails with E20.");
@@ -228,19 +214,12 @@ impl Dispatcher {
 
     /// Commands sent and waiting for their outcome.
     pub fn in_flight(&self) -> usize {
-        self.flights().len()
+        self.in_flight.len()
     }
 
     /// Pending-journal segments on disk.
     pub fn journal_segments(&self) -> usize {
         self.journal.segment_count()
-    }
-
-    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Flight>> {
-        // Inserts and removes only: nothing half-done survives a panic.
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Ends `id`'s flight with `result`, once: whichever of answer, failure or timer comes
@@ -252,11 +231,11 @@ impl Dispatcher {
         at: i64,
         stop_timer: bool,
     ) -> bool {
-        let Some(flight) = self.flights().remove(&id) else {
+        let Some(flight) = self.in_flight.take(&id) else {
             return false;
         };
         if stop_timer {
-            flight.timer.abort();
+            flight.stop_timer();
         }
         let outcome = DispatchOutcome {
             request_id: id,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{canonicalize, C14nLimits, C14nMode};
+use super::super::{canonicalize, C14nLimits, C14nMode};
 use crate::testing::{anchors, have_tool};
 
 /// libxml2's exclusive canonical form of the file without comments, or `None` if it refuses

@@ -1,6 +1,17 @@
-//! Hub events between the `dccgw commshub` process and the gateway: one JSON object a line
-//! (NDJSON), each with the hub instance's `epoch` and a sequence number the gateway acknowledges.
-//! Payloads are base64. A line is at most [`MAX_EVENT_LINE`] bytes; an empty line is a heartbeat.
+//! The hub link's wire format, spoken by the gateway's [`RemoteHub`](super::RemoteHub) and by a
+//! hub network in its own process (`dccgw commshub`): plain HTTP/1.1.
+//!
+//! - `POST /v1/commands`: one signed command; `202` taken, `503` at the hub's bound of commands
+//!   in flight, any other status refused.
+//! - `GET /v1/events?epoch=E&after=N`: every retained event after N, then new ones as they
+//!   happen, one a line, with an empty heartbeat line every few seconds. An `epoch` other than
+//!   the hub's (the gateway last spoke to an earlier instance) starts from the beginning.
+//! - `POST /v1/events/ack?epoch=E&upto=N` (`204`): the gateway holds every event up to N
+//!   durably; the hub may forget them.
+//!
+//! An event line is one JSON object (NDJSON) with the hub instance's `epoch` and a sequence
+//! number the gateway acknowledges. Payloads are base64. A line is at most [`MAX_EVENT_LINE`]
+//! bytes.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -9,10 +20,17 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{DeviceId, RequestId};
 use crate::routing::MAX_PAYLOAD_BYTES;
 
-use super::HubEvent;
+use super::link::HubEvent;
+
+/// Where a signed command is posted.
+pub(crate) const COMMANDS: &str = "/v1/commands";
+/// The event stream.
+pub(crate) const EVENTS: &str = "/v1/events";
+/// Where the gateway acknowledges events.
+pub(crate) const EVENTS_ACK: &str = "/v1/events/ack";
 
 /// The longest event line accepted (a payload at its bound, base64, plus the fields).
-pub(super) const MAX_EVENT_LINE: usize = MAX_PAYLOAD_BYTES * 4 / 3 + 1024;
+pub(crate) const MAX_EVENT_LINE: usize = MAX_PAYLOAD_BYTES * 4 / 3 + 1024;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +68,7 @@ pub enum WireError {
 }
 
 /// One event as a line, newline included.
-pub(super) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
+pub(crate) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
     let (kind, request_id, device, code, payload, at) = match event {
         HubEvent::Response {
             request_id,
@@ -115,7 +133,7 @@ pub(super) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
 }
 
 /// Reads one line (without its newline): `(epoch, seq, event)`.
-pub(super) fn decode(line: &[u8]) -> Result<(u64, u64, HubEvent), WireError> {
+pub(crate) fn decode(line: &[u8]) -> Result<(u64, u64, HubEvent), WireError> {
     if line.len() > MAX_EVENT_LINE {
         return Err(WireError::TooLong(line.len()));
     }

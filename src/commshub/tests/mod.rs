@@ -1,15 +1,19 @@
-//! The simulator's plans, its configuration, its random generator, and the wire formats.
+//! The simulator's plans, its configuration, its random generator, and its GBCS frames; the
+//! dispatcher in front of it (`dispatcher.rs`).
+
+mod dispatcher;
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 
 use super::config::SUPPLY_OUTAGE_RESTORE;
-use super::fixture::{self, Fleet, SUPPLIER};
 use super::gbcs::{CRA_ALERT, CRA_RESPONSE};
 use super::rng::SimRng;
 use super::*;
+use crate::dispatch::{HubEvent, FUTURE_DATED_EXECUTED, FUTURE_DATED_FAILED};
 use crate::domain::{DeviceType, SmkiRole};
+use crate::testing::fixture::{self, Fleet, SUPPLIER};
 
 const NOW_MS: i64 = 1_700_000_100_000;
 
@@ -352,56 +356,6 @@ fn latency_draws_stay_in_their_distribution() {
 }
 
 #[test]
-fn events_cross_the_wire_intact() {
-    let fleet = Fleet::new(1);
-    let id = "90-B3-D5-1F-30-01-00-00:00-DB-12-01-00-00-00-00:77"
-        .parse()
-        .unwrap();
-    let events = [
-        HubEvent::Response {
-            request_id: id,
-            device: fleet.esmes[0],
-            payload: vec![1, 2, 3],
-            at: 5,
-        },
-        HubEvent::Unreachable {
-            request_id: id,
-            device: fleet.esmes[0],
-            at: -1,
-        },
-        HubEvent::Alert {
-            device: fleet.gsmes[0],
-            code: 0x8F35,
-            payload: vec![],
-            at: 9,
-        },
-        HubEvent::FutureDated {
-            request_id: id,
-            device: fleet.esmes[0],
-            code: 0x8F67,
-            payload: vec![0xFF; 300],
-            at: 10,
-        },
-    ];
-    for (i, e) in events.iter().enumerate() {
-        let line = wire::encode(3, i as u64, e);
-        assert_eq!(line.last(), Some(&b'\n'));
-        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
-        let (epoch, seq, back) = wire::decode(&line[..line.len() - 1]).unwrap();
-        assert_eq!((epoch, seq, &back), (3, i as u64, e));
-    }
-    assert!(wire::decode(b"{\"epoch\":1}").is_err());
-    assert!(
-        wire::decode(
-            br#"{"epoch":1,"seq":1,"kind":"alert","device":"00-DB-12-01-00-00-00-00","at":1}"#
-        )
-        .is_err(),
-        "an alert without a code"
-    );
-    assert!(wire::decode(&vec![b' '; wire::MAX_EVENT_LINE + 1]).is_err());
-}
-
-#[test]
 fn the_fixture_broker_is_an_acb() {
     let (_, cert) = fixture::issue(SmkiRole::AccessControlBroker);
     let id = crate::identity::identity_from_pem(cert.as_bytes()).unwrap();
@@ -428,8 +382,7 @@ proptest! {
     }
 
     #[test]
-    fn readers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn the_frame_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = GbcsFrame::parse(&bytes);
-        let _ = wire::decode(&bytes);
     }
 }

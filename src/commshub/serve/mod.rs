@@ -5,11 +5,13 @@
 //! numbers about the gateway, not about a second TLS stack. Put it behind TLS (or a private
 //! network) before it leaves the host.
 //!
+//! The link is the one the gateway's `RemoteHub` speaks (`dispatch/wire.rs`):
+//!
 //! - `POST /v1/commands` (a signed command, at most `MAX_COMMAND_BYTES`): 202 taken, 403 refused
 //!   (unsigned, forged, malformed), 413 too large, 503 at the in-flight bound.
 //! - `GET /v1/events?epoch=E&after=N`: every retained event after N, then new ones as they
-//!   happen, NDJSON (`wire.rs`), with an empty heartbeat line every 5 s. An `epoch` other than
-//!   this process's (the gateway last spoke to an earlier one) starts from the beginning.
+//!   happen, NDJSON, with an empty heartbeat line every 5 s. An `epoch` other than this
+//!   process's (the gateway last spoke to an earlier one) starts from the beginning.
 //! - `POST /v1/events/ack?epoch=E&upto=N`: the gateway holds everything up to N durably; those
 //!   events are forgotten. Unacknowledged events are kept up to `retain_events`; at the bound the
 //!   simulated devices wait (no event is dropped) and new commands meet the in-flight bound.
@@ -35,36 +37,36 @@
 //! rate_per_sec = 2.0
 //! ```
 
-use std::collections::VecDeque;
+mod events;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 
-use crate::routing::{CommandVerifier, SignedCommand, MAX_COMMAND_BYTES};
+use crate::dispatch::wire::{COMMANDS, EVENTS, EVENTS_ACK};
+use crate::dispatch::{HubError, HubNetwork};
+use crate::registry::RegistryError;
+use crate::routing::{SignedCommand, MAX_COMMAND_BYTES};
 
-use super::config::HubConfig;
+use super::config::{ConfigError, HubConfig};
 use super::inprocess::InProcessHub;
-use super::raised::{Raised, RaisedLog};
+use super::raised::{RaisedError, RaisedLog};
 use super::sim::Simulator;
-use super::wire::encode;
-use super::{unix_millis, HubError, HubNetwork, Inbound};
+use events::{retain, EventLog, LineStream};
 
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Connections served at once; at the bound, further ones are closed at once.
 const MAX_CONNECTIONS: usize = 256;
 
 /// The hub process's configuration (the `[commshub]` table, or its own file).
@@ -94,30 +96,55 @@ fn default_retain() -> usize {
     1_000_000
 }
 
+/// Why the hub process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0} is not a loopback address; the hub link is plain HTTP (set allow_non_loopback)")]
+    NotLoopback(SocketAddr),
+    #[error("broker certificates")]
+    BrokerCerts(#[source] crate::signer::SignerError),
+    #[error("loading the fleet")]
+    Fleet(#[source] RegistryError),
+    #[error("loading the fleet stopped before it finished")]
+    FleetTask(#[source] tokio::task::JoinError),
+    #[error("[hub] configuration")]
+    Hub(#[source] ConfigError),
+    #[error(transparent)]
+    Raised(#[from] RaisedError),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Loads the fleet and keys, binds, and serves until SIGINT or SIGTERM.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if !config.listen.ip().is_loopback() && !config.allow_non_loopback {
-        anyhow::bail!(
-            "{} is not a loopback address; the hub link is plain HTTP (set allow_non_loopback)",
-            config.listen
-        );
+        return Err(ServeError::NotLoopback(config.listen));
     }
-    let verifier = CommandVerifier::load(&config.acb_certs).context("broker certificates")?;
+    let verifier =
+        crate::signer::command_verifier(&config.acb_certs).map_err(ServeError::BrokerCerts)?;
     let (devices, registrations) = (config.devices.clone(), config.registrations.clone());
     let snapshot =
         tokio::task::spawn_blocking(move || crate::state::load::registry(&devices, &registrations))
-            .await?
-            .context("loading the fleet")?;
+            .await
+            .map_err(ServeError::FleetTask)?
+            .map_err(ServeError::Fleet)?;
     tracing::info!(devices = snapshot.device_count(), "Fleet loaded.");
-    let sim = Simulator::new(config.hub, snapshot, verifier).context("[hub] configuration")?;
+    let sim = Simulator::new(config.hub, snapshot, verifier).map_err(ServeError::Hub)?;
     let raised = match &config.raised_log {
         Some(path) => Some(RaisedLog::open(path).await?),
         None => None,
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "The comms-hub network listens.");
+    let bind_error = |source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    tracing::info!(%addr, "The comms-hub network listens.");
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -209,28 +236,26 @@ async fn handle(
     };
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/livez") => reply(StatusCode::OK),
-        (&Method::POST, "/v1/events/ack") => {
+        (&Method::POST, EVENTS_ACK) => {
             if let (Some(epoch), Some(upto)) = (query("epoch"), query("upto")) {
                 log.ack(epoch, upto);
             }
             reply(StatusCode::NO_CONTENT)
         }
-        (&Method::GET, "/v1/events") => {
+        (&Method::GET, EVENTS) => {
             let after = match query("epoch") {
-                Some(e) if e == log.epoch => query("after").unwrap_or(0),
+                Some(e) if e == log.epoch() => query("after").unwrap_or(0),
                 _ => 0,
             };
-            log.ack(log.epoch, after);
-            let (tx, rx) = mpsc::channel(64);
-            tokio::spawn(feed(log, after, tx));
-            let mut r = Response::new(http_body_util::Either::Right(LineStream(rx)));
+            log.ack(log.epoch(), after);
+            let mut r = Response::new(http_body_util::Either::Right(events::follow(log, after)));
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("application/x-ndjson"),
             );
             r
         }
-        (&Method::POST, "/v1/commands") => {
+        (&Method::POST, COMMANDS) => {
             let body = Limited::new(req.into_body(), MAX_COMMAND_BYTES)
                 .collect()
                 .await;
@@ -250,167 +275,4 @@ async fn handle(
         }
         _ => reply(StatusCode::NOT_FOUND),
     })
-}
-
-/// Unacknowledged events, in sequence order, for the gateway to read (and re-read after a
-/// reconnect) until it acknowledges them.
-struct EventLog {
-    epoch: u64,
-    bound: usize,
-    state: Mutex<LogState>,
-    /// New events appended.
-    appended: Notify,
-    /// Room made by an acknowledgement.
-    freed: Notify,
-}
-
-struct LogState {
-    next_seq: u64,
-    lines: VecDeque<(u64, Bytes)>,
-}
-
-impl EventLog {
-    fn new(bound: usize) -> Self {
-        Self {
-            // Milliseconds at start: a restarted hub has a later epoch.
-            epoch: u64::try_from(unix_millis()).unwrap_or(1),
-            bound,
-            state: Mutex::new(LogState {
-                next_seq: 1,
-                lines: VecDeque::new(),
-            }),
-            appended: Notify::new(),
-            freed: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
-        // Push and pop only: consistent whenever a panic could strike.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn ack(&self, epoch: u64, upto: u64) {
-        if epoch != self.epoch {
-            return;
-        }
-        let mut s = self.lock();
-        let before = s.lines.len();
-        while s.lines.front().is_some_and(|(seq, _)| *seq <= upto) {
-            s.lines.pop_front();
-        }
-        if s.lines.len() < before {
-            self.freed.notify_waiters();
-        }
-    }
-
-    /// Waits until the log has room; the next sequence number and how many lines fit.
-    async fn room(&self) -> (u64, usize) {
-        loop {
-            let freed = self.freed.notified();
-            {
-                let s = self.lock();
-                if s.lines.len() < self.bound {
-                    return (s.next_seq, self.bound - s.lines.len());
-                }
-            }
-            freed.await;
-        }
-    }
-
-    /// Appends `lines` (sequence numbers from [`Self::room`], at most the room it gave).
-    fn push(&self, lines: Vec<(u64, Bytes)>) {
-        {
-            let mut s = self.lock();
-            for (seq, line) in lines {
-                s.next_seq = seq + 1;
-                s.lines.push_back((seq, line));
-            }
-        }
-        self.appended.notify_waiters();
-    }
-
-    /// Lines after `after`, at most `max`.
-    fn after(&self, after: u64, max: usize) -> Vec<(u64, Bytes)> {
-        let s = self.lock();
-        let start = s.lines.partition_point(|(seq, _)| *seq <= after);
-        s.lines.range(start..).take(max).cloned().collect()
-    }
-}
-
-/// Events taken from the simulator at once (and recorded in one write).
-const RETAIN_BATCH: usize = 256;
-
-/// Moves the simulator's events into the log, waiting while it is full; records each in
-/// `raised` (if given) before it is offered.
-async fn retain(
-    mut events: mpsc::Receiver<Inbound>,
-    log: Arc<EventLog>,
-    mut raised: Option<RaisedLog>,
-) {
-    let mut batch = Vec::with_capacity(RETAIN_BATCH);
-    while events.recv_many(&mut batch, RETAIN_BATCH).await > 0 {
-        let mut rest = &batch[..];
-        while !rest.is_empty() {
-            // This task is the log's only writer: the sequence numbers reserved here are the
-            // ones `push` gives, and the room only grows meanwhile.
-            let (first_seq, room) = log.room().await;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            let lines: Vec<(u64, Bytes)> = (first_seq..)
-                .zip(now)
-                .map(|(seq, i)| (seq, Bytes::from(encode(log.epoch, seq, &i.event))))
-                .collect();
-            if let Some(file) = raised.as_mut() {
-                let records: Vec<Raised> = (first_seq..)
-                    .zip(now)
-                    .map(|(seq, i)| Raised::of(log.epoch, seq, &i.event))
-                    .collect();
-                if let Err(e) = file.append(&records).await {
-                    tracing::error!(error = %e, events = records.len(), "Raised events could not be recorded; they are offered all the same.");
-                }
-            }
-            log.push(lines);
-            rest = later;
-        }
-        batch.clear();
-    }
-}
-
-/// Streams the log to one reader from `after`, then follows it.
-async fn feed(log: Arc<EventLog>, mut after: u64, tx: mpsc::Sender<Bytes>) {
-    loop {
-        let appended = log.appended.notified();
-        let batch = log.after(after, 256);
-        if batch.is_empty() {
-            match tokio::time::timeout(HEARTBEAT, appended).await {
-                Ok(()) => continue,
-                Err(_) => {
-                    if tx.send(Bytes::from_static(b"\n")).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        for (seq, line) in batch {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-            after = seq;
-        }
-    }
-}
-
-/// A response body fed from a channel.
-pub struct LineStream(mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for LineStream {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
-    }
 }

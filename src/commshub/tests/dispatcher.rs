@@ -1,93 +1,18 @@
-//! The pending journal and the dispatcher, against the in-process hub, on tokio's paused clock.
+//! The dispatcher in front of the in-process simulator, on tokio's paused clock; and the
+//! in-process hub's own bounds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::fixture::{self, Fleet};
-use super::pending::PendingJournal;
-use super::*;
-use crate::domain::RequestId;
-use crate::routing::{CommandSigner, SignedCommand};
-
-fn journal_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).unwrap().count()
-}
-
-fn commands(fleet: &Fleet, signer: &CommandSigner, n: u64) -> Vec<(RequestId, SignedCommand)> {
-    (1..=n)
-        .map(|i| {
-            let device = fleet.esmes[(i as usize) % fleet.esmes.len()];
-            let c = fleet.command(signer, device, "4.1.1", i, None);
-            (c.header().unwrap().request_id, c)
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = Fleet::new(3);
-    let (signer, _, _) = fixture::broker();
-    let cmds = commands(&fleet, &signer, 6);
-    let (j, old) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
-    assert!(old.is_empty());
-    for (id, c) in &cmds {
-        j.record(*id, c).await.unwrap();
-    }
-    // Recording the same RequestID again changes nothing.
-    j.record(cmds[0].0, &cmds[0].1).await.unwrap();
-    assert_eq!(j.len(), 6);
-    for (id, _) in &cmds[..4] {
-        assert!(j.settle(id).await.unwrap());
-    }
-    assert!(!j.settle(&cmds[0].0).await.unwrap(), "settled twice");
-    drop(j);
-    let (j, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
-    assert_eq!(pending, vec![cmds[4].1.clone(), cmds[5].1.clone()]);
-    assert_eq!(
-        journal_files(dir.path()),
-        1,
-        "reopening writes one fresh segment"
-    );
-    j.settle(&cmds[4].0).await.unwrap();
-    drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
-    assert_eq!(pending, vec![cmds[5].1.clone()]);
-}
-
-#[tokio::test]
-async fn settled_segments_are_deleted_and_old_pending_ones_copied_forward() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = Fleet::new(3);
-    let (signer, _, _) = fixture::broker();
-    let cmds = commands(&fleet, &signer, 40);
-    let (j, _) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
-    for (id, c) in &cmds[..20] {
-        j.record(*id, c).await.unwrap();
-    }
-    assert!(j.segment_count() >= 5);
-    for (id, _) in &cmds[..20] {
-        j.settle(id).await.unwrap();
-    }
-    j.compact().await.unwrap();
-    assert_eq!(j.segment_count(), 1);
-    assert_eq!(journal_files(dir.path()), 1);
-
-    // One command that never settles, then many that do: it is copied forward, not pinned.
-    j.record(cmds[20].0, &cmds[20].1).await.unwrap();
-    for (id, c) in &cmds[21..] {
-        j.record(*id, c).await.unwrap();
-        j.settle(id).await.unwrap();
-    }
-    j.compact().await.unwrap();
-    assert!(j.segment_count() <= 3, "{} segments", j.segment_count());
-    assert!(journal_files(dir.path()) <= 3);
-    drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
-    assert_eq!(pending, vec![cmds[20].1.clone()]);
-}
+use super::super::*;
+use crate::dispatch::{
+    unix_millis, DeviceFailure, DispatchConfig, Dispatcher, HubError, HubEvent, HubNetwork, Opened,
+    FUTURE_DATED_EXECUTED,
+};
+use crate::routing::CommandSigner;
+use crate::testing::fixture::{self, Fleet};
 
 struct Rig {
     fleet: Fleet,
@@ -206,7 +131,7 @@ async fn alerts_and_future_dated_alerts_pass_through_with_receipts() {
         format!("{FIXED}[srv.\"4.1.1\"]\nalerts_after = [{{ code = 0x8F02, delay_ms = 100 }}]\n");
     let mut r = rig(&config, DispatchConfig::default()).await;
     let d = r.opened.dispatcher.clone();
-    let at = super::unix_millis() / 1000 + 60;
+    let at = unix_millis() / 1000 + 60;
     d.dispatch(
         r.fleet
             .command(&r.signer, r.fleet.esmes[0], "4.1.1", 1, Some(at)),
@@ -229,7 +154,7 @@ async fn a_restart_returns_what_was_acknowledged_and_not_settled() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::new(2);
     let (signer, verifier, _) = fixture::broker();
-    let cmds = commands(&fleet, &signer, 3);
+    let cmds = fleet.commands(&signer, 3);
     {
         let sim = Simulator::new(
             HubConfig::default(),

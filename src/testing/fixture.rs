@@ -1,8 +1,8 @@
 //! Test support, not gateway code: a small fleet (comms hubs with an electricity and a gas meter
 //! behind each), a party register with a supplier and a network operator registered for every
 //! meter point, permits obtained from the real access control, and broker keys made by the dev
-//! PKI. Used by the unit tests here and by `tests/commshub.rs`. Panics on set-up failures: it only
-//! ever builds fixed, known-good data.
+//! PKI. Used by the unit tests of routing, the dispatcher and the simulator, and by
+//! `tests/commshub.rs`. Panics on set-up failures: it only ever builds fixed, known-good data.
 
 use time::OffsetDateTime;
 
@@ -146,15 +146,44 @@ impl Fleet {
             .expect("fixture command");
         signer.sign(&cmd).expect("signing works")
     }
+
+    /// `n` signed 4.1.1 commands from the supplier, counters `1..=n`, spread over the ESMEs,
+    /// each with its RequestID.
+    pub fn commands(&self, signer: &CommandSigner, n: u64) -> Vec<(RequestId, SignedCommand)> {
+        (1..=n)
+            .map(|i| {
+                let device = self.esmes[(i as usize) % self.esmes.len()];
+                let c = self.command(signer, device, "4.1.1", i, None);
+                let id = c.header().expect("a fixture command reads").request_id;
+                (id, c)
+            })
+            .collect()
+    }
 }
 
 /// A broker key pair (role `04`) from a fresh dev CA: its signer, and a verifier trusting it.
 pub fn broker() -> (CommandSigner, CommandVerifier, String) {
     let issued = issue(SmkiRole::AccessControlBroker);
-    let signer = CommandSigner::from_pem(issued.0.as_bytes(), issued.1.as_bytes())
-        .expect("fresh broker key loads");
+    let signer = broker_signer(&issued.0, &issued.1).expect("fresh broker key loads");
     let verifier = CommandVerifier::new(&[issued.1.as_bytes()]).expect("broker cert trusted");
     (signer, verifier, issued.1)
+}
+
+/// A command signer from a broker key and certificate (PEM).
+pub fn broker_signer(key: &str, cert: &str) -> Result<CommandSigner, crate::signer::SignerError> {
+    let (key_name, cert_name) = (std::path::Path::new("key"), std::path::Path::new("cert"));
+    let signer = crate::signer::Signer::from_pem(
+        (key_name, key.as_bytes()),
+        (cert_name, cert.as_bytes()),
+        None,
+    )?;
+    let identity = signer.identity().clone();
+    CommandSigner::new(Box::new(signer), &identity).map_err(|source| {
+        crate::signer::SignerError::Broker {
+            path: cert_name.to_owned(),
+            source,
+        }
+    })
 }
 
 /// A fresh key and certificate (PKCS#8 PEM, certificate PEM) with `role` from its own CA.

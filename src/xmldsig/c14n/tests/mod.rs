@@ -1,6 +1,9 @@
 //! Unit tests: exact outputs, document subsets, refusals, bounds, the element look-ups, and
 //! properties (never panics; canonical output is a fixed point).
 
+mod oracle;
+mod signature;
+
 use proptest::prelude::*;
 
 use super::*;

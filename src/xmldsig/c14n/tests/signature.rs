@@ -5,7 +5,7 @@ use base64::Engine;
 use ring::digest::{digest, SHA256};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
-use super::{canonicalize, children, root, text_content, C14nLimits, C14nMode, Element};
+use super::super::{canonicalize, children, root, text_content, C14nLimits, C14nMode, Element};
 use crate::duis::DS_NAMESPACE;
 use crate::testing::anchors;
 
