@@ -196,6 +196,9 @@ fn applied(result: Result<(), ApplyError>, len: usize, kind: &str) -> Response<F
             text(StatusCode::OK, format!("applied {len} changes\n"))
         }
         Err(ApplyError::Invalid(e)) => text(StatusCode::CONFLICT, format!("not applied: {e}\n")),
+        Err(e @ ApplyError::UnregisteredUser(_)) => {
+            text(StatusCode::CONFLICT, format!("not applied: {e}\n"))
+        }
         Err(ApplyError::InvalidUser(e)) => {
             let cause = std::error::Error::source(&e)
                 .map(|c| format!(": {c}"))

@@ -10,6 +10,7 @@ use crate::alerts::{self, ChangeAlerts};
 use std::sync::Arc;
 
 use crate::certstore::CertStore;
+use crate::domain::UserId;
 use crate::register::{PartyRegister, RegisterError};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
 use crate::smki::{Anchor, CrlError, Trust};
@@ -58,6 +59,8 @@ pub enum LoadError {
         #[source]
         source: ChangeError,
     },
+    #[error("the registrations name User {user}, who is not in the party register {users}")]
+    UnregisteredUser { user: UserId, users: PathBuf },
     #[error("a loading task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -98,6 +101,15 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let register = blocking(move || users(&path).map_err(LoadError::from)).await?;
     let f = files.clone();
     let (registry, changes, owed) = blocking(move || registry_with_changes(&f)).await?;
+    if let Some(user) = registry
+        .registered_users()
+        .find(|u| register.get(u).is_none())
+    {
+        return Err(LoadError::UnregisteredUser {
+            user,
+            users: files.users.clone(),
+        });
+    }
     let f = files.clone();
     let (user_changes, register, user_certs) = blocking(move || {
         let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);

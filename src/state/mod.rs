@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{self, ChangeAlerts};
 use crate::certstore::CertStore;
+use crate::domain::UserId;
 use crate::metrics::Metrics;
 use crate::register::{self, PartyRegister, UserChange, UserChangeError};
 use crate::registry::{Change, ChangeError, Snapshot};
@@ -32,6 +33,8 @@ pub enum ApplyError {
     Invalid(#[source] ChangeError),
     #[error("the user changes cannot apply")]
     InvalidUser(#[source] UserChangeError),
+    #[error("a registration names User {0}, who is not in the party register")]
+    UnregisteredUser(UserId),
     #[error("the change log could not be written")]
     Journal(#[source] JournalError),
 }
@@ -122,6 +125,18 @@ impl State {
     /// Once the overlay passes its bound, a compaction starts in the background.
     pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
+        let register = self.register.load();
+        let unknown = batch.iter().find_map(|c| match c {
+            Change::AddRegistration { registration, .. }
+                if register.get(&registration.user).is_none() =>
+            {
+                Some(registration.user)
+            }
+            _ => None,
+        });
+        if let Some(user) = unknown {
+            return Err(ApplyError::UnregisteredUser(user));
+        }
         let current = self.registry.load_full();
         let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
         let at = OffsetDateTime::now_utc().unix_timestamp();

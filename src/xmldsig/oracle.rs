@@ -20,10 +20,10 @@ use super::verify::{sha256, VerifyError};
 
 /// The signature read, then the canonical `SignedInfo` or why verification fails before the
 /// ECDSA operation.
-pub(super) type Outcome = Result<(SignatureElement, Result<Vec<u8>, VerifyError>), ProfileError>;
+pub type Outcome = Result<(SignatureElement, Result<Vec<u8>, VerifyError>), ProfileError>;
 
 /// Everything a verification does but the ECDSA operation, the slow way.
-pub(crate) fn prepare(doc: &[u8], limits: &C14nLimits) -> Outcome {
+pub fn prepare(doc: &[u8], limits: &C14nLimits) -> Outcome {
     let sig = read_signature(doc, limits)?;
     let signed = signed_bytes(doc, &sig, limits);
     Ok((sig, signed))
