@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
@@ -351,10 +353,9 @@ async fn serve(
         .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
-        println!(
-            "{}",
-            demo::banner(&plan, &files, &me, running.addr, running.admin_addr)
-        );
+        let banner = demo::banner(&plan, &files, &me, running.addr, running.admin_addr);
+        // Standard output may be a pipe nobody reads any more: the gateway runs on regardless.
+        let _ = writeln!(std::io::stdout(), "{banner}");
     }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
@@ -385,9 +386,13 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A log line that cannot be written (standard error is a pipe whose reader has gone) is
+    // dropped: the gateway keeps serving, and does not try to report the failure on the same
+    // standard error (which would panic).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder

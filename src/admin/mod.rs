@@ -52,6 +52,37 @@ pub struct Admin {
     pub outbox: Option<Arc<Outbox>>,
     /// The anti-replay marks, for an operator's reset.
     pub replay: Arc<ReplayGuard>,
+    /// What `/readyz` checks besides draining: the audit trail, the journals, the hub link.
+    pub health: Health,
+}
+
+/// The resources a request needs, as `/readyz` sees them.
+#[derive(Clone)]
+pub struct Health {
+    pub audit: crate::audit::Audit,
+    /// The pending-command journal, with routing.
+    pub dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
+}
+
+impl Admin {
+    /// Why the gateway cannot take requests now, if it cannot.
+    fn not_ready(&self) -> Option<&'static str> {
+        if self.health.audit.is_failing() {
+            return Some("the audit trail cannot be written");
+        }
+        if self.replay.is_failing() {
+            return Some("the anti-replay journal cannot be written");
+        }
+        if self.state.journals_failing() {
+            return Some("a change log cannot be written");
+        }
+        if let Some(d) = &self.health.dispatcher {
+            if d.is_failing() {
+                return Some("the pending-command journal cannot be written");
+            }
+        }
+        None
+    }
 }
 
 /// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
@@ -101,7 +132,13 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::GET, "/readyz") if draining => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
         }
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/readyz") => match admin.not_ready() {
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+            None => text(StatusCode::OK, "ready\n".into()),
+        },
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(admin.metrics.render())));
             r.headers_mut().insert(

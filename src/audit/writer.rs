@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
@@ -46,13 +47,19 @@ pub(super) struct Writer {
     next_index: u64,
     buf: Vec<u8>,
     waiting: Vec<oneshot::Sender<Result<(), Arc<io::Error>>>>,
+    /// Set when a write or a new file fails, cleared when a write works.
+    failing: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Finds where the trail in `dir` ends. The newest file is checked line by line: an
     /// incomplete last line (an interrupted write, never acknowledged) is cut off; a file with no
     /// complete line is removed; any other damage refuses to start, naming the record.
-    pub(super) fn open(dir: &Path, rotation: Rotation) -> Result<Self, AuditError> {
+    pub(super) fn open(
+        dir: &Path,
+        rotation: Rotation,
+        failing: Arc<AtomicBool>,
+    ) -> Result<Self, AuditError> {
         let io = |source| AuditError::Io {
             path: dir.to_owned(),
             source,
@@ -74,6 +81,7 @@ impl Writer {
             next_index: 0,
             buf: Vec::with_capacity(256 * 1024),
             waiting: Vec::new(),
+            failing,
         };
         while let Some((index, day, path)) = files.pop() {
             let mut cursor = Cursor::default();
@@ -131,7 +139,8 @@ impl Writer {
                 if self.must_rotate(at_ms) {
                     self.flush();
                     if let Err(e) = self.rotate(at_ms) {
-                        tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are answered but not audited until it can.");
+                        tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are refused until it can.");
+                        self.failing.store(true, Ordering::Relaxed);
                         let _ = done.send(Err(Arc::new(e)));
                         continue;
                     }
@@ -222,6 +231,7 @@ impl Writer {
             .and_then(|()| seg.file.sync_data());
         match result {
             Ok(()) => {
+                self.failing.store(false, Ordering::Relaxed);
                 seg.len += self.buf.len() as u64;
                 self.committed = self.pending;
                 self.buf.clear();
@@ -253,6 +263,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: io::Error) {
+        self.failing.store(true, Ordering::Relaxed);
         self.pending = self.committed;
         self.buf.clear();
         let e = Arc::new(e);

@@ -217,6 +217,11 @@ impl Dispatcher {
         self.in_flight.len()
     }
 
+    /// Whether the pending journal's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     /// Pending-journal segments on disk.
     pub fn journal_segments(&self) -> usize {
         self.journal.segment_count()

@@ -89,6 +89,9 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// The audit trail's writes are failing: no request's effects are taken.
+    #[error("the audit trail")]
+    AuditTrail,
 }
 
 impl Error {
@@ -156,6 +159,10 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::AuditTrail,
+                ..
+            } => (E100, 503, "audit_trail"),
         }
     }
 

@@ -263,6 +263,13 @@ fn every_failure_has_its_documented_code() {
             Cause::Gateway,
         ),
         (
+            Error::resource(Resource::AuditTrail, std::io::Error::other("disk")),
+            E100,
+            503,
+            "audit_trail",
+            Cause::Gateway,
+        ),
+        (
             Error::Denied(Denial::UnknownUser(user)),
             E1,
             403,

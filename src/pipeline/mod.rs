@@ -138,13 +138,6 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let span = tracing::info_span!(
-            "request",
-            service = service.label(),
-            request_id = tracing::field::Empty,
-            srv = tracing::field::Empty,
-            role = tracing::field::Empty
-        );
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
@@ -156,41 +149,49 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
-            // The answer leaves once its audit record is on disk (group commit: many requests
-            // share one fsync).
-            let waiting = Instant::now();
-            let result = audited.durable().await;
-            AuditWaited {
-                result,
-                waited: waiting.elapsed(),
-            }
-            .emit(&self.metrics);
-            answer
+            self.once_recorded(answer, audited).await
         }
-        .instrument(span)
+        .instrument(request_span(service))
         .await
     }
 
     /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path. Its audit record is queued but not
-    /// waited for: such requests carry no identity beyond the TLS session's.
-    pub fn refuse_early(
+    /// timeout), through the same respond-and-record path, in a span of its own (so that nothing
+    /// is added to the connection's span however many such requests one connection sends).
+    pub async fn refuse_early(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         error: Error,
         now: OffsetDateTime,
     ) -> Answer {
-        let partial = PartialHeader::default();
-        let (answer, _queued) = self.respond(
-            service,
-            peer,
-            partial,
-            Err(error),
-            now,
-            RequestTrace::start(),
-        );
-        answer
+        async {
+            let partial = PartialHeader::default();
+            let trace = RequestTrace::start();
+            let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+            self.once_recorded(answer, audited).await
+        }
+        .instrument(request_span(service))
+        .await
+    }
+
+    /// The answer, once its audit record is on disk (group commit: many requests share one
+    /// fsync). An answer whose record could not be written does not leave: the sender gets a
+    /// bare 503 with no DUIS answer, so nothing is promised that the trail does not hold.
+    async fn once_recorded(&self, answer: Answer, audited: Receipt) -> Answer {
+        let waiting = Instant::now();
+        let result = audited.durable().await;
+        let recorded = result.is_ok();
+        AuditWaited {
+            result,
+            waited: waiting.elapsed(),
+        }
+        .emit(&self.metrics);
+        if recorded {
+            answer
+        } else {
+            Answer::withheld()
+        }
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
@@ -295,6 +296,13 @@ impl Gateway {
         let command = self
             .sign_command(entry, &permit, &request, at, body)
             .map_err(refuse)?;
+        // No effect is taken while the audit trail cannot record its answer.
+        if self.audit.is_failing() {
+            return Err(refuse(Error::resource(
+                Resource::AuditTrail,
+                std::io::Error::other("the audit trail's last write failed"),
+            )));
+        }
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
         // Nanoseconds since 1970 fit a u64 until the year 2554.
@@ -407,6 +415,17 @@ impl Gateway {
             .verify(&cert.identity.public_key)
             .map_err(Error::Signature)
     }
+}
+
+/// A request's span: its fields are filled in when it is recorded.
+fn request_span(service: DuisService) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        service = service.label(),
+        request_id = tracing::field::Empty,
+        srv = tracing::field::Empty,
+        role = tracing::field::Empty
+    )
 }
 
 /// When a request is decided for: its execution time if future-dated, else now.

@@ -40,7 +40,11 @@ pub(super) async fn handle(
     .await
     {
         Ok(answer) => answer,
-        Err(_) => gateway.refuse_early(service, peer, Error::Timeout, now),
+        Err(_) => {
+            gateway
+                .refuse_early(service, peer, Error::Timeout, now)
+                .await
+        }
     };
     xml(answer)
 }
@@ -54,7 +58,9 @@ async fn read_and_process(
     now: OffsetDateTime,
 ) -> Answer {
     if !is_xml(req.headers().get(CONTENT_TYPE)) {
-        return gateway.refuse_early(service, peer, Error::ContentType, now);
+        return gateway
+            .refuse_early(service, peer, Error::ContentType, now)
+            .await;
     }
     let max = limits.max_body_bytes;
     let too_large = || Error::BodyTooLarge { limit: max };
@@ -65,18 +71,20 @@ async fn read_and_process(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return gateway.refuse_early(service, peer, too_large(), now);
+        return gateway.refuse_early(service, peer, too_large(), now).await;
     }
     // Otherwise the body is read up to the bound and no further.
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return gateway.refuse_early(service, peer, too_large(), now);
+            return gateway.refuse_early(service, peer, too_large(), now).await;
         }
         Err(e) => {
             // The peer went away or broke the framing mid-body; nobody is left to answer.
             tracing::debug!(error = %e, "Request body could not be read.");
-            return gateway.refuse_early(service, peer, Error::BodyUnreadable, now);
+            return gateway
+                .refuse_early(service, peer, Error::BodyUnreadable, now)
+                .await;
         }
     };
     gateway.handle(service, peer, &body, now).await
@@ -92,6 +100,12 @@ fn is_xml(value: Option<&HeaderValue>) -> bool {
 }
 
 fn xml(answer: Answer) -> Response<Full<Bytes>> {
+    if !answer.recorded {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway could not record its answer, so it gives none. Retry later.\n",
+        );
+    }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = Response::new(Full::new(Bytes::from(answer.body)));
     *r.status_mut() = status;

@@ -189,6 +189,10 @@ async fn serve(
         token: admin_token(config)?,
         outbox: outbox.clone(),
         replay: Arc::clone(&gateway.replay),
+        health: admin::Health {
+            audit: gateway.audit.clone(),
+            dispatcher: gateway.routing.as_ref().map(|r| Arc::clone(&r.dispatcher)),
+        },
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,

@@ -107,6 +107,11 @@ impl State {
         self.user_certs.load()
     }
 
+    /// Whether either change log's last write failed (`/readyz` says not ready).
+    pub fn journals_failing(&self) -> bool {
+        self.changes.is_failing() || self.user_changes.is_failing()
+    }
+
     /// The registration change log, where the replies task marks how far the DCC Alerts of
     /// its batches are out.
     pub fn change_log(&self) -> &ChangeLog {

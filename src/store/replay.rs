@@ -92,6 +92,11 @@ impl ReplayGuard {
         self.journal_mark(originator, mark).await
     }
 
+    /// Whether the journal's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     /// The last counter accepted from `originator`, if any.
     pub fn mark(&self, originator: &UserId) -> Option<u64> {
         self.marks.get(originator).map(|m| m.counter)

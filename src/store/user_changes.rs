@@ -59,6 +59,11 @@ impl UserChangeLog {
         Ok((Self { journal }, register, certs))
     }
 
+    /// Whether the log's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     /// Journals one batch; returns once it is on disk.
     pub async fn append(&self, batch: &[UserChange]) -> Result<(), JournalError> {
         // Serialising these plain values cannot fail.
