@@ -74,7 +74,8 @@ enum Command {
         input: Option<PathBuf>,
     },
     /// Verify a DUIS message's signature. Exit 0 valid, 1 invalid signature, 3 unknown
-    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained).
+    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained),
+    /// 6 something could not be read (nothing was verified).
     Verify {
         /// A directory of signing certificates (PEM, searched recursively).
         #[arg(long)]
@@ -111,7 +112,7 @@ enum Command {
 enum AuditCommand {
     /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
     /// last write is reported, not counted as damage), 1 broken (the first broken record is
-    /// named).
+    /// named), 6 the directory or a file could not be read (nothing was verified).
     Verify { dir: PathBuf },
 }
 
@@ -219,13 +220,24 @@ fn main() -> anyhow::Result<()> {
             trust,
             input,
         } => {
-            let message = tools::read_input(input.as_deref())?;
-            if trust.is_empty() {
-                eprintln!("note: no --trust given; the certificate's chain is not checked");
-            }
-            let (exit, sentence) =
-                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())?;
-            eprintln!("{sentence}");
+            let verdict = tools::read_input(input.as_deref()).and_then(|message| {
+                if trust.is_empty() {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "note: no --trust given; the certificate's chain is not checked"
+                    );
+                }
+                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())
+            });
+            let (exit, sentence) = match verdict {
+                Ok(verdict) => verdict,
+                // Reading failed: its own exit code, never one of the verdicts'.
+                Err(e) => (
+                    tools::VerifyExit::CannotRead,
+                    format!("cannot verify: {e:#}"),
+                ),
+            };
+            let _ = writeln!(std::io::stderr(), "{sentence}");
             std::process::exit(exit as i32);
         }
         Command::Audit {
@@ -281,7 +293,12 @@ fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
             println!("Audit trail BROKEN: {b}");
             std::process::exit(1);
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => {
+            // Reading failed: its own exit code, never the verdict "broken".
+            let e = anyhow::Error::new(e).context(format!("reading {}", dir.display()));
+            let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+            std::process::exit(tools::AUDIT_CANNOT_READ);
+        }
     }
 }
 

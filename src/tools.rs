@@ -19,7 +19,14 @@ pub enum VerifyExit {
     UnknownCertificate = 3,
     Malformed = 4,
     CertificateNotAcceptable = 5,
+    /// The input, the certificate directory or a trust anchor could not be read: nothing was
+    /// verified (distinct from every verdict above).
+    CannotRead = 6,
 }
+
+/// `dccgw audit verify`'s exit code when the directory cannot be read: nothing was verified
+/// (distinct from 0 intact and 1 broken).
+pub const AUDIT_CANNOT_READ: i32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {

@@ -87,6 +87,12 @@ pub enum StartError {
     },
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("cannot write in {dir}")]
+    Unwritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -124,8 +130,18 @@ impl Running {
     }
 }
 
-/// Loads keys and registers, binds both listeners and starts serving.
+/// Binds both listeners and checks that every directory it writes is writable (fail fast: a
+/// port in use or a read-only disk stops the start before anything slow is loaded); then loads
+/// keys and registers and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let listeners = Listeners::bind(config).await?;
+    let dirs = [config.state.dir.clone(), config.audit.dir(&config.state)];
+    for dir in dirs {
+        let probe = dir.clone();
+        blocking(move || crate::store::probe_dir(&probe))
+            .await?
+            .map_err(|source| StartError::Unwritable { dir, source })?;
+    }
     let metrics = Metrics::new();
     let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
     let tls_config =
@@ -166,21 +182,47 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         None => None,
     };
     state.raise_owed(owed).await?;
-    serve(config, tls_config, gateway, state, outbox).await
+    serve(config, listeners, tls_config, gateway, state, outbox).await
 }
 
-/// Binds both listeners and serves until shut down.
+/// Both listeners, bound.
+struct Listeners {
+    duis: TcpListener,
+    addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, StartError> {
+        let duis = bind(config.listen.addr).await?;
+        let addr = local_addr(&duis, config.listen.addr)?;
+        let admin = bind(config.listen.admin_addr).await?;
+        let admin_addr = local_addr(&admin, config.listen.admin_addr)?;
+        Ok(Self {
+            duis,
+            addr,
+            admin,
+            admin_addr,
+        })
+    }
+}
+
+/// Serves on the bound listeners until shut down.
 async fn serve(
     config: &Config,
+    listeners: Listeners,
     tls_config: rustls::ServerConfig,
     gateway: Arc<Gateway>,
     state: Arc<State>,
     outbox: Option<Arc<crate::outbox::Outbox>>,
 ) -> Result<Running, StartError> {
-    let listener = bind(config.listen.addr).await?;
-    let addr = local_addr(&listener, config.listen.addr)?;
-    let admin_listener = bind(config.listen.admin_addr).await?;
-    let admin_addr = local_addr(&admin_listener, config.listen.admin_addr)?;
+    let Listeners {
+        duis: listener,
+        addr,
+        admin: admin_listener,
+        admin_addr,
+    } = listeners;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
     let admin = admin::Admin {
