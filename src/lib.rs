@@ -9,7 +9,8 @@
 //!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
 //!   (the simulated hub network behind the link), [`outbox`], [`receiver`]; [`report`] (pure
 //!   builders over the audit trail);
-//! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`config`], [`demo`], [`tools`].
+//! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`reload`], [`config`], [`demo`],
+//!   [`tools`].
 //!
 //! Test support (`testing`, `duis::testing`) is built only for the crate's unit tests and with
 //! the `testing` feature, which the crate's dev-dependency on itself turns on for its
@@ -40,6 +41,7 @@ pub mod pki;
 pub mod receiver;
 pub mod register;
 pub mod registry;
+pub mod reload;
 pub mod replies;
 pub mod report;
 pub mod routing;

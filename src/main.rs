@@ -374,6 +374,20 @@ async fn serve(
         // Standard output may be a pipe nobody reads any more: the gateway runs on regardless.
         let _ = writeln!(std::io::stdout(), "{banner}");
     }
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads the certificates, trust anchors and CRLs (a failure is logged and
+        // changes nothing).
+        use tokio::signal::unix::{signal, SignalKind};
+        let reloader = running.reloader.clone();
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    let _ = reloader.reload("signal").await;
+                }
+            });
+        }
+    }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
         wait_for_signal().await;

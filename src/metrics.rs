@@ -8,6 +8,7 @@
 //! or rule names is created at zero, so `/metrics` lists a family before its first event.
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
+mod certs;
 mod events;
 mod trace;
 
@@ -20,6 +21,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
 pub use trace::{micros, RequestTrace, Stage};
 
@@ -37,8 +39,15 @@ const DELIVERY_BUCKETS: &[f64] = &[
 
 /// The caches whose sizes and reloads are counted.
 pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
-/// The certificates whose expiry is exported.
-pub const CERTIFICATES: [&str; 2] = ["tls_server", "dcc_xml_signing"];
+/// The certificates whose expiry is exported: the gateway's own, and the earliest of each set it
+/// trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
+pub const CERTIFICATES: [&str; 5] = [
+    "tls_server",
+    "dcc_xml_signing",
+    "tls_client_anchor",
+    "signing_anchor",
+    "user_xml_signing",
+];
 /// Kinds of asynchronous message.
 pub const DELIVERY_KINDS: [&str; 2] = ["response", "alert"];
 /// How a delivery attempt ended.
@@ -63,6 +72,8 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// For the alert side (routing and throttling) to update.
     pub alerts: AlertMetrics,
+    /// Certificate reloads and CRLs.
+    pub certs: CertMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -229,6 +240,7 @@ impl Metrics {
         let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
+        let certs = CertMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -246,6 +258,7 @@ impl Metrics {
             certificate_expiry,
             delivery,
             alerts,
+            certs,
         }
     }
 

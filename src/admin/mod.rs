@@ -6,7 +6,8 @@
 //! token): `GET /admin/v1/dead-letters` lists them, `POST /admin/v1/dead-letters/replay` and
 //! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. An originator's
 //! anti-replay mark (same token): `POST /admin/v1/replay/reset` with `{"user": .., "counter": ..}`
-//! sets it, lower or higher, durably. Bind it to a private interface.
+//! sets it, lower or higher, durably. `POST /admin/v1/reload` (same token) reloads the
+//! certificates, trust anchors and CRLs. Bind it to a private interface.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
 const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
 const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
 const REPLAY_RESET_PATH: &str = "/admin/v1/replay/reset";
+const RELOAD_PATH: &str = "/admin/v1/reload";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -52,6 +54,8 @@ pub struct Admin {
     pub outbox: Option<Arc<Outbox>>,
     /// The anti-replay marks, for an operator's reset.
     pub replay: Arc<ReplayGuard>,
+    /// Certificate reloads.
+    pub reloader: Arc<crate::reload::Reloader>,
     /// What `/readyz` checks besides draining: the audit trail, the journals, the hub link.
     pub health: Health,
 }
@@ -157,10 +161,11 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
             dead_letters::act(req, admin, dead_letters::Act::Discard).await
         }
         (&Method::POST, REPLAY_RESET_PATH) => replay_reset(req, admin).await,
+        (&Method::POST, RELOAD_PATH) => reload(&req, admin).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
-            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH,
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH | RELOAD_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -192,6 +197,34 @@ async fn user_changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<By
         batch.len(),
         "User",
     )
+}
+
+/// `POST /admin/v1/reload`: reads the certificates, trust anchors and CRLs again and puts them
+/// in force if all of them load; 200 with what is in force, or 500 with why nothing changed.
+async fn reload(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    if let Some(refused) = refusal(req, admin) {
+        return refused;
+    }
+    match admin.reloader.reload("admin").await {
+        Ok(r) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user_certs": r.user_certs,
+                "tls_anchors": r.tls_anchors,
+                "tls_revoked": r.tls_revoked,
+                "signing_revoked": r.signing_revoked,
+            }),
+        ),
+        Err(e) => {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("not reloaded: {e}{cause}\n"),
+            )
+        }
+    }
 }
 
 /// What `POST /admin/v1/replay/reset` takes.

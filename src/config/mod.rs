@@ -30,6 +30,26 @@ pub struct Config {
     pub delivery: Option<Delivery>,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    #[serde(default)]
+    pub reload: Reload,
+}
+
+/// `[reload]`: certificates reloaded without a restart (also on SIGHUP and
+/// `POST /admin/v1/reload`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reload {
+    /// How often the certificate files and directories are looked at for changes; a change
+    /// reloads them. 0 turns the watch off.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Self {
+            watch_interval_ms: 5_000,
+        }
+    }
 }
 
 /// `[routing]`: the broker key that signs commands, and the hub network they go to.

@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::alerts::AlertsError;
@@ -28,6 +27,7 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxError;
 use crate::pipeline::{Gateway, Parts};
+use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
 use crate::state::{self, LoadError, State};
@@ -108,6 +108,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     /// The outbox, when `[routing]` and `[delivery]` are configured.
     pub outbox: Option<Arc<crate::outbox::Outbox>>,
+    /// Reloads the certificates (SIGHUP, the admin endpoint and the file watch use it).
+    pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -144,9 +146,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let metrics = Metrics::new();
     let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
-    let tls_config =
-        tls::server_config(&config.tls.cert, &config.tls.key, tls_trust, Clients::Users)?;
-    record_tls_expiry(config, &metrics)?;
+    let tls_config = tls::server_config(
+        &config.tls.cert,
+        &config.tls.key,
+        Arc::clone(&tls_trust),
+        Clients::Users,
+    )?;
+    reload::record_server_expiry(&metrics, &config.tls.cert);
     let signer = Signer::load(
         &config.signatures.dcc_key,
         &config.signatures.dcc_cert,
@@ -182,7 +188,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         None => None,
     };
     state.raise_owed(owed).await?;
-    serve(config, listeners, tls_config, gateway, state, outbox).await
+    reload::observe(&metrics, &tls_trust, &state.user_certs());
+    let acceptor = Arc::new(tls::Acceptor::new(tls_config));
+    let reloader = Arc::new(Reloader::new(
+        CertFiles::from_config(config),
+        Arc::clone(&state),
+        Arc::clone(&acceptor),
+        metrics,
+    ));
+    serve(
+        config, listeners, acceptor, reloader, gateway, state, outbox,
+    )
+    .await
 }
 
 /// Both listeners, bound.
@@ -212,7 +229,8 @@ impl Listeners {
 async fn serve(
     config: &Config,
     listeners: Listeners,
-    tls_config: rustls::ServerConfig,
+    acceptor: Arc<tls::Acceptor>,
+    reloader: Arc<Reloader>,
     gateway: Arc<Gateway>,
     state: Arc<State>,
     outbox: Option<Arc<crate::outbox::Outbox>>,
@@ -231,6 +249,7 @@ async fn serve(
         token: admin_token(config)?,
         outbox: outbox.clone(),
         replay: Arc::clone(&gateway.replay),
+        reloader: Arc::clone(&reloader),
         health: admin::Health {
             audit: gateway.audit.clone(),
             dispatcher: gateway.routing.as_ref().map(|r| Arc::clone(&r.dispatcher)),
@@ -242,7 +261,10 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
-    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    if config.reload.watch_interval_ms > 0 {
+        let every = Duration::from_millis(config.reload.watch_interval_ms);
+        tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
+    }
     let limits = config.limits.clone();
     let task = tokio::spawn({
         let gateway = gateway.clone();
@@ -258,6 +280,7 @@ async fn serve(
         admin_addr,
         gateway,
         outbox,
+        reloader,
         shutdown,
         task,
     })
@@ -284,18 +307,6 @@ fn xml_limits(limits: &Limits) -> duis::Limits {
         max_elements: limits.max_xml_elements,
         ..duis::Limits::default()
     }
-}
-
-/// The TLS server certificate's expiry, for the operators' dashboard.
-fn record_tls_expiry(config: &Config, metrics: &Metrics) -> Result<(), StartError> {
-    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
-        .first()
-        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp())
-    {
-        metrics.certificate_expires("tls_server", not_after);
-    }
-    Ok(())
 }
 
 /// The admin API's bearer token, when one is configured.
@@ -336,7 +347,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 /// finish, and waits for them up to [`DRAIN_TIMEOUT`].
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<tls::Acceptor>,
     gateway: Arc<Gateway>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
@@ -369,7 +380,7 @@ async fn accept_loop(
         tokio::spawn(conn::serve(
             stream,
             remote,
-            acceptor.clone(),
+            acceptor.current(),
             gateway.clone(),
             limits.clone(),
             shutdown.clone(),

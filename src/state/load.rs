@@ -90,6 +90,8 @@ pub struct Loaded {
     pub register: PartyRegister,
     pub registry: Snapshot,
     pub user_certs: CertStore,
+    /// The certificates the User change log added (PEM), for reloads of the store.
+    pub added_certs: Vec<String>,
     pub changes: ChangeLog,
     pub user_changes: UserChangeLog,
 }
@@ -111,7 +113,7 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
         });
     }
     let f = files.clone();
-    let (user_changes, register, user_certs) = blocking(move || {
+    let replayed = blocking(move || {
         let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);
         let certs = certs(&f.user_certs, trust)?;
         Ok(UserChangeLog::open_and_replay(
@@ -122,11 +124,12 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     })
     .await?;
     let loaded = Loaded {
-        register,
+        register: replayed.register,
         registry,
-        user_certs,
+        user_certs: replayed.certs,
+        added_certs: replayed.added,
         changes,
-        user_changes,
+        user_changes: replayed.log,
     };
     Ok((loaded, owed))
 }

@@ -10,7 +10,7 @@ mod user_changes;
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
 pub use replay::{AdvanceError, ReplayGuard};
-pub use user_changes::{UserChangeLog, UserChangeLogError};
+pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
 
 /// Whether files can be made durable in `dir` (created if missing): a probe file is written,
 /// fsynced and removed. A start checks each state directory this way before it loads anything;

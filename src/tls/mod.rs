@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
 use rustls::CertificateError;
@@ -153,6 +154,30 @@ fn server_config_with_time(
         .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The server configuration in force. A reload swaps it whole; each connection takes the one in
+/// force when it is accepted and keeps it (established connections are not touched).
+pub struct Acceptor {
+    config: ArcSwap<rustls::ServerConfig>,
+}
+
+impl Acceptor {
+    pub fn new(config: rustls::ServerConfig) -> Self {
+        Self {
+            config: ArcSwap::from_pointee(config),
+        }
+    }
+
+    /// An acceptor for the next connection.
+    pub fn current(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    }
+
+    /// Puts `config` in force for the connections accepted from now on.
+    pub fn swap(&self, config: rustls::ServerConfig) {
+        self.config.store(Arc::new(config));
+    }
 }
 
 /// Trust in the anchors of `client_ca` (PEM files, each one or more CA certificates), without
