@@ -1,0 +1,1 @@
+//! The gateway as its own process.
