@@ -130,17 +130,10 @@ impl Audit {
     }
 
     /// Whether records are failing to reach the disk: the gateway then takes no request's
-    /// effects, and `/readyz` says not ready. While failing, the directory is probed; a probe
-    /// that works clears it (the next record then tells).
+    /// effects, and `/readyz` says not ready, until a write works again (the writer tries every
+    /// second while no record comes).
     pub fn is_failing(&self) -> bool {
-        if !self.failing.load(Ordering::Relaxed) {
-            return false;
-        }
-        if crate::store::probe_dir(&self.dir).is_ok() {
-            self.failing.store(false, Ordering::Relaxed);
-            return false;
-        }
-        true
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Queues `event` for the writer without waiting; the receipt says when it is on disk.

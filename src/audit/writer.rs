@@ -20,6 +20,8 @@ pub(super) type Pending = (Vec<u8>, i64, oneshot::Sender<Result<(), Arc<io::Erro
 
 /// Records gathered into one write and one fsync at most.
 const MAX_BATCH: usize = 4096;
+/// How often a failing trail tries to write again when no record comes.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The chain's position: the next sequence number and the hash to chain from.
 #[derive(Clone, Copy)]
@@ -127,7 +129,15 @@ impl Writer {
     /// Runs until every [`super::Audit`] handle is dropped.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Pending>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(RETRY) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.retry();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -149,6 +159,21 @@ impl Writer {
                 self.waiting.push(done);
             }
             self.flush();
+        }
+    }
+
+    /// While writes fail and no record comes, tries every [`RETRY`] to start a new file (its
+    /// opening record written and fsynced): once that works the trail is writable again, and
+    /// the gateway ready, without waiting for a request.
+    fn retry(&mut self) {
+        if !self.failing.load(Ordering::Relaxed) {
+            return;
+        }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        match self.rotate(now_ms) {
+            Ok(()) => self.flush(),
+            Err(_) => self.failing.store(true, Ordering::Relaxed),
         }
     }
 
