@@ -226,6 +226,7 @@ fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
         ParseError::TooDeep { .. } => (E42, 400, "xml_too_deep"),
         ParseError::TooManyElements { .. } => (E42, 400, "xml_too_many_elements"),
         ParseError::TooManyAttributes { .. } => (E42, 400, "xml_too_many_attributes"),
+        ParseError::TooManyNamespaces { .. } => (E42, 400, "xml_too_many_namespaces"),
         ParseError::TextTooLong { .. } => (E42, 400, "xml_text_too_long"),
         ParseError::Doctype => (E41, 400, "xml_doctype"),
         ParseError::ProcessingInstruction => (E41, 400, "xml_processing_instruction"),

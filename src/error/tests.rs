@@ -63,6 +63,13 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            p(ParseError::TooManyNamespaces { limit: 1 }),
+            E42,
+            400,
+            "xml_too_many_namespaces",
+            Cause::Sender,
+        ),
+        (
             p(ParseError::TextTooLong { limit: 1 }),
             E42,
             400,
