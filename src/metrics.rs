@@ -64,6 +64,7 @@ pub struct Metrics {
     handshake_duration: HistogramVec,
     handshake_failures: IntCounterVec,
     connections_open: IntGauge,
+    connections_shed: IntCounterVec,
     audit_failures: IntCounter,
     cache_entries: IntGaugeVec,
     cache_reloads: IntCounterVec,
@@ -232,6 +233,14 @@ impl Metrics {
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
         );
+        let connections_shed = b.counters(
+            "dccgw_connections_shed_total",
+            "New connections closed at once because a bound was reached: handshake slots, or the source address's open connections.",
+            &["reason"],
+        );
+        for reason in ["handshakes", "per_source"] {
+            connections_shed.with_label_values(&[reason]);
+        }
         let audit_failures = b.counter(
             "dccgw_audit_write_failures_total",
             "Audit records that could not be written (disk error, backlog, writer stopped).",
@@ -252,6 +261,7 @@ impl Metrics {
             handshake_duration,
             handshake_failures,
             connections_open,
+            connections_shed,
             audit_failures,
             cache_entries,
             cache_reloads,
@@ -278,6 +288,11 @@ impl Metrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_open.inc();
         ConnectionGuard(self.connections_open.clone())
+    }
+
+    /// A new connection was closed at once at a bound (`reason`: `handshakes`, `per_source`).
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed.with_label_values(&[reason]).inc();
     }
 
     /// An audit record other than a request's (a delivery attempt's) could not be written.

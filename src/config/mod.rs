@@ -197,10 +197,18 @@ pub struct Limits {
     /// Open connections. At the bound the gateway stops accepting; new connections wait in the
     /// kernel's backlog until one closes.
     pub max_connections: usize,
+    /// Connections still in their TLS handshake at once. At the bound a new connection is
+    /// closed at once (`dccgw_connections_shed_total{reason="handshakes"}`), so that silent
+    /// peers cannot fill the connection slots Users need.
+    pub max_handshakes: usize,
+    /// Open connections (handshaking or established) from one source address. At the bound a
+    /// new one from that address is closed at once (`reason="per_source"`).
+    pub max_connections_per_source: usize,
     /// Time from TCP accept to a finished TLS handshake; past it the connection is dropped.
     pub handshake_timeout_ms: u64,
-    /// Time a connection may sit with no bytes moving and no request in flight; past it the
-    /// connection is closed gracefully.
+    /// Time a connection may sit with no request in flight since its last one began or ended
+    /// (bytes that carry no request, such as HTTP/2 PINGs, do not count); past it the connection
+    /// is closed gracefully.
     pub idle_timeout_ms: u64,
     /// Time to read a request's HTTP header block; past it the connection is closed.
     pub header_read_timeout_ms: u64,
@@ -208,6 +216,10 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Request body bytes; a larger body is answered `E42` (413) without being read further.
     pub max_body_bytes: usize,
+    /// Request body bytes held in memory by all requests at once (at least `max_body_bytes`). A
+    /// request whose body would pass it is answered `E60` (503, `busy`) and its body not read
+    /// further.
+    pub max_body_bytes_in_flight: usize,
     /// XML element nesting; deeper documents are answered `E42`.
     pub max_xml_depth: usize,
     /// XML elements in one request; more are answered `E42`.
@@ -220,11 +232,14 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_handshakes: 128,
+            max_connections_per_source: 64,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
+            max_body_bytes_in_flight: 64 * 1024 * 1024,
             max_xml_depth: 64,
             max_xml_elements: 20_000,
             max_concurrent_streams: 64,

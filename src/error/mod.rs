@@ -63,6 +63,8 @@ pub enum Error {
     Replay(#[source] Replay),
     #[error("the request did not finish within the request timeout")]
     Timeout,
+    #[error("request bodies in flight are at the gateway's memory budget")]
+    Busy,
     #[error("the gateway could not sign its answer")]
     SignAnswer,
     #[error("the Read Inventory search is not one the schema allows")]
@@ -144,6 +146,7 @@ impl Error {
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
             Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
+            Self::Busy => (E60, 503, "busy"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
@@ -169,9 +172,11 @@ impl Error {
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
-            Self::Timeout | Self::SignAnswer | Self::Command(_) | Self::Resource { .. } => {
-                Cause::Gateway
-            }
+            Self::Timeout
+            | Self::Busy
+            | Self::SignAnswer
+            | Self::Command(_)
+            | Self::Resource { .. } => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable

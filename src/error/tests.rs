@@ -350,6 +350,7 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
+        (Error::Busy, E60, 503, "busy", Cause::Gateway),
         (Error::SignAnswer, E100, 500, "sign_answer", Cause::Gateway),
         (
             Error::Command(crate::routing::RoutingError::PayloadTooLarge(70_000)),

@@ -2,6 +2,7 @@
 //! hand each request to the pipeline. Also owns start-up and graceful shutdown of the whole
 //! gateway (the admin listener included).
 
+mod admission;
 mod attempts;
 mod conn;
 mod http;
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use self::admission::{Admission, Bounds};
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
@@ -343,8 +345,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 /// Accepts while connection permits last; at the bound it stops accepting (new connections
-/// wait in the kernel's backlog). On shutdown it stops accepting, tells every connection to
-/// finish, and waits for them up to [`DRAIN_TIMEOUT`].
+/// wait in the kernel's backlog). A connection past the handshake or per-source bound is closed
+/// at once ([`admission`]). On shutdown it stops accepting, tells every connection to finish,
+/// and waits for them up to [`DRAIN_TIMEOUT`].
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Arc<tls::Acceptor>,
@@ -354,7 +357,8 @@ async fn accept_loop(
 ) {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let limits = Arc::new(limits);
+    let admission = Admission::new(&limits);
+    let bounds = Arc::new(Bounds::new(limits));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -376,15 +380,23 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         };
+        let admitted = match admission.admit(permit, remote.ip()) {
+            Ok(admitted) => admitted,
+            Err(shed) => {
+                gateway.metrics.connection_shed(shed.label());
+                tracing::debug!(%remote, reason = shed.label(), "Connection closed at a bound.");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(conn::serve(
             stream,
             remote,
             acceptor.current(),
             gateway.clone(),
-            limits.clone(),
+            bounds.clone(),
             shutdown.clone(),
-            permit,
+            admitted,
         ));
     }
     drop(listener);
