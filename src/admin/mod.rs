@@ -9,19 +9,13 @@
 //! sets it, lower or higher, durably. `POST /admin/v1/reload` (same token) reloads the
 //! certificates, trust anchors and CRLs. Bind it to a private interface.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::outbox::{MessageId, Outbox};
@@ -30,10 +24,7 @@ use crate::registry::Change;
 use crate::state::{ApplyError, State};
 use crate::store::ReplayGuard;
 
-/// Bounds for the admin port: a few short requests at a time; at the connection bound extra
-/// connections are turned away at once; a change batch is at most 1 MiB of JSON.
-const MAX_ADMIN_CONNECTIONS: usize = 64;
-const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A change batch is at most 1 MiB of JSON.
 const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 const CHANGES_PATH: &str = "/admin/v1/registry/changes";
 const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
@@ -89,45 +80,10 @@ impl Admin {
     }
 }
 
-/// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
-/// ready while it serves; once shutdown begins (`draining`) `/readyz` answers 503 so that load
-/// balancers stop sending while connections drain.
-pub async fn serve(
-    listener: TcpListener,
-    admin: Admin,
-    draining: watch::Receiver<bool>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped.changed() => break,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue;
-        };
-        let admin = admin.clone();
-        let draining = draining.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let admin = admin.clone();
-                let draining = *draining.borrow();
-                async move { Ok::<_, Infallible>(route(req, &admin, draining).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
-                .keep_alive(false)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
-        });
-    }
+/// Whether `path` is one of the health endpoints, which the listener answers even when its
+/// other slots are full.
+fn is_health(path: &str) -> bool {
+    matches!(path, "/livez" | "/readyz" | "/metrics")
 }
 
 async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Response<Full<Bytes>> {
@@ -360,6 +316,9 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 mod dead_letters;
+mod listener;
+
+pub use listener::serve;
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
