@@ -75,6 +75,9 @@ impl Admin {
             if d.is_failing() {
                 return Some("the pending-command journal cannot be written");
             }
+            if !d.hub_linked() {
+                return Some("the link to the hub network is down");
+            }
         }
         None
     }
