@@ -219,27 +219,7 @@ fn main() -> anyhow::Result<()> {
             certs,
             trust,
             input,
-        } => {
-            let verdict = tools::read_input(input.as_deref()).and_then(|message| {
-                if trust.is_empty() {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "note: no --trust given; the certificate's chain is not checked"
-                    );
-                }
-                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())
-            });
-            let (exit, sentence) = match verdict {
-                Ok(verdict) => verdict,
-                // Reading failed: its own exit code, never one of the verdicts'.
-                Err(e) => (
-                    tools::VerifyExit::CannotRead,
-                    format!("cannot verify: {e:#}"),
-                ),
-            };
-            let _ = writeln!(std::io::stderr(), "{sentence}");
-            std::process::exit(exit as i32);
-        }
+        } => verify(&certs, &trust, input.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => audit_verify(&dir),
@@ -262,6 +242,29 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
+fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::Path>) -> ! {
+    let verdict = tools::read_input(input).and_then(|message| {
+        if trust.is_empty() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: no --trust given; the certificate's chain is not checked"
+            );
+        }
+        tools::verify(&message, certs, trust, OffsetDateTime::now_utc())
+    });
+    let (exit, sentence) = match verdict {
+        Ok(verdict) => verdict,
+        // Reading failed: its own exit code, never one of the verdicts'.
+        Err(e) => (
+            tools::VerifyExit::CannotRead,
+            format!("cannot verify: {e:#}"),
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "{sentence}");
+    std::process::exit(exit as i32);
 }
 
 /// `dccgw audit verify DIR`.
