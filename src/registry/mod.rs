@@ -241,12 +241,14 @@ fn check_device(d: &DeviceRecord) -> Result<(), RowProblem> {
 /// a supplier's agent on either. Other Users never register.
 pub const fn role_fits(role: UserRole, mpxn: Mpxn) -> bool {
     use UserRole::*;
-    match (role, mpxn) {
-        (ImportSupplier | ExportSupplier | ElectricityDistributor, Mpxn::Mpan(_)) => true,
-        (GasSupplier | GasTransporter, Mpxn::Mprn(_)) => true,
-        (RegisteredSupplierAgent, _) => true,
-        _ => false,
-    }
+    matches!(
+        (role, mpxn),
+        (
+            ImportSupplier | ExportSupplier | ElectricityDistributor,
+            Mpxn::Mpan(_)
+        ) | (GasSupplier | GasTransporter, Mpxn::Mprn(_))
+            | (RegisteredSupplierAgent, _)
+    )
 }
 
 /// The rules one registration on `mpxn` must keep by itself.
