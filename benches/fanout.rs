@@ -41,7 +41,7 @@ use dccgw::domain::{DeviceType, SmkiRole};
 use dccgw::metrics::Metrics;
 use dccgw::outbox::OutboxConfig;
 use dccgw::registry::Snapshot;
-use dccgw::replies::{self, Context, FutureDated, Sources};
+use dccgw::replies::{self, Context, Sources};
 use dccgw::signer::Signer;
 use dccgw::state::generate::{generate, Synthetic};
 use dccgw::store::ChangeLog;
@@ -286,7 +286,6 @@ async fn run_one(s: &Scenario, fleet: &Arc<Snapshot>) -> Report {
         Arc::new(outbox.clone()),
         dispatcher,
         fanout,
-        Arc::new(FutureDated::default()),
         Sources {
             outcomes,
             events,

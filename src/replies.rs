@@ -16,9 +16,9 @@ use crate::alerts::{
     AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
     FutureDatedAlert,
 };
-use crate::dispatch::{DeviceFailure, DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
-use crate::domain::{RequestId, Srv};
+use crate::dispatch::{DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
+use crate::error;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
@@ -54,17 +54,12 @@ pub trait Context: Send + Sync {
     fn change_log(&self) -> &ChangeLog;
 }
 
-/// Future-dated commands awaiting their execution alert, by request: the alert names the
-/// request's SRV, which the hub's report does not carry.
-pub type FutureDated = dashmap::DashMap<RequestId, Srv>;
-
 /// Runs until every source has closed.
 pub async fn run(
     gateway: Arc<dyn Context>,
     outbox: Arc<Outbox>,
     dispatcher: Arc<Dispatcher>,
     mut fanout: Fanout,
-    future_dated: Arc<FutureDated>,
     mut sources: Sources,
 ) {
     let mut replies = Replies {
@@ -99,7 +94,7 @@ pub async fn run(
                 } else {
                     let messages: Vec<_> = events
                         .drain(..)
-                        .flat_map(|e| replies.event(&mut fanout, &future_dated, e))
+                        .flat_map(|e| replies.event(&mut fanout, e))
                         .collect();
                     replies.send_alerts(messages).await;
                 }
@@ -163,10 +158,9 @@ impl Replies {
 
     /// The device's answer, or E20/E21, as a signed Service Response to the originator.
     fn response(&mut self, o: &DispatchOutcome) -> Option<Outbound> {
-        let outcome = match (&o.result, o.result.as_ref().err()) {
-            (Ok(payload), _) => DeviceOutcome::Answer(payload),
-            (_, Some(DeviceFailure::Unreachable)) => DeviceOutcome::Unreachable,
-            (_, _) => DeviceOutcome::NoAnswer,
+        let outcome = match &o.result {
+            Ok(payload) => DeviceOutcome::Answer(payload),
+            Err(failure) => DeviceOutcome::Failed(error::device_failure_code(*failure)),
         };
         let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
         let body = self.sign(&xml)?;
@@ -184,12 +178,7 @@ impl Replies {
 
     /// One hub event: the alert messages it calls for (to be signed and enqueued by
     /// [`Self::send_alerts`], which lets the event go once they are all on disk).
-    fn event(
-        &mut self,
-        fanout: &mut Fanout,
-        future_dated: &FutureDated,
-        inbound: Inbound,
-    ) -> Vec<AlertMessage> {
+    fn event(&mut self, fanout: &mut Fanout, inbound: Inbound) -> Vec<AlertMessage> {
         let Inbound { event, receipt } = inbound;
         let id = self.alert_id();
         match event {
@@ -211,24 +200,13 @@ impl Replies {
             }
             HubEvent::FutureDated {
                 request_id,
-                device,
+                srv,
                 code,
                 payload,
                 at,
+                ..
             } => {
                 self.received("future_dated");
-                let Some((_, srv)) = future_dated.remove(&request_id) else {
-                    // Not known here (the gateway restarted since): it still reaches the Users
-                    // its code is routed to, as a device alert.
-                    let alert = DeviceAlert {
-                        id,
-                        device,
-                        code,
-                        payload,
-                        at,
-                    };
-                    return self.device_alert(fanout, &alert, receipt, "future_dated");
-                };
                 let alert = FutureDatedAlert {
                     id,
                     request_id,

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dccgw::commshub::{serve_on, GbcsFrame, HubConfig, Raised, RaisedKind, RaisedLog, Simulator};
-use dccgw::dispatch::{
-    DeviceFailure, DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, RemoteHub,
-};
+use dccgw::dispatch::{DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, RemoteHub};
+use dccgw::domain::DeviceFailure;
 use dccgw::routing::CommandSigner;
 use dccgw::testing::fixture::{self, Fleet};
 use tokio::net::TcpListener;

@@ -153,32 +153,27 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     setup::write_users(wd, &prepared.pop, &receiver.url())?;
     let port = procs::free_port().map_err(io("finding a port"))?;
     let admin = procs::free_port().map_err(io("finding a port"))?;
-    // With routing, the simulated comms-hub network runs as its own process on the generator's
-    // CPUs, so the gateway's CPU figures are the gateway's alone.
-    let (_hub, extra) = match &prepared.scenario.routing {
-        Some(routing) => {
-            let hub_port = procs::free_port().map_err(io("finding a port"))?;
-            let hub_addr = ([127, 0, 0, 1], hub_port).into();
-            let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, routing)?;
-            let hub = start_on(
-                "commshub",
-                args.generator_cpus.as_deref(),
-                &args.dccgw,
-                dccgw_args("commshub", &hub_config),
-                args,
-                hub_port,
-                args.startup_s,
-            )
-            .await?;
-            let extra = format!(
-                "{}\n{}",
-                setup::routing_config(wd, hub_addr, routing)?,
-                spec.gateway_config_extra
-            );
-            (Some(hub), extra)
-        }
-        None => (None, spec.gateway_config_extra.clone()),
-    };
+    // The simulated comms-hub network runs as its own process on the generator's CPUs, so the
+    // gateway's CPU figures are the gateway's alone.
+    let routing = &prepared.scenario.routing;
+    let hub_port = procs::free_port().map_err(io("finding a port"))?;
+    let hub_addr = ([127, 0, 0, 1], hub_port).into();
+    let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, routing)?;
+    let _hub = start_on(
+        "commshub",
+        args.generator_cpus.as_deref(),
+        &args.dccgw,
+        dccgw_args("commshub", &hub_config),
+        args,
+        hub_port,
+        args.startup_s,
+    )
+    .await?;
+    let extra = format!(
+        "{}\n{}",
+        setup::routing_config(wd, hub_addr, routing)?,
+        spec.gateway_config_extra
+    );
     let config = setup::write_gateway_config(
         wd,
         &prepared.pop,
@@ -205,7 +200,6 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     }
 
     let grace = Duration::from_secs_f64(spec.async_grace_s.max(0.0));
-    let routed = prepared.scenario.routing.is_some();
     let (saturation, loads) = if spec.find_saturation {
         let (rate, steps) = match args.saturation {
             Some(rate) => (rate, Vec::new()),
@@ -240,8 +234,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let mut oha_summary = None;
     for (fraction, load) in &loads {
         let signed = tokio::task::block_in_place(|| prepared.sign(load))?;
-        // Without routing nothing comes back: no Service Response is expected.
-        let rx = routed.then_some(&receiver);
+        let rx = Some(&receiver);
         let g = measured(&prepared, &signed, &gateway, rx, grace, ticks).await;
         let gateway_run = TargetRun {
             target: "gateway".into(),
@@ -277,10 +270,9 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     runs.sort_by(|a, b| a.fraction.total_cmp(&b.fraction));
     drop(refs);
     drop(gateway);
-    if routed
-        && runs
-            .iter()
-            .any(|r| r.target == "gateway" && r.summary.async_.received == 0)
+    if runs
+        .iter()
+        .any(|r| r.target == "gateway" && r.summary.async_.received == 0)
     {
         notes.push(
             "No asynchronous Service Responses reached the Receive Response endpoint: the async \

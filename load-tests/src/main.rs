@@ -91,7 +91,7 @@ enum Command {
         /// The port `run` will take asynchronous responses on (written into users.csv).
         #[arg(long, default_value_t = 9444)]
         receiver_port: u16,
-        /// With a `[routing]` scenario: the port of the `dccgw commshub` process.
+        /// The port of the `dccgw commshub` process.
         #[arg(long, default_value_t = 9445)]
         hub_port: u16,
     },
@@ -205,14 +205,9 @@ fn main() -> anyhow::Result<()> {
                 &prepared.pop,
                 &format!("https://localhost:{receiver_port}/"),
             )?;
-            let hub = match &routing {
-                Some(spec) => {
-                    let addr = ([127, 0, 0, 1], hub_port).into();
-                    extra = format!("{}\n{extra}", setup::routing_config(&wd, addr, spec)?);
-                    Some(setup::write_hub_config(&wd, &prepared.pop, addr, spec)?)
-                }
-                None => None,
-            };
+            let addr = ([127, 0, 0, 1], hub_port).into();
+            extra = format!("{}\n{extra}", setup::routing_config(&wd, addr, &routing)?);
+            let hub = setup::write_hub_config(&wd, &prepared.pop, addr, &routing)?;
             let config = setup::write_gateway_config(
                 &wd,
                 &prepared.pop,
@@ -221,12 +216,10 @@ fn main() -> anyhow::Result<()> {
                 &extra,
             )?;
             println!("Prepared {}.", wd.dir.display());
-            if let Some(hub) = hub {
-                println!(
-                    "Start the simulated comms-hub network with:\n  dccgw commshub --config {}",
-                    hub.display()
-                );
-            }
+            println!(
+                "Start the simulated comms-hub network with:\n  dccgw commshub --config {}",
+                hub.display()
+            );
             println!(
                 "Start the gateway with:\n  dccgw serve --config {}",
                 config.display()
@@ -318,10 +311,7 @@ async fn run(
         .await
         .context("starting the Receive Response endpoint")?;
     let signed = tokio::task::block_in_place(|| prepared.sign(&load))?;
-    let routed = prepared.scenario.routing.is_some();
-    let summary = prepared
-        .run(&signed, target, routed.then_some(&receiver), grace)
-        .await;
+    let summary = prepared.run(&signed, target, Some(&receiver), grace).await;
     let sla = report::check_sla(&sla, "gateway", &summary);
     let report = Report {
         scenario: prepared.scenario.name.clone(),

@@ -27,9 +27,10 @@ pub struct Scenario {
     #[serde(default)]
     pub bench: BenchSpec,
     /// Signed routing to a simulated comms-hub network (`dccgw commshub`, its own process) and
-    /// delivery of the asynchronous responses to the generator. Absent: the gateway runs without
-    /// routing and acknowledges device requests without sending them anywhere.
-    pub routing: Option<RoutingSpec>,
+    /// delivery of the asynchronous responses to the generator: the gateway always routes; the
+    /// table sets the simulator and the dispatch (their defaults without it).
+    #[serde(default)]
+    pub routing: RoutingSpec,
 }
 
 /// `[routing]`: the hub process's simulator settings and the gateway's dispatch settings, as the
@@ -329,8 +330,8 @@ pub enum ScenarioError {
 
 impl Scenario {
     /// ECDSA signatures the gateway makes per request of the mix, on average (for the crypto
-    /// floor): its answer; with routing, a request that goes to a device
-    /// (`dccgw::routing::sent_to_device`: Command Variants 1, 3, 5, 7) also costs the signed command and the signed Service Response.
+    /// floor): its answer; a request that goes to a device (`dccgw::routing::sent_to_device`:
+    /// Command Variants 1, 3, 5, 7) also costs the signed command and the signed Service Response.
     pub fn signs_per_request(&self) -> f64 {
         let total: u64 = self.mix.iter().map(|m| u64::from(m.weight)).sum();
         if total == 0 {
@@ -340,9 +341,7 @@ impl Scenario {
             .mix
             .iter()
             .map(|m| {
-                let routed = self.routing.is_some()
-                    && !m.non_device()
-                    && dccgw::routing::sent_to_device(m.cv);
+                let routed = !m.non_device() && dccgw::routing::sent_to_device(m.cv);
                 u64::from(m.weight) * if routed { 3 } else { 1 }
             })
             .sum();
@@ -378,17 +377,16 @@ impl Scenario {
         if self.population.devices == 0 || self.population.devices > 100_000_000 {
             return Err(ScenarioError::Devices);
         }
-        if let Some(r) = &self.routing {
-            // Checked here by the gateway's own types, so a typo fails before anything starts.
-            let hub: dccgw::commshub::HubConfig =
-                r.hub.clone().try_into().map_err(ScenarioError::Hub)?;
-            hub.check().map_err(ScenarioError::HubCheck)?;
-            let _: dccgw::dispatch::DispatchConfig = r
-                .dispatch
-                .clone()
-                .try_into()
-                .map_err(ScenarioError::Dispatch)?;
-        }
+        // Checked here by the gateway's own types, so a typo fails before anything starts.
+        let r = &self.routing;
+        let hub: dccgw::commshub::HubConfig =
+            r.hub.clone().try_into().map_err(ScenarioError::Hub)?;
+        hub.check().map_err(ScenarioError::HubCheck)?;
+        let _: dccgw::dispatch::DispatchConfig = r
+            .dispatch
+            .clone()
+            .try_into()
+            .map_err(ScenarioError::Dispatch)?;
         if self.mix.iter().all(|m| m.weight == 0) {
             return Err(ScenarioError::EmptyMix);
         }

@@ -215,11 +215,24 @@ pub fn routing_config(
     spec: &RoutingSpec,
 ) -> Result<String, SetupError> {
     let mut routing = toml::Table::new();
-    routing.insert("acb_key".into(), toml_path(dir.pki_key("dcc-acb")));
-    routing.insert("acb_cert".into(), toml_path(dir.pki("dcc-acb")));
     routing.insert("hub".into(), "remote".into());
     routing.insert("hub_addr".into(), hub_addr.to_string().into());
     routing.insert("dispatch".into(), spec.dispatch.clone().into());
+    routing_and_delivery(dir, routing)
+}
+
+/// As [`routing_config`], with the simulated hub network in the gateway's own process (its
+/// built-in behaviour): for tests that run the gateway in the test's process.
+pub fn in_process_routing_config(dir: &Workdir) -> Result<String, SetupError> {
+    let mut routing = toml::Table::new();
+    routing.insert("hub".into(), "in_process".into());
+    routing_and_delivery(dir, routing)
+}
+
+/// `routing` with the broker key added, and the `[delivery]` table.
+fn routing_and_delivery(dir: &Workdir, mut routing: toml::Table) -> Result<String, SetupError> {
+    routing.insert("acb_key".into(), toml_path(dir.pki_key("dcc-acb")));
+    routing.insert("acb_cert".into(), toml_path(dir.pki("dcc-acb")));
     let mut transport = toml::Table::new();
     transport.insert("client_cert".into(), toml_path(dir.pki("dcc-acb")));
     transport.insert("client_key".into(), toml_path(dir.pki_key("dcc-acb")));

@@ -30,7 +30,8 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
         .unwrap();
     setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
     let any = "127.0.0.1:0".parse().unwrap();
-    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, "").unwrap();
+    let routing = setup::in_process_routing_config(wd).unwrap();
+    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &routing).unwrap();
     let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
     let gateway = dccgw::server::start(&config).await.unwrap();
 
@@ -76,7 +77,7 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
 async fn routed_requests_bring_their_service_responses_to_the_generator() {
     let dir = tempfile::tempdir().unwrap();
     let mut scenario = scenario();
-    let routing = scenario.routing.as_mut().expect("steady state is routed");
+    let routing = &mut scenario.routing;
     // Devices answer at once here: the test counts, it does not time.
     routing.hub = toml::from_str("default = { latency = { kind = \"fixed\", ms = 5 } }").unwrap();
     let routing = routing.clone();

@@ -23,9 +23,7 @@ pub(super) fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> 
     if let Some(refused) = refusal(req, admin) {
         return refused;
     }
-    let Some(outbox) = &admin.outbox else {
-        return no_outbox();
-    };
+    let outbox = &admin.outbox;
     let letters: Vec<_> = outbox.dead_letters().iter().map(listed).collect();
     json(StatusCode::OK, &serde_json::Value::Array(letters))
 }
@@ -37,9 +35,7 @@ pub(super) async fn act(req: Request<Incoming>, admin: &Admin, act: Act) -> Resp
         Ok(ids) => ids,
         Err(refused) => return refused,
     };
-    let Some(outbox) = &admin.outbox else {
-        return no_outbox();
-    };
+    let outbox = &admin.outbox;
     let mut parsed = Vec::with_capacity(ids.len());
     for id in &ids {
         match id.parse::<MessageId>() {
@@ -69,13 +65,6 @@ pub(super) async fn act(req: Request<Incoming>, admin: &Admin, act: Act) -> Resp
             )
         }
     }
-}
-
-fn no_outbox() -> Response<Full<Bytes>> {
-    text(
-        StatusCode::NOT_FOUND,
-        "no outbox: the gateway runs without [routing] and [delivery]\n".into(),
-    )
 }
 
 /// One dead letter as the API lists it (times in unix milliseconds).

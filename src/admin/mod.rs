@@ -41,8 +41,8 @@ pub struct Admin {
     pub state: Arc<State>,
     /// The bearer token for changes; `None` turns the change API off.
     pub token: Option<String>,
-    /// The outbox, for the dead-letter API (absent without `[routing]` and `[delivery]`).
-    pub outbox: Option<Arc<Outbox>>,
+    /// The outbox, for the dead-letter API.
+    pub outbox: Arc<Outbox>,
     /// The anti-replay marks, for an operator's reset.
     pub replay: Arc<ReplayGuard>,
     /// Certificate reloads.
@@ -55,8 +55,8 @@ pub struct Admin {
 #[derive(Clone)]
 pub struct Health {
     pub audit: crate::audit::Audit,
-    /// The pending-command journal, with routing.
-    pub dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
+    /// The pending-command journal and the hub link.
+    pub dispatcher: Arc<crate::dispatch::Dispatcher>,
 }
 
 impl Admin {
@@ -71,13 +71,11 @@ impl Admin {
         if self.state.journals_failing() {
             return Some("a change log cannot be written");
         }
-        if let Some(d) = &self.health.dispatcher {
-            if d.is_failing() {
-                return Some("the pending-command journal cannot be written");
-            }
-            if !d.hub_linked() {
-                return Some("the link to the hub network is down");
-            }
+        if self.health.dispatcher.is_failing() {
+            return Some("the pending-command journal cannot be written");
+        }
+        if !self.health.dispatcher.hub_linked() {
+            return Some("the link to the hub network is down");
         }
         None
     }

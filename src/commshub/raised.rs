@@ -234,6 +234,7 @@ mod tests {
             (
                 HubEvent::FutureDated {
                     request_id: rid,
+                    srv: "1.1.1".parse().unwrap(),
                     device,
                     code: 0x8F66,
                     payload: vec![0xFF],

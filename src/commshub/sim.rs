@@ -179,6 +179,7 @@ impl Simulator {
             after,
             event: HubEvent::FutureDated {
                 request_id: id,
+                srv: cmd.srv(),
                 device,
                 code,
                 payload: alert_frame(device, id.originator, self.alert_counter, code, at),

@@ -23,11 +23,11 @@ pub struct Config {
     pub admin: Admin,
     #[serde(default)]
     pub audit: Audit,
-    /// Signed routing to the comms-hub network. Without it device requests are acknowledged and
-    /// go nowhere: only for tests of the front door alone.
-    pub routing: Option<Routing>,
-    /// Asynchronous delivery to Users' Receive Response Services; required with `[routing]`.
-    pub delivery: Option<Delivery>,
+    /// Signed routing to the comms-hub network: every device request the gateway acknowledges
+    /// goes to a device, and its answer comes back.
+    pub routing: Routing,
+    /// Asynchronous delivery to Users' Receive Response Services: where every answer goes.
+    pub delivery: Delivery,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
@@ -336,18 +336,16 @@ impl Config {
         if let Some(p) = self.audit.dir.as_mut() {
             join(p);
         }
-        if let Some(r) = self.routing.as_mut() {
-            join(&mut r.acb_key);
-            join(&mut r.acb_cert);
-            if let Some(p) = r.hub_config.as_mut() {
-                join(p);
-            }
+        let r = &mut self.routing;
+        join(&mut r.acb_key);
+        join(&mut r.acb_cert);
+        if let Some(p) = r.hub_config.as_mut() {
+            join(p);
         }
-        if let Some(d) = self.delivery.as_mut() {
-            join(&mut d.transport.client_cert);
-            join(&mut d.transport.client_key);
-            d.transport.trust_anchors.iter_mut().for_each(join);
-        }
+        let d = &mut self.delivery;
+        join(&mut d.transport.client_cert);
+        join(&mut d.transport.client_key);
+        d.transport.trust_anchors.iter_mut().for_each(join);
     }
 }
 

@@ -23,6 +23,15 @@ trust_anchors = ["ca.pem"]
 
 [state]
 dir = "state"
+
+[routing]
+acb_key = "dcc-acb.key.pem"
+acb_cert = "dcc-acb.pem"
+
+[delivery.transport]
+client_cert = "dcc-acb.pem"
+client_key = "dcc-acb.key.pem"
+trust_anchors = ["ca.pem"]
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::domain::{DeviceId, RequestId, ResponseCode, Srv};
+use crate::domain::{DeviceFailure, DeviceId, RequestId, Srv};
 use crate::routing::{RoutingError, SignedCommand};
 
 use super::in_flight::InFlight;
@@ -57,24 +57,6 @@ impl Default for DispatchConfig {
 impl DispatchConfig {
     pub fn timeout_for(&self, srv: Srv) -> Duration {
         Duration::from_millis(*self.srv_timeout_ms.get(&srv).unwrap_or(&self.timeout_ms))
-    }
-}
-
-/// Why a device gave no answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceFailure {
-    /// The network could not reach the device or would not take the command: E20.
-    Unreachable,
-    /// No answer within the SRV's timeout: E21.
-    NoAnswer,
-}
-
-impl DeviceFailure {
-    pub const fn response_code(self) -> ResponseCode {
-        match self {
-            Self::Unreachable => ResponseCode::E20,
-            Self::NoAnswer => ResponseCode::E21,
-        }
     }
 }
 

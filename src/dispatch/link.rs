@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::domain::{DeviceId, RequestId};
+use crate::domain::{DeviceId, RequestId, Srv};
 use crate::routing::{RoutingError, SignedCommand};
 
 use super::remote::AckTracker;
@@ -43,6 +43,8 @@ pub enum HubEvent {
     /// A future-dated command ran (`8F66`) or failed (`8F67`) at its execution time.
     FutureDated {
         request_id: RequestId,
+        /// The future-dated request's service, which its alert names.
+        srv: Srv,
         device: DeviceId,
         code: u16,
         payload: Vec<u8>,

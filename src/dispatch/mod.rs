@@ -21,9 +21,7 @@ pub(crate) mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use dispatcher::{
-    DeviceFailure, DispatchConfig, DispatchError, DispatchOutcome, Dispatcher, Opened,
-};
+pub use dispatcher::{DispatchConfig, DispatchError, DispatchOutcome, Dispatcher, Opened};
 pub use link::{
     HubError, HubEvent, HubFuture, HubNetwork, Inbound, Receipt, FUTURE_DATED_EXECUTED,
     FUTURE_DATED_FAILED,

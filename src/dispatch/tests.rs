@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::pending::PendingJournal;
 use super::*;
+use crate::domain::DeviceFailure;
 use crate::routing::SignedCommand;
 use crate::testing::fixture::{self, Fleet};
 
@@ -232,6 +233,7 @@ fn events_cross_the_wire_intact() {
         },
         HubEvent::FutureDated {
             request_id: id,
+            srv: "6.15.1".parse().unwrap(),
             device: fleet.esmes[0],
             code: 0x8F67,
             payload: vec![0xFF; 300],

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DeviceId, RequestId};
+use crate::domain::{DeviceId, RequestId, Srv};
 use crate::routing::MAX_PAYLOAD_BYTES;
 
 use super::link::HubEvent;
@@ -41,6 +41,8 @@ struct WireEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
     device: DeviceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    srv: Option<Srv>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     code: Option<u16>,
     #[serde(default)]
@@ -69,6 +71,10 @@ pub enum WireError {
 
 /// One event as a line, newline included.
 pub(crate) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
+    let srv = match event {
+        HubEvent::FutureDated { srv, .. } => Some(*srv),
+        _ => None,
+    };
     let (kind, request_id, device, code, payload, at) = match event {
         HubEvent::Response {
             request_id,
@@ -107,6 +113,7 @@ pub(crate) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
             code,
             payload,
             at,
+            ..
         } => (
             Kind::FutureDated,
             Some(request_id),
@@ -121,6 +128,7 @@ pub(crate) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
         seq,
         kind,
         request_id: request_id.map(ToString::to_string),
+        srv,
         device: *device,
         code,
         payload: STANDARD.encode(payload),
@@ -171,6 +179,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<(u64, u64, HubEvent), WireError> {
         },
         Kind::FutureDated => HubEvent::FutureDated {
             request_id: request_id()?,
+            srv: w.srv.ok_or(WireError::Field("srv"))?,
             device: w.device,
             code: code()?,
             payload,

@@ -3,6 +3,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Why a command sent to a device has no answer (each maps to one DUIS code, in `crate::error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFailure {
+    /// The network could not reach the device, or would not take the command.
+    Unreachable,
+    /// No answer within the SRV's time to answer.
+    NoAnswer,
+}
+
 /// A smart-metering device type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum DeviceType {

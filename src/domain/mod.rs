@@ -12,7 +12,7 @@ mod service;
 mod srv;
 
 pub use dcc_alert_code::{DccAlertCode, DccAlertCodeError, DccAlertFamily};
-pub use device::{DeviceError, DeviceStatus, DeviceType, Mpxn};
+pub use device::{DeviceError, DeviceFailure, DeviceStatus, DeviceType, Mpxn};
 pub use eui64::{Eui64, Eui64Error};
 pub use request_id::{RequestId, RequestIdError};
 pub use response_code::{ResponseCode, ResponseCodeError};

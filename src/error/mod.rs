@@ -4,7 +4,7 @@
 
 use crate::antireplay::Replay;
 use crate::auth::Denial;
-use crate::domain::{CommandVariant, DuisService, ResponseCode, Srv, UserId};
+use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
@@ -199,6 +199,14 @@ impl Error {
             | Self::InventoryQuery(_)
             | Self::InventoryEmpty => Cause::Sender,
         }
+    }
+}
+
+/// The code of a device request's Service Response when the device gave no answer.
+pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
+    match failure {
+        DeviceFailure::Unreachable => ResponseCode::E20,
+        DeviceFailure::NoAnswer => ResponseCode::E21,
     }
 }
 

@@ -471,3 +471,10 @@ fn reasons_identify_one_code_each() {
         assert_eq!(*seen.entry(reason).or_insert(code), code, "{reason}");
     }
 }
+
+#[test]
+fn a_device_without_an_answer_is_e20_or_e21() {
+    use crate::domain::DeviceFailure;
+    assert_eq!(device_failure_code(DeviceFailure::Unreachable), E20);
+    assert_eq!(device_failure_code(DeviceFailure::NoAnswer), E21);
+}

@@ -4,6 +4,7 @@
 //! leaves only once its audit record is durable. Every answer is signed.
 
 mod answer;
+mod plan;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,18 +14,17 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::audit::{Audit, Receipt};
-use crate::auth::{self, AccessRequest, Permit};
-use crate::catalogue::{Catalogue, SrvEntry};
+use crate::auth::{self, AccessRequest};
+use crate::catalogue::Catalogue;
 use crate::checks;
 use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
-use crate::duis::inventory;
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::registry::Snapshot;
-use crate::replies::{self, FutureDated};
-use crate::routing::{self, Command, CommandSigner, SignedCommand};
+use crate::replies;
+use crate::routing::CommandSigner;
 use crate::signer::Signer;
 use crate::state::State;
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
@@ -32,6 +32,8 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
+
+use plan::{Planning, Reply};
 
 /// What a request needs: rule data, the state it is decided against, the keys that sign, and
 /// where its effects go.
@@ -48,9 +50,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
-    /// Signed routing to the comms-hub network (absent: device requests are acknowledged and
-    /// go nowhere, which only a configuration without `[routing]` chooses).
-    pub routing: Option<Routing>,
+    /// Signed routing to the comms-hub network.
+    pub routing: Routing,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -58,7 +59,6 @@ pub struct Routing {
     /// The access-control broker key (`OU=04`) that signs every command.
     pub signer: CommandSigner,
     pub dispatcher: Arc<Dispatcher>,
-    pub future_dated: Arc<FutureDated>,
 }
 
 impl replies::Context for Gateway {
@@ -83,6 +83,12 @@ impl replies::Context for Gateway {
     }
 }
 
+/// What an accepted request gets: its answer, and whether a final message follows it.
+struct Planned {
+    reply: Reply,
+    follows: bool,
+}
+
 /// A failure together with whatever of the header was read, so the answer can echo it.
 struct Refusal {
     error: Error,
@@ -96,7 +102,7 @@ pub struct Parts {
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
-    pub routing: Option<Routing>,
+    pub routing: Routing,
 }
 
 impl Gateway {
@@ -142,8 +148,8 @@ impl Gateway {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
             let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
-                Ok((partial, payload)) => {
-                    self.respond(service, peer, partial, Ok(payload), now, trace)
+                Ok((partial, planned)) => {
+                    self.respond(service, peer, partial, Ok(planned), now, trace)
                 }
                 Err(Refusal { error, partial }) => {
                     self.respond(service, peer, partial, Err(error), now, trace)
@@ -195,34 +201,35 @@ impl Gateway {
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
-    /// emitted. The receipt says when the audit record is durable. `outcome` is the data a
-    /// synchronous answer carries (`I0`), none (`I99`), or the refusal.
+    /// emitted. The receipt says when the audit record is durable. `outcome` is the accepted
+    /// request's answer (`I0` with its data, or `I99`), or the refusal.
     fn respond(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         partial: PartialHeader,
-        outcome: Result<Option<ResponsePayload>, Error>,
+        outcome: Result<Planned, Error>,
         now: OffsetDateTime,
         mut trace: RequestTrace,
     ) -> (Answer, Receipt) {
-        let (payload, refusal) = match outcome {
-            Ok(payload) => (payload, None),
-            Err(error) => (None, Some(error)),
-        };
         // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
         // the metric label stays a closed set.
         let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
-        let (code, status) = match &refusal {
-            None if payload.is_some() => (ResponseCode::I0, 200),
-            None => (ResponseCode::I99, 200),
-            Some(error) => {
+        let (code, status, payload, follows, refusal) = match outcome {
+            Ok(Planned {
+                reply: Reply::Done(payload),
+                follows,
+            }) => (ResponseCode::I0, 200, payload, follows, None),
+            Ok(Planned {
+                reply: Reply::Acknowledged,
+                follows,
+            }) => (ResponseCode::I99, 200, ResponsePayload::None, follows, None),
+            Err(error) => {
                 let (code, status, _) = error.classify();
-                (code, status)
+                (code, status, ResponsePayload::None, false, Some(error))
             }
         };
         trace.mark();
-        let payload = payload.unwrap_or(ResponsePayload::None);
         let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
@@ -233,8 +240,8 @@ impl Gateway {
             request_id: partial.request_id,
             srv,
             on_demand: entry.is_some_and(|e| e.on_demand),
-            // A device request acknowledged I99 gets its Service Response asynchronously.
-            response_follows: code == ResponseCode::I99 && entry.is_some_and(|e| !e.non_device),
+            // What the plan promised: a final message, asynchronously.
+            response_follows: follows,
             code,
             refusal: refusal.as_ref(),
             trace: &trace,
@@ -252,7 +259,7 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
         trace: &mut RequestTrace,
-    ) -> Result<(PartialHeader, Option<ResponsePayload>), Refusal> {
+    ) -> Result<(PartialHeader, Planned), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
@@ -289,92 +296,56 @@ impl Gateway {
             .map_err(|d| refuse(Error::Denied(d)))?;
         trace.permitted(&permit);
         trace.lap(Stage::Authorize);
-        let payload = self
-            .answer_from_cache(entry, &request, body)
+        let plan = self
+            .plan(&Planning {
+                entry,
+                permit: &permit,
+                request: &request,
+                body,
+                at,
+            })
             .map_err(refuse)?;
-        // Sign: a device command is made from the permit alone and signed with the broker key.
-        let command = self
-            .sign_command(entry, &permit, &request, at, body)
-            .map_err(refuse)?;
-        // No effect is taken while the audit trail cannot record its answer.
-        if self.audit.is_failing() {
-            return Err(refuse(Error::resource(
-                Resource::AuditTrail,
-                std::io::Error::other("the audit trail's last write failed"),
-            )));
-        }
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
+        self.spend_counter(&request, now).await.map_err(refuse)?;
+        trace.lap(Stage::Replay);
+        // Route and dispatch, and whatever else the plan promises: on disk before the answer.
+        let follows = plan.follows();
+        let effects = !plan.effects.is_empty();
+        self.carry_out(plan.effects).await.map_err(refuse)?;
+        if effects {
+            trace.lap(Stage::Dispatch);
+        }
+        let planned = Planned {
+            reply: plan.reply,
+            follows,
+        };
+        Ok((partial, planned))
+    }
+
+    /// The request's counter checked and made durable: its first effect, and so taken only
+    /// while the audit trail can record the answer.
+    async fn spend_counter(
+        &self,
+        request: &ParsedRequest,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        if self.audit.is_failing() {
+            return Err(Error::resource(
+                Resource::AuditTrail,
+                std::io::Error::other("the audit trail's last write failed"),
+            ));
+        }
         // Nanoseconds since 1970 fit a u64 until the year 2554.
         let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
+        let header = &request.header;
         self.replay
             .advance(&header.request_id, header.command_variant, now_ns)
             .await
-            .map_err(|e| {
-                refuse(match e {
-                    AdvanceError::Refused(r) => Error::Replay(r),
-                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                })
-            })?;
-        trace.lap(Stage::Replay);
-        // Route and dispatch: the command is on disk before the I99 promises a response.
-        if let Some((routing, command)) = command {
-            route(routing, command, &request).await.map_err(refuse)?;
-            trace.lap(Stage::Dispatch);
-        }
-        Ok((partial, payload))
-    }
-
-    /// 8.2 Read Inventory (Command Variant 8) is answered from the cache: `I0` with data. Every
-    /// other request has no synchronous data.
-    fn answer_from_cache(
-        &self,
-        entry: &SrvEntry,
-        request: &ParsedRequest,
-        body: &[u8],
-    ) -> Result<Option<ResponsePayload>, Error> {
-        if entry.body_element != "ReadInventory" {
-            return Ok(None);
-        }
-        let span = body.get(request.body.clone()).unwrap_or_default();
-        let query = inventory::parse_read_inventory(span).map_err(Error::InventoryQuery)?;
-        let xml = answer::inventory_payload(&self.state.registry(), query)
-            .ok_or(Error::InventoryEmpty)?;
-        Ok(Some(ResponsePayload::Raw(xml)))
-    }
-
-    /// The signed command for a device request that goes to the device, when routing is on.
-    /// The request's Body stands in for the GBCS command the DCC would build from it.
-    fn sign_command(
-        &self,
-        entry: &SrvEntry,
-        permit: &Permit,
-        request: &ParsedRequest,
-        at: OffsetDateTime,
-        body: &[u8],
-    ) -> Result<Option<(&Routing, SignedCommand)>, Error> {
-        let header = &request.header;
-        let Some(routing) = &self.routing else {
-            return Ok(None);
-        };
-        if entry.non_device || !routing::sent_to_device(header.command_variant) {
-            return Ok(None);
-        }
-        let payload = body.get(request.body.clone()).unwrap_or_default().to_vec();
-        let execute_at = request
-            .execution_date_time
-            .is_some()
-            .then(|| at.unix_timestamp());
-        let command = Command::from_permit(
-            permit,
-            header.request_id,
-            header.command_variant,
-            execute_at,
-            payload,
-        )
-        .and_then(|c| routing.signer.sign(&c))
-        .map_err(Error::Command)?;
-        Ok(Some((routing, command)))
+            .map_err(|e| match e {
+                AdvanceError::Refused(r) => Error::Replay(r),
+                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+            })
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
@@ -434,30 +405,4 @@ fn execution_time(request: &ParsedRequest, now: OffsetDateTime) -> Result<Offset
         Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Error::ExecutionDateTime),
         None => Ok(now),
     }
-}
-
-/// Journals the command (it is on disk before the `I99` promises a response), then sends it in
-/// the background.
-async fn route(
-    routing: &Routing,
-    command: SignedCommand,
-    request: &ParsedRequest,
-) -> Result<(), Error> {
-    routing
-        .dispatcher
-        .record(&command)
-        .await
-        .map_err(|e| Error::resource(Resource::PendingJournal, e))?;
-    if request.execution_date_time.is_some() {
-        routing
-            .future_dated
-            .insert(request.header.request_id, request.header.srv);
-    }
-    let dispatcher = Arc::clone(&routing.dispatcher);
-    tokio::spawn(async move {
-        if let Err(e) = dispatcher.dispatch(command).await {
-            tracing::error!(error = %e, "Dispatch failed; the command is answered after a restart.");
-        }
-    });
-    Ok(())
 }

@@ -27,7 +27,7 @@ use crate::dispatch::DispatchError;
 use crate::domain::SmkiRole;
 use crate::duis;
 use crate::metrics::Metrics;
-use crate::outbox::OutboxError;
+use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
@@ -53,8 +53,6 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error("[routing] needs [delivery]: responses must have somewhere to go")]
-    RoutingWithoutDelivery,
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
     BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
@@ -108,8 +106,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub gateway: Arc<Gateway>,
-    /// The outbox, when `[routing]` and `[delivery]` are configured.
-    pub outbox: Option<Arc<crate::outbox::Outbox>>,
+    /// The outbox: every asynchronous message until its User has it.
+    pub outbox: Arc<Outbox>,
     /// Reloads the certificates (SIGHUP, the admin endpoint and the file watch use it).
     pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
@@ -172,10 +170,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
-    let (routing, raised, pending) = match routing::open(config, &loaded.registry).await? {
-        Some((r, raised, pending)) => (Some(r), Some(raised), Some(pending)),
-        None => (None, None, None),
-    };
+    let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let parts = Parts {
         state: Arc::clone(&state),
@@ -185,11 +180,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         routing,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    let outbox = match pending {
-        Some(pending) => Some(routing::start(config, &gateway, pending).await?),
-        None => None,
-    };
-    state.raise_owed(owed).await?;
+    let outbox = routing::start(config, &gateway, pending).await?;
+    state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());
     let acceptor = Arc::new(tls::Acceptor::new(tls_config));
     let reloader = Arc::new(Reloader::new(
@@ -235,7 +227,7 @@ async fn serve(
     reloader: Arc<Reloader>,
     gateway: Arc<Gateway>,
     state: Arc<State>,
-    outbox: Option<Arc<crate::outbox::Outbox>>,
+    outbox: Arc<Outbox>,
 ) -> Result<Running, StartError> {
     let Listeners {
         duis: listener,
@@ -254,7 +246,7 @@ async fn serve(
         reloader: Arc::clone(&reloader),
         health: admin::Health {
             audit: gateway.audit.clone(),
-            dispatcher: gateway.routing.as_ref().map(|r| Arc::clone(&r.dispatcher)),
+            dispatcher: Arc::clone(&gateway.routing.dispatcher),
         },
     };
     let admin_task = tokio::spawn(admin::serve(

@@ -7,12 +7,13 @@ use tokio::sync::mpsc;
 
 use crate::alerts::{ChangeAlerts, Fanout};
 use crate::commshub::{HubConfig, InProcessHub, Simulator};
-use crate::config::{Config, HubLink};
-use crate::dispatch::{Dispatcher, HubNetwork, Opened, RemoteHub};
+use crate::config::{Config, Delivery, HubLink, Routing as RoutingConfig};
+use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
+use crate::domain::UserId;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Routing};
 use crate::registry::Snapshot;
-use crate::replies::{self, FutureDated, Sources};
+use crate::replies::{self, Sources};
 use crate::signer;
 
 use super::attempts::AuditAttempts;
@@ -27,26 +28,48 @@ const RAISED_QUEUE: usize = 64;
 pub(super) struct Pending {
     opened: Opened,
     raised: mpsc::Receiver<ChangeAlerts>,
-    future_dated: Arc<FutureDated>,
     /// The hub network, kept alive for as long as the gateway runs.
-    _hub: Arc<dyn HubNetwork>,
+    hub: Arc<dyn HubNetwork>,
 }
 
 /// Opens the hub network and the dispatcher; the routing half of the gateway.
 pub(super) async fn open(
     config: &Config,
     registry: &Snapshot,
-) -> Result<Option<(Routing, mpsc::Sender<ChangeAlerts>, Pending)>, StartError> {
-    let Some(routing) = &config.routing else {
-        return Ok(None);
-    };
-    if config.delivery.is_none() {
-        return Err(StartError::RoutingWithoutDelivery);
-    }
+) -> Result<(Routing, mpsc::Sender<ChangeAlerts>, Pending), StartError> {
+    let routing = &config.routing;
     let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
         .map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
-    let hub: Arc<dyn HubNetwork> = match routing.hub {
+    let hub = hub_network(routing, registry, hub_tx)?;
+    let opened = Dispatcher::open(
+        &config.state.dir.join("pending"),
+        routing.dispatch.clone(),
+        Arc::clone(&hub),
+        hub_rx,
+    )
+    .await
+    .map_err(StartError::PendingJournal)?;
+    let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
+    let routing = Routing {
+        signer,
+        dispatcher: Arc::clone(&opened.dispatcher),
+    };
+    let pending = Pending {
+        opened,
+        raised,
+        hub,
+    };
+    Ok((routing, raised_tx, pending))
+}
+
+/// The comms-hub network: the simulator in this process, or a `dccgw commshub` process.
+fn hub_network(
+    routing: &RoutingConfig,
+    registry: &Snapshot,
+    events: mpsc::Sender<Inbound>,
+) -> Result<Arc<dyn HubNetwork>, StartError> {
+    match routing.hub {
         HubLink::InProcess => {
             let hub_config = match &routing.hub_config {
                 Some(path) => {
@@ -69,38 +92,13 @@ pub(super) async fn open(
                 signer::command_verifier(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
                 .map_err(StartError::HubSimulator)?;
-            Arc::new(InProcessHub::start(sim, hub_tx))
+            Ok(Arc::new(InProcessHub::start(sim, events)))
         }
         HubLink::Remote => {
             let addr = routing.hub_addr.ok_or(StartError::RemoteHubAddr)?;
-            Arc::new(RemoteHub::start(addr, hub_tx))
+            Ok(Arc::new(RemoteHub::start(addr, events)))
         }
-    };
-    let opened = Dispatcher::open(
-        &config.state.dir.join("pending"),
-        routing.dispatch.clone(),
-        Arc::clone(&hub),
-        hub_rx,
-    )
-    .await
-    .map_err(StartError::PendingJournal)?;
-    let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
-    let future_dated = Arc::new(FutureDated::default());
-    let routing = Routing {
-        signer,
-        dispatcher: Arc::clone(&opened.dispatcher),
-        future_dated: Arc::clone(&future_dated),
-    };
-    Ok(Some((
-        routing,
-        raised_tx,
-        Pending {
-            opened,
-            raised,
-            future_dated,
-            _hub: hub,
-        },
-    )))
+    }
 }
 
 /// Opens the outbox (resuming what was undelivered), starts the replies task, and dispatches
@@ -110,42 +108,12 @@ pub(super) async fn start(
     gateway: &Arc<Gateway>,
     pending: Pending,
 ) -> Result<Arc<Outbox>, StartError> {
-    let Some(delivery) = &config.delivery else {
-        return Err(StartError::RoutingWithoutDelivery);
-    };
-    let transport =
-        HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
-    let endpoints = {
-        let gateway = Arc::clone(gateway);
-        move |user: &crate::domain::UserId| {
-            gateway
-                .state
-                .register()
-                .get(user)
-                .and_then(|u| u.response_url.clone())
-        }
-    };
-    let outbox = Arc::new(
-        Outbox::open(
-            &config.state.dir.join("outbox"),
-            &delivery.outbox,
-            Arc::new(endpoints),
-            Arc::new(transport),
-            OutboxMetrics::from(gateway.metrics.delivery.clone()),
-            Arc::new(AuditAttempts {
-                audit: gateway.audit.clone(),
-                metrics: gateway.metrics.clone(),
-            }),
-        )
-        .await
-        .map_err(StartError::Outbox)?,
-    );
+    let outbox = open_outbox(config, &config.delivery, gateway).await?;
     let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
         raised,
-        future_dated,
-        _hub,
+        hub,
     } = pending;
     let Opened {
         dispatcher,
@@ -153,25 +121,18 @@ pub(super) async fn start(
         outcomes,
         events,
     } = opened;
+    let sources = Sources {
+        outcomes,
+        events,
+        raised,
+    };
     tokio::spawn({
         let gateway = Arc::clone(gateway);
         let outbox = Arc::clone(&outbox);
         let dispatcher = Arc::clone(&dispatcher);
         async move {
-            replies::run(
-                gateway,
-                outbox,
-                dispatcher,
-                fanout,
-                future_dated,
-                Sources {
-                    outcomes,
-                    events,
-                    raised,
-                },
-            )
-            .await;
-            drop(_hub);
+            replies::run(gateway, outbox, dispatcher, fanout, sources).await;
+            drop(hub);
         }
     });
     if !recovered.is_empty() {
@@ -186,4 +147,36 @@ pub(super) async fn start(
         }
     }
     Ok(outbox)
+}
+
+/// The outbox with its HTTPS transport; each User's endpoint is looked up in the register in
+/// force when a message is sent.
+async fn open_outbox(
+    config: &Config,
+    delivery: &Delivery,
+    gateway: &Arc<Gateway>,
+) -> Result<Arc<Outbox>, StartError> {
+    let transport =
+        HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
+    let state = Arc::clone(&gateway.state);
+    let endpoints = move |user: &UserId| {
+        state
+            .register()
+            .get(user)
+            .and_then(|u| u.response_url.clone())
+    };
+    let outbox = Outbox::open(
+        &config.state.dir.join("outbox"),
+        &delivery.outbox,
+        Arc::new(endpoints),
+        Arc::new(transport),
+        OutboxMetrics::from(gateway.metrics.delivery.clone()),
+        Arc::new(AuditAttempts {
+            audit: gateway.audit.clone(),
+            metrics: gateway.metrics.clone(),
+        }),
+    )
+    .await
+    .map_err(StartError::Outbox)?;
+    Ok(Arc::new(outbox))
 }

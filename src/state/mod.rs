@@ -59,18 +59,13 @@ pub struct State {
     change_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
     /// The DCC Alerts registration changes call for, a batch at a time, for the replies task
-    /// (bounded: at the bound a change waits, and so does its admin caller). `None` without
-    /// routing: there is nowhere to send them.
-    raised: Option<mpsc::Sender<ChangeAlerts>>,
+    /// (bounded: at the bound a change waits, and so does its admin caller).
+    raised: mpsc::Sender<ChangeAlerts>,
 }
 
 impl State {
     /// The loaded state; `raised` takes the DCC Alerts of later changes.
-    pub fn new(
-        loaded: Loaded,
-        metrics: Metrics,
-        raised: Option<mpsc::Sender<ChangeAlerts>>,
-    ) -> Arc<Self> {
+    pub fn new(loaded: Loaded, metrics: Metrics, raised: mpsc::Sender<ChangeAlerts>) -> Arc<Self> {
         let Loaded {
             register,
             registry,
@@ -163,9 +158,10 @@ impl State {
         self.registry.store(Arc::clone(&next));
         // After the swap, so that the replies task routes them against a snapshot with the
         // batch in it (as after a restart).
-        if let (Some(raised), false) = (&self.raised, events.is_empty()) {
+        if !events.is_empty() {
             self.metrics.alerts.owed_change_batches.inc();
-            if raised.send(ChangeAlerts { seq, at, events }).await.is_err() {
+            let batch = ChangeAlerts { seq, at, events };
+            if self.raised.send(batch).await.is_err() {
                 tracing::error!(
                     seq,
                     "The replies task has stopped; this change's DCC Alerts are raised at the next start."
@@ -251,15 +247,11 @@ impl State {
 
     /// Raises again the DCC Alerts of the change batches the change log still owes (journalled,
     /// but not marked as in the outbox at the last stop), in order, before any new change can be
-    /// made. Without routing there is nowhere to send them: they are marked as done, so that
-    /// turning routing on later does not raise every change made meanwhile.
-    pub async fn raise_owed(&self, owed: Vec<ChangeAlerts>) -> Result<(), JournalError> {
-        let Some(last) = owed.last().map(|b| b.seq) else {
-            return Ok(());
-        };
-        let Some(raised) = &self.raised else {
-            return self.changes.mark_alerted(last).await;
-        };
+    /// made.
+    pub async fn raise_owed(&self, owed: Vec<ChangeAlerts>) {
+        if owed.is_empty() {
+            return;
+        }
         let count = i64::try_from(owed.len()).unwrap_or(i64::MAX);
         self.metrics.alerts.owed_change_batches.add(count);
         tracing::info!(
@@ -268,14 +260,13 @@ impl State {
         );
         for batch in owed {
             // The replies task runs (started with the outbox): each send waits only for room.
-            if raised.send(batch).await.is_err() {
+            if self.raised.send(batch).await.is_err() {
                 tracing::error!(
                     "The replies task has stopped; owed DCC Alerts wait for the next start."
                 );
                 break;
             }
         }
-        Ok(())
     }
 }
 

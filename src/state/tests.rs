@@ -3,18 +3,10 @@
 use super::*;
 use crate::domain::DeviceStatus;
 use crate::registry::{Change, Snapshot};
-use crate::state::generate::{generate, Synthetic};
-use crate::state::load::registry as load;
+use crate::state::generate::Synthetic;
 
 fn small() -> (Synthetic, Snapshot) {
-    let spec = Synthetic {
-        devices: 40,
-        registrations: 40,
-        seed: 3,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let files = generate(dir.path(), &spec).unwrap();
-    (spec, load(&files.devices, &files.registrations).unwrap())
+    crate::testing::fixture::synthetic(40, 40, 3)
 }
 
 /// The compaction trigger: starts once past the bound, records the batches applied while it

@@ -83,6 +83,16 @@ pub fn client_with(certs: &Path, identity: Option<reqwest::Identity>) -> reqwest
     b.build().unwrap()
 }
 
+/// Routing to the simulated hub network in the gateway's process, and delivery with the broker's
+/// certificate to Users' endpoints chained to the dev CA. The devices answer after an hour (and
+/// the gateway waits that long), so that no asynchronous traffic runs in a test that is not about
+/// it; tests of the asynchronous half bring their own `[routing]`.
+const ROUTING: &str = "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n\
+    hub = \"in_process\"\nhub_config = \"hub.toml\"\n\
+    [routing.dispatch]\ntimeout_ms = 3600000\n\
+    [delivery.transport]\nclient_cert = \"certs/dcc-acb.pem\"\nclient_key = \"certs/dcc-acb.key.pem\"\n\
+    trust_anchors = [\"certs/ca.pem\"]\n";
+
 /// Starts a gateway with the demo Users, ports 0, and `extra` TOML appended (e.g. `[limits]`).
 pub async fn start(extra: &str) -> TestGateway {
     start_with(extra, |_| {}).await
@@ -110,13 +120,22 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
         let from = certs.join("users").join(name).join("xml-sign.pem");
         std::fs::copy(from, user_certs.join(format!("{name}.pem"))).unwrap();
     }
+    // Every gateway routes and delivers: the simulated hub network in the process, unless the
+    // test brings its own `[routing]` (and `[delivery]`).
+    let routing = if extra.contains("[routing]") {
+        ""
+    } else {
+        let hub = "[default]\nlatency = { kind = \"fixed\", ms = 3600000 }\n";
+        std::fs::write(dir.path().join("hub.toml"), hub).unwrap();
+        ROUTING
+    };
     let config = format!(
         "[listen]\naddr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\n\
          [tls]\ncert = \"certs/server.pem\"\nkey = \"certs/server.key.pem\"\nclient_ca = [\"certs/ca.pem\"]\n\
          [registration]\nusers = \"users.csv\"\ndevices = \"devices.csv\"\nregistrations = \"registrations.csv\"\n\
          [signatures]\ndcc_key = \"certs/dcc-xml-sign.key.pem\"\ndcc_cert = \"certs/dcc-xml-sign.pem\"\n\
          user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n\
-         [state]\ndir = \"state\"\n{extra}"
+         [state]\ndir = \"state\"\n{routing}{extra}"
     );
     prepare(dir.path());
     let path = dir.path().join("dccgw.toml");

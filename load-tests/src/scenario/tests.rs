@@ -187,8 +187,9 @@ fn routed_device_requests_cost_three_signatures_and_the_rest_one() {
                [[mix]]\nname = \"b\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 2\nrole = \"GS\"\n\n\
                [[mix]]\nname = \"c\"\nweight = 1\nsrv = \"8.2\"\ncv = 8\nrole = \"IS\"\n\
                body = \"<sr:DeviceID>00-0D-6F-00-00-00-00-09</sr:DeviceID>\"";
+    // Every scenario routes: with its own [routing] table or the defaults.
     let plain = Scenario::parse(&with_mix(mix)).unwrap();
-    assert!((plain.signs_per_request() - 1.0).abs() < 1e-12);
+    assert!((plain.signs_per_request() - 5.0 / 3.0).abs() < 1e-12);
     let routed = Scenario::parse(&format!("{}\n[routing]\n", with_mix(mix))).unwrap();
     assert!((routed.signs_per_request() - 5.0 / 3.0).abs() < 1e-12);
 }

@@ -40,7 +40,10 @@ fn prepares_a_pki_registers_and_a_configuration_the_gateway_loads() {
         &pop,
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
-        "[limits]\nmax_connections = 4096\n",
+        &format!(
+            "[limits]\nmax_connections = 4096\n{}",
+            in_process_routing_config(&wd).unwrap()
+        ),
     )
     .unwrap();
     let config = dccgw::config::Config::load(&path, Vec::new()).unwrap();

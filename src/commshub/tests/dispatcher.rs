@@ -8,9 +8,10 @@ use tokio::sync::mpsc;
 
 use super::super::*;
 use crate::dispatch::{
-    unix_millis, DeviceFailure, DispatchConfig, Dispatcher, HubError, HubEvent, HubNetwork, Opened,
+    unix_millis, DispatchConfig, Dispatcher, HubError, HubEvent, HubNetwork, Opened,
     FUTURE_DATED_EXECUTED,
 };
+use crate::domain::DeviceFailure;
 use crate::routing::CommandSigner;
 use crate::testing::fixture::{self, Fleet};
 
@@ -86,7 +87,7 @@ async fn unreachable_devices_and_silent_ones_fail_with_e20_and_e21() {
     let out = r.opened.outcomes.recv().await.unwrap();
     assert_eq!(out.result, Err(DeviceFailure::Unreachable));
     assert_eq!(
-        out.result.unwrap_err().response_code(),
+        crate::error::device_failure_code(out.result.unwrap_err()),
         crate::domain::ResponseCode::E20
     );
     assert_eq!(start.elapsed(), Duration::from_secs(2));
@@ -99,7 +100,7 @@ async fn unreachable_devices_and_silent_ones_fail_with_e20_and_e21() {
     let out = r.opened.outcomes.recv().await.unwrap();
     assert_eq!(out.result, Err(DeviceFailure::NoAnswer));
     assert_eq!(
-        DeviceFailure::NoAnswer.response_code(),
+        crate::error::device_failure_code(DeviceFailure::NoAnswer),
         crate::domain::ResponseCode::E21
     );
     assert_eq!(

@@ -52,18 +52,15 @@ pub enum WriteError {
 pub enum DeviceOutcome<'a> {
     /// The device answered with these GBCS bytes: `I0` with `GBCSPayload`.
     Answer(&'a [u8]),
-    /// The DCC could not reach the device: `E20`.
-    Unreachable,
-    /// The device did not answer in time: `E21`.
-    NoAnswer,
+    /// No answer, with the code that says why (`E20`, `E21`: `crate::error` decides).
+    Failed(ResponseCode),
 }
 
 impl DeviceOutcome<'_> {
     pub const fn code(&self) -> ResponseCode {
         match self {
             Self::Answer(_) => ResponseCode::I0,
-            Self::Unreachable => ResponseCode::E20,
-            Self::NoAnswer => ResponseCode::E21,
+            Self::Failed(code) => *code,
         }
     }
 }
@@ -145,7 +142,7 @@ pub fn write_service_response(
 ) -> String {
     let payload = match outcome {
         DeviceOutcome::Answer(bytes) => super::ResponsePayload::GbcsPayload(bytes.to_vec()),
-        DeviceOutcome::Unreachable | DeviceOutcome::NoAnswer => super::ResponsePayload::None,
+        DeviceOutcome::Failed(_) => super::ResponsePayload::None,
     };
     let header = ResponseHeaderOut {
         request_id: Some(*request_id),

@@ -79,8 +79,8 @@ fn service_responses_carry_the_right_header() {
     )));
     assert!(answer.contains("<sr:ServiceReference>4.1</sr:ServiceReference><sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant><sr:GBCSPayload>YWI=</sr:GBCSPayload>"));
     for (outcome, code) in [
-        (DeviceOutcome::Unreachable, "E20"),
-        (DeviceOutcome::NoAnswer, "E21"),
+        (DeviceOutcome::Failed(ResponseCode::E20), "E20"),
+        (DeviceOutcome::Failed(ResponseCode::E21), "E21"),
     ] {
         let doc = write_service_response(&rid(9), srv("4.1.1"), &outcome, NOW);
         assert!(doc.contains(&format!(
@@ -303,8 +303,8 @@ fn every_shape() -> Vec<(String, String)> {
     for (name, outcome) in [
         ("I0", DeviceOutcome::Answer(&[0xDD, 0, 1, 2][..])),
         ("I0 empty", DeviceOutcome::Answer(&[][..])),
-        ("E20", DeviceOutcome::Unreachable),
-        ("E21", DeviceOutcome::NoAnswer),
+        ("E20", DeviceOutcome::Failed(ResponseCode::E20)),
+        ("E21", DeviceOutcome::Failed(ResponseCode::E21)),
     ] {
         docs.push((
             name.to_owned(),

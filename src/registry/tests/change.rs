@@ -10,14 +10,7 @@ use crate::state::generate::{self, generate, Synthetic};
 use crate::state::load::registry as load;
 
 fn small() -> (Synthetic, Snapshot) {
-    let spec = Synthetic {
-        devices: 40,
-        registrations: 40,
-        seed: 3,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let files = generate(dir.path(), &spec).unwrap();
-    (spec, load(&files.devices, &files.registrations).unwrap())
+    crate::testing::fixture::synthetic(40, 40, 3)
 }
 
 #[test]
