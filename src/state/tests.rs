@@ -98,7 +98,9 @@ async fn a_registration_change_naming_a_user_not_in_the_register_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let files = demo_files(dir.path());
     let (loaded, _) = load::open(&files).await.unwrap();
-    let state = State::new(loaded, Metrics::new(), None);
+    // The replies task's end of the DCC-Alert channel: a registration adds none.
+    let (raised, _replies) = tokio::sync::mpsc::channel(4);
+    let state = State::new(loaded, Metrics::new(), raised);
     let add = |user: &str| Change::AddRegistration {
         mpxn: crate::demo::DEMO_MPAN.parse().unwrap(),
         registration: crate::registry::Registration {
