@@ -82,8 +82,8 @@ pub async fn start_with_crls(
                 "client_ca = [\"certs/ca.pem\"]\ncrls = [\"crl.pem\"]\n",
             )
             .replace(
-                "trust_anchors = [\"certs/ca.pem\"]\n",
-                "trust_anchors = [\"certs/ca.pem\"]\ncrls = [\"crl.pem\"]\n",
+                "user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n",
+                "user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\ncrls = [\"crl.pem\"]\n",
             );
         std::fs::write(&path, text).unwrap();
     }
