@@ -5,8 +5,12 @@
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
+use crate::gbcs::command::CommandError;
+use crate::gbcs::usecase::ContentError;
+use crate::gbcs::FrameError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -73,6 +77,14 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("the request body's fields cannot make its GBCS command")]
+    CommandBody(#[source] CommandError),
+    #[error("the signed pre-command was refused")]
+    PreCommand(#[source] PreCommandRefusal),
+    #[error("the User already has {max} pre-commands or local commands outstanding")]
+    Outstanding { max: usize },
+    #[error("the Return Local Command Response was refused")]
+    LocalResponse(#[source] LocalResponseRefusal),
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -91,6 +103,12 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A pre-command, or a command for local delivery, could not be recorded (or its use).
+    #[error("the ledger of pre-commands and local commands")]
+    Ledger,
+    /// A message for the User could not be put in the outbox before the acknowledgement.
+    #[error("the outbox")]
+    Outbox,
     /// The audit trail's writes are failing: no request's effects are taken.
     #[error("the audit trail")]
     AuditTrail,
@@ -154,6 +172,19 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::CommandBody(CommandError::Content(ContentError::Frame(
+                FrameError::TooLong { .. },
+            ))) => (E42, 413, "command_too_large"),
+            Self::CommandBody(_) => (E40, 400, "command_body"),
+            Self::PreCommand(r) => precommand_code(r),
+            Self::Outstanding { .. } => (E1008, 429, "outstanding"),
+            Self::LocalResponse(LocalResponseRefusal::Body(_)) => (E40, 400, "local_response_body"),
+            Self::LocalResponse(LocalResponseRefusal::Unknown) => {
+                (E1010, 409, "local_command_unknown")
+            }
+            Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
+                (E1011, 400, "local_response_mismatch")
+            }
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -162,6 +193,14 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::Ledger,
+                ..
+            } => (E100, 503, "ledger"),
+            Self::Resource {
+                resource: Resource::Outbox,
+                ..
+            } => (E100, 503, "outbox"),
             Self::Resource {
                 resource: Resource::AuditTrail,
                 ..
@@ -197,7 +236,11 @@ impl Error {
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
-            | Self::InventoryEmpty => Cause::Sender,
+            | Self::InventoryEmpty
+            | Self::CommandBody(_)
+            | Self::PreCommand(_)
+            | Self::Outstanding { .. }
+            | Self::LocalResponse(_) => Cause::Sender,
         }
     }
 }
@@ -207,6 +250,20 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+        DeviceFailure::Refused => ResponseCode::E1007,
+    }
+}
+
+fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match r {
+        PreCommandRefusal::Body(_) => (E40, 400, "signed_precommand_body"),
+        PreCommandRefusal::Unknown => (E1000, 409, "precommand_unknown"),
+        PreCommandRefusal::Used => (E1001, 409, "precommand_used"),
+        PreCommandRefusal::Expired => (E1003, 409, "precommand_expired"),
+        PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
+        PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
+        PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
     }
 }
 
