@@ -16,16 +16,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::certstore::{chains_to, TrustAnchor};
 use crate::domain::{SmkiRole, UserId, UserRole};
 use crate::gbcs::{self, GeneralSigning, SignatureError};
 use crate::identity::{identity_from_der, CertIdentity};
+use crate::smki::Trust;
 
 /// One Digital Signing certificate.
 #[derive(Debug)]
 pub struct DigitalSigningCert {
     pub identity: CertIdentity,
-    /// Whether it chains to a configured trust anchor.
+    /// Whether it chains to a configured trust anchor and its issuer has not revoked it.
     pub chained: bool,
     pub path: PathBuf,
 }
@@ -35,8 +35,8 @@ pub struct DigitalSigningCert {
 pub struct DigitalSigningCerts {
     by_user: HashMap<UserId, Vec<Arc<DigitalSigningCert>>>,
     len: usize,
-    /// The anchors the register was loaded with, for certificates added later.
-    anchors: Vec<TrustAnchor>,
+    /// The trust (anchors and CRLs) the register was loaded with, for certificates added later.
+    trust: Arc<Trust>,
 }
 
 /// Why a certificate is not a Digital Signing certificate the register holds.
@@ -56,6 +56,8 @@ pub enum DsRefusal {
     KeyType,
     #[error("the certificate does not chain to a configured trust anchor")]
     Untrusted,
+    #[error("the certificate is revoked by its issuer's CRL")]
+    Revoked,
     #[error("the register already holds a certificate with this issuer and serial")]
     Duplicate,
 }
@@ -85,10 +87,10 @@ pub const fn signing_role(role: UserRole) -> SmkiRole {
 }
 
 impl DigitalSigningCerts {
-    /// An empty register whose certificates will be checked against `anchors`.
-    pub fn new(anchors: Vec<TrustAnchor>) -> Self {
+    /// An empty register whose certificates will be checked against `trust`.
+    pub fn new(trust: Arc<Trust>) -> Self {
         Self {
-            anchors,
+            trust,
             ..Self::default()
         }
     }
@@ -97,7 +99,8 @@ impl DigitalSigningCerts {
     /// trusted (as the XML-signing store does), so that its refusals say why.
     pub fn add(&mut self, der: &[u8], path: &Path) -> Result<(), DsRefusal> {
         let identity = checked_identity(der)?;
-        let chained = chains_to(der, &self.anchors);
+        let chained = self.trust.issuing_anchor(der).is_some()
+            && !self.trust.is_revoked(&identity.issuer, &identity.serial);
         if self.holds(&identity) {
             return Err(DsRefusal::Duplicate);
         }
@@ -143,8 +146,11 @@ impl DigitalSigningCerts {
             return Err(DsRefusal::NotOnePem);
         };
         let identity = checked_identity(der.as_ref())?;
-        if !chains_to(der.as_ref(), &self.anchors) {
+        if self.trust.issuing_anchor(der.as_ref()).is_none() {
             return Err(DsRefusal::Untrusted);
+        }
+        if self.trust.is_revoked(&identity.issuer, &identity.serial) {
+            return Err(DsRefusal::Revoked);
         }
         let mut next = self.clone();
         next.add(der.as_ref(), origin)?;

@@ -3,14 +3,15 @@
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
 //!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`],
-//!   [`dscerts`] (Users' Digital Signing certificates);
+//!   [`dscerts`] (Users' Digital Signing certificates), [`smki`] (certificates judged by the SMKI
+//!   profile against trust anchors and CRLs);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`dispatch`] (the gateway's side of the hub
 //!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
 //!   (the simulated hub network behind the link), [`outbox`], [`receiver`]; [`report`] (pure
 //!   builders over the audit trail);
 //! - layer 2, wiring: [`pipeline`], [`dsp`] (held requests and schedules, run at their times),
-//!   [`server`], [`admin`], [`config`], [`demo`], [`tools`].
+//!   [`server`], [`admin`], [`reload`], [`config`], [`demo`], [`tools`].
 //!
 //! Test support (`testing`, `duis::testing`) is built only for the crate's unit tests and with
 //! the `testing` feature, which the crate's dev-dependency on itself turns on for its
@@ -43,11 +44,13 @@ pub mod pki;
 pub mod receiver;
 pub mod register;
 pub mod registry;
+pub mod reload;
 pub mod replies;
 pub mod report;
 pub mod routing;
 pub mod server;
 pub mod signer;
+pub mod smki;
 pub mod state;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -11,6 +11,7 @@ use crate::domain::Eui64;
 use crate::gbcs::usecase::{command_frame, supply, Parties};
 use crate::pki::{Ca, Issued, LeafSpec, Usage, Validity};
 use crate::signer::Signer;
+use crate::smki::Anchor;
 
 const SUPPLIER: Eui64 = Eui64::from_bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x01, 0, 0]);
 const SUPPLIER2: Eui64 = Eui64::from_bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x03, 0, 0]);
@@ -37,8 +38,8 @@ fn valid() -> Validity {
     Validity::days_from(now() - Duration::hours(1), 10)
 }
 
-fn anchors(ca: &Ca) -> Vec<TrustAnchor> {
-    TrustAnchor::from_pem(ca.cert_pem().as_bytes())
+fn anchors(ca: &Ca) -> Arc<Trust> {
+    Arc::new(Trust::new(Anchor::from_pem(ca.cert_pem().as_bytes())))
 }
 
 fn signer(issued: &Issued) -> Signer {

@@ -35,6 +35,16 @@ pub enum UserChange {
     AddDigitalSigningCertificate { pem: String },
 }
 
+impl UserChange {
+    /// Whether it adds a certificate (of either kind), which a reload of the stores makes again.
+    pub fn adds_certificate(&self) -> bool {
+        matches!(
+            self,
+            Self::AddUserCertificate { .. } | Self::AddDigitalSigningCertificate { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserChangeError {
     #[error("User {0} is not in the party register")]

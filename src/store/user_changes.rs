@@ -28,6 +28,17 @@ pub enum UserChangeLogError {
     },
 }
 
+/// The log opened and replayed: the register and stores with every batch applied, and the
+/// certificate additions in the log (XML-signing and Digital Signing, oldest first), which a
+/// reload of the stores makes again.
+pub struct Replayed {
+    pub log: UserChangeLog,
+    pub register: PartyRegister,
+    pub certs: CertStore,
+    pub digital_signing: DigitalSigningCerts,
+    pub added: Vec<UserChange>,
+}
+
 /// The journal of user change batches (`<state dir>/user-changes.journal`).
 #[derive(Clone)]
 pub struct UserChangeLog {
@@ -45,12 +56,16 @@ impl UserChangeLog {
         mut register: PartyRegister,
         mut certs: CertStore,
         mut digital_signing: DigitalSigningCerts,
-    ) -> Result<(Self, PartyRegister, CertStore, DigitalSigningCerts), UserChangeLogError> {
+    ) -> Result<Replayed, UserChangeLogError> {
         let (journal, records) = Journal::open(path)?;
+        let mut added = Vec::new();
         for (index, record) in records.iter().enumerate() {
             let batch: Vec<UserChange> = serde_json::from_slice(record)
                 .map_err(|source| UserChangeLogError::Record { index, source })?;
             for change in &batch {
+                if change.adds_certificate() {
+                    added.push(change.clone());
+                }
                 let one = std::slice::from_ref(change);
                 let applied = apply_user_changes(&register, &certs, one).and_then(|(r, c)| {
                     Ok((
@@ -71,7 +86,18 @@ impl UserChangeLog {
                 }
             }
         }
-        Ok((Self { journal }, register, certs, digital_signing))
+        Ok(Replayed {
+            log: Self { journal },
+            register,
+            certs,
+            digital_signing,
+            added,
+        })
+    }
+
+    /// Whether the log's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
     }
 
     /// Journals one batch; returns once it is on disk.

@@ -420,7 +420,56 @@ async fn a_digital_signing_certificate_added_at_run_time_takes_effect_and_stays(
         409,
         "an XML-signing certificate is not a Digital Signing one"
     );
+    // A reload reads the directory again (the certificate is taken out of it meanwhile) and
+    // keeps the added one.
+    let in_dir = certs.join("users/supplier/digital-signing.pem");
+    std::fs::remove_file(&in_dir).unwrap();
+    let reload = reqwest::Client::new()
+        .post(format!("{}/admin/v1/reload", gw.admin()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status().as_u16(), 200);
+    std::fs::write(&in_dir, &pem).unwrap();
+    assert_eq!(round_trip(&gw, &certs).await, "I99");
     let gw = gw.restart().await;
+    assert_eq!(round_trip(&gw, &certs).await, "I99");
+}
+
+/// A Digital Signing certificate put in the directory is in force after a reload, with no
+/// restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_reads_the_digital_signing_certificates_again() {
+    const TOKEN: &str = "critical-reload-token";
+    let gw = support::start_with(
+        "[admin]\ntoken_file = \"admin.token\"\n[reload]\nwatch_interval_ms = 0\n",
+        |dir| {
+            std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
+            let ds = dir.join("certs/users/supplier/digital-signing.pem");
+            std::fs::rename(&ds, dir.join("supplier-ds.pem")).unwrap();
+        },
+    )
+    .await;
+    let certs = gw.certs();
+    let pem = std::fs::read_to_string(gw.dir.path().join("supplier-ds.pem")).unwrap();
+    std::fs::write(certs.join("users/supplier/digital-signing.pem"), &pem).unwrap();
+    assert_eq!(round_trip(&gw, &certs).await, "E1006");
+    let reload = || async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/admin/v1/reload", gw.admin()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["digital_signing_certs"].as_u64().unwrap()
+    };
+    // The certificate is back in the directory the gateway reads (where the signing tool also
+    // finds it), but only a reload puts it in force.
+    assert!(reload().await >= 1);
     assert_eq!(round_trip(&gw, &certs).await, "I99");
 }
 
