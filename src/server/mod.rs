@@ -263,6 +263,8 @@ async fn serve(
         health: admin::Health {
             audit: gateway.audit.clone(),
             dispatcher: Arc::clone(&gateway.routing.dispatcher),
+            holds: Arc::clone(&gateway.dsp.holds),
+            schedules: Arc::clone(&gateway.dsp.schedules),
         },
     };
     let admin_task = tokio::spawn(admin::serve(

@@ -235,6 +235,11 @@ impl Holds {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether the journal's last write failed (a later one that succeeds clears it).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
 }
 
 impl State {

@@ -352,6 +352,11 @@ impl Schedules {
         self.len() == 0
     }
 
+    /// Whether the journal's last write failed (a later one that succeeds clears it).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     async fn append(&self, record: &Record) -> Result<(), JournalError> {
         self.journal.append(record_bytes(record)).await
     }
