@@ -129,30 +129,52 @@ impl Deliver {
     }
 }
 
+impl Deliver {
+    /// The `CommandFailure` DCC Alert about execution `k` of `schedule`, to its owner.
+    async fn report_failure(&self, schedule: &Schedule, k: u32, now: i64) {
+        let id = execution_request_id(schedule.owner, schedule.spec.device, schedule.id, k);
+        let message = Self::command_failure(id, schedule.id, now);
+        self.deliver(message.into_iter().collect()).await;
+    }
+
+    fn executed(&self, kind: &'static str, outcome: &'static str) {
+        self.gateway.metrics.dsp.executed(kind, outcome);
+    }
+}
+
 impl Executor for Deliver {
     async fn release(&self, held: &Held, now: i64) {
-        if let Err(code) = self.gateway.release_held(held, at(now)).await {
-            tracing::info!(request_id = %held.request_id, %code, "A held request was refused at its execution time.");
-            self.refuse_held(held, code, now).await;
+        match self.gateway.release_held(held, at(now)).await {
+            Ok(()) => self.executed("held", "sent"),
+            Err(code) => {
+                tracing::info!(request_id = %held.request_id, %code, "A held request was refused at its execution time.");
+                self.executed("held", "refused");
+                self.refuse_held(held, code, now).await;
+            }
         }
     }
 
     async fn expire(&self, held: &Held, now: i64) {
         tracing::warn!(request_id = %held.request_id, due = held.due, "A held request's window passed while the gateway was stopped; it is answered E30.");
+        self.executed("held", "late");
         self.refuse_held(held, ResponseCode::E30, now).await;
     }
 
     async fn run(&self, schedule: &Schedule, k: u32, now: i64) {
-        if let Err(code) = self.gateway.run_scheduled(schedule, k, at(now)).await {
-            tracing::info!(schedule = %schedule.id, k, %code, "A DSP schedule's execution was refused.");
-            self.missed(schedule, k, now).await;
+        match self.gateway.run_scheduled(schedule, k, at(now)).await {
+            Ok(()) => self.executed("scheduled", "sent"),
+            Err(code) => {
+                tracing::info!(schedule = %schedule.id, k, %code, "A DSP schedule's execution was refused.");
+                self.executed("scheduled", "refused");
+                self.report_failure(schedule, k, now).await;
+            }
         }
     }
 
     async fn missed(&self, schedule: &Schedule, k: u32, now: i64) {
-        let id = execution_request_id(schedule.owner, schedule.spec.device, schedule.id, k);
-        let message = Self::command_failure(id, schedule.id, now);
-        self.deliver(message.into_iter().collect()).await;
+        tracing::warn!(schedule = %schedule.id, k, "A DSP schedule's executions passed their window while the gateway was stopped; reported as a CommandFailure.");
+        self.executed("scheduled", "late");
+        self.report_failure(schedule, k, now).await;
     }
 }
 

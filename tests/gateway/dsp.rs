@@ -163,7 +163,21 @@ async fn a_held_request_is_sent_at_its_execution_time_and_its_response_follows()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(audited_follows(&gw, &request_id));
+    counted(&gw, "held", "sent", 1).await;
+    counted(&gw, "held", "refused", 0).await;
     rx_server.stop().await;
+}
+
+/// Waits (a few seconds at most) until `dccgw_dsp_executions_total{kind, outcome}` is `n`.
+async fn counted(gw: &TestGateway, kind: &str, outcome: &str, n: u64) {
+    let line = format!("dccgw_dsp_executions_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}\n");
+    for _ in 0..100 {
+        if gw.running.gateway.metrics.render().contains(&line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {line:?} in /metrics");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,6 +256,8 @@ async fn held_requests_outside_their_window_are_refused_and_access_is_decided_ag
     assert_eq!(got.description.response_code.as_deref(), Some("E4"));
     assert_eq!(got.description.response_id, None);
     valid_and_signed(&gw, &[&text(&got)]);
+    counted(&gw, "held", "refused", 1).await;
+    counted(&gw, "held", "sent", 0).await;
     rx_server.stop().await;
 }
 
@@ -311,6 +327,7 @@ async fn a_schedule_runs_at_its_times_reads_back_and_once_deleted_runs_no_more()
         "ran early the second time"
     );
     assert_ne!(results[0].1, results[1].1);
+    counted(&gw, "scheduled", "sent", 2).await;
 
     // 5.2, by ID and by device: the schedule as created.
     let read = dcc_request(
