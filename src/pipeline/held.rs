@@ -72,8 +72,9 @@ impl Gateway {
     }
 
     /// Sends a held request at its time (`now`): read again, decided again by access control
-    /// at `now`, its command made and journalled as pending before this returns, then
-    /// dispatched. `Err` is the code of the Service Response that ends it instead.
+    /// at `now`, its command made and its effects durable before this returns (journalled as
+    /// pending, then dispatched; the local copy in the outbox). `Err` is the code of the
+    /// Service Response that ends it instead.
     pub async fn release_held(&self, held: &Held, now: OffsetDateTime) -> Result<(), ResponseCode> {
         // What was accepted once reads again; should a stricter bound now refuse it, it cannot
         // be sent in its window.
