@@ -9,6 +9,7 @@
 //!   [`RESPONSE_CLOSE`].
 //! - [`outbound`] writes what the DCC sends to a User's Receive Response Service: asynchronous
 //!   Service Responses, Device Alerts, future-dated alerts and DCC Alerts.
+//! - [`services`] reads the bodies of the DCC's own services and writes their answers.
 
 mod error;
 mod escape;
@@ -18,6 +19,7 @@ mod limits;
 pub mod outbound;
 mod parse;
 mod response;
+pub mod services;
 mod tokens;
 
 #[cfg(any(test, feature = "testing"))]
