@@ -52,6 +52,12 @@ pub enum DccEvent {
         breach: QuarantineBreach,
         event_ref: u64,
     },
+    /// An 11.1 or 11.4 firmware image did not reach these devices (their hubs could not take
+    /// it). To the request's originator.
+    FirmwareDistributionFailure {
+        request_id: RequestId,
+        devices: Vec<DeviceId>,
+    },
 }
 
 /// A DCC Alert raised: the event, the gateway's identifier for it (the counter of every message
@@ -74,17 +80,18 @@ impl DccEvent {
             Self::DeviceStatusChange { .. } => 2,
             Self::ChangeOfSupplier { .. } => 3,
             Self::CommandFailure { .. } => 4,
+            Self::FirmwareDistributionFailure { .. } => 11,
         };
-        // 1 to 4 are all in the schema's enumeration.
+        // Each is in the schema's enumeration.
         DccAlertCode::n(n).unwrap_or(DccAlertCode::N999)
     }
 
     /// The request the event is about, written as the alert's `RequestID`.
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
-            Self::CommandFailure { request_id, .. } | Self::Quarantined { request_id, .. } => {
-                Some(*request_id)
-            }
+            Self::CommandFailure { request_id, .. }
+            | Self::Quarantined { request_id, .. }
+            | Self::FirmwareDistributionFailure { request_id, .. } => Some(*request_id),
             Self::PowerOutage { .. }
             | Self::DeviceStatusChange { .. }
             | Self::ChangeOfSupplier { .. } => None,
@@ -161,6 +168,16 @@ pub fn dcc_recipients(
                 breach: *breach,
                 request_id: *request_id,
                 quarantine_event_ref: *event_ref,
+            },
+        ),
+        DccEvent::FirmwareDistributionFailure {
+            request_id,
+            devices,
+        } => (
+            vec![originator(request_id)],
+            DccAlertPayload::FirmwareDistributionFailure {
+                request_id: *request_id,
+                devices: devices.clone(),
             },
         ),
     };

@@ -76,15 +76,26 @@ pub enum ResponseCode {
     E60,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
     E100,
+    /// Gateway's choice, 8.4 Update Inventory: the registration cache does not hold the field
+    /// the update sets (a secondary import or an export MPAN).
+    E080405,
+    /// Gateway's choice, 11.1 Update Firmware: no listed device can take the image.
+    E110101,
+    /// Gateway's choice, 11.4 Update PPMID Firmware: no listed device can take the image.
+    E110401,
+    /// Gateway's choice, 12.1 Request WAN Matrix (a region's `CSPRegionResponseCode`): the
+    /// region cannot place the premises asked about.
+    E120101,
 }
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 33] = {
+    pub const ALL: [ResponseCode; 37] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
-            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E60, E100,
+            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E60, E100, E080405,
+            E110101, E110401, E120101,
         ]
     };
 
@@ -123,6 +134,10 @@ impl ResponseCode {
             Self::E57 => "E57",
             Self::E60 => "E60",
             Self::E100 => "E100",
+            Self::E080405 => "E080405",
+            Self::E110101 => "E110101",
+            Self::E110401 => "E110401",
+            Self::E120101 => "E120101",
         }
     }
 
@@ -177,7 +192,7 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
             | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
-            | E56 | E57 | E60 | E100 => {}
+            | E56 | E57 | E60 | E100 | E080405 | E110101 | E110401 | E120101 => {}
         }
     }
 }

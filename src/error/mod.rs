@@ -6,7 +6,9 @@ use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::inventory::InventoryError;
+use crate::duis::services::BodyError;
 use crate::duis::ParseError;
+use crate::registry::ChangeError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -71,6 +73,16 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("the body of a request for one of the DCC's own services does not read")]
+    ServiceBody(#[source] BodyError),
+    #[error("the inventory change the request asks for cannot apply")]
+    InventoryChange(#[source] ChangeError),
+    #[error("the registration cache does not hold the inventory field the update sets")]
+    InventoryFieldNotHeld,
+    #[error("no listed device can take the firmware image")]
+    FirmwareNoDevice { ppmid: bool },
+    #[error("the gateway is at its bound of firmware distributions in progress")]
+    FirmwareBusy,
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -89,6 +101,12 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A registration change could not be journalled before the answer.
+    #[error("the registration change log")]
+    ChangeLog,
+    /// A firmware distribution could not be journalled before the acknowledgement.
+    #[error("the firmware distribution journal")]
+    FirmwareJournal,
 }
 
 impl Error {
@@ -146,6 +164,12 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::ServiceBody(_) => (E40, 400, "service_body"),
+            Self::InventoryChange(e) => change_code(e),
+            Self::InventoryFieldNotHeld => (E080405, 400, "inventory_field_not_held"),
+            Self::FirmwareNoDevice { ppmid: false } => (E110101, 400, "firmware_no_device"),
+            Self::FirmwareNoDevice { ppmid: true } => (E110401, 400, "ppmid_firmware_no_device"),
+            Self::FirmwareBusy => (E60, 503, "firmware_busy"),
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -154,15 +178,27 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::ChangeLog,
+                ..
+            } => (E100, 503, "change_log"),
+            Self::Resource {
+                resource: Resource::FirmwareJournal,
+                ..
+            } => (E100, 503, "firmware_journal"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
-            Self::Timeout | Self::SignAnswer | Self::Command(_) | Self::Resource { .. } => {
-                Cause::Gateway
-            }
+            Self::InventoryChange(ChangeError::NoSuchRegistration { .. })
+            | Self::InventoryChange(ChangeError::TooManyModels) => Cause::Gateway,
+            Self::Timeout
+            | Self::SignAnswer
+            | Self::Command(_)
+            | Self::Resource { .. }
+            | Self::FirmwareBusy => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -183,7 +219,11 @@ impl Error {
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
-            | Self::InventoryEmpty => Cause::Sender,
+            | Self::InventoryEmpty
+            | Self::ServiceBody(_)
+            | Self::InventoryChange(_)
+            | Self::InventoryFieldNotHeld
+            | Self::FirmwareNoDevice { .. } => Cause::Sender,
         }
     }
 }
@@ -193,6 +233,18 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+    }
+}
+
+/// An inventory change that does not apply: the sender's, unless it is the cache's own bound.
+fn change_code(e: &ChangeError) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match e {
+        ChangeError::Invalid(_) => (E40, 400, "inventory_change"),
+        ChangeError::UnknownDevice(_) => (E19, 404, "inventory_change_device"),
+        ChangeError::ChfInUse { .. } => (E5, 409, "inventory_chf_in_use"),
+        ChangeError::NoSuchRegistration { .. } => (E100, 500, "inventory_registration"),
+        ChangeError::TooManyModels => (E100, 503, "inventory_models"),
     }
 }
 

@@ -88,6 +88,12 @@ pub enum DccAlertPayload {
         /// At most 20 decimal digits, which every `u64` has.
         quarantine_event_ref: u64,
     },
+    /// `FirmwareDistributionFailure`: the devices an 11.1 or 11.4 request's image did not reach
+    /// (at least one).
+    FirmwareDistributionFailure {
+        request_id: RequestId,
+        devices: Vec<DeviceId>,
+    },
 }
 
 /// A [`DccAlertPayload`] checked against the schema rules its type does not rule out, so that
@@ -164,7 +170,11 @@ fn check(p: &DccAlertPayload) -> Result<(), WriteError> {
             ecos_error_code: Some(code),
             ..
         } if code.chars().count() != 3 => Err(WriteError::EcosErrorCode),
+        DccAlertPayload::FirmwareDistributionFailure { devices, .. } if devices.is_empty() => {
+            Err(WriteError::EmptyDeviceList)
+        }
         DccAlertPayload::ChangeOfSupplierRequest { .. }
+        | DccAlertPayload::FirmwareDistributionFailure { .. }
         | DccAlertPayload::PowerOutageEvent { .. }
         | DccAlertPayload::CommandFailure { .. }
         | DccAlertPayload::QuarantinedRequest { .. } => Ok(()),
@@ -229,6 +239,16 @@ fn payload(out: &mut String, p: &DccAlertPayload) {
             }
             element(out, "DeviceID", &device.to_string());
             out.push_str("</sr:CommandFailure>");
+        }
+        DccAlertPayload::FirmwareDistributionFailure {
+            request_id,
+            devices,
+        } => {
+            out.push_str("<sr:FirmwareDistributionFailure>");
+            element(out, "UpdateFirmwareRequestID", &request_id.to_string());
+            out.push_str("<sr:MeterIDs>");
+            crate::duis::services::push_ids(out, devices);
+            out.push_str("</sr:MeterIDs></sr:FirmwareDistributionFailure>");
         }
         DccAlertPayload::QuarantinedRequest {
             breach,
