@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod duis;
 pub mod error;
+pub mod firmware;
 pub mod gbcs;
 pub mod identity;
 pub mod metrics;

@@ -8,6 +8,6 @@ mod replay;
 mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
-pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
+pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use replay::{AdvanceError, ReplayGuard};
 pub use user_changes::{UserChangeLog, UserChangeLogError};

@@ -11,9 +11,10 @@ use super::inventory::MAX_FIRMWARE_VERSION;
 use super::BodyError;
 use crate::domain::DeviceId;
 
-/// The most devices one request may list: the schema's `DeviceIDList` holds at most 1,199,999
-/// characters, 24 a device.
-pub const MAX_FIRMWARE_DEVICES: usize = 50_000;
+/// The most devices one request may list. The schema's `DeviceIDList` holds up to 50,000; the
+/// gateway takes 20,000, so that a distribution's durable record stays within the journal's
+/// record bound (a longer list is refused as not readable).
+pub const MAX_FIRMWARE_DEVICES: usize = 20_000;
 
 /// An 11.1 or 11.4 request. The image itself is not kept: what travels on is its digest and
 /// length (the hub network's commands are bounded far below an image's size).
@@ -67,7 +68,8 @@ pub fn read_update_firmware(body: &[u8], element: &str) -> Result<FirmwareUpdate
 }
 
 /// The listed devices the DCC does not send the image to, and why (each list may be empty).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FirmwareWarning {
     /// Unknown devices, and devices the User is not registered for.
     pub invalid: Vec<DeviceId>,
