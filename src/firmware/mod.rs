@@ -64,6 +64,11 @@ impl Distribution {
         self.hubs.iter().all(|h| h.delivered.is_some())
     }
 
+    /// Whether it is an 11.4 Update PPMID Firmware (else 11.1).
+    pub fn ppmid(&self) -> bool {
+        self.srv.to_string() == "11.4"
+    }
+
     /// The devices behind hubs that did not take the image, in order.
     pub fn undelivered(&self) -> Vec<DeviceId> {
         self.hubs

@@ -4,6 +4,7 @@
 //! leaves only once its audit record is durable. Every answer is signed.
 
 mod answer;
+mod dcc;
 mod plan;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
+use crate::firmware::Distributions;
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::registry::Snapshot;
 use crate::replies;
@@ -59,6 +61,8 @@ pub struct Routing {
     /// The access-control broker key (`OU=04`) that signs every command.
     pub signer: CommandSigner,
     pub dispatcher: Arc<Dispatcher>,
+    /// Firmware distributions in progress (11.1, 11.4).
+    pub firmware: Arc<Distributions>,
 }
 
 impl replies::Context for Gateway {
@@ -80,6 +84,10 @@ impl replies::Context for Gateway {
 
     fn change_log(&self) -> &ChangeLog {
         self.state.change_log()
+    }
+
+    fn firmware(&self) -> Option<&Distributions> {
+        Some(&self.routing.firmware)
     }
 }
 

@@ -12,8 +12,11 @@ use crate::catalogue::SrvEntry;
 use crate::duis::inventory;
 use crate::duis::{ParsedRequest, ResponsePayload};
 use crate::error::{Error, Resource};
+use crate::firmware::Distribution;
+use crate::registry::Change;
 use crate::routing::{self, Command, SignedCommand};
 
+use super::dcc::distribute;
 use super::{answer, Gateway, Routing};
 
 /// The synchronous answer a planned request gets.
@@ -31,6 +34,15 @@ pub(super) enum Effect {
     /// A signed command for a device: journalled as pending, then sent in the background. Its
     /// Service Response (or `E20`/`E21`) is the final message.
     Route(SignedCommand),
+    /// Registration changes (the DCC's own inventory services): journalled and in force, their
+    /// DCC Alerts raised, through the admin API's path.
+    Registry(Vec<Change>),
+    /// A firmware distribution: its hub commands journalled as pending, the distribution
+    /// journalled, then the commands sent. Its Service Response is the final message.
+    Distribute {
+        distribution: Distribution,
+        commands: Vec<SignedCommand>,
+    },
 }
 
 /// A permitted request's answer and effects.
@@ -43,7 +55,9 @@ pub(super) struct Plan {
 impl Plan {
     /// Whether a final message will follow the synchronous answer.
     pub fn follows(&self) -> bool {
-        self.effects.iter().any(|e| matches!(e, Effect::Route(_)))
+        self.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Route(_) | Effect::Distribute { .. }))
     }
 
     fn done(payload: ResponsePayload) -> Self {
@@ -77,6 +91,9 @@ impl Gateway {
         let cv = p.request.header.command_variant;
         if p.entry.body_element == "ReadInventory" {
             return self.read_inventory(p).map(Plan::done);
+        }
+        if let Some(plan) = p.entry.non_device.then(|| self.dcc_service(p)).flatten() {
+            return plan;
         }
         if !p.entry.non_device && routing::sent_to_device(cv) {
             return self.sign_command(p).map(Plan::routed);
@@ -129,6 +146,11 @@ impl Gateway {
         for effect in effects {
             match effect {
                 Effect::Route(command) => route(&self.routing, command).await?,
+                Effect::Registry(changes) => self.apply(&changes).await?,
+                Effect::Distribute {
+                    distribution,
+                    commands,
+                } => distribute(&self.routing, distribution, commands).await?,
             }
         }
         Ok(())

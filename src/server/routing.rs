@@ -10,6 +10,7 @@ use crate::commshub::{HubConfig, InProcessHub, Simulator};
 use crate::config::{Config, Delivery, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
+use crate::firmware::Distributions;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Routing};
 use crate::registry::Snapshot;
@@ -51,9 +52,15 @@ pub(super) async fn open(
     .await
     .map_err(StartError::PendingJournal)?;
     let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
+    let firmware_dir = config.state.dir.join("firmware");
+    let firmware = tokio::task::spawn_blocking(move || Distributions::open(&firmware_dir))
+        .await
+        .map_err(StartError::Task)?
+        .map_err(StartError::Firmware)?;
     let routing = Routing {
         signer,
         dispatcher: Arc::clone(&opened.dispatcher),
+        firmware: Arc::new(firmware),
     };
     let pending = Pending {
         opened,
