@@ -5,6 +5,7 @@ mod access;
 mod alert_crash;
 mod bounds;
 mod crash;
+mod dcc_services;
 mod dead_letters;
 mod demo;
 mod openssl_made;
