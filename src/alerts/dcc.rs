@@ -107,15 +107,7 @@ pub fn dcc_recipients(
     let device = |id: DeviceId| registry.device(id).ok_or(AlertsError::UnknownDevice(id));
     let (recipients, payload) = match &alert.event {
         DccEvent::PowerOutage { hub, mpxn, started } => {
-            let mut to = Vec::new();
-            push_registered(&mut to, registry, *mpxn, network_role(*mpxn), alert.at);
-            let start = unix(*started)?;
-            let payload = DccAlertPayload::PowerOutageEvent {
-                comms_hub: *hub,
-                start,
-                mpxn: *mpxn,
-            };
-            (to, payload)
+            power_outage(registry, *hub, *mpxn, *started, alert.at)?
         }
         DccEvent::DeviceStatusChange { device: id, change } => {
             let d = device(*id)?;
@@ -134,17 +126,7 @@ pub fn dcc_recipients(
             incoming,
         } => {
             let d = device(*id)?;
-            let mut to = Vec::new();
-            for user in outgoing {
-                push_unique(&mut to, *user, Some(*role));
-            }
-            push_unique(&mut to, *incoming, Some(*role));
-            let payload = DccAlertPayload::DeviceChangeOfSupplier {
-                device: *id,
-                device_type: d.device_type,
-                mpxns: MeterMpxns::import_only(*mpxn),
-            };
-            (to, payload)
+            change_of_supplier(&d, *mpxn, *role, outgoing, *incoming)
         }
         DccEvent::CommandFailure {
             request_id,
@@ -186,6 +168,45 @@ pub fn dcc_recipients(
     }
     let body = DccAlertBody::new(payload).map_err(AlertsError::Write)?;
     Ok((recipients, body))
+}
+
+/// A power outage: to the network operator of the meter point.
+fn power_outage(
+    registry: &Snapshot,
+    hub: DeviceId,
+    mpxn: Mpxn,
+    started: i64,
+    at: i64,
+) -> Result<(Vec<Recipient>, DccAlertPayload), AlertsError> {
+    let mut to = Vec::new();
+    push_registered(&mut to, registry, mpxn, network_role(mpxn), at);
+    let payload = DccAlertPayload::PowerOutageEvent {
+        comms_hub: hub,
+        start: unix(started)?,
+        mpxn,
+    };
+    Ok((to, payload))
+}
+
+/// A change of supplier: to the outgoing and the incoming supplier.
+fn change_of_supplier(
+    d: &DeviceRecord,
+    mpxn: Mpxn,
+    role: UserRole,
+    outgoing: &[UserId],
+    incoming: UserId,
+) -> (Vec<Recipient>, DccAlertPayload) {
+    let mut to = Vec::new();
+    for user in outgoing {
+        push_unique(&mut to, *user, Some(role));
+    }
+    push_unique(&mut to, incoming, Some(role));
+    let payload = DccAlertPayload::DeviceChangeOfSupplier {
+        device: d.id,
+        device_type: d.device_type,
+        mpxns: MeterMpxns::import_only(mpxn),
+    };
+    (to, payload)
 }
 
 fn originator(request_id: &RequestId) -> Recipient {

@@ -26,6 +26,9 @@ fn at(srv: &str, user: &str, device: &str, deciding: &[Mpxn], when: i64) -> Want
     }
 }
 
+/// SRV, User, device, the meter points the service names, when, and the outcome.
+type Row<'a> = (&'a str, &'a str, &'a str, &'a [Mpxn], i64, Want);
+
 fn device_change(hub: &str) -> Change {
     device(hub, DeviceType::Chf, DeviceStatus::Pending, None, None)
 }
@@ -37,7 +40,7 @@ fn a_named_device_is_checked_like_a_target() {
     let mprn = [Mpxn::Mprn(MPRN)];
     let stranger_mpan = [Mpxn::Mpan(MPAN + 100)];
     #[rustfmt::skip]
-    let table: Vec<(&str, &str, &str, &[Mpxn], i64, Want)> = vec![
+    let table: Vec<Row<'_>> = vec![
         // The device's own meter point decides, at the request's time.
         ("8.3", SUP1, ESME, &[], BEFORE, Yes(ImportSupplier)),
         ("8.3", SUP1, ESME, &[], AFTER, Code("E4")),

@@ -254,22 +254,24 @@ fn payload(out: &mut String, p: &DccAlertPayload) {
             breach,
             request_id,
             quarantine_event_ref,
-        } => {
-            let name = match breach {
-                QuarantineBreach::UserThreshold => "ADUserThresholdBreach",
-                QuarantineBreach::DccThreshold => "ADDCCThresholdBreach",
-                QuarantineBreach::AttributeLimits => "ADAttributeLimitsBreach",
-            };
-            out.push_str("<sr:QuarantinedRequest><sr:");
-            out.push_str(name);
-            out.push('>');
-            element(out, "RequestID", &request_id.to_string());
-            element(out, "QuarantineEventRef", &quarantine_event_ref.to_string());
-            out.push_str("</sr:");
-            out.push_str(name);
-            out.push_str("></sr:QuarantinedRequest>");
-        }
+        } => quarantined(out, *breach, request_id, *quarantine_event_ref),
     }
+}
+
+fn quarantined(out: &mut String, breach: QuarantineBreach, request_id: &RequestId, event_ref: u64) {
+    let name = match breach {
+        QuarantineBreach::UserThreshold => "ADUserThresholdBreach",
+        QuarantineBreach::DccThreshold => "ADDCCThresholdBreach",
+        QuarantineBreach::AttributeLimits => "ADAttributeLimitsBreach",
+    };
+    out.push_str("<sr:QuarantinedRequest><sr:");
+    out.push_str(name);
+    out.push('>');
+    element(out, "RequestID", &request_id.to_string());
+    element(out, "QuarantineEventRef", &event_ref.to_string());
+    out.push_str("</sr:");
+    out.push_str(name);
+    out.push_str("></sr:QuarantinedRequest>");
 }
 
 fn status_change(out: &mut String, change: &DeviceStatusChange) {

@@ -377,3 +377,78 @@ proptest::proptest! {
         let _ = read_update_inventory(inner.as_bytes());
     }
 }
+
+/// The answers as `ResponseMessage`s, against the DUIS 5.4 XSD: the matrix placed and not, the
+/// warnings with every list.
+#[test]
+fn written_answers_are_valid_duis() {
+    use crate::duis::testing::DuisXsd;
+    use crate::duis::{write_response, ResponseHeaderOut, ResponsePayload};
+    let Some(xsd) = DuisXsd::prepare() else {
+        return;
+    };
+    let header = ResponseHeaderOut {
+        request_id: Some(
+            format!("90-B3-D5-1F-30-01-00-00:90-B3-D5-1F-30-00-00-02:1")
+                .parse()
+                .unwrap(),
+        ),
+        response_id: None,
+        code: ResponseCode::I0,
+        date_time: time::macros::datetime!(2024-03-01 12:00:00 UTC),
+    };
+    let unplaced: Vec<WanAnswer> = ["North", "Central", "South"]
+        .into_iter()
+        .map(|region| WanAnswer {
+            region,
+            code: ResponseCode::E120101,
+            coverage: None,
+        })
+        .collect();
+    let placed = [WanAnswer {
+        region: "South",
+        code: ResponseCode::I0,
+        coverage: Some(WanCoverage {
+            available: false,
+            technology: "Cellular",
+            likelihood: "Low",
+        }),
+    }];
+    let warning = FirmwareWarning {
+        invalid: vec![id(A0)],
+        not_commissioned: vec![id(A2), id(A0)],
+        not_applicable: vec![id(A2)],
+        in_progress: vec![id(A0)],
+    };
+    let docs = [
+        ("12.1", write_wan_matrix(&WanQuery::Uprn(1), &unplaced)),
+        (
+            "12.1",
+            write_wan_matrix(
+                &WanQuery::Address {
+                    post_code: "SW1A 1AA".into(),
+                    address: "<1>".into(),
+                },
+                &placed,
+            ),
+        ),
+        ("11.1", write_firmware_warning(&warning, false)),
+        ("11.4", write_firmware_warning(&warning, true)),
+    ];
+    let written: Vec<String> = docs
+        .iter()
+        .map(|(srv, raw)| {
+            let srv: crate::domain::Srv = srv.parse().unwrap();
+            write_response(
+                &header,
+                srv.service_reference(),
+                srv,
+                &ResponsePayload::Raw(raw.clone()),
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = written.iter().map(String::as_str).collect();
+    if let Err(report) = xsd.validate_all(&refs) {
+        panic!("xmllint refused an answer:\n{report}");
+    }
+}
