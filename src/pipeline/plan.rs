@@ -99,8 +99,8 @@ impl Gateway {
             return self.sign_command(p).map(Plan::routed);
         }
         // Local delivery (Command Variants 2 and 6), the critical flow's pre-command (4) and the
-        // DCC's own services other than 8.2 (8): acknowledged, with no final message yet; the
-        // audit trail records that none follows.
+        // DCC's own services not planned above (8): acknowledged, with no final message yet;
+        // the audit trail records that none follows.
         Ok(Plan {
             reply: Reply::Acknowledged,
             effects: Vec::new(),
