@@ -3,7 +3,9 @@
 //! journalled before its `I99`, each hub's outcome as it comes, and the distribution's end once
 //! its final messages are in the outbox. A restart finds every distribution not yet reported,
 //! with the hubs still owed (their commands are in the pending journal, and are dispatched
-//! again) and those finished but not reported (reported again: duplicates, never loss).
+//! again) and those finished but not reported (reported again: duplicates, never loss). The
+//! journal is compacted at each start (only what is in progress is kept); between starts it
+//! grows by one record per distribution, per hub answer and per report.
 //!
 //! A distribution sends one command to each comms hub in front of the devices it reaches; the
 //! command's RequestID is the request's with the hub as its target ([`hub_request_id`]), unique
