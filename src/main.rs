@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
@@ -72,7 +74,8 @@ enum Command {
         input: Option<PathBuf>,
     },
     /// Verify a DUIS message's signature. Exit 0 valid, 1 invalid signature, 3 unknown
-    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained).
+    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained),
+    /// 6 something could not be read (nothing was verified).
     Verify {
         /// A directory of signing certificates (PEM, searched recursively).
         #[arg(long)]
@@ -109,7 +112,7 @@ enum Command {
 enum AuditCommand {
     /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
     /// last write is reported, not counted as damage), 1 broken (the first broken record is
-    /// named).
+    /// named), 6 the directory or a file could not be read (nothing was verified).
     Verify { dir: PathBuf },
 }
 
@@ -216,16 +219,7 @@ fn main() -> anyhow::Result<()> {
             certs,
             trust,
             input,
-        } => {
-            let message = tools::read_input(input.as_deref())?;
-            if trust.is_empty() {
-                eprintln!("note: no --trust given; the certificate's chain is not checked");
-            }
-            let (exit, sentence) =
-                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())?;
-            eprintln!("{sentence}");
-            std::process::exit(exit as i32);
-        }
+        } => verify(&certs, &trust, input.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => audit_verify(&dir),
@@ -248,6 +242,29 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
+fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::Path>) -> ! {
+    let verdict = tools::read_input(input).and_then(|message| {
+        if trust.is_empty() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: no --trust given; the certificate's chain is not checked"
+            );
+        }
+        tools::verify(&message, certs, trust, OffsetDateTime::now_utc())
+    });
+    let (exit, sentence) = match verdict {
+        Ok(verdict) => verdict,
+        // Reading failed: its own exit code, never one of the verdicts'.
+        Err(e) => (
+            tools::VerifyExit::CannotRead,
+            format!("cannot verify: {e:#}"),
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "{sentence}");
+    std::process::exit(exit as i32);
 }
 
 /// `dccgw audit verify DIR`.
@@ -279,7 +296,12 @@ fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
             println!("Audit trail BROKEN: {b}");
             std::process::exit(1);
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => {
+            // Reading failed: its own exit code, never the verdict "broken".
+            let e = anyhow::Error::new(e).context(format!("reading {}", dir.display()));
+            let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+            std::process::exit(tools::AUDIT_CANNOT_READ);
+        }
     }
 }
 
@@ -351,10 +373,23 @@ async fn serve(
         .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
-        println!(
-            "{}",
-            demo::banner(&plan, &files, &me, running.addr, running.admin_addr)
-        );
+        let banner = demo::banner(&plan, &files, &me, running.addr, running.admin_addr);
+        // Standard output may be a pipe nobody reads any more: the gateway runs on regardless.
+        let _ = writeln!(std::io::stdout(), "{banner}");
+    }
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads the certificates, trust anchors and CRLs (a failure is logged and
+        // changes nothing).
+        use tokio::signal::unix::{signal, SignalKind};
+        let reloader = running.reloader.clone();
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    let _ = reloader.reload("signal").await;
+                }
+            });
+        }
     }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
@@ -385,9 +420,13 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A log line that cannot be written (standard error is a pipe whose reader has gone) is
+    // dropped: the gateway keeps serving, and does not try to report the failure on the same
+    // standard error (which would panic).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder

@@ -8,6 +8,7 @@
 //! or rule names is created at zero, so `/metrics` lists a family before its first event.
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
+mod certs;
 mod events;
 mod trace;
 
@@ -20,6 +21,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
 pub use trace::{micros, RequestTrace, Stage};
 
@@ -37,8 +39,15 @@ const DELIVERY_BUCKETS: &[f64] = &[
 
 /// The caches whose sizes and reloads are counted.
 pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
-/// The certificates whose expiry is exported.
-pub const CERTIFICATES: [&str; 2] = ["tls_server", "dcc_xml_signing"];
+/// The certificates whose expiry is exported: the gateway's own, and the earliest of each set it
+/// trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
+pub const CERTIFICATES: [&str; 5] = [
+    "tls_server",
+    "dcc_xml_signing",
+    "tls_client_anchor",
+    "signing_anchor",
+    "user_xml_signing",
+];
 /// Kinds of asynchronous message.
 pub const DELIVERY_KINDS: [&str; 2] = ["response", "alert"];
 /// How a delivery attempt ended.
@@ -55,6 +64,7 @@ pub struct Metrics {
     handshake_duration: HistogramVec,
     handshake_failures: IntCounterVec,
     connections_open: IntGauge,
+    connections_shed: IntCounterVec,
     audit_failures: IntCounter,
     cache_entries: IntGaugeVec,
     cache_reloads: IntCounterVec,
@@ -63,6 +73,8 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// For the alert side (routing and throttling) to update.
     pub alerts: AlertMetrics,
+    /// Certificate reloads and CRLs.
+    pub certs: CertMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -221,6 +233,14 @@ impl Metrics {
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
         );
+        let connections_shed = b.counters(
+            "dccgw_connections_shed_total",
+            "New connections closed at once because a bound was reached: handshake slots, or the source address's open connections.",
+            &["reason"],
+        );
+        for reason in ["handshakes", "per_source"] {
+            connections_shed.with_label_values(&[reason]);
+        }
         let audit_failures = b.counter(
             "dccgw_audit_write_failures_total",
             "Audit records that could not be written (disk error, backlog, writer stopped).",
@@ -229,6 +249,7 @@ impl Metrics {
         let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
+        let certs = CertMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -240,12 +261,14 @@ impl Metrics {
             handshake_duration,
             handshake_failures,
             connections_open,
+            connections_shed,
             audit_failures,
             cache_entries,
             cache_reloads,
             certificate_expiry,
             delivery,
             alerts,
+            certs,
         }
     }
 
@@ -265,6 +288,11 @@ impl Metrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_open.inc();
         ConnectionGuard(self.connections_open.clone())
+    }
+
+    /// A new connection was closed at once at a bound (`reason`: `handshakes`, `per_source`).
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed.with_label_values(&[reason]).inc();
     }
 
     /// An audit record other than a request's (a delivery attempt's) could not be written.

@@ -19,7 +19,14 @@ pub enum VerifyExit {
     UnknownCertificate = 3,
     Malformed = 4,
     CertificateNotAcceptable = 5,
+    /// The input, the certificate directory or a trust anchor could not be read: nothing was
+    /// verified (distinct from every verdict above).
+    CannotRead = 6,
 }
+
+/// `dccgw audit verify`'s exit code when the directory cannot be read: nothing was verified
+/// (distinct from 0 intact and 1 broken).
+pub const AUDIT_CANNOT_READ: i32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -98,11 +105,7 @@ pub fn verify(
     trust: &[PathBuf],
     now: OffsetDateTime,
 ) -> Result<(VerifyExit, String), ToolError> {
-    let mut anchors = Vec::new();
-    for path in trust {
-        anchors.extend(load::trust_anchors(path)?);
-    }
-    let store = load::certs(certs, anchors)?;
+    let store = load::certs(certs, std::sync::Arc::new(load::trust(trust, &[])?))?;
     // The gateway's way to read a signature: everything but the ECDSA operation, which waits
     // until the certificate is found and checked.
     let prepared = match xmldsig::prepare(input, &C14nLimits::default()) {

@@ -199,6 +199,16 @@ impl Dispatcher {
         self.in_flight.len()
     }
 
+    /// Whether the link to the hub network is up (`/readyz` says not ready while it is down).
+    pub fn hub_linked(&self) -> bool {
+        self.hub.is_linked()
+    }
+
+    /// Whether the pending journal's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     /// Pending-journal segments on disk.
     pub fn journal_segments(&self) -> usize {
         self.journal.segment_count()

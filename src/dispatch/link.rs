@@ -121,4 +121,10 @@ pub trait HubNetwork: Send + Sync {
     /// Hands one signed command to the network. `Ok` means it was taken; what the device does
     /// comes back later as events.
     fn send(&self, cmd: SignedCommand) -> HubFuture<'_>;
+
+    /// Whether the link to the network is up (`/readyz` says not ready while it is down). A
+    /// network in the same process is always linked.
+    fn is_linked(&self) -> bool {
+        true
+    }
 }

@@ -72,6 +72,8 @@ pub enum ResponseCode {
     E56,
     /// Gateway's choice: the originator's counter is not above the last one accepted (replay).
     E57,
+    /// Gateway's choice: the signing certificate is revoked by its issuer's CRL.
+    E58,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
@@ -90,12 +92,12 @@ pub enum ResponseCode {
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 37] = {
+    pub const ALL: [ResponseCode; 38] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
-            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E60, E100, E080405,
-            E110101, E110401, E120101,
+            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60, E100,
+            E080405, E110101, E110401, E120101,
         ]
     };
 
@@ -132,6 +134,7 @@ impl ResponseCode {
             Self::E55 => "E55",
             Self::E56 => "E56",
             Self::E57 => "E57",
+            Self::E58 => "E58",
             Self::E60 => "E60",
             Self::E100 => "E100",
             Self::E080405 => "E080405",
@@ -192,7 +195,7 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
             | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
-            | E56 | E57 | E60 | E100 | E080405 | E110101 | E110401 | E120101 => {}
+            | E56 | E57 | E58 | E60 | E100 | E080405 | E110101 | E110401 | E120101 => {}
         }
     }
 }

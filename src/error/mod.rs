@@ -65,6 +65,8 @@ pub enum Error {
     Replay(#[source] Replay),
     #[error("the request did not finish within the request timeout")]
     Timeout,
+    #[error("request bodies in flight are at the gateway's memory budget")]
+    Busy,
     #[error("the gateway could not sign its answer")]
     SignAnswer,
     #[error("the Read Inventory search is not one the schema allows")]
@@ -107,6 +109,9 @@ pub enum Resource {
     /// A firmware distribution could not be journalled before the acknowledgement.
     #[error("the firmware distribution journal")]
     FirmwareJournal,
+    /// The audit trail's writes are failing: no request's effects are taken.
+    #[error("the audit trail")]
+    AuditTrail,
 }
 
 impl Error {
@@ -147,6 +152,7 @@ impl Error {
             Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
             Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
             Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
+            Self::Signer(SignerRefusal::Revoked) => (E58, 403, "signer_revoked"),
             Self::Denied(Denial::UnknownUser(_)) => (E1, 403, "user_unknown"),
             Self::Denied(Denial::RoleNotEligible(_)) => (E2, 403, "role_not_eligible"),
             Self::Denied(Denial::UserStatus) => (E3, 403, "user_status"),
@@ -156,7 +162,9 @@ impl Error {
             Self::Denied(Denial::DeviceType { .. }) => (E11, 400, "device_type"),
             Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
+            Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
+            Self::Busy => (E60, 503, "busy"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
@@ -186,6 +194,10 @@ impl Error {
                 resource: Resource::FirmwareJournal,
                 ..
             } => (E100, 503, "firmware_journal"),
+            Self::Resource {
+                resource: Resource::AuditTrail,
+                ..
+            } => (E100, 503, "audit_trail"),
         }
     }
 
@@ -195,6 +207,7 @@ impl Error {
             Self::InventoryChange(ChangeError::NoSuchRegistration { .. })
             | Self::InventoryChange(ChangeError::TooManyModels) => Cause::Gateway,
             Self::Timeout
+            | Self::Busy
             | Self::SignAnswer
             | Self::Command(_)
             | Self::Resource { .. }
@@ -215,7 +228,7 @@ impl Error {
             | Self::Signature(_)
             | Self::UnknownSigner
             | Self::Signer(_)
-            | Self::Replay(Replay::NotIncreasing { .. })
+            | Self::Replay(Replay::NotIncreasing { .. } | Replay::AheadOfClock { .. })
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
@@ -277,6 +290,7 @@ fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
         ParseError::TooDeep { .. } => (E42, 400, "xml_too_deep"),
         ParseError::TooManyElements { .. } => (E42, 400, "xml_too_many_elements"),
         ParseError::TooManyAttributes { .. } => (E42, 400, "xml_too_many_attributes"),
+        ParseError::TooManyNamespaces { .. } => (E42, 400, "xml_too_many_namespaces"),
         ParseError::TextTooLong { .. } => (E42, 400, "xml_text_too_long"),
         ParseError::Doctype => (E41, 400, "xml_doctype"),
         ParseError::ProcessingInstruction => (E41, 400, "xml_processing_instruction"),

@@ -63,6 +63,13 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            p(ParseError::TooManyNamespaces { limit: 1 }),
+            E42,
+            400,
+            "xml_too_many_namespaces",
+            Cause::Sender,
+        ),
+        (
             p(ParseError::TextTooLong { limit: 1 }),
             E42,
             400,
@@ -246,10 +253,27 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::Replay(Replay::AheadOfClock {
+                counter: u64::MAX,
+                limit: 1,
+            }),
+            E43,
+            400,
+            "counter_ahead",
+            Cause::Sender,
+        ),
+        (
             Error::resource(Resource::ReplayJournal, std::io::Error::other("disk")),
             E100,
             503,
             "journal",
+            Cause::Gateway,
+        ),
+        (
+            Error::resource(Resource::AuditTrail, std::io::Error::other("disk")),
+            E100,
+            503,
+            "audit_trail",
             Cause::Gateway,
         ),
         (
@@ -326,6 +350,7 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
+        (Error::Busy, E60, 503, "busy", Cause::Gateway),
         (Error::SignAnswer, E100, 500, "sign_answer", Cause::Gateway),
         (
             Error::Command(crate::routing::RoutingError::PayloadTooLarge(70_000)),
@@ -360,6 +385,13 @@ fn every_failure_has_its_documented_code() {
             E54,
             403,
             "signer_role",
+            Cause::Sender,
+        ),
+        (
+            Error::Signer(SignerRefusal::Revoked),
+            E58,
+            403,
+            "signer_revoked",
             Cause::Sender,
         ),
         (

@@ -31,7 +31,7 @@ use crate::signer::Signer;
 use crate::state::State;
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
 use crate::tls::PeerIdentity;
-use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
+use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
 
@@ -48,7 +48,7 @@ pub struct Gateway {
     /// The DCC XML-signing key that signs every answer.
     pub signer: Signer,
     /// Each originator's last accepted counter, journalled.
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
@@ -106,7 +106,7 @@ struct Refusal {
 /// The parts a [`Gateway`] is made of, opened at start.
 pub struct Parts {
     pub state: Arc<State>,
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
@@ -152,13 +152,6 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let span = tracing::info_span!(
-            "request",
-            service = service.label(),
-            request_id = tracing::field::Empty,
-            srv = tracing::field::Empty,
-            role = tracing::field::Empty
-        );
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
@@ -170,41 +163,49 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
-            // The answer leaves once its audit record is on disk (group commit: many requests
-            // share one fsync).
-            let waiting = Instant::now();
-            let result = audited.durable().await;
-            AuditWaited {
-                result,
-                waited: waiting.elapsed(),
-            }
-            .emit(&self.metrics);
-            answer
+            self.once_recorded(answer, audited).await
         }
-        .instrument(span)
+        .instrument(request_span(service))
         .await
     }
 
     /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path. Its audit record is queued but not
-    /// waited for: such requests carry no identity beyond the TLS session's.
-    pub fn refuse_early(
+    /// timeout), through the same respond-and-record path, in a span of its own (so that nothing
+    /// is added to the connection's span however many such requests one connection sends).
+    pub async fn refuse_early(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         error: Error,
         now: OffsetDateTime,
     ) -> Answer {
-        let partial = PartialHeader::default();
-        let (answer, _queued) = self.respond(
-            service,
-            peer,
-            partial,
-            Err(error),
-            now,
-            RequestTrace::start(),
-        );
-        answer
+        async {
+            let partial = PartialHeader::default();
+            let trace = RequestTrace::start();
+            let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+            self.once_recorded(answer, audited).await
+        }
+        .instrument(request_span(service))
+        .await
+    }
+
+    /// The answer, once its audit record is on disk (group commit: many requests share one
+    /// fsync). An answer whose record could not be written does not leave: the sender gets a
+    /// bare 503 with no DUIS answer, so nothing is promised that the trail does not hold.
+    async fn once_recorded(&self, answer: Answer, audited: Receipt) -> Answer {
+        let waiting = Instant::now();
+        let result = audited.durable().await;
+        let recorded = result.is_ok();
+        AuditWaited {
+            result,
+            waited: waiting.elapsed(),
+        }
+        .emit(&self.metrics);
+        if recorded {
+            answer
+        } else {
+            Answer::withheld()
+        }
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
@@ -314,15 +315,7 @@ impl Gateway {
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
         // move an originator's high-water mark.
-        self.replay
-            .advance(&header.request_id, header.command_variant)
-            .await
-            .map_err(|e| {
-                refuse(match e {
-                    AdvanceError::Refused(r) => Error::Replay(r),
-                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                })
-            })?;
+        self.spend_counter(&request, now).await.map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
@@ -336,6 +329,31 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// The request's counter checked and made durable: its first effect, and so taken only
+    /// while the audit trail can record the answer.
+    async fn spend_counter(
+        &self,
+        request: &ParsedRequest,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        if self.audit.is_failing() {
+            return Err(Error::resource(
+                Resource::AuditTrail,
+                std::io::Error::other("the audit trail's last write failed"),
+            ));
+        }
+        // Nanoseconds since 1970 fit a u64 until the year 2554.
+        let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
+        let header = &request.header;
+        self.replay
+            .advance(&header.request_id, header.command_variant, now_ns)
+            .await
+            .map_err(|e| match e {
+                AdvanceError::Refused(r) => Error::Replay(r),
+                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+            })
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
@@ -369,10 +387,24 @@ impl Gateway {
             .ok_or(Error::UnknownSigner)?;
         xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
             .map_err(Error::Signer)?;
+        if cert.revoked {
+            return Err(Error::Signer(SignerRefusal::Revoked));
+        }
         prepared
             .verify(&cert.identity.public_key)
             .map_err(Error::Signature)
     }
+}
+
+/// A request's span: its fields are filled in when it is recorded.
+fn request_span(service: DuisService) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        service = service.label(),
+        request_id = tracing::field::Empty,
+        srv = tracing::field::Empty,
+        role = tracing::field::Empty
+    )
 }
 
 /// When a request is decided for: its execution time if future-dated, else now.

@@ -2,6 +2,7 @@
 //! hand each request to the pipeline. Also owns start-up and graceful shutdown of the whole
 //! gateway (the admin listener included).
 
+mod admission;
 mod attempts;
 mod conn;
 mod http;
@@ -15,8 +16,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
+use self::admission::{Admission, Bounds};
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
@@ -28,7 +29,9 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
+use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
+use crate::smki::Clients;
 use crate::state::{self, LoadError, State};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -44,6 +47,8 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     State(#[from] LoadError),
+    #[error("the TLS client trust ([tls] client_ca, crls)")]
+    TlsTrust(#[from] state::CertStoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -84,6 +89,12 @@ pub enum StartError {
     },
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("cannot write in {dir}")]
+    Unwritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -99,6 +110,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     /// The outbox: every asynchronous message until its User has it.
     pub outbox: Arc<Outbox>,
+    /// Reloads the certificates (SIGHUP, the admin endpoint and the file watch use it).
+    pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -121,11 +134,27 @@ impl Running {
     }
 }
 
-/// Loads keys and registers, binds both listeners and starts serving.
+/// Binds both listeners and checks that every directory it writes is writable (fail fast: a
+/// port in use or a read-only disk stops the start before anything slow is loaded); then loads
+/// keys and registers and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let listeners = Listeners::bind(config).await?;
+    let dirs = [config.state.dir.clone(), config.audit.dir(&config.state)];
+    for dir in dirs {
+        let probe = dir.clone();
+        blocking(move || crate::store::probe_dir(&probe))
+            .await?
+            .map_err(|source| StartError::Unwritable { dir, source })?;
+    }
     let metrics = Metrics::new();
-    let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
-    record_tls_expiry(config, &metrics)?;
+    let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
+    let tls_config = tls::server_config(
+        &config.tls.cert,
+        &config.tls.key,
+        Arc::clone(&tls_trust),
+        Clients::Users,
+    )?;
+    reload::record_server_expiry(&metrics, &config.tls.cert);
     let signer = Signer::load(
         &config.signatures.dcc_key,
         &config.signatures.dcc_cert,
@@ -140,7 +169,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         "Registers loaded."
     );
     let replay_path = config.state.dir.join("replay.journal");
-    let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
+    let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
@@ -155,21 +184,59 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     let outbox = routing::start(config, &gateway, pending).await?;
     state.raise_owed(owed).await;
-    serve(config, tls_config, gateway, state, outbox).await
+    reload::observe(&metrics, &tls_trust, &state.user_certs());
+    let acceptor = Arc::new(tls::Acceptor::new(tls_config));
+    let reloader = Arc::new(Reloader::new(
+        CertFiles::from_config(config),
+        Arc::clone(&state),
+        Arc::clone(&acceptor),
+        metrics,
+    ));
+    serve(
+        config, listeners, acceptor, reloader, gateway, state, outbox,
+    )
+    .await
 }
 
-/// Binds both listeners and serves until shut down.
+/// Both listeners, bound.
+struct Listeners {
+    duis: TcpListener,
+    addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, StartError> {
+        let duis = bind(config.listen.addr).await?;
+        let addr = local_addr(&duis, config.listen.addr)?;
+        let admin = bind(config.listen.admin_addr).await?;
+        let admin_addr = local_addr(&admin, config.listen.admin_addr)?;
+        Ok(Self {
+            duis,
+            addr,
+            admin,
+            admin_addr,
+        })
+    }
+}
+
+/// Serves on the bound listeners until shut down.
 async fn serve(
     config: &Config,
-    tls_config: rustls::ServerConfig,
+    listeners: Listeners,
+    acceptor: Arc<tls::Acceptor>,
+    reloader: Arc<Reloader>,
     gateway: Arc<Gateway>,
     state: Arc<State>,
     outbox: Arc<Outbox>,
 ) -> Result<Running, StartError> {
-    let listener = bind(config.listen.addr).await?;
-    let addr = local_addr(&listener, config.listen.addr)?;
-    let admin_listener = bind(config.listen.admin_addr).await?;
-    let admin_addr = local_addr(&admin_listener, config.listen.admin_addr)?;
+    let Listeners {
+        duis: listener,
+        addr,
+        admin: admin_listener,
+        admin_addr,
+    } = listeners;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
     let admin = admin::Admin {
@@ -177,6 +244,12 @@ async fn serve(
         state,
         token: admin_token(config)?,
         outbox: outbox.clone(),
+        replay: Arc::clone(&gateway.replay),
+        reloader: Arc::clone(&reloader),
+        health: admin::Health {
+            audit: gateway.audit.clone(),
+            dispatcher: Arc::clone(&gateway.routing.dispatcher),
+        },
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -184,7 +257,10 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
-    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    if config.reload.watch_interval_ms > 0 {
+        let every = Duration::from_millis(config.reload.watch_interval_ms);
+        tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
+    }
     let limits = config.limits.clone();
     let task = tokio::spawn({
         let gateway = gateway.clone();
@@ -200,6 +276,7 @@ async fn serve(
         admin_addr,
         gateway,
         outbox,
+        reloader,
         shutdown,
         task,
     })
@@ -213,6 +290,7 @@ fn state_files(config: &Config) -> state::Files {
         registrations: config.registration.registrations.clone(),
         user_certs: config.signatures.user_certs.clone(),
         trust_anchors: config.signatures.trust_anchors.clone(),
+        crls: config.signatures.crls.clone(),
         changes: config.state.dir.join("registry-changes.journal"),
         user_changes: config.state.dir.join("user-changes.journal"),
     }
@@ -225,18 +303,6 @@ fn xml_limits(limits: &Limits) -> duis::Limits {
         max_elements: limits.max_xml_elements,
         ..duis::Limits::default()
     }
-}
-
-/// The TLS server certificate's expiry, for the operators' dashboard.
-fn record_tls_expiry(config: &Config, metrics: &Metrics) -> Result<(), StartError> {
-    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
-        .first()
-        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp())
-    {
-        metrics.certificate_expires("tls_server", not_after);
-    }
-    Ok(())
 }
 
 /// The admin API's bearer token, when one is configured.
@@ -273,18 +339,20 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 /// Accepts while connection permits last; at the bound it stops accepting (new connections
-/// wait in the kernel's backlog). On shutdown it stops accepting, tells every connection to
-/// finish, and waits for them up to [`DRAIN_TIMEOUT`].
+/// wait in the kernel's backlog). A connection past the handshake or per-source bound is closed
+/// at once ([`admission`]). On shutdown it stops accepting, tells every connection to finish,
+/// and waits for them up to [`DRAIN_TIMEOUT`].
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<tls::Acceptor>,
     gateway: Arc<Gateway>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let limits = Arc::new(limits);
+    let admission = Admission::new(&limits);
+    let bounds = Arc::new(Bounds::new(limits));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -306,15 +374,23 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         };
+        let admitted = match admission.admit(permit, remote.ip()) {
+            Ok(admitted) => admitted,
+            Err(shed) => {
+                gateway.metrics.connection_shed(shed.label());
+                tracing::debug!(%remote, reason = shed.label(), "Connection closed at a bound.");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(conn::serve(
             stream,
             remote,
-            acceptor.clone(),
+            acceptor.current(),
             gateway.clone(),
-            limits.clone(),
+            bounds.clone(),
             shutdown.clone(),
-            permit,
+            admitted,
         ));
     }
     drop(listener);

@@ -7,14 +7,21 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::alerts::{self, ChangeAlerts};
-use crate::certstore::{CertStore, TrustAnchor};
+use std::sync::Arc;
+
+use crate::certstore::CertStore;
+use crate::domain::UserId;
 use crate::register::{PartyRegister, RegisterError};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
+use crate::smki::{Anchor, CrlError, Trust};
 use crate::store::{ChangeLog, ChangeLogError, UserChangeLog, UserChangeLogError};
 
 /// Files bigger than this under a certificate directory are not certificates; they are skipped
 /// unread.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
+/// A CRL file bigger than this is refused unread (the load fails, and a reload keeps the trust
+/// in force).
+pub const MAX_CRL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where the state's files are.
 #[derive(Clone, Debug)]
@@ -26,6 +33,8 @@ pub struct Files {
     pub user_certs: PathBuf,
     /// PEM files of the SMKI trust anchors the certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
+    /// CRLs issued by those anchors.
+    pub crls: Vec<PathBuf>,
     /// The registration change log.
     pub changes: PathBuf,
     /// The User change log.
@@ -50,6 +59,8 @@ pub enum LoadError {
         #[source]
         source: ChangeError,
     },
+    #[error("the registrations name User {user}, who is not in the party register {users}")]
+    UnregisteredUser { user: UserId, users: PathBuf },
     #[error("a loading task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -64,6 +75,14 @@ pub enum CertStoreError {
     },
     #[error("{path} is not a usable trust anchor")]
     Anchor { path: PathBuf },
+    #[error("{path} is not a usable certificate revocation list")]
+    Crl {
+        path: PathBuf,
+        #[source]
+        source: CrlError,
+    },
+    #[error("{path} is larger than {MAX_CRL_BYTES} bytes")]
+    CrlTooLarge { path: PathBuf },
 }
 
 /// What a start has loaded: the state in force and its logs.
@@ -71,6 +90,8 @@ pub struct Loaded {
     pub register: PartyRegister,
     pub registry: Snapshot,
     pub user_certs: CertStore,
+    /// The certificates the User change log added (PEM), for reloads of the store.
+    pub added_certs: Vec<String>,
     pub changes: ChangeLog,
     pub user_changes: UserChangeLog,
 }
@@ -82,13 +103,19 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let register = blocking(move || users(&path).map_err(LoadError::from)).await?;
     let f = files.clone();
     let (registry, changes, owed) = blocking(move || registry_with_changes(&f)).await?;
+    if let Some(user) = registry
+        .registered_users()
+        .find(|u| register.get(u).is_none())
+    {
+        return Err(LoadError::UnregisteredUser {
+            user,
+            users: files.users.clone(),
+        });
+    }
     let f = files.clone();
-    let (user_changes, register, user_certs) = blocking(move || {
-        let mut anchors = Vec::new();
-        for path in &f.trust_anchors {
-            anchors.extend(trust_anchors(path)?);
-        }
-        let certs = certs(&f.user_certs, anchors)?;
+    let replayed = blocking(move || {
+        let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);
+        let certs = certs(&f.user_certs, trust)?;
         Ok(UserChangeLog::open_and_replay(
             &f.user_changes,
             register,
@@ -97,11 +124,12 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     })
     .await?;
     let loaded = Loaded {
-        register,
+        register: replayed.register,
         registry,
-        user_certs,
+        user_certs: replayed.certs,
+        added_certs: replayed.added,
         changes,
-        user_changes,
+        user_changes: replayed.log,
     };
     Ok((loaded, owed))
 }
@@ -176,13 +204,52 @@ pub fn users(path: &Path) -> Result<PartyRegister, RegisterError> {
     PartyRegister::parse(&text)
 }
 
+/// Trust in the anchors of `anchor_files`, with the CRLs of `crl_files` (PEM or DER, each signed
+/// by one of those anchors).
+pub fn trust(anchor_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Trust, CertStoreError> {
+    let mut anchors = Vec::new();
+    for path in anchor_files {
+        anchors.extend(trust_anchors(path)?);
+    }
+    let mut trust = Trust::new(anchors);
+    for path in crl_files {
+        for der in crls(path)? {
+            trust.add_crl(&der).map_err(|source| CertStoreError::Crl {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(trust)
+}
+
+/// The CRLs in a file: PEM `X509 CRL` blocks, or one DER CRL.
+fn crls(path: &Path) -> Result<Vec<Vec<u8>>, CertStoreError> {
+    let read = |source| CertStoreError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len > MAX_CRL_BYTES {
+        return Err(CertStoreError::CrlTooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read)?;
+    let pem: Vec<Vec<u8>> = rustls_pemfile::crls(&mut bytes.as_slice())
+        .filter_map(Result::ok)
+        .map(|c| c.as_ref().to_vec())
+        .collect();
+    Ok(if pem.is_empty() { vec![bytes] } else { pem })
+}
+
 /// Every certificate in a PEM file, as trust anchors.
-pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
+pub fn trust_anchors(path: &Path) -> Result<Vec<Anchor>, CertStoreError> {
     let pem = std::fs::read(path).map_err(|source| CertStoreError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let anchors = TrustAnchor::from_pem(&pem);
+    let anchors = Anchor::from_pem(&pem);
     if anchors.is_empty() {
         return Err(CertStoreError::Anchor {
             path: path.to_owned(),
@@ -192,10 +259,10 @@ pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
 }
 
 /// Every certificate in every `*.pem` file under `dir` (recursively), checked against
-/// `anchors`. Files that hold no certificate (keys) are passed over; certificates without an
+/// `trust`. Files that hold no certificate (keys) are passed over; certificates without an
 /// SMKI identity are skipped with a warning, since no signature could name them usefully.
-pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertStoreError> {
-    let mut store = CertStore::new(anchors);
+pub fn certs(dir: &Path, trust: Arc<Trust>) -> Result<CertStore, CertStoreError> {
+    let mut store = CertStore::new(trust);
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {

@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alerts::{self, ChangeAlerts};
-use crate::certstore::CertStore;
+use crate::certstore::{CertRefusal, CertStore};
+use crate::domain::UserId;
 use crate::metrics::Metrics;
 use crate::register::{self, PartyRegister, UserChange, UserChangeError};
 use crate::registry::{Change, ChangeError, Snapshot};
@@ -32,6 +33,8 @@ pub enum ApplyError {
     Invalid(#[source] ChangeError),
     #[error("the user changes cannot apply")]
     InvalidUser(#[source] UserChangeError),
+    #[error("a registration names User {0}, who is not in the party register")]
+    UnregisteredUser(UserId),
     #[error("the change log could not be written")]
     Journal(#[source] JournalError),
 }
@@ -43,6 +46,9 @@ pub struct State {
     registry: ArcSwap<Snapshot>,
     /// User XML-signing certificates, by issuer and serial.
     user_certs: ArcSwap<CertStore>,
+    /// The certificates added through the User change log (PEM), added again to a reloaded
+    /// store.
+    added_certs: std::sync::Mutex<Vec<String>>,
     /// Live registration changes, journalled before they apply.
     changes: ChangeLog,
     /// Live User changes (status, certificates), journalled before they apply.
@@ -64,6 +70,7 @@ impl State {
             register,
             registry,
             user_certs,
+            added_certs,
             changes,
             user_changes,
         } = loaded;
@@ -75,6 +82,7 @@ impl State {
             register: ArcSwap::from_pointee(register),
             registry: ArcSwap::from_pointee(registry),
             user_certs: ArcSwap::from_pointee(user_certs),
+            added_certs: std::sync::Mutex::new(added_certs),
             changes,
             user_changes,
             compaction: Compaction::default(),
@@ -99,6 +107,11 @@ impl State {
         self.user_certs.load()
     }
 
+    /// Whether either change log's last write failed (`/readyz` says not ready).
+    pub fn journals_failing(&self) -> bool {
+        self.changes.is_failing() || self.user_changes.is_failing()
+    }
+
     /// The registration change log, where the replies task marks how far the DCC Alerts of
     /// its batches are out.
     pub fn change_log(&self) -> &ChangeLog {
@@ -117,6 +130,18 @@ impl State {
     /// Once the overlay passes its bound, a compaction starts in the background.
     pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
+        let register = self.register.load();
+        let unknown = batch.iter().find_map(|c| match c {
+            Change::AddRegistration { registration, .. }
+                if register.get(&registration.user).is_none() =>
+            {
+                Some(registration.user)
+            }
+            _ => None,
+        });
+        if let Some(user) = unknown {
+            return Err(ApplyError::UnregisteredUser(user));
+        }
         let current = self.registry.load_full();
         let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
         let at = OffsetDateTime::now_utc().unix_timestamp();
@@ -184,7 +209,40 @@ impl State {
             .map_err(ApplyError::Journal)?;
         self.user_certs.store(Arc::new(next_certs));
         self.register.store(Arc::new(next_register));
+        let mut added = self.added();
+        for change in batch {
+            if let UserChange::AddUserCertificate { pem } = change {
+                added.push(pem.clone());
+            }
+        }
         Ok(())
+    }
+
+    /// Puts a reloaded store of User XML-signing certificates in force (read again from its
+    /// directory against a reloaded trust), with the certificates the change log added put back
+    /// in (those the new trust refuses are left out, with a warning). Returns the store's size.
+    pub async fn replace_user_certs(&self, mut store: CertStore) -> usize {
+        let _writer = self.change_lock.lock().await;
+        for pem in self.added().iter() {
+            match store.with_pem(pem, std::path::Path::new("(admin API)")) {
+                Ok((next, _)) => store = next,
+                Err(CertRefusal::Duplicate) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "A User certificate added by the admin API is not in the reloaded store.")
+                }
+            }
+        }
+        let len = store.len();
+        self.metrics.cache_loaded("user_certs", len, true);
+        self.user_certs.store(Arc::new(store));
+        len
+    }
+
+    fn added(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // Pushing strings cannot leave the list inconsistent.
+        self.added_certs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Raises again the DCC Alerts of the change batches the change log still owes (journalled,

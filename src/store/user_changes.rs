@@ -25,6 +25,15 @@ pub enum UserChangeLogError {
     },
 }
 
+/// The log opened and replayed: the register and store with every batch applied, and the
+/// certificates the log added (PEM, oldest first), which a reload of the store adds again.
+pub struct Replayed {
+    pub log: UserChangeLog,
+    pub register: PartyRegister,
+    pub certs: CertStore,
+    pub added: Vec<String>,
+}
+
 /// The journal of user change batches (`<state dir>/user-changes.journal`).
 #[derive(Clone)]
 pub struct UserChangeLog {
@@ -41,12 +50,16 @@ impl UserChangeLog {
         path: &Path,
         mut register: PartyRegister,
         mut certs: CertStore,
-    ) -> Result<(Self, PartyRegister, CertStore), UserChangeLogError> {
+    ) -> Result<Replayed, UserChangeLogError> {
         let (journal, records) = Journal::open(path)?;
+        let mut added = Vec::new();
         for (index, record) in records.iter().enumerate() {
             let batch: Vec<UserChange> = serde_json::from_slice(record)
                 .map_err(|source| UserChangeLogError::Record { index, source })?;
             for change in &batch {
+                if let UserChange::AddUserCertificate { pem } = change {
+                    added.push(pem.clone());
+                }
                 match apply_user_changes(&register, &certs, std::slice::from_ref(change)) {
                     Ok((r, c)) => (register, certs) = (r, c),
                     Err(UserChangeError::Certificate(refusal)) => {
@@ -56,7 +69,17 @@ impl UserChangeLog {
                 }
             }
         }
-        Ok((Self { journal }, register, certs))
+        Ok(Replayed {
+            log: Self { journal },
+            register,
+            certs,
+            added,
+        })
+    }
+
+    /// Whether the log's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
     }
 
     /// Journals one batch; returns once it is on disk.

@@ -200,3 +200,23 @@ pub fn issue(role: SmkiRole) -> (String, String) {
         .expect("leaf");
     (issued.key_pkcs8_pem, issued.cert_pem)
 }
+
+/// A synthetic registry (`state::generate`) of `devices` devices and `registrations`
+/// registrations, written to a temporary directory and loaded (unit tests only).
+#[cfg(test)]
+pub fn synthetic(
+    devices: u64,
+    registrations: u64,
+    seed: u64,
+) -> (crate::state::generate::Synthetic, crate::registry::Snapshot) {
+    let spec = crate::state::generate::Synthetic {
+        devices,
+        registrations,
+        seed,
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let files = crate::state::generate::generate(dir.path(), &spec).expect("generated");
+    let snapshot =
+        crate::state::load::registry(&files.devices, &files.registrations).expect("loaded");
+    (spec, snapshot)
+}

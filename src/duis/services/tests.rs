@@ -389,7 +389,7 @@ fn written_answers_are_valid_duis() {
     };
     let header = ResponseHeaderOut {
         request_id: Some(
-            format!("90-B3-D5-1F-30-01-00-00:90-B3-D5-1F-30-00-00-02:1")
+            "90-B3-D5-1F-30-01-00-00:90-B3-D5-1F-30-00-00-02:1"
                 .parse()
                 .unwrap(),
         ),

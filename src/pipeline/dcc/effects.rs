@@ -20,7 +20,10 @@ impl Gateway {
             .map_err(|e| match e {
                 ApplyError::Invalid(e) => Error::InventoryChange(e),
                 ApplyError::Journal(e) => Error::resource(Resource::ChangeLog, e),
-                ApplyError::InvalidUser(e) => Error::resource(Resource::ChangeLog, e),
+                // The services add no registration and change no User: never met.
+                e @ (ApplyError::InvalidUser(_) | ApplyError::UnregisteredUser(_)) => {
+                    Error::resource(Resource::ChangeLog, e)
+                }
             })
     }
 }

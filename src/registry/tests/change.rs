@@ -10,14 +10,7 @@ use crate::state::generate::{self, generate, Synthetic};
 use crate::state::load::registry as load;
 
 fn small() -> (Synthetic, Snapshot) {
-    let spec = Synthetic {
-        devices: 40,
-        registrations: 40,
-        seed: 3,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let files = generate(dir.path(), &spec).unwrap();
-    (spec, load(&files.devices, &files.registrations).unwrap())
+    crate::testing::fixture::synthetic(40, 40, 3)
 }
 
 #[test]
@@ -125,6 +118,17 @@ fn changes_that_break_a_rule_are_refused() {
                 },
             },
             ChangeError::Invalid(RowProblem::Role),
+        ),
+        (
+            // A gas supplier registered on an electricity meter point.
+            Change::AddRegistration {
+                mpxn: mpan,
+                registration: Registration {
+                    role: UserRole::GasSupplier,
+                    ..current
+                },
+            },
+            ChangeError::Invalid(RowProblem::RoleFuel),
         ),
         (
             Change::AddRegistration {
@@ -284,7 +288,7 @@ impl Model {
                 let clash = list.iter().any(|x| {
                     x.role == r.role && x.user == r.user && x.from < end(&r) && r.from < end(x)
                 });
-                if check_registration(&r).is_err() || clash {
+                if check_registration(mpxn, &r).is_err() || clash {
                     return false;
                 }
                 list.push(r);
