@@ -3,7 +3,8 @@
 //! The modules fall in three layers (see `README.md` for the map):
 //! - layer 0, pure: [`domain`], [`catalogue`], [`duis`], [`identity`], [`checks`], [`auth`],
 //!   [`error`], [`xmldsig`], [`alerts`], [`routing`] (with the broker key's use), [`gbcs`],
-//!   [`smki`] (certificates judged by the SMKI profile against trust anchors and CRLs);
+//!   [`dscerts`] (Users' Digital Signing certificates), [`smki`] (certificates judged by the SMKI
+//!   profile against trust anchors and CRLs);
 //! - layer 1, one resource each: [`tls`], [`register`], [`registry`], [`store`], [`metrics`],
 //!   [`audit`], [`pki`], [`signer`], [`certstore`], [`dispatch`] (the gateway's side of the hub
 //!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
@@ -30,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod dscerts;
 pub mod duis;
 pub mod error;
 pub mod firmware;

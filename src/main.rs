@@ -86,6 +86,28 @@ enum Command {
         /// The message (default: standard input).
         input: Option<PathBuf>,
     },
+    /// Sign the pre-command of a Transform's answer (a critical request's signed I0) with a
+    /// Digital Signing key, and write the request that sends it back (Command Variant 5 by
+    /// default) to standard output: unsigned, ready for `dccgw sign`, or XML-signed.
+    SignPrecommand {
+        /// The User's Digital Signing private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The User's Digital Signing certificate (`OU=02` or `03`).
+        #[arg(long)]
+        cert: PathBuf,
+        /// 5 (to the device), 6 (for local delivery) or 7 (both).
+        #[arg(long, default_value_t = 5)]
+        command_variant: u8,
+        /// XML-sign the request with this User XML-signing key …
+        #[arg(long, requires = "xml_cert")]
+        xml_key: Option<PathBuf>,
+        /// … and certificate.
+        #[arg(long, requires = "xml_key")]
+        xml_cert: Option<PathBuf>,
+        /// The Transform's answer (default: standard input).
+        input: Option<PathBuf>,
+    },
     /// Run the simulated comms-hub network as its own process (TOML: `commshub::ServeConfig`).
     Commshub {
         #[arg(long)]
@@ -220,6 +242,21 @@ fn main() -> anyhow::Result<()> {
             trust,
             input,
         } => verify(&certs, &trust, input.as_deref()),
+        Command::SignPrecommand {
+            key,
+            cert,
+            command_variant,
+            xml_key,
+            xml_cert,
+            input,
+        } => {
+            let keys = tools::PreCommandKeys {
+                key: &key,
+                cert: &cert,
+                xml: xml_key.as_deref().zip(xml_cert.as_deref()),
+            };
+            sign_precommand(&keys, command_variant, input.as_deref())
+        }
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => audit_verify(&dir),
@@ -245,6 +282,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
+/// `dccgw sign-precommand`: the signed pre-command's request on standard output.
+fn sign_precommand(
+    keys: &tools::PreCommandKeys<'_>,
+    command_variant: u8,
+    input: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let response = tools::read_input(input)?;
+    let variant = dccgw::domain::CommandVariant::try_from(command_variant)
+        .map_err(|e| anyhow::anyhow!("--command-variant: {e}"))?;
+    print!("{}", tools::sign_precommand(&response, keys, variant)?);
+    Ok(())
+}
+
 fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::Path>) -> ! {
     let verdict = tools::read_input(input).and_then(|message| {
         if trust.is_empty() {

@@ -38,7 +38,13 @@ const DELIVERY_BUCKETS: &[f64] = &[
 ];
 
 /// The caches whose sizes and reloads are counted.
-pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
+pub const CACHES: [&str; 5] = [
+    "users",
+    "devices",
+    "registrations",
+    "user_certs",
+    "digital_signing_certs",
+];
 /// The certificates whose expiry is exported: the gateway's own, and the earliest of each set it
 /// trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
 pub const CERTIFICATES: [&str; 5] = [

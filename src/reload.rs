@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::certstore::CertStore;
 use crate::config::Config;
+use crate::dscerts::DigitalSigningCerts;
 use crate::metrics::Metrics;
 use crate::smki::{Clients, Trust};
 use crate::state::{self, CertStoreError, State};
@@ -40,6 +41,8 @@ pub struct CertFiles {
     pub signing_crls: Vec<PathBuf>,
     /// The directory of Users' XML-signing certificates.
     pub user_certs: PathBuf,
+    /// The directory of Users' Digital Signing certificates, if any.
+    pub digital_signing: Option<PathBuf>,
 }
 
 impl CertFiles {
@@ -52,6 +55,7 @@ impl CertFiles {
             signing_anchors: config.signatures.trust_anchors.clone(),
             signing_crls: config.signatures.crls.clone(),
             user_certs: config.signatures.user_certs.clone(),
+            digital_signing: config.signatures.digital_signing_certs.clone(),
         }
     }
 
@@ -80,6 +84,7 @@ pub struct Built {
     pub tls_config: rustls::ServerConfig,
     pub tls_trust: Arc<Trust>,
     pub user_certs: CertStore,
+    pub digital_signing: DigitalSigningCerts,
 }
 
 /// Reads and checks every file (blocking).
@@ -95,11 +100,16 @@ pub fn build(files: &CertFiles) -> Result<Built, ReloadError> {
         &files.signing_anchors,
         &files.signing_crls,
     )?);
-    let user_certs = state::load::certs(&files.user_certs, signing)?;
+    let user_certs = state::load::certs(&files.user_certs, Arc::clone(&signing))?;
+    let digital_signing = match &files.digital_signing {
+        Some(dir) => state::load::digital_signing_certs(dir, signing)?,
+        None => DigitalSigningCerts::new(signing),
+    };
     Ok(Built {
         tls_config,
         tls_trust,
         user_certs,
+        digital_signing,
     })
 }
 
@@ -107,6 +117,7 @@ pub fn build(files: &CertFiles) -> Result<Built, ReloadError> {
 #[derive(Debug, Clone, Copy)]
 pub struct Reloaded {
     pub user_certs: usize,
+    pub digital_signing_certs: usize,
     pub tls_anchors: usize,
     /// Certificates the TLS and the signing CRLs revoke.
     pub tls_revoked: usize,
@@ -162,10 +173,14 @@ impl Reloader {
         let tls_revoked = revoked(&built.tls_trust);
         let signing_revoked = revoked(built.user_certs.trust());
         self.tls.swap(built.tls_config);
-        let user_certs = self.state.replace_user_certs(built.user_certs).await;
+        let (user_certs, digital_signing_certs) = self
+            .state
+            .replace_certs(built.user_certs, built.digital_signing)
+            .await;
         self.metrics.certs.reloaded(trigger, true);
         let reloaded = Reloaded {
             user_certs,
+            digital_signing_certs,
             tls_anchors,
             tls_revoked,
             signing_revoked,
@@ -173,6 +188,7 @@ impl Reloader {
         tracing::info!(
             trigger,
             user_certs,
+            digital_signing_certs,
             tls_anchors,
             tls_revoked,
             signing_revoked,
@@ -260,7 +276,10 @@ fn fingerprint(files: &CertFiles) -> Fingerprint {
         )
     };
     let mut out: Fingerprint = files.files().map(|p| stat(p)).collect();
-    let mut pending = vec![files.user_certs.clone()];
+    let mut pending: Vec<PathBuf> = std::iter::once(&files.user_certs)
+        .chain(&files.digital_signing)
+        .cloned()
+        .collect();
     let mut seen = 0usize;
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -1,6 +1,10 @@
-//! `dccgw sign` and `dccgw verify`: the DCC signing tool's two jobs, for Users building clients.
-//! They read a file or standard input and write standard output; `verify` says what it found in
-//! its exit code.
+//! `dccgw sign`, `dccgw verify` and `dccgw sign-precommand`: the DCC signing tools' jobs, for
+//! Users building clients. They read a file or standard input and write standard output;
+//! `verify` says what it found in its exit code.
+
+mod precommand;
+
+pub use precommand::{sign_precommand, PreCommandKeys};
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +48,12 @@ pub enum ToolError {
     NoRequestId,
     #[error("signing failed")]
     Sign(#[source] xmldsig::SignError),
+    #[error("the input is not a Transform's answer (I0 with a PreCommand)")]
+    NotATransform(#[source] crate::duis::body::BodyError),
+    #[error("the pre-command cannot be signed")]
+    PreCommand(#[source] crate::gbcs::SignatureError),
+    #[error("a signed pre-command goes back as Command Variant 5, 6 or 7, not {0}")]
+    CommandVariant(crate::domain::CommandVariant),
 }
 
 /// Reads `path`, or standard input for `-` or none.

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("registry", 0),
     ("register", 0),
     ("certstore", 0),
+    ("dscerts", 0),
     ("smki", 0),
     ("gbcs", 0),
     ("report", 1),

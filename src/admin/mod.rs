@@ -167,6 +167,7 @@ async fn reload(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>>
             StatusCode::OK,
             &serde_json::json!({
                 "user_certs": r.user_certs,
+                "digital_signing_certs": r.digital_signing_certs,
                 "tls_anchors": r.tls_anchors,
                 "tls_revoked": r.tls_revoked,
                 "signing_revoked": r.signing_revoked,

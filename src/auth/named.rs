@@ -57,5 +57,6 @@ pub fn authorize_named(
         class: class_of(role),
         srv: req.service.srv,
         device: Some(device),
+        device_type: Some(record.device_type),
     })
 }

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
+    pub critical: Critical,
+    #[serde(default)]
     pub reload: Reload,
 }
 
@@ -163,6 +165,37 @@ pub struct Signatures {
     /// `trust_anchors`; a signature made with a certificate they list is refused (`E58`).
     #[serde(default)]
     pub crls: Vec<PathBuf>,
+    /// A directory of Users' Digital Signing certificates (`OU=02`/`03`, key usage
+    /// digitalSignature, PEM; searched recursively, other certificates passed over): the keys
+    /// that sign critical commands. Without it every signed pre-command is refused (E1006).
+    #[serde(default)]
+    pub digital_signing_certs: Option<PathBuf>,
+}
+
+/// The critical flow's and local delivery's ledgers (`<state dir>/precommands/`,
+/// `<state dir>/local-commands/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Critical {
+    /// How long a Transform's pre-command may be signed and sent back, in seconds (a day).
+    pub precommand_expiry_secs: u64,
+    /// How long a command sent for local delivery may be answered by an 8.13 Return Local
+    /// Command Response, in seconds (30 days).
+    pub local_command_expiry_secs: u64,
+    /// Pre-commands (and, separately, local commands) one User may have in its ledger at once;
+    /// beyond it a Transform or a local delivery is refused (E1008) until older ones are
+    /// forgotten.
+    pub max_outstanding_per_user: usize,
+}
+
+impl Default for Critical {
+    fn default() -> Self {
+        Self {
+            precommand_expiry_secs: 24 * 3600,
+            local_command_expiry_secs: 30 * 24 * 3600,
+            max_outstanding_per_user: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,6 +360,9 @@ impl Config {
         join(&mut self.signatures.dcc_key);
         join(&mut self.signatures.dcc_cert);
         join(&mut self.signatures.user_certs);
+        if let Some(p) = self.signatures.digital_signing_certs.as_mut() {
+            join(p);
+        }
         self.signatures.trust_anchors.iter_mut().for_each(join);
         self.signatures.crls.iter_mut().for_each(join);
         join(&mut self.state.dir);

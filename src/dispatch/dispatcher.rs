@@ -267,6 +267,9 @@ async fn route_events(
             HubEvent::Unreachable { request_id, at, .. } => {
                 (request_id, Err(DeviceFailure::Unreachable), at)
             }
+            HubEvent::Refused { request_id, at, .. } => {
+                (request_id, Err(DeviceFailure::Refused), at)
+            }
             HubEvent::Alert { .. } | HubEvent::FutureDated { .. } => {
                 if events.send(inbound).await.is_err() {
                     return;

@@ -11,6 +11,8 @@
 //!   Service Responses, Device Alerts, future-dated alerts and DCC Alerts.
 //! - [`services`] reads the bodies of the DCC's own services and writes their answers.
 
+pub mod body;
+pub mod critical;
 mod error;
 mod escape;
 mod header;

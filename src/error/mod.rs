@@ -5,9 +5,13 @@
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::services::BodyError;
 use crate::duis::ParseError;
+use crate::gbcs::command::CommandError;
+use crate::gbcs::usecase::ContentError;
+use crate::gbcs::FrameError;
 use crate::registry::ChangeError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
@@ -85,6 +89,14 @@ pub enum Error {
     FirmwareNoDevice { ppmid: bool },
     #[error("the gateway is at its bound of firmware distributions in progress")]
     FirmwareBusy,
+    #[error("the request body's fields cannot make its GBCS command")]
+    CommandBody(#[source] CommandError),
+    #[error("the signed pre-command was refused")]
+    PreCommand(#[source] PreCommandRefusal),
+    #[error("the User already has {max} pre-commands or local commands outstanding")]
+    Outstanding { max: usize },
+    #[error("the Return Local Command Response was refused")]
+    LocalResponse(#[source] LocalResponseRefusal),
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -109,6 +121,12 @@ pub enum Resource {
     /// A firmware distribution could not be journalled before the acknowledgement.
     #[error("the firmware distribution journal")]
     FirmwareJournal,
+    /// A pre-command, or a command for local delivery, could not be recorded (or its use).
+    #[error("the ledger of pre-commands and local commands")]
+    Ledger,
+    /// A message for the User could not be put in the outbox before the acknowledgement.
+    #[error("the outbox")]
+    Outbox,
     /// The audit trail's writes are failing: no request's effects are taken.
     #[error("the audit trail")]
     AuditTrail,
@@ -178,6 +196,19 @@ impl Error {
             Self::FirmwareNoDevice { ppmid: false } => (E110101, 400, "firmware_no_device"),
             Self::FirmwareNoDevice { ppmid: true } => (E110401, 400, "ppmid_firmware_no_device"),
             Self::FirmwareBusy => (E60, 503, "firmware_busy"),
+            Self::CommandBody(CommandError::Content(ContentError::Frame(
+                FrameError::TooLong { .. },
+            ))) => (E42, 413, "command_too_large"),
+            Self::CommandBody(_) => (E40, 400, "command_body"),
+            Self::PreCommand(r) => precommand_code(r),
+            Self::Outstanding { .. } => (E1008, 429, "outstanding"),
+            Self::LocalResponse(LocalResponseRefusal::Body(_)) => (E40, 400, "local_response_body"),
+            Self::LocalResponse(LocalResponseRefusal::Unknown) => {
+                (E1010, 409, "local_command_unknown")
+            }
+            Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
+                (E1011, 400, "local_response_mismatch")
+            }
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -194,6 +225,14 @@ impl Error {
                 resource: Resource::FirmwareJournal,
                 ..
             } => (E100, 503, "firmware_journal"),
+            Self::Resource {
+                resource: Resource::Ledger,
+                ..
+            } => (E100, 503, "ledger"),
+            Self::Resource {
+                resource: Resource::Outbox,
+                ..
+            } => (E100, 503, "outbox"),
             Self::Resource {
                 resource: Resource::AuditTrail,
                 ..
@@ -236,7 +275,11 @@ impl Error {
             | Self::ServiceBody(_)
             | Self::InventoryChange(_)
             | Self::InventoryFieldNotHeld
-            | Self::FirmwareNoDevice { .. } => Cause::Sender,
+            | Self::FirmwareNoDevice { .. }
+            | Self::CommandBody(_)
+            | Self::PreCommand(_)
+            | Self::Outstanding { .. }
+            | Self::LocalResponse(_) => Cause::Sender,
         }
     }
 }
@@ -246,6 +289,20 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+        DeviceFailure::Refused => ResponseCode::E1007,
+    }
+}
+
+fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match r {
+        PreCommandRefusal::Body(_) => (E40, 400, "signed_precommand_body"),
+        PreCommandRefusal::Unknown => (E1000, 409, "precommand_unknown"),
+        PreCommandRefusal::Used => (E1001, 409, "precommand_used"),
+        PreCommandRefusal::Expired => (E1003, 409, "precommand_expired"),
+        PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
+        PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
+        PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
     }
 }
 

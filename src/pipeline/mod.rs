@@ -1,10 +1,19 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
-//! authorize → sign → replay → route and dispatch → respond, then `record`, which always runs and
-//! is the one place that emits the request's metrics, log event and audit record. The answer
-//! leaves only once its audit record is durable. Every answer is signed.
+//! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
+//! for the hub network, a pre-command remembered or used, a command for local delivery) →
+//! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
+//! runs and is the one place that emits the request's metrics, log event and audit record. The
+//! answer leaves only once its audit record is durable. Every answer is signed.
+//!
+//! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
+//! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
+//! delivery and 8.13), `plan.rs` (the choice between them, and the effects).
 
 mod answer;
+mod command;
+mod critical;
 mod dcc;
+mod local;
 mod plan;
 
 use std::sync::Arc;
@@ -24,6 +33,7 @@ use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::outbox::Outbox;
 use crate::registry::Snapshot;
 use crate::replies;
 use crate::routing::CommandSigner;
@@ -34,6 +44,8 @@ use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
+pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
+pub use local::LocalCommand;
 
 use plan::{Planning, Reply};
 
@@ -54,6 +66,10 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// Pre-commands and commands for local delivery, until used.
+    pub ledgers: Ledgers,
+    /// Every asynchronous message to a User, until it is delivered.
+    pub outbox: Arc<Outbox>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -111,6 +127,8 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub ledgers: Ledgers,
+    pub outbox: Arc<Outbox>,
 }
 
 impl Gateway {
@@ -121,6 +139,8 @@ impl Gateway {
             signer,
             audit,
             routing,
+            ledgers,
+            outbox,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -141,6 +161,8 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            ledgers,
+            outbox,
         })
     }
 
@@ -311,16 +333,23 @@ impl Gateway {
                 request: &request,
                 body,
                 at,
+                now,
             })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
-        // move an originator's high-water mark.
-        self.spend_counter(&request, now).await.map_err(refuse)?;
+        // move an originator's high-water mark. A signed pre-command's counter was accepted with
+        // its Transform; the pre-command it uses (below) is what it may use once.
+        let reused = plan.uses_precommand();
+        self.spend_counter(&request, now, reused)
+            .await
+            .map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects).await.map_err(refuse)?;
+        self.carry_out(plan.effects, now.unix_timestamp())
+            .await
+            .map_err(refuse)?;
         if effects {
             trace.lap(Stage::Dispatch);
         }
@@ -332,17 +361,22 @@ impl Gateway {
     }
 
     /// The request's counter checked and made durable: its first effect, and so taken only
-    /// while the audit trail can record the answer.
+    /// while the audit trail can record the answer. A signed pre-command (`reused`) spends none:
+    /// it reuses its Transform's RequestID, whose counter was spent then.
     async fn spend_counter(
         &self,
         request: &ParsedRequest,
         now: OffsetDateTime,
+        reused: bool,
     ) -> Result<(), Error> {
         if self.audit.is_failing() {
             return Err(Error::resource(
                 Resource::AuditTrail,
                 std::io::Error::other("the audit trail's last write failed"),
             ));
+        }
+        if reused {
+            return Ok(());
         }
         // Nanoseconds since 1970 fit a u64 until the year 2554.
         let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);

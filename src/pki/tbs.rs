@@ -202,7 +202,7 @@ fn extensions(
     let eku = match parts.kind {
         Kind::Leaf(Usage::TlsServer) => Some(OID_SERVER_AUTH),
         Kind::Leaf(Usage::TlsClient) => Some(OID_CLIENT_AUTH),
-        Kind::Leaf(Usage::XmlSigning) | Kind::Ca => None,
+        Kind::Leaf(Usage::XmlSigning | Usage::DigitalSigning) | Kind::Ca => None,
     };
     if let Some(oid) = eku {
         out.push(extension(ExtendedKeyUsage(vec![oid]), false)?);

@@ -216,7 +216,9 @@ mod user_changes {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("user-changes.journal");
         let certs = CertStore::default();
-        let replayed = UserChangeLog::open_and_replay(&path, register(), certs.clone()).unwrap();
+        let replayed =
+            UserChangeLog::open_and_replay(&path, register(), certs.clone(), Default::default())
+                .unwrap();
         let (log, r) = (replayed.log, replayed.register);
         assert_eq!(status(&r, SUP), UserStatus::Active);
         let suspend = json(&format!(r#"{{"change":"suspend_user","user":"{SUP}"}}"#));
@@ -224,15 +226,16 @@ mod user_changes {
         log.append(std::slice::from_ref(&suspend)).await.unwrap();
         log.append(std::slice::from_ref(&withdraw)).await.unwrap();
         drop(log);
-        let r = UserChangeLog::open_and_replay(&path, register(), certs.clone())
-            .unwrap()
-            .register;
+        let r =
+            UserChangeLog::open_and_replay(&path, register(), certs.clone(), Default::default())
+                .unwrap()
+                .register;
         assert!(matches!(status(&r, SUP), UserStatus::Suspended(_)));
         assert_eq!(status(&r, OU), UserStatus::Withdrawn);
         // A register without the User the log names stops the start.
         let without = PartyRegister::parse(&format!("{HEADER}{SUP},SUP1,S,IS,active,\n")).unwrap();
         assert!(matches!(
-            UserChangeLog::open_and_replay(&path, without, certs),
+            UserChangeLog::open_and_replay(&path, without, certs, Default::default()),
             Err(UserChangeLogError::Replay { index: 1, .. })
         ));
     }

@@ -79,6 +79,8 @@ pub enum StartError {
     DeliveryTransport(#[source] TlsError),
     #[error("the outbox")]
     Outbox(#[source] OutboxError),
+    #[error("the ledgers of pre-commands and local commands")]
+    Ledger(#[source] JournalError),
     #[error("[alerts]")]
     Alerts(#[source] AlertsError),
     #[error("cannot read the admin token file {path}")]
@@ -174,15 +176,19 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let state = State::new(loaded, metrics.clone(), raised);
+    let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
+    let ledgers = routing::open_ledgers(config).await?;
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
         signer,
         audit,
         routing,
+        ledgers,
+        outbox: Arc::clone(&outbox),
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    let outbox = routing::start(config, &gateway, pending).await?;
+    routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());
     let acceptor = Arc::new(tls::Acceptor::new(tls_config));
@@ -289,6 +295,7 @@ fn state_files(config: &Config) -> state::Files {
         devices: config.registration.devices.clone(),
         registrations: config.registration.registrations.clone(),
         user_certs: config.signatures.user_certs.clone(),
+        digital_signing: config.signatures.digital_signing_certs.clone(),
         trust_anchors: config.signatures.trust_anchors.clone(),
         crls: config.signatures.crls.clone(),
         changes: config.state.dir.join("registry-changes.journal"),

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use crate::certstore::CertStore;
 use crate::domain::UserId;
-use crate::register::{PartyRegister, RegisterError};
+use crate::dscerts::DigitalSigningCerts;
+use crate::register::{PartyRegister, RegisterError, UserChange};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
 use crate::smki::{Anchor, CrlError, Trust};
 use crate::store::{ChangeLog, ChangeLogError, UserChangeLog, UserChangeLogError};
@@ -31,6 +32,8 @@ pub struct Files {
     pub registrations: PathBuf,
     /// The directory of User XML-signing certificates.
     pub user_certs: PathBuf,
+    /// The directory of Users' Digital Signing certificates, if any.
+    pub digital_signing: Option<PathBuf>,
     /// PEM files of the SMKI trust anchors the certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
     /// CRLs issued by those anchors.
@@ -90,8 +93,9 @@ pub struct Loaded {
     pub register: PartyRegister,
     pub registry: Snapshot,
     pub user_certs: CertStore,
-    /// The certificates the User change log added (PEM), for reloads of the store.
-    pub added_certs: Vec<String>,
+    pub digital_signing: DigitalSigningCerts,
+    /// The certificate additions in the User change log, made again by reloads of the stores.
+    pub added_certs: Vec<UserChange>,
     pub changes: ChangeLog,
     pub user_changes: UserChangeLog,
 }
@@ -115,11 +119,16 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let f = files.clone();
     let replayed = blocking(move || {
         let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);
+        let ds = match &f.digital_signing {
+            Some(dir) => digital_signing_certs(dir, Arc::clone(&trust))?,
+            None => DigitalSigningCerts::new(Arc::clone(&trust)),
+        };
         let certs = certs(&f.user_certs, trust)?;
         Ok(UserChangeLog::open_and_replay(
             &f.user_changes,
             register,
             certs,
+            ds,
         )?)
     })
     .await?;
@@ -127,6 +136,7 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
         register: replayed.register,
         registry,
         user_certs: replayed.certs,
+        digital_signing: replayed.digital_signing,
         added_certs: replayed.added,
         changes,
         user_changes: replayed.log,
@@ -263,6 +273,43 @@ pub fn trust_anchors(path: &Path) -> Result<Vec<Anchor>, CertStoreError> {
 /// SMKI identity are skipped with a warning, since no signature could name them usefully.
 pub fn certs(dir: &Path, trust: Arc<Trust>) -> Result<CertStore, CertStoreError> {
     let mut store = CertStore::new(trust);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = store.add(der, path) {
+            tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
+        }
+    })?;
+    Ok(store)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), checked against
+/// `trust`. Certificates of other kinds (XML-signing, TLS, Key Agreement) are passed over, so
+/// the directory may be a tree of Users' certificates of every kind.
+pub fn digital_signing_certs(
+    dir: &Path,
+    trust: Arc<Trust>,
+) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::new(trust);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = register.add(der, path) {
+            tracing::debug!(path = %path.display(), error = %e, "Not a Digital Signing certificate.");
+        }
+    })?;
+    Ok(register)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), each trusted in itself
+/// as a device trusts the keys in its trust anchor cells (the simulated devices' trust).
+pub fn digital_signing_anchors(dir: &Path) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::default();
+    for_each_cert(dir, |der, path| {
+        let _ = register.add_anchored(der, path);
+    })?;
+    Ok(register)
+}
+
+/// Calls `f` with every certificate (DER) in every `*.pem` file under `dir` (recursively) and
+/// the file it came from.
+fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
@@ -284,11 +331,9 @@ pub fn certs(dir: &Path, trust: Arc<Trust>) -> Result<CertStore, CertStoreError>
                 source,
             })?;
             for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
-                if let Err(e) = store.add(der.as_ref(), &path) {
-                    tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
-                }
+                f(der.as_ref(), &path);
             }
         }
     }
-    Ok(store)
+    Ok(())
 }

@@ -67,6 +67,7 @@ fn demo_files(dir: &std::path::Path) -> Files {
         devices: dir.join("devices.csv"),
         registrations: dir.join("registrations.csv"),
         user_certs: dir.join("certs"),
+        digital_signing: None,
         trust_anchors: Vec::new(),
         crls: Vec::new(),
         changes: dir.join("changes.journal"),

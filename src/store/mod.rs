@@ -1,14 +1,17 @@
 //! Durable state behind small interfaces, with embedded defaults: the journal (an append-only,
 //! checksummed, fsynced log with group commit) and what is kept in it — the anti-replay
-//! high-water marks, and the logs of registration and User changes.
+//! high-water marks, the logs of registration and User changes, and the ledgers of pre-commands
+//! and locally delivered commands.
 
 mod changes;
 mod journal;
+mod ledger;
 mod replay;
 mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
+pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
 pub use replay::{AdvanceError, ReplayGuard};
 pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
 

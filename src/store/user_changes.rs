@@ -5,7 +5,10 @@ use std::path::Path;
 
 use super::{Journal, JournalError};
 use crate::certstore::CertStore;
-use crate::register::{apply_user_changes, PartyRegister, UserChange, UserChangeError};
+use crate::dscerts::DigitalSigningCerts;
+use crate::register::{
+    apply_digital_signing_changes, apply_user_changes, PartyRegister, UserChange, UserChangeError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserChangeLogError {
@@ -25,13 +28,15 @@ pub enum UserChangeLogError {
     },
 }
 
-/// The log opened and replayed: the register and store with every batch applied, and the
-/// certificates the log added (PEM, oldest first), which a reload of the store adds again.
+/// The log opened and replayed: the register and stores with every batch applied, and the
+/// certificate additions in the log (XML-signing and Digital Signing, oldest first), which a
+/// reload of the stores makes again.
 pub struct Replayed {
     pub log: UserChangeLog,
     pub register: PartyRegister,
     pub certs: CertStore,
-    pub added: Vec<String>,
+    pub digital_signing: DigitalSigningCerts,
+    pub added: Vec<UserChange>,
 }
 
 /// The journal of user change batches (`<state dir>/user-changes.journal`).
@@ -42,14 +47,15 @@ pub struct UserChangeLog {
 
 impl UserChangeLog {
     /// Opens the log and replays every batch in it, oldest first, over the loaded register and
-    /// store. A status change that no longer applies stops the start (skipping it could give a
-    /// withdrawn User its access back); a certificate that is already in the store (copied into
-    /// the directory since) or no longer chains is passed over with a warning — without it the
-    /// User's signatures are refused, which is the safe side.
+    /// certificate stores. A status change that no longer applies stops the start (skipping it
+    /// could give a withdrawn User its access back); a certificate that is already in its store
+    /// (copied into the directory since) or no longer chains is passed over with a warning —
+    /// without it the User's signatures are refused, which is the safe side.
     pub fn open_and_replay(
         path: &Path,
         mut register: PartyRegister,
         mut certs: CertStore,
+        mut digital_signing: DigitalSigningCerts,
     ) -> Result<Replayed, UserChangeLogError> {
         let (journal, records) = Journal::open(path)?;
         let mut added = Vec::new();
@@ -57,13 +63,24 @@ impl UserChangeLog {
             let batch: Vec<UserChange> = serde_json::from_slice(record)
                 .map_err(|source| UserChangeLogError::Record { index, source })?;
             for change in &batch {
-                if let UserChange::AddUserCertificate { pem } = change {
-                    added.push(pem.clone());
+                if change.adds_certificate() {
+                    added.push(change.clone());
                 }
-                match apply_user_changes(&register, &certs, std::slice::from_ref(change)) {
-                    Ok((r, c)) => (register, certs) = (r, c),
-                    Err(UserChangeError::Certificate(refusal)) => {
-                        tracing::warn!(index, error = %refusal, "Journalled User certificate not added.");
+                let one = std::slice::from_ref(change);
+                let applied = apply_user_changes(&register, &certs, one).and_then(|(r, c)| {
+                    Ok((
+                        r,
+                        c,
+                        apply_digital_signing_changes(&digital_signing, &register, one)?,
+                    ))
+                });
+                match applied {
+                    Ok((r, c, d)) => (register, certs, digital_signing) = (r, c, d),
+                    Err(
+                        UserChangeError::Certificate(_)
+                        | UserChangeError::DigitalSigningCertificate(_),
+                    ) => {
+                        tracing::warn!(index, "Journalled User certificate not added.");
                     }
                     Err(source) => return Err(UserChangeLogError::Replay { index, source }),
                 }
@@ -73,6 +90,7 @@ impl UserChangeLog {
             log: Self { journal },
             register,
             certs,
+            digital_signing,
             added,
         })
     }

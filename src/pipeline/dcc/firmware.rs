@@ -7,18 +7,20 @@
 //! distribution in progress → other request in progress; the rest go, grouped by hub. If none
 //! goes, the request is refused (`E110101`, `E110401`). Otherwise it is acknowledged (`I99`)
 //! once the distribution and one command per hub are journalled; the image's digest, length,
-//! version and the hub's devices travel in the command (an image is far larger than a command
-//! may be). When every hub has answered, the originator gets a `FirmwareDistributionFailure`
-//! DCC Alert naming the devices behind hubs that did not take the image (if any), then the
-//! Service Response (`I0`, with the warning listing the devices not sent to, if any): see
-//! `replies`.
+//! version and the hub's devices travel in the hub's GBCS command (an image is far larger than
+//! a command may be). When every hub has answered, the originator gets a
+//! `FirmwareDistributionFailure` DCC Alert naming the devices behind hubs that did not take the
+//! image (if any), then the Service Response (`I0`, with the warning listing the devices not
+//! sent to, if any): see `replies`.
 
 use std::collections::BTreeMap;
 
-use crate::domain::{CommandVariant, DeviceId, DeviceStatus, DeviceType};
+use crate::domain::{CommandVariant, DeviceId, DeviceStatus, DeviceType, RequestId};
 use crate::duis::services::{self, FirmwareUpdate, FirmwareWarning};
 use crate::error::Error;
 use crate::firmware::{hub_request_id, Distribution, HubTransfer};
+use crate::gbcs::command::{CommandError, NO_PUBLIC_CODE};
+use crate::gbcs::usecase::{self, body, Parties};
 use crate::registry::Snapshot;
 use crate::routing::{Command, SignedCommand};
 
@@ -130,13 +132,29 @@ impl Gateway {
         let id = hub_request_id(&p.request.header.request_id, hub);
         // Command Variant 1: the DCC's own command, sent to the hub over the WAN.
         let variant = CommandVariant::try_from(1).ok()?;
-        let payload = distribution_payload(p, update, devices);
-        Some(
+        let line = distribution_payload(p, update, devices);
+        let signed = distribution_command(p, id, &line).and_then(|payload| {
             Command::from_permit(&permit, id, variant, None, payload)
                 .and_then(|c| self.routing.signer.sign(&c))
-                .map_err(Error::Command),
-        )
+                .map_err(Error::Command)
+        });
+        Some(signed)
     }
+}
+
+/// The GBCS command a hub receives: from the User to the hub under the request's counter, in
+/// the body encoding (`schemas/gbcs.md`) of `line` under the stand-in message code (Distribute
+/// Firmware, CS05a–c, has no public one), unsigned behind the DCC's MAC header.
+fn distribution_command(p: &Planning<'_>, id: RequestId, line: &[u8]) -> Result<Vec<u8>, Error> {
+    let content = body::command_content(p.entry.srv, line)
+        .map_err(|e| Error::CommandBody(CommandError::Content(e)))?;
+    let parties = Parties {
+        user: id.originator,
+        device: id.target,
+        counter: id.counter,
+    };
+    let frame = usecase::command_frame(&parties, NO_PUBLIC_CODE, content, false);
+    super::super::command::seal(frame)
 }
 
 /// What a hub's command carries, one line of text:

@@ -35,6 +35,7 @@ fn with_planning<T>(fleet: &Fleet, srv: &str, f: impl FnOnce(&Planning<'_>) -> T
         request: &parsed,
         body: &body,
         at: OffsetDateTime::now_utc(),
+        now: OffsetDateTime::now_utc(),
     })
 }
 
