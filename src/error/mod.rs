@@ -132,6 +132,21 @@ pub enum Resource {
     AuditTrail,
 }
 
+impl Resource {
+    /// The reason label of a request refused because this resource failed (`E100`, 503).
+    fn label(self) -> &'static str {
+        match self {
+            Self::ReplayJournal => "journal",
+            Self::PendingJournal => "pending_journal",
+            Self::ChangeLog => "change_log",
+            Self::FirmwareJournal => "firmware_journal",
+            Self::Ledger => "ledger",
+            Self::Outbox => "outbox",
+            Self::AuditTrail => "audit_trail",
+        }
+    }
+}
+
 impl Error {
     /// A failure of one of the gateway's own resources, with its cause.
     pub fn resource(
@@ -209,34 +224,7 @@ impl Error {
             Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
                 (E1011, 400, "local_response_mismatch")
             }
-            Self::Resource {
-                resource: Resource::ReplayJournal,
-                ..
-            } => (E100, 503, "journal"),
-            Self::Resource {
-                resource: Resource::PendingJournal,
-                ..
-            } => (E100, 503, "pending_journal"),
-            Self::Resource {
-                resource: Resource::ChangeLog,
-                ..
-            } => (E100, 503, "change_log"),
-            Self::Resource {
-                resource: Resource::FirmwareJournal,
-                ..
-            } => (E100, 503, "firmware_journal"),
-            Self::Resource {
-                resource: Resource::Ledger,
-                ..
-            } => (E100, 503, "ledger"),
-            Self::Resource {
-                resource: Resource::Outbox,
-                ..
-            } => (E100, 503, "outbox"),
-            Self::Resource {
-                resource: Resource::AuditTrail,
-                ..
-            } => (E100, 503, "audit_trail"),
+            Self::Resource { resource, .. } => (E100, 503, resource.label()),
         }
     }
 
