@@ -145,7 +145,11 @@ impl Gateway {
 /// The GBCS command a hub receives: from the User to the hub under the request's counter, in
 /// the body encoding (`schemas/gbcs.md`) of `line` under the stand-in message code (Distribute
 /// Firmware, CS05a–c, has no public one), unsigned behind the DCC's MAC header.
-fn distribution_command(p: &Planning<'_>, id: RequestId, line: &[u8]) -> Result<Vec<u8>, Error> {
+pub(super) fn distribution_command(
+    p: &Planning<'_>,
+    id: RequestId,
+    line: &[u8],
+) -> Result<Vec<u8>, Error> {
     let content = body::command_content(p.entry.srv, line)
         .map_err(|e| Error::CommandBody(CommandError::Content(e)))?;
     let parties = Parties {

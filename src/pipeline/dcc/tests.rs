@@ -242,3 +242,31 @@ fn premises_not_placed_get_every_region_unable() {
     );
     assert!(placed[0].coverage.is_some_and(|c| c.available));
 }
+
+#[test]
+fn a_hub_reads_its_firmware_command_as_gbcs() {
+    use crate::gbcs::command::{mac_holds, NO_PUBLIC_CODE};
+    use crate::gbcs::usecase::body::read_command;
+    use crate::gbcs::{Apdu, Cra, SignatureField};
+    let fleet = Fleet::new(1);
+    let hub: crate::domain::Eui64 = "00-DB-12-34-56-78-90-A2".parse().unwrap();
+    let line = b"dccgw-firmware/1 srv=11.1 version=2.0 devices=00-DB-12-34-56-78-90-A1";
+    let sealed = with_planning(&fleet, "11.1", |p| {
+        let id = crate::firmware::hub_request_id(&p.request.header.request_id, hub);
+        super::firmware::distribution_command(p, id, line).unwrap()
+    });
+    let Ok(Apdu::Mac(sealed)) = Apdu::decode(&sealed) else {
+        panic!("not a command behind the DCC's MAC header");
+    };
+    assert!(mac_holds(&sealed));
+    let frame = &sealed.inner;
+    assert_eq!(frame.transaction.cra, Cra::Command);
+    assert_eq!(frame.transaction.counter, 1);
+    assert_eq!(frame.originator, SUPPLIER);
+    assert_eq!(frame.recipient, hub);
+    assert_eq!(frame.other.message_code, NO_PUBLIC_CODE);
+    assert_eq!(frame.signature, SignatureField::Empty);
+    let command = read_command(&frame.content).unwrap();
+    assert_eq!(command.srv.to_string(), "11.1");
+    assert_eq!(command.body, line);
+}
