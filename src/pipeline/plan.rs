@@ -210,7 +210,13 @@ impl Gateway {
                     message,
                 } => {
                     let ledger = &self.ledgers.local_commands;
-                    ledger.issue(id, record, now).await.map_err(issue_error)?;
+                    match ledger.issue(id, record, now).await {
+                        // Recorded already: a held request released again after a crash (a new
+                        // request's RequestID is new, anti-replay sees to that). The message goes
+                        // out again; Users' endpoints take duplicates.
+                        Ok(()) | Err(IssueError::Duplicate) => {}
+                        Err(e) => return Err(issue_error(e)),
+                    }
                     self.outbox
                         .enqueue(vec![message])
                         .await
