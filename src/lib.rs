@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod pki;
+pub mod progress;
 pub mod receiver;
 pub mod register;
 pub mod registry;

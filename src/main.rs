@@ -35,8 +35,14 @@ enum LogFormat {
 enum Command {
     /// Run the gateway from a configuration file (environment overrides: DCCGW_SECTION__KEY).
     Serve {
+        /// The configuration file (TOML; every key: `dccgw config defaults`).
         #[arg(long)]
         config: PathBuf,
+    },
+    /// The configuration: every key with its default and bound, or a file checked.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Run a demo gateway on embedded defaults, with a dev PKI and the public test Users.
     Demo {
@@ -55,16 +61,23 @@ enum Command {
         /// The demo Users' Receive Response Service port on 127.0.0.1 (0 = any free port).
         #[arg(long, default_value_t = 8444)]
         receiver_port: u16,
+        /// The address all three listen on: 0.0.0.0 to be reached from outside (a container).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
     },
     /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
     /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
+    /// `dccgw sign serve` does the same (and verifies) over HTTP.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Sign {
+        #[command(subcommand)]
+        command: Option<SignCommand>,
         /// The signer's private key (PKCS#8 PEM).
-        #[arg(long)]
-        key: PathBuf,
+        #[arg(long, required = true)]
+        key: Option<PathBuf>,
         /// The signer's certificate (named in KeyInfo by issuer and serial).
-        #[arg(long)]
-        cert: PathBuf,
+        #[arg(long, required = true)]
+        cert: Option<PathBuf>,
         /// Set the RequestID's counter to the current time in epoch milliseconds first.
         #[arg(long)]
         stamp_counter: bool,
@@ -83,8 +96,11 @@ enum Command {
         /// The message (default: standard input).
         input: Option<PathBuf>,
     },
-    /// Run the simulated comms-hub network as its own process (TOML: `commshub::ServeConfig`).
+    /// Run the simulated comms-hub network as its own process, for `[routing] hub = "remote"`.
     Commshub {
+        /// The hub process's configuration (TOML): `listen` (its address), `acb_cert` (the
+        /// broker certificate it trusts), the device registers, and the simulator's behaviour
+        /// (the keys of `[routing] hub_config`).
         #[arg(long)]
         config: PathBuf,
     },
@@ -93,7 +109,7 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
-    /// The audit trail.
+    /// The audit trail: check its hash chain.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -110,7 +126,50 @@ enum AuditCommand {
     /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
     /// last write is reported, not counted as damage), 1 broken (the first broken record is
     /// named).
-    Verify { dir: PathBuf },
+    Verify {
+        /// The audit directory (`[audit] dir`; by default `audit/` under `[state] dir`).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every configuration key with its default and bound, as annotated TOML.
+    Defaults {
+        /// Print the Markdown reference (docs/configuration.md) instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Check a configuration file without starting: its keys (and DCCGW_ overrides), and the
+    /// certificates, keys and files it names. Exit 0 valid, 1 not.
+    Check {
+        /// The configuration file (TOML).
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SignCommand {
+    /// Sign and verify over HTTP, as the DCC signing tool's HTTP mode: POST /sign and
+    /// POST /verify with {"message": "<base64 XML>"}. No authentication: keep it on loopback.
+    Serve {
+        /// The address to listen on, e.g. 127.0.0.1:8089.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// A signing key (PKCS#8 PEM); give one per User, each with its --cert.
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
+        /// The key's certificate; messages are signed with the key whose certificate's User ID
+        /// is the RequestID's originator.
+        #[arg(long, required = true)]
+        cert: Vec<PathBuf>,
+        /// For /verify: a directory of signing certificates (PEM, searched recursively).
+        #[arg(long)]
+        certs: PathBuf,
+        /// For /verify: trust anchors the certificate must chain to.
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +191,7 @@ struct ReportArgs {
     /// The audit directory (overrides the configuration's).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Text for people, JSON for programs.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
 }
@@ -146,6 +206,7 @@ enum ReportFormat {
 enum PkiCommand {
     /// Generate a CA, the gateway's certificates and the demo Users' certificates.
     Init {
+        /// The directory to write them to (made if missing; see certs/README.md).
         #[arg(long, default_value = "certs/dev")]
         out: PathBuf,
     },
@@ -160,14 +221,16 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("loading {}", config.display()))?;
             runtime()?.block_on(serve(config, None))
         }
+        Command::Config { command } => config_command(command),
         Command::Demo {
             certs,
             dir,
             port,
             admin_port,
             receiver_port,
+            bind,
         } => {
-            let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let localhost = bind;
             runtime()?.block_on(async move {
                 let now = OffsetDateTime::now_utc();
                 demo::ensure_pki(&certs, now)?;
@@ -198,11 +261,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign {
+            command: Some(command),
+            ..
+        } => sign_serve(command),
+        Command::Sign {
+            command: None,
             key,
             cert,
             stamp_counter,
             input,
         } => {
+            let (Some(key), Some(cert)) = (key, cert) else {
+                anyhow::bail!("give --key and --cert");
+            };
             let message = tools::read_input(input.as_deref())?;
             let counter = stamp_counter.then(|| {
                 // Milliseconds since 1970 fit a u64 until the year 584 million.
@@ -248,6 +319,68 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `dccgw config defaults|check`.
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Defaults { markdown: true } => {
+            print!("{}", dccgw::config::reference::markdown());
+            Ok(())
+        }
+        ConfigCommand::Defaults { markdown: false } => {
+            print!("{}", dccgw::config::reference::defaults_toml());
+            Ok(())
+        }
+        ConfigCommand::Check { config: path } => {
+            let checked = Config::load(&path, std::env::vars())
+                .map_err(anyhow::Error::from)
+                .and_then(|c| dccgw::config::check(&c).map_err(anyhow::Error::from));
+            match checked {
+                Ok(done) => {
+                    println!("{} is valid:", path.display());
+                    for line in done {
+                        println!("  {line}");
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{} is not valid: {e:#}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}
+
+/// `dccgw sign serve`.
+fn sign_serve(command: SignCommand) -> anyhow::Result<()> {
+    let SignCommand::Serve {
+        listen,
+        key,
+        cert,
+        certs,
+        trust,
+    } = command;
+    anyhow::ensure!(key.len() == cert.len(), "give one --cert for each --key");
+    let pairs: Vec<_> = key.into_iter().zip(cert).collect();
+    let service = tools::sign_serve::SignService::load(&pairs, &certs, &trust)?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let users: Vec<String> = service.users().iter().map(|u| u.to_string()).collect();
+        println!(
+            "dccgw sign serve is listening on http://{}: POST /sign, POST /verify (signing for {}).",
+            listener.local_addr()?,
+            users.join(", ")
+        );
+        tokio::select! {
+            _ = tools::sign_serve::serve(listener, std::sync::Arc::new(service)) => {}
+            _ = wait_for_signal() => {}
+        }
+        Ok(())
+    })
 }
 
 /// `dccgw audit verify DIR`.
@@ -353,7 +486,13 @@ async fn serve(
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
         println!(
             "{}",
-            demo::banner(&plan, &files, &me, running.addr, running.admin_addr)
+            demo::banner(
+                &plan,
+                &files,
+                &me,
+                reachable(running.addr),
+                reachable(running.admin_addr)
+            )
         );
     }
     let stop = running.shutdown_handle();
@@ -364,6 +503,16 @@ async fn serve(
     });
     running.wait().await;
     Ok(())
+}
+
+/// An address a client on this machine can reach: the loopback one for an unspecified bind
+/// (`0.0.0.0`), whose certificate names `127.0.0.1`.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
 }
 
 /// SIGTERM or Ctrl-C.
@@ -385,8 +534,10 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log written to a file or a pipe carries no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

@@ -2,6 +2,8 @@
 //! They read a file or standard input and write standard output; `verify` says what it found in
 //! its exit code.
 
+pub mod sign_serve;
+
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;

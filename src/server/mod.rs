@@ -119,8 +119,10 @@ impl Running {
     }
 }
 
-/// Loads keys and registers, binds both listeners and starts serving.
+/// Binds both listeners (first: a port in use is found before anything loads), loads keys and
+/// registers, and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let listeners = Listeners::bind(config).await?;
     let metrics = Metrics::new();
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
     record_tls_expiry(config, &metrics)?;
@@ -153,21 +155,47 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     let outbox = routing::start(config, &gateway, pending).await?;
     state.raise_owed(owed).await;
-    serve(config, tls_config, gateway, state, outbox).await
+    serve(config, listeners, tls_config, gateway, state, outbox).await
 }
 
-/// Binds both listeners and serves until shut down.
+/// The DUIS and admin listeners, bound.
+struct Listeners {
+    duis: TcpListener,
+    addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, StartError> {
+        let duis = bind(config.listen.addr).await?;
+        let addr = local_addr(&duis, config.listen.addr)?;
+        let admin = bind(config.listen.admin_addr).await?;
+        let admin_addr = local_addr(&admin, config.listen.admin_addr)?;
+        Ok(Self {
+            duis,
+            addr,
+            admin,
+            admin_addr,
+        })
+    }
+}
+
+/// Serves on the bound listeners until shut down.
 async fn serve(
     config: &Config,
+    listeners: Listeners,
     tls_config: rustls::ServerConfig,
     gateway: Arc<Gateway>,
     state: Arc<State>,
     outbox: Arc<Outbox>,
 ) -> Result<Running, StartError> {
-    let listener = bind(config.listen.addr).await?;
-    let addr = local_addr(&listener, config.listen.addr)?;
-    let admin_listener = bind(config.listen.admin_addr).await?;
-    let admin_addr = local_addr(&admin_listener, config.listen.admin_addr)?;
+    let Listeners {
+        duis: listener,
+        addr,
+        admin: admin_listener,
+        admin_addr,
+    } = listeners;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
     let admin = admin::Admin {

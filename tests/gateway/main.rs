@@ -4,6 +4,7 @@
 mod access;
 mod alert_crash;
 mod bounds;
+mod cli;
 mod crash;
 mod dead_letters;
 mod demo;
