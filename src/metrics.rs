@@ -9,6 +9,7 @@
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
 mod events;
+mod requests;
 mod trace;
 
 #[cfg(test)]
@@ -37,8 +38,16 @@ const DELIVERY_BUCKETS: &[f64] = &[
 
 /// The caches whose sizes and reloads are counted.
 pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
-/// The certificates whose expiry is exported.
-pub const CERTIFICATES: [&str; 2] = ["tls_server", "dcc_xml_signing"];
+/// The certificates whose expiry is exported: the gateway's own four, and the earliest-expiring
+/// of the CAs client certificates and User signing certificates must chain to.
+pub const CERTIFICATES: [&str; 6] = [
+    "tls_server",
+    "dcc_xml_signing",
+    "access_control_broker",
+    "delivery_client",
+    "tls_client_ca",
+    "signing_ca",
+];
 /// Kinds of asynchronous message.
 pub const DELIVERY_KINDS: [&str; 2] = ["response", "alert"];
 /// How a delivery attempt ended.
@@ -50,6 +59,7 @@ pub const ALERT_KINDS: [&str; 3] = ["device", "future_dated", "dcc"];
 pub struct Metrics {
     registry: Registry,
     request_duration: HistogramVec,
+    requests: IntCounterVec,
     stage_duration: HistogramVec,
     refusals: IntCounterVec,
     handshake_duration: HistogramVec,
@@ -189,12 +199,7 @@ fn certificate_families(b: &Builder) -> GaugeVec {
 impl Metrics {
     pub fn new() -> Self {
         let b = Builder(Registry::new());
-        let request_duration = b.histogram(
-            "dccgw_request_duration_seconds",
-            "Time from a request's body being read to its synchronous answer being written, by service, SRV, the role and class access control used (none when refused before), and DUIS response code.",
-            LATENCY_BUCKETS,
-            &["service", "srv", "role", "class", "code"],
-        );
+        let (request_duration, requests) = requests::families(&b);
         let stage_duration = b.histogram(
             "dccgw_request_stage_duration_seconds",
             "Time a request spent in each phase: parse, verify, authorize, replay, sign, dispatch, audit.",
@@ -206,6 +211,9 @@ impl Metrics {
             "Requests refused, by reason (see docs/response-codes.md).",
             &["reason"],
         );
+        for reason in crate::error::REASONS {
+            refusals.with_label_values(&[reason]);
+        }
         let handshake_duration = b.histogram(
             "dccgw_tls_handshake_duration_seconds",
             "Time from TCP accept to the end of the TLS handshake, by outcome.",
@@ -217,6 +225,12 @@ impl Metrics {
             "Failed TLS handshakes on the DUIS port, by reason.",
             &["reason"],
         );
+        for failure in crate::tls::HandshakeFailure::ALL {
+            handshake_failures.with_label_values(&[failure.label()]);
+        }
+        for outcome in ["ok", "failed"] {
+            handshake_duration.with_label_values(&[outcome]);
+        }
         let connections_open = b.gauge(
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
@@ -226,6 +240,12 @@ impl Metrics {
             "Audit records that could not be written (disk error, backlog, writer stopped).",
         );
         let (cache_entries, cache_reloads) = cache_families(&b);
+        // `process_*`: CPU, memory, open and maximum file descriptors, threads, start time.
+        #[cfg(target_os = "linux")]
+        b.0.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("the process collector is registered once");
         let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
@@ -235,6 +255,7 @@ impl Metrics {
         Self {
             registry: b.0,
             request_duration,
+            requests,
             stage_duration,
             refusals,
             handshake_duration,

@@ -104,6 +104,61 @@ impl Error {
     }
 }
 
+/// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
+/// test reads `classify` and its helpers to keep this complete).
+pub const REASONS: [&str; 50] = [
+    "body_mismatch",
+    "body_too_large",
+    "body_unreadable",
+    "command",
+    "command_too_large",
+    "command_variant",
+    "content_type",
+    "device_status",
+    "device_type",
+    "device_unknown",
+    "duis_structure",
+    "execution_date_time",
+    "inventory_empty",
+    "inventory_query",
+    "journal",
+    "not_registered",
+    "party_mismatch",
+    "pending_journal",
+    "replay",
+    "request_id",
+    "role_not_eligible",
+    "schema_version",
+    "service_reference_mismatch",
+    "sign_answer",
+    "signature_algorithm",
+    "signature_digest",
+    "signature_malformed",
+    "signature_missing",
+    "signature_value",
+    "signer_key_type",
+    "signer_not_valid_now",
+    "signer_other_user",
+    "signer_role",
+    "signer_unknown",
+    "signer_untrusted",
+    "srv_not_requestable",
+    "timeout",
+    "unknown_srv",
+    "unknown_user",
+    "user_status",
+    "user_unknown",
+    "wrong_service",
+    "xml_doctype",
+    "xml_entity",
+    "xml_malformed",
+    "xml_processing_instruction",
+    "xml_text_too_long",
+    "xml_too_deep",
+    "xml_too_many_attributes",
+    "xml_too_many_elements",
+];
+
 impl Error {
     /// The DUIS code, the HTTP status and the closed-set reason label, in one exhaustive match.
     pub fn classify(&self) -> (ResponseCode, u16, &'static str) {

@@ -446,3 +446,23 @@ fn a_device_without_an_answer_is_e20_or_e21() {
     assert_eq!(device_failure_code(DeviceFailure::Unreachable), E20);
     assert_eq!(device_failure_code(DeviceFailure::NoAnswer), E21);
 }
+
+/// `REASONS` is exactly the set of reason labels the classification gives (read from its
+/// source, so a new reason cannot be left out), and every reason of the table above is in it.
+#[test]
+fn reasons_lists_every_reason_classify_gives() {
+    use std::collections::BTreeSet;
+    let source = include_str!("mod.rs");
+    let body = &source[source.find("pub fn classify").unwrap()..];
+    let found: BTreeSet<&str> = body
+        .match_indices(", \"")
+        .filter_map(|(at, _)| {
+            let rest = &body[at + 3..];
+            let end = rest.find('"')?;
+            rest[end..].starts_with("\")").then(|| &rest[..end])
+        })
+        .collect();
+    let listed: BTreeSet<&str> = REASONS.iter().copied().collect();
+    assert_eq!(listed.len(), REASONS.len(), "a reason is listed twice");
+    assert_eq!(found, listed);
+}

@@ -44,10 +44,19 @@ impl RequestAnswered<'_> {
         let permit = self.trace.permit();
         let role = permit.map_or("none", |p| p.role().code());
         let class = permit.map_or("none", |p| class_label(p.class()));
+        let outcome = if self.refusal.is_none() {
+            "accepted"
+        } else {
+            "refused"
+        };
         metrics
             .request_duration
-            .with_label_values(&[service, srv, role, class, self.code.as_str()])
+            .with_label_values(&[service, outcome])
             .observe(elapsed.as_secs_f64());
+        metrics
+            .requests
+            .with_label_values(&[service, srv, role, class, self.code.as_str()])
+            .inc();
         for stage in Stage::ALL {
             if let Some(took) = self.trace.lap_of(stage) {
                 metrics

@@ -23,7 +23,11 @@ impl OutboxMetrics {
 }
 
 impl From<DeliveryMetrics> for OutboxMetrics {
+    /// Every failure reason is listed at zero from the start.
     fn from(d: DeliveryMetrics) -> Self {
+        for reason in TransportError::LABELS {
+            d.failed_attempts.with_label_values(&[reason]);
+        }
         Self(d)
     }
 }

@@ -4,6 +4,7 @@
 
 mod attempts;
 mod conn;
+mod expiry;
 mod http;
 mod routing;
 
@@ -125,7 +126,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let listeners = Listeners::bind(config).await?;
     let metrics = Metrics::new();
     let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
-    record_tls_expiry(config, &metrics)?;
+    expiry::record(config, &metrics)?;
     let signer = Signer::load(
         &config.signatures.dcc_key,
         &config.signatures.dcc_cert,
@@ -251,18 +252,6 @@ fn xml_limits(limits: &Limits) -> duis::Limits {
         max_elements: limits.max_xml_elements,
         ..duis::Limits::default()
     }
-}
-
-/// The TLS server certificate's expiry, for the operators' dashboard.
-fn record_tls_expiry(config: &Config, metrics: &Metrics) -> Result<(), StartError> {
-    if let Some(not_after) = tls::load_certs(&config.tls.cert)?
-        .first()
-        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp())
-    {
-        metrics.certificate_expires("tls_server", not_after);
-    }
-    Ok(())
 }
 
 /// The admin API's bearer token, when one is configured.
