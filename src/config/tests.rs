@@ -249,3 +249,29 @@ fn the_audit_section_defaults_and_takes_targets() {
     let misspelt = format!("{BASE}\n[audit]\nmax_file_byte = 10\n");
     assert!(from_toml(&misspelt, env(&[])).is_err());
 }
+
+/// The image and its example configuration fit together: the example parses; the health check
+/// probes the admin port the example listens on; the state lives in the volume the image makes
+/// and owns; the dependency layer is built from the manifests before the sources are copied.
+#[test]
+fn the_container_image_and_its_example_configuration_agree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let c = from_toml(&read("deploy/container/dccgw.toml"), env(&[])).unwrap();
+    let docker = read("Dockerfile");
+    let admin = c.listen.admin_addr;
+    assert!(admin.ip().is_unspecified() && c.listen.addr.ip().is_unspecified());
+    assert!(docker.contains("HEALTHCHECK"));
+    assert!(
+        docker.contains(&format!("http://127.0.0.1:{}/readyz", admin.port())),
+        "the health check does not probe the admin port"
+    );
+    assert!(docker.contains(&format!("EXPOSE {} {}", c.listen.addr.port(), admin.port())));
+    assert!(c.state.dir.starts_with("/var/lib/dccgw"));
+    assert!(docker.contains("VOLUME [\"/var/lib/dccgw\"]"));
+    assert!(docker.contains("mkdir -p /var/lib/dccgw"));
+    assert!(docker.contains("chown dccgw:dccgw /var/lib/dccgw"));
+    let manifests = docker.find("COPY Cargo.toml Cargo.lock").unwrap();
+    assert!(manifests < docker.find("COPY . .").unwrap());
+    assert!(docker.contains("COPY deploy/container/dccgw.toml"));
+}

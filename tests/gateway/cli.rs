@@ -323,3 +323,71 @@ fn sign_serve_signs_and_verifies_over_http_as_the_signing_tool_does() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// A gateway whose Users' Receive Response Services are not there (the demo's configuration run
+/// by `dccgw serve`, without the demo's receiver) says so at WARN on the first failed delivery,
+/// not only at DEBUG.
+#[tokio::test]
+async fn serve_warns_when_a_users_endpoint_does_not_take_a_delivery() {
+    let routing =
+        "[routing]\nacb_key = \"certs/dcc-acb.key.pem\"\nacb_cert = \"certs/dcc-acb.pem\"\n\
+        hub = \"in_process\"\n[delivery.transport]\nclient_cert = \"certs/dcc-acb.pem\"\n\
+        client_key = \"certs/dcc-acb.key.pem\"\ntrust_anchors = [\"certs/ca.pem\"]\n";
+    let (dir, path) = configured(routing);
+    // The supplier's endpoint: a port nobody listens on.
+    let closed = support::free_port();
+    let users = dir.path().join("users.csv");
+    let text = std::fs::read_to_string(&users).unwrap().replacen(
+        "Demo Supplier,IS|GS,active,",
+        &format!("Demo Supplier,IS|GS,active,https://localhost:{closed}/duis"),
+        1,
+    );
+    std::fs::write(&users, text).unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env_remove("DCCGW_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(serve.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let listening = wait_for(&err, "Gateway listening", &mut seen);
+    let port = listening
+        .split(" addr=127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let certs = dir.path().join("certs");
+    let pem = std::fs::read(certs.join("users/supplier/client.pem")).unwrap();
+    let client = support::client_with(&certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
+    let request =
+        dccgw::demo::example_request_xml(dccgw::demo::DEMO_USERS[0].1, dccgw::demo::DEMO_ESME, 7);
+    let user = certs.join("users/supplier");
+    let signed = dccgw::tools::sign(
+        request.as_bytes(),
+        &user.join("xml-sign.key.pem"),
+        &user.join("xml-sign.pem"),
+        None,
+    )
+    .unwrap();
+    let (status, body) = support::post(
+        &client,
+        &format!("https://localhost:{port}/api/v1/serviceS"),
+        signed,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let warn = tokio::task::spawn_blocking(move || {
+        let line = wait_for(&err, "did not take a delivery", &mut seen);
+        (line, seen)
+    })
+    .await
+    .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(warn.0.contains("WARN"), "{}", warn.1.join("\n"));
+    assert!(warn.0.contains("reason=connect"), "{}", warn.0);
+}
