@@ -389,5 +389,5 @@ async fn serve_warns_when_a_users_endpoint_does_not_take_a_delivery() {
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(warn.0.contains("WARN"), "{}", warn.1.join("\n"));
-    assert!(warn.0.contains("reason=connect"), "{}", warn.0);
+    assert!(warn.0.contains("reason=\"connect\""), "{}", warn.0);
 }

@@ -2,12 +2,14 @@
 //! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
 
 mod access;
+mod admin_api;
 mod alert_crash;
 mod bounds;
 mod cli;
 mod crash;
 mod dead_letters;
 mod demo;
+mod examples;
 mod openssl_made;
 mod operations;
 mod requests;
