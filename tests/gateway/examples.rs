@@ -55,3 +55,33 @@ async fn every_example_validates_and_is_accepted() {
     assert!(seen >= 40, "only {seen} examples in the index");
     gw.running.shutdown().await;
 }
+
+/// The URL map in `docs/integrators.md` is the gateway's: each row's Command Variants are the
+/// ones its service accepts.
+#[test]
+fn the_url_map_in_the_integrators_guide_is_the_gateways() {
+    use dccgw::domain::{CommandVariant, DuisService};
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/integrators.md"))
+            .unwrap();
+    let mut rows = 0;
+    for service in DuisService::ALL {
+        let row = guide
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", service.path())))
+            .unwrap_or_else(|| panic!("{} is not in the URL map", service.path()));
+        let listed: Vec<u8> = row
+            .rsplit('|')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|v| v.trim().parse().unwrap())
+            .collect();
+        let accepted: Vec<u8> = (1..=8u8)
+            .filter(|v| service.accepts(CommandVariant::try_from(*v).unwrap()))
+            .collect();
+        assert_eq!(listed, accepted, "{}", service.path());
+        rows += 1;
+    }
+    assert_eq!(rows, 3);
+}
