@@ -43,6 +43,7 @@ pub mod registry;
 pub mod replies;
 pub mod report;
 pub mod routing;
+pub mod rules;
 pub mod server;
 pub mod signer;
 pub mod state;

@@ -385,15 +385,17 @@ fn sign_serve(command: SignCommand) -> anyhow::Result<()> {
 
 /// `dccgw audit verify DIR`.
 fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     match audit::verify_dir(dir) {
         Ok(v) => {
             let head = audit::chain::hex(&v.head);
             println!(
-                "Audit trail intact: {} records in {} files, sequence {} to {}, head {head}.",
+                "Audit trail intact: {} records in {} files, sequence {} to {}, head {head} (checked in {:.1} s).",
                 v.records,
                 v.files,
                 v.first_seq.map_or("-".into(), |s| s.to_string()),
                 v.last_seq.map_or("-".into(), |s| s.to_string()),
+                started.elapsed().as_secs_f64(),
             );
             if !v.from_genesis {
                 println!("The first file present does not start the trail (older files removed); the chain is proved from its opening on.");

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("alerts", 0),
     ("antireplay", 0),
     ("routing", 0),
+    ("rules", 0),
     ("registry", 0),
     ("register", 0),
     ("certstore", 0),

@@ -391,3 +391,20 @@ async fn serve_warns_when_a_users_endpoint_does_not_take_a_delivery() {
     assert!(warn.0.contains("WARN"), "{}", warn.1.join("\n"));
     assert!(warn.0.contains("reason=\"connect\""), "{}", warn.0);
 }
+
+/// Long operations say how long they took: on a log (standard error not a terminal) a closing
+/// line, and `audit verify` in its own sentence.
+#[test]
+fn audit_verify_reports_its_progress_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dccgw(&["audit", "verify", dir.path().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("(checked in "), "{stdout}");
+    assert!(
+        stderr.contains("Reading the audit trail: done, 0 bytes in "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
