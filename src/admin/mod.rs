@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{MessageId, Outbox};
 use crate::register::UserChange;
 use crate::registry::Change;
-use crate::state::{ApplyError, State};
+use crate::state::{ApplyError, Rules, State};
 
 /// Bounds for the admin port: a few short requests at a time; at the connection bound extra
 /// connections are turned away at once; a change batch is at most 1 MiB of JSON.
@@ -37,6 +37,7 @@ const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
 const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
 const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
 const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
+const RULES_PATH: &str = "/admin/v1/rules";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -47,6 +48,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The outbox, for the dead-letter API.
     pub outbox: Arc<Outbox>,
+    /// The dated rule sets, for the rules API.
+    pub rules: Arc<Rules>,
 }
 
 /// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
@@ -114,10 +117,12 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::POST, DISCARD_PATH) => {
             dead_letters::act(req, admin, dead_letters::Act::Discard).await
         }
+        (&Method::GET, RULES_PATH) => rules::list(&req, admin),
+        (&Method::POST, RULES_PATH) => rules::add(req, admin).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
-            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH,
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | RULES_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -181,6 +186,14 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     admin: &Admin,
 ) -> Result<Vec<T>, Response<Full<Bytes>>> {
+    authorized_json(req, admin).await
+}
+
+/// The bearer token checked and the body read (at most 1 MiB) as JSON of type `T`.
+async fn authorized_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    admin: &Admin,
+) -> Result<T, Response<Full<Bytes>>> {
     if let Some(refused) = refusal(&req, admin) {
         return Err(refused);
     }
@@ -241,6 +254,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 mod dead_letters;
+mod rules;
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));

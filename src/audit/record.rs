@@ -63,6 +63,10 @@ pub struct RequestRecord {
     /// performance report counts.
     #[serde(default)]
     pub on_demand: bool,
+    /// The version of the dated rule sets the decision used (`base` before any dated one), when
+    /// the request got far enough to be judged against them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
     /// `accepted`, or the closed-set refusal reason (`docs/response-codes.md`).
     pub decision: String,
     /// The DUIS response code of the synchronous answer.

@@ -47,6 +47,21 @@ pub struct Config {
     /// Alert routing rules over the built-in ones, and storm throttling.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// Dated rule sets loaded at start.
+    #[serde(default)]
+    pub rules: Rules,
+}
+
+/// `[rules]`: dated versions of the catalogue's eligibility and flags and of the alert routes
+/// (`schemas/rules.md`), each in force from its instant; more can be added while running
+/// through the admin API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Rule version files (JSON), added in order over the built-in catalogue and `[alerts]`
+    /// routes; each must take effect after the one before it.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `[routing]`: the broker key that signs commands, and the hub network they go to.
@@ -259,6 +274,7 @@ impl Config {
         if let Some(p) = self.admin.token_file.as_mut() {
             join(p);
         }
+        self.rules.files.iter_mut().for_each(join);
         if let Some(p) = self.audit.dir.as_mut() {
             join(p);
         }

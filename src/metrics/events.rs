@@ -109,6 +109,7 @@ impl RequestAnswered<'_> {
             class: permit.map(|p| class_label(p.class()).to_owned()),
             device: self.request_id.map(|r| r.target),
             on_demand: self.on_demand,
+            rules: self.trace.rules().map(|r| r.version.clone()),
             decision: decision.to_owned(),
             code: self.code.as_str().to_owned(),
             response_follows: self.response_follows,

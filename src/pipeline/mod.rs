@@ -14,19 +14,20 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::audit::{Audit, Receipt};
-use crate::auth::{self, AccessRequest};
-use crate::catalogue::Catalogue;
+use crate::auth::{self, AccessRequest, Permit};
+use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
 use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::register::PartyRegister;
 use crate::registry::Snapshot;
 use crate::replies;
 use crate::routing::CommandSigner;
 use crate::signer::Signer;
-use crate::state::State;
+use crate::state::{Rules, State};
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
@@ -52,6 +53,9 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// The dated rule sets: each request is decided under the version in force at its
+    /// execution time.
+    pub rules: Arc<Rules>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -103,6 +107,7 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub rules: Arc<Rules>,
 }
 
 impl Gateway {
@@ -113,6 +118,7 @@ impl Gateway {
             signer,
             audit,
             routing,
+            rules,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -133,6 +139,7 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            rules,
         })
     }
 
@@ -232,7 +239,8 @@ impl Gateway {
         let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
-        let entry = srv.and_then(|s| self.catalogue.get(&s));
+        let ruled = trace.rules().map_or(self.catalogue, |r| &r.catalogue);
+        let entry = srv.and_then(|s| ruled.get(&s));
         let audited = RequestAnswered {
             service,
             peer,
@@ -275,7 +283,10 @@ impl Gateway {
             error,
             partial: partial.clone(),
         };
-        let entry = checks::check_service(self.catalogue, service, &request).map_err(refuse)?;
+        let book = self.rules.book();
+        let now_rules = Arc::clone(book.in_force(now.unix_timestamp()));
+        trace.ruled(&now_rules);
+        checks::check_service(&now_rules.catalogue, service, &request).map_err(refuse)?;
         // One register for the whole request, whatever changes meanwhile.
         let register = self.state.register();
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
@@ -285,14 +296,11 @@ impl Gateway {
         trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.
         let at = execution_time(&request, now).map_err(refuse)?;
-        let access = AccessRequest {
-            originator: header.request_id.originator,
-            target: header.request_id.target,
-            service: entry,
-            at: at.unix_timestamp(),
-        };
-        let permit = auth::authorize(&access, &register, &self.state.registry())
-            .map_err(|d| refuse(Error::Denied(d)))?;
+        let at_rules = Arc::clone(book.in_force(at.unix_timestamp()));
+        trace.ruled(&at_rules);
+        let (permit, entry) = self
+            .authorize(&at_rules.catalogue, &request, &register, at)
+            .map_err(refuse)?;
         trace.permitted(&permit);
         trace.lap(Stage::Authorize);
         let plan = self
@@ -328,6 +336,30 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// Authorize under `catalogue` (the rule set in force at the execution time `at`): the
+    /// permit, and the SRV's entry under those rules.
+    fn authorize<'c>(
+        &self,
+        catalogue: &'c Catalogue,
+        request: &ParsedRequest,
+        register: &PartyRegister,
+        at: OffsetDateTime,
+    ) -> Result<(Permit, &'c SrvEntry), Error> {
+        let header = &request.header;
+        let entry = catalogue
+            .get(&header.srv)
+            .ok_or(Error::UnknownSrv(header.srv))?;
+        let access = AccessRequest {
+            originator: header.request_id.originator,
+            target: header.request_id.target,
+            service: entry,
+            at: at.unix_timestamp(),
+        };
+        let permit =
+            auth::authorize(&access, register, &self.state.registry()).map_err(Error::Denied)?;
+        Ok((permit, entry))
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing

@@ -73,7 +73,14 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Vec<RuleChange> {
         let show = |rules: &[crate::alerts::RouteRule]| {
             let parts: Vec<String> = rules
                 .iter()
-                .map(|r| format!("{:04X}-{:04X} to {:?}", r.codes.first(), r.codes.last(), r.to))
+                .map(|r| {
+                    format!(
+                        "{:04X}-{:04X} to {:?}",
+                        r.codes.first(),
+                        r.codes.last(),
+                        r.to
+                    )
+                })
                 .collect();
             format!("[{}]", parts.join(", "))
         };

@@ -76,7 +76,11 @@ pub enum RulesError {
     #[error("version {0:?} is empty, too long (over 64 characters) or already in the book")]
     Version(String),
     #[error("version {version} takes effect at {at}, not after {latest} (the latest version's)")]
-    NotAfterLatest { version: String, at: i64, latest: i64 },
+    NotAfterLatest {
+        version: String,
+        at: i64,
+        latest: i64,
+    },
     #[error("version {version} takes effect at {at}, which is not ahead of now ({now})")]
     NotAhead { version: String, at: i64, now: i64 },
     #[error("{0} is not in the catalogue")]

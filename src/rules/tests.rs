@@ -14,7 +14,7 @@ fn june_release() -> RuleFile {
     RuleFile::parse(
         r#"{"version": "2026-06-release", "effective_from": "2026-06-26T00:00:00Z",
             "srvs": {"4.1.1": {"roles": ["IS", "GS"], "on_demand": false}},
-            "alert_routes": [{"codes": "8F35", "to": "both"}]}"#,
+            "alert_routes": [{"codes": "8F66", "to": "both"}]}"#,
     )
     .unwrap()
 }
@@ -29,15 +29,23 @@ fn a_version_is_in_force_from_its_instant_and_the_one_before_until_then() {
     assert_eq!(before.version, BASE_VERSION);
     assert_eq!(after.version, "2026-06-release");
     let read = srv("4.1.1");
-    assert!(before.catalogue.get(&read).unwrap().eligible(UserRole::ED));
-    assert!(!after.catalogue.get(&read).unwrap().eligible(UserRole::ED));
+    assert!(before
+        .catalogue
+        .get(&read)
+        .unwrap()
+        .eligible(UserRole::ElectricityDistributor));
+    assert!(!after
+        .catalogue
+        .get(&read)
+        .unwrap()
+        .eligible(UserRole::ElectricityDistributor));
     assert!(!after.catalogue.get(&read).unwrap().on_demand);
     assert_eq!(
-        after.alert_table.audience(0x8F35),
+        after.alert_table.audience(0x8F66),
         crate::alerts::Audience::Both
     );
     assert_eq!(
-        before.alert_table.audience(0x8F35),
+        before.alert_table.audience(0x8F66),
         crate::alerts::Audience::Supplier
     );
     assert_eq!(b.in_force(i64::MIN).version, BASE_VERSION);
@@ -78,7 +86,9 @@ fn a_version_must_be_new_ahead_of_now_after_the_latest_and_apply() {
         Err(RulesError::UnknownSrv(_))
     ));
     assert!(matches!(
-        later(r#"{"version": "x", "effective_from": "", "srvs": {"4.1.1": {"command_variants": []}}}"#),
+        later(
+            r#"{"version": "x", "effective_from": "", "srvs": {"4.1.1": {"command_variants": []}}}"#
+        ),
         Err(RulesError::Entry { .. })
     ));
     assert!(matches!(
@@ -109,9 +119,9 @@ fn the_difference_names_each_changed_field() {
     assert_eq!(
         changes,
         [
-            "4.1.1 roles: [IS, GS, ED, GT, OU, RSA] -> [IS, GS]".to_owned(),
+            "4.1.1 roles: [IS, GS, ED, GT] -> [IS, GS]".to_owned(),
             "4.1.1 on_demand: true -> false".to_owned(),
-            "alert routes: [] -> [8F35-8F35 to Both]".to_owned(),
+            "alert routes: [] -> [8F66-8F66 to Both]".to_owned(),
         ]
     );
 }

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
+use crate::catalogue::Catalogue;
 use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
@@ -29,8 +30,9 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
+use crate::rules::RuleSet;
 use crate::signer::{Signer, SignerError};
-use crate::state::{self, LoadError, State};
+use crate::state::{self, LoadError, Rules, RulesLoadError, State};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
 
@@ -81,6 +83,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the dated rule sets ([rules] files, rules.journal)")]
+    Rules(#[source] RulesLoadError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot listen on {addr}")]
@@ -145,6 +149,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
+    let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let parts = Parts {
         state: Arc::clone(&state),
@@ -152,6 +157,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         signer,
         audit,
         routing,
+        rules,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     let outbox = routing::start(config, &gateway, pending).await?;
@@ -204,6 +210,7 @@ async fn serve(
         state,
         token: admin_token(config)?,
         outbox: outbox.clone(),
+        rules: gateway.rules.clone(),
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -230,6 +237,25 @@ async fn serve(
         shutdown,
         task,
     })
+}
+
+/// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
+/// versions and the journalled ones.
+async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
+    let base = RuleSet::base(Catalogue::builtin().clone(), config.alerts.routes.clone());
+    let files = config.rules.files.clone();
+    let journal = config.state.dir.join("rules.journal");
+    let rules = blocking(move || Rules::open(base, &files, &journal))
+        .await?
+        .map_err(StartError::Rules)?;
+    let book = rules.book();
+    let latest = book.latest();
+    tracing::info!(
+        versions = book.versions().count(),
+        latest = %latest.version,
+        "Rule sets loaded."
+    );
+    Ok(Arc::new(rules))
 }
 
 /// Where the state's files are, from the configuration.

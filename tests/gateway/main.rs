@@ -14,6 +14,7 @@ mod openssl_made;
 mod operations;
 mod requests;
 mod round_trip;
+mod rules;
 mod signatures;
 mod supplier_change;
 mod support;
