@@ -119,6 +119,11 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Dated rule sets: a new version checked against the current ones.
+    Rules {
+        #[command(subcommand)]
+        command: tools::rules_check::RulesCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +311,10 @@ fn main() -> anyhow::Result<()> {
                 ReportCommand::Usage(a) => (a, false),
             };
             run_report(&args, performance)
+        }
+        Command::Rules { command } => {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            std::process::exit(tools::rules_check::run(command, now))
         }
         Command::Pki {
             command: PkiCommand::Init { out },

@@ -2,6 +2,7 @@
 //! They read a file or standard input and write standard output; `verify` says what it found in
 //! its exit code.
 
+pub mod rules_check;
 pub mod sign_serve;
 
 use std::path::{Path, PathBuf};

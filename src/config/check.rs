@@ -89,6 +89,13 @@ pub fn check(config: &Config) -> Result<Vec<String>, CheckError> {
         .map_err(|e| fail("delivery.outbox", e))?;
     done.push("delivery client certificate and outbox bounds".into());
     crate::alerts::Fanout::new(&config.alerts, 1).map_err(|e| fail("alerts", e))?;
+    let rules = rules(config).map_err(|e| fail("rules.files", e))?;
+    let book = rules.book();
+    done.push(format!(
+        "rule versions: {} (the latest {})",
+        book.versions().count(),
+        book.latest().version
+    ));
     if let Some(token) = &config.admin.token_file {
         exists("admin.token_file", token, false)?;
     }
@@ -97,6 +104,18 @@ pub fn check(config: &Config) -> Result<Vec<String>, CheckError> {
         describe_dir(&config.state.dir)
     ));
     Ok(done)
+}
+
+/// The dated rule sets a start with `config` would have: the built-in catalogue and the
+/// `[alerts]` routes, the `[rules] files`' versions, then those journalled in the state
+/// directory (read, never written). Blocking.
+pub fn rules(config: &Config) -> Result<crate::state::Rules, crate::state::RulesLoadError> {
+    let base = crate::rules::RuleSet::base(
+        crate::catalogue::Catalogue::builtin().clone(),
+        config.alerts.routes.clone(),
+    );
+    let journal = config.state.dir.join(crate::state::rules::JOURNAL_FILE);
+    crate::state::Rules::open(base, &config.rules.files, &journal)
 }
 
 fn describe_dir(dir: &Path) -> String {

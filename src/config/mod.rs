@@ -11,7 +11,7 @@ mod check;
 mod load;
 pub mod reference;
 
-pub use check::{check, CheckError};
+pub use check::{check, rules, CheckError};
 pub use load::ConfigError;
 
 #[cfg(test)]

@@ -57,14 +57,7 @@ impl RequestAnswered<'_> {
             .requests
             .with_label_values(&[service, srv, role, class, self.code.as_str()])
             .inc();
-        for stage in Stage::ALL {
-            if let Some(took) = self.trace.lap_of(stage) {
-                metrics
-                    .stage_duration
-                    .with_label_values(&[stage.label()])
-                    .observe(took.as_secs_f64());
-            }
-        }
+        self.observe_stages(metrics);
         let request_id = self.request_id.map(|r| r.to_string());
         let span = tracing::Span::current();
         span.record("request_id", request_id.as_deref().unwrap_or("-"));
@@ -117,6 +110,19 @@ impl RequestAnswered<'_> {
             bytes_in: self.trace.bytes_in,
             bytes_out: self.bytes_out as u64,
         }))
+    }
+}
+
+impl RequestAnswered<'_> {
+    fn observe_stages(&self, metrics: &Metrics) {
+        for stage in Stage::ALL {
+            if let Some(took) = self.trace.lap_of(stage) {
+                metrics
+                    .stage_duration
+                    .with_label_values(&[stage.label()])
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 }
 

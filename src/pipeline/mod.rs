@@ -85,6 +85,10 @@ impl replies::Context for Gateway {
     fn change_log(&self) -> &ChangeLog {
         self.state.change_log()
     }
+
+    fn rules_at(&self, at: i64) -> Option<Arc<crate::rules::RuleSet>> {
+        Some(Arc::clone(self.rules.book().in_force(at)))
+    }
 }
 
 /// What an accepted request gets: its answer, and whether a final message follows it.

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::RuleSet;
+use crate::alerts::{Audience, RouteRule};
 use crate::catalogue::SrvEntry;
 use crate::domain::Srv;
 
@@ -70,16 +71,19 @@ pub fn diff(old: &RuleSet, new: &RuleSet) -> Vec<RuleChange> {
         }
     }
     if old.alert_routes != new.alert_routes {
-        let show = |rules: &[crate::alerts::RouteRule]| {
+        let show = |rules: &[RouteRule]| {
             let parts: Vec<String> = rules
                 .iter()
                 .map(|r| {
-                    format!(
-                        "{:04X}-{:04X} to {:?}",
-                        r.codes.first(),
-                        r.codes.last(),
-                        r.to
-                    )
+                    let to = match r.to {
+                        Audience::Supplier => "supplier",
+                        Audience::NetworkOperator => "network_operator",
+                        Audience::Both => "both",
+                    };
+                    match (r.codes.first(), r.codes.last()) {
+                        (a, b) if a == b => format!("{a:04X} to {to}"),
+                        (a, b) => format!("{a:04X}-{b:04X} to {to}"),
+                    }
                 })
                 .collect();
             format!("[{}]", parts.join(", "))

@@ -72,7 +72,7 @@ pub enum RulesError {
     #[error("the rule file is not valid JSON of the documented shape")]
     Json(#[source] serde_json::Error),
     #[error("effective_from {0:?} is not an RFC 3339 instant")]
-    Instant(String),
+    EffectiveFrom(String),
     #[error("version {0:?} is empty, too long (over 64 characters) or already in the book")]
     Version(String),
     #[error("version {version} takes effect at {at}, not after {latest} (the latest version's)")]
@@ -104,7 +104,7 @@ impl RuleFile {
     pub fn effective_at(&self) -> Result<i64, RulesError> {
         OffsetDateTime::parse(&self.effective_from, &Rfc3339)
             .map(|t| t.unix_timestamp())
-            .map_err(|_| RulesError::Instant(self.effective_from.clone()))
+            .map_err(|_| RulesError::EffectiveFrom(self.effective_from.clone()))
     }
 }
 

@@ -104,7 +104,7 @@ fn a_version_must_be_new_ahead_of_now_after_the_latest_and_apply() {
     bad_time.effective_from = "soon".into();
     assert!(matches!(
         b.check(&bad_time, 0, false),
-        Err(RulesError::Instant(_))
+        Err(RulesError::EffectiveFrom(_))
     ));
 }
 
@@ -121,7 +121,7 @@ fn the_difference_names_each_changed_field() {
         [
             "4.1.1 roles: [IS, GS, ED, GT] -> [IS, GS]".to_owned(),
             "4.1.1 on_demand: true -> false".to_owned(),
-            "alert routes: [] -> [8F66-8F66 to Both]".to_owned(),
+            "alert routes: [] -> [8F66 to both]".to_owned(),
         ]
     );
 }

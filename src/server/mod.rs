@@ -21,7 +21,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
-use crate::catalogue::Catalogue;
 use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
@@ -30,7 +29,6 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
-use crate::rules::RuleSet;
 use crate::signer::{Signer, SignerError};
 use crate::state::{self, LoadError, Rules, RulesLoadError, State};
 use crate::store::{JournalError, ReplayGuard};
@@ -242,10 +240,8 @@ async fn serve(
 /// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
 /// versions and the journalled ones.
 async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
-    let base = RuleSet::base(Catalogue::builtin().clone(), config.alerts.routes.clone());
-    let files = config.rules.files.clone();
-    let journal = config.state.dir.join("rules.journal");
-    let rules = blocking(move || Rules::open(base, &files, &journal))
+    let config = config.clone();
+    let rules = blocking(move || crate::config::rules(&config))
         .await?
         .map_err(StartError::Rules)?;
     let book = rules.book();

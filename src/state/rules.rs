@@ -12,6 +12,9 @@ use arc_swap::ArcSwap;
 
 use crate::rules::{RuleBook, RuleFile, RuleSet, RulesError};
 
+/// The journal's name in the state directory.
+pub const JOURNAL_FILE: &str = "rules.journal";
+
 /// A journal line longer than this is not a version the admin API could have written (its body
 /// is at most 1 MiB); the start stops there.
 const MAX_LINE_BYTES: usize = 2 * 1024 * 1024;

@@ -115,3 +115,80 @@ async fn a_version_added_ahead_of_its_date_decides_requests_executing_from_then_
     assert_eq!(send(&gw, &read_at(supplier, 4, Some(after))).await, "E2");
     gw.running.shutdown().await;
 }
+
+fn version(name: &str, at: &str, srvs: &str) -> String {
+    format!(r#"{{"version": "{name}", "effective_from": "{at}", "srvs": {{{srvs}}}}}"#)
+}
+
+#[test]
+fn rules_check_prints_what_a_version_changes_against_the_configured_ones() {
+    // The configuration's [rules] files hold one version already.
+    let (dir, config) = support::prepare_dir("[rules]\nfiles = [\"june.json\"]\n", |dir| {
+        let june = version(
+            "june",
+            "2099-06-01T00:00:00Z",
+            r#""4.1.1": {"on_demand": false}"#,
+        );
+        std::fs::write(dir.join("june.json"), june).unwrap();
+    });
+    let check = |body: &str| {
+        let file = dir.path().join("new.json");
+        std::fs::write(&file, body).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_dccgw"))
+            .args(["rules", "check", file.to_str().unwrap(), "--config"])
+            .arg(&config)
+            .env_remove("DCCGW_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = check(&version(
+        "november",
+        "2099-11-01T00:00:00Z",
+        r#""4.1.1": {"roles": ["IS", "GS"], "on_demand": true}"#,
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("version november over june"), "{said}");
+    assert!(
+        said.contains("4.1.1 roles: [IS, GS, ED, GT] -> [IS, GS]"),
+        "{said}"
+    );
+    assert!(said.contains("4.1.1 on_demand: false -> true"), "{said}");
+
+    // Before the configured version, a name it has, an SRV not in the catalogue: refused.
+    for (body, why) in [
+        (
+            version(
+                "may",
+                "2099-05-01T00:00:00Z",
+                r#""4.1.1": {"critical": true}"#,
+            ),
+            "not after",
+        ),
+        (
+            version(
+                "june",
+                "2099-12-01T00:00:00Z",
+                r#""4.1.1": {"critical": true}"#,
+            ),
+            "already",
+        ),
+        (
+            version(
+                "x",
+                "2099-12-01T00:00:00Z",
+                r#""99.9.9": {"critical": true}"#,
+            ),
+            "not in the catalogue",
+        ),
+    ] {
+        let out = check(&body);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(why), "{why}: {err}");
+    }
+    assert!(
+        std::fs::read_dir(dir.path().join("state")).map_or(true, |mut d| d
+            .all(|e| e.unwrap().file_name() != "rules.journal"))
+    );
+}
