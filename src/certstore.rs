@@ -1,25 +1,24 @@
 //! The store of User XML-signing certificates, indexed by (issuer, serial) as a signature's
-//! `KeyInfo` names them, each checked when added against the configured SMKI trust anchors. One
-//! key may appear under several serials after re-issue. `state::load` fills it from a directory.
+//! `KeyInfo` names them, each checked when added against the configured SMKI trust (anchors and
+//! CRLs): whether an anchor issued it, and whether its issuer revoked it. One key may appear under
+//! several serials after re-issue. `state::load` fills it from a directory; a reload builds a new
+//! store against the new trust.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 use crate::domain::{SmkiRole, UserId};
 use crate::identity::{identity_from_der, CertIdentity, DistinguishedName, IdentityError};
-
-/// ecdsa-with-SHA256, the SMKI profile's only signature algorithm.
-const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+use crate::smki::{magnitude, Trust};
 
 /// A loaded certificate and whether it chains to a trust anchor.
 #[derive(Debug)]
 pub struct StoredCert {
     pub identity: CertIdentity,
     pub chained: bool,
+    /// Its issuer's CRL lists it.
+    pub revoked: bool,
     pub path: PathBuf,
 }
 
@@ -28,8 +27,8 @@ pub struct CertStore {
     /// Serial magnitude (no leading zero octets) → certificates with that serial.
     by_serial: HashMap<Vec<u8>, Vec<Arc<StoredCert>>>,
     len: usize,
-    /// The anchors the store was loaded with, for certificates added later.
-    anchors: Vec<TrustAnchor>,
+    /// The trust the store was loaded with, for certificates added later.
+    trust: Arc<Trust>,
 }
 
 /// Why a certificate offered at run time (admin API) was not added.
@@ -43,76 +42,32 @@ pub enum CertRefusal {
     Role(SmkiRole),
     #[error("the certificate does not chain to a configured trust anchor")]
     Untrusted,
+    #[error("the certificate is revoked by its issuer's CRL")]
+    Revoked,
     #[error("the store already holds a certificate with this issuer and serial")]
     Duplicate,
 }
 
-/// A trust anchor: an issuing CA's name and public key.
-#[derive(Debug, Clone)]
-pub struct TrustAnchor {
-    subject: DistinguishedName,
-    public_key: Vec<u8>,
-}
-
-impl TrustAnchor {
-    /// Every certificate in PEM text, as anchors (none when the text holds no usable one).
-    pub fn from_pem(pem: &[u8]) -> Vec<Self> {
-        rustls_pemfile::certs(&mut &pem[..])
-            .filter_map(Result::ok)
-            .filter_map(|der| {
-                let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
-                Some(Self {
-                    subject: DistinguishedName::from_x509(cert.subject()).ok()?,
-                    public_key: cert.public_key().subject_public_key.data.to_vec(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// Whether `der` is signed (ecdsa-with-SHA256) by an anchor whose subject is its issuer.
-fn chains_to(der: &[u8], anchors: &[TrustAnchor]) -> bool {
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return false;
-    };
-    if cert.signature_algorithm.algorithm.to_id_string() != ECDSA_WITH_SHA256 {
-        return false;
-    }
-    let Ok(issuer) = DistinguishedName::from_x509(cert.issuer()) else {
-        return false;
-    };
-    let tbs = cert.tbs_certificate.as_ref();
-    let signature = cert.signature_value.data.as_ref();
-    anchors.iter().any(|a| {
-        a.subject.matches(&issuer)
-            && UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &a.public_key)
-                .verify(tbs, signature)
-                .is_ok()
-    })
-}
-
-fn magnitude(serial: &[u8]) -> &[u8] {
-    let first = serial
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(serial.len().saturating_sub(1));
-    &serial[first..]
-}
-
 impl CertStore {
-    /// An empty store whose certificates will be checked against `anchors`.
-    pub fn new(anchors: Vec<TrustAnchor>) -> Self {
+    /// An empty store whose certificates will be checked against `trust`.
+    pub fn new(trust: Arc<Trust>) -> Self {
         Self {
-            anchors,
+            trust,
             ..Self::default()
         }
+    }
+
+    /// The trust (anchors and CRLs) the store checks against.
+    pub fn trust(&self) -> &Arc<Trust> {
+        &self.trust
     }
 
     /// Adds one DER certificate read from `path`, checked against the store's anchors. A
     /// certificate without an SMKI identity is refused: no signature could name it usefully.
     pub fn add(&mut self, der: &[u8], path: &Path) -> Result<(), IdentityError> {
         let identity = identity_from_der(der)?;
-        let chained = chains_to(der, &self.anchors);
+        let chained = self.trust.issuing_anchor(der).is_some();
+        let revoked = self.trust.is_revoked(&identity.issuer, &identity.serial);
         let key = magnitude(&identity.serial).to_vec();
         self.by_serial
             .entry(key)
@@ -120,6 +75,7 @@ impl CertStore {
             .push(Arc::new(StoredCert {
                 identity,
                 chained,
+                revoked,
                 path: path.to_owned(),
             }));
         self.len += 1;
@@ -157,8 +113,11 @@ impl CertStore {
         if identity.role != SmkiRole::XmlSigning {
             return Err(CertRefusal::Role(identity.role));
         }
-        if !chains_to(der.as_ref(), &self.anchors) {
+        if self.trust.issuing_anchor(der.as_ref()).is_none() {
             return Err(CertRefusal::Untrusted);
+        }
+        if self.trust.is_revoked(&identity.issuer, &identity.serial) {
+            return Err(CertRefusal::Revoked);
         }
         if self.find(&identity.issuer, &identity.serial).is_some() {
             return Err(CertRefusal::Duplicate);
@@ -172,6 +131,11 @@ impl CertStore {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Every certificate held.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<StoredCert>> {
+        self.by_serial.values().flatten()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -172,6 +172,27 @@ pub fn received_dir(plan: &DemoPlan) -> PathBuf {
 pub struct DemoFiles {
     pub config: PathBuf,
     pub example_request: PathBuf,
+    /// A critical request's first step (Command Variant 4, Transform): 7.1 Enable Supply.
+    pub example_transform: PathBuf,
+}
+
+/// The admin API's bearer token in `dir`, made once and kept, readable by its owner only.
+fn admin_token(dir: &Path) -> Result<PathBuf, DemoError> {
+    let token = dir.join("admin.token");
+    if !token.exists() {
+        let mut bytes = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
+            |_| DemoError::Write {
+                path: token.clone(),
+                source: io::Error::other("no randomness for the admin token"),
+            },
+        )?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_secret(&token, &format!("{hex}\n"))?;
+    }
+    // A token written by an older demo may be readable by others.
+    owner_only(&token)?;
+    Ok(token)
 }
 
 /// Makes the PKI if `certs` has none, then writes the configuration, the party register and the
@@ -194,21 +215,7 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
         std::fs::copy(&from, &to).map_err(|source| DemoError::Write { path: to, source })?;
     }
 
-    // The admin API's bearer token, made once and kept, readable by its owner only.
-    let token = dir.join("admin.token");
-    if !token.exists() {
-        let mut bytes = [0u8; 24];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
-            |_| DemoError::Write {
-                path: token.clone(),
-                source: io::Error::other("no randomness for the admin token"),
-            },
-        )?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        write_secret(&token, &format!("{hex}\n"))?;
-    }
-    // A token written by an older demo may be readable by others.
-    owner_only(&token)?;
+    let token = admin_token(&dir)?;
 
     let config = dir.join("dccgw.toml");
     let text = format!(
@@ -218,7 +225,9 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
          [registration]\nusers = \"{dir}/users.csv\"\ndevices = \"{dir}/devices.csv\"\n\
          registrations = \"{dir}/registrations.csv\"\n\n\
          [signatures]\ndcc_key = \"{certs}/dcc-xml-sign.key.pem\"\ndcc_cert = \"{certs}/dcc-xml-sign.pem\"\n\
-         user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\n\
+         user_certs = \"{user_certs}\"\ntrust_anchors = [\"{certs}/ca.pem\"]\n\
+         # The Users' Digital Signing certificates (critical commands), among their others.\n\
+         digital_signing_certs = \"{certs}/users\"\n\n\
          [state]\ndir = \"{state}\"\n\n\
          [admin]\ntoken_file = \"{token}\"\n\n\
          # Signed routing to the simulated comms-hub network, inside this process.\n\
@@ -245,10 +254,36 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
         &example_request,
         &example_request_xml(DEMO_USERS[0].1, DEMO_ESME, counter),
     )?;
+    let example_transform = requests.join("enable-supply-transform.xml");
+    write(
+        &example_transform,
+        &example_transform_xml(DEMO_USERS[0].1, DEMO_ESME, counter),
+    )?;
     Ok(DemoFiles {
         config,
         example_request,
+        example_transform,
     })
+}
+
+/// A 7.1 Enable Supply request, Command Variant 4 (Transform): the gateway answers with the
+/// pre-command for the User to sign.
+pub fn example_transform_xml(originator: &str, device: &str, counter: u64) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
+  <sr:Header>
+    <sr:RequestID>{originator}:{device}:{counter}</sr:RequestID>
+    <sr:CommandVariant>4</sr:CommandVariant>
+    <sr:ServiceReference>7.1</sr:ServiceReference>
+    <sr:ServiceReferenceVariant>7.1</sr:ServiceReferenceVariant>
+  </sr:Header>
+  <sr:Body>
+    <sr:EnableSupply/>
+  </sr:Body>
+</sr:Request>
+"#
+    )
 }
 
 /// A 4.1.1 Read Instantaneous Import Registers request, Command Variant 1 (Send Command).
@@ -294,7 +329,9 @@ pub fn banner(
          {dccgw} sign --stamp-counter --key {key} --cert {cert} {request} \
          | curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
          --data-binary @- https://{addr}/api/v1/serviceS\n\
+         {critical}\
          \nStop with Ctrl-C.\n",
+        critical = critical_example(plan, files, dccgw, addr),
         dccgw = dccgw.display(),
         certs = certs.display(),
         config = files.config.display(),
@@ -306,6 +343,37 @@ pub fn banner(
         ca = certs.join("ca.pem").display(),
         client = user.join("client.pem").display(),
         request = files.example_request.display(),
+    )
+}
+
+/// The banner's two steps of a critical request: the Transform (answered with the pre-command,
+/// kept in a file), then the pre-command signed with the Digital Signing key and sent back as
+/// Command Variant 5 under the same RequestID.
+fn critical_example(plan: &DemoPlan, files: &DemoFiles, dccgw: &Path, addr: SocketAddr) -> String {
+    let certs = absolute(&plan.certs);
+    let user = certs.join("users").join(DEMO_USERS[0].0);
+    let curl = format!(
+        "curl --silent --show-error --cacert {ca} --cert {client} -H 'Content-Type: application/xml' \
+         --data-binary @-",
+        ca = certs.join("ca.pem").display(),
+        client = user.join("client.pem").display(),
+    );
+    let response = absolute(&plan.dir).join("transform-response.xml");
+    format!(
+        "\nA critical request goes in two steps. Ask for its pre-command (Command Variant 4) …\n\n\
+         {dccgw} sign --stamp-counter --key {key} --cert {cert} {transform} | {curl} \
+         https://{addr}/api/v1/serviceT > {response}\n\
+         \n… then sign the pre-command with the Digital Signing key and send it back (Command \
+         Variant 5, the same RequestID):\n\n\
+         {dccgw} sign-precommand --key {ds_key} --cert {ds_cert} --xml-key {key} --xml-cert {cert} \
+         {response} | {curl} https://{addr}/api/v1/serviceS\n",
+        dccgw = dccgw.display(),
+        key = user.join("xml-sign.key.pem").display(),
+        cert = user.join("xml-sign.pem").display(),
+        ds_key = user.join("digital-signing.key.pem").display(),
+        ds_cert = user.join("digital-signing.pem").display(),
+        transform = files.example_transform.display(),
+        response = response.display(),
     )
 }
 

@@ -4,218 +4,22 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
 use dccgw::{audit, demo, pki, report, server, tools};
 
-#[derive(Parser)]
-#[command(
-    name = "dccgw",
-    version,
-    about = "A DCC User Gateway for the GB smart-metering network"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
+#[path = "main/cli.rs"]
+mod cli;
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the gateway from a configuration file (environment overrides: DCCGW_SECTION__KEY).
-    Serve {
-        /// The configuration file (TOML; every key: `dccgw config defaults`).
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// The configuration: every key with its default and bound, or a file checked.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Run a demo gateway on embedded defaults, with a dev PKI and the public test Users.
-    Demo {
-        /// Where the dev PKI lives (made if missing).
-        #[arg(long, default_value = "certs/dev")]
-        certs: PathBuf,
-        /// Where the demo writes its configuration, register and example request.
-        #[arg(long, default_value = "demo-data")]
-        dir: PathBuf,
-        /// The DUIS port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 8443)]
-        port: u16,
-        /// The admin port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 9090)]
-        admin_port: u16,
-        /// The demo Users' Receive Response Service port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 8444)]
-        receiver_port: u16,
-        /// The address all three listen on: 0.0.0.0 to be reached from outside (a container).
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: IpAddr,
-    },
-    /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
-    /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
-    /// `dccgw sign serve` does the same (and verifies) over HTTP.
-    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-    Sign {
-        #[command(subcommand)]
-        command: Option<SignCommand>,
-        /// The signer's private key (PKCS#8 PEM).
-        #[arg(long, required = true)]
-        key: Option<PathBuf>,
-        /// The signer's certificate (named in KeyInfo by issuer and serial).
-        #[arg(long, required = true)]
-        cert: Option<PathBuf>,
-        /// Set the RequestID's counter to the current time in epoch milliseconds first.
-        #[arg(long)]
-        stamp_counter: bool,
-        /// The message (default: standard input).
-        input: Option<PathBuf>,
-    },
-    /// Verify a DUIS message's signature. Exit 0 valid, 1 invalid signature, 3 unknown
-    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained).
-    Verify {
-        /// A directory of signing certificates (PEM, searched recursively).
-        #[arg(long)]
-        certs: PathBuf,
-        /// Trust anchors (CA certificates, PEM) the certificate must chain to; none: not checked.
-        #[arg(long)]
-        trust: Vec<PathBuf>,
-        /// The message (default: standard input).
-        input: Option<PathBuf>,
-    },
-    /// Run the simulated comms-hub network as its own process, for `[routing] hub = "remote"`.
-    Commshub {
-        /// The hub process's configuration (TOML): `listen` (its address), `acb_cert` (the
-        /// broker certificate it trusts), the device registers, and the simulator's behaviour
-        /// (the keys of `[routing] hub_config`).
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// The dev PKI in the SMKI Organisation profile.
-    Pki {
-        #[command(subcommand)]
-        command: PkiCommand,
-    },
-    /// The audit trail: check its hash chain.
-    Audit {
-        #[command(subcommand)]
-        command: AuditCommand,
-    },
-    /// Monthly reports from the audit trail.
-    Report {
-        #[command(subcommand)]
-        command: ReportCommand,
-    },
-    /// Dated rule sets: a new version checked against the current ones.
-    Rules {
-        #[command(subcommand)]
-        command: tools::rules_check::RulesCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
-    /// last write is reported, not counted as damage), 1 broken (the first broken record is
-    /// named).
-    Verify {
-        /// The audit directory (`[audit] dir`; by default `audit/` under `[state] dir`).
-        dir: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Print every configuration key with its default and bound, as annotated TOML.
-    Defaults {
-        /// Print the Markdown reference (docs/configuration.md) instead.
-        #[arg(long)]
-        markdown: bool,
-    },
-    /// Check a configuration file without starting: its keys (and DCCGW_ overrides), and the
-    /// certificates, keys and files it names. Exit 0 valid, 1 not.
-    Check {
-        /// The configuration file (TOML).
-        config: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum SignCommand {
-    /// Sign and verify over HTTP, as the DCC signing tool's HTTP mode: POST /sign and
-    /// POST /verify with {"message": "<base64 XML>"}. No authentication: keep it on loopback.
-    Serve {
-        /// The address to listen on, e.g. 127.0.0.1:8089.
-        #[arg(long)]
-        listen: SocketAddr,
-        /// A signing key (PKCS#8 PEM); give one per User, each with its --cert.
-        #[arg(long, required = true)]
-        key: Vec<PathBuf>,
-        /// The key's certificate; messages are signed with the key whose certificate's User ID
-        /// is the RequestID's originator.
-        #[arg(long, required = true)]
-        cert: Vec<PathBuf>,
-        /// For /verify: a directory of signing certificates (PEM, searched recursively).
-        #[arg(long)]
-        certs: PathBuf,
-        /// For /verify: trust anchors the certificate must chain to.
-        #[arg(long)]
-        trust: Vec<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum ReportCommand {
-    /// Share of on-demand Service Responses within their Target Response Time, per SRV family.
-    Performance(ReportArgs),
-    /// Per User: requests per SRV, bytes in and out, messages delivered.
-    Usage(ReportArgs),
-}
-
-#[derive(clap::Args)]
-struct ReportArgs {
-    /// The month, YYYY-MM (UTC).
-    #[arg(long)]
-    month: String,
-    /// The gateway's configuration: the audit directory and the targets come from it.
-    #[arg(long, required_unless_present = "dir")]
-    config: Option<PathBuf>,
-    /// The audit directory (overrides the configuration's).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Text for people, JSON for programs.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReportFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum PkiCommand {
-    /// Generate a CA, the gateway's certificates and the demo Users' certificates.
-    Init {
-        /// The directory to write them to (made if missing; see certs/README.md).
-        #[arg(long, default_value = "certs/dev")]
-        out: PathBuf,
-    },
-}
+use cli::{
+    AuditCommand, Cli, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs, ReportCommand,
+    ReportFormat, SignCommand,
+};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -292,15 +96,21 @@ fn main() -> anyhow::Result<()> {
             certs,
             trust,
             input,
+        } => verify(&certs, &trust, input.as_deref()),
+        Command::SignPrecommand {
+            key,
+            cert,
+            command_variant,
+            xml_key,
+            xml_cert,
+            input,
         } => {
-            let message = tools::read_input(input.as_deref())?;
-            if trust.is_empty() {
-                eprintln!("note: no --trust given; the certificate's chain is not checked");
-            }
-            let (exit, sentence) =
-                tools::verify(&message, &certs, &trust, OffsetDateTime::now_utc())?;
-            eprintln!("{sentence}");
-            std::process::exit(exit as i32);
+            let keys = tools::PreCommandKeys {
+                key: &key,
+                cert: &cert,
+                xml: xml_key.as_deref().zip(xml_cert.as_deref()),
+            };
+            sign_precommand(&keys, command_variant, input.as_deref())
         }
         Command::Audit {
             command: AuditCommand::Verify { dir },
@@ -392,6 +202,42 @@ fn sign_serve(command: SignCommand) -> anyhow::Result<()> {
     })
 }
 
+/// `dccgw sign-precommand`: the signed pre-command's request on standard output.
+fn sign_precommand(
+    keys: &tools::PreCommandKeys<'_>,
+    command_variant: u8,
+    input: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let response = tools::read_input(input)?;
+    let variant = dccgw::domain::CommandVariant::try_from(command_variant)
+        .map_err(|e| anyhow::anyhow!("--command-variant: {e}"))?;
+    print!("{}", tools::sign_precommand(&response, keys, variant)?);
+    Ok(())
+}
+
+/// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
+fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::Path>) -> ! {
+    let verdict = tools::read_input(input).and_then(|message| {
+        if trust.is_empty() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: no --trust given; the certificate's chain is not checked"
+            );
+        }
+        tools::verify(&message, certs, trust, OffsetDateTime::now_utc())
+    });
+    let (exit, sentence) = match verdict {
+        Ok(verdict) => verdict,
+        // Reading failed: its own exit code, never one of the verdicts'.
+        Err(e) => (
+            tools::VerifyExit::CannotRead,
+            format!("cannot verify: {e:#}"),
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "{sentence}");
+    std::process::exit(exit as i32);
+}
+
 /// `dccgw audit verify DIR`.
 fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -423,7 +269,12 @@ fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
             println!("Audit trail BROKEN: {b}");
             std::process::exit(1);
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => {
+            // Reading failed: its own exit code, never the verdict "broken".
+            let e = anyhow::Error::new(e).context(format!("reading {}", dir.display()));
+            let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+            std::process::exit(tools::AUDIT_CANNOT_READ);
+        }
     }
 }
 
@@ -495,16 +346,29 @@ async fn serve(
         .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
-        println!(
-            "{}",
-            demo::banner(
-                &plan,
-                &files,
-                &me,
-                reachable(running.addr),
-                reachable(running.admin_addr)
-            )
+        let banner = demo::banner(
+            &plan,
+            &files,
+            &me,
+            reachable(running.addr),
+            reachable(running.admin_addr),
         );
+        // Standard output may be a pipe nobody reads any more: the gateway runs on regardless.
+        let _ = writeln!(std::io::stdout(), "{banner}");
+    }
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads the certificates, trust anchors and CRLs (a failure is logged and
+        // changes nothing).
+        use tokio::signal::unix::{signal, SignalKind};
+        let reloader = running.reloader.clone();
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    let _ = reloader.reload("signal").await;
+                }
+            });
+        }
     }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
@@ -545,11 +409,15 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: a log written to a file or a pipe carries no escape codes.
+    // Colours only on a terminal: a log written to a file or a pipe carries no escape codes. A
+    // log line that cannot be written (standard error is a pipe whose reader has gone) is
+    // dropped: the gateway keeps serving, and does not try to report the failure on the same
+    // standard error (which would panic).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder

@@ -8,6 +8,7 @@
 //! or rule names is created at zero, so `/metrics` lists a family before its first event.
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
+mod certs;
 mod events;
 mod requests;
 mod trace;
@@ -21,6 +22,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
 pub use trace::{micros, RequestTrace, Stage};
 
@@ -37,16 +39,23 @@ const DELIVERY_BUCKETS: &[f64] = &[
 ];
 
 /// The caches whose sizes and reloads are counted.
-pub const CACHES: [&str; 4] = ["users", "devices", "registrations", "user_certs"];
-/// The certificates whose expiry is exported: the gateway's own four, and the earliest-expiring
-/// of the CAs client certificates and User signing certificates must chain to.
-pub const CERTIFICATES: [&str; 6] = [
+pub const CACHES: [&str; 5] = [
+    "users",
+    "devices",
+    "registrations",
+    "user_certs",
+    "digital_signing_certs",
+];
+/// The certificates whose expiry is exported: the gateway's own four, and the earliest of each
+/// set it trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
+pub const CERTIFICATES: [&str; 7] = [
     "tls_server",
     "dcc_xml_signing",
     "access_control_broker",
     "delivery_client",
-    "tls_client_ca",
-    "signing_ca",
+    "tls_client_anchor",
+    "signing_anchor",
+    "user_xml_signing",
 ];
 /// Kinds of asynchronous message.
 pub const DELIVERY_KINDS: [&str; 2] = ["response", "alert"];
@@ -65,6 +74,7 @@ pub struct Metrics {
     handshake_duration: HistogramVec,
     handshake_failures: IntCounterVec,
     connections_open: IntGauge,
+    connections_shed: IntCounterVec,
     audit_failures: IntCounter,
     cache_entries: IntGaugeVec,
     cache_reloads: IntCounterVec,
@@ -73,6 +83,8 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// For the alert side (routing and throttling) to update.
     pub alerts: AlertMetrics,
+    /// Certificate reloads and CRLs.
+    pub certs: CertMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -196,6 +208,28 @@ fn certificate_families(b: &Builder) -> GaugeVec {
     certificate_expiry
 }
 
+/// The TLS handshake's duration by outcome and its failures by reason, every label at zero.
+fn handshake_families(b: &Builder) -> (HistogramVec, IntCounterVec) {
+    let handshake_duration = b.histogram(
+        "dccgw_tls_handshake_duration_seconds",
+        "Time from TCP accept to the end of the TLS handshake, by outcome.",
+        LATENCY_BUCKETS,
+        &["outcome"],
+    );
+    let handshake_failures = b.counters(
+        "dccgw_tls_handshake_failures_total",
+        "Failed TLS handshakes on the DUIS port, by reason.",
+        &["reason"],
+    );
+    for failure in crate::tls::HandshakeFailure::ALL {
+        handshake_failures.with_label_values(&[failure.label()]);
+    }
+    for outcome in ["ok", "failed"] {
+        handshake_duration.with_label_values(&[outcome]);
+    }
+    (handshake_duration, handshake_failures)
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let b = Builder(Registry::new());
@@ -214,27 +248,19 @@ impl Metrics {
         for reason in crate::error::REASONS {
             refusals.with_label_values(&[reason]);
         }
-        let handshake_duration = b.histogram(
-            "dccgw_tls_handshake_duration_seconds",
-            "Time from TCP accept to the end of the TLS handshake, by outcome.",
-            LATENCY_BUCKETS,
-            &["outcome"],
-        );
-        let handshake_failures = b.counters(
-            "dccgw_tls_handshake_failures_total",
-            "Failed TLS handshakes on the DUIS port, by reason.",
-            &["reason"],
-        );
-        for failure in crate::tls::HandshakeFailure::ALL {
-            handshake_failures.with_label_values(&[failure.label()]);
-        }
-        for outcome in ["ok", "failed"] {
-            handshake_duration.with_label_values(&[outcome]);
-        }
+        let (handshake_duration, handshake_failures) = handshake_families(&b);
         let connections_open = b.gauge(
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
         );
+        let connections_shed = b.counters(
+            "dccgw_connections_shed_total",
+            "New connections closed at once because a bound was reached: handshake slots, or the source address's open connections.",
+            &["reason"],
+        );
+        for reason in ["handshakes", "per_source"] {
+            connections_shed.with_label_values(&[reason]);
+        }
         let audit_failures = b.counter(
             "dccgw_audit_write_failures_total",
             "Audit records that could not be written (disk error, backlog, writer stopped).",
@@ -249,6 +275,7 @@ impl Metrics {
         let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
+        let certs = CertMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -261,12 +288,14 @@ impl Metrics {
             handshake_duration,
             handshake_failures,
             connections_open,
+            connections_shed,
             audit_failures,
             cache_entries,
             cache_reloads,
             certificate_expiry,
             delivery,
             alerts,
+            certs,
         }
     }
 
@@ -286,6 +315,11 @@ impl Metrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_open.inc();
         ConnectionGuard(self.connections_open.clone())
+    }
+
+    /// A new connection was closed at once at a bound (`reason`: `handshakes`, `per_source`).
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed.with_label_values(&[reason]).inc();
     }
 
     /// An audit record other than a request's (a delivery attempt's) could not be written.

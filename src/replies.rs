@@ -237,7 +237,7 @@ impl Replies {
                 }
             }
             // The dispatcher turns answers into outcomes; nothing else reaches here.
-            HubEvent::Response { .. } | HubEvent::Unreachable { .. } => {
+            HubEvent::Response { .. } | HubEvent::Unreachable { .. } | HubEvent::Refused { .. } => {
                 receipt.ack();
                 Vec::new()
             }

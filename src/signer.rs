@@ -167,3 +167,10 @@ impl SignBytes for Signer {
         &self.serial
     }
 }
+
+/// A User's Digital Signing key signs GBCS pre-commands with the same ECDSA P-256 operation.
+impl crate::gbcs::SignDigitally for Signer {
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], crate::gbcs::SignatureError> {
+        SignBytes::sign(self, message).map_err(|_| crate::gbcs::SignatureError::Key)
+    }
+}

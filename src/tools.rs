@@ -1,6 +1,10 @@
-//! `dccgw sign` and `dccgw verify`: the DCC signing tool's two jobs, for Users building clients.
-//! They read a file or standard input and write standard output; `verify` says what it found in
-//! its exit code.
+//! `dccgw sign`, `dccgw verify` and `dccgw sign-precommand`: the DCC signing tools' jobs, for
+//! Users building clients. They read a file or standard input and write standard output;
+//! `verify` says what it found in its exit code.
+
+mod precommand;
+
+pub use precommand::{sign_precommand, PreCommandKeys};
 
 pub mod rules_check;
 pub mod sign_serve;
@@ -22,7 +26,14 @@ pub enum VerifyExit {
     UnknownCertificate = 3,
     Malformed = 4,
     CertificateNotAcceptable = 5,
+    /// The input, the certificate directory or a trust anchor could not be read: nothing was
+    /// verified (distinct from every verdict above).
+    CannotRead = 6,
 }
+
+/// `dccgw audit verify`'s exit code when the directory cannot be read: nothing was verified
+/// (distinct from 0 intact and 1 broken).
+pub const AUDIT_CANNOT_READ: i32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -40,6 +51,12 @@ pub enum ToolError {
     NoRequestId,
     #[error("signing failed")]
     Sign(#[source] xmldsig::SignError),
+    #[error("the input is not a Transform's answer (I0 with a PreCommand)")]
+    NotATransform(#[source] crate::duis::body::BodyError),
+    #[error("the pre-command cannot be signed")]
+    PreCommand(#[source] crate::gbcs::SignatureError),
+    #[error("a signed pre-command goes back as Command Variant 5, 6 or 7, not {0}")]
+    CommandVariant(crate::domain::CommandVariant),
 }
 
 /// Reads `path`, or standard input for `-` or none.
@@ -101,11 +118,7 @@ pub fn verify(
     trust: &[PathBuf],
     now: OffsetDateTime,
 ) -> Result<(VerifyExit, String), ToolError> {
-    let mut anchors = Vec::new();
-    for path in trust {
-        anchors.extend(load::trust_anchors(path)?);
-    }
-    let store = load::certs(certs, anchors)?;
+    let store = load::certs(certs, std::sync::Arc::new(load::trust(trust, &[])?))?;
     // The gateway's way to read a signature: everything but the ECDSA operation, which waits
     // until the certificate is found and checked.
     let prepared = match xmldsig::prepare(input, &C14nLimits::default()) {

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dccgw::commshub::{serve_on, GbcsFrame, HubConfig, Raised, RaisedKind, RaisedLog, Simulator};
+use dccgw::commshub::{serve_on, HubConfig, Raised, RaisedKind, RaisedLog, Simulator};
 use dccgw::dispatch::{DispatchConfig, Dispatcher, HubEvent, HubNetwork, Inbound, RemoteHub};
 use dccgw::domain::DeviceFailure;
+use dccgw::gbcs::Apdu;
 use dccgw::routing::CommandSigner;
 use dccgw::testing::fixture::{self, Fleet};
 use tokio::net::TcpListener;
@@ -86,8 +87,12 @@ async fn commands_cross_real_http_and_come_back_as_outcomes() {
     d.dispatch(read).await.unwrap();
     let out = next(&mut opened.outcomes).await;
     assert_eq!(out.request_id.counter, 100);
-    let frame = GbcsFrame::parse(out.result.as_ref().expect("an answer")).unwrap();
-    assert_eq!((frame.counter, frame.originator), (100, fleet.esmes[0]));
+    let apdu = Apdu::decode(out.result.as_ref().expect("an answer")).unwrap();
+    let frame = apdu.general_signing();
+    assert_eq!(
+        (frame.transaction.counter, frame.originator),
+        (100, fleet.esmes[0])
+    );
     d.settle(&out.request_id).await.unwrap();
     assert_eq!(d.pending(), 0);
 
@@ -281,7 +286,11 @@ type Identity = (
 );
 
 fn identity(event: &HubEvent) -> Identity {
-    let counter = |p: &[u8]| GbcsFrame::parse(p).map(|f| f.counter);
+    let counter = |p: &[u8]| {
+        Apdu::decode(p)
+            .ok()
+            .map(|a| a.general_signing().transaction.counter)
+    };
     match event {
         HubEvent::Response {
             request_id, device, ..

@@ -34,6 +34,9 @@ pub enum Delivery {
         request_id: RequestId,
         code: Option<String>,
     },
+    /// A command for local delivery (`LocalCommand`, Command Variants 2, 3, 6, 7): the User's
+    /// copy, not the device's answer.
+    LocalCommand,
     /// A Device Alert, future-dated alert or DCC Alert, by its code.
     Alert { code: String },
     /// Not a DUIS response this tool can read.
@@ -57,6 +60,9 @@ pub fn parse_delivery(body: &[u8]) -> Delivery {
             };
         }
     }
+    if text.contains(":LocalCommand>") {
+        return Delivery::LocalCommand;
+    }
     match element_text(text, "RequestID").and_then(|t| t.parse().ok()) {
         Some(request_id) => Delivery::Response {
             request_id,
@@ -74,6 +80,8 @@ pub struct Deliveries {
     /// Per request: latency from due time in ns, plus one (0 = nothing yet).
     latency: Vec<AtomicU64>,
     pub duplicates: AtomicU64,
+    /// Commands for local delivery received (counted apart from Service Responses).
+    pub local_commands: AtomicU64,
     pub unmatched: AtomicU64,
     pub unreadable: AtomicU64,
     pub codes: Mutex<BTreeMap<String, u64>>,
@@ -90,6 +98,7 @@ impl Deliveries {
             start,
             latency,
             duplicates: AtomicU64::new(0),
+            local_commands: AtomicU64::new(0),
             unmatched: AtomicU64::new(0),
             unreadable: AtomicU64::new(0),
             codes: Mutex::new(BTreeMap::new()),
@@ -103,6 +112,9 @@ impl Deliveries {
             Delivery::Unreadable => {
                 self.unreadable.fetch_add(1, Ordering::Relaxed);
                 return false;
+            }
+            Delivery::LocalCommand => {
+                self.local_commands.fetch_add(1, Ordering::Relaxed);
             }
             Delivery::Alert { code } => bump(&self.alerts, code),
             Delivery::Response { request_id, code } => {

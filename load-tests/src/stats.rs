@@ -71,6 +71,11 @@ pub struct AsyncSummary {
     pub latency: Percentiles,
     pub codes: BTreeMap<String, u64>,
     pub duplicates: u64,
+    /// Requests for local delivery acknowledged I99 (Command Variants 2, 3, 6, 7): each should
+    /// bring a command for local delivery …
+    pub expected_local: u64,
+    /// … and these arrived.
+    pub local_commands: u64,
     pub unmatched: u64,
     pub unreadable: u64,
     pub alerts: BTreeMap<String, u64>,
@@ -111,7 +116,7 @@ pub fn summarise(
     let mut steps: Vec<(Histogram<u64>, u64, u64)> =
         plan.steps.iter().map(|_| (histogram(), 0, 0)).collect();
     let mut codes = BTreeMap::new();
-    let (mut accepted, mut expected_async) = (0u64, 0u64);
+    let (mut accepted, mut expected_async, mut expected_local) = (0u64, 0u64, 0u64);
     for r in results {
         let Some(item) = plan.items.get(r.idx as usize) else {
             continue;
@@ -136,12 +141,18 @@ pub fn summarise(
                 *ok += 1;
             }
             // Only a command sent to a device brings a Service Response (CV2/CV6 return the
-            // command to the User instead).
+            // command to the User instead, as a `LocalCommand`, counted apart).
             if !entry.non_device()
                 && dccgw::routing::sent_to_device(entry.cv)
                 && r.outcome.label() == "I99"
             {
                 expected_async += 1;
+            }
+            if !entry.non_device()
+                && matches!(entry.cv.get(), 2 | 3 | 6 | 7)
+                && r.outcome.label() == "I99"
+            {
+                expected_local += 1;
             }
         }
     }
@@ -178,11 +189,13 @@ pub fn summarise(
                 }
             })
             .collect(),
-        async_: deliveries.map_or_else(AsyncSummary::default, |d| async_summary(d, expected_async)),
+        async_: deliveries.map_or_else(AsyncSummary::default, |d| {
+            async_summary(d, expected_async, expected_local)
+        }),
     }
 }
 
-fn async_summary(d: &Deliveries, expected: u64) -> AsyncSummary {
+fn async_summary(d: &Deliveries, expected: u64, expected_local: u64) -> AsyncSummary {
     use std::sync::atomic::Ordering::Relaxed;
     let mut h = histogram();
     let mut received = 0;
@@ -199,6 +212,8 @@ fn async_summary(d: &Deliveries, expected: u64) -> AsyncSummary {
         latency: percentiles(&h),
         codes: copy(&d.codes),
         duplicates: d.duplicates.load(Relaxed),
+        expected_local,
+        local_commands: d.local_commands.load(Relaxed),
         unmatched: d.unmatched.load(Relaxed),
         unreadable: d.unreadable.load(Relaxed),
         alerts: copy(&d.alerts),

@@ -126,6 +126,9 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
     assert!(a.expected > 10, "too few routed requests: {a:?}");
     assert_eq!(a.received, a.expected, "{a:?}");
     assert_eq!((a.duplicates, a.unmatched), (0, 0), "{a:?}");
+    // Each request for local delivery brought its command to the User.
+    assert!(a.expected_local > 0, "{a:?}");
+    assert_eq!(a.local_commands, a.expected_local, "{a:?}");
     assert_eq!(a.codes.get("I0").copied(), Some(a.expected), "{a:?}");
     gateway.shutdown().await;
     let _ = stop_hub.send(true);

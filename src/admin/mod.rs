@@ -4,33 +4,27 @@
 //! `POST /admin/v1/users/changes` a batch of User changes — a suspension, a withdrawal, a new
 //! XML-signing certificate — each atomically and durably. The dead letters of the outbox (same
 //! token): `GET /admin/v1/dead-letters` lists them, `POST /admin/v1/dead-letters/replay` and
-//! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. Bind it to a private
-//! interface.
+//! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. An originator's
+//! anti-replay mark (same token): `POST /admin/v1/replay/reset` with `{"user": .., "counter": ..}`
+//! sets it, lower or higher, durably. `POST /admin/v1/reload` (same token) reloads the
+//! certificates, trust anchors and CRLs. Bind it to a private interface.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::outbox::{MessageId, Outbox};
 use crate::register::UserChange;
 use crate::registry::Change;
 use crate::state::{ApplyError, Rules, State};
+use crate::store::ReplayGuard;
 
-/// Bounds for the admin port: a few short requests at a time; at the connection bound extra
-/// connections are turned away at once; a change batch is at most 1 MiB of JSON.
-const MAX_ADMIN_CONNECTIONS: usize = 64;
-const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A change batch is at most 1 MiB of JSON.
 const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 const CHANGES_PATH: &str = "/admin/v1/registry/changes";
 const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
@@ -38,6 +32,8 @@ const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
 const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
 const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
 const RULES_PATH: &str = "/admin/v1/rules";
+const REPLAY_RESET_PATH: &str = "/admin/v1/replay/reset";
+const RELOAD_PATH: &str = "/admin/v1/reload";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -50,47 +46,48 @@ pub struct Admin {
     pub outbox: Arc<Outbox>,
     /// The dated rule sets, for the rules API.
     pub rules: Arc<Rules>,
+    /// The anti-replay marks, for an operator's reset.
+    pub replay: Arc<ReplayGuard>,
+    /// Certificate reloads.
+    pub reloader: Arc<crate::reload::Reloader>,
+    /// What `/readyz` checks besides draining: the audit trail, the journals, the hub link.
+    pub health: Health,
 }
 
-/// Serves until `stopped`. Registers and keys are loaded before this starts, so the gateway is
-/// ready while it serves; once shutdown begins (`draining`) `/readyz` answers 503 so that load
-/// balancers stop sending while connections drain.
-pub async fn serve(
-    listener: TcpListener,
-    admin: Admin,
-    draining: watch::Receiver<bool>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped.changed() => break,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue;
-        };
-        let admin = admin.clone();
-        let draining = draining.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let admin = admin.clone();
-                let draining = *draining.borrow();
-                async move { Ok::<_, Infallible>(route(req, &admin, draining).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
-                .keep_alive(false)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
-        });
+/// The resources a request needs, as `/readyz` sees them.
+#[derive(Clone)]
+pub struct Health {
+    pub audit: crate::audit::Audit,
+    /// The pending-command journal and the hub link.
+    pub dispatcher: Arc<crate::dispatch::Dispatcher>,
+}
+
+impl Admin {
+    /// Why the gateway cannot take requests now, if it cannot.
+    fn not_ready(&self) -> Option<&'static str> {
+        if self.health.audit.is_failing() {
+            return Some("the audit trail cannot be written");
+        }
+        if self.replay.is_failing() {
+            return Some("the anti-replay journal cannot be written");
+        }
+        if self.state.journals_failing() {
+            return Some("a change log cannot be written");
+        }
+        if self.health.dispatcher.is_failing() {
+            return Some("the pending-command journal cannot be written");
+        }
+        if !self.health.dispatcher.hub_linked() {
+            return Some("the link to the hub network is down");
+        }
+        None
     }
+}
+
+/// Whether `path` is one of the health endpoints, which the listener answers even when its
+/// other slots are full.
+fn is_health(path: &str) -> bool {
+    matches!(path, "/livez" | "/readyz" | "/metrics")
 }
 
 async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Response<Full<Bytes>> {
@@ -99,7 +96,13 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::GET, "/readyz") if draining => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
         }
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/readyz") => match admin.not_ready() {
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+            None => text(StatusCode::OK, "ready\n".into()),
+        },
         (&Method::GET, "/metrics") => {
             let mut r = Response::new(Full::new(Bytes::from(admin.metrics.render())));
             r.headers_mut().insert(
@@ -119,10 +122,13 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         }
         (&Method::GET, RULES_PATH) => rules::list(&req, admin),
         (&Method::POST, RULES_PATH) => rules::add(req, admin).await,
+        (&Method::POST, REPLAY_RESET_PATH) => replay_reset(req, admin).await,
+        (&Method::POST, RELOAD_PATH) => reload(&req, admin).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
-            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | RULES_PATH,
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH | RELOAD_PATH
+            | RULES_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -156,6 +162,66 @@ async fn user_changes(req: Request<Incoming>, admin: &Admin) -> Response<Full<By
     )
 }
 
+/// `POST /admin/v1/reload`: reads the certificates, trust anchors and CRLs again and puts them
+/// in force if all of them load; 200 with what is in force, or 500 with why nothing changed.
+async fn reload(req: &Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    if let Some(refused) = refusal(req, admin) {
+        return refused;
+    }
+    match admin.reloader.reload("admin").await {
+        Ok(r) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user_certs": r.user_certs,
+                "digital_signing_certs": r.digital_signing_certs,
+                "tls_anchors": r.tls_anchors,
+                "tls_revoked": r.tls_revoked,
+                "signing_revoked": r.signing_revoked,
+            }),
+        ),
+        Err(e) => {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("not reloaded: {e}{cause}\n"),
+            )
+        }
+    }
+}
+
+/// What `POST /admin/v1/replay/reset` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayReset {
+    user: crate::domain::UserId,
+    counter: u64,
+}
+
+/// `POST /admin/v1/replay/reset`: sets an originator's anti-replay mark, journalled before the
+/// answer; its next request must carry a counter above `counter`.
+async fn replay_reset(req: Request<Incoming>, admin: &Admin) -> Response<Full<Bytes>> {
+    let reset: ReplayReset = match authorized_json(req, admin).await {
+        Ok(reset) => reset,
+        Err(refused) => return refused,
+    };
+    let was = admin.replay.mark(&reset.user);
+    match admin.replay.reset(reset.user, reset.counter).await {
+        Ok(()) => {
+            tracing::warn!(user = %reset.user, was, counter = reset.counter, "Anti-replay mark reset by an operator.");
+            text(StatusCode::OK, format!("mark set to {}\n", reset.counter))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "An anti-replay reset could not be journalled.");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not applied: the anti-replay journal is unavailable\n".into(),
+            )
+        }
+    }
+}
+
 /// The answer to an applied (or refused) batch of `len` changes of `kind`.
 fn applied(result: Result<(), ApplyError>, len: usize, kind: &str) -> Response<Full<Bytes>> {
     match result {
@@ -164,6 +230,9 @@ fn applied(result: Result<(), ApplyError>, len: usize, kind: &str) -> Response<F
             text(StatusCode::OK, format!("applied {len} changes\n"))
         }
         Err(ApplyError::Invalid(e)) => text(StatusCode::CONFLICT, format!("not applied: {e}\n")),
+        Err(e @ ApplyError::UnregisteredUser(_)) => {
+            text(StatusCode::CONFLICT, format!("not applied: {e}\n"))
+        }
         Err(ApplyError::InvalidUser(e)) => {
             let cause = std::error::Error::source(&e)
                 .map(|c| format!(": {c}"))
@@ -189,7 +258,8 @@ async fn authorized_batch<T: serde::de::DeserializeOwned>(
     authorized_json(req, admin).await
 }
 
-/// The bearer token checked and the body read (at most 1 MiB) as JSON of type `T`.
+/// The bearer token checked and the body read (at most 1 MiB) as JSON `T`; or the answer that
+/// refuses the request.
 async fn authorized_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     admin: &Admin,
@@ -212,7 +282,7 @@ async fn authorized_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         text(
             StatusCode::BAD_REQUEST,
-            format!("not a JSON array of changes: {e}\n"),
+            format!("not the JSON this endpoint takes: {e}\n"),
         )
     })
 }
@@ -254,7 +324,10 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 mod dead_letters;
+mod listener;
 mod rules;
+
+pub use listener::serve;
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));

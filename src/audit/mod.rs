@@ -29,6 +29,7 @@ mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
@@ -85,6 +86,9 @@ impl Default for Rotation {
 pub struct Audit {
     tx: mpsc::SyncSender<writer::Pending>,
     dir: PathBuf,
+    /// Set while the last write failed, cleared by the next that works (or a probe of the
+    /// directory that works).
+    failing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -98,7 +102,14 @@ impl Audit {
     /// the newest file to find the chain's head: an interrupted last record is cut off, a file
     /// with no complete record removed, and any other damage refuses to open (naming the record).
     pub fn open(dir: &Path, rotation: Rotation) -> Result<Self, AuditError> {
-        let writer = writer::Writer::open(dir, rotation)?;
+        let io = |source| AuditError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        // An unwritable directory fails the start, not the first request.
+        crate::store::probe_dir(dir).map_err(io)?;
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer = writer::Writer::open(dir, rotation, Arc::clone(&failing))?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_BOUND);
         std::thread::Builder::new()
             .name("dccgw-audit".into())
@@ -110,11 +121,19 @@ impl Audit {
         Ok(Self {
             tx,
             dir: dir.to_owned(),
+            failing,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether records are failing to reach the disk: the gateway then takes no request's
+    /// effects, and `/readyz` says not ready, until a write works again (the writer tries every
+    /// second while no record comes).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Queues `event` for the writer without waiting; the receipt says when it is on disk.

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
@@ -19,6 +20,8 @@ pub(super) type Pending = (Vec<u8>, i64, oneshot::Sender<Result<(), Arc<io::Erro
 
 /// Records gathered into one write and one fsync at most.
 const MAX_BATCH: usize = 4096;
+/// How often a failing trail tries to write again when no record comes.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The chain's position: the next sequence number and the hash to chain from.
 #[derive(Clone, Copy)]
@@ -46,13 +49,19 @@ pub(super) struct Writer {
     next_index: u64,
     buf: Vec<u8>,
     waiting: Vec<oneshot::Sender<Result<(), Arc<io::Error>>>>,
+    /// Set when a write or a new file fails, cleared when a write works.
+    failing: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Finds where the trail in `dir` ends. The newest file is checked line by line: an
     /// incomplete last line (an interrupted write, never acknowledged) is cut off; a file with no
     /// complete line is removed; any other damage refuses to start, naming the record.
-    pub(super) fn open(dir: &Path, rotation: Rotation) -> Result<Self, AuditError> {
+    pub(super) fn open(
+        dir: &Path,
+        rotation: Rotation,
+        failing: Arc<AtomicBool>,
+    ) -> Result<Self, AuditError> {
         let io = |source| AuditError::Io {
             path: dir.to_owned(),
             source,
@@ -74,6 +83,7 @@ impl Writer {
             next_index: 0,
             buf: Vec::with_capacity(256 * 1024),
             waiting: Vec::new(),
+            failing,
         };
         while let Some((index, day, path)) = files.pop() {
             let mut cursor = Cursor::default();
@@ -119,7 +129,15 @@ impl Writer {
     /// Runs until every [`super::Audit`] handle is dropped.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Pending>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(RETRY) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.retry();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -131,7 +149,8 @@ impl Writer {
                 if self.must_rotate(at_ms) {
                     self.flush();
                     if let Err(e) = self.rotate(at_ms) {
-                        tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are answered but not audited until it can.");
+                        tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are refused until it can.");
+                        self.failing.store(true, Ordering::Relaxed);
                         let _ = done.send(Err(Arc::new(e)));
                         continue;
                     }
@@ -140,6 +159,21 @@ impl Writer {
                 self.waiting.push(done);
             }
             self.flush();
+        }
+    }
+
+    /// While writes fail and no record comes, tries every [`RETRY`] to start a new file (its
+    /// opening record written and fsynced): once that works the trail is writable again, and
+    /// the gateway ready, without waiting for a request.
+    fn retry(&mut self) {
+        if !self.failing.load(Ordering::Relaxed) {
+            return;
+        }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        match self.rotate(now_ms) {
+            Ok(()) => self.flush(),
+            Err(_) => self.failing.store(true, Ordering::Relaxed),
         }
     }
 
@@ -222,6 +256,7 @@ impl Writer {
             .and_then(|()| seg.file.sync_data());
         match result {
             Ok(()) => {
+                self.failing.store(false, Ordering::Relaxed);
                 seg.len += self.buf.len() as u64;
                 self.committed = self.pending;
                 self.buf.clear();
@@ -253,6 +288,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: io::Error) {
+        self.failing.store(true, Ordering::Relaxed);
         self.pending = self.committed;
         self.buf.clear();
         let e = Arc::new(e);

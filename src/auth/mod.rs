@@ -35,6 +35,8 @@ pub struct Permit {
     class: EligibilityClass,
     srv: Srv,
     device: Option<DeviceId>,
+    /// The device's type, as the registration data had it when the request was admitted.
+    device_type: Option<DeviceType>,
 }
 
 impl Permit {
@@ -54,6 +56,10 @@ impl Permit {
     /// `None` for non-device services.
     pub fn device(&self) -> Option<DeviceId> {
         self.device
+    }
+    /// The type of [`Self::device`]: which GBCS use case its command takes.
+    pub fn device_type(&self) -> Option<DeviceType> {
+        self.device_type
     }
 }
 
@@ -129,12 +135,13 @@ pub fn authorize(
             }
         }
     }
-    let permit = |role: UserRole, device: Option<DeviceId>| Permit {
+    let permit = |role: UserRole, device: Option<(DeviceId, DeviceType)>| Permit {
         user: req.originator,
         role,
         class: class_of(role),
         srv: entry.srv,
-        device,
+        device: device.map(|d| d.0),
+        device_type: device.map(|d| d.1),
     };
     if entry.non_device {
         return Ok(permit(roles[0], None));
@@ -169,7 +176,7 @@ pub fn authorize(
     if !status_allows(device.status, entry) {
         return Err(Denial::DeviceStatus(device.status));
     }
-    Ok(permit(role, Some(device.id)))
+    Ok(permit(role, Some((device.id, device.device_type))))
 }
 
 fn status_allows(status: DeviceStatus, entry: &SrvEntry) -> bool {

@@ -11,7 +11,7 @@ use crate::register::PartyRegister;
 /// The DUIS schema versions this gateway reads.
 pub const SUPPORTED_SCHEMA_VERSIONS: &[&str] = &["5.4"];
 
-/// The body element of a Command Variant 5 request: the User's signed pre-command.
+/// The body element of a Command Variant 5, 6 or 7 request: the User's signed pre-command.
 pub const SIGNED_PRE_COMMAND: &str = "SignedPreCommand";
 
 /// Checks the request's header and body against the catalogue and the service it was sent to.
@@ -41,7 +41,7 @@ pub fn check_service<'c>(
     if !service.accepts(cv) {
         return Err(Error::WrongService { service, cv });
     }
-    let expected = if cv.get() == 5 {
+    let expected = if matches!(cv.get(), 5..=7) {
         SIGNED_PRE_COMMAND
     } else {
         entry.body_element.as_str()

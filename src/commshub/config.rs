@@ -51,6 +51,12 @@ pub struct HubConfig {
     /// A future-dated command further ahead than this fails (`8F67`) at once instead of being
     /// held.
     pub max_future_hold_secs: u64,
+    /// A directory of the Users' Digital Signing certificates the devices trust (PEM, searched
+    /// recursively; other certificates passed over): a critical command whose User signature
+    /// verifies with none of them is refused. Relative to the hub configuration file for the
+    /// in-process hub (which otherwise trusts the gateway's `[signatures]
+    /// digital_signing_certs`), to the working directory for `dccgw commshub`.
+    pub digital_signing_certs: Option<std::path::PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -64,6 +70,7 @@ impl Default for HubConfig {
             storms: Vec::new(),
             max_in_flight: 100_000,
             max_future_hold_secs: 31 * 24 * 3600,
+            digital_signing_certs: None,
         }
     }
 }

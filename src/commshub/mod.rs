@@ -4,14 +4,16 @@
 //! - [`Simulator`]: every device of a registry [`Snapshot`](crate::registry::Snapshot), with
 //!   per-SRV and per-device-group behaviour ([`HubConfig`]), faults, spontaneous alerts and
 //!   storms, from a seeded random generator so a run can be replayed. It verifies every
-//!   command's broker signature and refuses unsigned or forged ones.
+//!   command's broker signature and refuses unsigned or forged ones; its devices read the GBCS
+//!   command inside, verify the User's signature on a critical one, and answer in GBCS
+//!   (`device.rs`).
 //! - [`InProcessHub`]: the simulator driven inside the gateway's process (demo, tests).
 //! - [`serve`]: the simulator as its own process (`dccgw commshub`), speaking the link over HTTP
 //!   to the gateway's [`RemoteHub`](crate::dispatch::RemoteHub), and recording every event it
 //!   raises ([`RaisedLog`]) if asked.
 
 mod config;
-mod gbcs;
+mod device;
 mod inprocess;
 mod raised;
 mod rng;
@@ -25,7 +27,7 @@ pub use config::{
     AlertSpec, Behaviour, BehaviourPatch, ConfigError, GroupOverride, HubConfig, Latency,
     SpontaneousAlerts, Storm, WeightedCode,
 };
-pub use gbcs::{alert_frame, response_frame, GbcsFrame};
+pub use device::Refusal;
 pub use inprocess::InProcessHub;
 pub use raised::{Raised, RaisedError, RaisedKind, RaisedLog};
 pub use serve::{serve, serve_on, ServeConfig, ServeError};

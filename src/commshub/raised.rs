@@ -29,7 +29,7 @@ use tokio::io::AsyncWriteExt;
 use crate::dispatch::HubEvent;
 use crate::domain::{DeviceId, RequestId};
 
-use super::gbcs::GbcsFrame;
+use crate::gbcs::Apdu;
 
 /// What kind of event a line records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,6 +37,7 @@ use super::gbcs::GbcsFrame;
 pub enum RaisedKind {
     Response,
     Unreachable,
+    Refused,
     Alert,
     FutureDated,
 }
@@ -65,13 +66,20 @@ pub struct Raised {
 impl Raised {
     /// The record of `event`, offered as `seq` of `epoch`.
     pub fn of(epoch: u64, seq: u64, event: &HubEvent) -> Self {
-        let counter = |payload: &[u8]| GbcsFrame::parse(payload).map(|f| f.counter);
+        let counter = |payload: &[u8]| {
+            Apdu::decode(payload)
+                .ok()
+                .map(|a| a.general_signing().transaction.counter)
+        };
         let (kind, code, request_id, frame_counter, at) = match event {
             HubEvent::Response { request_id, at, .. } => {
                 (RaisedKind::Response, None, Some(*request_id), None, *at)
             }
             HubEvent::Unreachable { request_id, at, .. } => {
                 (RaisedKind::Unreachable, None, Some(*request_id), None, *at)
+            }
+            HubEvent::Refused { request_id, at, .. } => {
+                (RaisedKind::Refused, None, Some(*request_id), None, *at)
             }
             HubEvent::Alert {
                 code, payload, at, ..
@@ -190,8 +198,9 @@ mod hex_code {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gbcs::alert_frame;
     use super::*;
+    use crate::gbcs::usecase::alert_frame;
+    use crate::gbcs::MessageCode;
 
     const DEVICE: &str = "00-DB-12-34-56-78-90-A0";
     const REQUEST: &str = "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:12";
@@ -203,7 +212,15 @@ mod tests {
     #[test]
     fn every_kind_of_event_reads_back_as_it_was_written() {
         let (device, rid): (DeviceId, RequestId) = (device(), REQUEST.parse().unwrap());
-        let frame = alert_frame(device, crate::domain::DCC_ID, 77, 0x8F35, 1_700_000_000);
+        let frame = alert_frame(
+            device,
+            crate::domain::DCC_ID,
+            77,
+            MessageCode(0x1000),
+            vec![],
+        )
+        .encode()
+        .unwrap();
         let cases = [
             (
                 HubEvent::Response {
@@ -221,6 +238,14 @@ mod tests {
                     at: 5,
                 },
                 (RaisedKind::Unreachable, None, Some(rid), None),
+            ),
+            (
+                HubEvent::Refused {
+                    request_id: rid,
+                    device,
+                    at: 5,
+                },
+                (RaisedKind::Refused, None, Some(rid), None),
             ),
             (
                 HubEvent::Alert {

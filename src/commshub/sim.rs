@@ -10,13 +10,17 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use crate::dispatch::{HubEvent, FUTURE_DATED_EXECUTED, FUTURE_DATED_FAILED};
 use crate::domain::{DeviceId, DeviceType, RequestId, DCC_ID};
+use crate::dscerts::DigitalSigningCerts;
+use crate::gbcs::GeneralSigning;
 use crate::registry::Snapshot;
 use crate::routing::{Command, CommandVerifier, RoutingError};
 
-use super::config::{ConfigError, HubConfig, Storm};
-use super::gbcs::{alert_frame, response_frame};
+use super::config::{Behaviour, ConfigError, HubConfig, Storm};
+use super::device::Devices;
 use super::rng::SimRng;
 
 /// One event and how long after "now" it happens.
@@ -37,12 +41,14 @@ pub struct Simulator {
     alert_rng: SimRng,
     /// The alert frames' originator counter (one sequence for the whole simulated fleet).
     alert_counter: u64,
+    /// What the devices read, verify and answer in GBCS.
+    devices: Devices,
 }
 
 impl Simulator {
     /// Simulates every device in `snapshot`, trusting commands signed by `verifier`'s broker
-    /// certificates. Walks the fleet once to list hubs and alerting devices (16 bytes a device
-    /// at most).
+    /// certificates, and no User's Digital Signing certificate yet (see [`Self::trusting`]).
+    /// Walks the fleet once to list hubs and alerting devices (16 bytes a device at most).
     pub fn new(
         config: HubConfig,
         snapshot: Snapshot,
@@ -63,6 +69,7 @@ impl Simulator {
         alerters.sort_unstable();
         hubs.sort_unstable();
         let alert_rng = SimRng::new(config.seed, u64::MAX);
+        let devices = Devices::new(config.seed, DigitalSigningCerts::default());
         Ok(Self {
             config,
             snapshot,
@@ -71,7 +78,15 @@ impl Simulator {
             hubs,
             alert_rng,
             alert_counter: 0,
+            devices,
         })
+    }
+
+    /// The devices trust the Users' Digital Signing certificates in `certs`: a critical command
+    /// signed with none of them is refused.
+    pub fn trusting(mut self, certs: DigitalSigningCerts) -> Self {
+        self.devices = Devices::new(self.config.seed, certs);
+        self
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -79,7 +94,8 @@ impl Simulator {
     }
 
     /// Verifies `signed` and plans what the device does with it, from `now_ms` (unix
-    /// milliseconds). Unsigned, forged or malformed commands are refused.
+    /// milliseconds). Unsigned, forged or malformed commands are refused; a GBCS command the
+    /// device cannot read or verify is refused by the device (`HubEvent::Refused`).
     pub fn accept(&mut self, signed: &[u8], now_ms: i64) -> Result<Vec<Scheduled>, RoutingError> {
         let cmd = self.verifier.verify(signed)?;
         let id = cmd.request_id();
@@ -113,36 +129,71 @@ impl Simulator {
         if roll < b.unreachable + b.no_answer {
             return Ok(Vec::new());
         }
+        match self.devices.read(&cmd, time_of(now_ms)) {
+            Ok(command) => Ok(self.answer(&cmd, &command, &b, latency, now_ms, &mut rng)),
+            Err(refusal) => {
+                tracing::debug!(request_id = %id, %refusal, "A simulated device refused a command.");
+                let event = HubEvent::Refused {
+                    request_id: id,
+                    device: device.id,
+                    at: at(latency),
+                };
+                Ok(vec![Scheduled {
+                    after: latency,
+                    event,
+                }])
+            }
+        }
+    }
+
+    /// What a device does with a command it accepted: alerts before its response, the response
+    /// after `latency`, alerts after it, and a future-dated command's outcome alert.
+    fn answer(
+        &mut self,
+        cmd: &Command,
+        command: &GeneralSigning,
+        b: &Behaviour,
+        latency: Duration,
+        now_ms: i64,
+        rng: &mut SimRng,
+    ) -> Vec<Scheduled> {
+        let (id, device) = (cmd.request_id(), cmd.device());
         let mut plan = Vec::new();
         for spec in &b.alerts_before {
             if rng.chance(spec.probability) {
                 let after = latency.saturating_sub(Duration::from_millis(spec.delay_ms));
-                plan.push(self.alert(device.id, DCC_ID, spec.code, now_ms, after));
+                plan.push(self.alert(device, DCC_ID, spec.code, now_ms, after));
             }
         }
         let data: Vec<u8> = (0..b.response_bytes)
             .map(|_| rng.next_u64() as u8)
             .collect();
+        let at = at_secs(now_ms, latency);
+        let future = cmd.execute_at().is_some();
+        let payload = self
+            .devices
+            .respond(command, cmd.srv(), time_of(at * 1000), &data, future);
         plan.push(Scheduled {
             after: latency,
             event: HubEvent::Response {
                 request_id: id,
-                device: device.id,
-                payload: response_frame(&id, cmd.srv(), at(latency), &data),
-                at: at(latency),
+                device,
+                payload,
+                at,
             },
         });
         for spec in &b.alerts_after {
             if rng.chance(spec.probability) {
                 let after = latency + Duration::from_millis(spec.delay_ms);
-                plan.push(self.alert(device.id, DCC_ID, spec.code, now_ms, after));
+                plan.push(self.alert(device, DCC_ID, spec.code, now_ms, after));
             }
         }
         if let Some(execute_at) = cmd.execute_at() {
             let failure = b.future_dated_failure;
-            plan.push(self.future_dated(&cmd, execute_at, failure, latency, now_ms, &mut rng));
+            let fd = (execute_at, failure, latency, now_ms);
+            plan.push(self.future_dated(cmd, command, fd, rng));
         }
-        Ok(plan)
+        plan
     }
 
     /// The alert saying whether future-dated `cmd` ran (`8F66`) or failed (`8F67`) at
@@ -152,10 +203,8 @@ impl Simulator {
     fn future_dated(
         &mut self,
         cmd: &Command,
-        execute_at: i64,
-        failure: f64,
-        latency: Duration,
-        now_ms: i64,
+        command: &GeneralSigning,
+        (execute_at, failure, latency, now_ms): (i64, f64, Duration, i64),
         rng: &mut SimRng,
     ) -> Scheduled {
         let (id, device) = (cmd.request_id(), cmd.device());
@@ -175,6 +224,9 @@ impl Simulator {
         };
         self.alert_counter += 1;
         let at = at_secs(now_ms, after);
+        let payload =
+            self.devices
+                .future_dated(command, self.alert_counter, code, time_of(at * 1000));
         Scheduled {
             after,
             event: HubEvent::FutureDated {
@@ -182,7 +234,7 @@ impl Simulator {
                 srv: cmd.srv(),
                 device,
                 code,
-                payload: alert_frame(device, id.originator, self.alert_counter, code, at),
+                payload,
                 at,
             },
         }
@@ -248,12 +300,19 @@ impl Simulator {
     ) -> Scheduled {
         self.alert_counter += 1;
         let at = at_secs(now_ms, after);
+        let payload = self.devices.alert(
+            device,
+            recipient,
+            self.alert_counter,
+            code,
+            time_of(at * 1000),
+        );
         Scheduled {
             after,
             event: HubEvent::Alert {
                 device,
                 code,
-                payload: alert_frame(device, recipient, self.alert_counter, code, at),
+                payload,
                 at,
             },
         }
@@ -265,6 +324,12 @@ fn stream_of(id: &RequestId) -> u64 {
     id.originator.to_u64()
         ^ id.target.to_u64().rotate_left(21)
         ^ id.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Unix milliseconds as a time (the epoch for anything out of range).
+fn time_of(unix_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn at_secs(now_ms: i64, after: Duration) -> i64 {

@@ -48,7 +48,14 @@ fn exists(key: &'static str, path: &Path, dir: bool) -> Result<(), CheckError> {
 pub fn check(config: &Config) -> Result<Vec<String>, CheckError> {
     let mut done = Vec::new();
     let tls = &config.tls;
-    crate::tls::server_config(&tls.cert, &tls.key, &tls.client_ca).map_err(|e| fail("tls", e))?;
+    let trust = crate::state::load::trust(&tls.client_ca, &tls.crls).map_err(|e| fail("tls", e))?;
+    crate::tls::server_config(
+        &tls.cert,
+        &tls.key,
+        std::sync::Arc::new(trust),
+        crate::smki::Clients::Users,
+    )
+    .map_err(|e| fail("tls", e))?;
     done.push(format!("TLS server certificate {}", tls.cert.display()));
     let s = &config.signatures;
     crate::signer::Signer::load(&s.dcc_key, &s.dcc_cert, Some(SmkiRole::DccXmlSigning))

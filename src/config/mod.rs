@@ -47,6 +47,12 @@ pub struct Config {
     /// Alert routing rules over the built-in ones, and storm throttling.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// The critical flow's and local delivery's ledgers.
+    #[serde(default)]
+    pub critical: Critical,
+    /// Certificates reloaded without a restart.
+    #[serde(default)]
+    pub reload: Reload,
     /// Dated rule sets loaded at start.
     #[serde(default)]
     pub rules: Rules,
@@ -62,6 +68,24 @@ pub struct Rules {
     /// routes; each must take effect after the one before it.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+}
+
+/// `[reload]`: certificates reloaded without a restart (also on SIGHUP and
+/// `POST /admin/v1/reload`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reload {
+    /// How often the certificate files and directories are looked at for changes; a change
+    /// reloads them. 0 turns the watch off.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Self {
+            watch_interval_ms: 5_000,
+        }
+    }
 }
 
 /// `[routing]`: the broker key that signs commands, and the hub network they go to.
@@ -176,6 +200,41 @@ pub struct Signatures {
     pub user_certs: PathBuf,
     /// SMKI issuing CA certificates that User signing certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM or DER files), each issued and signed by one of the
+    /// `trust_anchors`; a signature made with a certificate they list is refused (`E58`).
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// A directory of Users' Digital Signing certificates (`OU=02`/`03`, key usage
+    /// digitalSignature, PEM; searched recursively, other certificates passed over): the keys
+    /// that sign critical commands. Without it every signed pre-command is refused (E1006).
+    #[serde(default)]
+    pub digital_signing_certs: Option<PathBuf>,
+}
+
+/// The critical flow's and local delivery's ledgers (`<state dir>/precommands/`,
+/// `<state dir>/local-commands/`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Critical {
+    /// How long a Transform's pre-command may be signed and sent back, in seconds (a day).
+    pub precommand_expiry_secs: u64,
+    /// How long a command sent for local delivery may be answered by an 8.13 Return Local
+    /// Command Response, in seconds (30 days).
+    pub local_command_expiry_secs: u64,
+    /// Pre-commands (and, separately, local commands) one User may have in its ledger at once;
+    /// beyond it a Transform or a local delivery is refused (E1008) until older ones are
+    /// forgotten.
+    pub max_outstanding_per_user: usize,
+}
+
+impl Default for Critical {
+    fn default() -> Self {
+        Self {
+            precommand_expiry_secs: 24 * 3600,
+            local_command_expiry_secs: 30 * 24 * 3600,
+            max_outstanding_per_user: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -197,6 +256,10 @@ pub struct Tls {
     pub key: PathBuf,
     /// Trust anchors for client certificates (PEM files, each one or more CA certificates).
     pub client_ca: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM or DER files), each issued and signed by one of the
+    /// `client_ca` anchors; a client certificate they list is refused at its next handshake.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
 }
 
 /// Bounds on everything a peer controls. Each says what happens when it is hit.
@@ -207,10 +270,18 @@ pub struct Limits {
     /// kernel's backlog until one closes.
     #[schemars(range(min = 1))]
     pub max_connections: usize,
+    /// Connections still in their TLS handshake at once. At the bound a new connection is
+    /// closed at once (`dccgw_connections_shed_total{reason="handshakes"}`), so that silent
+    /// peers cannot fill the connection slots Users need.
+    pub max_handshakes: usize,
+    /// Open connections (handshaking or established) from one source address. At the bound a
+    /// new one from that address is closed at once (`reason="per_source"`).
+    pub max_connections_per_source: usize,
     /// Time from TCP accept to a finished TLS handshake; past it the connection is dropped.
     pub handshake_timeout_ms: u64,
-    /// Time a connection may sit with no bytes moving and no request in flight; past it the
-    /// connection is closed gracefully.
+    /// Time a connection may sit with no request in flight since its last one began or ended
+    /// (bytes that carry no request, such as HTTP/2 PINGs, do not count); past it the connection
+    /// is closed gracefully.
     pub idle_timeout_ms: u64,
     /// Time to read a request's HTTP header block; past it the connection is closed.
     pub header_read_timeout_ms: u64,
@@ -218,6 +289,10 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Request body bytes; a larger body is answered `E42` (413) without being read further.
     pub max_body_bytes: usize,
+    /// Request body bytes held in memory by all requests at once (at least `max_body_bytes`). A
+    /// request whose body would pass it is answered `E60` (503, `busy`) and its body not read
+    /// further.
+    pub max_body_bytes_in_flight: usize,
     /// XML element nesting; deeper documents are answered `E42`.
     pub max_xml_depth: usize,
     /// XML elements in one request; more are answered `E42`.
@@ -230,11 +305,14 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_handshakes: 128,
+            max_connections_per_source: 64,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
+            max_body_bytes_in_flight: 64 * 1024 * 1024,
             max_xml_depth: 64,
             max_xml_elements: 20_000,
             max_concurrent_streams: 64,
@@ -263,13 +341,18 @@ impl Config {
         join(&mut self.tls.cert);
         join(&mut self.tls.key);
         self.tls.client_ca.iter_mut().for_each(join);
+        self.tls.crls.iter_mut().for_each(join);
         join(&mut self.registration.users);
         join(&mut self.registration.devices);
         join(&mut self.registration.registrations);
         join(&mut self.signatures.dcc_key);
         join(&mut self.signatures.dcc_cert);
         join(&mut self.signatures.user_certs);
+        if let Some(p) = self.signatures.digital_signing_certs.as_mut() {
+            join(p);
+        }
         self.signatures.trust_anchors.iter_mut().for_each(join);
+        self.signatures.crls.iter_mut().for_each(join);
         join(&mut self.state.dir);
         if let Some(p) = self.admin.token_file.as_mut() {
             join(p);

@@ -200,6 +200,16 @@ impl Dispatcher {
         self.in_flight.len()
     }
 
+    /// Whether the link to the hub network is up (`/readyz` says not ready while it is down).
+    pub fn hub_linked(&self) -> bool {
+        self.hub.is_linked()
+    }
+
+    /// Whether the pending journal's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
+
     /// Pending-journal segments on disk.
     pub fn journal_segments(&self) -> usize {
         self.journal.segment_count()
@@ -257,6 +267,9 @@ async fn route_events(
             } => (request_id, Ok(payload), at),
             HubEvent::Unreachable { request_id, at, .. } => {
                 (request_id, Err(DeviceFailure::Unreachable), at)
+            }
+            HubEvent::Refused { request_id, at, .. } => {
+                (request_id, Err(DeviceFailure::Refused), at)
             }
             HubEvent::Alert { .. } | HubEvent::FutureDated { .. } => {
                 if events.send(inbound).await.is_err() {

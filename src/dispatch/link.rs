@@ -33,6 +33,13 @@ pub enum HubEvent {
         device: DeviceId,
         at: i64,
     },
+    /// The device refused the command: it could not verify the User's signature on it, or
+    /// read it.
+    Refused {
+        request_id: RequestId,
+        device: DeviceId,
+        at: i64,
+    },
     /// A device alert (GBCS alert code and frame).
     Alert {
         device: DeviceId,
@@ -57,6 +64,7 @@ impl HubEvent {
         match self {
             Self::Response { device, .. }
             | Self::Unreachable { device, .. }
+            | Self::Refused { device, .. }
             | Self::Alert { device, .. }
             | Self::FutureDated { device, .. } => *device,
         }
@@ -121,4 +129,10 @@ pub trait HubNetwork: Send + Sync {
     /// Hands one signed command to the network. `Ok` means it was taken; what the device does
     /// comes back later as events.
     fn send(&self, cmd: SignedCommand) -> HubFuture<'_>;
+
+    /// Whether the link to the network is up (`/readyz` says not ready while it is down). A
+    /// network in the same process is always linked.
+    fn is_linked(&self) -> bool {
+        true
+    }
 }

@@ -155,6 +155,11 @@ impl PendingJournal {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the current segment's last write failed.
+    pub fn is_failing(&self) -> bool {
+        self.lock().journal.is_failing()
+    }
+
     /// Records `cmd` durably. A RequestID already pending is not recorded twice.
     pub async fn record(&self, id: RequestId, cmd: &SignedCommand) -> Result<(), PendingError> {
         let journal = {

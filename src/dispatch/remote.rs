@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct RemoteHub {
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// The last acknowledgement the hub confirmed.
     confirmed: Arc<AtomicU64>,
+    /// Set while the event stream is open, cleared when it breaks.
+    linked: Arc<AtomicBool>,
     background: Vec<AbortHandle>,
 }
 
@@ -45,14 +47,17 @@ impl RemoteHub {
     pub fn start(addr: SocketAddr, events: mpsc::Sender<Inbound>) -> Self {
         let tracker = Arc::new(AckTracker::default());
         let confirmed = Arc::new(AtomicU64::new(0));
+        let linked = Arc::new(AtomicBool::new(false));
         let background = vec![
-            tokio::spawn(stream_events(addr, tracker.clone(), events)).abort_handle(),
+            tokio::spawn(stream_events(addr, tracker.clone(), events, linked.clone()))
+                .abort_handle(),
             tokio::spawn(send_acks(addr, tracker, confirmed.clone())).abort_handle(),
         ];
         Self {
             addr,
             pool: Mutex::new(Vec::new()),
             confirmed,
+            linked,
             background,
         }
     }
@@ -88,6 +93,10 @@ impl Drop for RemoteHub {
 }
 
 impl HubNetwork for RemoteHub {
+    fn is_linked(&self) -> bool {
+        self.linked.load(Ordering::Relaxed)
+    }
+
     fn send(&self, cmd: SignedCommand) -> HubFuture<'_> {
         Box::pin(async move {
             let mut conn = self.connection().await?;
@@ -204,10 +213,17 @@ impl AckTracker {
     }
 }
 
-async fn stream_events(addr: SocketAddr, tracker: Arc<AckTracker>, events: mpsc::Sender<Inbound>) {
+async fn stream_events(
+    addr: SocketAddr,
+    tracker: Arc<AckTracker>,
+    events: mpsc::Sender<Inbound>,
+    linked: Arc<AtomicBool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match stream_once(addr, &tracker, &events).await {
+        let ended = stream_once(addr, &tracker, &events, &linked).await;
+        linked.store(false, Ordering::Relaxed);
+        match ended {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(StreamEnd::GatewayGone) => return,
             Err(StreamEnd::Broken(e)) => {
@@ -228,6 +244,7 @@ async fn stream_once(
     addr: SocketAddr,
     tracker: &Arc<AckTracker>,
     events: &mpsc::Sender<Inbound>,
+    linked: &AtomicBool,
 ) -> Result<(), StreamEnd> {
     let broken = |e: &dyn std::fmt::Display| StreamEnd::Broken(e.to_string());
     let mut conn = connect::<Empty<Bytes>>(addr)
@@ -244,6 +261,7 @@ async fn stream_once(
     if resp.status() != StatusCode::OK {
         return Err(StreamEnd::Broken(format!("HTTP {}", resp.status())));
     }
+    linked.store(true, Ordering::Relaxed);
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
     loop {

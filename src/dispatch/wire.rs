@@ -55,6 +55,7 @@ struct WireEvent {
 enum Kind {
     Response,
     Unreachable,
+    Refused,
     Alert,
     FutureDated,
 }
@@ -101,6 +102,11 @@ pub(crate) fn encode(epoch: u64, seq: u64, event: &HubEvent) -> Vec<u8> {
             &[][..],
             at,
         ),
+        HubEvent::Refused {
+            request_id,
+            device,
+            at,
+        } => (Kind::Refused, Some(request_id), device, None, &[][..], at),
         HubEvent::Alert {
             device,
             code,
@@ -167,6 +173,11 @@ pub(crate) fn decode(line: &[u8]) -> Result<(u64, u64, HubEvent), WireError> {
             at: w.at,
         },
         Kind::Unreachable => HubEvent::Unreachable {
+            request_id: request_id()?,
+            device: w.device,
+            at: w.at,
+        },
+        Kind::Refused => HubEvent::Refused {
             request_id: request_id()?,
             device: w.device,
             at: w.at,

@@ -10,6 +10,9 @@ pub enum DeviceFailure {
     Unreachable,
     /// No answer within the SRV's time to answer.
     NoAnswer,
+    /// The device refused the command: it could not verify the User's signature on a critical
+    /// command (or could not read the command at all).
+    Refused,
 }
 
 /// A smart-metering device type.

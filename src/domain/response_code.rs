@@ -72,19 +72,40 @@ pub enum ResponseCode {
     E56,
     /// Gateway's choice: the originator's counter is not above the last one accepted (replay).
     E57,
+    /// Gateway's choice: the signing certificate is revoked by its issuer's CRL.
+    E58,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
     E100,
+    /// Gateway's choice: no pre-command was issued for a signed pre-command's RequestID.
+    E1000,
+    /// Gateway's choice: the pre-command was signed and sent already.
+    E1001,
+    /// Gateway's choice: the pre-command expired before its signed form arrived.
+    E1003,
+    /// Gateway's choice: the signed payload is not the pre-command issued and a signature.
+    E1004,
+    /// Gateway's choice: the User holds no usable Digital Signing certificate for its role.
+    E1006,
+    /// Gateway's choice: the User's signature on the command does not verify.
+    E1007,
+    /// Gateway's choice: the User has too many pre-commands or local commands outstanding.
+    E1008,
+    /// Gateway's choice: no command for local delivery is outstanding for that RequestID.
+    E1010,
+    /// Gateway's choice: the returned response is not the device's answer to that command.
+    E1011,
 }
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 33] = {
+    pub const ALL: [ResponseCode; 43] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
-            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E60, E100,
+            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60, E100, E1000,
+            E1001, E1003, E1004, E1006, E1007, E1008, E1010, E1011,
         ]
     };
 
@@ -121,8 +142,18 @@ impl ResponseCode {
             Self::E55 => "E55",
             Self::E56 => "E56",
             Self::E57 => "E57",
+            Self::E58 => "E58",
             Self::E60 => "E60",
             Self::E100 => "E100",
+            Self::E1000 => "E1000",
+            Self::E1001 => "E1001",
+            Self::E1003 => "E1003",
+            Self::E1004 => "E1004",
+            Self::E1006 => "E1006",
+            Self::E1007 => "E1007",
+            Self::E1008 => "E1008",
+            Self::E1010 => "E1010",
+            Self::E1011 => "E1011",
         }
     }
 
@@ -177,7 +208,8 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
             | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
-            | E56 | E57 | E60 | E100 => {}
+            | E56 | E57 | E58 | E60 | E100 | E1000 | E1001 | E1003 | E1004 | E1006 | E1007
+            | E1008 | E1010 | E1011 => {}
         }
     }
 }

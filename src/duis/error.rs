@@ -18,6 +18,8 @@ pub enum ParseError {
     TooManyElements { limit: usize },
     #[error("an element has more than {limit} attributes")]
     TooManyAttributes { limit: usize },
+    #[error("the document declares more than {limit} namespaces")]
+    TooManyNamespaces { limit: usize },
     #[error("a text node is longer than {limit} bytes")]
     TextTooLong { limit: usize },
     #[error("the request is not UTF-8")]

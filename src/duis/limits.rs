@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_attributes: usize,
     /// One text node or CDATA section (raw bytes), and the collected text of one header field.
     pub max_text_bytes: usize,
+    /// Namespace declarations in the whole document (a DUIS request needs three or four).
+    pub max_namespaces: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_elements: 20_000,
             max_attributes: 32,
             max_text_bytes: 512 * 1024,
+            max_namespaces: 64,
         }
     }
 }

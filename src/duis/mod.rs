@@ -10,6 +10,8 @@
 //! - [`outbound`] writes what the DCC sends to a User's Receive Response Service: asynchronous
 //!   Service Responses, Device Alerts, future-dated alerts and DCC Alerts.
 
+pub mod body;
+pub mod critical;
 mod error;
 mod escape;
 mod header;

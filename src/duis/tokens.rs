@@ -85,6 +85,8 @@ pub(super) struct Tokens<'a> {
     limits: Limits,
     depth: usize,
     elements: usize,
+    /// Namespace declarations seen in the whole document.
+    namespaces: usize,
     /// The end of an empty-element tag, still to be reported as a [`Token::End`].
     pending_end: Option<usize>,
     first_event: bool,
@@ -113,6 +115,7 @@ impl<'a> Tokens<'a> {
             limits: *limits,
             depth: 0,
             elements: 0,
+            namespaces: 0,
             pending_end: None,
             first_event: true,
         })
@@ -207,7 +210,7 @@ impl<'a> Tokens<'a> {
         Ok(Token::Start(Element { ns, start, tag }))
     }
 
-    fn check_attributes(&self, tag: &BytesStart<'_>, at: usize) -> Result<(), ParseError> {
+    fn check_attributes(&mut self, tag: &BytesStart<'_>, at: usize) -> Result<(), ParseError> {
         let mut count = 0;
         // The iterator refuses duplicate names and values without quotes.
         for attr in tag.attributes() {
@@ -227,6 +230,15 @@ impl<'a> Tokens<'a> {
                 return Err(malformed(at, MalformedKind::LessThanInAttribute));
             }
             if attr.key.as_namespace_binding().is_some() {
+                // Each declaration is in scope for everything below it, and canonicalisation
+                // (before the signature is checked) pays for every one in scope at every element:
+                // the document's total is bounded.
+                self.namespaces += 1;
+                if self.namespaces > self.limits.max_namespaces {
+                    return Err(ParseError::TooManyNamespaces {
+                        limit: self.limits.max_namespaces,
+                    });
+                }
                 // quick-xml binds the raw value: a reference in it would bind a namespace other
                 // than the one a conforming reader (the signature verifier's) would see.
                 if value.contains('&') {

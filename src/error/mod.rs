@@ -5,8 +5,12 @@
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
+use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::ParseError;
+use crate::gbcs::command::CommandError;
+use crate::gbcs::usecase::ContentError;
+use crate::gbcs::FrameError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -63,6 +67,8 @@ pub enum Error {
     Replay(#[source] Replay),
     #[error("the request did not finish within the request timeout")]
     Timeout,
+    #[error("request bodies in flight are at the gateway's memory budget")]
+    Busy,
     #[error("the gateway could not sign its answer")]
     SignAnswer,
     #[error("the Read Inventory search is not one the schema allows")]
@@ -71,6 +77,14 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("the request body's fields cannot make its GBCS command")]
+    CommandBody(#[source] CommandError),
+    #[error("the signed pre-command was refused")]
+    PreCommand(#[source] PreCommandRefusal),
+    #[error("the User already has {max} pre-commands or local commands outstanding")]
+    Outstanding { max: usize },
+    #[error("the Return Local Command Response was refused")]
+    LocalResponse(#[source] LocalResponseRefusal),
     #[error("{resource} failed")]
     Resource {
         resource: Resource,
@@ -89,6 +103,15 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A pre-command, or a command for local delivery, could not be recorded (or its use).
+    #[error("the ledger of pre-commands and local commands")]
+    Ledger,
+    /// A message for the User could not be put in the outbox before the acknowledgement.
+    #[error("the outbox")]
+    Outbox,
+    /// The audit trail's writes are failing: no request's effects are taken.
+    #[error("the audit trail")]
+    AuditTrail,
 }
 
 impl Error {
@@ -106,25 +129,41 @@ impl Error {
 
 /// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
 /// test reads `classify` and its helpers to keep this complete).
-pub const REASONS: [&str; 50] = [
+pub const REASONS: [&str; 69] = [
+    "audit_trail",
     "body_mismatch",
     "body_too_large",
     "body_unreadable",
+    "busy",
     "command",
+    "command_body",
     "command_too_large",
     "command_variant",
     "content_type",
+    "counter_ahead",
     "device_status",
     "device_type",
     "device_unknown",
+    "digital_signing_unknown",
     "duis_structure",
     "execution_date_time",
     "inventory_empty",
     "inventory_query",
     "journal",
+    "ledger",
+    "local_command_unknown",
+    "local_response_body",
+    "local_response_mismatch",
     "not_registered",
+    "outbox",
+    "outstanding",
     "party_mismatch",
     "pending_journal",
+    "precommand_changed",
+    "precommand_expired",
+    "precommand_signature",
+    "precommand_unknown",
+    "precommand_used",
     "replay",
     "request_id",
     "role_not_eligible",
@@ -136,9 +175,11 @@ pub const REASONS: [&str; 50] = [
     "signature_malformed",
     "signature_missing",
     "signature_value",
+    "signed_precommand_body",
     "signer_key_type",
     "signer_not_valid_now",
     "signer_other_user",
+    "signer_revoked",
     "signer_role",
     "signer_unknown",
     "signer_untrusted",
@@ -157,6 +198,7 @@ pub const REASONS: [&str; 50] = [
     "xml_too_deep",
     "xml_too_many_attributes",
     "xml_too_many_elements",
+    "xml_too_many_namespaces",
 ];
 
 impl Error {
@@ -184,6 +226,7 @@ impl Error {
             Self::Signer(SignerRefusal::KeyType) => (E54, 403, "signer_key_type"),
             Self::Signer(SignerRefusal::Untrusted) => (E55, 403, "signer_untrusted"),
             Self::Signer(SignerRefusal::OtherUser { .. }) => (E56, 403, "signer_other_user"),
+            Self::Signer(SignerRefusal::Revoked) => (E58, 403, "signer_revoked"),
             Self::Denied(Denial::UnknownUser(_)) => (E1, 403, "user_unknown"),
             Self::Denied(Denial::RoleNotEligible(_)) => (E2, 403, "role_not_eligible"),
             Self::Denied(Denial::UserStatus) => (E3, 403, "user_status"),
@@ -193,7 +236,9 @@ impl Error {
             Self::Denied(Denial::DeviceType { .. }) => (E11, 400, "device_type"),
             Self::ExecutionDateTime => (E40, 400, "execution_date_time"),
             Self::Replay(Replay::NotIncreasing { .. }) => (E57, 409, "replay"),
+            Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
+            Self::Busy => (E60, 503, "busy"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
@@ -201,6 +246,19 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::CommandBody(CommandError::Content(ContentError::Frame(
+                FrameError::TooLong { .. },
+            ))) => (E42, 413, "command_too_large"),
+            Self::CommandBody(_) => (E40, 400, "command_body"),
+            Self::PreCommand(r) => precommand_code(r),
+            Self::Outstanding { .. } => (E1008, 429, "outstanding"),
+            Self::LocalResponse(LocalResponseRefusal::Body(_)) => (E40, 400, "local_response_body"),
+            Self::LocalResponse(LocalResponseRefusal::Unknown) => {
+                (E1010, 409, "local_command_unknown")
+            }
+            Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
+                (E1011, 400, "local_response_mismatch")
+            }
             Self::Resource {
                 resource: Resource::ReplayJournal,
                 ..
@@ -209,15 +267,29 @@ impl Error {
                 resource: Resource::PendingJournal,
                 ..
             } => (E100, 503, "pending_journal"),
+            Self::Resource {
+                resource: Resource::Ledger,
+                ..
+            } => (E100, 503, "ledger"),
+            Self::Resource {
+                resource: Resource::Outbox,
+                ..
+            } => (E100, 503, "outbox"),
+            Self::Resource {
+                resource: Resource::AuditTrail,
+                ..
+            } => (E100, 503, "audit_trail"),
         }
     }
 
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
-            Self::Timeout | Self::SignAnswer | Self::Command(_) | Self::Resource { .. } => {
-                Cause::Gateway
-            }
+            Self::Timeout
+            | Self::Busy
+            | Self::SignAnswer
+            | Self::Command(_)
+            | Self::Resource { .. } => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -234,11 +306,15 @@ impl Error {
             | Self::Signature(_)
             | Self::UnknownSigner
             | Self::Signer(_)
-            | Self::Replay(Replay::NotIncreasing { .. })
+            | Self::Replay(Replay::NotIncreasing { .. } | Replay::AheadOfClock { .. })
             | Self::Denied(_)
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
-            | Self::InventoryEmpty => Cause::Sender,
+            | Self::InventoryEmpty
+            | Self::CommandBody(_)
+            | Self::PreCommand(_)
+            | Self::Outstanding { .. }
+            | Self::LocalResponse(_) => Cause::Sender,
         }
     }
 }
@@ -248,6 +324,20 @@ pub const fn device_failure_code(failure: DeviceFailure) -> ResponseCode {
     match failure {
         DeviceFailure::Unreachable => ResponseCode::E20,
         DeviceFailure::NoAnswer => ResponseCode::E21,
+        DeviceFailure::Refused => ResponseCode::E1007,
+    }
+}
+
+fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match r {
+        PreCommandRefusal::Body(_) => (E40, 400, "signed_precommand_body"),
+        PreCommandRefusal::Unknown => (E1000, 409, "precommand_unknown"),
+        PreCommandRefusal::Used => (E1001, 409, "precommand_used"),
+        PreCommandRefusal::Expired => (E1003, 409, "precommand_expired"),
+        PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
+        PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
+        PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
     }
 }
 
@@ -280,6 +370,7 @@ fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
         ParseError::TooDeep { .. } => (E42, 400, "xml_too_deep"),
         ParseError::TooManyElements { .. } => (E42, 400, "xml_too_many_elements"),
         ParseError::TooManyAttributes { .. } => (E42, 400, "xml_too_many_attributes"),
+        ParseError::TooManyNamespaces { .. } => (E42, 400, "xml_too_many_namespaces"),
         ParseError::TextTooLong { .. } => (E42, 400, "xml_text_too_long"),
         ParseError::Doctype => (E41, 400, "xml_doctype"),
         ParseError::ProcessingInstruction => (E41, 400, "xml_processing_instruction"),

@@ -63,6 +63,13 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            p(ParseError::TooManyNamespaces { limit: 1 }),
+            E42,
+            400,
+            "xml_too_many_namespaces",
+            Cause::Sender,
+        ),
+        (
             p(ParseError::TextTooLong { limit: 1 }),
             E42,
             400,
@@ -246,10 +253,27 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (
+            Error::Replay(Replay::AheadOfClock {
+                counter: u64::MAX,
+                limit: 1,
+            }),
+            E43,
+            400,
+            "counter_ahead",
+            Cause::Sender,
+        ),
+        (
             Error::resource(Resource::ReplayJournal, std::io::Error::other("disk")),
             E100,
             503,
             "journal",
+            Cause::Gateway,
+        ),
+        (
+            Error::resource(Resource::AuditTrail, std::io::Error::other("disk")),
+            E100,
+            503,
+            "audit_trail",
             Cause::Gateway,
         ),
         (
@@ -326,6 +350,7 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
         (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
+        (Error::Busy, E60, 503, "busy", Cause::Gateway),
         (Error::SignAnswer, E100, 500, "sign_answer", Cause::Gateway),
         (
             Error::Command(crate::routing::RoutingError::PayloadTooLarge(70_000)),
@@ -360,6 +385,13 @@ fn every_failure_has_its_documented_code() {
             E54,
             403,
             "signer_role",
+            Cause::Sender,
+        ),
+        (
+            Error::Signer(SignerRefusal::Revoked),
+            E58,
+            403,
+            "signer_revoked",
             Cause::Sender,
         ),
         (
@@ -411,6 +443,10 @@ fn every_failure_has_its_documented_code() {
             Cause::Sender,
         ),
     ];
+    check(table);
+}
+
+fn check(table: Vec<(Error, ResponseCode, u16, &str, Cause)>) {
     for (error, code, status, reason, cause) in table {
         assert_eq!(error.classify(), (code, status, reason), "{error:?}");
         assert_eq!(error.cause(), cause, "{error:?}");
@@ -445,6 +481,127 @@ fn a_device_without_an_answer_is_e20_or_e21() {
     use crate::domain::DeviceFailure;
     assert_eq!(device_failure_code(DeviceFailure::Unreachable), E20);
     assert_eq!(device_failure_code(DeviceFailure::NoAnswer), E21);
+    // A device that could not verify the User's signature on a critical command says so as the
+    // gateway would have: E1007.
+    assert_eq!(device_failure_code(DeviceFailure::Refused), E1007);
+}
+
+#[test]
+fn the_critical_and_local_delivery_refusals_have_their_codes() {
+    use crate::duis::body::BodyError;
+    use crate::gbcs::command::CommandError;
+    let pre = Error::PreCommand;
+    let local = Error::LocalResponse;
+    let body = || BodyError::Missing("GBCSPayload");
+    check(vec![
+        (
+            Error::CommandBody(CommandError::Body(body())),
+            E40,
+            400,
+            "command_body",
+            Cause::Sender,
+        ),
+        (
+            Error::CommandBody(CommandError::Content(
+                crate::gbcs::FrameError::TooLong { len: 1 << 20 }.into(),
+            )),
+            E42,
+            413,
+            "command_too_large",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::Body(body())),
+            E40,
+            400,
+            "signed_precommand_body",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::Unknown),
+            E1000,
+            409,
+            "precommand_unknown",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::Used),
+            E1001,
+            409,
+            "precommand_used",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::Expired),
+            E1003,
+            409,
+            "precommand_expired",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::NotThePreCommand),
+            E1004,
+            400,
+            "precommand_changed",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::NoCertificate),
+            E1006,
+            403,
+            "digital_signing_unknown",
+            Cause::Sender,
+        ),
+        (
+            pre(PreCommandRefusal::BadSignature),
+            E1007,
+            403,
+            "precommand_signature",
+            Cause::Sender,
+        ),
+        (
+            Error::Outstanding { max: 1 },
+            E1008,
+            429,
+            "outstanding",
+            Cause::Sender,
+        ),
+        (
+            local(LocalResponseRefusal::Body(body())),
+            E40,
+            400,
+            "local_response_body",
+            Cause::Sender,
+        ),
+        (
+            local(LocalResponseRefusal::Unknown),
+            E1010,
+            409,
+            "local_command_unknown",
+            Cause::Sender,
+        ),
+        (
+            local(LocalResponseRefusal::NotTheResponse),
+            E1011,
+            400,
+            "local_response_mismatch",
+            Cause::Sender,
+        ),
+        (
+            Error::resource(Resource::Ledger, std::io::Error::other("disk")),
+            E100,
+            503,
+            "ledger",
+            Cause::Gateway,
+        ),
+        (
+            Error::resource(Resource::Outbox, std::io::Error::other("disk")),
+            E100,
+            503,
+            "outbox",
+            Cause::Gateway,
+        ),
+    ]);
 }
 
 /// `REASONS` is exactly the set of reason labels the classification gives (read from its

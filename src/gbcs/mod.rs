@@ -12,9 +12,12 @@
 //! - [`usecase`]: the content of commands, responses and alerts: the real encoding for ECS01a,
 //!   CS02b, ECS42, ECS52 and ECS17b, and a documented encoding of the DUIS body for the rest.
 //! - [`table`]: SRV → GBCS use cases and message codes.
+//! - [`command`]: the command for a DUIS request (its use case's content from the body), and
+//!   the MAC header the DCC puts around it.
 //!
 //! `schemas/gbcs.md` describes the layouts, the bounds and which use cases get which encoding.
 
+pub mod command;
 pub mod der;
 pub mod dlms;
 pub mod frame;
@@ -36,10 +39,12 @@ pub use signature::{
 };
 pub use table::{lookup, Table, Target, UseCase};
 
-/// The largest frame this module reads or writes, in bytes: eight times the largest public
-/// sample (an ECS01a tariff or a CS02b credentials update, under 2 KiB). A longer input is
-/// refused before it is read; a longer frame cannot be built.
-pub const MAX_FRAME_LEN: usize = 16 * 1024;
+/// The largest frame this module reads or writes, in bytes: 60 KiB, under GBCS's two-octet
+/// length. The largest public sample (an ECS01a tariff or a CS02b credentials update) is under
+/// 2 KiB; a command carrying a DUIS body in the body encoding is larger (the biggest public
+/// request template's, an ECS46d scheduler, is about 17 KiB). A longer input is refused before
+/// it is read; a longer frame cannot be built.
+pub const MAX_FRAME_LEN: usize = 60 * 1024;
 
 /// Why bytes are not a GBCS frame this module reads, or a frame cannot be written. Positions are
 /// byte offsets into the input.

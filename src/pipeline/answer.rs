@@ -18,6 +18,21 @@ pub struct Answer {
     pub status: u16,
     pub code: ResponseCode,
     pub body: String,
+    /// `false` for an answer withheld because its audit record could not be written: the HTTP
+    /// layer sends a bare 503 instead.
+    pub recorded: bool,
+}
+
+impl Answer {
+    /// The stand-in for an answer whose audit record could not be written.
+    pub fn withheld() -> Self {
+        Self {
+            status: 503,
+            code: ResponseCode::E100,
+            body: String::new(),
+            recorded: false,
+        }
+    }
 }
 
 /// Writes and signs the answer. Should signing ever fail, the sender gets an unsigned `E100`
@@ -34,12 +49,22 @@ impl Gateway {
     ) -> Answer {
         let unsigned = write_unsigned(request_id, srv, code, now, payload);
         match xmldsig::sign_document(&unsigned, &self.signer, &self.c14n_limits) {
-            Ok(body) => Answer { status, code, body },
+            Ok(body) => Answer {
+                status,
+                code,
+                body,
+                recorded: true,
+            },
             Err(e) => {
                 tracing::error!(error = %e, "Signing an answer failed; check the DCC signing key.");
                 let (code, status, _) = Error::SignAnswer.classify();
                 let body = write_unsigned(request_id, srv, code, now, &ResponsePayload::None);
-                Answer { status, code, body }
+                Answer {
+                    status,
+                    code,
+                    body,
+                    recorded: true,
+                }
             }
         }
     }

@@ -1,9 +1,18 @@
 //! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
-//! authorize → sign → replay → route and dispatch → respond, then `record`, which always runs and
-//! is the one place that emits the request's metrics, log event and audit record. The answer
-//! leaves only once its audit record is durable. Every answer is signed.
+//! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
+//! for the hub network, a pre-command remembered or used, a command for local delivery) →
+//! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
+//! runs and is the one place that emits the request's metrics, log event and audit record. The
+//! answer leaves only once its audit record is durable. Every answer is signed.
+//!
+//! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
+//! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
+//! delivery and 8.13), `plan.rs` (the choice between them, and the effects).
 
 mod answer;
+mod command;
+mod critical;
+mod local;
 mod plan;
 
 use std::sync::Arc;
@@ -22,6 +31,7 @@ use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::outbox::Outbox;
 use crate::register::PartyRegister;
 use crate::registry::Snapshot;
 use crate::replies;
@@ -30,9 +40,11 @@ use crate::signer::Signer;
 use crate::state::{Rules, State};
 use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
 use crate::tls::PeerIdentity;
-use crate::xmldsig::{self, c14n::C14nLimits, ProfileError};
+use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
+pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
+pub use local::LocalCommand;
 
 use plan::{Planning, Reply};
 
@@ -47,7 +59,7 @@ pub struct Gateway {
     /// The DCC XML-signing key that signs every answer.
     pub signer: Signer,
     /// Each originator's last accepted counter, journalled.
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
@@ -56,6 +68,10 @@ pub struct Gateway {
     /// The dated rule sets: each request is decided under the version in force at its
     /// execution time.
     pub rules: Arc<Rules>,
+    /// Pre-commands and commands for local delivery, until used.
+    pub ledgers: Ledgers,
+    /// Every asynchronous message to a User, until it is delivered.
+    pub outbox: Arc<Outbox>,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -106,12 +122,14 @@ struct Refusal {
 /// The parts a [`Gateway`] is made of, opened at start.
 pub struct Parts {
     pub state: Arc<State>,
-    pub replay: ReplayGuard,
+    pub replay: Arc<ReplayGuard>,
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
     pub rules: Arc<Rules>,
+    pub ledgers: Ledgers,
+    pub outbox: Arc<Outbox>,
 }
 
 impl Gateway {
@@ -123,6 +141,8 @@ impl Gateway {
             audit,
             routing,
             rules,
+            ledgers,
+            outbox,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -144,6 +164,8 @@ impl Gateway {
             audit,
             routing,
             rules,
+            ledgers,
+            outbox,
         })
     }
 
@@ -155,13 +177,6 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let span = tracing::info_span!(
-            "request",
-            service = service.label(),
-            request_id = tracing::field::Empty,
-            srv = tracing::field::Empty,
-            role = tracing::field::Empty
-        );
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
@@ -173,41 +188,49 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
-            // The answer leaves once its audit record is on disk (group commit: many requests
-            // share one fsync).
-            let waiting = Instant::now();
-            let result = audited.durable().await;
-            AuditWaited {
-                result,
-                waited: waiting.elapsed(),
-            }
-            .emit(&self.metrics);
-            answer
+            self.once_recorded(answer, audited).await
         }
-        .instrument(span)
+        .instrument(request_span(service))
         .await
     }
 
     /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path. Its audit record is queued but not
-    /// waited for: such requests carry no identity beyond the TLS session's.
-    pub fn refuse_early(
+    /// timeout), through the same respond-and-record path, in a span of its own (so that nothing
+    /// is added to the connection's span however many such requests one connection sends).
+    pub async fn refuse_early(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         error: Error,
         now: OffsetDateTime,
     ) -> Answer {
-        let partial = PartialHeader::default();
-        let (answer, _queued) = self.respond(
-            service,
-            peer,
-            partial,
-            Err(error),
-            now,
-            RequestTrace::start(),
-        );
-        answer
+        async {
+            let partial = PartialHeader::default();
+            let trace = RequestTrace::start();
+            let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+            self.once_recorded(answer, audited).await
+        }
+        .instrument(request_span(service))
+        .await
+    }
+
+    /// The answer, once its audit record is on disk (group commit: many requests share one
+    /// fsync). An answer whose record could not be written does not leave: the sender gets a
+    /// bare 503 with no DUIS answer, so nothing is promised that the trail does not hold.
+    async fn once_recorded(&self, answer: Answer, audited: Receipt) -> Answer {
+        let waiting = Instant::now();
+        let result = audited.durable().await;
+        let recorded = result.is_ok();
+        AuditWaited {
+            result,
+            waited: waiting.elapsed(),
+        }
+        .emit(&self.metrics);
+        if recorded {
+            answer
+        } else {
+            Answer::withheld()
+        }
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
@@ -314,24 +337,23 @@ impl Gateway {
                 request: &request,
                 body,
                 at,
+                now,
             })
             .map_err(refuse)?;
         // Replay: the counter is checked and journalled last, so that only accepted requests
-        // move an originator's high-water mark.
-        self.replay
-            .advance(&header.request_id, header.command_variant)
+        // move an originator's high-water mark. A signed pre-command's counter was accepted with
+        // its Transform; the pre-command it uses (below) is what it may use once.
+        let reused = plan.uses_precommand();
+        self.spend_counter(&request, now, reused)
             .await
-            .map_err(|e| {
-                refuse(match e {
-                    AdvanceError::Refused(r) => Error::Replay(r),
-                    AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-                })
-            })?;
+            .map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects).await.map_err(refuse)?;
+        self.carry_out(plan.effects, now.unix_timestamp())
+            .await
+            .map_err(refuse)?;
         if effects {
             trace.lap(Stage::Dispatch);
         }
@@ -366,6 +388,36 @@ impl Gateway {
         Ok((permit, entry))
     }
 
+    /// The request's counter checked and made durable: its first effect, and so taken only
+    /// while the audit trail can record the answer. A signed pre-command (`reused`) spends none:
+    /// it reuses its Transform's RequestID, whose counter was spent then.
+    async fn spend_counter(
+        &self,
+        request: &ParsedRequest,
+        now: OffsetDateTime,
+        reused: bool,
+    ) -> Result<(), Error> {
+        if self.audit.is_failing() {
+            return Err(Error::resource(
+                Resource::AuditTrail,
+                std::io::Error::other("the audit trail's last write failed"),
+            ));
+        }
+        if reused {
+            return Ok(());
+        }
+        // Nanoseconds since 1970 fit a u64 until the year 2554.
+        let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
+        let header = &request.header;
+        self.replay
+            .advance(&header.request_id, header.command_variant, now_ns)
+            .await
+            .map_err(|e| match e {
+                AdvanceError::Refused(r) => Error::Replay(r),
+                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
+            })
+    }
+
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
     /// certificate that may sign for the originator now, over exactly this document.
     fn verify_signature(
@@ -397,10 +449,24 @@ impl Gateway {
             .ok_or(Error::UnknownSigner)?;
         xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
             .map_err(Error::Signer)?;
+        if cert.revoked {
+            return Err(Error::Signer(SignerRefusal::Revoked));
+        }
         prepared
             .verify(&cert.identity.public_key)
             .map_err(Error::Signature)
     }
+}
+
+/// A request's span: its fields are filled in when it is recorded.
+fn request_span(service: DuisService) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        service = service.label(),
+        request_id = tracing::field::Empty,
+        srv = tracing::field::Empty,
+        role = tracing::field::Empty
+    )
 }
 
 /// When a request is decided for: its execution time if future-dated, else now.

@@ -9,11 +9,16 @@ use time::OffsetDateTime;
 
 use crate::auth::Permit;
 use crate::catalogue::SrvEntry;
+use crate::domain::RequestId;
 use crate::duis::inventory;
 use crate::duis::{ParsedRequest, ResponsePayload};
 use crate::error::{Error, Resource};
-use crate::routing::{self, Command, SignedCommand};
+use crate::outbox::Outbound;
+use crate::routing::SignedCommand;
+use crate::store::IssueError;
 
+use super::critical::HeldPreCommand;
+use super::local::LocalCommand;
 use super::{answer, Gateway, Routing};
 
 /// The synchronous answer a planned request gets.
@@ -31,6 +36,19 @@ pub(super) enum Effect {
     /// A signed command for a device: journalled as pending, then sent in the background. Its
     /// Service Response (or `E20`/`E21`) is the final message.
     Route(SignedCommand),
+    /// A Transform's pre-command, remembered for the signed pre-command that will answer it.
+    RememberPreCommand { id: RequestId, held: HeldPreCommand },
+    /// The pre-command a signed one answers, used (once).
+    UsePreCommand(RequestId),
+    /// A command the User delivers itself: remembered for its 8.13, then put in the outbox for
+    /// the User. That `LocalCommand` message is a final message.
+    DeliverLocally {
+        id: RequestId,
+        record: LocalCommand,
+        message: Outbound,
+    },
+    /// An 8.13 Return Local Command Response: the local command it answers, marked answered.
+    LocalCommandAnswered(RequestId),
 }
 
 /// A permitted request's answer and effects.
@@ -43,20 +61,30 @@ pub(super) struct Plan {
 impl Plan {
     /// Whether a final message will follow the synchronous answer.
     pub fn follows(&self) -> bool {
-        self.effects.iter().any(|e| matches!(e, Effect::Route(_)))
+        self.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Route(_) | Effect::DeliverLocally { .. }))
     }
 
-    fn done(payload: ResponsePayload) -> Self {
+    /// Whether the request is a signed pre-command, whose RequestID is its Transform's.
+    pub fn uses_precommand(&self) -> bool {
+        self.effects
+            .iter()
+            .any(|e| matches!(e, Effect::UsePreCommand(_)))
+    }
+
+    pub(super) fn done(payload: ResponsePayload) -> Self {
         Self {
             reply: Reply::Done(payload),
             effects: Vec::new(),
         }
     }
 
-    fn routed(command: SignedCommand) -> Self {
+    /// Acknowledged, with `effects` to bring the final message.
+    pub(super) fn acknowledged(effects: Vec<Effect>) -> Self {
         Self {
             reply: Reply::Acknowledged,
-            effects: vec![Effect::Route(command)],
+            effects,
         }
     }
 }
@@ -69,21 +97,28 @@ pub(super) struct Planning<'a> {
     pub body: &'a [u8],
     /// When the request executes (its `ExecutionDateTime`, or now).
     pub at: OffsetDateTime,
+    /// When the request was received.
+    pub now: OffsetDateTime,
 }
 
 impl Gateway {
     /// The plan for a permitted request.
     pub(super) fn plan(&self, p: &Planning<'_>) -> Result<Plan, Error> {
         let cv = p.request.header.command_variant;
-        if p.entry.body_element == "ReadInventory" {
-            return self.read_inventory(p).map(Plan::done);
+        match p.entry.body_element.as_str() {
+            "ReadInventory" => return self.read_inventory(p).map(Plan::done),
+            "ReturnLocalCommandResponse" => return self.local_command_response(p),
+            _ => {}
         }
-        if !p.entry.non_device && routing::sent_to_device(cv) {
-            return self.sign_command(p).map(Plan::routed);
+        if !p.entry.non_device {
+            return match cv.get() {
+                4 => self.transform(p),
+                5..=7 => self.signed_precommand(p),
+                _ => self.device_command(p),
+            };
         }
-        // Local delivery (Command Variants 2 and 6), the critical flow's pre-command (4) and the
-        // DCC's own services other than 8.2 (8): acknowledged, with no final message yet; the
-        // audit trail records that none follows.
+        // The DCC's own services other than 8.2 and 8.13 (Command Variant 8): acknowledged, with
+        // no final message yet; the audit trail records that none follows.
         Ok(Plan {
             reply: Reply::Acknowledged,
             effects: Vec::new(),
@@ -99,39 +134,52 @@ impl Gateway {
         Ok(ResponsePayload::Raw(xml))
     }
 
-    /// The signed command for a device request: made from the permit alone and signed with the
-    /// broker key. The request's Body stands in for the GBCS command the DCC would build.
-    fn sign_command(&self, p: &Planning<'_>) -> Result<SignedCommand, Error> {
-        let header = &p.request.header;
-        let payload = p
-            .body
-            .get(p.request.body.clone())
-            .unwrap_or_default()
-            .to_vec();
-        let execute_at = p
-            .request
-            .execution_date_time
-            .is_some()
-            .then(|| p.at.unix_timestamp());
-        Command::from_permit(
-            p.permit,
-            header.request_id,
-            header.command_variant,
-            execute_at,
-            payload,
-        )
-        .and_then(|c| self.routing.signer.sign(&c))
-        .map_err(Error::Command)
-    }
-
-    /// Makes the plan's effects durable, in order; each is on disk before this returns.
-    pub(super) async fn carry_out(&self, effects: Vec<Effect>) -> Result<(), Error> {
+    /// Makes the plan's effects durable, in order; each is on disk before this returns. `now`
+    /// is when the request was received (unix seconds).
+    pub(super) async fn carry_out(&self, effects: Vec<Effect>, now: i64) -> Result<(), Error> {
         for effect in effects {
             match effect {
                 Effect::Route(command) => route(&self.routing, command).await?,
+                Effect::RememberPreCommand { id, held } => {
+                    let ledger = &self.ledgers.precommands;
+                    ledger.issue(id, held, now).await.map_err(issue_error)?;
+                }
+                Effect::UsePreCommand(id) => {
+                    let ledger = &self.ledgers.precommands;
+                    ledger
+                        .take(&id, now)
+                        .await
+                        .map_err(super::critical::use_error)?;
+                }
+                Effect::DeliverLocally {
+                    id,
+                    record,
+                    message,
+                } => {
+                    let ledger = &self.ledgers.local_commands;
+                    ledger.issue(id, record, now).await.map_err(issue_error)?;
+                    self.outbox
+                        .enqueue(vec![message])
+                        .await
+                        .map_err(|e| Error::resource(Resource::Outbox, e))?;
+                }
+                Effect::LocalCommandAnswered(id) => {
+                    let ledger = &self.ledgers.local_commands;
+                    ledger
+                        .take(&id, now)
+                        .await
+                        .map_err(super::local::use_error)?;
+                }
             }
         }
         Ok(())
+    }
+}
+
+fn issue_error(e: IssueError) -> Error {
+    match e {
+        IssueError::Full { max } => Error::Outstanding { max },
+        IssueError::Duplicate | IssueError::Journal(_) => Error::resource(Resource::Ledger, e),
     }
 }
 

@@ -3,15 +3,16 @@
 use std::path::Path;
 
 use der::pem::LineEnding;
-use der::{DecodePem, Encode, EncodePem};
+use der::{Decode, DecodePem, Encode, EncodePem};
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rand_core::OsRng;
 use x509_cert::certificate::Certificate;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::name::Name;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use super::tbs::{ca_subject, make_certificate, subject, Kind, TbsParts};
+use super::tbs::{ca_subject, ecdsa_sha256, make_certificate, subject, x509_time, Kind, TbsParts};
 use super::{Issued, LeafSpec, PkiError, Validity};
 
 /// An Issuing Authority (SMKI role `07`): its key and self-signed certificate.
@@ -133,5 +134,64 @@ impl Ca {
         };
         let cert = make_certificate(parts, &self.key)?;
         Ok((cert.to_pem(LineEnding::LF)?, cert.to_der()?))
+    }
+
+    /// A CRL (PEM) signed by this CA that revokes the certificates `revoked` (DER), issued at
+    /// `validity.not_before` with its next update at `validity.not_after`.
+    pub fn crl(&self, revoked: &[&[u8]], validity: Validity) -> Result<String, PkiError> {
+        let this_update = x509_time(validity.not_before)?;
+        let entries = revoked
+            .iter()
+            .map(|der| {
+                Ok(RevokedCert {
+                    serial_number: Certificate::from_der(der)?.tbs_certificate.serial_number,
+                    revocation_date: this_update,
+                    crl_entry_extensions: None,
+                })
+            })
+            .collect::<Result<Vec<_>, PkiError>>()?;
+        let tbs = TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: ecdsa_sha256(),
+            issuer: self.name().clone(),
+            this_update,
+            next_update: Some(x509_time(validity.not_after)?),
+            revoked_certificates: (!entries.is_empty()).then_some(entries),
+            crl_extensions: None,
+        };
+        let signature: p256::ecdsa::DerSignature =
+            p256::ecdsa::signature::Signer::sign(&self.key, &tbs.to_der()?);
+        let list = CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: ecdsa_sha256(),
+            signature: der::asn1::BitString::from_bytes(signature.as_bytes())?,
+        };
+        der::pem::encode_string("X509 CRL", LineEnding::LF, &list.to_der()?)
+            .map_err(|e| PkiError::Der(e.into()))
+    }
+
+    /// `original` (a DER certificate, say one of the DCC's public test certificates, whose key
+    /// is not public) issued again by this CA for a fresh key: the same subject, serial,
+    /// validity and extensions with their criticality, only the key and the issuer's signature
+    /// new. With a CA named as the original's issuer, the result has the original's profile
+    /// byte for byte outside the key and the signature.
+    pub fn reissue(&self, original: &[u8]) -> Result<Issued, PkiError> {
+        let key = SigningKey::random(&mut OsRng);
+        let mut tbs = Certificate::from_der(original)?.tbs_certificate;
+        tbs.subject_public_key_info = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())?;
+        tbs.issuer = self.name().clone();
+        tbs.signature = ecdsa_sha256();
+        let signature: p256::ecdsa::DerSignature =
+            p256::ecdsa::signature::Signer::sign(&self.key, &tbs.to_der()?);
+        let cert = Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: ecdsa_sha256(),
+            signature: der::asn1::BitString::from_bytes(signature.as_bytes())?,
+        };
+        Ok(Issued {
+            cert_pem: cert.to_pem(LineEnding::LF)?,
+            cert_der: cert.to_der()?,
+            key_pkcs8_pem: key.to_pkcs8_pem(LineEnding::LF)?.to_string(),
+        })
     }
 }

@@ -62,6 +62,10 @@ pub struct DevUser {
     pub tls: PemPair,
     /// The XML-signing certificate, role `87` (`xml-sign.pem`, `xml-sign.key.pem`).
     pub xml_sign: PemPair,
+    /// The Digital Signing certificate that signs critical commands, in the role of the TLS
+    /// certificate (`digital-signing.pem`, `digital-signing.key.pem`): only for suppliers
+    /// (`02`) and network operators (`03`), the roles that send critical requests.
+    pub digital_signing: Option<PemPair>,
     /// `client.pem`: the TLS client certificate followed by its key, for `curl --cert`.
     pub client_bundle: PathBuf,
 }
@@ -141,26 +145,7 @@ fn write_pki(out: &Path, now: OffsetDateTime, overwrite: bool) -> Result<DevPki,
 
     let mut users = Vec::with_capacity(DEV_USERS.len());
     for (name, user_id, tls_role) in DEV_USERS {
-        let sub = format!("users/{name}/");
-        w.mkdir(&out.join(&sub))?;
-        let tls_spec = LeafSpec {
-            common_name: Some(name.to_owned()),
-            ..LeafSpec::new(tls_role, user_id, Usage::TlsClient, leaf)
-        };
-        let tls_cert = ca.issue(&tls_spec)?;
-        let tls = w.issued(&sub, "tls", &tls_cert)?;
-        let bundle = format!("{}{}", tls_cert.cert_pem, tls_cert.key_pkcs8_pem);
-        let client_bundle = w.file(&format!("{sub}client.pem"), &bundle, true)?;
-        let sign_spec = LeafSpec::new(SmkiRole::XmlSigning, user_id, Usage::XmlSigning, leaf);
-        let xml_sign = w.issued(&sub, "xml-sign", &ca.issue(&sign_spec)?)?;
-        users.push(DevUser {
-            name,
-            user_id,
-            tls_role,
-            tls,
-            xml_sign,
-            client_bundle,
-        });
+        users.push(w.user(&ca, name, user_id, tls_role, leaf)?);
     }
     Ok(DevPki {
         dir: out.to_path_buf(),
@@ -189,6 +174,45 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// One demo User's certificates and keys under `users/<name>/`.
+    fn user(
+        &self,
+        ca: &Ca,
+        name: &'static str,
+        user_id: Eui64,
+        tls_role: SmkiRole,
+        leaf: Validity,
+    ) -> Result<DevUser, PkiError> {
+        let sub = format!("users/{name}/");
+        self.mkdir(&self.dir.join(&sub))?;
+        let tls_spec = LeafSpec {
+            common_name: Some(name.to_owned()),
+            ..LeafSpec::new(tls_role, user_id, Usage::TlsClient, leaf)
+        };
+        let tls_cert = ca.issue(&tls_spec)?;
+        let tls = self.issued(&sub, "tls", &tls_cert)?;
+        let bundle = format!("{}{}", tls_cert.cert_pem, tls_cert.key_pkcs8_pem);
+        let client_bundle = self.file(&format!("{sub}client.pem"), &bundle, true)?;
+        let sign_spec = LeafSpec::new(SmkiRole::XmlSigning, user_id, Usage::XmlSigning, leaf);
+        let xml_sign = self.issued(&sub, "xml-sign", &ca.issue(&sign_spec)?)?;
+        let digital_signing = match tls_role {
+            SmkiRole::Supplier | SmkiRole::NetworkOperator => {
+                let spec = LeafSpec::new(tls_role, user_id, Usage::DigitalSigning, leaf);
+                Some(self.issued(&sub, "digital-signing", &ca.issue(&spec)?)?)
+            }
+            _ => None,
+        };
+        Ok(DevUser {
+            name,
+            user_id,
+            tls_role,
+            tls,
+            xml_sign,
+            digital_signing,
+            client_bundle,
+        })
+    }
+
     fn mkdir(&self, path: &Path) -> Result<(), PkiError> {
         fs::create_dir_all(path).map_err(|source| PkiError::Io {
             path: path.to_path_buf(),

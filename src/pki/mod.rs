@@ -99,6 +99,9 @@ pub enum Usage {
     TlsClient,
     /// XMLDSig signing of DUIS messages: no extended key usage.
     XmlSigning,
+    /// GBCS Digital Signing: a supplier's or network operator's key that signs critical
+    /// commands (the User's signature on a pre-command). No extended key usage.
+    DigitalSigning,
 }
 
 /// What to put in a leaf certificate.

@@ -99,10 +99,7 @@ pub(super) fn make_certificate(
 ) -> Result<Certificate, PkiError> {
     let spki = SubjectPublicKeyInfoOwned::from_key(*parts.subject_key)?;
     let issuer_spki = SubjectPublicKeyInfoOwned::from_key(*parts.issuer_key)?;
-    let algorithm = AlgorithmIdentifierOwned {
-        oid: OID_ECDSA_SHA256,
-        parameters: None,
-    };
+    let algorithm = ecdsa_sha256();
     let extensions = extensions(&parts, &spki, &issuer_spki)?;
     let tbs = TbsCertificate {
         version: Version::V3,
@@ -122,6 +119,14 @@ pub(super) fn make_certificate(
         signature_algorithm: algorithm,
         signature: BitString::from_bytes(signature.as_bytes())?,
     })
+}
+
+/// ecdsa-with-SHA256, without parameters.
+pub(super) fn ecdsa_sha256() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: OID_ECDSA_SHA256,
+        parameters: None,
+    }
 }
 
 /// Sixteen random octets, positive (top bit clear) and never zero.
@@ -147,7 +152,7 @@ fn x509_validity(v: Validity) -> Result<X509Validity, PkiError> {
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime up to 2049, GeneralizedTime from 2050.
-fn x509_time(t: time::OffsetDateTime) -> Result<Time, PkiError> {
+pub(super) fn x509_time(t: time::OffsetDateTime) -> Result<Time, PkiError> {
     let secs = u64::try_from(t.unix_timestamp()).map_err(|_| PkiError::TimeOutOfRange(t))?;
     let since_epoch = std::time::Duration::from_secs(secs);
     let encoded = if t.year() < 2050 {
@@ -197,7 +202,7 @@ fn extensions(
     let eku = match parts.kind {
         Kind::Leaf(Usage::TlsServer) => Some(OID_SERVER_AUTH),
         Kind::Leaf(Usage::TlsClient) => Some(OID_CLIENT_AUTH),
-        Kind::Leaf(Usage::XmlSigning) | Kind::Ca => None,
+        Kind::Leaf(Usage::XmlSigning | Usage::DigitalSigning) | Kind::Ca => None,
     };
     if let Some(oid) = eku {
         out.push(extension(ExtendedKeyUsage(vec![oid]), false)?);

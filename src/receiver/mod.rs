@@ -27,6 +27,7 @@ pub use name::{describe, file_stem, DescribeError, Description};
 
 use crate::domain::{SmkiRole, UserId};
 use crate::outbox::MESSAGE_ID_HEADER;
+use crate::smki::Clients;
 use crate::tls::{self, TlsError};
 
 #[derive(Debug, Clone)]
@@ -117,7 +118,8 @@ impl Receiver {
         config: ReceiverConfig,
         sink: Option<mpsc::Sender<Received>>,
     ) -> Result<Self, ReceiverError> {
-        let tls = tls::server_config(&config.cert, &config.key, &config.client_ca)?;
+        let trust = Arc::new(tls::trust_from_files(&config.client_ca)?);
+        let tls = tls::server_config(&config.cert, &config.key, trust, Clients::AnyRole)?;
         if let Some(dir) = &config.dir {
             std::fs::create_dir_all(dir).map_err(|source| ReceiverError::Dir {
                 path: dir.clone(),

@@ -1,5 +1,5 @@
 //! Users changed at run time: a suspension (for some classes of service), a withdrawal, a
-//! reinstatement, a new User XML-signing certificate. A batch applies to copies of the register
+//! reinstatement, a new User XML-signing or Digital Signing certificate. A batch applies to copies of the register
 //! and the certificate store, all or nothing; the admin API journals it before the swap, and
 //! every journalled batch is replayed over the files at start (`schemas/changes.md`).
 
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{EligibilityClass, PartyRegister, UserStatus};
 use crate::certstore::{CertRefusal, CertStore};
 use crate::domain::UserId;
+use crate::dscerts::{DigitalSigningCerts, DsRefusal};
 
 /// One change to a User, as the admin API takes it and the journal keeps it (JSON, tagged by
 /// `change`).
@@ -29,6 +30,19 @@ pub enum UserChange {
     ReinstateUser { user: UserId },
     /// Adds a User XML-signing certificate (PEM) for a User in the register.
     AddUserCertificate { pem: String },
+    /// Adds a User's Digital Signing certificate (PEM): the key that signs its critical
+    /// commands (`dscerts`); applied to the Digital Signing register, not here.
+    AddDigitalSigningCertificate { pem: String },
+}
+
+impl UserChange {
+    /// Whether it adds a certificate (of either kind), which a reload of the stores makes again.
+    pub fn adds_certificate(&self) -> bool {
+        matches!(
+            self,
+            Self::AddUserCertificate { .. } | Self::AddDigitalSigningCertificate { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +55,8 @@ pub enum UserChangeError {
     NotSuspended(UserId),
     #[error("the certificate was refused")]
     Certificate(#[source] CertRefusal),
+    #[error("the Digital Signing certificate was refused")]
+    DigitalSigningCertificate(#[source] DsRefusal),
 }
 
 /// `batch` applied, in order, to copies of `register` and `certs`; neither is changed.
@@ -82,9 +98,33 @@ pub fn apply_user_changes(
                 }
                 certs = next;
             }
+            UserChange::AddDigitalSigningCertificate { .. } => {}
         }
     }
     Ok((register, certs))
+}
+
+/// The Digital Signing certificates `batch` adds, applied to a copy of `certs`; each must name a
+/// User of `register` (the register as the batch leaves it). The batch's other changes are
+/// [`apply_user_changes`]'s.
+pub fn apply_digital_signing_changes(
+    certs: &DigitalSigningCerts,
+    register: &PartyRegister,
+    batch: &[UserChange],
+) -> Result<DigitalSigningCerts, UserChangeError> {
+    let mut next = certs.clone();
+    for change in batch {
+        if let UserChange::AddDigitalSigningCertificate { pem } = change {
+            let (added, user) = next
+                .with_pem(pem, Path::new("(admin API)"))
+                .map_err(UserChangeError::DigitalSigningCertificate)?;
+            if register.get(&user).is_none() {
+                return Err(UserChangeError::UnknownUser(user));
+            }
+            next = added;
+        }
+    }
+    Ok(next)
 }
 
 /// Sets `user`'s status to what `next` makes of the current one; a withdrawn User stays so.

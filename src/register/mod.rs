@@ -12,7 +12,7 @@ mod changes;
 #[cfg(test)]
 mod tests;
 
-pub use changes::{apply_user_changes, UserChange, UserChangeError};
+pub use changes::{apply_digital_signing_changes, apply_user_changes, UserChange, UserChangeError};
 
 /// A SEC Party's identifier, as the register names it.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

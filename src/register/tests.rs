@@ -187,7 +187,7 @@ mod user_changes {
     fn certificates_are_checked_before_they_are_added() {
         let dir = tempfile::tempdir().unwrap();
         crate::pki::init(dir.path(), time::OffsetDateTime::now_utc()).unwrap();
-        let anchors = load::trust_anchors(&dir.path().join("ca.pem")).unwrap();
+        let anchors = std::sync::Arc::new(load::trust(&[dir.path().join("ca.pem")], &[]).unwrap());
         let empty = tempfile::tempdir().unwrap();
         let certs = load::certs(empty.path(), anchors).unwrap();
         let pem = |user: &str, file: &str| {
@@ -229,7 +229,7 @@ mod user_changes {
             UserChangeError::UnknownUser(_)
         ));
         // Without the trust anchor it does not chain.
-        let untrusted = load::certs(empty.path(), Vec::new()).unwrap();
+        let untrusted = load::certs(empty.path(), Default::default()).unwrap();
         assert_eq!(
             refusal(&untrusted, add(pem("supplier", "xml-sign.pem"))),
             certificate(CertRefusal::Untrusted)
@@ -241,20 +241,26 @@ mod user_changes {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("user-changes.journal");
         let certs = CertStore::default();
-        let (log, r, _) = UserChangeLog::open_and_replay(&path, register(), certs.clone()).unwrap();
+        let replayed =
+            UserChangeLog::open_and_replay(&path, register(), certs.clone(), Default::default())
+                .unwrap();
+        let (log, r) = (replayed.log, replayed.register);
         assert_eq!(status(&r, SUP), UserStatus::Active);
         let suspend = json(&format!(r#"{{"change":"suspend_user","user":"{SUP}"}}"#));
         let withdraw = json(&format!(r#"{{"change":"withdraw_user","user":"{OU}"}}"#));
         log.append(std::slice::from_ref(&suspend)).await.unwrap();
         log.append(std::slice::from_ref(&withdraw)).await.unwrap();
         drop(log);
-        let (_, r, _) = UserChangeLog::open_and_replay(&path, register(), certs.clone()).unwrap();
+        let r =
+            UserChangeLog::open_and_replay(&path, register(), certs.clone(), Default::default())
+                .unwrap()
+                .register;
         assert!(matches!(status(&r, SUP), UserStatus::Suspended(_)));
         assert_eq!(status(&r, OU), UserStatus::Withdrawn);
         // A register without the User the log names stops the start.
         let without = PartyRegister::parse(&format!("{HEADER}{SUP},SUP1,S,IS,active,\n")).unwrap();
         assert!(matches!(
-            UserChangeLog::open_and_replay(&path, without, certs),
+            UserChangeLog::open_and_replay(&path, without, certs, Default::default()),
             Err(UserChangeLogError::Replay { index: 1, .. })
         ));
     }

@@ -95,7 +95,7 @@ impl Snapshot {
                 overlay.put_model(device, interned);
             }
             Change::AddRegistration { mpxn, registration } => {
-                check_registration(&registration).map_err(ChangeError::Invalid)?;
+                check_registration(mpxn, &registration).map_err(ChangeError::Invalid)?;
                 let mut list: Vec<Registration> = self.registrations(mpxn).collect();
                 let clash = list.iter().any(|r| {
                     r.role == registration.role

@@ -271,7 +271,7 @@ pub(super) fn parse_registration(r: &ByteRecord) -> Result<(Mpxn, Registration),
         from: instant(text(r, 3, P::EffectiveFrom)?, P::EffectiveFrom)?,
         to,
     };
-    check_registration(&reg)?;
+    check_registration(mpxn, &reg)?;
     Ok((mpxn, reg))
 }
 

@@ -204,6 +204,10 @@ pub enum RowProblem {
     Region,
     #[error("role is not IS ES GS RSA ED GT (OU never registers)")]
     Role,
+    #[error(
+        "the role is not one of the meter point's fuel (IS ES ED on an MPAN, GS GT on an MPRN)"
+    )]
+    RoleFuel,
     #[error("user_id is not an EUI-64")]
     UserId,
     #[error("effective_from is not an RFC 3339 instant")]
@@ -249,7 +253,7 @@ impl RowProblem {
             Mpxn | MpxnKind => "mpxn",
             ChfId | ChfBound | OwnChf | UnknownChf | NotAChf => "chf_id",
             Region => "csp_region",
-            Role => "role",
+            Role | RoleFuel => "role",
             UserId => "user_id",
             EffectiveFrom => "effective_from",
             EffectiveTo | EmptyInterval => "effective_to",
@@ -291,10 +295,26 @@ fn check_device(d: &DeviceRecord) -> Result<(), RowProblem> {
     }
 }
 
-/// The rules one registration must keep by itself.
-fn check_registration(r: &Registration) -> Result<(), RowProblem> {
+/// Whether `role` can be registered on a meter point of `mpxn`'s fuel: import and export
+/// suppliers and electricity distributors on an MPAN, gas suppliers and transporters on an MPRN,
+/// a supplier's agent on either. Other Users never register.
+pub const fn role_fits(role: UserRole, mpxn: Mpxn) -> bool {
+    use UserRole::*;
+    matches!(
+        (role, mpxn),
+        (
+            ImportSupplier | ExportSupplier | ElectricityDistributor,
+            Mpxn::Mpan(_)
+        ) | (GasSupplier | GasTransporter, Mpxn::Mprn(_))
+            | (RegisteredSupplierAgent, _)
+    )
+}
+
+/// The rules one registration on `mpxn` must keep by itself.
+fn check_registration(mpxn: Mpxn, r: &Registration) -> Result<(), RowProblem> {
     match r.to {
         _ if r.role == UserRole::OtherUser => Err(RowProblem::Role),
+        _ if !role_fits(r.role, mpxn) => Err(RowProblem::RoleFuel),
         // i64::MAX is how the base writes "open".
         Some(i64::MAX) => Err(RowProblem::EffectiveTo),
         Some(to) if to <= r.from => Err(RowProblem::EmptyInterval),
@@ -425,6 +445,15 @@ impl Snapshot {
             .filter(|r| !self.overlay.shadows(r.id))
             .map(|r| r.decode());
         base.chain(self.overlay.all_devices().copied())
+    }
+
+    /// Every User some registration names (past, present or future), each at least once.
+    pub fn registered_users(&self) -> impl Iterator<Item = UserId> + '_ {
+        let overlay = self
+            .overlay
+            .all_registrations()
+            .flat_map(|(_, list)| list.iter().map(|r| r.user));
+        self.base.users.iter().copied().chain(overlay)
     }
 
     pub fn device_count(&self) -> usize {

@@ -34,7 +34,7 @@ pub struct Command {
     /// The `ExecutionDateTime` of a future-dated request (unix seconds); the device holds the
     /// command until then.
     execute_at: Option<i64>,
-    /// The command's GBCS bytes (or whatever the hub network is to carry to the device).
+    /// The command's GBCS bytes, as the device gets them (behind the DCC's MAC header).
     payload: Vec<u8>,
 }
 

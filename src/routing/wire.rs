@@ -1,5 +1,9 @@
-//! The signed command's wire form. All integers big-endian; every length is checked against its
-//! bound before anything is allocated, and decoding reads the buffer once, front to back.
+//! The signed command's wire form: the hub link's transport wrapper. Its payload is the GBCS
+//! command for the device (`gbcs::command`: the command behind the DCC's MAC header; for a
+//! critical request the User-signed pre-command inside it); the envelope adds the routing fields
+//! the hub network needs and the access-control broker's signature over all of it. All integers
+//! big-endian; every length is checked against its bound before anything is allocated, and
+//! decoding reads the buffer once, front to back.
 //!
 //! ```text
 //! magic "DCMD" | version 1 (u8)
@@ -17,7 +21,7 @@ use crate::domain::{CommandVariant, DeviceId, Eui64, RequestId, Srv};
 
 use super::{Command, RoutingError};
 
-/// The largest command payload carried.
+/// The largest command payload carried (a GBCS frame is at most 60 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// The largest signed command accepted (payload plus every other field at its bound).
 pub const MAX_COMMAND_BYTES: usize = MAX_PAYLOAD_BYTES + 2048;

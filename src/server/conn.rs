@@ -1,23 +1,20 @@
 //! One connection: TLS handshake within its time bound, the client's identity read once, then
 //! HTTP served until the peer leaves, the connection idles out, or the gateway shuts down.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use super::admission::{Admitted, Bounds};
 use super::http;
 use crate::config::Limits;
 use crate::metrics::HandshakeFinished;
@@ -33,12 +30,15 @@ pub(super) async fn serve(
     remote: SocketAddr,
     acceptor: TlsAcceptor,
     gateway: Arc<Gateway>,
-    limits: Arc<Limits>,
+    bounds: Arc<Bounds>,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    mut admitted: Admitted,
 ) {
-    let Some((tls_stream, peer)) = handshake(stream, remote, &acceptor, &gateway, &limits).await
-    else {
+    let limits = &bounds.limits;
+    let handshaken = handshake(stream, remote, &acceptor, &gateway, limits).await;
+    // The handshake slot is given back, either way; the connection's slots stay with it.
+    admitted.handshake = None;
+    let Some((tls_stream, peer)) = handshaken else {
         return;
     };
     let _open = gateway.metrics.connection_opened();
@@ -46,19 +46,16 @@ pub(super) async fn serve(
     let span =
         tracing::info_span!("connection", %remote, client = %peer.user_id, role = %peer.role);
     let activity = Activity::new();
-    let io = TokioIo::new(Tracked {
-        inner: tls_stream,
-        activity: activity.clone(),
-    });
+    let io = TokioIo::new(tls_stream);
     let service = {
         let activity = activity.clone();
-        let limits = limits.clone();
+        let bounds = bounds.clone();
         service_fn(move |req| {
             let busy = activity.begin();
             let gateway = gateway.clone();
-            let limits = limits.clone();
+            let bounds = bounds.clone();
             async move {
-                let response = http::handle(&gateway, &limits, &peer, req).await;
+                let response = http::handle(&gateway, &bounds, &peer, req).await;
                 drop(busy);
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -66,7 +63,7 @@ pub(super) async fn serve(
         })
     };
 
-    let builder = http_builder(&limits);
+    let builder = http_builder(limits);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
 
@@ -167,7 +164,9 @@ fn handshake_failed<T>(
     None
 }
 
-/// When bytes last moved on a connection and how many requests are in flight on it.
+/// When a request last began or ended on a connection, and how many are in flight on it. Only
+/// requests count: bytes that carry none (HTTP/2 PINGs, SETTINGS, WINDOW_UPDATEs) do not keep a
+/// connection from idling out.
 #[derive(Clone)]
 struct Activity {
     epoch: Instant,
@@ -201,6 +200,7 @@ impl Activity {
 
     fn begin(&self) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
         Busy(self.clone())
     }
 
@@ -214,64 +214,5 @@ impl Activity {
 
     fn is_idle(&self, idle: Duration) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0 && self.last().elapsed() >= idle
-    }
-}
-
-/// The TLS stream, noting activity on every read or write that moves bytes.
-struct Tracked<T> {
-    inner: T,
-    activity: Activity,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use time::OffsetDateTime;
 
-use crate::config::Limits;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::admission::Bounds;
 use crate::domain::DuisService;
 use crate::error::Error;
 use crate::pipeline::{Answer, Gateway};
@@ -18,10 +22,11 @@ use crate::tls::PeerIdentity;
 
 pub(super) async fn handle(
     gateway: &Gateway,
-    limits: &Limits,
+    bounds: &Bounds,
     peer: &PeerIdentity,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    let limits = &bounds.limits;
     let Some(service) = DuisService::from_path(req.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "Not a DUIS service path.\n");
     };
@@ -35,29 +40,34 @@ pub(super) async fn handle(
     let timeout = Duration::from_millis(limits.request_timeout_ms);
     let answer = match tokio::time::timeout(
         timeout,
-        read_and_process(gateway, limits, service, peer, req, now),
+        read_and_process(gateway, bounds, service, peer, req, now),
     )
     .await
     {
         Ok(answer) => answer,
-        Err(_) => gateway.refuse_early(service, peer, Error::Timeout, now),
+        Err(_) => {
+            gateway
+                .refuse_early(service, peer, Error::Timeout, now)
+                .await
+        }
     };
     xml(answer)
 }
 
 async fn read_and_process(
     gateway: &Gateway,
-    limits: &Limits,
+    bounds: &Bounds,
     service: DuisService,
     peer: &PeerIdentity,
     req: Request<Incoming>,
     now: OffsetDateTime,
 ) -> Answer {
     if !is_xml(req.headers().get(CONTENT_TYPE)) {
-        return gateway.refuse_early(service, peer, Error::ContentType, now);
+        return gateway
+            .refuse_early(service, peer, Error::ContentType, now)
+            .await;
     }
-    let max = limits.max_body_bytes;
-    let too_large = || Error::BodyTooLarge { limit: max };
+    let max = bounds.limits.max_body_bytes;
     // A declared length over the bound is refused before a byte of the body is read.
     let declared = req
         .headers()
@@ -65,21 +75,51 @@ async fn read_and_process(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return gateway.refuse_early(service, peer, too_large(), now);
+        let too_large = Error::BodyTooLarge { limit: max };
+        return gateway.refuse_early(service, peer, too_large, now).await;
     }
-    // Otherwise the body is read up to the bound and no further.
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return gateway.refuse_early(service, peer, too_large(), now);
-        }
-        Err(e) => {
-            // The peer went away or broke the framing mid-body; nobody is left to answer.
-            tracing::debug!(error = %e, "Request body could not be read.");
-            return gateway.refuse_early(service, peer, Error::BodyUnreadable, now);
-        }
+    // The body's bytes stay counted against the budget until the request is answered.
+    let (body, _held) = match read_body(req.into_body(), max, &bounds.bodies).await {
+        Ok(read) => read,
+        Err(error) => return gateway.refuse_early(service, peer, error, now).await,
     };
     gateway.handle(service, peer, &body, now).await
+}
+
+/// Reads a body up to `max` bytes, each chunk counted against the shared `budget` as it
+/// arrives; the bytes and the budget they hold. Past `max` the body is too large; past the
+/// budget the gateway is too busy (neither reads further); a body cut off mid-way is unreadable.
+async fn read_body(
+    mut body: Incoming,
+    max: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Error> {
+    let mut bytes = BytesMut::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            // The peer went away or broke the framing mid-body; nobody is left to answer.
+            tracing::debug!(error = %e, "Request body could not be read.");
+            Error::BodyUnreadable
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if bytes.len() + data.len() > max {
+            return Err(Error::BodyTooLarge { limit: max });
+        }
+        // A chunk is at most `max` bytes, which fits a u32 (the configuration's bound).
+        let n = u32::try_from(data.len()).map_err(|_| Error::BodyTooLarge { limit: max })?;
+        let permit = Arc::clone(budget)
+            .try_acquire_many_owned(n)
+            .map_err(|_| Error::Busy)?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes.freeze(), held))
 }
 
 /// `application/xml` or `text/xml`, parameters (charset) allowed.
@@ -92,6 +132,12 @@ fn is_xml(value: Option<&HeaderValue>) -> bool {
 }
 
 fn xml(answer: Answer) -> Response<Full<Bytes>> {
+    if !answer.recorded {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway could not record its answer, so it gives none. Retry later.\n",
+        );
+    }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = Response::new(Full::new(Bytes::from(answer.body)));
     *r.status_mut() = status;

@@ -2,6 +2,7 @@
 //! hand each request to the pipeline. Also owns start-up and graceful shutdown of the whole
 //! gateway (the admin listener included).
 
+mod admission;
 mod attempts;
 mod conn;
 mod expiry;
@@ -16,8 +17,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
+use self::admission::{Admission, Bounds};
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
@@ -29,7 +30,9 @@ use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::pipeline::{Gateway, Parts};
+use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
+use crate::smki::Clients;
 use crate::state::{self, LoadError, Rules, RulesLoadError, State};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
@@ -45,6 +48,8 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     State(#[from] LoadError),
+    #[error("the TLS client trust ([tls] client_ca, crls)")]
+    TlsTrust(#[from] state::CertStoreError),
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -73,6 +78,8 @@ pub enum StartError {
     DeliveryTransport(#[source] TlsError),
     #[error("the outbox")]
     Outbox(#[source] OutboxError),
+    #[error("the ledgers of pre-commands and local commands")]
+    Ledger(#[source] JournalError),
     #[error("[alerts]")]
     Alerts(#[source] AlertsError),
     #[error("cannot read the admin token file {path}")]
@@ -85,6 +92,12 @@ pub enum StartError {
     Rules(#[source] RulesLoadError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
+    #[error("cannot write in {dir}")]
+    Unwritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -100,6 +113,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     /// The outbox: every asynchronous message until its User has it.
     pub outbox: Arc<Outbox>,
+    /// Reloads the certificates (SIGHUP, the admin endpoint and the file watch use it).
+    pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -122,12 +137,27 @@ impl Running {
     }
 }
 
-/// Binds both listeners (first: a port in use is found before anything loads), loads keys and
-/// registers, and starts serving.
+/// Binds both listeners and checks that every directory it writes is writable (fail fast: a
+/// port in use or a read-only disk stops the start before anything slow is loaded); then loads
+/// keys and registers and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let listeners = Listeners::bind(config).await?;
+    let dirs = [config.state.dir.clone(), config.audit.dir(&config.state)];
+    for dir in dirs {
+        let probe = dir.clone();
+        blocking(move || crate::store::probe_dir(&probe))
+            .await?
+            .map_err(|source| StartError::Unwritable { dir, source })?;
+    }
     let metrics = Metrics::new();
-    let tls_config = tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
+    let tls_config = tls::server_config(
+        &config.tls.cert,
+        &config.tls.key,
+        Arc::clone(&tls_trust),
+        Clients::Users,
+    )?;
+    reload::record_server_expiry(&metrics, &config.tls.cert);
     expiry::record(config, &metrics)?;
     let signer = Signer::load(
         &config.signatures.dcc_key,
@@ -143,12 +173,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         "Registers loaded."
     );
     let replay_path = config.state.dir.join("replay.journal");
-    let replay = blocking(move || ReplayGuard::open(&replay_path)).await??;
+    let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
+    let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
+    let ledgers = routing::open_ledgers(config).await?;
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
@@ -156,14 +188,27 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         audit,
         routing,
         rules,
+        ledgers,
+        outbox: Arc::clone(&outbox),
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    let outbox = routing::start(config, &gateway, pending).await?;
+    routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
-    serve(config, listeners, tls_config, gateway, state, outbox).await
+    reload::observe(&metrics, &tls_trust, &state.user_certs());
+    let acceptor = Arc::new(tls::Acceptor::new(tls_config));
+    let reloader = Arc::new(Reloader::new(
+        CertFiles::from_config(config),
+        Arc::clone(&state),
+        Arc::clone(&acceptor),
+        metrics,
+    ));
+    serve(
+        config, listeners, acceptor, reloader, gateway, state, outbox,
+    )
+    .await
 }
 
-/// The DUIS and admin listeners, bound.
+/// Both listeners, bound.
 struct Listeners {
     duis: TcpListener,
     addr: SocketAddr,
@@ -190,7 +235,8 @@ impl Listeners {
 async fn serve(
     config: &Config,
     listeners: Listeners,
-    tls_config: rustls::ServerConfig,
+    acceptor: Arc<tls::Acceptor>,
+    reloader: Arc<Reloader>,
     gateway: Arc<Gateway>,
     state: Arc<State>,
     outbox: Arc<Outbox>,
@@ -209,6 +255,12 @@ async fn serve(
         token: admin_token(config)?,
         outbox: outbox.clone(),
         rules: gateway.rules.clone(),
+        replay: Arc::clone(&gateway.replay),
+        reloader: Arc::clone(&reloader),
+        health: admin::Health {
+            audit: gateway.audit.clone(),
+            dispatcher: Arc::clone(&gateway.routing.dispatcher),
+        },
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -216,7 +268,10 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
-    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    if config.reload.watch_interval_ms > 0 {
+        let every = Duration::from_millis(config.reload.watch_interval_ms);
+        tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
+    }
     let limits = config.limits.clone();
     let task = tokio::spawn({
         let gateway = gateway.clone();
@@ -232,6 +287,7 @@ async fn serve(
         admin_addr,
         gateway,
         outbox,
+        reloader,
         shutdown,
         task,
     })
@@ -261,7 +317,9 @@ fn state_files(config: &Config) -> state::Files {
         devices: config.registration.devices.clone(),
         registrations: config.registration.registrations.clone(),
         user_certs: config.signatures.user_certs.clone(),
+        digital_signing: config.signatures.digital_signing_certs.clone(),
         trust_anchors: config.signatures.trust_anchors.clone(),
+        crls: config.signatures.crls.clone(),
         changes: config.state.dir.join("registry-changes.journal"),
         user_changes: config.state.dir.join("user-changes.journal"),
     }
@@ -310,18 +368,20 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 /// Accepts while connection permits last; at the bound it stops accepting (new connections
-/// wait in the kernel's backlog). On shutdown it stops accepting, tells every connection to
-/// finish, and waits for them up to [`DRAIN_TIMEOUT`].
+/// wait in the kernel's backlog). A connection past the handshake or per-source bound is closed
+/// at once ([`admission`]). On shutdown it stops accepting, tells every connection to finish,
+/// and waits for them up to [`DRAIN_TIMEOUT`].
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<tls::Acceptor>,
     gateway: Arc<Gateway>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let limits = Arc::new(limits);
+    let admission = Admission::new(&limits);
+    let bounds = Arc::new(Bounds::new(limits));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -343,15 +403,23 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         };
+        let admitted = match admission.admit(permit, remote.ip()) {
+            Ok(admitted) => admitted,
+            Err(shed) => {
+                gateway.metrics.connection_shed(shed.label());
+                tracing::debug!(%remote, reason = shed.label(), "Connection closed at a bound.");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(conn::serve(
             stream,
             remote,
-            acceptor.clone(),
+            acceptor.current(),
             gateway.clone(),
-            limits.clone(),
+            bounds.clone(),
             shutdown.clone(),
-            permit,
+            admitted,
         ));
     }
     drop(listener);

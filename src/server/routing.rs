@@ -1,20 +1,26 @@
 //! Start-up of the asynchronous half: the hub network, the dispatcher and its pending journal,
-//! the outbox and its delivery workers, and the replies task between them.
+//! the outbox and its delivery workers, the ledgers of pre-commands and local commands, and the
+//! replies task between them.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::alerts::{ChangeAlerts, Fanout};
+use crate::audit::Audit;
 use crate::commshub::{HubConfig, InProcessHub, Simulator};
-use crate::config::{Config, Delivery, HubLink, Routing as RoutingConfig};
+use crate::config::{Config, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
+use crate::dscerts::DigitalSigningCerts;
+use crate::metrics::Metrics;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
-use crate::pipeline::{Gateway, Routing};
+use crate::pipeline::{Gateway, Ledgers, Routing};
 use crate::registry::Snapshot;
 use crate::replies::{self, Sources};
 use crate::signer;
+use crate::state::{self, State};
+use crate::store::LedgerLimits;
 
 use super::attempts::AuditAttempts;
 use super::StartError;
@@ -41,7 +47,8 @@ pub(super) async fn open(
     let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
         .map_err(StartError::BrokerKey)?;
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
-    let hub = hub_network(routing, registry, hub_tx)?;
+    let users_keys = config.signatures.digital_signing_certs.as_ref();
+    let hub = hub_network(routing, registry, users_keys, hub_tx)?;
     let opened = Dispatcher::open(
         &config.state.dir.join("pending"),
         routing.dispatch.clone(),
@@ -63,10 +70,13 @@ pub(super) async fn open(
     Ok((routing, raised_tx, pending))
 }
 
-/// The comms-hub network: the simulator in this process, or a `dccgw commshub` process.
+/// The comms-hub network: the simulator in this process (its devices trusting `users_keys`, the
+/// gateway's Digital Signing certificates, unless the hub configuration names its own), or a
+/// `dccgw commshub` process.
 fn hub_network(
     routing: &RoutingConfig,
     registry: &Snapshot,
+    users_keys: Option<&std::path::PathBuf>,
     events: mpsc::Sender<Inbound>,
 ) -> Result<Arc<dyn HubNetwork>, StartError> {
     match routing.hub {
@@ -79,19 +89,31 @@ fn hub_network(
                             source,
                         }
                     })?;
-                    toml::from_str::<HubConfig>(&text).map_err(|source| {
+                    let mut c = toml::from_str::<HubConfig>(&text).map_err(|source| {
                         StartError::HubConfigParse {
                             path: path.clone(),
                             source,
                         }
-                    })?
+                    })?;
+                    if let (Some(dir), Some(base)) =
+                        (c.digital_signing_certs.as_mut(), path.parent())
+                    {
+                        *dir = base.join(&*dir);
+                    }
+                    c
                 }
                 None => HubConfig::default(),
+            };
+            let trust = match hub_config.digital_signing_certs.as_ref().or(users_keys) {
+                Some(dir) => state::load::digital_signing_anchors(dir)
+                    .map_err(|e| StartError::State(e.into()))?,
+                None => DigitalSigningCerts::default(),
             };
             let verifier =
                 signer::command_verifier(&[&routing.acb_cert]).map_err(StartError::BrokerKey)?;
             let sim = Simulator::new(hub_config, registry.clone(), verifier)
-                .map_err(StartError::HubSimulator)?;
+                .map_err(StartError::HubSimulator)?
+                .trusting(trust);
             Ok(Arc::new(InProcessHub::start(sim, events)))
         }
         HubLink::Remote => {
@@ -101,14 +123,14 @@ fn hub_network(
     }
 }
 
-/// Opens the outbox (resuming what was undelivered), starts the replies task, and dispatches
-/// again every command that was pending at the last stop.
+/// Starts the replies task between the dispatcher, the hub network and the outbox, and
+/// dispatches again every command that was pending at the last stop.
 pub(super) async fn start(
     config: &Config,
     gateway: &Arc<Gateway>,
     pending: Pending,
-) -> Result<Arc<Outbox>, StartError> {
-    let outbox = open_outbox(config, &config.delivery, gateway).await?;
+    outbox: &Arc<Outbox>,
+) -> Result<(), StartError> {
     let fanout = Fanout::new(&config.alerts, 1).map_err(StartError::Alerts)?;
     let Pending {
         opened,
@@ -128,7 +150,7 @@ pub(super) async fn start(
     };
     tokio::spawn({
         let gateway = Arc::clone(gateway);
-        let outbox = Arc::clone(&outbox);
+        let outbox = Arc::clone(outbox);
         let dispatcher = Arc::clone(&dispatcher);
         async move {
             replies::run(gateway, outbox, dispatcher, fanout, sources).await;
@@ -146,19 +168,22 @@ pub(super) async fn start(
             tracing::error!(error = %e, "A recovered command could not be dispatched.");
         }
     }
-    Ok(outbox)
+    Ok(())
 }
 
-/// The outbox with its HTTPS transport; each User's endpoint is looked up in the register in
-/// force when a message is sent.
-async fn open_outbox(
+/// The outbox (resuming what was undelivered) with its HTTPS transport; each User's endpoint is
+/// looked up in the register in force when a message is sent. Opened before the gateway, whose
+/// requests put messages in it too (commands for local delivery).
+pub(super) async fn open_outbox(
     config: &Config,
-    delivery: &Delivery,
-    gateway: &Arc<Gateway>,
+    state: &Arc<State>,
+    metrics: &Metrics,
+    audit: &Audit,
 ) -> Result<Arc<Outbox>, StartError> {
+    let delivery = &config.delivery;
     let transport =
         HttpsTransport::new(&delivery.transport).map_err(StartError::DeliveryTransport)?;
-    let state = Arc::clone(&gateway.state);
+    let state = Arc::clone(state);
     let endpoints = move |user: &UserId| {
         state
             .register()
@@ -170,13 +195,32 @@ async fn open_outbox(
         &delivery.outbox,
         Arc::new(endpoints),
         Arc::new(transport),
-        OutboxMetrics::from(gateway.metrics.delivery.clone()),
+        OutboxMetrics::from(metrics.delivery.clone()),
         Arc::new(AuditAttempts {
-            audit: gateway.audit.clone(),
-            metrics: gateway.metrics.clone(),
+            audit: audit.clone(),
+            metrics: metrics.clone(),
         }),
     )
     .await
     .map_err(StartError::Outbox)?;
     Ok(Arc::new(outbox))
+}
+
+/// The ledgers of pre-commands and of commands for local delivery (`[critical]`).
+pub(super) async fn open_ledgers(config: &Config) -> Result<Ledgers, StartError> {
+    let c = &config.critical;
+    let limits = |expiry_secs| LedgerLimits {
+        expiry_secs,
+        max_per_user: c.max_outstanding_per_user,
+    };
+    let (pre, local) = (
+        limits(c.precommand_expiry_secs),
+        limits(c.local_command_expiry_secs),
+    );
+    let dir = config.state.dir.clone();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    tokio::task::spawn_blocking(move || Ledgers::open(&dir, pre, local, now))
+        .await
+        .map_err(StartError::Task)?
+        .map_err(StartError::Ledger)
 }

@@ -7,15 +7,23 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::alerts::{self, ChangeAlerts};
-use crate::certstore::{CertStore, TrustAnchor};
+use std::sync::Arc;
+
+use crate::certstore::CertStore;
+use crate::domain::UserId;
+use crate::dscerts::DigitalSigningCerts;
 use crate::progress::{Progress, Unit};
-use crate::register::{PartyRegister, RegisterError};
+use crate::register::{PartyRegister, RegisterError, UserChange};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
+use crate::smki::{Anchor, CrlError, Trust};
 use crate::store::{ChangeLog, ChangeLogError, UserChangeLog, UserChangeLogError};
 
 /// Files bigger than this under a certificate directory are not certificates; they are skipped
 /// unread.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
+/// A CRL file bigger than this is refused unread (the load fails, and a reload keeps the trust
+/// in force).
+pub const MAX_CRL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where the state's files are.
 #[derive(Clone, Debug)]
@@ -25,8 +33,12 @@ pub struct Files {
     pub registrations: PathBuf,
     /// The directory of User XML-signing certificates.
     pub user_certs: PathBuf,
+    /// The directory of Users' Digital Signing certificates, if any.
+    pub digital_signing: Option<PathBuf>,
     /// PEM files of the SMKI trust anchors the certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,
+    /// CRLs issued by those anchors.
+    pub crls: Vec<PathBuf>,
     /// The registration change log.
     pub changes: PathBuf,
     /// The User change log.
@@ -51,6 +63,8 @@ pub enum LoadError {
         #[source]
         source: ChangeError,
     },
+    #[error("the registrations name User {user}, who is not in the party register {users}")]
+    UnregisteredUser { user: UserId, users: PathBuf },
     #[error("a loading task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -65,6 +79,14 @@ pub enum CertStoreError {
     },
     #[error("{path} is not a usable trust anchor")]
     Anchor { path: PathBuf },
+    #[error("{path} is not a usable certificate revocation list")]
+    Crl {
+        path: PathBuf,
+        #[source]
+        source: CrlError,
+    },
+    #[error("{path} is larger than {MAX_CRL_BYTES} bytes")]
+    CrlTooLarge { path: PathBuf },
 }
 
 /// What a start has loaded: the state in force and its logs.
@@ -72,6 +94,9 @@ pub struct Loaded {
     pub register: PartyRegister,
     pub registry: Snapshot,
     pub user_certs: CertStore,
+    pub digital_signing: DigitalSigningCerts,
+    /// The certificate additions in the User change log, made again by reloads of the stores.
+    pub added_certs: Vec<UserChange>,
     pub changes: ChangeLog,
     pub user_changes: UserChangeLog,
 }
@@ -83,26 +108,39 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let register = blocking(move || users(&path).map_err(LoadError::from)).await?;
     let f = files.clone();
     let (registry, changes, owed) = blocking(move || registry_with_changes(&f)).await?;
+    if let Some(user) = registry
+        .registered_users()
+        .find(|u| register.get(u).is_none())
+    {
+        return Err(LoadError::UnregisteredUser {
+            user,
+            users: files.users.clone(),
+        });
+    }
     let f = files.clone();
-    let (user_changes, register, user_certs) = blocking(move || {
-        let mut anchors = Vec::new();
-        for path in &f.trust_anchors {
-            anchors.extend(trust_anchors(path)?);
-        }
-        let certs = certs(&f.user_certs, anchors)?;
+    let replayed = blocking(move || {
+        let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);
+        let ds = match &f.digital_signing {
+            Some(dir) => digital_signing_certs(dir, Arc::clone(&trust))?,
+            None => DigitalSigningCerts::new(Arc::clone(&trust)),
+        };
+        let certs = certs(&f.user_certs, trust)?;
         Ok(UserChangeLog::open_and_replay(
             &f.user_changes,
             register,
             certs,
+            ds,
         )?)
     })
     .await?;
     let loaded = Loaded {
-        register,
+        register: replayed.register,
         registry,
-        user_certs,
+        user_certs: replayed.certs,
+        digital_signing: replayed.digital_signing,
+        added_certs: replayed.added,
         changes,
-        user_changes,
+        user_changes: replayed.log,
     };
     Ok((loaded, owed))
 }
@@ -232,13 +270,52 @@ pub fn users(path: &Path) -> Result<PartyRegister, RegisterError> {
     })
 }
 
+/// Trust in the anchors of `anchor_files`, with the CRLs of `crl_files` (PEM or DER, each signed
+/// by one of those anchors).
+pub fn trust(anchor_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Trust, CertStoreError> {
+    let mut anchors = Vec::new();
+    for path in anchor_files {
+        anchors.extend(trust_anchors(path)?);
+    }
+    let mut trust = Trust::new(anchors);
+    for path in crl_files {
+        for der in crls(path)? {
+            trust.add_crl(&der).map_err(|source| CertStoreError::Crl {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(trust)
+}
+
+/// The CRLs in a file: PEM `X509 CRL` blocks, or one DER CRL.
+fn crls(path: &Path) -> Result<Vec<Vec<u8>>, CertStoreError> {
+    let read = |source| CertStoreError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len > MAX_CRL_BYTES {
+        return Err(CertStoreError::CrlTooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read)?;
+    let pem: Vec<Vec<u8>> = rustls_pemfile::crls(&mut bytes.as_slice())
+        .filter_map(Result::ok)
+        .map(|c| c.as_ref().to_vec())
+        .collect();
+    Ok(if pem.is_empty() { vec![bytes] } else { pem })
+}
+
 /// Every certificate in a PEM file, as trust anchors.
-pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
+pub fn trust_anchors(path: &Path) -> Result<Vec<Anchor>, CertStoreError> {
     let pem = std::fs::read(path).map_err(|source| CertStoreError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let anchors = TrustAnchor::from_pem(&pem);
+    let anchors = Anchor::from_pem(&pem);
     if anchors.is_empty() {
         return Err(CertStoreError::Anchor {
             path: path.to_owned(),
@@ -248,10 +325,47 @@ pub fn trust_anchors(path: &Path) -> Result<Vec<TrustAnchor>, CertStoreError> {
 }
 
 /// Every certificate in every `*.pem` file under `dir` (recursively), checked against
-/// `anchors`. Files that hold no certificate (keys) are passed over; certificates without an
+/// `trust`. Files that hold no certificate (keys) are passed over; certificates without an
 /// SMKI identity are skipped with a warning, since no signature could name them usefully.
-pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertStoreError> {
-    let mut store = CertStore::new(anchors);
+pub fn certs(dir: &Path, trust: Arc<Trust>) -> Result<CertStore, CertStoreError> {
+    let mut store = CertStore::new(trust);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = store.add(der, path) {
+            tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
+        }
+    })?;
+    Ok(store)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), checked against
+/// `trust`. Certificates of other kinds (XML-signing, TLS, Key Agreement) are passed over, so
+/// the directory may be a tree of Users' certificates of every kind.
+pub fn digital_signing_certs(
+    dir: &Path,
+    trust: Arc<Trust>,
+) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::new(trust);
+    for_each_cert(dir, |der, path| {
+        if let Err(e) = register.add(der, path) {
+            tracing::debug!(path = %path.display(), error = %e, "Not a Digital Signing certificate.");
+        }
+    })?;
+    Ok(register)
+}
+
+/// Every Digital Signing certificate under `dir` (recursively, `*.pem`), each trusted in itself
+/// as a device trusts the keys in its trust anchor cells (the simulated devices' trust).
+pub fn digital_signing_anchors(dir: &Path) -> Result<DigitalSigningCerts, CertStoreError> {
+    let mut register = DigitalSigningCerts::default();
+    for_each_cert(dir, |der, path| {
+        let _ = register.add_anchored(der, path);
+    })?;
+    Ok(register)
+}
+
+/// Calls `f` with every certificate (DER) in every `*.pem` file under `dir` (recursively) and
+/// the file it came from.
+fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {
@@ -273,11 +387,9 @@ pub fn certs(dir: &Path, anchors: Vec<TrustAnchor>) -> Result<CertStore, CertSto
                 source,
             })?;
             for der in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
-                if let Err(e) = store.add(der.as_ref(), &path) {
-                    tracing::warn!(path = %path.display(), error = %e, "Certificate skipped: no SMKI identity.");
-                }
+                f(der.as_ref(), &path);
             }
         }
     }
-    Ok(store)
+    Ok(())
 }

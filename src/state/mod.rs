@@ -1,5 +1,6 @@
 //! The state requests are decided against, and the one way it changes: the party register, the
-//! national registration cache and the store of User XML-signing certificates in force, each
+//! national registration cache, the store of User XML-signing certificates and the register of
+//! Users' Digital Signing certificates in force, each
 //! swapped whole (readers never wait, and one request sees one version of each), and the writers'
 //! path — a batch of changes is checked, journalled, and only then made visible; the DCC Alerts it
 //! calls for go to the replies task. Loading from files is [`load`]; folding the registry's
@@ -17,7 +18,9 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alerts::{self, ChangeAlerts};
-use crate::certstore::CertStore;
+use crate::certstore::{CertRefusal, CertStore};
+use crate::domain::UserId;
+use crate::dscerts::{DigitalSigningCerts, DsRefusal};
 use crate::metrics::Metrics;
 use crate::register::{self, PartyRegister, UserChange, UserChangeError};
 use crate::registry::{Change, ChangeError, Snapshot};
@@ -34,6 +37,8 @@ pub enum ApplyError {
     Invalid(#[source] ChangeError),
     #[error("the user changes cannot apply")]
     InvalidUser(#[source] UserChangeError),
+    #[error("a registration names User {0}, who is not in the party register")]
+    UnregisteredUser(UserId),
     #[error("the change log could not be written")]
     Journal(#[source] JournalError),
 }
@@ -45,6 +50,10 @@ pub struct State {
     registry: ArcSwap<Snapshot>,
     /// User XML-signing certificates, by issuer and serial.
     user_certs: ArcSwap<CertStore>,
+    /// Users' Digital Signing certificates (the keys of critical commands), by User ID.
+    digital_signing: ArcSwap<DigitalSigningCerts>,
+    /// The certificate additions of the User change log, made again in reloaded stores.
+    added_certs: std::sync::Mutex<Vec<UserChange>>,
     /// Live registration changes, journalled before they apply.
     changes: ChangeLog,
     /// Live User changes (status, certificates), journalled before they apply.
@@ -66,6 +75,8 @@ impl State {
             register,
             registry,
             user_certs,
+            digital_signing,
+            added_certs,
             changes,
             user_changes,
         } = loaded;
@@ -73,10 +84,13 @@ impl State {
         metrics.cache_loaded("devices", registry.device_count(), false);
         metrics.cache_loaded("registrations", registry.registration_count(), false);
         metrics.cache_loaded("user_certs", user_certs.len(), false);
+        metrics.cache_loaded("digital_signing_certs", digital_signing.len(), false);
         Arc::new(Self {
             register: ArcSwap::from_pointee(register),
             registry: ArcSwap::from_pointee(registry),
             user_certs: ArcSwap::from_pointee(user_certs),
+            digital_signing: ArcSwap::from_pointee(digital_signing),
+            added_certs: std::sync::Mutex::new(added_certs),
             changes,
             user_changes,
             compaction: Compaction::default(),
@@ -101,6 +115,16 @@ impl State {
         self.user_certs.load()
     }
 
+    /// The Users' Digital Signing certificates in force.
+    pub fn digital_signing(&self) -> Guard<Arc<DigitalSigningCerts>> {
+        self.digital_signing.load()
+    }
+
+    /// Whether either change log's last write failed (`/readyz` says not ready).
+    pub fn journals_failing(&self) -> bool {
+        self.changes.is_failing() || self.user_changes.is_failing()
+    }
+
     /// The registration change log, where the replies task marks how far the DCC Alerts of
     /// its batches are out.
     pub fn change_log(&self) -> &ChangeLog {
@@ -119,6 +143,18 @@ impl State {
     /// Once the overlay passes its bound, a compaction starts in the background.
     pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
+        let register = self.register.load();
+        let unknown = batch.iter().find_map(|c| match c {
+            Change::AddRegistration { registration, .. }
+                if register.get(&registration.user).is_none() =>
+            {
+                Some(registration.user)
+            }
+            _ => None,
+        });
+        if let Some(user) = unknown {
+            return Err(ApplyError::UnregisteredUser(user));
+        }
         let current = self.registry.load_full();
         let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
         let at = OffsetDateTime::now_utc().unix_timestamp();
@@ -180,13 +216,82 @@ impl State {
         let (next_register, next_certs) =
             register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
                 .map_err(ApplyError::InvalidUser)?;
+        let next_ds = register::apply_digital_signing_changes(
+            &self.digital_signing.load(),
+            &next_register,
+            batch,
+        )
+        .map_err(ApplyError::InvalidUser)?;
         self.user_changes
             .append(batch)
             .await
             .map_err(ApplyError::Journal)?;
         self.user_certs.store(Arc::new(next_certs));
+        self.digital_signing.store(Arc::new(next_ds));
         self.register.store(Arc::new(next_register));
+        let mut added = self.added();
+        for change in batch {
+            if change.adds_certificate() {
+                added.push(change.clone());
+            }
+        }
         Ok(())
+    }
+
+    /// Puts reloaded certificate stores in force (read again from their directories against a
+    /// reloaded trust): the User XML-signing certificates and the Users' Digital Signing
+    /// certificates, with the certificates the change log added put back in (those the new trust
+    /// refuses are left out, with a warning). Returns the stores' sizes.
+    pub async fn replace_certs(
+        &self,
+        mut store: CertStore,
+        mut digital_signing: DigitalSigningCerts,
+    ) -> (usize, usize) {
+        let _writer = self.change_lock.lock().await;
+        let origin = std::path::Path::new("(admin API)");
+        for change in self.added().iter() {
+            let refused = match change {
+                UserChange::AddUserCertificate { pem } => match store.with_pem(pem, origin) {
+                    Ok((next, _)) => {
+                        store = next;
+                        None
+                    }
+                    Err(CertRefusal::Duplicate) => None,
+                    Err(e) => Some(e.to_string()),
+                },
+                UserChange::AddDigitalSigningCertificate { pem } => {
+                    match digital_signing.with_pem(pem, origin) {
+                        Ok((next, _)) => {
+                            digital_signing = next;
+                            None
+                        }
+                        Err(DsRefusal::Duplicate) => None,
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
+                _ => None,
+            };
+            if let Some(error) = refused {
+                tracing::warn!(
+                    error,
+                    "A certificate added by the admin API is not in the reloaded store."
+                );
+            }
+        }
+        let sizes = (store.len(), digital_signing.len());
+        self.metrics.cache_loaded("user_certs", sizes.0, true);
+        self.metrics
+            .cache_loaded("digital_signing_certs", sizes.1, true);
+        self.user_certs.store(Arc::new(store));
+        self.digital_signing.store(Arc::new(digital_signing));
+        sizes
+    }
+
+    fn added(&self) -> std::sync::MutexGuard<'_, Vec<UserChange>> {
+        // Pushing changes cannot leave the list inconsistent.
+        self.added_certs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Raises again the DCC Alerts of the change batches the change log still owes (journalled,

@@ -57,3 +57,70 @@ fn compaction_keeps_the_changes_made_while_it_runs() {
     compaction.abandon();
     assert_eq!(*watch.borrow(), 2);
 }
+
+/// The demo's register and registration files in `dir`, and where they are.
+fn demo_files(dir: &std::path::Path) -> Files {
+    crate::demo::write_registers(dir, None).unwrap();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    Files {
+        users: dir.join("users.csv"),
+        devices: dir.join("devices.csv"),
+        registrations: dir.join("registrations.csv"),
+        user_certs: dir.join("certs"),
+        digital_signing: None,
+        trust_anchors: Vec::new(),
+        crls: Vec::new(),
+        changes: dir.join("changes.journal"),
+        user_changes: dir.join("user-changes.journal"),
+    }
+}
+
+const STRANGER: &str = "90-B3-D5-1F-30-09-00-00";
+
+#[tokio::test]
+async fn registrations_naming_a_user_not_in_the_register_stop_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = demo_files(dir.path());
+    let mut regs = std::fs::read_to_string(&files.registrations).unwrap();
+    regs.push_str(&format!(
+        "{},IS,{STRANGER},2020-01-01T00:00:00Z,\n",
+        crate::demo::DEMO_MPAN
+    ));
+    std::fs::write(&files.registrations, regs).unwrap();
+    match load::open(&files).await {
+        Err(LoadError::UnregisteredUser { user, .. }) => assert_eq!(user.to_string(), STRANGER),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a registration of a User not in the register was taken"),
+    }
+}
+
+#[tokio::test]
+async fn a_registration_change_naming_a_user_not_in_the_register_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = demo_files(dir.path());
+    let (loaded, _) = load::open(&files).await.unwrap();
+    // The replies task's end of the DCC-Alert channel: a registration adds none.
+    let (raised, _replies) = tokio::sync::mpsc::channel(4);
+    let state = State::new(loaded, Metrics::new(), raised);
+    let add = |user: &str| Change::AddRegistration {
+        mpxn: crate::demo::DEMO_MPAN.parse().unwrap(),
+        registration: crate::registry::Registration {
+            role: crate::domain::UserRole::ImportSupplier,
+            user: user.parse().unwrap(),
+            from: 2_000_000_000,
+            to: None,
+        },
+    };
+    let before = state.registry().registration_count();
+    match state.apply_changes(&[add(STRANGER)]).await {
+        Err(ApplyError::UnregisteredUser(user)) => assert_eq!(user.to_string(), STRANGER),
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(state.registry().registration_count(), before);
+    // A User in the register is taken.
+    state
+        .apply_changes(&[add("90-B3-D5-1F-30-03-00-00")])
+        .await
+        .unwrap();
+    assert_eq!(state.registry().registration_count(), before + 1);
+}

@@ -78,6 +78,10 @@ pub struct ChangeLog {
 }
 
 impl ChangeLog {
+    /// Whether the log's last write failed (`/readyz` says not ready).
+    pub fn is_failing(&self) -> bool {
+        self.journal.is_failing()
+    }
     /// Opens the log and returns every batch in it, oldest first, and the last mark. A record
     /// that does not parse stops the start: skipping it could drop a change of supplier and
     /// leave the old supplier its access.

@@ -13,7 +13,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
@@ -43,6 +44,8 @@ type Pending = (Vec<u8>, oneshot::Sender<Result<(), String>>);
 pub struct Journal {
     tx: mpsc::SyncSender<Pending>,
     path: PathBuf,
+    /// Set while the last write failed (or the journal stopped), cleared by the next that works.
+    failing: Arc<AtomicBool>,
 }
 
 impl Journal {
@@ -72,17 +75,29 @@ impl Journal {
         };
         let (tx, rx) = mpsc::sync_channel::<Pending>(QUEUE_BOUND);
         let thread_path = path.to_owned();
+        let failing = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&failing);
         std::thread::Builder::new()
             .name("dccgw-journal".into())
-            .spawn(move || write_loop(file, rx, &thread_path))
+            .spawn(move || write_loop(file, rx, &thread_path, &flag))
             .map_err(io)?;
         Ok((
             Self {
                 tx,
                 path: path.to_owned(),
+                failing,
             },
             records,
         ))
+    }
+
+    /// Whether the last write failed (or the journal stopped): `/readyz` says not ready.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends one record and returns once it is on disk.
@@ -191,7 +206,12 @@ impl<S: Sink> Durable<S> {
     }
 }
 
-fn write_loop<S: Sink>(mut file: Durable<S>, rx: mpsc::Receiver<Pending>, path: &Path) {
+fn write_loop<S: Sink>(
+    mut file: Durable<S>,
+    rx: mpsc::Receiver<Pending>,
+    path: &Path,
+    failing: &AtomicBool,
+) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut waiting = Vec::new();
     let mut stopped: Option<String> = None;
@@ -222,6 +242,7 @@ fn write_loop<S: Sink>(mut file: Durable<S>, rx: mpsc::Receiver<Pending>, path: 
                 })
             }
         };
+        failing.store(result.is_err(), Ordering::Relaxed);
         for (_, done) in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
@@ -389,14 +410,20 @@ mod tests {
             file: flaky.clone(),
             durable: 0,
         };
-        let writer = std::thread::spawn(move || write_loop(sink, rx, Path::new("flaky")));
+        let failing = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&failing);
+        let writer = std::thread::spawn(move || write_loop(sink, rx, Path::new("flaky"), &flag));
         append_blocking(&tx, b"first").unwrap();
+        assert!(!failing.load(SeqCst));
         flaky.fail_writes.store(true, SeqCst);
         flaky.fail_cuts.store(cut_fails, SeqCst);
         assert!(append_blocking(&tx, b"torn").is_err());
+        // Readiness reads this: failing until a write works again.
+        assert!(failing.load(SeqCst));
         flaky.fail_writes.store(false, SeqCst);
         flaky.fail_cuts.store(false, SeqCst);
         let after = append_blocking(&tx, b"after").is_ok();
+        assert_eq!(failing.load(SeqCst), !after);
         drop(tx);
         writer.join().unwrap();
         let disk = flaky.disk.lock().unwrap().clone();

@@ -1,13 +1,31 @@
 //! Durable state behind small interfaces, with embedded defaults: the journal (an append-only,
 //! checksummed, fsynced log with group commit) and what is kept in it — the anti-replay
-//! high-water marks, and the logs of registration and User changes.
+//! high-water marks, the logs of registration and User changes, and the ledgers of pre-commands
+//! and locally delivered commands.
 
 mod changes;
 mod journal;
+mod ledger;
 mod replay;
 mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
+pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
 pub use replay::{AdvanceError, ReplayGuard};
-pub use user_changes::{UserChangeLog, UserChangeLogError};
+pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
+
+/// Whether files can be made durable in `dir` (created if missing): a probe file is written,
+/// fsynced and removed. A start checks each state directory this way before it loads anything;
+/// `/readyz` uses it to see a failed disk come back.
+pub fn probe_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(".dccgw-probe");
+    let result = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(b"probe")?;
+        f.sync_all()
+    });
+    let removed = std::fs::remove_file(&path);
+    result.and(removed)
+}

@@ -126,6 +126,29 @@ impl Fleet {
         authorize(&req, &self.register, &self.snapshot).expect("fixture request is admitted")
     }
 
+    /// The GBCS command the gateway would send for `srv` to `device` with `counter`: the body
+    /// encoding of an empty body, unsigned, behind the DCC's MAC header.
+    pub fn gbcs(&self, device: DeviceId, srv: &str, counter: u64) -> Vec<u8> {
+        use crate::gbcs::command::{seal, target_of, NO_PUBLIC_CODE};
+        use crate::gbcs::usecase::{body, command_frame, Parties};
+        let srv: Srv = srv.parse().expect("fixture SRV");
+        let device_type = self
+            .snapshot
+            .device(device)
+            .map_or(DeviceType::Esme, |d| d.device_type);
+        let code = crate::gbcs::Table::builtin()
+            .use_case_for(srv, target_of(device_type))
+            .and_then(|u| u.message_code())
+            .unwrap_or(NO_PUBLIC_CODE);
+        let parties = Parties {
+            user: SUPPLIER,
+            device,
+            counter,
+        };
+        let content = body::command_content(srv, b"<sr:Fixture></sr:Fixture>").expect("small");
+        seal(command_frame(&parties, code, content, false)).expect("small")
+    }
+
     /// A signed CV1 command from the supplier to `device` for `srv` with `counter`.
     pub fn command(
         &self,
@@ -142,7 +165,8 @@ impl Fleet {
             counter,
         };
         let variant = CommandVariant::try_from(1).expect("1 is a command variant");
-        let cmd = Command::from_permit(&permit, id, variant, execute_at, b"GBCS".to_vec())
+        let payload = self.gbcs(device, &permit.srv().to_string(), counter);
+        let cmd = Command::from_permit(&permit, id, variant, execute_at, payload)
             .expect("fixture command");
         signer.sign(&cmd).expect("signing works")
     }

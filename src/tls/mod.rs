@@ -1,19 +1,20 @@
-//! The mTLS front door: a rustls server configuration that requires a client certificate chained
-//! to the configured SMKI trust anchors and carrying an SMKI identity, and the reading of that
-//! identity once per connection.
+//! The mTLS front door: a rustls server configuration that requires a client certificate in the
+//! SMKI Organisation profile, chained to the configured trust anchors and not revoked (our own
+//! verifier over `smki`, which also lets rustls check the handshake signature), and the reading
+//! of the client's identity once per connection.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
+use arc_swap::ArcSwap;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
+use rustls::CertificateError;
 
 use crate::domain::{SmkiRole, UserId};
 use crate::identity;
+use crate::smki::{Anchor, Clients, Refusal, Trust};
 
 #[cfg(test)]
 mod tests;
@@ -45,8 +46,6 @@ pub enum TlsError {
     },
     #[error("the TLS configuration is not usable")]
     Config(#[source] rustls::Error),
-    #[error("the client verifier cannot be built")]
-    Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
 /// Why a handshake failed, as a closed set for the metric label.
@@ -56,6 +55,12 @@ pub enum HandshakeFailure {
     NoClientCertificate,
     UntrustedCertificate,
     ExpiredCertificate,
+    RevokedCertificate,
+    /// A role the listener does not admit (an XML-signing or a DCC certificate at the DUIS port).
+    RoleNotAllowed,
+    /// Outside the SMKI profile: key usage, extended key usage, policy, key type, an unknown
+    /// critical extension.
+    Profile,
     NoSmkiIdentity,
     Protocol,
     Io,
@@ -78,6 +83,9 @@ impl HandshakeFailure {
             Self::NoClientCertificate => "no_client_certificate",
             Self::UntrustedCertificate => "untrusted_certificate",
             Self::ExpiredCertificate => "expired_certificate",
+            Self::RevokedCertificate => "revoked_certificate",
+            Self::RoleNotAllowed => "role_not_allowed",
+            Self::Profile => "profile",
             Self::NoSmkiIdentity => "no_smki_identity",
             Self::Protocol => "protocol",
             Self::Io => "io",
@@ -100,8 +108,23 @@ impl HandshakeFailure {
                 | CertificateError::NotValidYet
                 | CertificateError::NotValidYetContext { .. },
             ) => Self::ExpiredCertificate,
+            rustls::Error::InvalidCertificate(CertificateError::Revoked) => {
+                Self::RevokedCertificate
+            }
+            rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose | CertificateError::UnhandledCriticalExtension,
+            ) => Self::Profile,
             rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => {
                 Self::NoSmkiIdentity
+            }
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                match other.0.downcast_ref::<Refusal>() {
+                    Some(Refusal::Role(_)) => Self::RoleNotAllowed,
+                    Some(Refusal::NoIdentity) => Self::NoSmkiIdentity,
+                    Some(Refusal::UnknownIssuer | Refusal::NotACa) => Self::UntrustedCertificate,
+                    Some(_) => Self::Profile,
+                    None => Self::UntrustedCertificate,
+                }
             }
             rustls::Error::InvalidCertificate(_) => Self::UntrustedCertificate,
             _ => Self::Protocol,
@@ -110,29 +133,30 @@ impl HandshakeFailure {
 }
 
 /// Builds the server configuration from PEM files: HTTP/2 and HTTP/1.1 by ALPN, client
-/// certificates required.
+/// certificates required and judged by the SMKI profile against `trust` ([`verifier`]),
+/// admitting `clients`.
 pub fn server_config(
     cert: &Path,
     key: &Path,
-    client_ca: &[PathBuf],
+    trust: Arc<Trust>,
+    clients: Clients,
+) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_with_time(cert, key, trust, clients, Arc::new(DefaultTimeProvider))
+}
+
+/// As [`server_config`], with the clock certificates are judged by.
+fn server_config_with_time(
+    cert: &Path,
+    key: &Path,
+    trust: Arc<Trust>,
+    clients: Clients,
+    time: Arc<dyn TimeProvider>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
-    let mut roots = RootCertStore::empty();
-    for path in client_ca {
-        for ca in load_certs(path)? {
-            roots.add(ca).map_err(|source| TlsError::BadTrustAnchor {
-                path: path.clone(),
-                source,
-            })?;
-        }
-    }
-    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(TlsError::Verifier)?;
-    let verifier = Arc::new(SmkiClientVerifier { inner: webpki });
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let verifier = Arc::new(SmkiClientVerifier::new(trust, clients, &provider));
+    let mut config = rustls::ServerConfig::builder_with_details(provider, time)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?
         .with_client_cert_verifier(verifier)
@@ -140,6 +164,44 @@ pub fn server_config(
         .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The server configuration in force. A reload swaps it whole; each connection takes the one in
+/// force when it is accepted and keeps it (established connections are not touched).
+pub struct Acceptor {
+    config: ArcSwap<rustls::ServerConfig>,
+}
+
+impl Acceptor {
+    pub fn new(config: rustls::ServerConfig) -> Self {
+        Self {
+            config: ArcSwap::from_pointee(config),
+        }
+    }
+
+    /// An acceptor for the next connection.
+    pub fn current(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    }
+
+    /// Puts `config` in force for the connections accepted from now on.
+    pub fn swap(&self, config: rustls::ServerConfig) {
+        self.config.store(Arc::new(config));
+    }
+}
+
+/// Trust in the anchors of `client_ca` (PEM files, each one or more CA certificates), without
+/// revocation lists.
+pub fn trust_from_files(client_ca: &[PathBuf]) -> Result<Trust, TlsError> {
+    let mut anchors = Vec::new();
+    for path in client_ca {
+        let found = Anchor::from_pem(&read(path)?);
+        if found.is_empty() {
+            return Err(TlsError::NoCertificate { path: path.clone() });
+        }
+        anchors.extend(found);
+    }
+    Ok(Trust::new(anchors))
 }
 
 /// Reads the identity of an accepted connection's client. The verifier has already refused
@@ -189,52 +251,5 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// WebPKI chain verification, then the SMKI profile: the client certificate must carry a User
-/// ID (`x500UniqueIdentifier`) and a role (`OU`). A certificate without them fails the handshake.
-#[derive(Debug)]
-struct SmkiClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-}
-
-impl ClientCertVerifier for SmkiClientVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        identity::identity_from_der(end_entity.as_ref()).map_err(|_| {
-            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
-        })?;
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
+mod verifier;
+pub use verifier::SmkiClientVerifier;

@@ -209,6 +209,7 @@ impl SignService {
             VerifyExit::UnknownCertificate => "UnknownCertificate",
             VerifyExit::Malformed => "Malformed",
             VerifyExit::CertificateNotAcceptable => "CertificateNotAcceptable",
+            VerifyExit::CannotRead => "Unavailable",
         };
         Err((sentence, code))
     }

@@ -5,6 +5,11 @@
 //! command line alike. Layer 0: keys and randomness come in through [`SignBytes`].
 
 pub mod c14n;
+/// The multi-pass reader the one reading path is tested and fuzzed against (`--cfg fuzzing`, as
+/// cargo-fuzz builds): never a path the gateway takes.
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod oracle;
 mod prepare;
 mod profile;
 mod sign;

@@ -40,6 +40,8 @@ pub enum SignerRefusal {
     },
     #[error("the signing certificate's key is not EC P-256")]
     KeyType,
+    #[error("the signing certificate is revoked by its issuer's CRL")]
+    Revoked,
 }
 
 /// Verifies `doc`'s signature with the public key (an uncompressed P-256 point) of the

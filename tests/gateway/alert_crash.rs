@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dccgw::commshub::{GbcsFrame, Raised, RaisedKind};
+use dccgw::commshub::{Raised, RaisedKind};
+use dccgw::gbcs::Apdu;
 use dccgw::receiver::Received;
 
 use super::crash::{send_reads, spawn_with, wait_ready};
@@ -101,8 +102,14 @@ fn copy_of(m: &Received) -> Option<Result<AlertCopy, String>> {
         let payload = base64::engine::general_purpose::STANDARD
             .decode(support::element(&xml, "GBCSPayload")?)
             .ok()?;
-        let frame = GbcsFrame::parse(&payload)?;
-        (frame.originator.to_string() == device).then_some((user, device, code, frame.counter))
+        let apdu = Apdu::decode(&payload).ok()?;
+        let frame = apdu.general_signing();
+        (frame.originator.to_string() == device).then_some((
+            user,
+            device,
+            code,
+            frame.transaction.counter,
+        ))
     };
     Some(fields().ok_or_else(|| format!("an alert that names no raised alert: {xml}")))
 }

@@ -1,5 +1,7 @@
 //! The README's run command, end to end: `dccgw demo` starts, prints a `dccgw sign | curl` line,
-//! and that line, run by a shell with the real `curl`, gets an `I99`. SIGTERM then stops it cleanly.
+//! and that line, run by a shell with the real `curl`, gets an `I99`; so do its two printed steps
+//! of a critical request (a Transform answered `I0` with the pre-command, then `dccgw
+//! sign-precommand | curl`). SIGTERM then stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -32,21 +34,41 @@ fn the_printed_curl_gets_an_acknowledgement() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let curl = loop {
+    let next_line = |what: &str, wanted: &dyn Fn(&str) -> bool| loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the demo printed no curl line");
-        if line.contains(" sign ") && line.contains("| curl ") {
+            .unwrap_or_else(|_| panic!("the demo printed no {what} line"));
+        if wanted(&line) {
             break line;
         }
     };
-    let out = Command::new("sh").arg("-c").arg(&curl).output().unwrap();
-    let body = String::from_utf8_lossy(&out.stdout);
+    let curl = next_line("curl", &|l| l.contains(" sign ") && l.contains("| curl "));
+    let transform = next_line("Transform", &|l| l.contains("/api/v1/serviceT"));
+    let signed = next_line("sign-precommand", &|l| l.contains(" sign-precommand "));
+    let run = |line: &str| {
+        let out = Command::new("sh").arg("-c").arg(line).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{line}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let body = run(&curl);
     assert!(
-        out.status.success(),
-        "{curl}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{body}"
     );
+    // The Transform's answer goes to a file the next line reads.
+    run(&transform);
+    let file = transform.rsplit("> ").next().unwrap().trim();
+    let answer = std::fs::read_to_string(file).unwrap();
+    assert!(
+        answer.contains("<sr:ResponseCode>I0</sr:ResponseCode>"),
+        "{answer}"
+    );
+    assert!(answer.contains("<sr:PreCommand>"), "{answer}");
+    let body = run(&signed);
     assert!(
         body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
         "{body}"

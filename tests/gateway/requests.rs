@@ -26,7 +26,8 @@ fn path_for(cv: &str) -> &'static str {
 
 /// Every public request template, as published, sent by the demo User that originated it, is
 /// answered with a DUIS response that the DUIS 5.4 XSD validates: `I99` when a demo User sent a
-/// requestable variant, the documented refusal otherwise.
+/// requestable variant (`I0` with the pre-command for a Transform), the documented refusal
+/// otherwise.
 #[tokio::test]
 async fn every_public_template_gets_a_schema_valid_answer() {
     let Some(anchors) = support::anchors() else {
@@ -77,6 +78,11 @@ async fn every_public_template_gets_a_schema_valid_answer() {
             // The second supplier is registered for nothing in the demo data (GCS16b's "URP"
             // 4.14 is its one template).
             Some("supplier2") => ("supplier2", "E4"),
+            // 8.13 reports the device's answer to a command this gateway sent for local
+            // delivery; the template's was never sent.
+            Some(name) if srv == "8.13" => (name, "E1010"),
+            // A Transform is answered at once, with its pre-command.
+            Some(name) if cv == "4" => (name, "I0"),
             Some(name) => (name, "I99"),
             // An originator no demo User holds (the DCC's own ID, an unknown supplier ID).
             None => ("supplier", "E1"),
@@ -102,11 +108,22 @@ async fn every_public_template_gets_a_schema_valid_answer() {
             continue;
         }
         let expected_status = match expected {
-            "I99" => 200,
+            "I99" | "I0" => 200,
             "E44" => 400,
+            "E1010" => 409,
             _ => 403, // E1, E2
         };
         assert_eq!(status, expected_status, "{name}");
+        if expected == "I0" {
+            assert!(
+                element(&answer, "GBCSVersion").is_some(),
+                "{name}: {answer}"
+            );
+            assert!(
+                element(&answer, "GBCSPayload").is_some(),
+                "{name}: {answer}"
+            );
+        }
         assert_eq!(
             element(&answer, "RequestID").map(str::to_ascii_uppercase),
             Some(request_id.to_ascii_uppercase()),
@@ -117,7 +134,7 @@ async fn every_public_template_gets_a_schema_valid_answer() {
             Some(srv.as_str()),
             "{name}"
         );
-        acknowledged += usize::from(expected == "I99");
+        acknowledged += usize::from(expected == "I99" || expected == "I0");
         answers.push((name, answer));
     }
     assert!(

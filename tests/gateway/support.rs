@@ -135,6 +135,7 @@ pub fn prepare_dir(extra: &str, prepare: impl FnOnce(&Path)) -> (TempDir, PathBu
          [registration]\nusers = \"users.csv\"\ndevices = \"devices.csv\"\nregistrations = \"registrations.csv\"\n\
          [signatures]\ndcc_key = \"certs/dcc-xml-sign.key.pem\"\ndcc_cert = \"certs/dcc-xml-sign.pem\"\n\
          user_certs = \"user-certs\"\ntrust_anchors = [\"certs/ca.pem\"]\n\
+         digital_signing_certs = \"certs/users\"\n\
          [state]\ndir = \"state\"\n{routing}{extra}"
     );
     prepare(dir.path());

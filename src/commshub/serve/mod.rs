@@ -33,6 +33,7 @@
 //! raised_log = "raised.ndjson"     # optional
 //! [hub]                            # the simulator (`config.rs`)
 //! seed = 7
+//! digital_signing_certs = "certs/users"   # Users' keys the devices trust (critical commands)
 //! [hub.alerts]
 //! rate_per_sec = 2.0
 //! ```
@@ -109,6 +110,8 @@ pub enum ServeError {
     FleetTask(#[source] tokio::task::JoinError),
     #[error("[hub] configuration")]
     Hub(#[source] ConfigError),
+    #[error("the Users' Digital Signing certificates ([hub] digital_signing_certs)")]
+    DigitalSigning(#[source] crate::state::CertStoreError),
     #[error(transparent)]
     Raised(#[from] RaisedError),
     #[error("binding {addr}")]
@@ -133,7 +136,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .map_err(ServeError::FleetTask)?
             .map_err(ServeError::Fleet)?;
     tracing::info!(devices = snapshot.device_count(), "Fleet loaded.");
-    let sim = Simulator::new(config.hub, snapshot, verifier).map_err(ServeError::Hub)?;
+    let trust = match &config.hub.digital_signing_certs {
+        Some(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || crate::state::load::digital_signing_anchors(&dir))
+                .await
+                .map_err(ServeError::FleetTask)?
+                .map_err(ServeError::DigitalSigning)?
+        }
+        None => crate::dscerts::DigitalSigningCerts::default(),
+    };
+    tracing::info!(
+        certificates = trust.len(),
+        "Users' Digital Signing certificates trusted."
+    );
+    let sim = Simulator::new(config.hub, snapshot, verifier)
+        .map_err(ServeError::Hub)?
+        .trusting(trust);
     let raised = match &config.raised_log {
         Some(path) => Some(RaisedLog::open(path).await?),
         None => None,

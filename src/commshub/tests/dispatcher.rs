@@ -59,8 +59,8 @@ async fn an_answer_becomes_an_outcome_and_settles() {
     let out = r.opened.outcomes.recv().await.unwrap();
     assert_eq!(sent.elapsed(), Duration::from_secs(2));
     assert_eq!((out.request_id, out.device), (id, r.fleet.esmes[0]));
-    let frame = GbcsFrame::parse(out.result.as_ref().unwrap()).unwrap();
-    assert_eq!(frame.counter, 11);
+    let frame = crate::gbcs::Apdu::decode(out.result.as_ref().unwrap()).unwrap();
+    assert_eq!(frame.general_signing().transaction.counter, 11);
     assert_eq!(d.in_flight(), 0);
     d.settle(&id).await.unwrap();
     assert_eq!(d.pending(), 0);

@@ -209,6 +209,25 @@ fn bounds_on_depth_elements_attributes_and_text() {
         .collect::<String>();
     assert!(parse(&with_body_content(&format!("<sr:X{many}/>"))).is_ok());
 
+    // Namespace declarations are bounded for the whole document, however they are spread.
+    let spread = (0..13)
+        .map(|i| {
+            let decls: String = (0..5)
+                .map(|j| format!(" xmlns:n{i}x{j}=\"urn:{j}\""))
+                .collect();
+            format!("<sr:X{decls}>")
+        })
+        .collect::<String>()
+        + &"</sr:X>".repeat(13);
+    assert_eq!(
+        error_of(&with_body_content(&spread)),
+        ParseError::TooManyNamespaces { limit: 64 }
+    );
+    let few = (0..60)
+        .map(|i| format!("<sr:X xmlns:n{i}=\"urn:{i}\"/>"))
+        .collect::<String>();
+    assert!(parse(&with_body_content(&few)).is_ok());
+
     let long = "A".repeat(512 * 1024 + 1);
     assert_eq!(
         error_of(&with_body_content(&long)),

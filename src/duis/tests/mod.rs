@@ -2,6 +2,7 @@
 //! property tests, and the written responses against the DUIS XSD through xmllint.
 
 mod anchors;
+mod critical;
 mod hostile;
 mod props;
 mod response;

@@ -11,7 +11,9 @@ use crate::xmldsig::c14n::C14nLimits;
 
 const ONE: &str = r#"<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway"><sr:Body><sr:ReadMPxN  a="1"  b="2"><sr:X>7</sr:X></sr:ReadMPxN></sr:Body></sr:Request>"#;
 const TWO: &str = r#"<sr:Request xmlns:x="urn:unused" xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway"><sr:Body><sr:ReadMPxN b='2'
- a='1'><sr:X>7</sr:X></sr:ReadMPxN ></sr:Body></sr:Request>"#;
+ a='1'>
+    <sr:X>7</sr:X>
+  </sr:ReadMPxN ></sr:Body></sr:Request>"#;
 
 fn body_span(doc: &str) -> std::ops::Range<usize> {
     let start = doc.find("<sr:ReadMPxN").unwrap();

@@ -35,7 +35,7 @@ pub(super) fn hex(text: &str) -> Vec<u8> {
 }
 
 /// The one sample whose file name ends with `suffix`.
-pub(super) fn sample(anchors: &Path, suffix: &str) -> Apdu {
+pub(in crate::gbcs) fn sample(anchors: &Path, suffix: &str) -> Apdu {
     let all = samples(anchors);
     let found: Vec<_> = all
         .iter()

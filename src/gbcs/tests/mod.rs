@@ -5,7 +5,7 @@
 mod body;
 mod credentials;
 mod dlms;
-mod frames;
+pub(super) mod frames;
 mod reads;
 mod signatures;
 mod table;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! C0 01 len srv len body      command: tag, format 1, the SRV (ASCII, e.g. "6.2.7"), and the
-//!                             body element in exclusive XML canonical form
+//!                             body element in exclusive XML canonical form, indentation
+//!                             (whitespace-only text between tags) dropped
 //! C1 01 len srv result len data
 //!                             response: tag, format 1, the SRV, a result octet (0 success)
 //!                             and the device's data
@@ -26,9 +27,10 @@ pub const COMMAND_TAG: u8 = 0xC0;
 pub const RESPONSE_TAG: u8 = 0xC1;
 pub const FORMAT: u8 = 1;
 
-/// The body element at `span` of the request `doc`, in exclusive canonical form: the same bytes
-/// whatever namespace declarations, quoting, whitespace in tags or attribute order the User
-/// wrote (prefixes stay as written).
+/// The body element at `span` of the request `doc`, in exclusive canonical form with the
+/// whitespace-only text between tags dropped: the same bytes whatever namespace declarations,
+/// quoting, whitespace in tags, indentation or attribute order the User wrote (prefixes stay as
+/// written).
 pub fn canonical_body(
     doc: &[u8],
     span: Range<usize>,
@@ -36,7 +38,30 @@ pub fn canonical_body(
 ) -> Result<Vec<u8>, C14nError> {
     let mut out = Vec::with_capacity(span.len());
     canonicalize(doc, Some(span), None, C14nMode::Exclusive, limits, &mut out)?;
-    Ok(out)
+    Ok(drop_indentation(&out))
+}
+
+/// `canonical` without the runs of whitespace that lie between a `>` and a `<`. In canonical
+/// form `<` never stands raw in an attribute value or text, and `>` never raw in text, so such a
+/// run is always whitespace-only text between two tags.
+fn drop_indentation(canonical: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len());
+    let mut i = 0;
+    while i < canonical.len() {
+        let b = canonical[i];
+        out.push(b);
+        i += 1;
+        if b == b'>' {
+            let run = canonical[i..]
+                .iter()
+                .take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
+            if canonical.get(i + run) == Some(&b'<') {
+                i += run;
+            }
+        }
+    }
+    out
 }
 
 pub fn command_content(srv: Srv, canonical_body: &[u8]) -> Result<Vec<u8>, ContentError> {

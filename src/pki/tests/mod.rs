@@ -48,6 +48,9 @@ fn leaf_certs(pki: &DevPki) -> Vec<(PathBuf, Eui64, SmkiRole)> {
         out.push((u.tls.cert.clone(), u.user_id, u.tls_role));
         out.push((u.client_bundle.clone(), u.user_id, u.tls_role));
         out.push((u.xml_sign.cert.clone(), u.user_id, SmkiRole::XmlSigning));
+        if let Some(ds) = &u.digital_signing {
+            out.push((ds.cert.clone(), u.user_id, u.tls_role));
+        }
     }
     out
 }
@@ -65,6 +68,7 @@ fn key_files(pki: &DevPki) -> Vec<PathBuf> {
             u.xml_sign.key.clone(),
             u.client_bundle.clone(),
         ]);
+        out.extend(u.digital_signing.iter().map(|ds| ds.key.clone()));
     }
     out
 }
@@ -114,6 +118,12 @@ fn init_writes_exactly_the_documented_files() {
             "xml-sign.key.pem",
             "client.pem",
         ] {
+            want.push(format!("users/{user}/{f}"));
+        }
+    }
+    // Digital Signing keys for the roles that send critical requests.
+    for user in ["supplier", "network-operator", "supplier2"] {
+        for f in ["digital-signing.pem", "digital-signing.key.pem"] {
             want.push(format!("users/{user}/{f}"));
         }
     }

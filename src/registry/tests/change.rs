@@ -120,6 +120,17 @@ fn changes_that_break_a_rule_are_refused() {
             ChangeError::Invalid(RowProblem::Role),
         ),
         (
+            // A gas supplier registered on an electricity meter point.
+            Change::AddRegistration {
+                mpxn: mpan,
+                registration: Registration {
+                    role: UserRole::GasSupplier,
+                    ..current
+                },
+            },
+            ChangeError::Invalid(RowProblem::RoleFuel),
+        ),
+        (
             Change::AddRegistration {
                 mpxn: mpan,
                 registration: Registration {
@@ -277,7 +288,7 @@ impl Model {
                 let clash = list.iter().any(|x| {
                     x.role == r.role && x.user == r.user && x.from < end(&r) && r.from < end(x)
                 });
-                if check_registration(&r).is_err() || clash {
+                if check_registration(mpxn, &r).is_err() || clash {
                     return false;
                 }
                 list.push(r);

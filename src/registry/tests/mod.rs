@@ -196,6 +196,11 @@ fn each_bad_registration_column_stops_the_load_at_its_line() {
         (format!("12345,IS,{u},2024-01-01T00:00:00Z,"), P::Mpxn),
         (format!("{MPAN},XX,{u},2024-01-01T00:00:00Z,"), P::Role),
         (format!("{MPAN},OU,{u},2024-01-01T00:00:00Z,"), P::Role),
+        // A gas role on an electricity meter point, and the other way round.
+        (format!("{MPAN},GS,{u},2024-01-01T00:00:00Z,"), P::RoleFuel),
+        (format!("{MPAN},GT,{u},2024-01-01T00:00:00Z,"), P::RoleFuel),
+        (format!("123456,IS,{u},2024-01-01T00:00:00Z,"), P::RoleFuel),
+        (format!("123456,ED,{u},2024-01-01T00:00:00Z,"), P::RoleFuel),
         (format!("{MPAN},IS,90-B3,2024-01-01T00:00:00Z,"), P::UserId),
         (format!("{MPAN},IS,{u},2024-01-01,"), P::EffectiveFrom),
         (format!("{MPAN},IS,{u},,"), P::EffectiveFrom),

@@ -2,8 +2,6 @@
 //! key, one-byte tampering anywhere, and a profile that refuses anything else. The reading path
 //! against its oracle is in `prepare/tests/`.
 
-pub(crate) mod oracle;
-
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};

@@ -10,7 +10,7 @@ mod xmlsec1;
 use proptest::prelude::*;
 
 use super::super::c14n::C14nLimits;
-use super::super::tests::oracle;
+use super::super::oracle;
 use super::super::tests::{files_under, limits, outside_the_profile, TestKey, REQUEST, SIGNED};
 use super::super::{sign_document, strip_signature, VerifyError};
 use super::prepare;

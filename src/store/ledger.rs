@@ -1,0 +1,346 @@
+//! A ledger of things the gateway issued for one request and that may be used once before they
+//! expire: the pre-commands of Transform requests (used by their Command Variant 5, 6 or 7) and
+//! the commands sent for local delivery (answered by an 8.13 Return Local Command Response).
+//! What is issued and what is used are journalled (group commit) before anyone is told, so both
+//! survive a crash; at start the journal is read back.
+//!
+//! Bounds, and what happens at them:
+//! - Each entry expires `expiry_secs` after it was issued; using it later is refused as expired.
+//!   An expired or used entry is still known for another `expiry_secs` (so that a late or
+//!   repeated use is told apart from an unknown one), then forgotten.
+//! - A User holds at most `max_per_user` entries (open, used or expired but still known); an
+//!   issue beyond that is refused ([`IssueError::Full`]) until older ones are forgotten.
+//! - The journal is cut into segments of `expiry_secs` each (`<dir>/<n>.journal`, `n` the issue
+//!   time divided by the segment length); a segment three lengths old holds nothing still known
+//!   and is deleted whole. The disk used is bounded by the rate of issues times three expiries.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Journal, JournalError};
+use crate::domain::{RequestId, UserId};
+
+/// How often (in seconds of the caller's clock) forgotten entries are swept out of memory.
+const SWEEP_EVERY_SECS: i64 = 60;
+
+/// The ledger's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerLimits {
+    /// How long an issued entry may be used, in seconds (at least 1).
+    pub expiry_secs: u64,
+    /// Entries one User may have in the ledger at once.
+    pub max_per_user: usize,
+}
+
+/// Why an entry could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("the User already has {max} entries in the ledger")]
+    Full { max: usize },
+    #[error("an entry for this RequestID was issued already")]
+    Duplicate,
+    #[error("the ledger could not be written")]
+    Journal(#[source] JournalError),
+}
+
+/// Why an entry cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UseError {
+    #[error("nothing was issued for this RequestID (or it was forgotten)")]
+    Unknown,
+    #[error("the entry was used already")]
+    Used,
+    #[error("the entry expired")]
+    Expired,
+    #[error("the ledger could not be written")]
+    Journal(#[source] JournalError),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+enum Record<V> {
+    Issued { id: String, at: i64, value: V },
+    Used { id: String },
+}
+
+struct Entry<V> {
+    issued: i64,
+    /// `None` once used.
+    value: Option<V>,
+}
+
+struct Book<V> {
+    entries: HashMap<RequestId, Entry<V>>,
+    per_user: HashMap<UserId, usize>,
+    next_sweep: i64,
+}
+
+/// The ledger: entries in memory, their journal on disk.
+pub struct Ledger<V> {
+    dir: PathBuf,
+    limits: LedgerLimits,
+    book: Mutex<Book<V>>,
+    /// The segment being written and its journal.
+    segment: Mutex<(i64, Journal)>,
+}
+
+impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
+    /// Opens the ledger in `dir` (created if missing) and reads back what is still known at
+    /// `now` (unix seconds). Blocking.
+    pub fn open(dir: &Path, limits: LedgerLimits, now: i64) -> Result<Self, JournalError> {
+        let limits = LedgerLimits {
+            expiry_secs: limits.expiry_secs.max(1),
+            ..limits
+        };
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut book = Book {
+            entries: HashMap::new(),
+            per_user: HashMap::new(),
+            next_sweep: now,
+        };
+        let current = segment_of(now, &limits);
+        for (n, path) in segments(dir)? {
+            if n + 3 <= current {
+                remove(&path)?;
+                continue;
+            }
+            let (_, records) = Journal::open(&path)?;
+            for bytes in records {
+                // A record that does not parse was written by a newer version: passed over.
+                if let Ok(record) = serde_json::from_slice::<Record<V>>(&bytes) {
+                    book.replay(record);
+                }
+            }
+        }
+        book.sweep(now, &limits);
+        let (journal, _) = Journal::open(&segment_path(dir, current))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            limits,
+            book: Mutex::new(book),
+            segment: Mutex::new((current, journal)),
+        })
+    }
+
+    /// Issues `value` for `id` at `now`; returns once it is on disk.
+    pub async fn issue(&self, id: RequestId, value: V, now: i64) -> Result<(), IssueError> {
+        {
+            let mut book = self.book();
+            book.sweep(now, &self.limits);
+            if book.entries.contains_key(&id) {
+                return Err(IssueError::Duplicate);
+            }
+            let held = book.per_user.entry(id.originator).or_default();
+            if *held >= self.limits.max_per_user {
+                return Err(IssueError::Full {
+                    max: self.limits.max_per_user,
+                });
+            }
+            *held += 1;
+            let entry = Entry {
+                issued: now,
+                value: Some(value.clone()),
+            };
+            book.entries.insert(id, entry);
+        }
+        let record = Record::Issued {
+            id: id.to_string(),
+            at: now,
+            value,
+        };
+        if let Err(e) = self.append(&record, now).await {
+            // Not on disk: not issued.
+            self.book().forget(&id);
+            return Err(IssueError::Journal(e));
+        }
+        Ok(())
+    }
+
+    /// The open entry for `id` at `now`, without using it.
+    pub fn peek(&self, id: &RequestId, now: i64) -> Result<V, UseError> {
+        let book = self.book();
+        let entry = book.entries.get(id).ok_or(UseError::Unknown)?;
+        match &entry.value {
+            None => Err(UseError::Used),
+            Some(_) if self.expired(entry, now) => Err(UseError::Expired),
+            Some(v) => Ok(v.clone()),
+        }
+    }
+
+    /// Uses the entry for `id` at `now`, once; returns once that is on disk. Of two concurrent
+    /// uses, one gets the value and the other [`UseError::Used`].
+    pub async fn take(&self, id: &RequestId, now: i64) -> Result<V, UseError> {
+        let value = {
+            let mut book = self.book();
+            let entry = book.entries.get_mut(id).ok_or(UseError::Unknown)?;
+            if entry.value.is_some() && now >= entry.issued + self.expiry() {
+                return Err(UseError::Expired);
+            }
+            entry.value.take().ok_or(UseError::Used)?
+        };
+        let record = Record::<V>::Used { id: id.to_string() };
+        if let Err(e) = self.append(&record, now).await {
+            // Not on disk: not used; it may be tried again.
+            if let Some(entry) = self.book().entries.get_mut(id) {
+                entry.value = Some(value);
+            }
+            return Err(UseError::Journal(e));
+        }
+        Ok(value)
+    }
+
+    /// Entries in memory (open, used or expired but still known).
+    pub fn len(&self) -> usize {
+        self.book().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn expiry(&self) -> i64 {
+        i64::try_from(self.limits.expiry_secs).unwrap_or(i64::MAX)
+    }
+
+    fn expired(&self, entry: &Entry<V>, now: i64) -> bool {
+        now >= entry.issued.saturating_add(self.expiry())
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book<V>> {
+        // A panic while the lock was held left the map consistent (every change is one call).
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `record` to the segment of `now`, starting a new segment (and deleting those
+    /// that hold nothing still known) when `now` has moved past the current one.
+    async fn append(&self, record: &Record<V>, now: i64) -> Result<(), JournalError> {
+        // Serialising these plain values cannot fail.
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        let journal = {
+            let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = segment_of(now, &self.limits);
+            if current > segment.0 {
+                let (journal, _) = Journal::open(&segment_path(&self.dir, current))?;
+                *segment = (current, journal);
+                for (n, path) in segments(&self.dir)? {
+                    if n + 3 <= current {
+                        remove(&path)?;
+                    }
+                }
+            }
+            segment.1.clone()
+        };
+        journal.append(bytes).await
+    }
+}
+
+impl<V> Book<V> {
+    fn replay(&mut self, record: Record<V>) {
+        match record {
+            Record::Issued { id, at, value } => {
+                let Ok(id) = id.parse::<RequestId>() else {
+                    return;
+                };
+                if self.entries.contains_key(&id) {
+                    return;
+                }
+                *self.per_user.entry(id.originator).or_default() += 1;
+                let entry = Entry {
+                    issued: at,
+                    value: Some(value),
+                };
+                self.entries.insert(id, entry);
+            }
+            Record::Used { id } => {
+                let entry = id
+                    .parse::<RequestId>()
+                    .ok()
+                    .and_then(|id| self.entries.get_mut(&id));
+                if let Some(entry) = entry {
+                    entry.value = None;
+                }
+            }
+        }
+    }
+
+    /// Forgets the entries known for longer than twice the expiry, at most once a minute.
+    fn sweep(&mut self, now: i64, limits: &LedgerLimits) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_EVERY_SECS;
+        let keep = i64::try_from(limits.expiry_secs.saturating_mul(2)).unwrap_or(i64::MAX);
+        let gone: Vec<RequestId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now >= e.issued.saturating_add(keep))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.forget(&id);
+        }
+    }
+
+    fn forget(&mut self, id: &RequestId) {
+        if self.entries.remove(id).is_some() {
+            decrement(&mut self.per_user, id.originator);
+        }
+    }
+}
+
+fn decrement<K: Eq + Hash>(counts: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+fn segment_of(now: i64, limits: &LedgerLimits) -> i64 {
+    now.div_euclid(i64::try_from(limits.expiry_secs).unwrap_or(i64::MAX).max(1))
+}
+
+fn segment_path(dir: &Path, n: i64) -> PathBuf {
+    dir.join(format!("{n}.journal"))
+}
+
+/// The segment files in `dir`, oldest first.
+fn segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, JournalError> {
+    let io = |source| JournalError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let n = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".journal"))
+            .and_then(|n| n.parse::<i64>().ok());
+        if let Some(n) = n {
+            out.push((n, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn remove(path: &Path) -> Result<(), JournalError> {
+    std::fs::remove_file(path).map_err(|source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests;
