@@ -192,3 +192,47 @@ fn rules_check_prints_what_a_version_changes_against_the_configured_ones() {
             .all(|e| e.unwrap().file_name() != "rules.journal"))
     );
 }
+
+/// A version from the configuration's files, already in force, routes the device alerts raised
+/// from its instant on: 8002 (a network operator's by the built-in table) goes to both Users.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_in_force_routes_the_alerts_raised_under_it() {
+    use crate::round_trip;
+    let (certs_dir, rx_server, mut rx) = round_trip::pki_and_receiver().await;
+    let (dir, path) = round_trip::routed_dir_with(
+        certs_dir.path(),
+        rx_server.local_addr().port(),
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n\
+         alerts_after = [{ code = 0x8002, delay_ms = 10 }]\n",
+        "",
+        "\n[rules]\nfiles = [\"release.json\"]\n",
+    );
+    std::fs::write(
+        dir.path().join("release.json"),
+        r#"{"version": "past-release", "effective_from": "2020-01-01T00:00:00Z",
+            "alert_routes": [{"codes": "8002", "to": "both"}]}"#,
+    )
+    .unwrap();
+    let config = dccgw::config::Config::load(&path, Vec::new()).unwrap();
+    let running = dccgw::server::start(&config).await.unwrap();
+    let gw = support::TestGateway { running, dir };
+    round_trip::send_read(&gw, 1).await;
+    let mut to = Vec::new();
+    while to.len() < 2 {
+        let got = round_trip::next(&mut rx).await;
+        if got.description.alert_code.as_deref() == Some("8002") {
+            to.push(got.description.response_id.clone().unwrap_or_default());
+        }
+    }
+    // The supplier as well as the network operator (the only one without the version).
+    let network_operator = "90-B3-D5-1F-30-02-00-00";
+    assert!(
+        to.iter().any(|r| r.contains(round_trip::SUPPLIER)),
+        "{to:?}"
+    );
+    assert!(to.iter().any(|r| r.contains(network_operator)), "{to:?}");
+    let trail = audit_text(&gw);
+    assert!(trail.contains("\"rules\":\"past-release\""), "{trail}");
+    gw.running.shutdown().await;
+    rx_server.stop().await;
+}
