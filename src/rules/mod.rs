@@ -27,6 +27,10 @@ mod tests;
 /// routes.
 pub const BASE_VERSION: &str = "base";
 
+/// Versions a book holds at most, the base included (each is a whole catalogue): one more is
+/// refused, nothing changes.
+pub const MAX_VERSIONS: usize = 1000;
+
 /// One version of the rules, complete.
 #[derive(Clone, Debug)]
 pub struct RuleSet {
@@ -93,6 +97,8 @@ pub enum RulesError {
     },
     #[error("a version changes nothing")]
     Empty,
+    #[error("the book holds {MAX_VERSIONS} versions already")]
+    TooMany,
 }
 
 impl RuleFile {
@@ -192,6 +198,9 @@ impl RuleBook {
     /// the latest version and ahead of `now`, changes that apply. With `replaying`, the
     /// ahead-of-now rule is not applied (a journalled version replayed at start).
     pub fn check(&self, file: &RuleFile, now: i64, replaying: bool) -> Result<RuleSet, RulesError> {
+        if self.sets.len() >= MAX_VERSIONS {
+            return Err(RulesError::TooMany);
+        }
         let name = file.version.trim();
         if name.is_empty() || name.len() > 64 || self.sets.iter().any(|s| s.version == name) {
             return Err(RulesError::Version(file.version.clone()));

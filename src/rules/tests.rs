@@ -125,3 +125,18 @@ fn the_difference_names_each_changed_field() {
         ]
     );
 }
+
+#[test]
+fn a_book_holds_at_most_its_bound_of_versions() {
+    let mut b = book();
+    let mut file = june_release();
+    for n in 1..MAX_VERSIONS {
+        file.version = format!("v{n}");
+        file.effective_from = format!("{}-01-01T00:00:00Z", 2030 + n);
+        b = b.with(b.check(&file, 0, false).unwrap());
+    }
+    assert_eq!(b.versions().count(), MAX_VERSIONS);
+    file.version = "one-more".into();
+    file.effective_from = "9999-01-01T00:00:00Z".into();
+    assert!(matches!(b.check(&file, 0, false), Err(RulesError::TooMany)));
+}
