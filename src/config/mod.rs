@@ -50,6 +50,9 @@ pub struct Config {
     /// The critical flow's and local delivery's ledgers.
     #[serde(default)]
     pub critical: Critical,
+    /// Held future-dated requests and DSP schedules.
+    #[serde(default)]
+    pub dsp: crate::dsp::DspConfig,
     /// Certificates reloaded without a restart.
     #[serde(default)]
     pub reload: Reload,

@@ -10,6 +10,8 @@ mod crash;
 mod critical;
 mod dead_letters;
 mod demo;
+mod dsp;
+mod dsp_crash;
 mod examples;
 mod local;
 mod openssl_made;
