@@ -110,7 +110,7 @@ impl replies::Context for Gateway {
     }
 
     fn rules_at(&self, at: i64) -> Option<Arc<crate::rules::RuleSet>> {
-        Some(Arc::clone(self.rules.book().in_force(at)))
+        Some(self.rule_set_at(at))
     }
 }
 
@@ -372,6 +372,11 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// The dated rule set in force at `at` (unix seconds).
+    pub(crate) fn rule_set_at(&self, at: i64) -> Arc<crate::rules::RuleSet> {
+        Arc::clone(self.rules.book().in_force(at))
     }
 
     /// Authorize under `catalogue` (the rule set in force at the execution time `at`): the
