@@ -163,7 +163,7 @@ impl Error {
 
 /// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
 /// test reads `classify` and its helpers to keep this complete).
-pub const REASONS: [&str; 69] = [
+pub const REASONS: [&str; 78] = [
     "audit_trail",
     "body_mismatch",
     "body_too_large",
@@ -181,6 +181,10 @@ pub const REASONS: [&str; 69] = [
     "digital_signing_unknown",
     "duis_structure",
     "execution_date_time",
+    "execution_in_past",
+    "execution_too_far",
+    "hold_journal",
+    "holds_full",
     "inventory_empty",
     "inventory_query",
     "journal",
@@ -201,6 +205,11 @@ pub const REASONS: [&str; 69] = [
     "replay",
     "request_id",
     "role_not_eligible",
+    "schedule_body",
+    "schedule_journal",
+    "schedule_over",
+    "schedule_unknown",
+    "schedules_full",
     "schema_version",
     "service_reference_mismatch",
     "sign_answer",

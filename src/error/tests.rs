@@ -676,6 +676,17 @@ fn reasons_lists_every_reason_classify_gives() {
             rest[end..].starts_with("\")").then(|| &rest[..end])
         })
         .collect();
+    // A failed resource's reason is its label (`Resource::label`).
+    let labels = &source[source.find("pub const fn label").unwrap()..];
+    let labels = &labels[..labels.find("\n    }\n").unwrap()];
+    let found: BTreeSet<&str> = labels
+        .match_indices("=> \"")
+        .filter_map(|(at, _)| {
+            let rest = &labels[at + 4..];
+            Some(&rest[..rest.find('"')?])
+        })
+        .chain(found)
+        .collect();
     let listed: BTreeSet<&str> = REASONS.iter().copied().collect();
     assert_eq!(listed.len(), REASONS.len(), "a reason is listed twice");
     assert_eq!(found, listed);
