@@ -35,6 +35,7 @@ fn record(counter: u64) -> AuditEvent {
         class: Some("A".into()),
         device: Some(id.target),
         on_demand: true,
+        rules: None,
         decision: ACCEPTED.into(),
         code: "I99".into(),
         response_follows: true,

@@ -176,6 +176,25 @@ pub struct DemoFiles {
     pub example_transform: PathBuf,
 }
 
+/// The admin API's bearer token in `dir`, made once and kept, readable by its owner only.
+fn admin_token(dir: &Path) -> Result<PathBuf, DemoError> {
+    let token = dir.join("admin.token");
+    if !token.exists() {
+        let mut bytes = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
+            |_| DemoError::Write {
+                path: token.clone(),
+                source: io::Error::other("no randomness for the admin token"),
+            },
+        )?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_secret(&token, &format!("{hex}\n"))?;
+    }
+    // A token written by an older demo may be readable by others.
+    owner_only(&token)?;
+    Ok(token)
+}
+
 /// Makes the PKI if `certs` has none, then writes the configuration, the party register and the
 /// example request into `dir`. Paths in the configuration are absolute, so it runs from anywhere.
 pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoError> {
@@ -196,19 +215,7 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
         std::fs::copy(&from, &to).map_err(|source| DemoError::Write { path: to, source })?;
     }
 
-    // The admin API's bearer token, made once and kept.
-    let token = dir.join("admin.token");
-    if !token.exists() {
-        let mut bytes = [0u8; 24];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(
-            |_| DemoError::Write {
-                path: token.clone(),
-                source: io::Error::other("no randomness for the admin token"),
-            },
-        )?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        write(&token, &format!("{hex}\n"))?;
-    }
+    let token = admin_token(&dir)?;
 
     let config = dir.join("dccgw.toml");
     let text = format!(
@@ -385,6 +392,39 @@ fn create_dir(path: &Path) -> Result<(), DemoError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Writes a new file that only its owner can read, from its creation on.
+fn write_secret(path: &Path, text: &str) -> Result<(), DemoError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| DemoError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Takes every permission but the owner's away from `path` (a secret).
+fn owner_only(path: &Path) -> Result<(), DemoError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| DemoError::Write {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), DemoError> {

@@ -7,174 +7,19 @@ use std::path::PathBuf;
 use std::io::Write as _;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use time::OffsetDateTime;
 
 use dccgw::config::Config;
 use dccgw::{audit, demo, pki, report, server, tools};
 
-#[derive(Parser)]
-#[command(
-    name = "dccgw",
-    version,
-    about = "A DCC User Gateway for the GB smart-metering network"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
+#[path = "main/cli.rs"]
+mod cli;
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the gateway from a configuration file (environment overrides: DCCGW_SECTION__KEY).
-    Serve {
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Run a demo gateway on embedded defaults, with a dev PKI and the public test Users.
-    Demo {
-        /// Where the dev PKI lives (made if missing).
-        #[arg(long, default_value = "certs/dev")]
-        certs: PathBuf,
-        /// Where the demo writes its configuration, register and example request.
-        #[arg(long, default_value = "demo-data")]
-        dir: PathBuf,
-        /// The DUIS port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 8443)]
-        port: u16,
-        /// The admin port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 9090)]
-        admin_port: u16,
-        /// The demo Users' Receive Response Service port on 127.0.0.1 (0 = any free port).
-        #[arg(long, default_value_t = 8444)]
-        receiver_port: u16,
-    },
-    /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
-    /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
-    Sign {
-        /// The signer's private key (PKCS#8 PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// The signer's certificate (named in KeyInfo by issuer and serial).
-        #[arg(long)]
-        cert: PathBuf,
-        /// Set the RequestID's counter to the current time in epoch milliseconds first.
-        #[arg(long)]
-        stamp_counter: bool,
-        /// The message (default: standard input).
-        input: Option<PathBuf>,
-    },
-    /// Verify a DUIS message's signature. Exit 0 valid, 1 invalid signature, 3 unknown
-    /// certificate, 4 malformed input, 5 certificate not acceptable (expired, not chained),
-    /// 6 something could not be read (nothing was verified).
-    Verify {
-        /// A directory of signing certificates (PEM, searched recursively).
-        #[arg(long)]
-        certs: PathBuf,
-        /// Trust anchors (CA certificates, PEM) the certificate must chain to; none: not checked.
-        #[arg(long)]
-        trust: Vec<PathBuf>,
-        /// The message (default: standard input).
-        input: Option<PathBuf>,
-    },
-    /// Sign the pre-command of a Transform's answer (a critical request's signed I0) with a
-    /// Digital Signing key, and write the request that sends it back (Command Variant 5 by
-    /// default) to standard output: unsigned, ready for `dccgw sign`, or XML-signed.
-    SignPrecommand {
-        /// The User's Digital Signing private key (PKCS#8 PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// The User's Digital Signing certificate (`OU=02` or `03`).
-        #[arg(long)]
-        cert: PathBuf,
-        /// 5 (to the device), 6 (for local delivery) or 7 (both).
-        #[arg(long, default_value_t = 5)]
-        command_variant: u8,
-        /// XML-sign the request with this User XML-signing key …
-        #[arg(long, requires = "xml_cert")]
-        xml_key: Option<PathBuf>,
-        /// … and certificate.
-        #[arg(long, requires = "xml_key")]
-        xml_cert: Option<PathBuf>,
-        /// The Transform's answer (default: standard input).
-        input: Option<PathBuf>,
-    },
-    /// Run the simulated comms-hub network as its own process (TOML: `commshub::ServeConfig`).
-    Commshub {
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// The dev PKI in the SMKI Organisation profile.
-    Pki {
-        #[command(subcommand)]
-        command: PkiCommand,
-    },
-    /// The audit trail.
-    Audit {
-        #[command(subcommand)]
-        command: AuditCommand,
-    },
-    /// Monthly reports from the audit trail.
-    Report {
-        #[command(subcommand)]
-        command: ReportCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check every record's hash chain in an audit directory. Exit 0 intact (an interrupted
-    /// last write is reported, not counted as damage), 1 broken (the first broken record is
-    /// named), 6 the directory or a file could not be read (nothing was verified).
-    Verify { dir: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum ReportCommand {
-    /// Share of on-demand Service Responses within their Target Response Time, per SRV family.
-    Performance(ReportArgs),
-    /// Per User: requests per SRV, bytes in and out, messages delivered.
-    Usage(ReportArgs),
-}
-
-#[derive(clap::Args)]
-struct ReportArgs {
-    /// The month, YYYY-MM (UTC).
-    #[arg(long)]
-    month: String,
-    /// The gateway's configuration: the audit directory and the targets come from it.
-    #[arg(long, required_unless_present = "dir")]
-    config: Option<PathBuf>,
-    /// The audit directory (overrides the configuration's).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReportFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum PkiCommand {
-    /// Generate a CA, the gateway's certificates and the demo Users' certificates.
-    Init {
-        #[arg(long, default_value = "certs/dev")]
-        out: PathBuf,
-    },
-}
+use cli::{
+    AuditCommand, Cli, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs, ReportCommand,
+    ReportFormat, SignCommand,
+};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -185,14 +30,16 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("loading {}", config.display()))?;
             runtime()?.block_on(serve(config, None))
         }
+        Command::Config { command } => config_command(command),
         Command::Demo {
             certs,
             dir,
             port,
             admin_port,
             receiver_port,
+            bind,
         } => {
-            let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let localhost = bind;
             runtime()?.block_on(async move {
                 let now = OffsetDateTime::now_utc();
                 demo::ensure_pki(&certs, now)?;
@@ -223,11 +70,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign {
+            command: Some(command),
+            ..
+        } => sign_serve(command),
+        Command::Sign {
+            command: None,
             key,
             cert,
             stamp_counter,
             input,
         } => {
+            let (Some(key), Some(cert)) = (key, cert) else {
+                anyhow::bail!("give --key and --cert");
+            };
             let message = tools::read_input(input.as_deref())?;
             let counter = stamp_counter.then(|| {
                 // Milliseconds since 1970 fit a u64 until the year 584 million.
@@ -267,6 +122,10 @@ fn main() -> anyhow::Result<()> {
             };
             run_report(&args, performance)
         }
+        Command::Rules { command } => {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            std::process::exit(tools::rules_check::run(command, now))
+        }
         Command::Pki {
             command: PkiCommand::Init { out },
         } => {
@@ -281,7 +140,68 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
+/// `dccgw config defaults|check`.
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Defaults { markdown: true } => {
+            print!("{}", dccgw::config::reference::markdown());
+            Ok(())
+        }
+        ConfigCommand::Defaults { markdown: false } => {
+            print!("{}", dccgw::config::reference::defaults_toml());
+            Ok(())
+        }
+        ConfigCommand::Check { config: path } => {
+            let checked = Config::load(&path, std::env::vars())
+                .map_err(anyhow::Error::from)
+                .and_then(|c| dccgw::config::check(&c).map_err(anyhow::Error::from));
+            match checked {
+                Ok(done) => {
+                    println!("{} is valid:", path.display());
+                    for line in done {
+                        println!("  {line}");
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{} is not valid: {e:#}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}
+
+/// `dccgw sign serve`.
+fn sign_serve(command: SignCommand) -> anyhow::Result<()> {
+    let SignCommand::Serve {
+        listen,
+        key,
+        cert,
+        certs,
+        trust,
+    } = command;
+    anyhow::ensure!(key.len() == cert.len(), "give one --cert for each --key");
+    let pairs: Vec<_> = key.into_iter().zip(cert).collect();
+    let service = tools::sign_serve::SignService::load(&pairs, &certs, &trust)?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let users: Vec<String> = service.users().iter().map(|u| u.to_string()).collect();
+        println!(
+            "dccgw sign serve is listening on http://{}: POST /sign, POST /verify (signing for {}).",
+            listener.local_addr()?,
+            users.join(", ")
+        );
+        tokio::select! {
+            _ = tools::sign_serve::serve(listener, std::sync::Arc::new(service)) => {}
+            _ = wait_for_signal() => {}
+        }
+        Ok(())
+    })
+}
+
 /// `dccgw sign-precommand`: the signed pre-command's request on standard output.
 fn sign_precommand(
     keys: &tools::PreCommandKeys<'_>,
@@ -295,6 +215,7 @@ fn sign_precommand(
     Ok(())
 }
 
+/// `dccgw verify`: exits with the verdict's code, or 6 when something could not be read.
 fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::Path>) -> ! {
     let verdict = tools::read_input(input).and_then(|message| {
         if trust.is_empty() {
@@ -319,15 +240,17 @@ fn verify(certs: &std::path::Path, trust: &[PathBuf], input: Option<&std::path::
 
 /// `dccgw audit verify DIR`.
 fn audit_verify(dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     match audit::verify_dir(dir) {
         Ok(v) => {
             let head = audit::chain::hex(&v.head);
             println!(
-                "Audit trail intact: {} records in {} files, sequence {} to {}, head {head}.",
+                "Audit trail intact: {} records in {} files, sequence {} to {}, head {head} (checked in {:.1} s).",
                 v.records,
                 v.files,
                 v.first_seq.map_or("-".into(), |s| s.to_string()),
                 v.last_seq.map_or("-".into(), |s| s.to_string()),
+                started.elapsed().as_secs_f64(),
             );
             if !v.from_genesis {
                 println!("The first file present does not start the trail (older files removed); the chain is proved from its opening on.");
@@ -423,7 +346,13 @@ async fn serve(
         .context("starting the gateway")?;
     if let Some((plan, files)) = demo {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
-        let banner = demo::banner(&plan, &files, &me, running.addr, running.admin_addr);
+        let banner = demo::banner(
+            &plan,
+            &files,
+            &me,
+            reachable(running.addr),
+            reachable(running.admin_addr),
+        );
         // Standard output may be a pipe nobody reads any more: the gateway runs on regardless.
         let _ = writeln!(std::io::stdout(), "{banner}");
     }
@@ -451,6 +380,16 @@ async fn serve(
     Ok(())
 }
 
+/// An address a client on this machine can reach: the loopback one for an unspecified bind
+/// (`0.0.0.0`), whose certificate names `127.0.0.1`.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
+}
+
 /// SIGTERM or Ctrl-C.
 async fn wait_for_signal() {
     #[cfg(unix)]
@@ -470,11 +409,13 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCCGW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A log line that cannot be written (standard error is a pipe whose reader has gone) is
+    // Colours only on a terminal: a log written to a file or a pipe carries no escape codes. A
+    // log line that cannot be written (standard error is a pipe whose reader has gone) is
     // dropped: the gateway keeps serving, and does not try to report the failure on the same
     // standard error (which would panic).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .log_internal_errors(false);
     match format {

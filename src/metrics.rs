@@ -11,6 +11,7 @@
 mod certs;
 mod dsp;
 mod events;
+mod requests;
 mod trace;
 
 #[cfg(test)]
@@ -47,11 +48,13 @@ pub const CACHES: [&str; 5] = [
     "user_certs",
     "digital_signing_certs",
 ];
-/// The certificates whose expiry is exported: the gateway's own, and the earliest of each set it
-/// trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
-pub const CERTIFICATES: [&str; 5] = [
+/// The certificates whose expiry is exported: the gateway's own four, and the earliest of each
+/// set it trusts (TLS client anchors, signing anchors, Users' XML-signing certificates).
+pub const CERTIFICATES: [&str; 7] = [
     "tls_server",
     "dcc_xml_signing",
+    "access_control_broker",
+    "delivery_client",
     "tls_client_anchor",
     "signing_anchor",
     "user_xml_signing",
@@ -67,6 +70,7 @@ pub const ALERT_KINDS: [&str; 3] = ["device", "future_dated", "dcc"];
 pub struct Metrics {
     registry: Registry,
     request_duration: HistogramVec,
+    requests: IntCounterVec,
     stage_duration: HistogramVec,
     refusals: IntCounterVec,
     handshake_duration: HistogramVec,
@@ -208,15 +212,32 @@ fn certificate_families(b: &Builder) -> GaugeVec {
     certificate_expiry
 }
 
+/// The TLS handshake's duration by outcome and its failures by reason, every label at zero.
+fn handshake_families(b: &Builder) -> (HistogramVec, IntCounterVec) {
+    let handshake_duration = b.histogram(
+        "dccgw_tls_handshake_duration_seconds",
+        "Time from TCP accept to the end of the TLS handshake, by outcome.",
+        LATENCY_BUCKETS,
+        &["outcome"],
+    );
+    let handshake_failures = b.counters(
+        "dccgw_tls_handshake_failures_total",
+        "Failed TLS handshakes on the DUIS port, by reason.",
+        &["reason"],
+    );
+    for failure in crate::tls::HandshakeFailure::ALL {
+        handshake_failures.with_label_values(&[failure.label()]);
+    }
+    for outcome in ["ok", "failed"] {
+        handshake_duration.with_label_values(&[outcome]);
+    }
+    (handshake_duration, handshake_failures)
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let b = Builder(Registry::new());
-        let request_duration = b.histogram(
-            "dccgw_request_duration_seconds",
-            "Time from a request's body being read to its synchronous answer being written, by service, SRV, the role and class access control used (none when refused before), and DUIS response code.",
-            LATENCY_BUCKETS,
-            &["service", "srv", "role", "class", "code"],
-        );
+        let (request_duration, requests) = requests::families(&b);
         let stage_duration = b.histogram(
             "dccgw_request_stage_duration_seconds",
             "Time a request spent in each phase: parse, verify, authorize, replay, sign, dispatch, audit.",
@@ -228,17 +249,10 @@ impl Metrics {
             "Requests refused, by reason (see docs/response-codes.md).",
             &["reason"],
         );
-        let handshake_duration = b.histogram(
-            "dccgw_tls_handshake_duration_seconds",
-            "Time from TCP accept to the end of the TLS handshake, by outcome.",
-            LATENCY_BUCKETS,
-            &["outcome"],
-        );
-        let handshake_failures = b.counters(
-            "dccgw_tls_handshake_failures_total",
-            "Failed TLS handshakes on the DUIS port, by reason.",
-            &["reason"],
-        );
+        for reason in crate::error::REASONS {
+            refusals.with_label_values(&[reason]);
+        }
+        let (handshake_duration, handshake_failures) = handshake_families(&b);
         let connections_open = b.gauge(
             "dccgw_connections_open",
             "Open mTLS connections on the DUIS port.",
@@ -256,6 +270,12 @@ impl Metrics {
             "Audit records that could not be written (disk error, backlog, writer stopped).",
         );
         let (cache_entries, cache_reloads) = cache_families(&b);
+        // `process_*`: CPU, memory, open and maximum file descriptors, threads, start time.
+        #[cfg(target_os = "linux")]
+        b.0.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("the process collector is registered once");
         let certificate_expiry = certificate_families(&b);
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
@@ -267,6 +287,7 @@ impl Metrics {
         Self {
             registry: b.0,
             request_duration,
+            requests,
             stage_duration,
             refusals,
             handshake_duration,

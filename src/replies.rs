@@ -26,6 +26,7 @@ use crate::firmware::Distributions;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
+use crate::rules::RuleSet;
 use crate::signer::Signer;
 use crate::store::ChangeLog;
 use crate::xmldsig::{self, c14n::C14nLimits};
@@ -58,6 +59,11 @@ pub trait Context: Send + Sync {
     fn change_log(&self) -> &ChangeLog;
     /// The firmware distributions in progress, if the gateway runs any.
     fn firmware(&self) -> Option<&Distributions> {
+        None
+    }
+    /// The dated rule set in force at `at` (unix seconds), whose alert routes decide; `None`:
+    /// the configured routes decide.
+    fn rules_at(&self, _at: i64) -> Option<Arc<RuleSet>> {
         None
     }
 }
@@ -266,7 +272,14 @@ impl Replies {
         kind: &str,
     ) -> Vec<AlertMessage> {
         let registry = self.gateway.registry();
-        match fanout.device_alert(alert, &registry, now()) {
+        let routed = match self.gateway.rules_at(alert.at) {
+            Some(rules) => {
+                tracing::debug!(rules = %rules.version, id = alert.id, "Device alert routed.");
+                fanout.device_alert_by(&rules.alert_table, alert, &registry, now())
+            }
+            None => fanout.device_alert(alert, &registry, now()),
+        };
+        match routed {
             Ok(fanned) => {
                 let owed = fanned.messages.len() + fanned.held.len();
                 self.waiting.insert(alert.id, Waiting { receipt, owed });

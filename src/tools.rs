@@ -6,6 +6,9 @@ mod precommand;
 
 pub use precommand::{sign_precommand, PreCommandKeys};
 
+pub mod rules_check;
+pub mod sign_serve;
+
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;

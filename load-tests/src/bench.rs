@@ -44,6 +44,15 @@ pub enum BenchError {
     },
     #[error("unknown reference {0:?} (hyper, nginx)")]
     UnknownRef(String),
+    #[error(
+        "the {reference} reference needs `{program}` on PATH, which is not there: install it \
+         (Debian package {package}) or take {reference} out of the scenario's [bench] refs"
+    )]
+    MissingProgram {
+        reference: String,
+        program: &'static str,
+        package: &'static str,
+    },
     #[error("a ramp step planned no requests")]
     EmptyStep,
 }
@@ -139,6 +148,8 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         procs::pin_self(cpus)?;
     }
     let spec = scenario.bench.clone();
+    // A missing reference server is said before anything is prepared or started.
+    parts::check_references(&spec.refs, std::env::var_os("PATH").as_deref())?;
     let sla = scenario.sla.clone();
     let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, &args.workdir))?;
     let wd = &prepared.workdir;
@@ -323,3 +334,6 @@ async fn measured(
 
 mod parts;
 use parts::{find_saturation, run_oha, start_ref, write_report};
+
+#[cfg(test)]
+mod tests;

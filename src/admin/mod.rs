@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{MessageId, Outbox};
 use crate::register::UserChange;
 use crate::registry::Change;
-use crate::state::{ApplyError, State};
+use crate::state::{ApplyError, Rules, State};
 use crate::store::ReplayGuard;
 
 /// A change batch is at most 1 MiB of JSON.
@@ -31,6 +31,7 @@ const USER_CHANGES_PATH: &str = "/admin/v1/users/changes";
 const DEAD_LETTERS_PATH: &str = "/admin/v1/dead-letters";
 const REPLAY_PATH: &str = "/admin/v1/dead-letters/replay";
 const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
+const RULES_PATH: &str = "/admin/v1/rules";
 const REPLAY_RESET_PATH: &str = "/admin/v1/replay/reset";
 const RELOAD_PATH: &str = "/admin/v1/reload";
 
@@ -43,6 +44,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The outbox, for the dead-letter API.
     pub outbox: Arc<Outbox>,
+    /// The dated rule sets, for the rules API.
+    pub rules: Arc<Rules>,
     /// The anti-replay marks, for an operator's reset.
     pub replay: Arc<ReplayGuard>,
     /// Certificate reloads.
@@ -123,12 +126,15 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::POST, DISCARD_PATH) => {
             dead_letters::act(req, admin, dead_letters::Act::Discard).await
         }
+        (&Method::GET, RULES_PATH) => rules::list(&req, admin),
+        (&Method::POST, RULES_PATH) => rules::add(req, admin).await,
         (&Method::POST, REPLAY_RESET_PATH) => replay_reset(req, admin).await,
         (&Method::POST, RELOAD_PATH) => reload(&req, admin).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
-            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH | RELOAD_PATH,
+            | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH | RELOAD_PATH
+            | RULES_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -325,6 +331,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 mod dead_letters;
 mod listener;
+mod rules;
 
 pub use listener::serve;
 

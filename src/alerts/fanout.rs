@@ -156,6 +156,28 @@ impl Fanout {
         now: OffsetDateTime,
     ) -> Result<Fanned, AlertsError> {
         let recipients = route(&self.table, alert, registry)?;
+        Ok(self.device_copies(alert, recipients, now))
+    }
+
+    /// A device alert routed by `table` (the rule set in force at the alert's time) rather than
+    /// the configured one, throttled.
+    pub fn device_alert_by(
+        &mut self,
+        table: &RoutingTable,
+        alert: &DeviceAlert,
+        registry: &Snapshot,
+        now: OffsetDateTime,
+    ) -> Result<Fanned, AlertsError> {
+        let recipients = route(table, alert, registry)?;
+        Ok(self.device_copies(alert, recipients, now))
+    }
+
+    fn device_copies(
+        &mut self,
+        alert: &DeviceAlert,
+        recipients: Vec<super::route::Recipient>,
+        now: OffsetDateTime,
+    ) -> Fanned {
         let payload: Arc<[u8]> = alert.payload.as_slice().into();
         let mut fanned = Fanned::default();
         for r in recipients {
@@ -173,7 +195,7 @@ impl Fanout {
             let key = (r.user, Code::Device(alert.code));
             self.offer(key, copy, now, &mut fanned);
         }
-        Ok(fanned)
+        fanned
     }
 
     /// A DCC Alert the gateway raises: to the Users its event concerns, throttled.

@@ -35,7 +35,9 @@ pub use table::{Audience, CodeRange, RouteRule, RoutingTable, BUILTIN_RULES};
 pub use throttle::{Offer, Released, Throttle, ThrottleConfig};
 
 /// The `[alerts]` configuration section.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     #[serde(default)]

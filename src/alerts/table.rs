@@ -11,7 +11,7 @@ use super::AlertsError;
 
 /// Who a device alert is for, among the Users registered for the device's meter point(s) at the
 /// time of the alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     /// The registered supplier: the Import Supplier for an MPAN, the Gas Supplier for an MPRN.
@@ -118,10 +118,13 @@ impl<'de> Deserialize<'de> for CodeRange {
 
 /// One rule: these codes go to this audience. In the configuration:
 /// `{ codes = "8F35-8F3C", to = "network_operator" }`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRule {
+    /// An alert code or an inclusive range of them, hex: `8F35`, `8000-80FF`.
+    #[schemars(with = "String")]
     pub codes: CodeRange,
+    /// Who they go to: `supplier`, `network_operator` or `both`.
     pub to: Audience,
 }
 

@@ -25,16 +25,22 @@ use crate::duis::outbound::Throttled;
 
 use super::AlertsError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
     /// Length of a key's window (seconds, at least 1).
+    #[schemars(range(min = 1))]
     pub window_secs: u32,
     /// Alerts of a key released as they come in one window (at least 1).
+    #[schemars(range(min = 1))]
     pub burst: u32,
     /// Alerts one summary may stand for before it is released early (at least 1).
+    #[schemars(range(min = 1))]
     pub max_held: u32,
     /// Keys tracked at once (at least 1).
+    #[schemars(range(min = 1))]
     pub max_keys: usize,
 }
 

@@ -13,6 +13,8 @@ use crate::domain::{DeviceId, RequestId, Srv, UserId, UserRole};
 /// One auditable event: the gateway's decision on a request, or one delivery attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// A record is made, written and dropped one at a time, never kept in bulk: its size is no cost.
+#[allow(clippy::large_enum_variant)]
 pub enum AuditEvent {
     Request(RequestRecord),
     Delivery(DeliveryRecord),
@@ -63,6 +65,10 @@ pub struct RequestRecord {
     /// performance report counts.
     #[serde(default)]
     pub on_demand: bool,
+    /// The version of the dated rule sets the decision used (`base` before any dated one), when
+    /// the request got far enough to be judged against them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
     /// `accepted`, or the closed-set refusal reason (`docs/response-codes.md`).
     pub decision: String,
     /// The DUIS response code of the synchronous answer.
@@ -173,6 +179,7 @@ pub struct Opening {
 /// A line's record as stored: an opening or an event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Stored {
     Open(Opening),
     Request(RequestRecord),

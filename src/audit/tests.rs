@@ -25,6 +25,7 @@ pub(crate) fn request(at_ms: i64, counter: u64) -> AuditEvent {
         class: Some("A".into()),
         device: Some(id.target),
         on_demand: true,
+        rules: Some("base".into()),
         decision: ACCEPTED.into(),
         code: "I99".into(),
         response_follows: true,

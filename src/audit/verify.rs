@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use super::chain::{self, Hash, Malformed, GENESIS, MAX_LINE_BYTES};
 use super::record::Stored;
 use super::{AuditError, AuditEvent};
+use crate::progress::{Progress, Unit};
 
 /// What a successful read found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +112,19 @@ pub fn read_trail(
     mut visit: impl FnMut(u64, AuditEvent),
 ) -> Result<Verified, AuditError> {
     let files = list_files(dir)?;
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let total = files.iter().map(|(_, _, p)| size(p)).sum();
+    let progress = Progress::start("Reading the audit trail", Some(total), Unit::Bytes);
+    let read = read_files(&files, &mut visit, &progress);
+    progress.finish();
+    read
+}
+
+fn read_files(
+    files: &[(u64, u32, PathBuf)],
+    visit: &mut impl FnMut(u64, AuditEvent),
+    progress: &Progress,
+) -> Result<Verified, AuditError> {
     let mut cursor = Cursor::default();
     let mut torn_tail = None;
     for (n, (index, _, path)) in files.iter().enumerate() {
@@ -128,7 +142,8 @@ pub fn read_trail(
                 }));
             }
         }
-        let scan = scan_file(path, &mut cursor, &mut visit)?;
+        let scan = scan_file(path, &mut cursor, visit)?;
+        progress.inc(std::fs::metadata(path).map_or(0, |m| m.len()));
         if let Some(t) = scan.torn {
             if n + 1 < files.len() {
                 return Err(AuditError::Broken(Broken {

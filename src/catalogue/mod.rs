@@ -199,6 +199,15 @@ impl Catalogue {
         self.entries.get(srv)
     }
 
+    /// This catalogue with `entry` in place of the one for its SRV, checked as a file's entries
+    /// are (a dated rule set changes eligibility and flags this way).
+    pub fn with_entry(&self, entry: SrvEntry) -> Result<Catalogue, CatalogueError> {
+        check_entry(&entry)?;
+        let mut next = self.clone();
+        next.entries.insert(entry.srv, entry);
+        Ok(next)
+    }
+
     /// All entries in SRV order (`1.1.1`, `1.1.2`, …, `4.8.3`, `4.10`, …, `14.1`).
     pub fn iter(&self) -> impl Iterator<Item = &SrvEntry> {
         self.entries.values()

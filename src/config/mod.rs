@@ -4,23 +4,39 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod check;
+mod load;
+pub mod reference;
+
+pub use check::{check, rules, CheckError};
+pub use load::ConfigError;
 
 #[cfg(test)]
 mod tests;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The two listeners: DUIS (mTLS) and admin (plain HTTP).
     pub listen: Listen,
+    /// The DUIS listener's TLS: the gateway's server certificate and the CAs clients chain to.
     pub tls: Tls,
+    /// Bounds on everything a peer controls; each says what happens at the bound.
     #[serde(default)]
     pub limits: Limits,
+    /// The registers read at start: Users, devices, registrations (CSV).
     pub registration: Registration,
+    /// The DCC's XML-signing key, and the User signing certificates requests are verified with.
     pub signatures: Signatures,
+    /// Where durable state lives (journals, outbox, pending commands, audit by default).
     pub state: State,
+    /// The admin API's bearer token.
     #[serde(default)]
     pub admin: Admin,
+    /// The hash-chained audit trail and the report targets.
     #[serde(default)]
     pub audit: Audit,
     /// Signed routing to the comms-hub network: every device request the gateway acknowledges
@@ -28,20 +44,38 @@ pub struct Config {
     pub routing: Routing,
     /// Asynchronous delivery to Users' Receive Response Services: where every answer goes.
     pub delivery: Delivery,
+    /// Alert routing rules over the built-in ones, and storm throttling.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// The critical flow's and local delivery's ledgers.
     #[serde(default)]
     pub critical: Critical,
     /// Held future-dated requests and DSP schedules.
     #[serde(default)]
     pub dsp: crate::dsp::DspConfig,
+    /// Certificates reloaded without a restart.
     #[serde(default)]
     pub reload: Reload,
+    /// Dated rule sets loaded at start.
+    #[serde(default)]
+    pub rules: Rules,
+}
+
+/// `[rules]`: dated versions of the catalogue's eligibility and flags and of the alert routes
+/// (`schemas/rules.md`), each in force from its instant; more can be added while running
+/// through the admin API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Rule version files (JSON), added in order over the built-in catalogue and `[alerts]`
+    /// routes; each must take effect after the one before it.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `[reload]`: certificates reloaded without a restart (also on SIGHUP and
 /// `POST /admin/v1/reload`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Reload {
     /// How often the certificate files and directories are looked at for changes; a change
@@ -58,25 +92,28 @@ impl Default for Reload {
 }
 
 /// `[routing]`: the broker key that signs commands, and the hub network they go to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// The DCC access-control broker key (`OU=04`, PKCS#8 PEM) and its certificate.
+    /// The DCC access-control broker key (`OU=04`, PKCS#8 PEM) that signs commands.
     pub acb_key: PathBuf,
+    /// The broker's certificate (PEM), which the hub network trusts.
     pub acb_cert: PathBuf,
     /// `in_process` (the simulated network runs inside the gateway: demo, tests) or `remote`
     /// (a `dccgw commshub` process at `hub_addr`).
     #[serde(default)]
     pub hub: HubLink,
+    /// For `remote`: the `dccgw commshub` process's address (required then).
     pub hub_addr: Option<SocketAddr>,
     /// For `in_process`: the simulator's behaviour (a `dccgw commshub`-style TOML file; built-in
     /// defaults without one).
     pub hub_config: Option<PathBuf>,
+    /// Device answer timeouts and the pending-command journal.
     #[serde(default)]
     pub dispatch: crate::dispatch::DispatchConfig,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HubLink {
     #[default]
@@ -85,24 +122,26 @@ pub enum HubLink {
 }
 
 /// `[delivery]`: how Users' messages leave, and the outbox that holds them until they do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// `[delivery.transport]`: the gateway's TLS client certificate and the anchors User
     /// endpoints must chain to.
     pub transport: crate::outbox::TransportConfig,
+    /// The durable outbox: retries, hold time, per-User concurrency, size bound.
     #[serde(default)]
     pub outbox: crate::outbox::OutboxConfig,
 }
 
 /// The audit trail (`crate::audit`) and the targets its reports measure against.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Audit {
     /// Where the trail's files live; by default `audit/` under `[state] dir`. Give it its own
     /// disk if you can: a full disk stops requests being audited (each is then logged at ERROR).
     pub dir: Option<PathBuf>,
     /// A new file once the current one holds this many bytes (at least 64 KiB).
+    #[schemars(range(min = 65_536))]
     pub max_file_bytes: u64,
     /// A new file on the first record of each UTC day.
     pub rotate_daily: bool,
@@ -137,7 +176,7 @@ impl Audit {
 }
 
 /// The admin API on the admin listener.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// A file holding the bearer token that admin changes must present. Without one, the change
@@ -146,19 +185,19 @@ pub struct Admin {
 }
 
 /// Where the gateway keeps what must survive a restart.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     /// A directory of journals (anti-replay high-water marks, …), created if missing.
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signatures {
-    /// The DCC XML-signing key (`OU=89`) that signs every answer (PKCS#8 PEM) …
+    /// The DCC XML-signing key (`OU=89`) that signs every answer (PKCS#8 PEM).
     pub dcc_key: PathBuf,
-    /// … and its certificate, named in each answer's `KeyInfo`.
+    /// The certificate of `dcc_key`, named in each answer's `KeyInfo`.
     pub dcc_cert: PathBuf,
     /// A directory of User XML-signing certificates (`OU=87`, PEM; searched recursively).
     pub user_certs: PathBuf,
@@ -177,7 +216,7 @@ pub struct Signatures {
 
 /// The critical flow's and local delivery's ledgers (`<state dir>/precommands/`,
 /// `<state dir>/local-commands/`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Critical {
     /// How long a Transform's pre-command may be signed and sent back, in seconds (a day).
@@ -201,7 +240,7 @@ impl Default for Critical {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// The mTLS DUIS port.
@@ -211,12 +250,12 @@ pub struct Listen {
     pub admin_addr: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// The gateway's server certificate chain (PEM).
     pub cert: PathBuf,
-    /// Its private key (PKCS#8 PEM).
+    /// The private key of `cert` (PKCS#8 PEM).
     pub key: PathBuf,
     /// Trust anchors for client certificates (PEM files, each one or more CA certificates).
     pub client_ca: Vec<PathBuf>,
@@ -227,11 +266,12 @@ pub struct Tls {
 }
 
 /// Bounds on everything a peer controls. Each says what happens when it is hit.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Open connections. At the bound the gateway stops accepting; new connections wait in the
     /// kernel's backlog until one closes.
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Connections still in their TLS handshake at once. At the bound a new connection is
     /// closed at once (`dccgw_connections_shed_total{reason="handshakes"}`), so that silent
@@ -283,7 +323,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// The party register: `users.csv` (see `schemas/users.md`).
@@ -294,59 +334,7 @@ pub struct Registration {
     pub registrations: PathBuf,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read configuration file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("configuration file {path} is not valid")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("environment variable {name} does not name a configuration key")]
-    EnvKey { name: String },
-}
-
 impl Config {
-    /// Reads `path`, applies `DCCGW_SECTION__KEY=value` overrides from `env`, and resolves
-    /// relative paths against the file's directory.
-    pub fn load(
-        path: &Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config = Self::from_toml(&text, env).map_err(|e| match e {
-            FromTomlError::Toml(source) => ConfigError::Parse {
-                path: path.to_owned(),
-                source,
-            },
-            FromTomlError::Env(name) => ConfigError::EnvKey { name },
-        })?;
-        if let Some(base) = path.parent() {
-            config.resolve_paths(base);
-        }
-        Ok(config)
-    }
-
-    fn from_toml(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, FromTomlError> {
-        let mut table: toml::Table = text.parse().map_err(FromTomlError::Toml)?;
-        for (name, value) in env {
-            apply_override(&mut table, &name, &value)?;
-        }
-        Config::deserialize(table).map_err(FromTomlError::Toml)
-    }
-
     fn resolve_paths(&mut self, base: &Path) {
         let join = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -372,6 +360,7 @@ impl Config {
         if let Some(p) = self.admin.token_file.as_mut() {
             join(p);
         }
+        self.rules.files.iter_mut().for_each(join);
         if let Some(p) = self.audit.dir.as_mut() {
             join(p);
         }
@@ -386,45 +375,4 @@ impl Config {
         join(&mut d.transport.client_key);
         d.transport.trust_anchors.iter_mut().for_each(join);
     }
-}
-
-#[derive(Debug)]
-enum FromTomlError {
-    Toml(toml::de::Error),
-    Env(String),
-}
-
-/// `DCCGW_LIMITS__MAX_BODY_BYTES=2048` sets `limits.max_body_bytes`. Variables without `__`
-/// (such as `DCCGW_LOG`) are not configuration and are left alone. The value is read as a TOML
-/// value when it parses as one (numbers, booleans, arrays), otherwise as a string.
-fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<(), FromTomlError> {
-    let Some(rest) = name.strip_prefix("DCCGW_") else {
-        return Ok(());
-    };
-    if !rest.contains("__") {
-        return Ok(());
-    }
-    let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-    if keys.iter().any(String::is_empty) {
-        return Err(FromTomlError::Env(name.to_owned()));
-    }
-    let parsed = format!("v = {value}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    let (last, sections) = keys
-        .split_last()
-        .ok_or(FromTomlError::Env(name.to_owned()))?;
-    let mut at = table;
-    for section in sections {
-        let entry = at
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        at = entry
-            .as_table_mut()
-            .ok_or_else(|| FromTomlError::Env(name.to_owned()))?;
-    }
-    at.insert(last.clone(), parsed);
-    Ok(())
 }

@@ -26,12 +26,13 @@ use super::link::{HubEvent, HubNetwork, Inbound};
 use super::pending::{PendingError, PendingJournal};
 use super::unix_millis;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispatchConfig {
     /// How long a device has to answer before the request fails with E21.
     pub timeout_ms: u64,
     /// Per-SRV timeouts, overriding `timeout_ms` (e.g. firmware, or slow reads of logs).
+    #[schemars(with = "BTreeMap<String, u64>")]
     pub srv_timeout_ms: BTreeMap<Srv, u64>,
     /// Records per pending-journal segment before a new one starts.
     pub segment_records: usize,

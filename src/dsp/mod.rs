@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -43,7 +43,7 @@ use crate::store::{HoldLimits, Holds, JournalError, Schedules};
 pub use timer::{Clock, Executor, SystemClock, Timer};
 
 /// `[dsp]`: held future-dated requests and DSP schedules.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DspConfig {
     /// How far ahead of its arrival a DSP-held request's `ExecutionDateTime` may be (seconds;

@@ -748,3 +748,34 @@ fn the_critical_and_local_delivery_refusals_have_their_codes() {
         ),
     ]);
 }
+
+/// `REASONS` is exactly the set of reason labels the classification gives (read from its
+/// source, so a new reason cannot be left out), and every reason of the table above is in it.
+#[test]
+fn reasons_lists_every_reason_classify_gives() {
+    use std::collections::BTreeSet;
+    let source = include_str!("mod.rs");
+    let body = &source[source.find("pub fn classify").unwrap()..];
+    let found: BTreeSet<&str> = body
+        .match_indices(", \"")
+        .filter_map(|(at, _)| {
+            let rest = &body[at + 3..];
+            let end = rest.find('"')?;
+            rest[end..].starts_with("\")").then(|| &rest[..end])
+        })
+        .collect();
+    // A failed resource's reason is its label (`Resource::label`).
+    let labels = &source[source.find("pub const fn label").unwrap()..];
+    let labels = &labels[..labels.find("\n    }\n").unwrap()];
+    let found: BTreeSet<&str> = labels
+        .match_indices("=> \"")
+        .filter_map(|(at, _)| {
+            let rest = &labels[at + 4..];
+            Some(&rest[..rest.find('"')?])
+        })
+        .chain(found)
+        .collect();
+    let listed: BTreeSet<&str> = REASONS.iter().copied().collect();
+    assert_eq!(listed.len(), REASONS.len(), "a reason is listed twice");
+    assert_eq!(found, listed);
+}

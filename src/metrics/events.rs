@@ -44,18 +44,20 @@ impl RequestAnswered<'_> {
         let permit = self.trace.permit();
         let role = permit.map_or("none", |p| p.role().code());
         let class = permit.map_or("none", |p| class_label(p.class()));
+        let outcome = if self.refusal.is_none() {
+            "accepted"
+        } else {
+            "refused"
+        };
         metrics
             .request_duration
-            .with_label_values(&[service, srv, role, class, self.code.as_str()])
+            .with_label_values(&[service, outcome])
             .observe(elapsed.as_secs_f64());
-        for stage in Stage::ALL {
-            if let Some(took) = self.trace.lap_of(stage) {
-                metrics
-                    .stage_duration
-                    .with_label_values(&[stage.label()])
-                    .observe(took.as_secs_f64());
-            }
-        }
+        metrics
+            .requests
+            .with_label_values(&[service, srv, role, class, self.code.as_str()])
+            .inc();
+        self.observe_stages(metrics);
         let request_id = self.request_id.map(|r| r.to_string());
         let span = tracing::Span::current();
         span.record("request_id", request_id.as_deref().unwrap_or("-"));
@@ -100,6 +102,7 @@ impl RequestAnswered<'_> {
             class: permit.map(|p| class_label(p.class()).to_owned()),
             device: self.request_id.map(|r| r.target),
             on_demand: self.on_demand,
+            rules: self.trace.rules().map(|r| r.version.clone()),
             decision: decision.to_owned(),
             code: self.code.as_str().to_owned(),
             response_follows: self.response_follows,
@@ -107,6 +110,19 @@ impl RequestAnswered<'_> {
             bytes_in: self.trace.bytes_in,
             bytes_out: self.bytes_out as u64,
         }))
+    }
+}
+
+impl RequestAnswered<'_> {
+    fn observe_stages(&self, metrics: &Metrics) {
+        for stage in Stage::ALL {
+            if let Some(took) = self.trace.lap_of(stage) {
+                metrics
+                    .stage_duration
+                    .with_label_values(&[stage.label()])
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! What a request's phases learn on the way, for `record`: how long each phase took, and the
 //! permit access control gave (the role used and its class).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::Timings;
 use crate::auth::Permit;
+use crate::rules::RuleSet;
 
 /// A phase of a request, as timed. Work between two laps counts toward the later one (the
 /// catalogue and originator checks toward `verify`).
@@ -58,6 +60,8 @@ pub struct RequestTrace {
     last: Instant,
     laps: [Option<Duration>; Stage::ALL.len()],
     permit: Option<Permit>,
+    /// The rule set the decision used.
+    rules: Option<Arc<RuleSet>>,
     /// Request body bytes read.
     pub bytes_in: u64,
 }
@@ -70,6 +74,7 @@ impl RequestTrace {
             last: now,
             laps: [None; Stage::ALL.len()],
             permit: None,
+            rules: None,
             bytes_in: 0,
         }
     }
@@ -96,6 +101,15 @@ impl RequestTrace {
 
     pub fn permit(&self) -> Option<&Permit> {
         self.permit.as_ref()
+    }
+
+    /// The request is decided under `rules`.
+    pub fn ruled(&mut self, rules: &Arc<RuleSet>) {
+        self.rules = Some(Arc::clone(rules));
+    }
+
+    pub fn rules(&self) -> Option<&Arc<RuleSet>> {
+        self.rules.as_ref()
     }
 
     pub fn lap_of(&self, stage: Stage) -> Option<Duration> {

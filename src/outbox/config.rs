@@ -9,22 +9,27 @@ use super::OutboxError;
 /// The DUIS promise: a failed delivery is retried at least once within this time.
 pub const PROMISED_FIRST_RETRY_MS: u64 = 300_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxConfig {
     /// Delay before a failed message's first retry; must be at most 300 000 (the promise).
+    #[schemars(range(min = 1, max = 300_000))]
     pub first_retry_ms: u64,
     /// The retry delay doubles per failure up to this.
     pub max_backoff_ms: u64,
     /// Time a message is held for delivery before it becomes a dead letter (two days).
+    #[schemars(range(min = 1))]
     pub hold_secs: u64,
     /// Deliveries in flight to one User at a time. A User's slow endpoint holds at most this
     /// many; other Users have their own.
+    #[schemars(range(min = 1))]
     pub per_user_concurrency: usize,
     /// Failures in a row, with no success between, after which a User's endpoint is taken to
     /// be down: its queue then waits behind one probe per backoff period.
+    #[schemars(range(min = 1))]
     pub open_after_failures: u32,
     /// A journal segment is sealed, and a new one begun, past this size.
+    #[schemars(range(min = 4096))]
     pub segment_bytes: u64,
     /// Body bytes the outbox holds (pending and dead letters). At the bound `enqueue` refuses
     /// with `OutboxError::Full`: the caller sheds load (answers busy, leaves hub events
@@ -47,6 +52,11 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// Checks every bound without opening anything (`dccgw config check`).
+    pub fn check(&self) -> Result<(), OutboxError> {
+        self.policy().map(|_| ())
+    }
+
     pub(super) fn policy(&self) -> Result<Policy, OutboxError> {
         let bad = |key: &'static str| Err(OutboxError::Config { key });
         if self.first_retry_ms == 0 || self.first_retry_ms > PROMISED_FIRST_RETRY_MS {

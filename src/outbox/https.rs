@@ -28,12 +28,12 @@ pub const MESSAGE_ID_HEADER: &str = "x-dccgw-message-id";
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// `[delivery]`: the gateway's client identity and the anchors User endpoints must chain to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransportConfig {
     /// The gateway's TLS client certificate chain (PEM): the DCC access-control broker, `OU=04`.
     pub client_cert: PathBuf,
-    /// Its private key (PKCS#8 PEM).
+    /// The private key of `client_cert` (PKCS#8 PEM).
     pub client_key: PathBuf,
     /// CA certificates (PEM) that User endpoints' server certificates must chain to.
     pub trust_anchors: Vec<PathBuf>,

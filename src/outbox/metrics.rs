@@ -23,7 +23,11 @@ impl OutboxMetrics {
 }
 
 impl From<DeliveryMetrics> for OutboxMetrics {
+    /// Every failure reason is listed at zero from the start.
     fn from(d: DeliveryMetrics) -> Self {
+        for reason in TransportError::LABELS {
+            d.failed_attempts.with_label_values(&[reason]);
+        }
         Self(d)
     }
 }
@@ -132,6 +136,9 @@ pub(super) struct AttemptFailed<'a> {
     pub error: &'a TransportError,
     pub attempts: u32,
     pub at_ms: i64,
+    /// No attempt to this User had failed since its last success (or the start): this failure
+    /// is news for the operator, the ones after it until a success are not.
+    pub endpoint_was_working: bool,
 }
 
 impl AttemptFailed<'_> {
@@ -150,11 +157,19 @@ impl AttemptFailed<'_> {
             outcome: AttemptOutcome::Failed { http_status },
             at_ms: self.at_ms,
         });
-        tracing::debug!(
-            message_id = %self.message.id, user = %self.message.user, reason,
-            attempts = self.attempts, error = %self.error,
-            "Delivery attempt failed; the message will be retried."
-        );
+        if self.endpoint_was_working {
+            tracing::warn!(
+                message_id = %self.message.id, user = %self.message.user, reason,
+                error = %self.error,
+                "A User's Receive Response Service did not take a delivery; its messages wait in the outbox and are retried."
+            );
+        } else {
+            tracing::debug!(
+                message_id = %self.message.id, user = %self.message.user, reason,
+                attempts = self.attempts, error = %self.error,
+                "Delivery attempt failed; the message will be retried."
+            );
+        }
     }
 }
 

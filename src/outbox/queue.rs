@@ -107,6 +107,11 @@ impl UserQueue {
         self.circuit
     }
 
+    /// Failed attempts since the last success (or since the worker started).
+    pub fn failures_in_row(&self) -> u32 {
+        self.failures_in_row
+    }
+
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }

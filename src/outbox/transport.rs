@@ -31,6 +31,17 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// Every value [`TransportError::label`] gives.
+    pub const LABELS: [&'static str; 7] = [
+        "no_endpoint",
+        "bad_endpoint",
+        "connect",
+        "timeout",
+        "http_status",
+        "protocol",
+        "closed",
+    ];
+
     /// The closed set of metric labels.
     pub const fn label(&self) -> &'static str {
         match self {

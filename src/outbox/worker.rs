@@ -277,6 +277,7 @@ fn outcome(
                 error: &error,
                 attempts: attempt.previous + 1,
                 at_ms: now,
+                endpoint_was_working: queue.failures_in_row() == 0,
             }
             .emit(&shared.metrics, shared.hook.as_ref());
             let was = queue.circuit();

@@ -72,7 +72,7 @@ impl Gateway {
     }
 
     /// Sends a held request at its time (`now`): read again, decided again by access control
-    /// at `now`, its command made and its effects durable before this returns (journalled as
+    /// at `now` (under the rule set in force then), its command made and its effects durable before this returns (journalled as
     /// pending, then dispatched; the local copy in the outbox). `Err` is the code of the
     /// Service Response that ends it instead.
     pub async fn release_held(&self, held: &Held, now: OffsetDateTime) -> Result<(), ResponseCode> {
@@ -80,7 +80,8 @@ impl Gateway {
         // be sent in its window.
         let request =
             duis::parse_request(&held.request, &self.xml_limits).map_err(|_| ResponseCode::E30)?;
-        let entry = self
+        let rules = self.rule_set_at(now.unix_timestamp());
+        let entry = rules
             .catalogue
             .get(&request.header.srv)
             .ok_or(ResponseCode::E30)?;

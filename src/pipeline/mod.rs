@@ -13,6 +13,7 @@
 
 mod answer;
 mod command;
+mod context;
 mod critical;
 mod dcc;
 mod held;
@@ -28,8 +29,8 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::audit::{Audit, Receipt};
-use crate::auth::{self, AccessRequest};
-use crate::catalogue::Catalogue;
+use crate::auth::{self, AccessRequest, Permit};
+use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
 use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
@@ -38,12 +39,11 @@ use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::outbox::Outbox;
-use crate::registry::Snapshot;
-use crate::replies;
+use crate::register::PartyRegister;
 use crate::routing::CommandSigner;
 use crate::signer::Signer;
-use crate::state::State;
-use crate::store::{AdvanceError, ChangeLog, ReplayGuard};
+use crate::state::{Rules, State};
+use crate::store::{AdvanceError, ReplayGuard};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
@@ -71,6 +71,9 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// The dated rule sets: each request is decided under the version in force at its
+    /// execution time.
+    pub rules: Arc<Rules>,
     /// What the DSP keeps for later: held future-dated requests and DSP schedules.
     pub dsp: Dsp,
     /// Pre-commands and commands for local delivery, until used.
@@ -86,32 +89,6 @@ pub struct Routing {
     pub dispatcher: Arc<Dispatcher>,
     /// Firmware distributions in progress (11.1, 11.4).
     pub firmware: Arc<Distributions>,
-}
-
-impl replies::Context for Gateway {
-    fn registry(&self) -> Arc<Snapshot> {
-        self.state.registry()
-    }
-
-    fn signer(&self) -> &Signer {
-        &self.signer
-    }
-
-    fn c14n_limits(&self) -> &C14nLimits {
-        &self.c14n_limits
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    fn change_log(&self) -> &ChangeLog {
-        self.state.change_log()
-    }
-
-    fn firmware(&self) -> Option<&Distributions> {
-        Some(&self.routing.firmware)
-    }
 }
 
 /// What an accepted request gets: its answer, and whether a final message follows it.
@@ -134,6 +111,7 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub rules: Arc<Rules>,
     pub dsp: Dsp,
     pub ledgers: Ledgers,
     pub outbox: Arc<Outbox>,
@@ -147,6 +125,7 @@ impl Gateway {
             signer,
             audit,
             routing,
+            rules,
             dsp,
             ledgers,
             outbox,
@@ -170,6 +149,7 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            rules,
             dsp,
             ledgers,
             outbox,
@@ -273,7 +253,8 @@ impl Gateway {
         let answer = self.write(partial.request_id, srv, code, status, now, &payload);
         trace.lap(Stage::Sign);
         // Record: metrics, log line and audit record, from one event.
-        let entry = srv.and_then(|s| self.catalogue.get(&s));
+        let ruled = trace.rules().map_or(self.catalogue, |r| &r.catalogue);
+        let entry = srv.and_then(|s| ruled.get(&s));
         let audited = RequestAnswered {
             service,
             peer,
@@ -316,7 +297,10 @@ impl Gateway {
             error,
             partial: partial.clone(),
         };
-        let entry = checks::check_service(self.catalogue, service, &request).map_err(refuse)?;
+        let book = self.rules.book();
+        let now_rules = Arc::clone(book.in_force(now.unix_timestamp()));
+        trace.ruled(&now_rules);
+        checks::check_service(&now_rules.catalogue, service, &request).map_err(refuse)?;
         // One register for the whole request, whatever changes meanwhile.
         let register = self.state.register();
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
@@ -326,14 +310,11 @@ impl Gateway {
         trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.
         let at = execution_time(&request, now).map_err(refuse)?;
-        let access = AccessRequest {
-            originator: header.request_id.originator,
-            target: header.request_id.target,
-            service: entry,
-            at: at.unix_timestamp(),
-        };
-        let permit = auth::authorize(&access, &register, &self.state.registry())
-            .map_err(|d| refuse(Error::Denied(d)))?;
+        let at_rules = Arc::clone(book.in_force(at.unix_timestamp()));
+        trace.ruled(&at_rules);
+        let (permit, entry) = self
+            .authorize(&at_rules.catalogue, &request, &register, at)
+            .map_err(refuse)?;
         trace.permitted(&permit);
         trace.lap(Stage::Authorize);
         let plan = self
@@ -368,6 +349,35 @@ impl Gateway {
             follows,
         };
         Ok((partial, planned))
+    }
+
+    /// The dated rule set in force at `at` (unix seconds).
+    pub(crate) fn rule_set_at(&self, at: i64) -> Arc<crate::rules::RuleSet> {
+        Arc::clone(self.rules.book().in_force(at))
+    }
+
+    /// Authorize under `catalogue` (the rule set in force at the execution time `at`): the
+    /// permit, and the SRV's entry under those rules.
+    fn authorize<'c>(
+        &self,
+        catalogue: &'c Catalogue,
+        request: &ParsedRequest,
+        register: &PartyRegister,
+        at: OffsetDateTime,
+    ) -> Result<(Permit, &'c SrvEntry), Error> {
+        let header = &request.header;
+        let entry = catalogue
+            .get(&header.srv)
+            .ok_or(Error::UnknownSrv(header.srv))?;
+        let access = AccessRequest {
+            originator: header.request_id.originator,
+            target: header.request_id.target,
+            service: entry,
+            at: at.unix_timestamp(),
+        };
+        let permit =
+            auth::authorize(&access, register, &self.state.registry()).map_err(Error::Denied)?;
+        Ok((permit, entry))
     }
 
     /// The request's counter checked and made durable: its first effect, and so taken only

@@ -73,7 +73,8 @@ impl Gateway {
     fn plan_create(&self, p: &Planning<'_>, body: &[u8]) -> Result<Plan, Error> {
         let spec = parse_create_schedule(body).map_err(Error::ScheduleBody)?;
         let owner = p.permit.user();
-        let entry = self
+        let rules = self.rule_set_at(p.now.unix_timestamp());
+        let entry = rules
             .catalogue
             .get(&spec.srv)
             .ok_or(Error::ScheduleBody(ScheduleError::NotSchedulable))?;
@@ -149,7 +150,8 @@ impl Gateway {
         // The DCC's own request, read by the one request parser.
         let request = duis::parse_request(xml.as_bytes(), &self.xml_limits)
             .map_err(|_| ResponseCode::E100)?;
-        let entry = self.catalogue.get(&spec.srv).ok_or(ResponseCode::E100)?;
+        let rules = self.rule_set_at(now.unix_timestamp());
+        let entry = rules.catalogue.get(&spec.srv).ok_or(ResponseCode::E100)?;
         let access = AccessRequest {
             originator: schedule.owner,
             target: spec.device,

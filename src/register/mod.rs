@@ -68,8 +68,40 @@ pub enum RegisterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("users file line {line}: {problem}")]
+    #[error("users file line {line}{}: {problem}", column_text(problem))]
     Row { line: u64, problem: RowProblem },
+    /// `found` is the header row as read.
+    #[error("users file: the header row is {found:?}; it must be {:?}", COLUMNS.join(","))]
+    Header { found: String },
+    /// One of the above, in the file at `path`.
+    #[error("{path}: {inner}")]
+    InFile {
+        path: PathBuf,
+        inner: Box<RegisterError>,
+    },
+}
+
+/// The columns of `users.csv`, in order.
+pub const COLUMNS: [&str; 6] = [
+    "user_id",
+    "party_id",
+    "party_name",
+    "roles",
+    "status",
+    "response_url",
+];
+
+/// `, column 4 (roles)` for a problem in one column, else nothing.
+fn column_text(problem: &RowProblem) -> String {
+    let name = match problem {
+        RowProblem::UserId | RowProblem::Duplicate => "user_id",
+        RowProblem::PartyId => "party_id",
+        RowProblem::Roles => "roles",
+        RowProblem::Status => "status",
+        RowProblem::Shape => return String::new(),
+    };
+    let at = COLUMNS.iter().position(|c| *c == name).map_or(0, |i| i + 1);
+    format!(", column {at} ({name})")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +154,15 @@ impl PartyRegister {
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
             .from_reader(text.as_bytes());
+        let found = reader
+            .headers()
+            .map(|h| h.iter().collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        if found != COLUMNS.join(",") {
+            return Err(RegisterError::Header {
+                found: found.chars().take(200).collect(),
+            });
+        }
         let mut users = HashMap::new();
         for row in reader.records() {
             let (line, record) = match row {

@@ -67,6 +67,31 @@ fn refuses_bad_rows_with_their_line() {
     ));
 }
 
+#[test]
+fn errors_name_the_column_and_a_wrong_header_the_right_one() {
+    let text = format!("{HEADER}90-B3-D5-1F-30-01-00-00,P,N,IS,sleeping,\n");
+    let e = PartyRegister::parse(&text).unwrap_err().to_string();
+    assert!(e.contains("line 2, column 5 (status)"), "{e}");
+    let e = PartyRegister::parse("user_id,party,name,roles,status,url\n").unwrap_err();
+    assert!(
+        matches!(&e, RegisterError::Header { found } if found == "user_id,party,name,roles,status,url"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("user_id,party_id,party_name,roles,status,response_url"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.csv");
+    std::fs::write(&path, &text).unwrap();
+    let e = crate::state::load::users(&path).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: users file line 2", path.display())),
+        "{e}"
+    );
+}
+
 mod user_changes {
     use super::*;
     use crate::certstore::{CertRefusal, CertStore};

@@ -295,7 +295,11 @@ pub(super) fn read_header(source: &dyn Source, file: FileKind) -> Result<u64, Re
             .read_until(b'\n', &mut line)
             .map_err(read_error(source))?;
         if n == 0 {
-            return Err(RegistryError::Header { file });
+            return Err(RegistryError::Header {
+                path: source.name().to_owned(),
+                file,
+                found: String::new(),
+            });
         }
         offset += n as u64;
         let trimmed = line.trim_ascii();
@@ -306,7 +310,11 @@ pub(super) fn read_header(source: &dyn Source, file: FileKind) -> Result<u64, Re
         return if header_matches(file, found) {
             Ok(offset)
         } else {
-            Err(RegistryError::Header { file })
+            Err(RegistryError::Header {
+                path: source.name().to_owned(),
+                file,
+                found: String::from_utf8_lossy(trimmed).chars().take(200).collect(),
+            })
         };
     }
 }
@@ -414,6 +422,7 @@ fn read_file<T: Send, S: Default + Send>(
             Err(ChunkError::Row { byte, problem }) => {
                 let line = line_at(path, chunk_start + byte).map_err(read_error(path))?;
                 return Err(RegistryError::Row {
+                    path: path.name().to_owned(),
                     file,
                     line,
                     problem,

@@ -109,8 +109,13 @@ pub(super) fn locate(
             (FileKind::Registrations, RowProblem::Overlap, line)
         }
     };
+    let source = match file {
+        FileKind::Devices => devices,
+        FileKind::Registrations => registrations,
+    };
     match line {
         Ok(line) => RegistryError::Row {
+            path: source.name().to_owned(),
             file,
             line,
             problem,

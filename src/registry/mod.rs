@@ -161,10 +161,19 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file} file: the header row is missing or not the documented columns")]
-    Header { file: FileKind },
-    #[error("{file} file line {line}: {problem}")]
+    /// `found` is the header row as read (empty when the file has none).
+    #[error(
+        "{path}: the header row is {found:?}; the {file} file's is {:?}",
+        file.header()
+    )]
+    Header {
+        path: PathBuf,
+        file: FileKind,
+        found: String,
+    },
+    #[error("{path} line {line}{}: {problem}", column_text(*file, *problem))]
     Row {
+        path: PathBuf,
         file: FileKind,
         line: u64,
         problem: RowProblem,
@@ -226,6 +235,56 @@ pub enum RowProblem {
     Model,
     #[error("more than {MAX_MODELS} distinct manufacturer and model pairs")]
     TooManyModels,
+}
+
+impl FileKind {
+    /// The documented header row.
+    pub fn header(self) -> String {
+        match self {
+            Self::Devices => load::DEVICE_COLUMNS.join(","),
+            Self::Registrations => load::REGISTRATION_COLUMNS.join(","),
+        }
+    }
+}
+
+impl RowProblem {
+    /// The column the problem is in, when it is in one.
+    pub fn column(self) -> Option<&'static str> {
+        use RowProblem::*;
+        Some(match self {
+            DeviceId | DuplicateDevice => "device_id",
+            DeviceType => "device_type",
+            Status => "status",
+            Mpxn | MpxnKind => "mpxn",
+            ChfId | ChfBound | OwnChf | UnknownChf | NotAChf => "chf_id",
+            Region => "csp_region",
+            Role | RoleFuel => "role",
+            UserId => "user_id",
+            EffectiveFrom => "effective_from",
+            EffectiveTo | EmptyInterval => "effective_to",
+            Model | TooManyModels => "manufacturer",
+            Shape | Overlap => return None,
+        })
+    }
+}
+
+/// `, column 3 (status)` for a problem in one column of `file`, else nothing.
+fn column_text(file: FileKind, problem: RowProblem) -> String {
+    let Some(name) = problem.column() else {
+        return String::new();
+    };
+    let columns: Vec<&str> = match file {
+        FileKind::Devices => load::DEVICE_COLUMNS
+            .iter()
+            .chain(&load::MODEL_COLUMNS)
+            .copied()
+            .collect(),
+        FileKind::Registrations => load::REGISTRATION_COLUMNS.to_vec(),
+    };
+    match columns.iter().position(|c| *c == name) {
+        Some(i) => format!(", column {} ({name})", i + 1),
+        None => String::new(),
+    }
 }
 
 /// The rules one device record must keep by itself.

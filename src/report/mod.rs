@@ -118,10 +118,12 @@ impl From<Month> for String {
 
 /// Target Response Times, in seconds: a default, and overrides by SRV prefix (`"4"` is a whole
 /// family, `"4.1"` a Service Reference, `"4.1.1"` one variant; the longest match wins).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
+    /// The target for any SRV without an override (seconds).
     pub default_seconds: f64,
+    /// Overrides by SRV prefix (`"4"`, `"4.1"`, `"4.1.1"`; the longest match wins), seconds.
     #[serde(default)]
     pub by_srv: BTreeMap<String, f64>,
 }

@@ -41,6 +41,7 @@ fn request(at_ms: i64, user: UserId, counter: u64, srv: &str, on_demand: bool) -
         class: None,
         device: Some(request_id.target),
         on_demand,
+        rules: None,
         decision: ACCEPTED.into(),
         code: "I99".into(),
         response_follows: true,

@@ -5,6 +5,7 @@
 mod admission;
 mod attempts;
 mod conn;
+mod expiry;
 mod http;
 mod routing;
 
@@ -34,7 +35,7 @@ use crate::pipeline::{Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
-use crate::state::{self, LoadError, State};
+use crate::state::{self, LoadError, Rules, RulesLoadError, State};
 use crate::store::{JournalError, ReplayGuard};
 use crate::tls::{self, TlsError};
 
@@ -91,6 +92,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the dated rule sets ([rules] files, rules.journal)")]
+    Rules(#[source] RulesLoadError),
     #[error("the held-request or DSP schedule journal")]
     DspJournal(#[source] JournalError),
     #[error("a start-up task failed")]
@@ -161,6 +164,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Clients::Users,
     )?;
     reload::record_server_expiry(&metrics, &config.tls.cert);
+    expiry::record(config, &metrics)?;
     let signer = Signer::load(
         &config.signatures.dcc_key,
         &config.signatures.dcc_cert,
@@ -184,6 +188,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .await?
         .map_err(StartError::DspJournal)?;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
+    let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
     let ledgers = routing::open_ledgers(config).await?;
@@ -193,6 +198,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         signer,
         audit,
         routing,
+        rules,
         dsp,
         ledgers,
         outbox: Arc::clone(&outbox),
@@ -260,6 +266,7 @@ async fn serve(
         state,
         token: admin_token(config)?,
         outbox: outbox.clone(),
+        rules: gateway.rules.clone(),
         replay: Arc::clone(&gateway.replay),
         reloader: Arc::clone(&reloader),
         health: admin::Health {
@@ -301,6 +308,23 @@ async fn serve(
         shutdown,
         task,
     })
+}
+
+/// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
+/// versions and the journalled ones.
+async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
+    let config = config.clone();
+    let rules = blocking(move || crate::config::rules(&config))
+        .await?
+        .map_err(StartError::Rules)?;
+    let book = rules.book();
+    let latest = book.latest();
+    tracing::info!(
+        versions = book.versions().count(),
+        latest = %latest.version,
+        "Rule sets loaded."
+    );
+    Ok(Arc::new(rules))
 }
 
 /// Where the state's files are, from the configuration.

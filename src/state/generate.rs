@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::domain::{DeviceId, DeviceStatus, DeviceType, Mpxn, UserId, UserRole};
+use crate::progress::{Progress, Unit};
 
 use crate::registry::{
     mix, CspRegion, DeviceRecord, Registration, RegistryError, DEVICE_COLUMNS, REGISTRATION_COLUMNS,
@@ -148,16 +149,29 @@ pub fn generate(dir: &Path, spec: &Synthetic) -> Result<Files, RegistryError> {
         let path = path.to_owned();
         move |source| RegistryError::Write { path, source }
     };
-    write_devices(&files.devices, spec).map_err(failed(&files.devices))?;
-    write_registrations(&files.registrations, spec).map_err(failed(&files.registrations))?;
-    Ok(files)
+    let progress = Progress::start(
+        "Generating the registry",
+        Some(spec.devices + spec.registrations),
+        Unit::Records,
+    );
+    let written = write_devices(&files.devices, spec, &progress)
+        .map_err(failed(&files.devices))
+        .and_then(|()| {
+            write_registrations(&files.registrations, spec, &progress)
+                .map_err(failed(&files.registrations))
+        });
+    progress.finish();
+    written.map(|()| files)
 }
 
 fn create(path: &Path) -> io::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, File::create(path)?))
 }
 
-fn write_devices(path: &Path, spec: &Synthetic) -> io::Result<()> {
+/// Rows between two progress counts.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+fn write_devices(path: &Path, spec: &Synthetic, progress: &Progress) -> io::Result<()> {
     let mut out = create(path)?;
     writeln!(out, "# synthetic devices, seed {}", spec.seed)?;
     writeln!(out, "{}", DEVICE_COLUMNS.join(","))?;
@@ -172,13 +186,17 @@ fn write_devices(path: &Path, spec: &Synthetic) -> io::Result<()> {
             write!(out, "{c}")?;
         }
         writeln!(out, ",{}", d.region)?;
+        if (i + 1) % PROGRESS_EVERY == 0 {
+            progress.inc(PROGRESS_EVERY);
+        }
     }
+    progress.inc(spec.devices % PROGRESS_EVERY);
     out.into_inner()
         .map_err(io::IntoInnerError::into_error)?
         .sync_all()
 }
 
-fn write_registrations(path: &Path, spec: &Synthetic) -> io::Result<()> {
+fn write_registrations(path: &Path, spec: &Synthetic, progress: &Progress) -> io::Result<()> {
     let mut out = create(path)?;
     writeln!(out, "# synthetic registrations, seed {}", spec.seed)?;
     writeln!(out, "{}", REGISTRATION_COLUMNS.join(","))?;
@@ -200,7 +218,11 @@ fn write_registrations(path: &Path, spec: &Synthetic) -> io::Result<()> {
         let from = rfc3339(r.from)?;
         let to = r.to.map(&mut rfc3339).transpose()?.unwrap_or_default();
         writeln!(out, "{mpxn},{},{},{from},{to}", r.role, r.user)?;
+        if (j + 1) % PROGRESS_EVERY == 0 {
+            progress.inc(PROGRESS_EVERY);
+        }
     }
+    progress.inc(spec.registrations % PROGRESS_EVERY);
     out.into_inner()
         .map_err(io::IntoInnerError::into_error)?
         .sync_all()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::certstore::CertStore;
 use crate::domain::UserId;
 use crate::dscerts::DigitalSigningCerts;
+use crate::progress::{Progress, Unit};
 use crate::register::{PartyRegister, RegisterError, UserChange};
 use crate::registry::{self, ChangeError, RegistryError, Snapshot, Source};
 use crate::smki::{Anchor, CrlError, Trust};
@@ -196,13 +197,65 @@ impl Source for FileSource {
     }
 }
 
+/// A source whose reads are counted as progress.
+struct Counted<'a> {
+    source: FileSource,
+    progress: &'a Progress,
+}
+
+impl Source for Counted<'_> {
+    fn name(&self) -> &Path {
+        self.source.name()
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.source.size()
+    }
+
+    fn range(&self, start: u64, end: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let inner = self.source.range(start, end)?;
+        Ok(Box::new(CountedRead {
+            inner,
+            progress: self.progress.clone(),
+        }))
+    }
+}
+
+struct CountedRead<'a> {
+    inner: Box<dyn Read + Send + 'a>,
+    progress: Progress,
+}
+
+impl Read for CountedRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
 /// `devices.csv` and `registrations.csv` into a snapshot (`schemas/devices.md`,
-/// `schemas/registrations.md`).
+/// `schemas/registrations.md`), with its progress reported (a bar on a terminal, a log line
+/// every few seconds otherwise, and the time it took).
 pub fn registry(devices: &Path, registrations: &Path) -> Result<Snapshot, RegistryError> {
-    registry::load(
-        &FileSource(devices.to_owned()),
-        &FileSource(registrations.to_owned()),
-    )
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let progress = Progress::start(
+        "Loading the registry",
+        Some(size(devices) + size(registrations)),
+        Unit::Bytes,
+    );
+    let loaded = registry::load(
+        &Counted {
+            source: FileSource(devices.to_owned()),
+            progress: &progress,
+        },
+        &Counted {
+            source: FileSource(registrations.to_owned()),
+            progress: &progress,
+        },
+    );
+    progress.finish();
+    loaded
 }
 
 /// `users.csv` (`schemas/users.md`).
@@ -211,7 +264,10 @@ pub fn users(path: &Path) -> Result<PartyRegister, RegisterError> {
         path: path.to_owned(),
         source,
     })?;
-    PartyRegister::parse(&text)
+    PartyRegister::parse(&text).map_err(|e| RegisterError::InFile {
+        path: path.to_owned(),
+        inner: Box::new(e),
+    })
 }
 
 /// Trust in the anchors of `anchor_files`, with the CRLs of `crl_files` (PEM or DER, each signed

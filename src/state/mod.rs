@@ -9,6 +9,7 @@
 mod compaction;
 pub mod generate;
 pub mod load;
+pub mod rules;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::store::{ChangeLog, JournalError, UserChangeLog};
 
 pub use compaction::{Compaction, COMPACT_OVERLAY_AT};
 pub use load::{CertStoreError, Files, LoadError, Loaded};
+pub use rules::{Rules, RulesLoadError};
 
 /// Why a batch of changes was not applied.
 #[derive(Debug, thiserror::Error)]

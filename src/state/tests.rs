@@ -124,3 +124,58 @@ async fn a_registration_change_naming_a_user_not_in_the_register_is_refused() {
         .unwrap();
     assert_eq!(state.registry().registration_count(), before + 1);
 }
+
+/// The dated rule sets' journal: versions added are back after a reopen, in order; a torn last
+/// line (a write that never finished, so never acknowledged) is passed over; a whole line that
+/// is not a version stops the start, named by its line.
+#[tokio::test]
+async fn journalled_rule_versions_are_back_after_a_reopen_and_a_torn_tail_is_passed_over() {
+    use crate::rules::{RuleFile, RuleSet};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join(rules::JOURNAL_FILE);
+    let base = || RuleSet::base(crate::catalogue::Catalogue::builtin().clone(), Vec::new());
+    let version = |name: &str, at: &str| {
+        RuleFile::parse(&format!(
+            r#"{{"version": "{name}", "effective_from": "{at}",
+                "srvs": {{"4.1.1": {{"on_demand": false}}}}}}"#
+        ))
+        .unwrap()
+    };
+    let now = 1_800_000_000; // 2027-01-15
+    let open = Rules::open(base(), &[], &journal).unwrap();
+    open.add(&version("june", "2027-06-01T00:00:00Z"), now)
+        .await
+        .unwrap();
+    open.add(&version("july", "2027-07-01T00:00:00Z"), now)
+        .await
+        .unwrap();
+    // Not after the latest: refused, and not journalled.
+    assert!(open
+        .add(&version("may", "2027-05-01T00:00:00Z"), now)
+        .await
+        .is_err());
+
+    // A write that stopped half-way.
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str(r#"{"version": "aug", "effective_fr"#);
+    std::fs::write(&journal, &text).unwrap();
+    let reopened = Rules::open(base(), &[], &journal).unwrap();
+    let names: Vec<String> = reopened
+        .book()
+        .versions()
+        .map(|s| s.version.clone())
+        .collect();
+    assert_eq!(names, ["base", "june", "july"]);
+    // 2027-05-22, 2027-06-03, 2027-07-07.
+    assert_eq!(reopened.book().in_force(1_811_000_000).version, "base");
+    assert_eq!(reopened.book().in_force(1_812_000_000).version, "june");
+    assert_eq!(reopened.book().in_force(1_815_000_000).version, "july");
+
+    // A complete line that is not a version: the start stops, naming the line.
+    text.push_str("\n{\"version\": 7}\n");
+    std::fs::write(&journal, &text).unwrap();
+    assert!(matches!(
+        Rules::open(base(), &[], &journal),
+        Err(rules::RulesLoadError::Invalid { .. })
+    ));
+}

@@ -67,6 +67,16 @@ pub enum HandshakeFailure {
 }
 
 impl HandshakeFailure {
+    pub const ALL: [Self; 7] = [
+        Self::Timeout,
+        Self::NoClientCertificate,
+        Self::UntrustedCertificate,
+        Self::ExpiredCertificate,
+        Self::NoSmkiIdentity,
+        Self::Protocol,
+        Self::Io,
+    ];
+
     pub const fn label(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",

@@ -2,8 +2,10 @@
 //! mTLS, with `xmllint`, `openssl` and `curl` as independent oracles.
 
 mod access;
+mod admin_api;
 mod alert_crash;
 mod bounds;
+mod cli;
 mod crash;
 mod critical;
 mod dcc_services;
@@ -11,11 +13,13 @@ mod dead_letters;
 mod demo;
 mod dsp;
 mod dsp_crash;
+mod examples;
 mod local;
 mod openssl_made;
 mod operations;
 mod requests;
 mod round_trip;
+mod rules;
 mod signatures;
 mod supplier_change;
 mod support;

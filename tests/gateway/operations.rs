@@ -86,10 +86,14 @@ async fn metrics_after_mixed_traffic_count_every_family() {
     mixed_traffic(&gw).await;
     let m = gw.metrics().await;
     let expected = [
-        r#"dccgw_request_duration_seconds_count{class="A",code="I99",role="IS",service="send",srv="4.1.1"} 5"#,
-        r#"dccgw_request_duration_seconds_count{class="B",code="I99",role="ED",service="send",srv="4.1.1"} 3"#,
-        r#"dccgw_request_duration_seconds_count{class="none",code="E4",role="none",service="send",srv="4.1.1"} 2"#,
-        r#"dccgw_request_duration_seconds_count{class="none",code="E40",role="none",service="send",srv="unknown"} 1"#,
+        r#"dccgw_requests_total{class="A",code="I99",role="IS",service="send",srv="4.1.1"} 5"#,
+        r#"dccgw_requests_total{class="B",code="I99",role="ED",service="send",srv="4.1.1"} 3"#,
+        r#"dccgw_requests_total{class="none",code="E4",role="none",service="send",srv="4.1.1"} 2"#,
+        r#"dccgw_requests_total{class="none",code="E40",role="none",service="send",srv="unknown"} 1"#,
+        r#"dccgw_request_duration_seconds_count{outcome="accepted",service="send"} 8"#,
+        r#"dccgw_request_duration_seconds_count{outcome="refused",service="send"} 3"#,
+        r#"dccgw_delivery_failed_attempts_total{reason="connect"} "#,
+        r#"process_resident_memory_bytes "#,
         r#"dccgw_request_refusals_total{reason="not_registered"} 2"#,
         r#"dccgw_request_refusals_total{reason="content_type"} 1"#,
         r#"dccgw_request_stage_duration_seconds_count{stage="parse"} 10"#,
@@ -130,7 +134,7 @@ async fn metrics_after_mixed_traffic_count_every_family() {
         .unwrap();
     assert!(ok >= 3, "one connection per client at least: {ok}");
     let now = OffsetDateTime::now_utc().unix_timestamp() as f64;
-    for cert in ["tls_server", "dcc_xml_signing"] {
+    for cert in dccgw::metrics::CERTIFICATES {
         let prefix =
             format!(r#"dccgw_certificate_expiry_timestamp_seconds{{certificate="{cert}"}} "#);
         let at: f64 = m

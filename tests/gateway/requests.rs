@@ -259,7 +259,8 @@ async fn refusals_carry_their_documented_codes() {
         r#"dccgw_request_refusals_total{reason="wrong_service"} 1"#,
         r#"dccgw_request_refusals_total{reason="xml_doctype"} 1"#,
         r#"dccgw_request_refusals_total{reason="content_type"} 1"#,
-        r#"dccgw_request_duration_seconds_count{class="A",code="I99",role="IS",service="send",srv="4.1.1"} 1"#,
+        r#"dccgw_requests_total{class="A",code="I99",role="IS",service="send",srv="4.1.1"} 1"#,
+        r#"dccgw_request_duration_seconds_count{outcome="accepted",service="send"} 1"#,
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }

@@ -117,6 +117,36 @@ async fn saturates(
     Ok(true)
 }
 
+/// Checks that every reference server the bench will start can be found on `path` (a `PATH`
+/// value): `hyper` is this program; `nginx` must be installed.
+pub(super) fn check_references(
+    refs: &[String],
+    path: Option<&std::ffi::OsStr>,
+) -> Result<(), BenchError> {
+    for name in refs {
+        let needs = match name.as_str() {
+            "hyper" => None,
+            "nginx" => Some(("nginx", "nginx-light")),
+            other => return Err(BenchError::UnknownRef(other.to_owned())),
+        };
+        if let Some((program, package)) = needs {
+            let found = path
+                .map(std::env::split_paths)
+                .into_iter()
+                .flatten()
+                .any(|dir| dir.join(program).is_file());
+            if !found {
+                return Err(BenchError::MissingProgram {
+                    reference: name.clone(),
+                    program,
+                    package,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts reference `name` (`hyper` or `nginx`) on a free port, answering `answer`.
 pub(super) async fn start_ref(
     name: &str,

@@ -94,6 +94,28 @@ fn one_message_per_user_named_by_its_response_id() {
 }
 
 #[test]
+fn a_dated_routing_table_decides_in_place_of_the_configured_one() {
+    let reg = registry();
+    let mut f = fanout(20);
+    let now = at(T0 + 60);
+    let dated = crate::alerts::RoutingTable::with_rules(&[crate::alerts::RouteRule {
+        codes: "8002".parse().unwrap(),
+        to: crate::alerts::Audience::Both,
+    }]);
+    let by_dated = f
+        .device_alert_by(&dated, &alert(12, ESME, 0x8002, T0 + 59), &reg, now)
+        .unwrap();
+    assert_eq!(
+        users(&by_dated.messages),
+        vec![user(SUPPLIER), user(NETWORK_OPERATOR)]
+    );
+    let configured = f
+        .device_alert(&alert(13, ESME, 0x8002, T0 + 59), &reg, now)
+        .unwrap();
+    assert_eq!(users(&configured.messages), vec![user(NETWORK_OPERATOR)]);
+}
+
+#[test]
 fn after_a_change_of_supplier_alerts_follow_the_new_supplier() {
     let cos = T0 + 1000;
     let reg = after_change_of_supplier(cos);

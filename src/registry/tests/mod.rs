@@ -181,6 +181,7 @@ fn each_bad_device_column_stops_the_load_at_its_line() {
                 file: FileKind::Devices,
                 line,
                 problem: p,
+                ..
             }) => assert_eq!((line, p), (6, *problem), "{row}"),
             other => panic!("{row}: {other:?}"),
         }
@@ -225,26 +226,41 @@ fn each_bad_registration_column_stops_the_load_at_its_line() {
                 file: FileKind::Registrations,
                 line,
                 problem: p,
+                ..
             }) => assert_eq!((line, p), (3, problem), "{row}"),
             other => panic!("{row}: {other:?}"),
         }
     }
+    // The message names the file, the line and the column.
+    let text = format!("{REGS}{MPAN},XX,{u},2024-01-01T00:00:00Z,\n");
+    let e = load_text(dir.path(), &good_devices(), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("r.csv line 2, column 2 (role)"), "{e}");
 }
 
 #[test]
 fn a_wrong_header_or_missing_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wrong = "device_id,type,status,mpxn,chf_id,csp_region\n";
-    assert!(matches!(
-        load_text(dir.path(), wrong, REGS),
-        Err(RegistryError::Header {
-            file: FileKind::Devices
-        })
-    ));
+    let e = load_text(dir.path(), wrong, REGS).unwrap_err();
+    assert!(
+        matches!(&e, RegistryError::Header { file: FileKind::Devices, found, .. }
+            if found == wrong.trim()),
+        "{e:?}"
+    );
+    // The message names the file and shows the header it expected.
+    let text = e.to_string();
+    assert!(text.contains("d.csv"), "{text}");
+    assert!(
+        text.contains("device_id,device_type,status,mpxn,chf_id,csp_region"),
+        "{text}"
+    );
     assert!(matches!(
         load_text(dir.path(), DEVICES, "# only a comment\n"),
         Err(RegistryError::Header {
-            file: FileKind::Registrations
+            file: FileKind::Registrations,
+            ..
         })
     ));
     let missing = dir.path().join("absent.csv");
