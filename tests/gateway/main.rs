@@ -4,6 +4,7 @@
 mod access;
 mod alert_crash;
 mod bounds;
+mod conformance;
 mod crash;
 mod critical;
 mod dead_letters;
