@@ -60,6 +60,20 @@ struct Context {
     helpers: Vec<String>,
 }
 
+/// A flow as sent: the flow, its steps, and a note on how its request was made.
+type Sent<'f> = (&'f Flow, Vec<Step>, Option<&'static str>);
+
+/// The gateway under test, its Users' clients, and what reached their Receive Response Service.
+struct Bench {
+    gw: TestGateway,
+    clients: Clients,
+    inbox: std::sync::Arc<Inbox>,
+    /// RequestIDs sent only to make a row possible.
+    helpers: Vec<String>,
+    /// The messages naming no request (DCC Alerts) that arrived while a last-phase flow ran.
+    unnamed: BTreeMap<String, Vec<Received>>,
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_srv_and_command_variant_end_to_end() {
     let Some(anchors) = support::anchors() else {
@@ -72,117 +86,20 @@ async fn every_srv_and_command_variant_end_to_end() {
     let srvs: BTreeSet<String> = flows.iter().map(|f| f.entry.srv.to_string()).collect();
     assert_eq!((srvs.len(), flows.len()), (129, 388));
     let (gw, _pki, rx_server, rx) = routed("").await;
-    let inbox = Inbox::collect(rx);
-    let clients = Clients::new(&gw, &["supplier", "network-operator", "other-user"]);
-
-    // The flows of each User in order (a User's counters rise), the Users side by side.
-    let main: Vec<&Flow> = flows.iter().filter(|f| f.phase == Phase::Main).collect();
-    let users: BTreeSet<&str> = main.iter().map(|f| f.user).collect();
-    let per_user = futures_util::future::join_all(users.iter().map(|user| {
-        let mine: Vec<&Flow> = main.iter().copied().filter(|f| f.user == *user).collect();
-        let (gw, clients, inbox) = (&gw, &clients, &inbox);
-        async move {
-            let mut context = Context::default();
-            let mut done = Vec::new();
-            for flow in mine {
-                done.push(run_flow(gw, clients, inbox, flow, &mut context).await);
-            }
-            (done, context.helpers)
-        }
-    }))
-    .await;
-    let mut helpers: Vec<String> = Vec::new();
-    let mut rows: Vec<(&Flow, Vec<Step>, Option<&'static str>)> = Vec::new();
-    for (done, h) in per_user {
-        rows.extend(done);
-        helpers.extend(h);
-    }
-    // Every final message the audit trail promises, then quiet.
-    let promised: Vec<String> = {
-        let audit = audit_records(&gw);
-        rows.iter()
-            .map(|(_, steps, _)| steps.last().unwrap())
-            .filter(|s| last_record(&audit, s).is_some_and(|r| r.response_follows))
-            .map(|s| s.request_id.clone())
-            .collect()
+    let mut bench = Bench {
+        clients: Clients::new(&gw, &["supplier", "network-operator", "other-user"]),
+        gw,
+        inbox: Inbox::collect(rx),
+        helpers: Vec::new(),
+        unnamed: BTreeMap::new(),
     };
-    // (A flow whose promised message never comes is named by the checks below.)
-    inbox
-        .wait_for(BOUND, |i| {
-            promised.iter().all(|id| !i.for_request(id).is_empty())
-        })
-        .await;
-    inbox.settle(QUIET * 2, BOUND).await;
-    let before_last = inbox.len();
+    let mut sent = bench.main_phase(&flows).await;
+    let before_last = bench.inbox.len();
+    sent.extend(bench.last_phase(&flows).await);
+    bench.assert_nothing_stray(&sent, before_last);
+    let rows = bench.rows(sent);
 
-    // The DCC's own services that change the registration data, one at a time; the DCC Alerts
-    // that arrive meanwhile (they name no request) are theirs.
-    let mut unnamed: BTreeMap<String, Vec<Received>> = BTreeMap::new();
-    let mut context = Context::default();
-    for flow in flows.iter().filter(|f| f.phase == Phase::Last) {
-        let from = inbox.len();
-        let row = run_flow(&gw, &clients, &inbox, flow, &mut context).await;
-        let id = row.1.last().unwrap().request_id.clone();
-        let audit = audit_records(&gw);
-        if last_record(&audit, row.1.last().unwrap()).is_some_and(|r| r.response_follows) {
-            inbox
-                .wait_for(BOUND, |i| !i.for_request(&id).is_empty())
-                .await;
-        }
-        inbox.settle(QUIET, BOUND).await;
-        let alerts: Vec<Received> = inbox
-            .since(from)
-            .into_iter()
-            .filter(|m| m.description.request_id.is_none())
-            .collect();
-        unnamed.insert(id, alerts);
-        rows.push(row);
-    }
-    helpers.extend(context.helpers);
-
-    // Nothing arrived that no row accounts for.
-    let ids: BTreeSet<String> = rows
-        .iter()
-        .flat_map(|(_, steps, _)| steps.iter().map(|s| s.request_id.clone()))
-        .chain(helpers.iter().cloned())
-        .collect();
-    let stray: Vec<String> = inbox
-        .since(0)
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| match &m.description.request_id {
-            Some(id) => !ids.contains(&id.to_ascii_uppercase()),
-            None => *i < before_last,
-        })
-        .map(|(_, m)| format!("{:?}", m.description))
-        .collect();
-    assert!(
-        stray.is_empty(),
-        "messages no flow accounts for: {stray:#?}"
-    );
-
-    // The rows, in catalogue order.
-    let catalogue: Vec<_> = dccgw::catalogue::Catalogue::builtin().iter().collect();
-    let position = |f: &Flow| {
-        let srv = catalogue.iter().position(|e| e.srv == f.entry.srv).unwrap();
-        (srv, f.cv)
-    };
-    rows.sort_by_key(|(f, ..)| position(f));
-    let rows: Vec<Row<'_>> = rows
-        .into_iter()
-        .map(|(flow, steps, note)| {
-            let id = &steps.last().unwrap().request_id;
-            let mut messages = inbox.for_request(id);
-            messages.extend(unnamed.get(id).cloned().unwrap_or_default());
-            Row {
-                flow,
-                steps,
-                messages,
-                note,
-            }
-        })
-        .collect();
-    let audit = audit_records(&gw);
+    let audit = audit_records(&bench.gw);
     let mut problems = Vec::new();
     for row in &rows {
         check_row(row, &audit, &mut problems);
@@ -203,9 +120,125 @@ async fn every_srv_and_command_variant_end_to_end() {
         .map(|(s, cv)| ((*s).to_owned(), *cv))
         .collect();
     assert_eq!(broken, known, "the rows acknowledged with no final message");
-    check_documents(&gw, &xsd, &rows);
+    check_documents(&bench.gw, &xsd, &rows);
     table::check(&table::render(&rows));
     rx_server.stop().await;
+}
+
+impl Bench {
+    /// The flows of each User in order (a User's counters rise), the Users side by side; then
+    /// every final message the audit trail promises (bounded), then quiet.
+    async fn main_phase<'f>(&mut self, flows: &'f [Flow]) -> Vec<Sent<'f>> {
+        let main: Vec<&Flow> = flows.iter().filter(|f| f.phase == Phase::Main).collect();
+        let users: BTreeSet<&str> = main.iter().map(|f| f.user).collect();
+        let (gw, clients, inbox) = (&self.gw, &self.clients, &*self.inbox);
+        let per_user = futures_util::future::join_all(users.iter().map(|user| {
+            let mine: Vec<&Flow> = main.iter().copied().filter(|f| f.user == *user).collect();
+            async move {
+                let mut context = Context::default();
+                let mut done = Vec::new();
+                for flow in mine {
+                    done.push(run_flow(gw, clients, inbox, flow, &mut context).await);
+                }
+                (done, context.helpers)
+            }
+        }))
+        .await;
+        let mut sent = Vec::new();
+        for (done, helpers) in per_user {
+            sent.extend(done);
+            self.helpers.extend(helpers);
+        }
+        let audit = audit_records(&self.gw);
+        let promised: Vec<&str> = sent
+            .iter()
+            .map(|(_, steps, _)| steps.last().unwrap())
+            .filter(|s| last_record(&audit, s).is_some_and(|r| r.response_follows))
+            .map(|s| s.request_id.as_str())
+            .collect();
+        // (A flow whose promised message never comes is named by the checks.)
+        self.inbox
+            .wait_for(BOUND, |i| {
+                promised.iter().all(|id| !i.for_request(id).is_empty())
+            })
+            .await;
+        self.inbox.settle(QUIET * 2, BOUND).await;
+        sent
+    }
+
+    /// The DCC's own services, one at a time, each waited for; the messages naming no request
+    /// (DCC Alerts) that arrive meanwhile are that flow's.
+    async fn last_phase<'f>(&mut self, flows: &'f [Flow]) -> Vec<Sent<'f>> {
+        let mut context = Context::default();
+        let mut sent = Vec::new();
+        for flow in flows.iter().filter(|f| f.phase == Phase::Last) {
+            let from = self.inbox.len();
+            let done = run_flow(&self.gw, &self.clients, &self.inbox, flow, &mut context).await;
+            let last = done.1.last().unwrap();
+            let id = last.request_id.clone();
+            let audit = audit_records(&self.gw);
+            if last_record(&audit, last).is_some_and(|r| r.response_follows) {
+                self.inbox
+                    .wait_for(BOUND, |i| !i.for_request(&id).is_empty())
+                    .await;
+            }
+            self.inbox.settle(QUIET, BOUND).await;
+            let unnamed = self.inbox.since(from);
+            let unnamed = unnamed
+                .into_iter()
+                .filter(|m| m.description.request_id.is_none());
+            self.unnamed.insert(id, unnamed.collect());
+            sent.push(done);
+        }
+        self.helpers.extend(context.helpers);
+        sent
+    }
+
+    /// Every message names a request some flow sent, or arrived while a last-phase flow ran.
+    fn assert_nothing_stray(&self, sent: &[Sent<'_>], before_last: usize) {
+        let ids: BTreeSet<String> = sent
+            .iter()
+            .flat_map(|(_, steps, _)| steps.iter().map(|s| s.request_id.clone()))
+            .chain(self.helpers.iter().cloned())
+            .collect();
+        let stray: Vec<String> = self
+            .inbox
+            .since(0)
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| match &m.description.request_id {
+                Some(id) => !ids.contains(&id.to_ascii_uppercase()),
+                None => *i < before_last,
+            })
+            .map(|(_, m)| format!("{:?}", m.description))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "messages no flow accounts for: {stray:#?}"
+        );
+    }
+
+    /// The rows, in catalogue order, each with its messages.
+    fn rows<'f>(&self, mut sent: Vec<Sent<'f>>) -> Vec<Row<'f>> {
+        let catalogue: Vec<_> = dccgw::catalogue::Catalogue::builtin().iter().collect();
+        sent.sort_by_key(|(f, ..)| {
+            let srv = catalogue.iter().position(|e| e.srv == f.entry.srv);
+            (srv, f.cv)
+        });
+        sent.into_iter()
+            .map(|(flow, steps, note)| {
+                let id = &steps.last().unwrap().request_id;
+                let mut messages = self.inbox.for_request(id);
+                messages.extend(self.unnamed.get(id).cloned().unwrap_or_default());
+                Row {
+                    flow,
+                    steps,
+                    messages,
+                    note,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Runs one flow; the row's flow, its steps and a note on how it was made.
@@ -215,7 +248,7 @@ async fn run_flow<'f>(
     inbox: &Inbox,
     flow: &'f Flow,
     context: &mut Context,
-) -> (&'f Flow, Vec<Step>, Option<&'static str>) {
+) -> Sent<'f> {
     let srv = flow.entry.srv.to_string();
     if srv == "8.13" && flow.eligible {
         let steps = return_local_command(gw, clients, inbox, context).await;
