@@ -50,6 +50,8 @@ pub struct Flow {
     pub eligible: bool,
     /// The Command Variant of the template the body comes from.
     pub template_cv: Option<u8>,
+    /// How the template was adapted to the demo data.
+    pub adapted: Option<&'static str>,
     pub phase: Phase,
 }
 
@@ -81,10 +83,10 @@ pub const OWN_BODIES: &[(&str, &str)] = &[
     ("8.8.1", "<sr:OtherDeviceID>00-DB-12-34-56-78-90-A4</sr:OtherDeviceID>"),
     ("8.12.1", "<sr:OldCHFID>00-DB-12-34-56-78-90-A2</sr:OldCHFID>"),
     ("8.12.2", "<sr:OldGPFID>00-DB-12-34-56-78-90-A3</sr:OldGPFID>"),
-    ("8.14.1", "<sr:DeviceID>00-DB-12-34-56-78-90-A2</sr:DeviceID><sr:CHFInstallType>New CHF Install</sr:CHFInstallType><sr:MPxN>1200023305967</sr:MPxN><sr:AerialInstall>false</sr:AerialInstall><sr:CHFLocation>Deep indoors</sr:CHFLocation>"),
-    ("8.14.3", "<sr:DeviceID>00-DB-12-34-56-78-90-A2</sr:DeviceID><sr:CHFFaultReturnType>Fault identified post installation</sr:CHFFaultReturnType><sr:OtherDeviceID>00-DB-12-34-56-78-90-A0</sr:OtherDeviceID><sr:CHFConnectionMethod>ESME</sr:CHFConnectionMethod><sr:CHFFaultReason>LED Fault</sr:CHFFaultReason>"),
+    ("8.14.1", "<sr:DeviceID>00-DB-12-34-56-78-90-B0</sr:DeviceID><sr:CHFInstallType>New CHF Install</sr:CHFInstallType><sr:MPxN>1200023305967</sr:MPxN><sr:AerialInstall>false</sr:AerialInstall><sr:CHFLocation>Deep indoors</sr:CHFLocation>"),
+    ("8.14.3", "<sr:DeviceID>00-DB-12-34-56-78-90-A2</sr:DeviceID><sr:CHFFaultReturnType>Fault identified post installation</sr:CHFFaultReturnType><sr:OtherDeviceID>00-DB-12-34-56-78-90-A3</sr:OtherDeviceID><sr:CHFConnectionMethod>ESME</sr:CHFConnectionMethod><sr:CHFFaultReason>LED Fault</sr:CHFFaultReason>"),
     ("11.4", "<sr:FirmwareImage>AAECAw==</sr:FirmwareImage><sr:FirmwareVersion>00000001</sr:FirmwareVersion><sr:DeviceIDList>00-DB-12-34-56-78-90-A4</sr:DeviceIDList>"),
-    ("12.2", "<sr:DeviceID>00-DB-12-34-56-78-90-B0</sr:DeviceID><sr:DeviceManufacturer>Demo</sr:DeviceManufacturer><sr:DeviceModel>Demo</sr:DeviceModel><sr:DeviceType>ESME</sr:DeviceType>"),
+    ("12.2", "<sr:DeviceID>00-DB-12-34-56-78-90-B0</sr:DeviceID><sr:DeviceManufacturer>Demo</sr:DeviceManufacturer><sr:DeviceModel>Demo</sr:DeviceModel><sr:DeviceType>CHF</sr:DeviceType>"),
 ];
 
 /// A day of a log (the public 4.4.4 template's period type).
@@ -93,8 +95,33 @@ const READ_LOG: &str = "<sr:ReadLogPeriod><sr:StartDateTime>2026-01-01T00:00:00Z
 /// The DCC's own services other than 8.2 and 8.13: run last, one at a time, in this order (the
 /// decommissioning of the demo meter at the very end).
 pub const LAST: &[&str] = &[
-    "12.1", "5.1", "5.2", "5.3", "11.1", "11.4", "12.2", "8.4", "8.14.1", "8.14.2", "8.14.4",
-    "8.14.3", "8.3",
+    "12.1", "5.1", "5.2", "5.3", "11.1", "11.4", "8.4", "12.2", "8.14.2", "8.14.1", "8.14.3",
+    "8.14.4", "8.3",
+];
+
+/// The comms hub the last flows bring in: pre-notified (12.2), installed without and then with
+/// the SM WAN (8.14.2, 8.14.1), returned (8.14.4).
+pub const NEW_HUB: &str = "00-DB-12-34-56-78-90-B0";
+
+/// Text to replace, and its replacement.
+type Replacements = &'static [(&'static str, &'static str)];
+
+/// Templates whose devices or meter points the demo data does not have as they need: the text
+/// replaced, and what the row says of it.
+const ADAPTED: &[(&str, Replacements, &str)] = &[
+    (
+        "8.14.2",
+        &[
+            ("00-DB-12-34-56-78-90-A2", NEW_HUB),
+            ("1000999888", "3453612"),
+        ],
+        "for the hub the 12.2 row pre-notified, at the demo gas meter point",
+    ),
+    (
+        "8.14.4",
+        &[("00-DB-12-34-56-78-90-A2", NEW_HUB)],
+        "for the hub the 12.2 row pre-notified",
+    ),
 ];
 
 /// The SRVs whose body must carry an `ExecutionDateTime` (the XSD requires it).
@@ -215,7 +242,7 @@ pub fn all(templates: &Path) -> Vec<Flow> {
         } else {
             template.map_or_else(|| device_for(entry), |t| t.target.clone())
         };
-        let (body, source) = match template {
+        let (mut body, source) = match template {
             Some(t) if EXECUTION_DATE_TIME_REQUIRED.contains(&srv.as_str()) => {
                 (t.body.clone(), Source::Template(t.file.clone()))
             }
@@ -225,6 +252,10 @@ pub fn all(templates: &Path) -> Vec<Flow> {
             ),
             None => (own_body(entry), Source::Own),
         };
+        let adapted = ADAPTED.iter().find(|(s, ..)| *s == srv);
+        for (from, to) in adapted.map_or(&[][..], |a| a.1) {
+            body = body.replace(from, to);
+        }
         let phase = if LAST.contains(&srv.as_str()) {
             Phase::Last
         } else {
@@ -241,6 +272,7 @@ pub fn all(templates: &Path) -> Vec<Flow> {
                 source: source.clone(),
                 eligible: user.is_some(),
                 template_cv: template.map(|t| t.cv),
+                adapted: adapted.map(|a| a.2),
                 phase,
             });
         }

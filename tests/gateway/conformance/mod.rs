@@ -342,14 +342,19 @@ fn check_row(row: &Row<'_>, audit: &[RequestRecord], problems: &mut Vec<String>)
     if record.code != code {
         problem(format!("audited {}, answered {code}", record.code));
     }
-    let arrived = !row.messages.is_empty();
-    if record.response_follows != arrived {
+    // The messages that answer the request (the DCC Alerts a change raises name none).
+    let answering = row
+        .messages
+        .iter()
+        .filter(|m| m.description.request_id.is_some())
+        .count();
+    if record.response_follows != (answering > 0) {
         problem(format!(
-            "audit response_follows = {}, {} messages arrived",
-            record.response_follows,
-            row.messages.len()
+            "audit response_follows = {}, {answering} messages answering it arrived",
+            record.response_follows
         ));
     }
+    let arrived = !row.messages.is_empty();
     if !f.eligible || !accepted {
         if f.eligible {
             problem(format!("refused {code}: {}", last.answer));

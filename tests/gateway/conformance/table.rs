@@ -27,9 +27,14 @@ impl Row<'_> {
         self.steps.last().unwrap()
     }
 
-    /// Acknowledged with `I99` and nothing followed.
+    /// Acknowledged with `I99`, and no message answering the request followed (the DCC Alerts
+    /// a change raises name no request).
     pub fn broken(&self) -> bool {
-        self.last().code() == "I99" && self.messages.is_empty()
+        self.last().code() == "I99"
+            && self
+                .messages
+                .iter()
+                .all(|m| m.description.request_id.is_none())
     }
 }
 
@@ -99,7 +104,7 @@ pub fn describe(m: &Received) -> String {
         format!("LocalCommand `{code}`")
     } else {
         match shape(&body) {
-            s if s.is_empty() => format!("Service Response `{code}`"),
+            s if s.is_empty() || s == "ResponseMessage" => format!("Service Response `{code}`"),
             s => format!("Service Response `{code}` ({s})"),
         }
     }
@@ -181,7 +186,11 @@ fn sent_as(row: &Row<'_>) -> String {
         Source::Template(file) => format!("template `{file}`"),
         Source::Own => "our body".into(),
     };
-    let note = row.note.map(|n| format!("; {n}")).unwrap_or_default();
+    let note: String = [f.adapted, row.note]
+        .iter()
+        .flatten()
+        .map(|n| format!("; {n}"))
+        .collect();
     format!("{} → `{}`, {source}{note}", f.user, f.target)
 }
 
