@@ -121,6 +121,7 @@ async fn every_srv_and_command_variant_end_to_end() {
         .collect();
     assert_eq!(broken, known, "the rows acknowledged with no final message");
     check_documents(&bench.gw, &xsd, &rows);
+    table::assert_proofs_exist(&rows);
     table::check(&table::render(&rows));
     rx_server.stop().await;
 }

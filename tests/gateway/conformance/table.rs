@@ -150,34 +150,54 @@ fn asynchronous(row: &Row<'_>) -> String {
     out.join("; ")
 }
 
-/// The tests that prove a flow: this one, and the more specific ones where there are.
-fn proofs(flow: &Flow) -> String {
+/// The tests that prove a flow beyond this one (`module::function` under `tests/gateway/`).
+fn proofs(flow: &Flow) -> Vec<&'static str> {
     let srv = flow.entry.srv.to_string();
     let cv = flow.cv;
-    let mut out = vec!["`conformance`"];
+    let mut out = Vec::new();
     if matches!(flow.source, Source::Template(_)) && flow.template_cv == Some(cv) {
-        out.push("`requests::every_public_template_gets_a_schema_valid_answer`");
+        out.push("requests::every_public_template_gets_a_schema_valid_answer");
     }
     if flow.eligible && flow.template_cv == Some(4) && matches!(cv, 4 | 5) {
-        out.push("`critical::every_critical_template_goes_transform_signed_pre_command_and_device_response`");
+        out.push(
+            "critical::every_critical_template_goes_transform_signed_pre_command_and_device_response",
+        );
     }
     match (srv.as_str(), cv) {
-        ("4.1.1", 1) => {
-            out.push("`round_trip::a_read_reaches_the_device_and_its_signed_response_reaches_the_user`")
-        }
+        ("4.1.1", 1) => out
+            .push("round_trip::a_read_reaches_the_device_and_its_signed_response_reaches_the_user"),
         ("4.1.1", 2 | 3) | ("8.13", _) => out.push(
-            "`local::commands_for_local_delivery_reach_the_user_and_their_answers_come_back_by_8_13`",
+            "local::commands_for_local_delivery_reach_the_user_and_their_answers_come_back_by_8_13",
         ),
         ("7.1", 4 | 5) => {
-            out.push("`critical::wrong_signed_pre_commands_are_refused_with_their_codes`")
+            out.push("critical::wrong_signed_pre_commands_are_refused_with_their_codes")
         }
         ("7.1", 6 | 7) => {
-            out.push("`local::a_signed_pre_command_for_local_delivery_reaches_the_user_signed`")
+            out.push("local::a_signed_pre_command_for_local_delivery_reaches_the_user_signed")
         }
-        ("8.2", _) => out.push("`access::read_inventory_answers_from_the_cache`"),
+        ("8.2", _) => out.push("access::read_inventory_answers_from_the_cache"),
         _ => {}
     }
-    out.join(", ")
+    out
+}
+
+/// Panics unless each test [`proofs`] names is a function in its file under `tests/gateway/`.
+pub fn assert_proofs_exist(rows: &[Row<'_>]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/gateway");
+    let names: std::collections::BTreeSet<&str> =
+        rows.iter().flat_map(|r| proofs(r.flow)).collect();
+    for name in names {
+        let (module, function) = name.rsplit_once("::").unwrap();
+        let module = module.replace("::", "/");
+        let text = std::fs::read_to_string(dir.join(format!("{module}.rs")))
+            .or_else(|_| std::fs::read_to_string(dir.join(module).join("mod.rs")))
+            .unwrap_or_default();
+        assert!(
+            text.contains(&format!("async fn {function}("))
+                || text.contains(&format!("fn {function}(")),
+            "docs/conformance.md would name {name}, which is no test"
+        );
+    }
 }
 
 fn sent_as(row: &Row<'_>) -> String {
@@ -200,7 +220,8 @@ What the gateway does with each Service Reference Variant and each Command Varia
 catalogue (`schemas/catalogue.json`) allows it: what the User gets synchronously, what reaches
 its Receive Response Service asynchronously, and the tests that prove it.
 
-**Generated, not written.** The end-to-end test `conformance` (`tests/gateway/conformance/`)
+**Generated, not written.** The end-to-end test `conformance`
+(`tests/gateway/conformance/`, `every_srv_and_command_variant_end_to_end`)
 sends every row over mTLS to a gateway routing to the in-process simulated hub network (devices
 answering in 10 ms), follows each flow to its last message, and renders this table from what it
 observed; it fails when the table differs from this file. After a change of behaviour:
@@ -213,19 +234,29 @@ How each row is made and checked:
 
 - **Sent as**: the demo User that sends it (one that may: `supplier` is IS and GS,
   `network-operator` ED and GT, `other-user` OU; a row no demo User may send is sent by the
-  supplier and refused), the target, and the body: a public template's (with its own
-  Command Variant replaced, its RequestID given the User, the target and a fresh counter, and
-  any `ExecutionDateTime` taken out: each row is the immediate form of its service), or our own,
-  valid against the DUIS 5.4 XSD, where no template exists.
+  supplier and refused), the target, and the body: a public template's, or our own (valid
+  against the DUIS 5.4 XSD) where no template exists. A template is given the row's Command
+  Variant, the User's RequestID with a fresh counter, and loses an optional
+  `ExecutionDateTime` (each row is the immediate form of its service; the future-dated forms
+  have tests of their own); where the demo data needs it, a device or meter point in it is
+  replaced, as the row says.
+- **Order**: the flows of one User run one after another (its counters rise), the Users side
+  by side; the DCC's own services that change the registration data or raise DCC Alerts run
+  last, one at a time, in the order their changes need (a comms hub pre-notified, installed,
+  returned; the demo meter decommissioned at the very end).
 - **Synchronous**: the answer's `ResponseCode`, its body (`ResponseMessage/PreCommand` and so
   on) and HTTP status. Command Variants 5, 6 and 7 first send the Transform (Command Variant 4)
   and sign its pre-command with the User's Digital Signing key.
 - **Asynchronous**: every message for the request at the User's Receive Response Service:
   Service Responses (with their body), `LocalCommand` messages, Device Alerts and DCC Alerts,
-  with their codes. The test waits (bounded) for every message the audit trail promises
+  with their codes. The DCC Alerts a registration change raises name no request: they are
+  shown with the flow that raised them (to every User they reach), and are not its final
+  message. The test waits (bounded) for every message the audit trail promises
   (`response_follows`), checks that nothing arrives for a request that promises none, and
   that every message and every answer validates against the DUIS 5.4 XSD (xmllint) and
   carries the DCC's signature (xmlsec1).
+- **Proved by**: that test, and the more specific tests of the flow (`module::function` under
+  `tests/gateway/`; the test checks that each one it names exists).
 - A row reading **none: acknowledged, no final message** is an `I99` with no final message:
   a promise the gateway does not keep yet (the test lists these rows and fails if the list
   changes).
@@ -250,7 +281,12 @@ pub fn render(rows: &[Row<'_>]) -> String {
             sent_as(row),
             synchronous(row),
             asynchronous(row),
-            proofs(f),
+            ["conformance"]
+                .into_iter()
+                .chain(proofs(f))
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
     out
