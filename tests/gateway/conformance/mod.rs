@@ -48,9 +48,20 @@ const NO_FINAL_MESSAGE: &[(&str, u8)] = &[
 ];
 
 /// How long a flow's final messages may take (the devices answer in 10 ms), and how long
-/// nothing must arrive before a phase counts as finished.
+/// nothing must arrive before a phase (or a flow of the last phase) counts as finished.
 const BOUND: Duration = Duration::from_secs(60);
-const QUIET: Duration = Duration::from_millis(500);
+const QUIET: Duration = Duration::from_secs(1);
+
+/// Whether `messages` hold what a request of Command Variant `cv` that promises a final
+/// message brings: the command for local delivery (2, 3, 6, 7), something else — the device's
+/// Service Response, or the DCC's answer — (1, 3, 5, 7, 8).
+fn all_in(cv: u8, messages: &[Received]) -> bool {
+    let local = |m: &Received| String::from_utf8_lossy(&m.body).contains("<sr:LocalCommand>");
+    let wants_local = matches!(cv, 2 | 3 | 6 | 7);
+    let wants_other = matches!(cv, 1 | 3 | 5 | 7 | 8);
+    (!wants_local || messages.iter().any(local))
+        && (!wants_other || messages.iter().any(|m| !local(m)))
+}
 
 /// What one User's flows share as they run in order: the schedule 5.1 created (read and
 /// deleted by 5.2 and 5.3), and the RequestIDs of requests sent only to make a row possible.
@@ -151,19 +162,21 @@ impl Bench {
             self.helpers.extend(helpers);
         }
         let audit = audit_records(&self.gw);
-        let promised: Vec<&str> = sent
+        let promised: Vec<(u8, &str)> = sent
             .iter()
-            .map(|(_, steps, _)| steps.last().unwrap())
-            .filter(|s| last_record(&audit, s).is_some_and(|r| r.response_follows))
-            .map(|s| s.request_id.as_str())
+            .map(|(flow, steps, _)| (flow.cv, steps.last().unwrap()))
+            .filter(|(_, s)| last_record(&audit, s).is_some_and(|r| r.response_follows))
+            .map(|(cv, s)| (cv, s.request_id.as_str()))
             .collect();
         // (A flow whose promised message never comes is named by the checks.)
         self.inbox
             .wait_for(BOUND, |i| {
-                promised.iter().all(|id| !i.for_request(id).is_empty())
+                promised
+                    .iter()
+                    .all(|(cv, id)| all_in(*cv, &i.for_request(id)))
             })
             .await;
-        self.inbox.settle(QUIET * 2, BOUND).await;
+        self.inbox.settle(QUIET, BOUND).await;
         sent
     }
 
@@ -180,7 +193,7 @@ impl Bench {
             let audit = audit_records(&self.gw);
             if last_record(&audit, last).is_some_and(|r| r.response_follows) {
                 self.inbox
-                    .wait_for(BOUND, |i| !i.for_request(&id).is_empty())
+                    .wait_for(BOUND, |i| all_in(flow.cv, &i.for_request(&id)))
                     .await;
             }
             self.inbox.settle(QUIET, BOUND).await;
