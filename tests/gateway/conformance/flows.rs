@@ -52,6 +52,8 @@ pub struct Flow {
     pub template_cv: Option<u8>,
     /// How the template was adapted to the demo data.
     pub adapted: Option<&'static str>,
+    /// Whether the body is the template's as published (nothing taken out or replaced).
+    pub as_published: bool,
     pub phase: Phase,
 }
 
@@ -256,6 +258,7 @@ pub fn all(templates: &Path) -> Vec<Flow> {
         for (from, to) in adapted.map_or(&[][..], |a| a.1) {
             body = body.replace(from, to);
         }
+        let as_published = template.is_some_and(|t| t.body == body);
         let phase = if LAST.contains(&srv.as_str()) {
             Phase::Last
         } else {
@@ -273,6 +276,7 @@ pub fn all(templates: &Path) -> Vec<Flow> {
                 eligible: user.is_some(),
                 template_cv: template.map(|t| t.cv),
                 adapted: adapted.map(|a| a.2),
+                as_published,
                 phase,
             });
         }
