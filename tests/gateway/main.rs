@@ -7,6 +7,7 @@ mod bounds;
 mod conformance;
 mod crash;
 mod critical;
+mod dcc_services;
 mod dead_letters;
 mod demo;
 mod dsp;
