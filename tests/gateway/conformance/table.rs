@@ -178,6 +178,12 @@ fn proofs(row: &Row<'_>) -> Vec<&'static str> {
             out.push("local::a_signed_pre_command_for_local_delivery_reaches_the_user_signed")
         }
         ("8.2", _) => out.push("access::read_inventory_answers_from_the_cache"),
+        ("11.1" | "11.4" | "12.1", _) => out.push(
+            "dcc_services::firmware::firmware_reaches_the_hubs_and_the_originator_hears_how_it_went",
+        ),
+        ("8.3" | "8.4" | "8.14.1" | "8.14.2" | "8.14.3" | "8.14.4" | "12.2", _) => out.push(
+            "dcc_services::inventory::inventory_services_change_the_cache_and_tell_the_users",
+        ),
         ("5.1" | "5.2" | "5.3", _) => {
             out.push("dsp::a_schedule_runs_at_its_times_reads_back_and_once_deleted_runs_no_more")
         }
