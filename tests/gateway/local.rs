@@ -23,7 +23,7 @@ use super::critical::{DCC, SEND};
 use super::round_trip::{next, SUPPLIER};
 use super::support::{element, TestGateway};
 
-fn request(target: &str, counter: u64, cv: u8, srv: &str, body: &str) -> String {
+pub(super) fn request(target: &str, counter: u64, cv: u8, srv: &str, body: &str) -> String {
     let sr = match srv.match_indices('.').nth(1) {
         Some((at, _)) => &srv[..at],
         None => srv,
@@ -68,7 +68,7 @@ async fn messages_for(rx: &mut mpsc::Receiver<Received>, id: &str, count: usize)
 }
 
 /// The command in a `LocalCommand` message: behind the DCC's MAC header, for the demo meter.
-fn local_command(xml: &str) -> GeneralSigning {
+pub(super) fn local_command(xml: &str) -> GeneralSigning {
     let payload = xml
         .split("<sr:LocalCommand><sr:GBCSPayload>")
         .nth(1)
@@ -87,7 +87,7 @@ fn local_command(xml: &str) -> GeneralSigning {
 }
 
 /// The 8.13 reporting `response` (the device's answer) to the local command `original`.
-fn return_response(original: &str, response: &GeneralSigning) -> String {
+pub(super) fn return_response(original: &str, response: &GeneralSigning) -> String {
     let bytes = response.encode().unwrap();
     let body = format!(
         "<sr:ReturnLocalCommandResponse><sr:OriginalRequestID>{original}</sr:OriginalRequestID><sr:DeviceGBCSResponse>{}</sr:DeviceGBCSResponse></sr:ReturnLocalCommandResponse>",

@@ -6,6 +6,7 @@ mod admin_api;
 mod alert_crash;
 mod bounds;
 mod cli;
+mod conformance;
 mod crash;
 mod critical;
 mod dcc_services;
