@@ -35,6 +35,8 @@ pub enum SetupError {
     Registry(#[from] RegistryError),
     #[error("the scenario's [routing] tables cannot be written as TOML")]
     Toml(#[from] toml::ser::Error),
+    #[error("the gateway configuration's extra tables are not TOML")]
+    Extra(#[source] toml::de::Error),
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -213,7 +215,10 @@ pub fn write_users(dir: &Workdir, pop: &Population, response_url: &str) -> Resul
     write(&dir.dir.join("users.csv"), &text)
 }
 
-/// A gateway configuration on `addr` for `pop`'s registry, with `extra` TOML appended.
+/// A gateway configuration on `addr` for `pop`'s registry, with `extra` TOML appended. Every
+/// User's connection comes from the generator's one address, so the gateway's per-source bound
+/// (`[limits] max_connections_per_source`, 64 by default: beyond it a connection is closed at
+/// once) is raised to the population's Users with room for a reconnect each.
 pub fn write_gateway_config(
     dir: &Workdir,
     pop: &Population,
@@ -239,11 +244,26 @@ pub fn write_gateway_config(
         sign_key = dir.pki_key("dcc-xml-sign").display(),
         user_certs = dir.dir.join("user-certs").display(),
         ds_certs = dir.ds_certs().display(),
+        extra = with_source_bound(extra, 2 * pop.users.len() + 16)?,
         state = dir.dir.join("state").display(),
     );
     let path = dir.config();
     write(&path, &text)?;
     Ok(path)
+}
+
+/// `extra` with `[limits] max_connections_per_source = bound` added unless it sets one.
+fn with_source_bound(extra: &str, bound: usize) -> Result<String, SetupError> {
+    let mut doc: toml::Table = extra.parse().map_err(SetupError::Extra)?;
+    let limits = doc
+        .entry("limits")
+        .or_insert_with(|| toml::Table::new().into());
+    if let Some(limits) = limits.as_table_mut() {
+        limits
+            .entry("max_connections_per_source")
+            .or_insert_with(|| i64::try_from(bound).unwrap_or(i64::MAX).into());
+    }
+    Ok(toml::to_string(&doc)?)
 }
 
 /// The gateway's `[routing]` and `[delivery.transport]` tables for the hub process at
