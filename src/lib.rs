@@ -10,8 +10,8 @@
 //!   network: the hub link and the dispatcher with its pending-command journal), [`commshub`]
 //!   (the simulated hub network behind the link), [`outbox`], [`receiver`]; [`report`] (pure
 //!   builders over the audit trail);
-//! - layer 2, wiring: [`pipeline`], [`server`], [`admin`], [`reload`], [`config`], [`demo`],
-//!   [`tools`].
+//! - layer 2, wiring: [`pipeline`], [`dsp`] (held requests and schedules, run at their times),
+//!   [`server`], [`admin`], [`reload`], [`config`], [`demo`], [`tools`].
 //!
 //! Test support (`testing`, `duis::testing`) is built only for the crate's unit tests and with
 //! the `testing` feature, which the crate's dev-dependency on itself turns on for its
@@ -32,6 +32,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod dscerts;
+pub mod dsp;
 pub mod duis;
 pub mod error;
 pub mod gbcs;

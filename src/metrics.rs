@@ -9,6 +9,7 @@
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
 mod certs;
+mod dsp;
 mod events;
 mod trace;
 
@@ -22,6 +23,7 @@ use prometheus::{
 };
 
 pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
+pub use dsp::{DspMetrics, DSP_KINDS, DSP_OUTCOMES};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
 pub use trace::{micros, RequestTrace, Stage};
 
@@ -81,6 +83,8 @@ pub struct Metrics {
     pub alerts: AlertMetrics,
     /// Certificate reloads and CRLs.
     pub certs: CertMetrics,
+    /// Held requests and schedule executions as they come due.
+    pub dsp: DspMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -256,6 +260,7 @@ impl Metrics {
         let delivery = DeliveryMetrics::register(&b);
         let alerts = AlertMetrics::register(&b);
         let certs = CertMetrics::register(&b);
+        let dsp = DspMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -275,6 +280,7 @@ impl Metrics {
             delivery,
             alerts,
             certs,
+            dsp,
         }
     }
 

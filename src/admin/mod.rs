@@ -57,6 +57,9 @@ pub struct Health {
     pub audit: crate::audit::Audit,
     /// The pending-command journal and the hub link.
     pub dispatcher: Arc<crate::dispatch::Dispatcher>,
+    /// The journals of held requests and DSP schedules.
+    pub holds: Arc<crate::store::Holds>,
+    pub schedules: Arc<crate::store::Schedules>,
 }
 
 impl Admin {
@@ -70,6 +73,9 @@ impl Admin {
         }
         if self.state.journals_failing() {
             return Some("a change log cannot be written");
+        }
+        if self.health.holds.is_failing() || self.health.schedules.is_failing() {
+            return Some("the held-request or DSP schedule journal cannot be written");
         }
         if self.health.dispatcher.is_failing() {
             return Some("the pending-command journal cannot be written");

@@ -9,6 +9,7 @@ use crate::domain::{
 use crate::duis::outbound::{
     DccAlertBody, DccAlertPayload, DeviceStatusChange, MeterMpxns, QuarantineBreach,
 };
+use crate::duis::schedule::ScheduleId;
 use crate::registry::{DeviceRecord, Snapshot};
 
 use super::route::{audience_at, push_registered, push_unique};
@@ -52,6 +53,13 @@ pub enum DccEvent {
         breach: QuarantineBreach,
         event_ref: u64,
     },
+    /// A change of supplier removed the outgoing supplier's DSP schedule on a device. To that
+    /// supplier.
+    DspScheduleRemoved {
+        device: DeviceId,
+        schedule: ScheduleId,
+        owner: UserId,
+    },
 }
 
 /// A DCC Alert raised: the event, the gateway's identifier for it (the counter of every message
@@ -74,8 +82,9 @@ impl DccEvent {
             Self::DeviceStatusChange { .. } => 2,
             Self::ChangeOfSupplier { .. } => 3,
             Self::CommandFailure { .. } => 4,
+            Self::DspScheduleRemoved { .. } => 5,
         };
-        // 1 to 4 are all in the schema's enumeration.
+        // 1 to 5 are all in the schema's enumeration.
         DccAlertCode::n(n).unwrap_or(DccAlertCode::N999)
     }
 
@@ -87,7 +96,8 @@ impl DccEvent {
             }
             Self::PowerOutage { .. }
             | Self::DeviceStatusChange { .. }
-            | Self::ChangeOfSupplier { .. } => None,
+            | Self::ChangeOfSupplier { .. }
+            | Self::DspScheduleRemoved { .. } => None,
         }
     }
 }
@@ -139,16 +149,33 @@ pub fn dcc_recipients(
             };
             (to, payload)
         }
+        DccEvent::CommandFailure { .. }
+        | DccEvent::Quarantined { .. }
+        | DccEvent::DspScheduleRemoved { .. } => {
+            to_one_user(&alert.event).ok_or(AlertsError::NoDccRecipient(alert.event.code()))?
+        }
+    };
+    if recipients.is_empty() {
+        return Err(AlertsError::NoDccRecipient(alert.event.code()));
+    }
+    let body = DccAlertBody::new(payload).map_err(AlertsError::Write)?;
+    Ok((recipients, body))
+}
+
+/// The recipient and payload of an event addressed to one User: a request's originator, or a
+/// schedule's owner (`None` for the other events).
+fn to_one_user(event: &DccEvent) -> Option<(Vec<Recipient>, DccAlertPayload)> {
+    let one = match event {
         DccEvent::CommandFailure {
             request_id,
-            device: id,
+            device,
             dsp_schedule_id,
         } => (
             vec![originator(request_id)],
             DccAlertPayload::CommandFailure {
                 request_id: *request_id,
                 dsp_schedule_id: *dsp_schedule_id,
-                device: *id,
+                device: *device,
             },
         ),
         DccEvent::Quarantined {
@@ -163,12 +190,25 @@ pub fn dcc_recipients(
                 quarantine_event_ref: *event_ref,
             },
         ),
+        DccEvent::DspScheduleRemoved {
+            device,
+            schedule,
+            owner,
+        } => (
+            vec![Recipient {
+                user: *owner,
+                role: None,
+            }],
+            DccAlertPayload::DspScheduleRemoval {
+                device: *device,
+                schedule: *schedule,
+            },
+        ),
+        DccEvent::PowerOutage { .. }
+        | DccEvent::DeviceStatusChange { .. }
+        | DccEvent::ChangeOfSupplier { .. } => return None,
     };
-    if recipients.is_empty() {
-        return Err(AlertsError::NoDccRecipient(alert.event.code()));
-    }
-    let body = DccAlertBody::new(payload).map_err(AlertsError::Write)?;
-    Ok((recipients, body))
+    Some(one)
 }
 
 fn originator(request_id: &RequestId) -> Recipient {

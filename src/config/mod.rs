@@ -32,6 +32,9 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     #[serde(default)]
     pub critical: Critical,
+    /// Held future-dated requests and DSP schedules.
+    #[serde(default)]
+    pub dsp: crate::dsp::DspConfig,
     #[serde(default)]
     pub reload: Reload,
 }

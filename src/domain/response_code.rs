@@ -33,6 +33,11 @@ pub enum ResponseCode {
     E20,
     /// No response from the device.
     E21,
+    /// Future-dated command timed out: a held request that could not be sent in its window.
+    E30,
+    /// Gateway's choice: a DSP-held request's `ExecutionDateTime` is in the past or beyond the
+    /// hold bound.
+    E31,
     /// Gateway's choice: not well-formed XML, or not a DUIS request's structure.
     E40,
     /// Gateway's choice: a forbidden XML construct (DOCTYPE, entity reference, processing
@@ -76,6 +81,12 @@ pub enum ResponseCode {
     E58,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
+    /// Gateway's choice: the gateway holds as many future-dated requests as it may; retry later.
+    E69,
+    /// Gateway's choice: no room for another DSP schedule (for the User and device, or at all).
+    E70,
+    /// Gateway's choice: no DSP schedule of the User's matches a 5.2 or 5.3 request.
+    E71,
     /// Gateway's choice: an internal failure of the gateway (never caused by the sender).
     E100,
     /// Gateway's choice: no pre-command was issued for a signed pre-command's RequestID.
@@ -100,12 +111,12 @@ pub enum ResponseCode {
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 43] = {
+    pub const ALL: [ResponseCode; 48] = {
         use ResponseCode::*;
         [
-            I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E40, E41, E42, E43, E44,
-            E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60, E100, E1000,
-            E1001, E1003, E1004, E1006, E1007, E1008, E1010, E1011,
+            I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E30, E31, E40, E41, E42,
+            E43, E44, E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60,
+            E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008, E1010, E1011,
         ]
     };
 
@@ -124,6 +135,8 @@ impl ResponseCode {
             Self::E19 => "E19",
             Self::E20 => "E20",
             Self::E21 => "E21",
+            Self::E30 => "E30",
+            Self::E31 => "E31",
             Self::E40 => "E40",
             Self::E41 => "E41",
             Self::E42 => "E42",
@@ -144,6 +157,9 @@ impl ResponseCode {
             Self::E57 => "E57",
             Self::E58 => "E58",
             Self::E60 => "E60",
+            Self::E69 => "E69",
+            Self::E70 => "E70",
+            Self::E71 => "E71",
             Self::E100 => "E100",
             Self::E1000 => "E1000",
             Self::E1001 => "E1001",
@@ -206,10 +222,10 @@ mod tests {
     fn all_codes_listed(code: ResponseCode) {
         use ResponseCode::*;
         match code {
-            I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E40 | E41
-            | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53 | E54 | E55
-            | E56 | E57 | E58 | E60 | E100 | E1000 | E1001 | E1003 | E1004 | E1006 | E1007
-            | E1008 | E1010 | E1011 => {}
+            I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E30 | E31
+            | E40 | E41 | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53
+            | E54 | E55 | E56 | E57 | E58 | E60 | E69 | E70 | E71 | E100 | E1000 | E1001
+            | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 => {}
         }
     }
 }

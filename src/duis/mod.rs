@@ -20,6 +20,7 @@ mod limits;
 pub mod outbound;
 mod parse;
 mod response;
+pub mod schedule;
 mod tokens;
 
 #[cfg(any(test, feature = "testing"))]

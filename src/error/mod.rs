@@ -7,6 +7,7 @@ use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
 use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
+use crate::duis::schedule::ScheduleError;
 use crate::duis::ParseError;
 use crate::gbcs::command::CommandError;
 use crate::gbcs::usecase::ContentError;
@@ -77,6 +78,18 @@ pub enum Error {
     InventoryEmpty,
     #[error("the request's command could not be made for the hub network")]
     Command(#[source] crate::routing::RoutingError),
+    #[error("a DSP-held request's ExecutionDateTime is in the past")]
+    ExecutionInPast,
+    #[error("a DSP-held request's ExecutionDateTime is more than {max_secs} s ahead")]
+    ExecutionTooFar { max_secs: i64 },
+    #[error("the gateway holds as many future-dated requests as it may")]
+    HoldsFull,
+    #[error("the schedule body is not one the gateway can run")]
+    ScheduleBody(#[source] ScheduleError),
+    #[error("no room for another DSP schedule")]
+    SchedulesFull,
+    #[error("no DSP schedule of the User's matches")]
+    ScheduleUnknown,
     #[error("the request body's fields cannot make its GBCS command")]
     CommandBody(#[source] CommandError),
     #[error("the signed pre-command was refused")]
@@ -103,6 +116,12 @@ pub enum Resource {
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]
     PendingJournal,
+    /// A future-dated request could not be held before the acknowledgement.
+    #[error("the held-request journal")]
+    HoldJournal,
+    /// A DSP schedule could not be created or deleted.
+    #[error("the DSP schedule journal")]
+    ScheduleJournal,
     /// A pre-command, or a command for local delivery, could not be recorded (or its use).
     #[error("the ledger of pre-commands and local commands")]
     Ledger,
@@ -112,6 +131,21 @@ pub enum Resource {
     /// The audit trail's writes are failing: no request's effects are taken.
     #[error("the audit trail")]
     AuditTrail,
+}
+
+impl Resource {
+    /// The reason label of a request refused because this resource failed.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ReplayJournal => "journal",
+            Self::PendingJournal => "pending_journal",
+            Self::HoldJournal => "hold_journal",
+            Self::ScheduleJournal => "schedule_journal",
+            Self::Ledger => "ledger",
+            Self::Outbox => "outbox",
+            Self::AuditTrail => "audit_trail",
+        }
+    }
 }
 
 impl Error {
@@ -172,6 +206,13 @@ impl Error {
                 (E42, 413, "command_too_large")
             }
             Self::Command(_) => (E100, 500, "command"),
+            Self::ExecutionInPast => (E31, 400, "execution_in_past"),
+            Self::ExecutionTooFar { .. } => (E31, 400, "execution_too_far"),
+            Self::HoldsFull => (E69, 503, "holds_full"),
+            Self::ScheduleBody(ScheduleError::Over) => (E40, 400, "schedule_over"),
+            Self::ScheduleBody(_) => (E40, 400, "schedule_body"),
+            Self::SchedulesFull => (E70, 409, "schedules_full"),
+            Self::ScheduleUnknown => (E71, 404, "schedule_unknown"),
             Self::CommandBody(CommandError::Content(ContentError::Frame(
                 FrameError::TooLong { .. },
             ))) => (E42, 413, "command_too_large"),
@@ -185,26 +226,7 @@ impl Error {
             Self::LocalResponse(LocalResponseRefusal::NotTheResponse) => {
                 (E1011, 400, "local_response_mismatch")
             }
-            Self::Resource {
-                resource: Resource::ReplayJournal,
-                ..
-            } => (E100, 503, "journal"),
-            Self::Resource {
-                resource: Resource::PendingJournal,
-                ..
-            } => (E100, 503, "pending_journal"),
-            Self::Resource {
-                resource: Resource::Ledger,
-                ..
-            } => (E100, 503, "ledger"),
-            Self::Resource {
-                resource: Resource::Outbox,
-                ..
-            } => (E100, 503, "outbox"),
-            Self::Resource {
-                resource: Resource::AuditTrail,
-                ..
-            } => (E100, 503, "audit_trail"),
+            Self::Resource { resource, .. } => (E100, 503, resource.label()),
         }
     }
 
@@ -215,7 +237,9 @@ impl Error {
             | Self::Busy
             | Self::SignAnswer
             | Self::Command(_)
-            | Self::Resource { .. } => Cause::Gateway,
+            | Self::Resource { .. }
+            | Self::HoldsFull
+            | Self::SchedulesFull => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -237,6 +261,10 @@ impl Error {
             | Self::ExecutionDateTime
             | Self::InventoryQuery(_)
             | Self::InventoryEmpty
+            | Self::ExecutionInPast
+            | Self::ExecutionTooFar { .. }
+            | Self::ScheduleBody(_)
+            | Self::ScheduleUnknown
             | Self::CommandBody(_)
             | Self::PreCommand(_)
             | Self::Outstanding { .. }

@@ -35,6 +35,7 @@ fn every_family_is_listed_before_any_event_and_named_by_the_rules() {
         "dccgw_cache_reloads_total",
         "dccgw_audit_write_failures_total",
         "dccgw_connections_open",
+        "dccgw_dsp_executions_total",
         "dccgw_build_info",
     ] {
         assert!(names.contains(want), "{want} missing from:\n{text}");

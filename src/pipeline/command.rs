@@ -3,6 +3,7 @@
 //! envelope for the hub network; or to the User for local delivery. Command Variant 1 routes,
 //! 2 delivers locally, 3 does both.
 
+use crate::catalogue::FutureDated;
 use crate::error::Error;
 use crate::gbcs::command::{self as gbcs_command, CommandRequest};
 use crate::gbcs::usecase::{Parties, CANCELLATION};
@@ -93,8 +94,12 @@ pub(super) fn seal(command: GeneralSigning) -> Result<Vec<u8>, Error> {
     gbcs_command::seal(command).map_err(|e| Error::CommandBody(e.into()))
 }
 
-/// When a device holds the request's command until (unix seconds): its `ExecutionDateTime`,
-/// unless that is the cancellation date, which runs at once (it cancels what the device holds).
+/// When a device holds the request's command until (unix seconds): its `ExecutionDateTime`
+/// when the device is the one to hold it (the `device` pattern; a request the DSP held is sent
+/// at its time and runs on arrival), unless that is the cancellation date, which runs at once
+/// (it cancels what the device holds).
 pub(super) fn execute_at(p: &Planning<'_>) -> Option<i64> {
-    (p.request.execution_date_time.is_some() && p.at != CANCELLATION).then(|| p.at.unix_timestamp())
+    let device_held = p.entry.future_dated == FutureDated::Device;
+    (device_held && p.request.execution_date_time.is_some() && p.at != CANCELLATION)
+        .then(|| p.at.unix_timestamp())
 }

@@ -7,13 +7,17 @@
 //!
 //! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
 //! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
-//! delivery and 8.13), `plan.rs` (the choice between them, and the effects).
+//! delivery and 8.13), `held.rs` (future-dated requests the DSP holds, released at their time),
+//! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
+//! effects).
 
 mod answer;
 mod command;
 mod critical;
+mod held;
 mod local;
 mod plan;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +47,7 @@ use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
+pub use held::Dsp;
 pub use local::LocalCommand;
 
 use plan::{Planning, Reply};
@@ -64,6 +69,8 @@ pub struct Gateway {
     pub audit: Audit,
     /// Signed routing to the comms-hub network.
     pub routing: Routing,
+    /// What the DSP keeps for later: held future-dated requests and DSP schedules.
+    pub dsp: Dsp,
     /// Pre-commands and commands for local delivery, until used.
     pub ledgers: Ledgers,
     /// Every asynchronous message to a User, until it is delivered.
@@ -119,6 +126,7 @@ pub struct Parts {
     pub signer: Signer,
     pub audit: Audit,
     pub routing: Routing,
+    pub dsp: Dsp,
     pub ledgers: Ledgers,
     pub outbox: Arc<Outbox>,
 }
@@ -131,6 +139,7 @@ impl Gateway {
             signer,
             audit,
             routing,
+            dsp,
             ledgers,
             outbox,
         } = parts;
@@ -153,6 +162,7 @@ impl Gateway {
             metrics,
             audit,
             routing,
+            dsp,
             ledgers,
             outbox,
         })

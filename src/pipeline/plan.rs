@@ -15,10 +15,11 @@ use crate::duis::{ParsedRequest, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::outbox::Outbound;
 use crate::routing::SignedCommand;
-use crate::store::IssueError;
+use crate::store::{Held, IssueError};
 
 use super::critical::HeldPreCommand;
 use super::local::LocalCommand;
+use super::schedules::NewSchedule;
 use super::{answer, Gateway, Routing};
 
 /// The synchronous answer a planned request gets.
@@ -49,6 +50,27 @@ pub(super) enum Effect {
     },
     /// An 8.13 Return Local Command Response: the local command it answers, marked answered.
     LocalCommandAnswered(RequestId),
+    /// A DSP-held future-dated request: journalled, then sent at its execution time. Its
+    /// Service Response (or the refusal's code then) is the final message.
+    Hold(Held),
+    /// A new DSP schedule (5.1); its executions' results are messages of their own.
+    CreateSchedule(NewSchedule),
+    /// DSP schedules deleted (5.3).
+    DeleteSchedules(Vec<crate::duis::schedule::ScheduleId>),
+}
+
+impl Effect {
+    /// Whether a final message follows the answer because of this effect.
+    fn follows(&self) -> bool {
+        match self {
+            Self::Route(_) | Self::Hold(_) | Self::DeliverLocally { .. } => true,
+            Self::RememberPreCommand { .. }
+            | Self::UsePreCommand(_)
+            | Self::LocalCommandAnswered(_)
+            | Self::CreateSchedule(_)
+            | Self::DeleteSchedules(_) => false,
+        }
+    }
 }
 
 /// A permitted request's answer and effects.
@@ -61,9 +83,7 @@ pub(super) struct Plan {
 impl Plan {
     /// Whether a final message will follow the synchronous answer.
     pub fn follows(&self) -> bool {
-        self.effects
-            .iter()
-            .any(|e| matches!(e, Effect::Route(_) | Effect::DeliverLocally { .. }))
+        self.effects.iter().any(Effect::follows)
     }
 
     /// Whether the request is a signed pre-command, whose RequestID is its Transform's.
@@ -97,7 +117,7 @@ pub(super) struct Planning<'a> {
     pub body: &'a [u8],
     /// When the request executes (its `ExecutionDateTime`, or now).
     pub at: OffsetDateTime,
-    /// When the request was received.
+    /// When the request is decided (its arrival, or a held request's release).
     pub now: OffsetDateTime,
 }
 
@@ -110,11 +130,17 @@ impl Gateway {
             "ReturnLocalCommandResponse" => return self.local_command_response(p),
             _ => {}
         }
+        if let Some(plan) = self.plan_schedule(p)? {
+            return Ok(plan);
+        }
         if !p.entry.non_device {
             return match cv.get() {
                 4 => self.transform(p),
                 5..=7 => self.signed_precommand(p),
-                _ => self.device_command(p),
+                _ => match self.plan_hold(p)? {
+                    Some(plan) => Ok(plan),
+                    None => self.device_command(p),
+                },
             };
         }
         // The DCC's own services other than 8.2 and 8.13 (Command Variant 8): acknowledged, with
@@ -140,6 +166,9 @@ impl Gateway {
         for effect in effects {
             match effect {
                 Effect::Route(command) => route(&self.routing, command).await?,
+                Effect::Hold(h) => self.hold(h).await?,
+                Effect::CreateSchedule(new) => self.create_schedule(new).await?,
+                Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::RememberPreCommand { id, held } => {
                     let ledger = &self.ledgers.precommands;
                     ledger.issue(id, held, now).await.map_err(issue_error)?;

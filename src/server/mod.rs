@@ -8,6 +8,7 @@ mod conn;
 mod http;
 mod routing;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
 use crate::domain::SmkiRole;
+use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
@@ -87,6 +89,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the held-request or DSP schedule journal")]
+    DspJournal(#[source] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot write in {dir}")]
@@ -172,6 +176,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
+    let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
+    let (dsp_config, state_dir) = (config.dsp.clone(), config.state.dir.clone());
+    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs))
+        .await?
+        .map_err(StartError::DspJournal)?;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
@@ -182,6 +191,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         signer,
         audit,
         routing,
+        dsp,
         ledgers,
         outbox: Arc::clone(&outbox),
     };
@@ -253,6 +263,8 @@ async fn serve(
         health: admin::Health {
             audit: gateway.audit.clone(),
             dispatcher: Arc::clone(&gateway.routing.dispatcher),
+            holds: Arc::clone(&gateway.dsp.holds),
+            schedules: Arc::clone(&gateway.dsp.schedules),
         },
     };
     let admin_task = tokio::spawn(admin::serve(
@@ -261,6 +273,8 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
+    // Held requests and schedules run from now until shutdown.
+    let timer = dsp::start_timer(&gateway, &outbox, &config.dsp, shutdown_rx.clone());
     if config.reload.watch_interval_ms > 0 {
         let every = Duration::from_millis(config.reload.watch_interval_ms);
         tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
@@ -272,6 +286,7 @@ async fn serve(
             accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
+            let _ = timer.await;
         }
     });
     tracing::info!(%addr, %admin_addr, "Gateway listening.");

@@ -13,6 +13,7 @@ use crate::config::{Config, HubLink, Routing as RoutingConfig};
 use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
 use crate::dscerts::DigitalSigningCerts;
+use crate::dsp;
 use crate::metrics::Metrics;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Ledgers, Routing};
@@ -143,6 +144,8 @@ pub(super) async fn start(
         outcomes,
         events,
     } = opened;
+    // A schedule's results and a change of supplier's schedule removals are the DSP's.
+    let (outcomes, raised) = dsp::interpose(gateway, outbox, &dispatcher, outcomes, raised);
     let sources = Sources {
         outcomes,
         events,

@@ -8,6 +8,8 @@ mod crash;
 mod critical;
 mod dead_letters;
 mod demo;
+mod dsp;
+mod dsp_crash;
 mod local;
 mod openssl_made;
 mod operations;

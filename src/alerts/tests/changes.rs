@@ -179,7 +179,7 @@ fn r(who: &str, role: Option<UserRole>) -> Recipient {
 fn dcc_alerts_reach_the_users_they_concern() {
     use UserRole::*;
     let reg = registry();
-    let cases: [(DccEvent, &str, Vec<Recipient>); 5] = [
+    let cases: [(DccEvent, &str, Vec<Recipient>); 6] = [
         (
             power_outage_events(device_id(CHF), &reg, T0)[0].clone(),
             "N1",
@@ -224,6 +224,15 @@ fn dcc_alerts_reach_the_users_they_concern() {
             },
             "AD1",
             vec![r(SUPPLIER2, None)],
+        ),
+        (
+            DccEvent::DspScheduleRemoved {
+                device: device_id(ESME),
+                schedule: crate::duis::schedule::ScheduleId::LAST,
+                owner: user(SUPPLIER),
+            },
+            "N5",
+            vec![r(SUPPLIER, None)],
         ),
     ];
     for (event, code, want) in cases {

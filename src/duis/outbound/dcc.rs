@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::{alert_header, element, open_with_header, throttle_fields};
 use super::{Throttled, WriteError, RESPONSE_CLOSE};
 use crate::domain::{DccAlertCode, DeviceId, DeviceType, Mpxn, RequestId, UserId, DCC_ID};
+use crate::duis::schedule::ScheduleId;
 use crate::duis::xs_date_time;
 
 /// `MeterMPxNs`: the meter points a meter serves.
@@ -88,6 +89,11 @@ pub enum DccAlertPayload {
         /// At most 20 decimal digits, which every `u64` has.
         quarantine_event_ref: u64,
     },
+    /// `DSPScheduleRemoval`: a change of supplier removed the outgoing supplier's schedule.
+    DspScheduleRemoval {
+        device: DeviceId,
+        schedule: ScheduleId,
+    },
 }
 
 /// A [`DccAlertPayload`] checked against the schema rules its type does not rule out, so that
@@ -167,7 +173,8 @@ fn check(p: &DccAlertPayload) -> Result<(), WriteError> {
         DccAlertPayload::ChangeOfSupplierRequest { .. }
         | DccAlertPayload::PowerOutageEvent { .. }
         | DccAlertPayload::CommandFailure { .. }
-        | DccAlertPayload::QuarantinedRequest { .. } => Ok(()),
+        | DccAlertPayload::QuarantinedRequest { .. }
+        | DccAlertPayload::DspScheduleRemoval { .. } => Ok(()),
     }
 }
 
@@ -230,26 +237,35 @@ fn payload(out: &mut String, p: &DccAlertPayload) {
             element(out, "DeviceID", &device.to_string());
             out.push_str("</sr:CommandFailure>");
         }
+        DccAlertPayload::DspScheduleRemoval { device, schedule } => {
+            out.push_str("<sr:DSPScheduleRemoval>");
+            element(out, "DeviceID", &device.to_string());
+            element(out, "DSPScheduleID", &schedule.to_string());
+            out.push_str("</sr:DSPScheduleRemoval>");
+        }
         DccAlertPayload::QuarantinedRequest {
             breach,
             request_id,
             quarantine_event_ref,
-        } => {
-            let name = match breach {
-                QuarantineBreach::UserThreshold => "ADUserThresholdBreach",
-                QuarantineBreach::DccThreshold => "ADDCCThresholdBreach",
-                QuarantineBreach::AttributeLimits => "ADAttributeLimitsBreach",
-            };
-            out.push_str("<sr:QuarantinedRequest><sr:");
-            out.push_str(name);
-            out.push('>');
-            element(out, "RequestID", &request_id.to_string());
-            element(out, "QuarantineEventRef", &quarantine_event_ref.to_string());
-            out.push_str("</sr:");
-            out.push_str(name);
-            out.push_str("></sr:QuarantinedRequest>");
-        }
+        } => quarantined(out, *breach, request_id, *quarantine_event_ref),
     }
+}
+
+/// `QuarantinedRequest`, with the breach as its element's name.
+fn quarantined(out: &mut String, breach: QuarantineBreach, request_id: &RequestId, event: u64) {
+    let name = match breach {
+        QuarantineBreach::UserThreshold => "ADUserThresholdBreach",
+        QuarantineBreach::DccThreshold => "ADDCCThresholdBreach",
+        QuarantineBreach::AttributeLimits => "ADAttributeLimitsBreach",
+    };
+    out.push_str("<sr:QuarantinedRequest><sr:");
+    out.push_str(name);
+    out.push('>');
+    element(out, "RequestID", &request_id.to_string());
+    element(out, "QuarantineEventRef", &event.to_string());
+    out.push_str("</sr:");
+    out.push_str(name);
+    out.push_str("></sr:QuarantinedRequest>");
 }
 
 fn status_change(out: &mut String, change: &DeviceStatusChange) {

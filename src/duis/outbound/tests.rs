@@ -166,6 +166,10 @@ fn dcc_payloads() -> Vec<DccAlertPayload> {
             dsp_schedule_id: None,
             device: eui(ESME),
         },
+        DccAlertPayload::DspScheduleRemoval {
+            device: eui(ESME),
+            schedule: crate::duis::schedule::ScheduleId::LAST,
+        },
     ];
     for breach in [
         QuarantineBreach::UserThreshold,
