@@ -153,12 +153,17 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
 /// Critical requests alone: each a Transform answered I0 with its pre-command, the pre-command
 /// signed with the User's Digital Signing key and sent back under the same RequestID (answered
 /// I99), then the meter's Service Response at the generator's endpoint. Every pair completes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn critical_pairs_go_transform_signed_pre_command_and_service_response() {
-    let dir = tempfile::tempdir().unwrap();
+/// The scenario's critical class alone (its second request as Command Variant `signed_cv`),
+/// prepared, with its receiver and a gateway whose in-process hub trusts the gateway's Digital
+/// Signing certificates.
+async fn critical_only(dir: &Path, signed_cv: u8) -> (Prepared, Receiver, dccgw::server::Running) {
     let mut scenario = scenario();
     scenario.only("critical").unwrap();
-    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, dir.path())).unwrap();
+    for m in &mut scenario.mix {
+        m.signed_cv = Some(signed_cv.try_into().unwrap());
+    }
+    scenario.check().unwrap();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, dir)).unwrap();
     let wd = &prepared.workdir;
     let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
@@ -166,11 +171,19 @@ async fn critical_pairs_go_transform_signed_pre_command_and_service_response() {
         .unwrap();
     setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
     let any = "127.0.0.1:0".parse().unwrap();
-    // The hub in the gateway's process trusts the gateway's Digital Signing certificates.
     let routing = setup::in_process_routing_config(wd).unwrap();
     let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &routing).unwrap();
     let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
     let gateway = dccgw::server::start(&config).await.unwrap();
+    (prepared, receiver, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_pairs_go_transform_signed_pre_command_and_service_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prepared, receiver, gateway) = critical_only(dir.path(), 5).await;
+    let wd = &prepared.workdir;
+    let any = "127.0.0.1:0".parse().unwrap();
 
     // 30 pairs over 1.5 s: Users of the 40 import suppliers, several with more than one pair,
     // each pair's second request before its lane's next Transform.
@@ -213,5 +226,30 @@ async fn critical_pairs_go_transform_signed_pre_command_and_service_response() {
     let reference = prepared.run(&signed, addr, None, Duration::ZERO).await;
     assert_eq!(reference.accepted, 30, "answers: {:?}", reference.codes);
     assert_eq!(reference.critical["critical"].signed, 0);
+    gateway.shutdown().await;
+}
+
+/// A critical pair whose signed pre-command goes back as Command Variant 7: the command comes
+/// to the User for local delivery and goes to the meter, whose Service Response follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_pairs_for_local_delivery_and_the_device_bring_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prepared, receiver, gateway) = critical_only(dir.path(), 7).await;
+    let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(10.0, 1.0))).unwrap();
+    let run = prepared
+        .run(
+            &signed,
+            gateway.addr,
+            Some(&receiver),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(run.codes.get("I99"), Some(&10), "answers: {:?}", run.codes);
+    let c = &run.critical["critical"];
+    assert_eq!((c.pairs, c.signed, c.accepted), (10, 10, 10), "{c:?}");
+    let a = &run.async_;
+    assert_eq!((a.expected_local, a.local_commands), (10, 10), "{a:?}");
+    assert_eq!((a.expected, a.received), (10, 10), "{a:?}");
+    assert_eq!(a.codes.get("I0"), Some(&10), "{a:?}");
     gateway.shutdown().await;
 }
