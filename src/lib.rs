@@ -35,6 +35,7 @@ pub mod dscerts;
 pub mod dsp;
 pub mod duis;
 pub mod error;
+pub mod firmware;
 pub mod gbcs;
 pub mod identity;
 pub mod metrics;

@@ -3,7 +3,10 @@
 //! and the DCC Alerts the gateway raises become signed alert messages for the Users entitled to
 //! them. Each goes into the durable [`Outbox`] before its source is let go: a command is settled
 //! in the pending journal, a hub event acknowledged, only once every message it caused is on
-//! disk. A crash before that replays the source (duplicates, never loss).
+//! disk. A crash before that replays the source (duplicates, never loss). The outcomes of a
+//! firmware distribution's hub commands go to the distribution instead (`firmware.rs`).
+
+mod firmware;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use crate::alerts::{
 use crate::dispatch::{DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::error;
+use crate::firmware::Distributions;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
@@ -52,6 +56,10 @@ pub trait Context: Send + Sync {
     /// The registration change log, where how far the DCC Alerts of its batches are out is
     /// recorded.
     fn change_log(&self) -> &ChangeLog;
+    /// The firmware distributions in progress, if the gateway runs any.
+    fn firmware(&self) -> Option<&Distributions> {
+        None
+    }
 }
 
 /// Runs until every source has closed.
@@ -69,6 +77,8 @@ pub async fn run(
         waiting: HashMap::new(),
         changes: ChangeProgress::default(),
     };
+    // Distributions whose every hub answered before the last stop, but not reported.
+    replies.report_finished().await;
     let (mut outcomes_open, mut events_open, mut raised_open) = (true, true, true);
     let (mut outcomes, mut events) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
     while outcomes_open || events_open || raised_open {
@@ -140,8 +150,12 @@ impl Replies {
         dispatcher: &Dispatcher,
         outcomes: impl Iterator<Item = DispatchOutcome>,
     ) {
-        let (mut batch, mut settle) = (Vec::new(), Vec::new());
+        let (mut batch, mut settle, mut distributed) = (Vec::new(), Vec::new(), Vec::new());
         for o in outcomes {
+            if firmware::is_distribution(&o) {
+                distributed.push(o);
+                continue;
+            }
             if let Some(message) = self.response(&o) {
                 batch.push(message);
                 settle.push(o.request_id);
@@ -153,6 +167,9 @@ impl Replies {
             futures_util::future::join_all(settle.iter().map(|id| dispatcher.settle(id))).await;
         for e in settled.into_iter().filter_map(Result::err) {
             tracing::error!(error = %e, "Settling a command failed; it will be answered again after a restart.");
+        }
+        if !distributed.is_empty() {
+            self.distributed(dispatcher, distributed).await;
         }
     }
 

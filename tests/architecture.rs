@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("dispatch", 1),
     ("commshub", 1),
     ("outbox", 1),
+    ("firmware", 1),
     ("receiver", 1),
     ("testing", 1),
     ("pipeline", 2),

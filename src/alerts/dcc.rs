@@ -60,6 +60,12 @@ pub enum DccEvent {
         schedule: ScheduleId,
         owner: UserId,
     },
+    /// An 11.1 or 11.4 firmware image did not reach these devices (their hubs could not take
+    /// it). To the request's originator.
+    FirmwareDistributionFailure {
+        request_id: RequestId,
+        devices: Vec<DeviceId>,
+    },
 }
 
 /// A DCC Alert raised: the event, the gateway's identifier for it (the counter of every message
@@ -83,17 +89,18 @@ impl DccEvent {
             Self::ChangeOfSupplier { .. } => 3,
             Self::CommandFailure { .. } => 4,
             Self::DspScheduleRemoved { .. } => 5,
+            Self::FirmwareDistributionFailure { .. } => 11,
         };
-        // 1 to 5 are all in the schema's enumeration.
+        // Each is in the schema's enumeration.
         DccAlertCode::n(n).unwrap_or(DccAlertCode::N999)
     }
 
     /// The request the event is about, written as the alert's `RequestID`.
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
-            Self::CommandFailure { request_id, .. } | Self::Quarantined { request_id, .. } => {
-                Some(*request_id)
-            }
+            Self::CommandFailure { request_id, .. }
+            | Self::Quarantined { request_id, .. }
+            | Self::FirmwareDistributionFailure { request_id, .. } => Some(*request_id),
             Self::PowerOutage { .. }
             | Self::DeviceStatusChange { .. }
             | Self::ChangeOfSupplier { .. }
@@ -110,15 +117,7 @@ pub fn dcc_recipients(
     let device = |id: DeviceId| registry.device(id).ok_or(AlertsError::UnknownDevice(id));
     let (recipients, payload) = match &alert.event {
         DccEvent::PowerOutage { hub, mpxn, started } => {
-            let mut to = Vec::new();
-            push_registered(&mut to, registry, *mpxn, network_role(*mpxn), alert.at);
-            let start = unix(*started)?;
-            let payload = DccAlertPayload::PowerOutageEvent {
-                comms_hub: *hub,
-                start,
-                mpxn: *mpxn,
-            };
-            (to, payload)
+            power_outage(registry, *hub, *mpxn, *started, alert.at)?
         }
         DccEvent::DeviceStatusChange { device: id, change } => {
             let d = device(*id)?;
@@ -137,21 +136,12 @@ pub fn dcc_recipients(
             incoming,
         } => {
             let d = device(*id)?;
-            let mut to = Vec::new();
-            for user in outgoing {
-                push_unique(&mut to, *user, Some(*role));
-            }
-            push_unique(&mut to, *incoming, Some(*role));
-            let payload = DccAlertPayload::DeviceChangeOfSupplier {
-                device: *id,
-                device_type: d.device_type,
-                mpxns: MeterMpxns::import_only(*mpxn),
-            };
-            (to, payload)
+            change_of_supplier(&d, *mpxn, *role, outgoing, *incoming)
         }
         DccEvent::CommandFailure { .. }
         | DccEvent::Quarantined { .. }
-        | DccEvent::DspScheduleRemoved { .. } => {
+        | DccEvent::DspScheduleRemoved { .. }
+        | DccEvent::FirmwareDistributionFailure { .. } => {
             to_one_user(&alert.event).ok_or(AlertsError::NoDccRecipient(alert.event.code()))?
         }
     };
@@ -190,6 +180,16 @@ fn to_one_user(event: &DccEvent) -> Option<(Vec<Recipient>, DccAlertPayload)> {
                 quarantine_event_ref: *event_ref,
             },
         ),
+        DccEvent::FirmwareDistributionFailure {
+            request_id,
+            devices,
+        } => (
+            vec![originator(request_id)],
+            DccAlertPayload::FirmwareDistributionFailure {
+                request_id: *request_id,
+                devices: devices.clone(),
+            },
+        ),
         DccEvent::DspScheduleRemoved {
             device,
             schedule,
@@ -209,6 +209,45 @@ fn to_one_user(event: &DccEvent) -> Option<(Vec<Recipient>, DccAlertPayload)> {
         | DccEvent::ChangeOfSupplier { .. } => return None,
     };
     Some(one)
+}
+
+/// A power outage: to the network operator of the meter point.
+fn power_outage(
+    registry: &Snapshot,
+    hub: DeviceId,
+    mpxn: Mpxn,
+    started: i64,
+    at: i64,
+) -> Result<(Vec<Recipient>, DccAlertPayload), AlertsError> {
+    let mut to = Vec::new();
+    push_registered(&mut to, registry, mpxn, network_role(mpxn), at);
+    let payload = DccAlertPayload::PowerOutageEvent {
+        comms_hub: hub,
+        start: unix(started)?,
+        mpxn,
+    };
+    Ok((to, payload))
+}
+
+/// A change of supplier: to the outgoing and the incoming supplier.
+fn change_of_supplier(
+    d: &DeviceRecord,
+    mpxn: Mpxn,
+    role: UserRole,
+    outgoing: &[UserId],
+    incoming: UserId,
+) -> (Vec<Recipient>, DccAlertPayload) {
+    let mut to = Vec::new();
+    for user in outgoing {
+        push_unique(&mut to, *user, Some(role));
+    }
+    push_unique(&mut to, incoming, Some(role));
+    let payload = DccAlertPayload::DeviceChangeOfSupplier {
+        device: d.id,
+        device_type: d.device_type,
+        mpxns: MeterMpxns::import_only(mpxn),
+    };
+    (to, payload)
 }
 
 fn originator(request_id: &RequestId) -> Recipient {

@@ -24,8 +24,12 @@ use crate::domain::{DeviceId, DeviceStatus, DeviceType, Srv, UserId, UserRole};
 use crate::register::{EligibilityClass, PartyRegister, UserStatus};
 use crate::registry::Snapshot;
 
+mod named;
+
 #[cfg(test)]
 mod tests;
+
+pub use named::authorize_named;
 
 /// Proof that access control admitted a request. Only [`authorize`] builds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,31 +114,7 @@ pub fn authorize(
     registry: &Snapshot,
 ) -> Result<Permit, Denial> {
     let entry = req.service;
-    // E1: a SEC Party in some role.
-    let user = register
-        .get(&req.originator)
-        .ok_or(Denial::UnknownUser(req.originator))?;
-    // E2: a role the SRV admits.
-    let mut roles: Vec<UserRole> = entry
-        .roles
-        .iter()
-        .copied()
-        .filter(|r| user.roles.contains(r))
-        .collect();
-    if roles.is_empty() {
-        return Err(Denial::RoleNotEligible(entry.srv));
-    }
-    // E3: status, for the classes those roles fall in.
-    match &user.status {
-        UserStatus::Active => {}
-        UserStatus::Withdrawn => return Err(Denial::UserStatus),
-        UserStatus::Suspended(classes) => {
-            roles.retain(|r| !classes.contains(&class_of(*r)));
-            if roles.is_empty() {
-                return Err(Denial::UserStatus);
-            }
-        }
-    }
+    let roles = roles_for(req, register)?;
     let permit = |role: UserRole, device: Option<(DeviceId, DeviceType)>| Permit {
         user: req.originator,
         role,
@@ -177,6 +157,39 @@ pub fn authorize(
         return Err(Denial::DeviceStatus(device.status));
     }
     Ok(permit(role, Some((device.id, device.device_type))))
+}
+
+/// The User's roles that may send the request's SRV and that its status leaves it, in catalogue
+/// order: E1 (not a SEC Party), E2 (no role the SRV admits), E3 (withdrawn, or suspended for the
+/// classes of all those roles).
+fn roles_for(req: &AccessRequest<'_>, register: &PartyRegister) -> Result<Vec<UserRole>, Denial> {
+    let entry = req.service;
+    // E1: a SEC Party in some role.
+    let user = register
+        .get(&req.originator)
+        .ok_or(Denial::UnknownUser(req.originator))?;
+    // E2: a role the SRV admits.
+    let mut roles: Vec<UserRole> = entry
+        .roles
+        .iter()
+        .copied()
+        .filter(|r| user.roles.contains(r))
+        .collect();
+    if roles.is_empty() {
+        return Err(Denial::RoleNotEligible(entry.srv));
+    }
+    // E3: status, for the classes those roles fall in.
+    match &user.status {
+        UserStatus::Active => Ok(roles),
+        UserStatus::Withdrawn => Err(Denial::UserStatus),
+        UserStatus::Suspended(classes) => {
+            roles.retain(|r| !classes.contains(&class_of(*r)));
+            if roles.is_empty() {
+                return Err(Denial::UserStatus);
+            }
+            Ok(roles)
+        }
+    }
 }
 
 fn status_allows(status: DeviceStatus, entry: &SrvEntry) -> bool {

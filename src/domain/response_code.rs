@@ -107,16 +107,27 @@ pub enum ResponseCode {
     E1010,
     /// Gateway's choice: the returned response is not the device's answer to that command.
     E1011,
+    /// Gateway's choice, 8.4 Update Inventory: the registration cache does not hold the field
+    /// the update sets (a secondary import or an export MPAN).
+    E080405,
+    /// Gateway's choice, 11.1 Update Firmware: no listed device can take the image.
+    E110101,
+    /// Gateway's choice, 11.4 Update PPMID Firmware: no listed device can take the image.
+    E110401,
+    /// Gateway's choice, 12.1 Request WAN Matrix (a region's `CSPRegionResponseCode`): the
+    /// region cannot place the premises asked about.
+    E120101,
 }
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 48] = {
+    pub const ALL: [ResponseCode; 52] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E30, E31, E40, E41, E42,
             E43, E44, E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60,
             E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008, E1010, E1011,
+            E080405, E110101, E110401, E120101,
         ]
     };
 
@@ -170,6 +181,10 @@ impl ResponseCode {
             Self::E1008 => "E1008",
             Self::E1010 => "E1010",
             Self::E1011 => "E1011",
+            Self::E080405 => "E080405",
+            Self::E110101 => "E110101",
+            Self::E110401 => "E110401",
+            Self::E120101 => "E120101",
         }
     }
 
@@ -225,7 +240,8 @@ mod tests {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E30 | E31
             | E40 | E41 | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53
             | E54 | E55 | E56 | E57 | E58 | E60 | E69 | E70 | E71 | E100 | E1000 | E1001
-            | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 => {}
+            | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 | E080405 | E110101
+            | E110401 | E120101 => {}
         }
     }
 }

@@ -9,6 +9,7 @@
 //!   [`RESPONSE_CLOSE`].
 //! - [`outbound`] writes what the DCC sends to a User's Receive Response Service: asynchronous
 //!   Service Responses, Device Alerts, future-dated alerts and DCC Alerts.
+//! - [`services`] reads the bodies of the DCC's own services and writes their answers.
 
 pub mod body;
 pub mod critical;
@@ -21,6 +22,7 @@ pub mod outbound;
 mod parse;
 mod response;
 pub mod schedule;
+pub mod services;
 mod tokens;
 
 #[cfg(any(test, feature = "testing"))]

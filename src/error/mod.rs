@@ -8,10 +8,12 @@ use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Sr
 use crate::duis::critical::{LocalResponseRefusal, PreCommandRefusal};
 use crate::duis::inventory::InventoryError;
 use crate::duis::schedule::ScheduleError;
+use crate::duis::services::BodyError;
 use crate::duis::ParseError;
 use crate::gbcs::command::CommandError;
 use crate::gbcs::usecase::ContentError;
 use crate::gbcs::FrameError;
+use crate::registry::ChangeError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
@@ -90,6 +92,16 @@ pub enum Error {
     SchedulesFull,
     #[error("no DSP schedule of the User's matches")]
     ScheduleUnknown,
+    #[error("the body of a request for one of the DCC's own services does not read")]
+    ServiceBody(#[source] BodyError),
+    #[error("the inventory change the request asks for cannot apply")]
+    InventoryChange(#[source] ChangeError),
+    #[error("the registration cache does not hold the inventory field the update sets")]
+    InventoryFieldNotHeld,
+    #[error("no listed device can take the firmware image")]
+    FirmwareNoDevice { ppmid: bool },
+    #[error("the gateway is at its bound of firmware distributions in progress")]
+    FirmwareBusy,
     #[error("the request body's fields cannot make its GBCS command")]
     CommandBody(#[source] CommandError),
     #[error("the signed pre-command was refused")]
@@ -122,6 +134,12 @@ pub enum Resource {
     /// A DSP schedule could not be created or deleted.
     #[error("the DSP schedule journal")]
     ScheduleJournal,
+    /// A registration change could not be journalled before the answer.
+    #[error("the registration change log")]
+    ChangeLog,
+    /// A firmware distribution could not be journalled before the acknowledgement.
+    #[error("the firmware distribution journal")]
+    FirmwareJournal,
     /// A pre-command, or a command for local delivery, could not be recorded (or its use).
     #[error("the ledger of pre-commands and local commands")]
     Ledger,
@@ -141,6 +159,8 @@ impl Resource {
             Self::PendingJournal => "pending_journal",
             Self::HoldJournal => "hold_journal",
             Self::ScheduleJournal => "schedule_journal",
+            Self::ChangeLog => "change_log",
+            Self::FirmwareJournal => "firmware_journal",
             Self::Ledger => "ledger",
             Self::Outbox => "outbox",
             Self::AuditTrail => "audit_trail",
@@ -213,6 +233,12 @@ impl Error {
             Self::ScheduleBody(_) => (E40, 400, "schedule_body"),
             Self::SchedulesFull => (E70, 409, "schedules_full"),
             Self::ScheduleUnknown => (E71, 404, "schedule_unknown"),
+            Self::ServiceBody(_) => (E40, 400, "service_body"),
+            Self::InventoryChange(e) => change_code(e),
+            Self::InventoryFieldNotHeld => (E080405, 400, "inventory_field_not_held"),
+            Self::FirmwareNoDevice { ppmid: false } => (E110101, 400, "firmware_no_device"),
+            Self::FirmwareNoDevice { ppmid: true } => (E110401, 400, "ppmid_firmware_no_device"),
+            Self::FirmwareBusy => (E60, 503, "firmware_busy"),
             Self::CommandBody(CommandError::Content(ContentError::Frame(
                 FrameError::TooLong { .. },
             ))) => (E42, 413, "command_too_large"),
@@ -233,13 +259,16 @@ impl Error {
     pub fn cause(&self) -> Cause {
         match self {
             Self::Command(crate::routing::RoutingError::PayloadTooLarge(_)) => Cause::Sender,
+            Self::InventoryChange(ChangeError::NoSuchRegistration { .. })
+            | Self::InventoryChange(ChangeError::TooManyModels) => Cause::Gateway,
             Self::Timeout
             | Self::Busy
             | Self::SignAnswer
             | Self::Command(_)
             | Self::Resource { .. }
             | Self::HoldsFull
-            | Self::SchedulesFull => Cause::Gateway,
+            | Self::SchedulesFull
+            | Self::FirmwareBusy => Cause::Gateway,
             Self::BodyTooLarge { .. }
             | Self::ContentType
             | Self::BodyUnreadable
@@ -265,6 +294,10 @@ impl Error {
             | Self::ExecutionTooFar { .. }
             | Self::ScheduleBody(_)
             | Self::ScheduleUnknown
+            | Self::ServiceBody(_)
+            | Self::InventoryChange(_)
+            | Self::InventoryFieldNotHeld
+            | Self::FirmwareNoDevice { .. }
             | Self::CommandBody(_)
             | Self::PreCommand(_)
             | Self::Outstanding { .. }
@@ -292,6 +325,18 @@ fn precommand_code(r: &PreCommandRefusal) -> (ResponseCode, u16, &'static str) {
         PreCommandRefusal::NotThePreCommand => (E1004, 400, "precommand_changed"),
         PreCommandRefusal::NoCertificate => (E1006, 403, "digital_signing_unknown"),
         PreCommandRefusal::BadSignature => (E1007, 403, "precommand_signature"),
+    }
+}
+
+/// An inventory change that does not apply: the sender's, unless it is the cache's own bound.
+fn change_code(e: &ChangeError) -> (ResponseCode, u16, &'static str) {
+    use ResponseCode::*;
+    match e {
+        ChangeError::Invalid(_) => (E40, 400, "inventory_change"),
+        ChangeError::UnknownDevice(_) => (E19, 404, "inventory_change_device"),
+        ChangeError::ChfInUse { .. } => (E5, 409, "inventory_chf_in_use"),
+        ChangeError::NoSuchRegistration { .. } => (E100, 500, "inventory_registration"),
+        ChangeError::TooManyModels => (E100, 503, "inventory_models"),
     }
 }
 

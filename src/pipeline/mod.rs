@@ -14,6 +14,7 @@
 mod answer;
 mod command;
 mod critical;
+mod dcc;
 mod held;
 mod local;
 mod plan;
@@ -34,6 +35,7 @@ use crate::dispatch::Dispatcher;
 use crate::domain::{DuisService, ResponseCode, UserId};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
+use crate::firmware::Distributions;
 use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::outbox::Outbox;
 use crate::registry::Snapshot;
@@ -82,6 +84,8 @@ pub struct Routing {
     /// The access-control broker key (`OU=04`) that signs every command.
     pub signer: CommandSigner,
     pub dispatcher: Arc<Dispatcher>,
+    /// Firmware distributions in progress (11.1, 11.4).
+    pub firmware: Arc<Distributions>,
 }
 
 impl replies::Context for Gateway {
@@ -103,6 +107,10 @@ impl replies::Context for Gateway {
 
     fn change_log(&self) -> &ChangeLog {
         self.state.change_log()
+    }
+
+    fn firmware(&self) -> Option<&Distributions> {
+        Some(&self.routing.firmware)
     }
 }
 

@@ -13,11 +13,14 @@ use crate::domain::RequestId;
 use crate::duis::inventory;
 use crate::duis::{ParsedRequest, ResponsePayload};
 use crate::error::{Error, Resource};
+use crate::firmware::Distribution;
 use crate::outbox::Outbound;
+use crate::registry::Change;
 use crate::routing::SignedCommand;
 use crate::store::{Held, IssueError};
 
 use super::critical::HeldPreCommand;
+use super::dcc::distribute;
 use super::local::LocalCommand;
 use super::schedules::NewSchedule;
 use super::{answer, Gateway, Routing};
@@ -37,6 +40,15 @@ pub(super) enum Effect {
     /// A signed command for a device: journalled as pending, then sent in the background. Its
     /// Service Response (or `E20`/`E21`) is the final message.
     Route(SignedCommand),
+    /// Registration changes (the DCC's own inventory services): journalled and in force, their
+    /// DCC Alerts raised, through the admin API's path.
+    Registry(Vec<Change>),
+    /// A firmware distribution: its hub commands journalled as pending, the distribution
+    /// journalled, then the commands sent. Its Service Response is the final message.
+    Distribute {
+        distribution: Distribution,
+        commands: Vec<SignedCommand>,
+    },
     /// A Transform's pre-command, remembered for the signed pre-command that will answer it.
     RememberPreCommand { id: RequestId, held: HeldPreCommand },
     /// The pre-command a signed one answers, used (once).
@@ -63,8 +75,12 @@ impl Effect {
     /// Whether a final message follows the answer because of this effect.
     fn follows(&self) -> bool {
         match self {
-            Self::Route(_) | Self::Hold(_) | Self::DeliverLocally { .. } => true,
-            Self::RememberPreCommand { .. }
+            Self::Route(_)
+            | Self::Hold(_)
+            | Self::DeliverLocally { .. }
+            | Self::Distribute { .. } => true,
+            Self::Registry(_)
+            | Self::RememberPreCommand { .. }
             | Self::UsePreCommand(_)
             | Self::LocalCommandAnswered(_)
             | Self::CreateSchedule(_)
@@ -133,6 +149,9 @@ impl Gateway {
         if let Some(plan) = self.plan_schedule(p)? {
             return Ok(plan);
         }
+        if let Some(plan) = p.entry.non_device.then(|| self.dcc_service(p)).flatten() {
+            return plan;
+        }
         if !p.entry.non_device {
             return match cv.get() {
                 4 => self.transform(p),
@@ -143,7 +162,7 @@ impl Gateway {
                 },
             };
         }
-        // The DCC's own services other than 8.2 and 8.13 (Command Variant 8): acknowledged, with
+        // The DCC's own services not planned above (Command Variant 8): acknowledged, with
         // no final message yet; the audit trail records that none follows.
         Ok(Plan {
             reply: Reply::Acknowledged,
@@ -169,6 +188,11 @@ impl Gateway {
                 Effect::Hold(h) => self.hold(h).await?,
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
+                Effect::Registry(changes) => self.apply(&changes).await?,
+                Effect::Distribute {
+                    distribution,
+                    commands,
+                } => distribute(&self.routing, distribution, commands).await?,
                 Effect::RememberPreCommand { id, held } => {
                     let ledger = &self.ledgers.precommands;
                     ledger.issue(id, held, now).await.map_err(issue_error)?;
@@ -186,7 +210,13 @@ impl Gateway {
                     message,
                 } => {
                     let ledger = &self.ledgers.local_commands;
-                    ledger.issue(id, record, now).await.map_err(issue_error)?;
+                    match ledger.issue(id, record, now).await {
+                        // Recorded already: a held request released again after a crash (a new
+                        // request's RequestID is new, anti-replay sees to that). The message goes
+                        // out again; Users' endpoints take duplicates.
+                        Ok(()) | Err(IssueError::Duplicate) => {}
+                        Err(e) => return Err(issue_error(e)),
+                    }
                     self.outbox
                         .enqueue(vec![message])
                         .await

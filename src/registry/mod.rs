@@ -47,10 +47,13 @@ pub enum CspRegion {
     North,
     Central,
     South,
+    /// Not known yet: a device pre-notified (12.2) before it is installed anywhere.
+    Unknown,
 }
 
 impl CspRegion {
-    pub const ALL: [CspRegion; 3] = [Self::North, Self::Central, Self::South];
+    /// The three regions first (the generator draws from them), then `Unknown`.
+    pub const ALL: [CspRegion; 4] = [Self::North, Self::Central, Self::South, Self::Unknown];
 
     /// The DUIS schema's `CSPRegion` value.
     pub const fn duis_name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl CspRegion {
             Self::North => "North",
             Self::Central => "Central",
             Self::South => "South",
+            Self::Unknown => "Unknown",
         }
     }
 
@@ -66,6 +70,7 @@ impl CspRegion {
             Self::North => "north",
             Self::Central => "central",
             Self::South => "south",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -191,7 +196,7 @@ pub enum RowProblem {
     ChfBound,
     #[error("a device cannot be behind itself")]
     OwnChf,
-    #[error("csp_region is not north, central or south")]
+    #[error("csp_region is not north, central, south or unknown")]
     Region,
     #[error("role is not IS ES GS RSA ED GT (OU never registers)")]
     Role,

@@ -75,6 +75,8 @@ pub enum StartError {
     RemoteHubAddr,
     #[error("the pending-command journal")]
     PendingJournal(#[source] DispatchError),
+    #[error("the firmware distribution journal")]
+    Firmware(#[source] crate::firmware::OpenError),
     #[error("the delivery transport ([delivery.transport])")]
     DeliveryTransport(#[source] TlsError),
     #[error("the outbox")]

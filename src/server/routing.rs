@@ -14,6 +14,7 @@ use crate::dispatch::{Dispatcher, HubNetwork, Inbound, Opened, RemoteHub};
 use crate::domain::UserId;
 use crate::dscerts::DigitalSigningCerts;
 use crate::dsp;
+use crate::firmware::Distributions;
 use crate::metrics::Metrics;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Ledgers, Routing};
@@ -59,9 +60,15 @@ pub(super) async fn open(
     .await
     .map_err(StartError::PendingJournal)?;
     let (raised_tx, raised) = mpsc::channel(RAISED_QUEUE);
+    let firmware_dir = config.state.dir.join("firmware");
+    let firmware = tokio::task::spawn_blocking(move || Distributions::open(&firmware_dir))
+        .await
+        .map_err(StartError::Task)?
+        .map_err(StartError::Firmware)?;
     let routing = Routing {
         signer,
         dispatcher: Arc::clone(&opened.dispatcher),
+        firmware: Arc::new(firmware),
     };
     let pending = Pending {
         opened,

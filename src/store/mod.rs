@@ -13,7 +13,7 @@ mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
-pub use journal::{Journal, JournalError, MAX_RECORD_BYTES};
+pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
 pub use replay::{AdvanceError, ReplayGuard};
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};

@@ -6,6 +6,7 @@ mod alert_crash;
 mod bounds;
 mod crash;
 mod critical;
+mod dcc_services;
 mod dead_letters;
 mod demo;
 mod dsp;

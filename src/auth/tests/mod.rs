@@ -3,6 +3,7 @@
 //! outcome; and the whole catalogue against its eligible-role facts.
 
 mod anchors;
+mod named;
 
 use super::*;
 use crate::catalogue::Catalogue;

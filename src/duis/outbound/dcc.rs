@@ -94,6 +94,12 @@ pub enum DccAlertPayload {
         device: DeviceId,
         schedule: ScheduleId,
     },
+    /// `FirmwareDistributionFailure`: the devices an 11.1 or 11.4 request's image did not reach
+    /// (at least one).
+    FirmwareDistributionFailure {
+        request_id: RequestId,
+        devices: Vec<DeviceId>,
+    },
 }
 
 /// A [`DccAlertPayload`] checked against the schema rules its type does not rule out, so that
@@ -170,7 +176,11 @@ fn check(p: &DccAlertPayload) -> Result<(), WriteError> {
             ecos_error_code: Some(code),
             ..
         } if code.chars().count() != 3 => Err(WriteError::EcosErrorCode),
+        DccAlertPayload::FirmwareDistributionFailure { devices, .. } if devices.is_empty() => {
+            Err(WriteError::EmptyDeviceList)
+        }
         DccAlertPayload::ChangeOfSupplierRequest { .. }
+        | DccAlertPayload::FirmwareDistributionFailure { .. }
         | DccAlertPayload::PowerOutageEvent { .. }
         | DccAlertPayload::CommandFailure { .. }
         | DccAlertPayload::QuarantinedRequest { .. }
@@ -243,12 +253,25 @@ fn payload(out: &mut String, p: &DccAlertPayload) {
             element(out, "DSPScheduleID", &schedule.to_string());
             out.push_str("</sr:DSPScheduleRemoval>");
         }
+        DccAlertPayload::FirmwareDistributionFailure {
+            request_id,
+            devices,
+        } => firmware_failure(out, request_id, devices),
         DccAlertPayload::QuarantinedRequest {
             breach,
             request_id,
             quarantine_event_ref,
         } => quarantined(out, *breach, request_id, *quarantine_event_ref),
     }
+}
+
+/// `FirmwareDistributionFailure`: the 11.1 or 11.4 request and the devices its image missed.
+fn firmware_failure(out: &mut String, request_id: &RequestId, devices: &[DeviceId]) {
+    out.push_str("<sr:FirmwareDistributionFailure>");
+    element(out, "UpdateFirmwareRequestID", &request_id.to_string());
+    out.push_str("<sr:MeterIDs>");
+    crate::duis::services::push_ids(out, devices);
+    out.push_str("</sr:MeterIDs></sr:FirmwareDistributionFailure>");
 }
 
 /// `QuarantinedRequest`, with the breach as its element's name.

@@ -45,6 +45,8 @@ pub enum WriteError {
     TooManyAssociatedDevices(usize),
     #[error("an ECoS error code is three characters")]
     EcosErrorCode,
+    #[error("a device list names at least one device")]
+    EmptyDeviceList,
 }
 
 /// What became of a command sent to a device.

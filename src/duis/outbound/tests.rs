@@ -170,6 +170,10 @@ fn dcc_payloads() -> Vec<DccAlertPayload> {
             device: eui(ESME),
             schedule: crate::duis::schedule::ScheduleId::LAST,
         },
+        DccAlertPayload::FirmwareDistributionFailure {
+            request_id: rid(5),
+            devices: vec![eui(ESME), eui("00-DB-12-34-56-78-90-A1")],
+        },
     ];
     for breach in [
         QuarantineBreach::UserThreshold,
@@ -285,6 +289,13 @@ fn dcc_payloads_the_schema_would_refuse_are_refused() {
                 ecos_error_code: Some("E1".into()),
             },
             WriteError::EcosErrorCode,
+        ),
+        (
+            DccAlertPayload::FirmwareDistributionFailure {
+                request_id: rid(5),
+                devices: Vec::new(),
+            },
+            WriteError::EmptyDeviceList,
         ),
     ];
     for (payload, want) in cases {
