@@ -153,7 +153,11 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     let sla = scenario.sla.clone();
     let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, &args.workdir))?;
     let wd = &prepared.workdir;
-    let floor = floor::measure(2_000, prepared.scenario.signs_per_request())?;
+    let floor = floor::measure(
+        2_000,
+        prepared.scenario.verifies_per_request(),
+        prepared.scenario.signs_per_request(),
+    )?;
     let mut notes = Vec::new();
 
     let receiver_tls =

@@ -4,6 +4,10 @@
 //! answer that delays the next send shows up in the next request's latency instead of being
 //! omitted. A User's requests go one at a time on its connection because the gateway requires
 //! each originator's counters to arrive in increasing order.
+//!
+//! A critical request is a pair on its lane: the Transform (Command Variant 4, pre-signed like
+//! the rest) and, when its answer brings the pre-command, the signed pre-command under the same
+//! RequestID, made on the lane (`critical.rs`) and sent at once, before the lane's next request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +23,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
+use dccgw::domain::{CommandVariant, RequestId, UserId};
+
+use crate::critical::{self, UserKeys};
 use crate::outcome::{classify, Outcome};
 use crate::plan::Plan;
 use crate::scenario::ConnectionSpec;
@@ -34,7 +41,9 @@ pub struct Target {
     pub server_name: ServerName<'static>,
 }
 
-/// What one request came to.
+/// What one request came to. For a critical pair, the figures are the pair's (from the
+/// Transform's due time to the signed pre-command's answer, and that answer's outcome) and
+/// `pair` has its parts.
 #[derive(Clone, Copy, Debug)]
 pub struct SyncResult {
     pub idx: u32,
@@ -45,6 +54,26 @@ pub struct SyncResult {
     /// How late the request was sent after it was due (0 when on time or early).
     pub lag_ns: u64,
     pub outcome: Outcome,
+    /// A critical pair whose signed pre-command was sent.
+    pub pair: Option<PairTimes>,
+}
+
+/// The parts of a critical pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairTimes {
+    /// The Transform: due (or sent, if earlier) to its answer.
+    pub transform_ns: u64,
+    /// The User's work: from the Transform's answer to the signed pre-command sent.
+    pub signing_ns: u64,
+    /// The signed pre-command: sent to its answer (it has no due time: it goes when ready).
+    pub signed_ns: u64,
+}
+
+/// A critical class's second request: its Command Variant and URL path.
+#[derive(Clone, Copy, Debug)]
+pub struct SecondRequest {
+    pub cv: CommandVariant,
+    pub path: &'static str,
 }
 
 /// Everything the lanes share.
@@ -54,6 +83,11 @@ pub struct RunInput {
     pub bodies: Arc<Vec<Bytes>>,
     /// The URL path of each mix class.
     pub paths: Vec<&'static str>,
+    /// Each mix class's second request, for a critical pair.
+    pub second: Vec<Option<SecondRequest>>,
+    /// Each User's ID and keys (population order), for the pre-commands signed during the run.
+    pub originators: Arc<Vec<UserId>>,
+    pub keys: Arc<UserKeys>,
     /// Each User's TLS client configuration.
     pub clients: Vec<Arc<ClientConfig>>,
     pub connection: ConnectionSpec,
@@ -124,23 +158,32 @@ async fn lane(
     mut conn: Option<Sender>,
 ) -> Vec<SyncResult> {
     let early = Duration::from_micros(input.connection.wake_early_us);
-    let timeout = Duration::from_millis(input.connection.timeout_ms);
     let mut out = Vec::with_capacity(items.len());
     for idx in items {
         let item = input.plan.items[idx as usize];
+        let class = usize::from(item.class);
         let due = start + Duration::from_nanos(item.at_ns);
         tokio::time::sleep_until(due.checked_sub(early).unwrap_or(due).into()).await;
         let sent = Instant::now();
         let from = sent.min(due);
-        let exchange = exchange(&input, user, &mut conn, idx as usize, item.class);
-        let outcome = match tokio::time::timeout(timeout, exchange).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                conn = None;
-                Outcome::Timeout
-            }
-        };
-        let done = Instant::now();
+        let second = input.second.get(class).copied().flatten();
+        let path = input.paths.get(class).copied().unwrap_or("/");
+        let body = input.bodies.get(idx as usize).cloned().unwrap_or_default();
+        let (mut outcome, answer) =
+            timed_exchange(&input, user, &mut conn, path, body, second.is_some()).await;
+        let mut done = Instant::now();
+        let mut pair = None;
+        if let (Some(second), Some(answer)) = (second, answer) {
+            let transform_ns = nanos(done - from);
+            let (o, times) = signed_precommand(&input, user, &mut conn, idx, second, &answer).await;
+            outcome = o;
+            done = Instant::now();
+            pair = times.map(|(signing_ns, signed_ns)| PairTimes {
+                transform_ns,
+                signing_ns,
+                signed_ns,
+            });
+        }
         if !input.connection.reuse {
             conn = None;
         }
@@ -150,9 +193,66 @@ async fn lane(
             service_ns: nanos(done - sent),
             lag_ns: nanos(sent.saturating_duration_since(due)),
             outcome,
+            pair,
         });
     }
     out
+}
+
+/// The second request of a critical pair: the pre-command in the Transform's `answer` signed by
+/// the User and sent back under request `idx`'s RequestID. Its outcome, and (when it was sent)
+/// the time the User took to sign and the exchange's.
+async fn signed_precommand(
+    input: &RunInput,
+    user: usize,
+    conn: &mut Option<Sender>,
+    idx: u32,
+    second: SecondRequest,
+    answer: &[u8],
+) -> (Outcome, Option<(u64, u64)>) {
+    let begun = Instant::now();
+    let item = input.plan.items[idx as usize];
+    let Some(originator) = input.originators.get(user) else {
+        return (Outcome::BadPreCommand, None);
+    };
+    let id = RequestId {
+        originator: *originator,
+        target: item.target,
+        counter: input.plan.counter_base + u64::from(idx),
+    };
+    let body = match critical::signed_precommand_request(answer, &id, second.cv, &input.keys, user)
+    {
+        Ok(body) => body,
+        Err(_) => return (Outcome::BadPreCommand, None),
+    };
+    let sent = Instant::now();
+    let (outcome, _) = timed_exchange(input, user, conn, second.path, body, false).await;
+    let done = Instant::now();
+    (outcome, Some((nanos(sent - begun), nanos(done - sent))))
+}
+
+/// One exchange within the scenario's timeout (a request unanswered by then drops its
+/// connection). With `keep`, an `I0` answer's body is returned.
+async fn timed_exchange(
+    input: &RunInput,
+    user: usize,
+    conn: &mut Option<Sender>,
+    path: &str,
+    body: Bytes,
+    keep: bool,
+) -> (Outcome, Option<Bytes>) {
+    let timeout = Duration::from_millis(input.connection.timeout_ms);
+    let exchange = exchange(input, user, conn, path, body);
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok((outcome, answer)) => {
+            let i0 = matches!(outcome, Outcome::Duis(c) if c.as_str() == "I0");
+            (outcome, answer.filter(|_| keep && i0))
+        }
+        Err(_) => {
+            *conn = None;
+            (Outcome::Timeout, None)
+        }
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -163,9 +263,9 @@ async fn exchange(
     input: &RunInput,
     user: usize,
     conn: &mut Option<Sender>,
-    idx: usize,
-    class: u16,
-) -> Outcome {
+    path: &str,
+    body: Bytes,
+) -> (Outcome, Option<Bytes>) {
     // A kept connection the server has closed is replaced once, here, within the timeout.
     let usable = match conn.as_mut() {
         Some(sender) => sender.ready().await.is_ok(),
@@ -176,27 +276,25 @@ async fn exchange(
             Ok(sender) => *conn = Some(sender),
             Err(outcome) => {
                 *conn = None;
-                return outcome;
+                return (outcome, None);
             }
         }
     }
     let Some(sender) = conn.as_mut() else {
-        return Outcome::Protocol;
+        return (Outcome::Protocol, None);
     };
-    let path = input.paths.get(usize::from(class)).copied().unwrap_or("/");
-    let body = input.bodies.get(idx).cloned().unwrap_or_default();
     let request = hyper::Request::post(path)
         .header(hyper::header::HOST, "localhost")
         .header(hyper::header::CONTENT_TYPE, "application/xml")
         .body(Full::new(body));
     let Ok(request) = request else {
-        return Outcome::Protocol;
+        return (Outcome::Protocol, None);
     };
     let response = match sender.send_request(request).await {
         Ok(r) => r,
         Err(_) => {
             *conn = None;
-            return Outcome::Protocol;
+            return (Outcome::Protocol, None);
         }
     };
     let status = response.status().as_u16();
@@ -204,10 +302,13 @@ async fn exchange(
         .collect()
         .await
     {
-        Ok(body) => classify(status, &body.to_bytes()),
+        Ok(body) => {
+            let body = body.to_bytes();
+            (classify(status, &body), Some(body))
+        }
         Err(_) => {
             *conn = None;
-            Outcome::Protocol
+            (Outcome::Protocol, None)
         }
     }
 }

@@ -2,13 +2,14 @@
 //! against in the same run (see `load-tests/README.md`).
 //!
 //! Pure pieces: [`scenario`], [`population`], [`plan`], [`outcome`], [`stats`], [`report`].
-//! Resources: [`setup`] (work directory), [`requests`] (signing), [`tlsconf`], [`client`] (the
-//! lanes), [`receiver`] (Receive Response endpoint), [`refserver`], [`nginx`], [`procs`],
-//! [`floor`], [`oha`]. Wiring: [`runner`], [`bench`].
+//! Resources: [`setup`] (work directory), [`requests`] (signing), [`critical`] (a User's signed
+//! pre-commands), [`tlsconf`], [`client`] (the lanes), [`receiver`] (Receive Response endpoint),
+//! [`refserver`], [`nginx`], [`procs`], [`floor`], [`oha`]. Wiring: [`runner`], [`bench`].
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod client;
+pub mod critical;
 pub mod floor;
 pub mod nginx;
 pub mod oha;

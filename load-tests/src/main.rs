@@ -38,6 +38,10 @@ struct Common {
     /// SLA threshold overrides, e.g. `--sla sync_p99_ms=50 --sla max_error_ratio=0.001`.
     #[arg(long)]
     sla: Vec<String>,
+    /// Keep only the mix entries of this class (`critical`, `meter-read`, …): one class's own
+    /// latency and CPU per request.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -121,15 +125,20 @@ enum Command {
         #[arg(long)]
         body: PathBuf,
     },
-    /// Print the crypto floor: one ECDSA P-256 verify plus N signatures (a mean, may be fractional), with ring.
+    /// Print the crypto floor: V ECDSA P-256 verifications plus N signatures (means, may be fractional), with ring.
     Floor {
         #[arg(long, default_value_t = 1.0)]
         signs: f64,
+        #[arg(long, default_value_t = 1.0)]
+        verifies: f64,
     },
 }
 
 fn load_scenario(common: &Common) -> anyhow::Result<Scenario> {
     let mut scenario = Scenario::load(&common.scenario)?;
+    if let Some(class) = &common.only {
+        scenario.only(class)?;
+    }
     for arg in &common.sla {
         report::apply_sla(&mut scenario.sla, arg)?;
     }
@@ -269,8 +278,8 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Command::Floor { signs } => {
-            let f = floor::measure(5_000, signs)?;
+        Command::Floor { signs, verifies } => {
+            let f = floor::measure(5_000, verifies, signs)?;
             println!("{}", serde_json::to_string_pretty(&f)?);
             Ok(())
         }

@@ -55,6 +55,9 @@ pub enum Outcome {
     Tls,
     /// The HTTP exchange failed (connection closed, malformed answer).
     Protocol,
+    /// A Transform answered `I0` without a pre-command the User could sign (so the critical
+    /// pair's second request was never sent).
+    BadPreCommand,
 }
 
 impl Outcome {
@@ -70,6 +73,7 @@ impl Outcome {
             Outcome::Connect => "connect".into(),
             Outcome::Tls => "tls".into(),
             Outcome::Protocol => "protocol".into(),
+            Outcome::BadPreCommand => "bad-precommand".into(),
         }
     }
 }

@@ -45,6 +45,15 @@ impl LoadUser {
         }
     }
 
+    /// Whether it holds a Digital Signing key (suppliers and network operators: the roles that
+    /// sign critical commands).
+    pub fn signs_digitally(&self) -> bool {
+        matches!(
+            self.tls_role(),
+            SmkiRole::Supplier | SmkiRole::NetworkOperator
+        )
+    }
+
     /// A directory and party name: the User ID in compact hex.
     pub fn name(&self) -> String {
         self.id.to_compact_hex()
@@ -54,6 +63,11 @@ impl LoadUser {
 /// Whether a population with `other_users` OU Users has any User in `role`.
 pub fn has_users(role: UserRole, other_users: u32) -> bool {
     role == UserRole::OtherUser && other_users > 0 || POOLS.iter().any(|(r, _)| *r == role)
+}
+
+/// Whether the population's Users acting in `role` hold Digital Signing keys.
+pub fn signs_digitally(role: UserRole) -> bool {
+    POOLS.iter().any(|(r, _)| *r == role)
 }
 
 /// The `k`th Other User (IDs outside the synthetic pools' range).

@@ -16,7 +16,8 @@ use dccgw::duis::{self, ResponseHeaderOut, ResponsePayload};
 use dccgw::signer::{Signer, SignerError};
 use dccgw::xmldsig::{self, c14n::C14nLimits, SignError};
 
-use crate::client::{self, RunInput, Target};
+use crate::client::{self, RunInput, SecondRequest, Target};
+use crate::critical::UserKeys;
 use crate::plan::{self, Plan, PlanError};
 use crate::population::Population;
 use crate::receiver::{Deliveries, Receiver};
@@ -45,7 +46,7 @@ pub struct Prepared {
     pub workdir: Workdir,
     pub pop: Population,
     originators: Arc<Vec<UserId>>,
-    signers: Vec<Signer>,
+    keys: Arc<UserKeys>,
     clients: Vec<Arc<ClientConfig>>,
 }
 
@@ -63,6 +64,7 @@ impl Prepared {
         setup::prepare(&workdir, &pop, OffsetDateTime::now_utc())?;
         let ca = workdir.pki("ca");
         let mut signers = Vec::with_capacity(pop.users.len());
+        let mut digital = Vec::with_capacity(pop.users.len());
         let mut clients = Vec::with_capacity(pop.users.len());
         for user in &pop.users {
             signers.push(Signer::load(
@@ -70,6 +72,15 @@ impl Prepared {
                 &workdir.user(user, "xml-sign.pem"),
                 Some(SmkiRole::XmlSigning),
             )?);
+            digital.push(if user.signs_digitally() {
+                Some(Signer::load(
+                    &workdir.user(user, "digital-signing.key.pem"),
+                    &workdir.user(user, "digital-signing.pem"),
+                    Some(user.tls_role()),
+                )?)
+            } else {
+                None
+            });
             clients.push(tlsconf::client(
                 &ca,
                 &workdir.user(user, "tls.pem"),
@@ -83,7 +94,10 @@ impl Prepared {
             workdir,
             pop,
             originators,
-            signers,
+            keys: Arc::new(UserKeys {
+                xml: signers,
+                digital,
+            }),
             clients,
         })
     }
@@ -101,8 +115,13 @@ impl Prepared {
             base,
         )?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let bodies =
-            crate::requests::presign(&plan, &self.scenario.mix, &self.pop, &self.signers, threads)?;
+        let bodies = crate::requests::presign(
+            &plan,
+            &self.scenario.mix,
+            &self.pop,
+            &self.keys.xml,
+            threads,
+        )?;
         Ok(Signed {
             plan: Arc::new(plan),
             bodies: Arc::new(bodies),
@@ -127,6 +146,19 @@ impl Prepared {
                 .iter()
                 .map(|m| m.service().path())
                 .collect(),
+            second: self
+                .scenario
+                .mix
+                .iter()
+                .map(|m| {
+                    m.critical().map(|cv| SecondRequest {
+                        cv,
+                        path: crate::scenario::service_of(cv).path(),
+                    })
+                })
+                .collect(),
+            originators: self.originators.clone(),
+            keys: self.keys.clone(),
             clients: self.clients.clone(),
             connection: self.scenario.connection,
             target: Target {

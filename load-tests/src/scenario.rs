@@ -87,109 +87,6 @@ impl Default for ConnectionSpec {
     }
 }
 
-/// The arrival rate over time: piecewise constant, open loop.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Load {
-    /// `rate` requests per second for `duration_s` seconds.
-    Constant { rate: f64, duration_s: f64 },
-    /// `start`, `start + step`, … up to `max`, each held for `step_s` seconds.
-    Ramp {
-        start: f64,
-        step: f64,
-        step_s: f64,
-        max: f64,
-    },
-    /// Any sequence of constant-rate steps (a burst between quieter periods, say).
-    Steps { steps: Vec<Step> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    pub rate: f64,
-    pub duration_s: f64,
-}
-
-/// Longest run a plan may describe, and the largest rate: bounds on what a scenario file or a
-/// command line can ask for (every request is signed in memory before the run).
-pub const MAX_DURATION_S: f64 = 3_600.0;
-pub const MAX_RATE: f64 = 200_000.0;
-
-impl Load {
-    /// The steps, in order.
-    pub fn steps(&self) -> Vec<Step> {
-        match self {
-            Load::Constant { rate, duration_s } => vec![Step {
-                rate: *rate,
-                duration_s: *duration_s,
-            }],
-            Load::Ramp {
-                start,
-                step,
-                step_s,
-                max,
-            } => {
-                let mut out = Vec::new();
-                let mut rate = *start;
-                // `check` made step positive, so this ends; the cap is a second guard.
-                while rate <= *max + 1e-9 && out.len() < 1_000 {
-                    out.push(Step {
-                        rate,
-                        duration_s: *step_s,
-                    });
-                    rate += step;
-                }
-                out
-            }
-            Load::Steps { steps } => steps.clone(),
-        }
-    }
-
-    /// The same shape at a constant `rate` for `duration_s` (the bench's 50 % and 90 % runs).
-    pub fn constant(rate: f64, duration_s: f64) -> Load {
-        Load::Constant { rate, duration_s }
-    }
-
-    pub fn duration_s(&self) -> f64 {
-        self.steps().iter().map(|s| s.duration_s).sum()
-    }
-
-    pub fn requests(&self) -> f64 {
-        self.steps().iter().map(|s| s.rate * s.duration_s).sum()
-    }
-
-    fn check(&self) -> Result<(), ScenarioError> {
-        let bad = |what: &'static str| Err(ScenarioError::Load(what));
-        if let Load::Ramp { step, step_s, .. } = self {
-            if !positive(*step) || !positive(*step_s) {
-                return bad("a ramp needs a positive step and step_s");
-            }
-        }
-        let steps = self.steps();
-        if steps.is_empty() {
-            return bad("the load has no steps");
-        }
-        for s in &steps {
-            if !(s.rate > 0.0 && s.rate <= MAX_RATE) {
-                return bad("every rate must be above 0 and at most 200000 per second");
-            }
-            if !positive(s.duration_s) {
-                return bad("every duration must be above 0");
-            }
-        }
-        if self.duration_s() > MAX_DURATION_S {
-            return bad("a run may last at most an hour");
-        }
-        Ok(())
-    }
-}
-
-/// Above zero (false for NaN).
-fn positive(x: f64) -> bool {
-    x > 0.0
-}
-
 /// One request class of the mix.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,16 +102,18 @@ pub struct MixEntry {
     /// The body element's content (the element itself comes from the catalogue).
     #[serde(default)]
     pub body: String,
+    /// A critical request (`cv = 4`, a Transform) is a pair: when the Transform's answer brings
+    /// the pre-command, the User signs it with its Digital Signing key and sends it back under
+    /// the same RequestID as this Command Variant (5: to the device, 6: for local delivery, 7:
+    /// both). Required with `cv = 4`, refused with any other.
+    #[serde(default)]
+    pub signed_cv: Option<CommandVariant>,
 }
 
 impl MixEntry {
     /// The URL the request goes to.
     pub fn service(&self) -> DuisService {
-        // Every Command Variant 1..=8 is accepted by exactly one service.
-        DuisService::ALL
-            .into_iter()
-            .find(|s| s.accepts(self.cv))
-            .unwrap_or(DuisService::Send)
+        service_of(self.cv)
     }
 
     pub fn non_device(&self) -> bool {
@@ -223,11 +122,41 @@ impl MixEntry {
             .is_some_and(|e| e.non_device)
     }
 
+    /// The Command Variant of a critical pair's second request, when this class is one.
+    pub fn critical(&self) -> Option<CommandVariant> {
+        self.signed_cv.filter(|_| self.cv.get() == 4)
+    }
+
+    /// The Command Variant that decides what the request brings asynchronously: the signed
+    /// pre-command's for a critical pair, the request's own otherwise.
+    pub fn final_cv(&self) -> CommandVariant {
+        self.critical().unwrap_or(self.cv)
+    }
+
+    /// Whether the request's command goes to a device, which answers with a Service Response.
+    pub fn routed(&self) -> bool {
+        !self.non_device() && dccgw::routing::sent_to_device(self.final_cv())
+    }
+
+    /// Whether the request's command comes back to the User for local delivery.
+    pub fn local_delivery(&self) -> bool {
+        !self.non_device() && matches!(self.final_cv().get(), 2 | 3 | 6 | 7)
+    }
+
     pub fn body_element(&self) -> &'static str {
         Catalogue::builtin()
             .get(&self.srv)
             .map_or("", |e| e.body_element.as_str())
     }
+}
+
+/// The service (URL) that takes Command Variant `cv`.
+pub fn service_of(cv: CommandVariant) -> DuisService {
+    // Every Command Variant 1..=8 is accepted by exactly one service.
+    DuisService::ALL
+        .into_iter()
+        .find(|s| s.accepts(cv))
+        .unwrap_or(DuisService::Send)
 }
 
 /// Default SLA thresholds; each may be overridden on the command line. Absent: not checked.
@@ -318,6 +247,14 @@ pub enum ScenarioError {
     NoUsers { name: String, role: UserRole },
     #[error("mix entry {name:?}: the body must not contain ']]>' or '<!' (no DOCTYPE, no CDATA)")]
     Body { name: String },
+    #[error("mix entry {name:?}: a Transform (cv = 4) needs signed_cv (5, 6 or 7), and only a Transform takes one")]
+    Critical { name: String },
+    #[error(
+        "mix entry {name:?}: role {role} holds no Digital Signing key to sign a pre-command with"
+    )]
+    NoDigitalSigning { name: String, role: UserRole },
+    #[error("no mix entry is named {0:?}")]
+    NoSuchClass(String),
     #[error("the population needs at least one device and at most 100 million")]
     Devices,
     #[error("[routing.hub] is not a simulator configuration dccgw commshub takes")]
@@ -331,21 +268,42 @@ pub enum ScenarioError {
 impl Scenario {
     /// ECDSA signatures the gateway makes per request of the mix, on average (for the crypto
     /// floor): its answer; a request that goes to a device (`dccgw::routing::sent_to_device`:
-    /// Command Variants 1, 3, 5, 7) also costs the signed command and the signed Service Response.
+    /// Command Variants 1, 3, 5, 7) also costs the signed command and the signed Service Response;
+    /// a critical pair answers twice (the Transform and the signed pre-command).
     pub fn signs_per_request(&self) -> f64 {
+        self.mean(|m| {
+            let answers = if m.critical().is_some() { 2 } else { 1 };
+            answers + if m.routed() { 2 } else { 0 }
+        })
+    }
+
+    /// ECDSA verifications the gateway makes per request of the mix, on average: the request's
+    /// XML signature; a critical pair's two requests and the User's signature on the pre-command.
+    pub fn verifies_per_request(&self) -> f64 {
+        self.mean(|m| if m.critical().is_some() { 3 } else { 1 })
+    }
+
+    /// The mix's weighted mean of `per_request` (1 for an empty mix).
+    fn mean(&self, per_request: impl Fn(&MixEntry) -> u64) -> f64 {
         let total: u64 = self.mix.iter().map(|m| u64::from(m.weight)).sum();
         if total == 0 {
             return 1.0;
         }
-        let signs: u64 = self
+        let sum: u64 = self
             .mix
             .iter()
-            .map(|m| {
-                let routed = !m.non_device() && dccgw::routing::sent_to_device(m.cv);
-                u64::from(m.weight) * if routed { 3 } else { 1 }
-            })
+            .map(|m| u64::from(m.weight) * per_request(m))
             .sum();
-        signs as f64 / total as f64
+        sum as f64 / total as f64
+    }
+
+    /// Keeps only the mix entries named `name` (one class, for its own cost per request).
+    pub fn only(&mut self, name: &str) -> Result<(), ScenarioError> {
+        self.mix.retain(|m| m.name == name);
+        if self.mix.is_empty() {
+            return Err(ScenarioError::NoSuchClass(name.to_owned()));
+        }
+        self.check()
     }
 
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
@@ -400,13 +358,16 @@ impl Scenario {
                     name: name.clone(),
                     srv: m.srv,
                 })?;
-            if !entry.allows(m.cv) {
-                return Err(ScenarioError::CommandVariant {
-                    name,
-                    srv: m.srv,
-                    cv: m.cv,
-                });
+            for cv in std::iter::once(m.cv).chain(m.signed_cv) {
+                if !entry.allows(cv) {
+                    return Err(ScenarioError::CommandVariant {
+                        name,
+                        srv: m.srv,
+                        cv,
+                    });
+                }
             }
+            check_critical(m)?;
             if !entry.eligible(m.role) {
                 return Err(ScenarioError::Role {
                     name,
@@ -425,11 +386,33 @@ impl Scenario {
     }
 }
 
+/// A Transform has its signed pre-command's Command Variant, nothing else has one, and the
+/// role's Users hold Digital Signing keys.
+fn check_critical(m: &MixEntry) -> Result<(), ScenarioError> {
+    let transform = m.cv.get() == 4;
+    let signed = m.signed_cv.map(|cv| cv.get());
+    if transform != matches!(signed, Some(5..=7)) || (!transform && signed.is_some()) {
+        return Err(ScenarioError::Critical {
+            name: m.name.clone(),
+        });
+    }
+    if transform && !crate::population::signs_digitally(m.role) {
+        return Err(ScenarioError::NoDigitalSigning {
+            name: m.name.clone(),
+            role: m.role,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub enum ParseFailure {
     Toml(toml::de::Error),
     Check(ScenarioError),
 }
+
+mod load;
+pub use load::{Load, Step, MAX_DURATION_S, MAX_RATE};
 
 #[cfg(test)]
 mod tests;

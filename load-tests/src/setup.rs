@@ -1,12 +1,14 @@
 //! The work directory a run needs, made with the gateway's own tools: a PKI in the SMKI
 //! Organisation profile (`dccgw::pki::Ca`) with a TLS client and an XML-signing certificate for
-//! every User, the synthetic registry (`dccgw::state::generate`), the party register with
+//! every User (and a Digital Signing certificate for each supplier and network operator, the key
+//! that signs critical commands), the synthetic registry (`dccgw::state::generate`), the party register with
 //! each User's Receive Response URL, and a gateway configuration. What exists is kept: the PKI
 //! and registry are made once per directory (a 30-million-device registry takes a while).
 //!
 //! Layout: `pki/` (CA, `server` for the gateway and references, `receiver` for the generator's
 //! Receive Response endpoint, `dcc-xml-sign`, `dcc-acb` the gateway's delivery client),
-//! `users/<id>/{tls,xml-sign}{.pem,.key.pem}`, `user-certs/<id>.pem`, `registry-<n>/`,
+//! `users/<id>/{tls,xml-sign,digital-signing}{.pem,.key.pem}`, `user-certs/<id>.pem` (XML
+//! signing), `ds-certs/<id>.pem` (Digital Signing), `registry-<n>/`,
 //! `users.csv`, `dccgw.toml`, `commshub.toml` (with routing), `state/`.
 
 use std::fmt::Write as _;
@@ -33,6 +35,8 @@ pub enum SetupError {
     Registry(#[from] RegistryError),
     #[error("the scenario's [routing] tables cannot be written as TOML")]
     Toml(#[from] toml::ser::Error),
+    #[error("the gateway configuration's extra tables are not TOML")]
+    Extra(#[source] toml::de::Error),
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -68,6 +72,11 @@ impl Workdir {
 
     pub fn registry(&self, devices: u64) -> PathBuf {
         self.dir.join(format!("registry-{devices}"))
+    }
+
+    /// The Users' Digital Signing certificates, for the gateway and the hub's devices.
+    pub fn ds_certs(&self) -> PathBuf {
+        self.dir.join("ds-certs")
     }
 
     pub fn config(&self) -> PathBuf {
@@ -151,12 +160,44 @@ pub fn prepare(dir: &Workdir, pop: &Population, now: OffsetDateTime) -> Result<(
         // Written last: its presence marks the User as complete.
         write(&dir.user(user, "xml-sign.pem"), &sign.cert_pem)?;
     }
+    mkdir(&dir.ds_certs())?;
+    for user in pop.users.iter().filter(|u| u.signs_digitally()) {
+        if !dir.user(user, "digital-signing.pem").exists() {
+            digital_signing(dir, &ca, user, leaf)?;
+        }
+    }
     let registry = dir.registry(pop.spec.devices);
     if !registry.join("registrations.csv").exists() {
         mkdir(&registry)?;
         generate(&registry, &pop.spec)?;
     }
     Ok(())
+}
+
+/// `user`'s Digital Signing certificate (its TLS certificate's role, key usage
+/// digitalSignature) and key, and a copy of the certificate in `ds-certs/`.
+fn digital_signing(
+    dir: &Workdir,
+    ca: &Ca,
+    user: &LoadUser,
+    leaf: Validity,
+) -> Result<(), SetupError> {
+    let issued = ca.issue(&LeafSpec::new(
+        user.tls_role(),
+        user.id,
+        Usage::DigitalSigning,
+        leaf,
+    ))?;
+    write(
+        &dir.user(user, "digital-signing.key.pem"),
+        &issued.key_pkcs8_pem,
+    )?;
+    write(
+        &dir.ds_certs().join(format!("{}.pem", user.name())),
+        &issued.cert_pem,
+    )?;
+    // Written last: its presence marks the key pair as complete.
+    write(&dir.user(user, "digital-signing.pem"), &issued.cert_pem)
 }
 
 /// The party register: every User its own party, active, delivering to `response_url`.
@@ -174,7 +215,10 @@ pub fn write_users(dir: &Workdir, pop: &Population, response_url: &str) -> Resul
     write(&dir.dir.join("users.csv"), &text)
 }
 
-/// A gateway configuration on `addr` for `pop`'s registry, with `extra` TOML appended.
+/// A gateway configuration on `addr` for `pop`'s registry, with `extra` TOML appended. Every
+/// User's connection comes from the generator's one address, so the gateway's per-source bound
+/// (`[limits] max_connections_per_source`, 64 by default: beyond it a connection is closed at
+/// once) is raised to the population's Users with room for a reconnect each.
 pub fn write_gateway_config(
     dir: &Workdir,
     pop: &Population,
@@ -189,7 +233,7 @@ pub fn write_gateway_config(
          [tls]\ncert = \"{server}\"\nkey = \"{server_key}\"\nclient_ca = [\"{ca}\"]\n\n\
          [registration]\nusers = \"{users}\"\ndevices = \"{devices}\"\nregistrations = \"{registrations}\"\n\n\
          [signatures]\ndcc_key = \"{sign_key}\"\ndcc_cert = \"{sign}\"\nuser_certs = \"{user_certs}\"\n\
-         trust_anchors = [\"{ca}\"]\n\n[state]\ndir = \"{state}\"\n\n{extra}\n",
+         digital_signing_certs = \"{ds_certs}\"\ntrust_anchors = [\"{ca}\"]\n\n[state]\ndir = \"{state}\"\n\n{extra}\n",
         server = dir.pki("server").display(),
         server_key = dir.pki_key("server").display(),
         ca = dir.pki("ca").display(),
@@ -199,11 +243,27 @@ pub fn write_gateway_config(
         sign = dir.pki("dcc-xml-sign").display(),
         sign_key = dir.pki_key("dcc-xml-sign").display(),
         user_certs = dir.dir.join("user-certs").display(),
+        ds_certs = dir.ds_certs().display(),
+        extra = with_source_bound(extra, 2 * pop.users.len() + 16)?,
         state = dir.dir.join("state").display(),
     );
     let path = dir.config();
     write(&path, &text)?;
     Ok(path)
+}
+
+/// `extra` with `[limits] max_connections_per_source = bound` added unless it sets one.
+fn with_source_bound(extra: &str, bound: usize) -> Result<String, SetupError> {
+    let mut doc: toml::Table = extra.parse().map_err(SetupError::Extra)?;
+    let limits = doc
+        .entry("limits")
+        .or_insert_with(|| toml::Table::new().into());
+    if let Some(limits) = limits.as_table_mut() {
+        limits
+            .entry("max_connections_per_source")
+            .or_insert_with(|| i64::try_from(bound).unwrap_or(i64::MAX).into());
+    }
+    Ok(toml::to_string(&doc)?)
 }
 
 /// The gateway's `[routing]` and `[delivery.transport]` tables for the hub process at
@@ -272,7 +332,11 @@ pub fn write_hub_config(
         "acb_certs".into(),
         toml::Value::Array(vec![toml_path(dir.pki("dcc-acb"))]),
     );
-    doc.insert("hub".into(), spec.hub.clone().into());
+    let mut hub = spec.hub.clone();
+    // The devices verify the Users' signatures on critical commands.
+    hub.entry("digital_signing_certs")
+        .or_insert_with(|| toml_path(dir.ds_certs()));
+    doc.insert("hub".into(), hub.into());
     let file = dir.dir.join("commshub.toml");
     write(
         &file,

@@ -81,6 +81,70 @@ pub struct AsyncSummary {
     pub alerts: BTreeMap<String, u64>,
 }
 
+/// A critical class's pairs: the Transform, the User's signing, the signed pre-command, the
+/// whole pair, and the device's Service Response.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct CriticalSummary {
+    /// Pairs run (their Transforms sent) …
+    pub pairs: u64,
+    /// … whose signed pre-command was sent (the Transform answered `I0` with a pre-command) …
+    pub signed: u64,
+    /// … and accepted (`I99`): the pair's outcome is the signed pre-command's.
+    pub accepted: u64,
+    /// The Transform (Command Variant 4): due → its answer.
+    pub transform: Percentiles,
+    /// The User's work: the Transform's answer → the signed pre-command sent.
+    pub user_signing: Percentiles,
+    /// The signed pre-command (Command Variant 5, 6 or 7): sent → its answer.
+    pub signed_precommand: Percentiles,
+    /// The whole pair: the Transform due → the signed pre-command's answer.
+    pub pair: Percentiles,
+    /// The device's Service Response: the Transform due → its arrival.
+    pub device_response: Percentiles,
+}
+
+#[derive(Default)]
+struct CriticalHistograms {
+    pairs: u64,
+    signed: u64,
+    accepted: u64,
+    transform: Option<Histogram<u64>>,
+    user_signing: Option<Histogram<u64>>,
+    signed_precommand: Option<Histogram<u64>>,
+    pair: Option<Histogram<u64>>,
+    device_response: Option<Histogram<u64>>,
+}
+
+impl CriticalHistograms {
+    fn record(&mut self, r: &SyncResult) {
+        self.pairs += 1;
+        let Some(p) = r.pair else { return };
+        self.signed += 1;
+        self.accepted += u64::from(r.outcome.accepted());
+        let put = |h: &mut Option<Histogram<u64>>, ns| {
+            record_ns(h.get_or_insert_with(histogram), ns);
+        };
+        put(&mut self.transform, p.transform_ns);
+        put(&mut self.user_signing, p.signing_ns);
+        put(&mut self.signed_precommand, p.signed_ns);
+        put(&mut self.pair, r.latency_ns);
+    }
+
+    fn summary(&self) -> CriticalSummary {
+        let p = |h: &Option<Histogram<u64>>| h.as_ref().map(percentiles).unwrap_or_default();
+        CriticalSummary {
+            pairs: self.pairs,
+            signed: self.signed,
+            accepted: self.accepted,
+            transform: p(&self.transform),
+            user_signing: p(&self.user_signing),
+            signed_precommand: p(&self.signed_precommand),
+            pair: p(&self.pair),
+            device_response: p(&self.device_response),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub offered_rps: f64,
@@ -98,6 +162,9 @@ pub struct RunSummary {
     pub send_lag: Percentiles,
     pub codes: BTreeMap<String, u64>,
     pub by_class: BTreeMap<String, Percentiles>,
+    /// Critical classes (a Transform, then its signed pre-command), by class name. A pair is one
+    /// request everywhere else in the summary: its latency runs to the second answer.
+    pub critical: BTreeMap<String, CriticalSummary>,
     pub steps: Vec<StepSummary>,
     #[serde(rename = "async")]
     pub async_: AsyncSummary,
@@ -113,6 +180,7 @@ pub fn summarise(
 ) -> RunSummary {
     let (mut sync, mut service, mut lag) = (histogram(), histogram(), histogram());
     let mut by_class: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut critical: BTreeMap<String, CriticalHistograms> = BTreeMap::new();
     let mut steps: Vec<(Histogram<u64>, u64, u64)> =
         plan.steps.iter().map(|_| (histogram(), 0, 0)).collect();
     let mut codes = BTreeMap::new();
@@ -130,6 +198,9 @@ pub fn summarise(
             r.latency_ns,
         );
         *codes.entry(r.outcome.label()).or_insert(0) += 1;
+        if entry.critical().is_some() {
+            critical.entry(entry.name.clone()).or_default().record(r);
+        }
         let step = steps.get_mut(usize::from(item.step));
         if let Some((h, n, _)) = step {
             record_ns(h, r.latency_ns);
@@ -141,18 +212,20 @@ pub fn summarise(
                 *ok += 1;
             }
             // Only a command sent to a device brings a Service Response (CV2/CV6 return the
-            // command to the User instead, as a `LocalCommand`, counted apart).
-            if !entry.non_device()
-                && dccgw::routing::sent_to_device(entry.cv)
-                && r.outcome.label() == "I99"
-            {
-                expected_async += 1;
-            }
-            if !entry.non_device()
-                && matches!(entry.cv.get(), 2 | 3 | 6 | 7)
-                && r.outcome.label() == "I99"
-            {
-                expected_local += 1;
+            // command to the User instead, as a `LocalCommand`, counted apart). A critical
+            // pair's outcome is its signed pre-command's.
+            let acknowledged = r.outcome.label() == "I99";
+            expected_async += u64::from(entry.routed() && acknowledged);
+            expected_local += u64::from(entry.local_delivery() && acknowledged);
+        }
+    }
+    if let Some(d) = deliveries {
+        for (i, ns) in d.latencies() {
+            let Some(item) = plan.items.get(i) else {
+                continue;
+            };
+            if let Some(c) = critical.get_mut(&mix[usize::from(item.class)].name) {
+                record_ns(c.device_response.get_or_insert_with(histogram), ns);
             }
         }
     }
@@ -172,6 +245,10 @@ pub fn summarise(
         by_class: by_class
             .iter()
             .map(|(k, h)| (k.clone(), percentiles(h)))
+            .collect(),
+        critical: critical
+            .iter()
+            .map(|(k, c)| (k.clone(), c.summary()))
             .collect(),
         steps: plan
             .steps

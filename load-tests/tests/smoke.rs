@@ -41,6 +41,10 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
         .await;
     assert_eq!(run.requests, 60);
     assert_eq!(run.accepted, 60, "answers: {:?}", run.codes);
+    // Every critical pair's signed pre-command was sent and acknowledged.
+    for c in run.critical.values() {
+        assert_eq!((c.signed, c.accepted), (c.pairs, c.pairs), "{c:?}");
+    }
     // Device requests are acknowledged I99, non-device ones too (no data yet) or I0.
     assert!(
         run.codes.keys().all(|c| c == "I99" || c == "I0"),
@@ -91,7 +95,18 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
         toml::from_str(&std::fs::read_to_string(&hub_config).unwrap()).unwrap();
     let fleet = dccgw::state::load::registry(&hub.devices, &hub.registrations).unwrap();
     let verifier = dccgw::signer::command_verifier(&hub.acb_certs).unwrap();
-    let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier).unwrap();
+    // The devices verify the Users' signatures on critical commands with the certificates the
+    // hub configuration names.
+    let ds_certs = hub.hub.digital_signing_certs.clone().unwrap();
+    let trust = dccgw::state::load::digital_signing_anchors(&ds_certs).unwrap();
+    assert!(
+        trust.len() >= 92,
+        "{} Digital Signing certificates",
+        trust.len()
+    );
+    let sim = dccgw::commshub::Simulator::new(hub.hub, fleet, verifier)
+        .unwrap()
+        .trusting(trust);
     let (stop_hub, stop) = tokio::sync::watch::channel(false);
     let hub_task = tokio::spawn(dccgw::commshub::serve_on(
         hub_listener,
@@ -133,4 +148,108 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
     gateway.shutdown().await;
     let _ = stop_hub.send(true);
     let _ = hub_task.await;
+}
+
+/// Critical requests alone: each a Transform answered I0 with its pre-command, the pre-command
+/// signed with the User's Digital Signing key and sent back under the same RequestID (answered
+/// I99), then the meter's Service Response at the generator's endpoint. Every pair completes.
+/// The scenario's critical class alone (its second request as Command Variant `signed_cv`),
+/// prepared, with its receiver and a gateway whose in-process hub trusts the gateway's Digital
+/// Signing certificates.
+async fn critical_only(dir: &Path, signed_cv: u8) -> (Prepared, Receiver, dccgw::server::Running) {
+    let mut scenario = scenario();
+    scenario.only("critical").unwrap();
+    for m in &mut scenario.mix {
+        m.signed_cv = Some(signed_cv.try_into().unwrap());
+    }
+    scenario.check().unwrap();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, dir)).unwrap();
+    let wd = &prepared.workdir;
+    let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
+        .await
+        .unwrap();
+    setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let routing = setup::in_process_routing_config(wd).unwrap();
+    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &routing).unwrap();
+    let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
+    let gateway = dccgw::server::start(&config).await.unwrap();
+    (prepared, receiver, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_pairs_go_transform_signed_pre_command_and_service_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prepared, receiver, gateway) = critical_only(dir.path(), 5).await;
+    let wd = &prepared.workdir;
+    let any = "127.0.0.1:0".parse().unwrap();
+
+    // 30 pairs over 1.5 s: Users of the 40 import suppliers, several with more than one pair,
+    // each pair's second request before its lane's next Transform.
+    let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(20.0, 1.5))).unwrap();
+    let lanes = signed.plan.lanes(prepared.pop.users.len());
+    assert!(lanes.iter().any(|l| l.len() > 1), "no lane with two pairs");
+    let run = prepared
+        .run(
+            &signed,
+            gateway.addr,
+            Some(&receiver),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(run.requests, 30);
+    assert_eq!(run.codes.get("I99"), Some(&30), "answers: {:?}", run.codes);
+    let c = &run.critical["critical"];
+    assert_eq!((c.pairs, c.signed, c.accepted), (30, 30, 30), "{c:?}");
+    assert_eq!(c.transform.count, 30);
+    assert_eq!(c.signed_precommand.count, 30);
+    let a = &run.async_;
+    assert_eq!((a.expected, a.received), (30, 30), "{a:?}");
+    assert_eq!(a.codes.get("I0"), Some(&30), "{a:?}");
+    assert_eq!(
+        (a.duplicates, a.unmatched, a.unreadable),
+        (0, 0, 0),
+        "{a:?}"
+    );
+    assert_eq!(c.device_response.count, 30, "{c:?}");
+
+    // Against the reference a Transform is answered with the fixed I99: no pre-command, so no
+    // second request; the pair ends there.
+    let answer = prepared.fixed_answer().unwrap();
+    let server_tls =
+        tlsconf::server(&wd.pki("server"), &wd.pki_key("server"), &wd.pki("ca")).unwrap();
+    let (addr, serve) = refserver::bind(any, server_tls, Bytes::from(answer))
+        .await
+        .unwrap();
+    tokio::spawn(serve);
+    let reference = prepared.run(&signed, addr, None, Duration::ZERO).await;
+    assert_eq!(reference.accepted, 30, "answers: {:?}", reference.codes);
+    assert_eq!(reference.critical["critical"].signed, 0);
+    gateway.shutdown().await;
+}
+
+/// A critical pair whose signed pre-command goes back as Command Variant 7: the command comes
+/// to the User for local delivery and goes to the meter, whose Service Response follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_pairs_for_local_delivery_and_the_device_bring_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prepared, receiver, gateway) = critical_only(dir.path(), 7).await;
+    let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(10.0, 1.0))).unwrap();
+    let run = prepared
+        .run(
+            &signed,
+            gateway.addr,
+            Some(&receiver),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(run.codes.get("I99"), Some(&10), "answers: {:?}", run.codes);
+    let c = &run.critical["critical"];
+    assert_eq!((c.pairs, c.signed, c.accepted), (10, 10, 10), "{c:?}");
+    let a = &run.async_;
+    assert_eq!((a.expected_local, a.local_commands), (10, 10), "{a:?}");
+    assert_eq!((a.expected, a.received), (10, 10), "{a:?}");
+    assert_eq!(a.codes.get("I0"), Some(&10), "{a:?}");
+    gateway.shutdown().await;
 }

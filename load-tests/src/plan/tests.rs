@@ -92,7 +92,8 @@ fn plans_are_reproducible_and_follow_the_mix() {
 }
 
 /// The gateway's own access control permits every planned request: the plan offers load, not
-/// refusals (the registry and party register are the ones `setup` writes).
+/// refusals (the registry and party register are the ones `setup` writes). A critical pair's
+/// two requests name the same SRV, User and device, so one check covers both.
 #[test]
 fn the_gateway_would_permit_every_planned_request() {
     let s = scenario();
@@ -107,6 +108,12 @@ fn the_gateway_would_permit_every_planned_request() {
             .unwrap();
     let plan = build(&Load::constant(400.0, 5.0), &s.mix, &pop, 11, 0).unwrap();
     let now = OffsetDateTime::now_utc().unix_timestamp();
+    let critical = plan
+        .items
+        .iter()
+        .filter(|i| s.mix[i.class as usize].critical().is_some())
+        .count();
+    assert!(critical > 20, "{critical} critical requests planned");
     for item in &plan.items {
         let entry = &s.mix[item.class as usize];
         let request = AccessRequest {

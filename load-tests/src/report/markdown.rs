@@ -1,6 +1,7 @@
 //! The short markdown page: one table of runs, the ratios, errors by code, the verdict.
 
 use super::*;
+use crate::stats::Percentiles;
 
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
@@ -11,6 +12,43 @@ fn load_label(run: &TargetRun, saturation: bool) -> String {
         format!("{:.0} %", run.fraction * 100.0)
     } else {
         "scenario".into()
+    }
+}
+
+/// The gateway runs' critical pairs, part by part.
+fn critical(s: &mut String, r: &Report) {
+    let runs: Vec<&TargetRun> = r
+        .runs
+        .iter()
+        .filter(|run| run.target == "gateway" && !run.summary.critical.is_empty())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nCritical requests (the Transform, then its pre-command signed by the User and sent back \
+         under the same RequestID; a pair counts as one request above), ms p50 / p99:\n\n\
+         | load | class | pairs | signed | accepted | Transform | User signing | signed pre-command | pair | device response |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let both = |p: &Percentiles| format!("{} / {}", ms(p.p50_us), ms(p.p99_us));
+    for run in runs {
+        for (class, c) in &run.summary.critical {
+            let _ = writeln!(
+                s,
+                "| {} | {class} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                load_label(run, r.saturation.is_some()),
+                c.pairs,
+                c.signed,
+                c.accepted,
+                both(&c.transform),
+                both(&c.user_signing),
+                both(&c.signed_precommand),
+                both(&c.pair),
+                both(&c.device_response),
+            );
+        }
     }
 }
 
@@ -34,8 +72,8 @@ pub fn markdown(r: &Report) -> String {
     if let Some(f) = &r.floor {
         let _ = writeln!(
             s,
-            "Crypto floor (ring, one thread): verify {:.1} µs + {:.2} × sign {:.1} µs = **{:.1} µs** per request.\n",
-            f.verify_us, f.signs_per_request, f.sign_us, f.floor_us
+            "Crypto floor (ring, one thread): {:.2} × verify {:.1} µs + {:.2} × sign {:.1} µs = **{:.1} µs** per request.\n",
+            f.verifies_per_request, f.verify_us, f.signs_per_request, f.sign_us, f.floor_us
         );
     }
     if let Some(sat) = &r.saturation {
@@ -84,6 +122,7 @@ pub fn markdown(r: &Report) -> String {
             m.error_ratio * 100.0,
         );
     }
+    critical(&mut s, r);
     if !r.ratios.is_empty() {
         let _ = writeln!(
             s,

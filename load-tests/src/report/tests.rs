@@ -22,6 +22,7 @@ fn summary(p99_us: u64, throughput: f64) -> RunSummary {
         send_lag: Percentiles::default(),
         codes: [("I99".to_owned(), 9_990), ("E4".to_owned(), 10)].into(),
         by_class: Default::default(),
+        critical: Default::default(),
         steps: Vec::new(),
         async_: AsyncSummary::default(),
     }
@@ -144,4 +145,59 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["runs"][0]["summary"]["sync"]["p99_us"], 4_000);
     assert!(json["runs"][0]["summary"]["async"].is_object());
+}
+
+#[test]
+fn the_page_breaks_critical_pairs_down() {
+    let mut run = summary(4_000, 990.0);
+    let p = |p50_us, p99_us| Percentiles {
+        count: 10,
+        p50_us,
+        p99_us,
+        ..Percentiles::default()
+    };
+    run.critical.insert(
+        "critical".into(),
+        crate::stats::CriticalSummary {
+            pairs: 12,
+            signed: 11,
+            accepted: 10,
+            transform: p(1_000, 2_000),
+            user_signing: p(300, 400),
+            signed_precommand: p(1_500, 3_000),
+            pair: p(2_900, 5_500),
+            device_response: p(400_000, 3_000_000),
+        },
+    );
+    let report = Report {
+        scenario: "steady-state".into(),
+        description: "d".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        machine: Machine::this(None, None),
+        saturation: None,
+        floor: None,
+        runs: vec![TargetRun {
+            target: "gateway".into(),
+            fraction: 1.0,
+            summary: run,
+            cpu: None,
+        }],
+        ratios: Vec::new(),
+        oha: None,
+        sla: Vec::new(),
+        pass: true,
+        notes: Vec::new(),
+    };
+    let page = markdown(&report);
+    assert!(
+        page.contains(
+            "| scenario | critical | 12 | 11 | 10 | 1.00 / 2.00 | 0.30 / 0.40 | 1.50 / 3.00 | 2.90 / 5.50 | 400.00 / 3000.00 |"
+        ),
+        "{page}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["runs"][0]["summary"]["critical"]["critical"]["pair"]["p99_us"],
+        5_500
+    );
 }

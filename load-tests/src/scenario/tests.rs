@@ -193,3 +193,60 @@ fn routed_device_requests_cost_three_signatures_and_the_rest_one() {
     let routed = Scenario::parse(&format!("{}\n[routing]\n", with_mix(mix))).unwrap();
     assert!((routed.signs_per_request() - 5.0 / 3.0).abs() < 1e-12);
 }
+
+#[test]
+fn a_transform_is_a_critical_pair_with_its_signed_pre_commands_variant() {
+    let pair = "name = \"c\"\nweight = 1\nsrv = \"7.1\"\ncv = 4\nsigned_cv = 5\nrole = \"IS\"";
+    let s = Scenario::parse(&with_mix(pair)).unwrap();
+    let m = &s.mix[0];
+    assert_eq!(m.critical().map(|cv| cv.get()), Some(5));
+    assert_eq!(m.final_cv().get(), 5);
+    assert_eq!(m.service(), DuisService::Transform);
+    assert_eq!(service_of(m.final_cv()), DuisService::Send);
+    assert!(m.routed() && !m.local_delivery());
+    // Two answers, the hub command and the Service Response; both requests' XML signatures and
+    // the User's signature on the pre-command.
+    assert!((s.signs_per_request() - 4.0).abs() < 1e-12);
+    assert!((s.verifies_per_request() - 3.0).abs() < 1e-12);
+    let local =
+        Scenario::parse(&with_mix(&pair.replace("signed_cv = 5", "signed_cv = 6"))).unwrap();
+    assert!(!local.mix[0].routed() && local.mix[0].local_delivery());
+
+    let cases = [
+        // A Transform without its second request, or a second request without a Transform.
+        (pair.replace("signed_cv = 5\n", ""), "Critical"),
+        (
+            "name = \"c\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 1\nsigned_cv = 5\nrole = \"IS\""
+                .into(),
+            "CommandVariant",
+        ),
+        (
+            "name = \"c\"\nweight = 1\nsrv = \"7.4\"\ncv = 1\nsigned_cv = 1\nrole = \"IS\"".into(),
+            "Critical",
+        ),
+        (
+            pair.replace("signed_cv = 5", "signed_cv = 8"),
+            "CommandVariant",
+        ),
+        (pair.replace("signed_cv = 5", "signed_cv = 4"), "Critical"),
+    ];
+    for (mix, want) in cases {
+        let e = check_error(&with_mix(&mix));
+        assert!(format!("{e:?}").starts_with(want), "{mix}: {e:?}");
+    }
+}
+
+#[test]
+fn one_class_can_be_kept_alone() {
+    let mut s = Scenario::load(&scenarios_dir().join("steady-state.toml")).unwrap();
+    s.only("critical").unwrap();
+    assert!(!s.mix.is_empty());
+    assert!(s
+        .mix
+        .iter()
+        .all(|m| m.name == "critical" && m.critical().is_some()));
+    assert!(matches!(
+        s.only("no-such-class"),
+        Err(ScenarioError::NoSuchClass(_))
+    ));
+}

@@ -14,10 +14,15 @@ fn mix() -> Vec<MixEntry> {
         cv: cv.try_into().unwrap(),
         role: UserRole::ImportSupplier,
         body: String::new(),
+        signed_cv: None,
     };
     vec![
         entry("meter-read", "4.1.1", 1),
         entry("non-device", "8.2", 8),
+        MixEntry {
+            signed_cv: Some(5.try_into().unwrap()),
+            ..entry("critical", "7.1", 4)
+        },
     ]
 }
 
@@ -55,6 +60,7 @@ fn result(idx: u32, ms: u64, outcome: Outcome) -> SyncResult {
         service_ns: ms * 1_000_000 / 2,
         lag_ns: 0,
         outcome,
+        pair: None,
     }
 }
 
@@ -128,4 +134,68 @@ fn async_figures_come_from_the_receiver() {
     );
     // Items 0 and 2 are meter reads acknowledged I99: two Service Responses expected.
     assert_eq!(s.async_.expected, 2);
+}
+
+/// A critical pair is one request: its outcome and latency are the pair's; its parts, and the
+/// device's Service Response, are in the class's critical summary.
+#[test]
+fn critical_pairs_are_summarised_part_by_part() {
+    let mut plan = plan(4);
+    for item in &mut plan.items {
+        item.class = 2;
+    }
+    let plan = Arc::new(plan);
+    let user: dccgw::domain::UserId = "90-B3-D5-1F-30-01-00-00".parse().unwrap();
+    let start = std::time::Instant::now();
+    let table = Deliveries::new(plan.clone(), Arc::new(vec![user]), start);
+    table.record(
+        crate::receiver::Delivery::Response {
+            request_id: dccgw::domain::RequestId {
+                originator: user,
+                target: dccgw::domain::DCC_ID,
+                counter: 1,
+            },
+            code: Some("I0".into()),
+        },
+        start + std::time::Duration::from_millis(410),
+    );
+    let i99 = Outcome::Duis(Code::new("I99").unwrap());
+    let e1006 = Outcome::Duis(Code::new("E1006").unwrap());
+    let signed = |idx, outcome| SyncResult {
+        pair: Some(crate::client::PairTimes {
+            transform_ns: 2_000_000,
+            signing_ns: 500_000,
+            signed_ns: 3_000_000,
+        }),
+        ..result(idx, 6, outcome)
+    };
+    let results = [
+        signed(0, i99),
+        signed(1, i99),
+        signed(2, e1006),
+        // The Transform refused: no second request.
+        result(3, 1, Outcome::Duis(Code::new("E4").unwrap())),
+    ];
+    let s = summarise(&plan, &mix(), &results, 1.0, Some(&table));
+    assert_eq!((s.requests, s.accepted), (4, 2));
+    let c = &s.critical["critical"];
+    assert_eq!((c.pairs, c.signed, c.accepted), (4, 3, 2));
+    assert_eq!(c.transform.count, 3);
+    assert!((1_995..=2_005).contains(&c.transform.p50_us), "{c:?}");
+    assert!((499..=501).contains(&c.user_signing.p50_us), "{c:?}");
+    assert!(
+        (2_995..=3_005).contains(&c.signed_precommand.p50_us),
+        "{c:?}"
+    );
+    assert!((5_995..=6_005).contains(&c.pair.p50_us), "{c:?}");
+    // Item 1 was due at 10 ms: its Service Response 400 ms later.
+    assert_eq!(c.device_response.count, 1);
+    assert!(
+        (399_000..=401_000).contains(&c.device_response.p50_us),
+        "{c:?}"
+    );
+    // The two pairs acknowledged I99 each expect the device's Service Response.
+    assert_eq!(s.async_.expected, 2);
+    assert_eq!(s.async_.expected_local, 0);
+    assert_eq!(s.codes.get("E1006"), Some(&1));
 }
