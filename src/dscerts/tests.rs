@@ -234,3 +234,46 @@ fn each_role_signs_with_its_organisation_certificate() {
     );
     assert_eq!(signing_role(UserRole::OtherUser), SmkiRole::Other);
 }
+
+/// A certificate its issuer's CRL lists is refused at run time and never used when loaded.
+#[test]
+fn a_revoked_digital_signing_certificate_is_refused_and_never_used() {
+    let ca = ca();
+    let revoked = issue(
+        &ca,
+        SmkiRole::Supplier,
+        SUPPLIER,
+        Usage::DigitalSigning,
+        valid(),
+    );
+    let crl_pem = ca
+        .crl(
+            &[revoked.cert_der.as_slice()],
+            Validity::days_from(now(), 7),
+        )
+        .unwrap();
+    let crl = rustls_pemfile::crls(&mut crl_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut trust = Trust::new(Anchor::from_pem(ca.cert_pem().as_bytes()));
+    trust.add_crl(crl.as_ref()).unwrap();
+    let mut certs = DigitalSigningCerts::new(Arc::new(trust));
+    assert_eq!(
+        certs.with_pem(&revoked.cert_pem, Path::new("admin")).err(),
+        Some(DsRefusal::Revoked)
+    );
+    certs.add(&revoked.cert_der, Path::new("dir")).unwrap();
+    let usable = certs.usable(SUPPLIER, SmkiRole::Supplier, now()).count();
+    assert_eq!(usable, 0, "loaded, but never trusted");
+    // Its twin, not on the list, is usable.
+    let other = issue(
+        &ca,
+        SmkiRole::Supplier,
+        SUPPLIER,
+        Usage::DigitalSigning,
+        valid(),
+    );
+    certs.add(&other.cert_der, Path::new("dir")).unwrap();
+    assert_eq!(certs.usable(SUPPLIER, SmkiRole::Supplier, now()).count(), 1);
+}
