@@ -19,7 +19,7 @@ use dccgw::tools::{self, PreCommandKeys};
 
 use super::crash::{spawn_with, wait_ready};
 use super::round_trip::{next, pki_and_receiver, routed_dir, SUPPLIER};
-use super::support::{self, element, post, TestGateway};
+use super::support::{self, element, post, xmlsec1_verifies, TestGateway};
 
 pub const TRANSFORM: &str = "/api/v1/serviceT";
 pub const SEND: &str = "/api/v1/serviceS";
@@ -83,26 +83,6 @@ fn demo_user(originator: &str) -> Option<&'static str> {
         .iter()
         .find(|(_, id, ..)| id.eq_ignore_ascii_case(originator))
         .map(|(name, ..)| *name)
-}
-
-/// `xmlsec1` verifies `body` with the DCC's XML-signing certificate.
-pub fn xmlsec1_verifies(gw: &TestGateway, body: &[u8]) {
-    if !support::have_tool("xmlsec1") {
-        return;
-    }
-    let file = gw.dir.path().join(format!("verify-{}.xml", counter()));
-    std::fs::write(&file, body).unwrap();
-    let out = std::process::Command::new("xmlsec1")
-        .args(["--verify", "--pubkey-cert-pem"])
-        .arg(gw.certs().join("dcc-xml-sign.pem"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "xmlsec1: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A gateway routing to the in-process hub (devices answering in 10 ms), delivering to a

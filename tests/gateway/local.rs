@@ -18,10 +18,10 @@ use dccgw::gbcs::{Apdu, Cra, DlmsDateTime, GeneralSigning, SignatureField};
 use dccgw::receiver::Received;
 use tokio::sync::mpsc;
 
-use super::critical::{code, counter, routed, send, signed_back, transform, xmlsec1_verifies};
+use super::critical::{code, counter, routed, send, signed_back, transform};
 use super::critical::{DCC, SEND};
 use super::round_trip::{next, SUPPLIER};
-use super::support::{element, TestGateway};
+use super::support::{element, xmlsec1_verifies, TestGateway};
 
 pub(super) fn request(target: &str, counter: u64, cv: u8, srv: &str, body: &str) -> String {
     let sr = match srv.match_indices('.').nth(1) {

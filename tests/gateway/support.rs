@@ -210,6 +210,41 @@ fn xmlsec1_template(xml: &str) -> String {
     )
 }
 
+/// `xmlsec1 --verify` of `doc` with the DCC's XML-signing certificate (each document in a file of
+/// its own under the gateway's directory); `Err` with what xmlsec1 said when it refuses.
+pub fn xmlsec1_dcc_verify(gw: &TestGateway, doc: &[u8]) -> Result<(), String> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = gw.dir.path().join(format!("xmlsec1-verify-{n}.xml"));
+    std::fs::write(&file, doc).unwrap();
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(gw.certs().join("dcc-xml-sign.pem"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `xmlsec1` verifies `doc` with the DCC's XML-signing certificate (outside CI, nothing is
+/// checked when xmlsec1 is missing).
+pub fn xmlsec1_verifies(gw: &TestGateway, doc: &[u8]) {
+    if !have_tool("xmlsec1") {
+        return;
+    }
+    if let Err(said) = xmlsec1_dcc_verify(gw, doc) {
+        panic!(
+            "xmlsec1: {said}
+{}",
+            String::from_utf8_lossy(doc)
+        );
+    }
+}
+
 /// Whether `name --version` runs; outside CI a missing tool skips the test (said on stderr).
 pub fn have_tool(name: &str) -> bool {
     dccgw::testing::have_tool(name, "--version")

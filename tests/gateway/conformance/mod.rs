@@ -22,9 +22,9 @@ use dccgw::gbcs::usecase::response_to;
 use dccgw::gbcs::DlmsDateTime;
 use dccgw::receiver::Received;
 
-use crate::critical::{counter, routed, xmlsec1_verifies};
+use crate::critical::{counter, routed};
 use crate::local::{local_command, request as local_request, return_response};
-use crate::support::{self, element, TestGateway};
+use crate::support::{self, element, xmlsec1_verifies, TestGateway};
 use flows::{Flow, Phase};
 use run::{send_flow, send_step, Clients, Inbox, Step};
 use table::Row;
