@@ -269,36 +269,46 @@ pub fn prepare(plan: &DemoPlan, now: OffsetDateTime) -> Result<DemoFiles, DemoEr
 /// A 7.1 Enable Supply request, Command Variant 4 (Transform): the gateway answers with the
 /// pre-command for the User to sign.
 pub fn example_transform_xml(originator: &str, device: &str, counter: u64) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
-  <sr:Header>
-    <sr:RequestID>{originator}:{device}:{counter}</sr:RequestID>
-    <sr:CommandVariant>4</sr:CommandVariant>
-    <sr:ServiceReference>7.1</sr:ServiceReference>
-    <sr:ServiceReferenceVariant>7.1</sr:ServiceReferenceVariant>
-  </sr:Header>
-  <sr:Body>
-    <sr:EnableSupply/>
-  </sr:Body>
-</sr:Request>
-"#
+    request_xml(
+        originator,
+        device,
+        counter,
+        (4, "7.1", "7.1"),
+        "EnableSupply",
     )
 }
 
 /// A 4.1.1 Read Instantaneous Import Registers request, Command Variant 1 (Send Command).
 pub fn example_request_xml(originator: &str, device: &str, counter: u64) -> String {
+    request_xml(
+        originator,
+        device,
+        counter,
+        (1, "4.1", "4.1.1"),
+        "ReadInstantaneousImportRegisters",
+    )
+}
+
+/// An unsigned request with an empty body element, given its Command Variant, Service Reference
+/// and Service Reference Variant.
+fn request_xml(
+    originator: &str,
+    device: &str,
+    counter: u64,
+    (cv, sr, srv): (u8, &str, &str),
+    element: &str,
+) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
   <sr:Header>
     <sr:RequestID>{originator}:{device}:{counter}</sr:RequestID>
-    <sr:CommandVariant>1</sr:CommandVariant>
-    <sr:ServiceReference>4.1</sr:ServiceReference>
-    <sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant>
+    <sr:CommandVariant>{cv}</sr:CommandVariant>
+    <sr:ServiceReference>{sr}</sr:ServiceReference>
+    <sr:ServiceReferenceVariant>{srv}</sr:ServiceReferenceVariant>
   </sr:Header>
   <sr:Body>
-    <sr:ReadInstantaneousImportRegisters/>
+    <sr:{element}/>
   </sr:Body>
 </sr:Request>
 "#
