@@ -180,40 +180,17 @@ async fn owed_change_batches(admin: u16) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_of_supplier_alert_survives_sigkill_after_the_change_was_acknowledged() {
     const TOKEN: &str = "crash-test-admin-token";
-    const SUPPLIER2: &str = "90-B3-D5-1F-30-03-00-00";
-    // An outbox that holds at most one byte refuses every message (a full outbox, as after a
-    // long outage of Users' endpoints): what is raised while it is so cannot get out.
-    let outbox_full = [("DCCGW_DELIVERY__OUTBOX__MAX_HELD_BYTES", "1".to_owned())];
+    // What is raised while the outbox is full cannot get out.
+    let outbox_full = outbox_full();
     let (pki, rx_server, mut rx) = pki_and_receiver().await;
-    let (dir, config) = routed_dir_with(
-        pki.path(),
-        rx_server.local_addr().port(),
-        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n",
-        "",
-        "[admin]\ntoken_file = \"admin.token\"\n",
-    );
-    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    let (_dir, config) = admin_routed_dir(pki.path(), rx_server.local_addr().port(), TOKEN);
 
     // First run, the outbox full: a change of supplier is acknowledged, its DCC Alerts are
     // owed, and the gateway is killed.
     let (port, admin) = (support::free_port(), support::free_port());
     let mut child = spawn_with(&config, port, admin, &outbox_full);
     wait_ready(admin).await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let cos = format!(
-        r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
-            {{"change":"add_registration","mpxn":"{DEMO_MPAN}","registration":{{"role":"IS","user":"{SUPPLIER2}","from":{now},"to":null}}}}]"#
-    );
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{admin}/admin/v1/registry/changes"
-        ))
-        .bearer_auth(TOKEN)
-        .body(cos)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    change_of_supplier(admin, TOKEN).await;
     assert_eq!(owed_change_batches(admin).await, 1);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -261,4 +238,51 @@ async fn a_change_of_supplier_alert_survives_sigkill_after_the_change_was_acknow
     child.kill().unwrap();
     child.wait().unwrap();
     rx_server.stop().await;
+}
+
+/// The supplier the demo meter point changes to in the change-of-supplier tests.
+pub(super) const SUPPLIER2: &str = "90-B3-D5-1F-30-03-00-00";
+
+/// The environment of a gateway whose outbox holds at most one byte, so refuses every message (a
+/// full outbox, as after a long outage of Users' endpoints).
+pub(super) fn outbox_full() -> [(&'static str, String); 1] {
+    [("DCCGW_DELIVERY__OUTBOX__MAX_HELD_BYTES", "1".to_owned())]
+}
+
+/// A routed gateway's directory (devices answering in 10 ms, delivering to the receiver on
+/// `rx_port`) whose admin API takes `token`, and its configuration's path.
+pub(super) fn admin_routed_dir(
+    pki: &Path,
+    rx_port: u16,
+    token: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let (dir, config) = routed_dir_with(
+        pki,
+        rx_port,
+        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n",
+        "",
+        "[admin]\ntoken_file = \"admin.token\"\n",
+    );
+    std::fs::write(dir.path().join("admin.token"), format!("{token}\n")).unwrap();
+    (dir, config)
+}
+
+/// The demo meter point's import supplier changes from `SUPPLIER` to `SUPPLIER2` now, through the
+/// admin API of the gateway on `admin`.
+pub(super) async fn change_of_supplier(admin: u16, token: &str) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cos = format!(
+        r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
+            {{"change":"add_registration","mpxn":"{DEMO_MPAN}","registration":{{"role":"IS","user":"{SUPPLIER2}","from":{now},"to":null}}}}]"#
+    );
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{admin}/admin/v1/registry/changes"
+        ))
+        .bearer_auth(token)
+        .body(cos)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use dccgw::demo::{DEMO_ESME, DEMO_MPAN};
+use dccgw::demo::DEMO_ESME;
 use time::OffsetDateTime;
 
-use super::crash::{spawn_with, wait_ready};
+use super::crash::{admin_routed_dir, change_of_supplier, outbox_full, spawn_with, wait_ready};
 use super::dsp::{create_schedule, dcc_request, held_read};
 use super::round_trip::{next, pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
@@ -117,19 +117,10 @@ async fn held_requests_and_schedules_survive_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_removal_survives_sigkill_after_the_change_of_supplier_was_acknowledged() {
     const TOKEN: &str = "dsp-crash-admin-token";
-    const SUPPLIER2: &str = "90-B3-D5-1F-30-03-00-00";
-    // An outbox that holds at most one byte refuses every message: the change's alerts, the
-    // removal's among them, cannot get out while it is so.
-    let outbox_full = [("DCCGW_DELIVERY__OUTBOX__MAX_HELD_BYTES", "1".to_owned())];
+    // The change's alerts, the removal's among them, cannot get out while the outbox is full.
+    let outbox_full = outbox_full();
     let (pki, rx_server, mut rx) = pki_and_receiver().await;
-    let (dir, config) = routed_dir_with(
-        pki.path(),
-        rx_server.local_addr().port(),
-        "[default]\nlatency = { kind = \"fixed\", ms = 10 }\n",
-        "",
-        "[admin]\ntoken_file = \"admin.token\"\n",
-    );
-    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    let (dir, config) = admin_routed_dir(pki.path(), rx_server.local_addr().port(), TOKEN);
     let certs = dir.path().join("certs");
 
     // First run, the outbox full: a schedule, then a change of supplier; killed.
@@ -142,21 +133,7 @@ async fn a_schedule_removal_survives_sigkill_after_the_change_of_supplier_was_ac
     let id = support::element(&created, "DSPScheduleID")
         .unwrap()
         .to_owned();
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let cos = format!(
-        r#"[{{"change":"end_registration","mpxn":"{DEMO_MPAN}","role":"IS","user":"{SUPPLIER}","at":{now}}},
-            {{"change":"add_registration","mpxn":"{DEMO_MPAN}","registration":{{"role":"IS","user":"{SUPPLIER2}","from":{now},"to":null}}}}]"#
-    );
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{admin}/admin/v1/registry/changes"
-        ))
-        .bearer_auth(TOKEN)
-        .body(cos)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    change_of_supplier(admin, TOKEN).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     child.kill().unwrap(); // SIGKILL, the alerts owed
     child.wait().unwrap();
