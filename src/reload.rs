@@ -101,10 +101,8 @@ pub fn build(files: &CertFiles) -> Result<Built, ReloadError> {
         &files.signing_crls,
     )?);
     let user_certs = state::load::certs(&files.user_certs, Arc::clone(&signing))?;
-    let digital_signing = match &files.digital_signing {
-        Some(dir) => state::load::digital_signing_certs(dir, signing)?,
-        None => DigitalSigningCerts::new(signing),
-    };
+    let digital_signing =
+        state::load::digital_signing_certs(files.digital_signing.as_deref(), signing)?;
     Ok(Built {
         tls_config,
         tls_trust,

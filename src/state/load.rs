@@ -120,10 +120,7 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
     let f = files.clone();
     let replayed = blocking(move || {
         let trust = Arc::new(trust(&f.trust_anchors, &f.crls)?);
-        let ds = match &f.digital_signing {
-            Some(dir) => digital_signing_certs(dir, Arc::clone(&trust))?,
-            None => DigitalSigningCerts::new(Arc::clone(&trust)),
-        };
+        let ds = digital_signing_certs(f.digital_signing.as_deref(), Arc::clone(&trust))?;
         let certs = certs(&f.user_certs, trust)?;
         Ok(UserChangeLog::open_and_replay(
             &f.user_changes,
@@ -338,13 +335,17 @@ pub fn certs(dir: &Path, trust: Arc<Trust>) -> Result<CertStore, CertStoreError>
 }
 
 /// Every Digital Signing certificate under `dir` (recursively, `*.pem`), checked against
-/// `trust`. Certificates of other kinds (XML-signing, TLS, Key Agreement) are passed over, so
-/// the directory may be a tree of Users' certificates of every kind.
+/// `trust`; without a directory, an empty register. Certificates of other kinds (XML-signing,
+/// TLS, Key Agreement) are passed over, so the directory may be a tree of Users' certificates of
+/// every kind.
 pub fn digital_signing_certs(
-    dir: &Path,
+    dir: Option<&Path>,
     trust: Arc<Trust>,
 ) -> Result<DigitalSigningCerts, CertStoreError> {
     let mut register = DigitalSigningCerts::new(trust);
+    let Some(dir) = dir else {
+        return Ok(register);
+    };
     for_each_cert(dir, |der, path| {
         if let Err(e) = register.add(der, path) {
             tracing::debug!(path = %path.display(), error = %e, "Not a Digital Signing certificate.");
