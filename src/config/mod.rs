@@ -59,6 +59,9 @@ pub struct Config {
     /// Dated rule sets loaded at start.
     #[serde(default)]
     pub rules: Rules,
+    /// Threshold anomaly detection: the quarantine's bounds (`schemas/anomaly.md`).
+    #[serde(default)]
+    pub anomaly: crate::pipeline::AnomalyConfig,
 }
 
 /// `[rules]`: dated versions of the catalogue's eligibility and flags and of the alert routes

@@ -108,7 +108,7 @@ impl Report for Performance {
                     }
                 }
             }
-            AuditEvent::Request(_) => {}
+            AuditEvent::Request(_) | AuditEvent::Anomaly(_) => {}
             AuditEvent::Delivery(d) => {
                 let Message::Response { request_id, .. } = &d.message else {
                     return;

@@ -31,7 +31,7 @@ use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
-use crate::pipeline::{Gateway, Parts};
+use crate::pipeline::{Anomaly, Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
@@ -94,7 +94,7 @@ pub enum StartError {
     },
     #[error("the dated rule sets ([rules] files, rules.journal)")]
     Rules(#[source] RulesLoadError),
-    #[error("the held-request or DSP schedule journal")]
+    #[error("the held-request, DSP schedule, quarantine or threshold journal")]
     DspJournal(#[source] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -187,6 +187,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs))
         .await?
         .map_err(StartError::DspJournal)?;
+    let (anomaly_config, state_dir) = (config.anomaly.clone(), config.state.dir.clone());
+    let anomaly = blocking(move || Anomaly::open(&anomaly_config, &state_dir))
+        .await?
+        .map_err(StartError::DspJournal)?;
     let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
     let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
@@ -202,6 +206,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         dsp,
         ledgers,
         outbox: Arc::clone(&outbox),
+        anomaly,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     routing::start(config, &gateway, pending, &outbox).await?;
