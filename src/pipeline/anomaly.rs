@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::alerts::DccEvent;
-use crate::anomaly::{attribute_values, Breach, Detail, Facts, Thresholds, Warning};
+use crate::anomaly::{attribute_values, Attribute, Breach, Detail, Facts, Thresholds, Warning};
 use crate::audit::{AnomalyRecord, AuditEvent};
 use crate::duis::outbound::{write_dcc_alert, DccAlertBody, DccAlertOut, DccAlertPayload};
 use crate::error::{Error, Resource};
@@ -116,9 +116,7 @@ impl Gateway {
         if !thresholds.concerns(user, srv) {
             return Ok(plan);
         }
-        let wanted = thresholds.bounded(srv);
-        let span = p.body.get(p.request.body.clone()).unwrap_or_default();
-        let values = attribute_values(span, &wanted);
+        let values = self.values(&thresholds, p);
         let facts = Facts {
             user,
             role: p.permit.role(),
@@ -155,6 +153,37 @@ impl Gateway {
                 breach,
             },
         ))]))
+    }
+
+    /// The values of the attributes bounded for the request's variant: from its body, or for a
+    /// signed pre-command from its Transform's (kept with the pre-command).
+    fn values(&self, thresholds: &Thresholds, p: &Planning<'_>) -> Vec<(Attribute, Option<i64>)> {
+        let wanted = thresholds.bounded(p.entry.srv);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        if p.request.header.command_variant.get() >= 5 {
+            let id = p.request.header.request_id;
+            let held = self.ledgers.precommands.peek(&id, p.now.unix_timestamp());
+            return held.map_or_else(
+                |_| Vec::new(),
+                |h| {
+                    let bounded = |(a, _): &(Attribute, Option<i64>)| wanted.contains(a);
+                    h.attributes.iter().copied().filter(bounded).collect()
+                },
+            );
+        }
+        let span = p.body.get(p.request.body.clone()).unwrap_or_default();
+        attribute_values(span, &wanted)
+    }
+
+    /// A Transform's values of every attribute, when an attribute limit is in force.
+    pub(super) fn transform_attributes(&self, p: &Planning<'_>) -> Vec<(Attribute, Option<i64>)> {
+        if self.anomaly.thresholds.load().attributes.is_empty() {
+            return Vec::new();
+        }
+        let span = p.body.get(p.request.body.clone()).unwrap_or_default();
+        attribute_values(span, Attribute::ALL)
     }
 
     /// The `AD1` DCC Alert telling the request's originator it was quarantined, signed.

@@ -280,6 +280,7 @@ async fn serve(
             holds: Arc::clone(&gateway.dsp.holds),
             schedules: Arc::clone(&gateway.dsp.schedules),
         },
+        gateway: Arc::clone(&gateway),
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
