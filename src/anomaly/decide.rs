@@ -61,9 +61,13 @@ impl BreachKind {
     }
 
     pub fn from_label(s: &str) -> Option<Self> {
-        [Self::UserThreshold, Self::DccThreshold, Self::AttributeLimits]
-            .into_iter()
-            .find(|k| k.label() == s)
+        [
+            Self::UserThreshold,
+            Self::DccThreshold,
+            Self::AttributeLimits,
+        ]
+        .into_iter()
+        .find(|k| k.label() == s)
     }
 }
 

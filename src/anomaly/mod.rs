@@ -202,7 +202,11 @@ impl Thresholds {
     /// The attributes bounded in requests of `srv`.
     pub fn bounded(&self, srv: Srv) -> Vec<Attribute> {
         let mut out: Vec<Attribute> = Vec::new();
-        for a in self.attributes.iter().filter(|a| a.srv.is_none_or(|s| s == srv)) {
+        for a in self
+            .attributes
+            .iter()
+            .filter(|a| a.srv.is_none_or(|s| s == srv))
+        {
             if !out.contains(&a.attribute) {
                 out.push(a.attribute);
             }
@@ -276,7 +280,10 @@ fn attribute(i: usize, e: &Entry, catalogue: &Catalogue) -> Result<AttributeLimi
         (e.role.is_some(), "role"),
         (e.group.is_some(), "group"),
         (e.window_s.is_some(), "window_s"),
-        (e.warning.is_some() || e.quarantine.is_some(), "warning/quarantine"),
+        (
+            e.warning.is_some() || e.quarantine.is_some(),
+            "warning/quarantine",
+        ),
     ];
     if let Some((_, field)) = stray.iter().find(|(set, _)| *set) {
         return Err(ThresholdError::Field(i, field));
@@ -285,7 +292,11 @@ fn attribute(i: usize, e: &Entry, catalogue: &Catalogue) -> Result<AttributeLimi
     let attribute = name
         .parse()
         .map_err(|_| ThresholdError::UnknownAttribute(i, name.to_owned()))?;
-    let srv = e.srv.as_deref().map(|s| srv_of(i, s, catalogue)).transpose()?;
+    let srv = e
+        .srv
+        .as_deref()
+        .map(|s| srv_of(i, s, catalogue))
+        .transpose()?;
     match (e.min, e.max) {
         (None, None) => return Err(ThresholdError::Range(i)),
         (Some(lo), Some(hi)) if lo > hi => return Err(ThresholdError::Range(i)),

@@ -97,9 +97,8 @@ fn bad_entries_are_refused_with_their_reason() {
     ];
     for (entry, expected) in cases {
         // After one good entry, so the position is checked too.
-        let json = format!(
-            r#"[{{{u}, "srv": "4.1.1", "window_s": 86400, "quarantine": 9}}, {entry}]"#
-        );
+        let json =
+            format!(r#"[{{{u}, "srv": "4.1.1", "window_s": 86400, "quarantine": 9}}, {entry}]"#);
         let got = parse(&json).unwrap_err();
         let expected = match expected {
             ThresholdError::UnknownUser(_, x) => ThresholdError::UnknownUser(1, x),
@@ -142,8 +141,7 @@ fn attribute_values_are_read_from_every_occurrence() {
             ("TOUPrice", 4744)
         ]
     );
-    let prepay =
-        std::fs::read(dir.join("ECS08a_2.1_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML")).unwrap();
+    let prepay = std::fs::read(dir.join("ECS08a_2.1_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML")).unwrap();
     let values = attribute_values(body_of(&prepay), &[Attribute::EmergencyCreditLimit]);
     assert_eq!(values, [(Attribute::EmergencyCreditLimit, Some(300_000))]);
     // Names round-trip.
@@ -164,7 +162,13 @@ fn body_of(xml: &[u8]) -> &[u8] {
 struct Table(HashMap<(Option<UserId>, Scope, Window), u64>);
 
 impl Counted for Table {
-    fn count(&self, user: Option<UserId>, _: Option<UserRole>, scope: Scope, window: Window) -> u64 {
+    fn count(
+        &self,
+        user: Option<UserId>,
+        _: Option<UserRole>,
+        scope: Scope,
+        window: Window,
+    ) -> u64 {
         self.0.get(&(user, scope, window)).copied().unwrap_or(0)
     }
 }

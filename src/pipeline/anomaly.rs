@@ -210,10 +210,11 @@ impl Gateway {
             body: &body,
         };
         let xml = write_dcc_alert(&alert, now);
-        let signed = xmldsig::sign_document(&xml, &self.signer, &self.c14n_limits).map_err(|e| {
-            tracing::error!(error = %e, "Signing an AD1 failed; check the DCC signing key.");
-            Error::SignAnswer
-        })?;
+        let signed =
+            xmldsig::sign_document(&xml, &self.signer, &self.c14n_limits).map_err(|e| {
+                tracing::error!(error = %e, "Signing an AD1 failed; check the DCC signing key.");
+                Error::SignAnswer
+            })?;
         Ok(Outbound {
             id: self.outbox.next_id(),
             user: q.request_id.originator,
@@ -282,10 +283,7 @@ impl Gateway {
             srv: Some(p.entry.srv),
             breach: Some(label.into()),
             reference: None,
-            detail: Some(format!(
-                "{:?} window, warning tier {}",
-                w.window, w.tier
-            )),
+            detail: Some(format!("{:?} window, warning tier {}", w.window, w.tier)),
         };
         let _ = self.audit.record(&AuditEvent::Anomaly(record));
     }
@@ -298,7 +296,9 @@ pub(super) fn anomaly_record(
     detail: Option<String>,
 ) -> AnomalyRecord {
     AnomalyRecord {
-        at_ms: OffsetDateTime::now_utc().unix_timestamp().saturating_mul(1000),
+        at_ms: OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_mul(1000),
         action: action.into(),
         user: Some(q.request_id.originator),
         request_id: Some(q.request_id),

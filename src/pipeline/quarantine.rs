@@ -88,13 +88,18 @@ impl Gateway {
             srv: None,
             breach: None,
             reference: None,
-            detail: Some(format!(
-                "version {version}: {} entries",
-                set.entries.len()
-            )),
+            detail: Some(format!("version {version}: {} entries", set.entries.len())),
         };
-        let _ = self.audit.record(&AuditEvent::Anomaly(audit)).durable().await;
-        tracing::info!(version, entries = set.entries.len(), "Anomaly thresholds in force.");
+        let _ = self
+            .audit
+            .record(&AuditEvent::Anomaly(audit))
+            .durable()
+            .await;
+        tracing::info!(
+            version,
+            entries = set.entries.len(),
+            "Anomaly thresholds in force."
+        );
         Ok(set)
     }
 
@@ -162,8 +167,8 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Result<(), ResponseCode> {
         let code = |e: crate::error::Error| e.classify().0;
-        let request = duis::parse_request(&q.request, &self.xml_limits)
-            .map_err(|f| code(f.error.into()))?;
+        let request =
+            duis::parse_request(&q.request, &self.xml_limits).map_err(|f| code(f.error.into()))?;
         let at = execution_time(&request, now).map_err(code)?;
         let rules = self.rule_set_at(at.unix_timestamp());
         let register = self.state.register();
@@ -190,11 +195,18 @@ impl Gateway {
     }
 
     /// Puts the request's Service Response with `code` in the outbox; whether it is there.
-    async fn final_response(&self, q: &Quarantined, code: ResponseCode, now: OffsetDateTime) -> bool {
+    async fn final_response(
+        &self,
+        q: &Quarantined,
+        code: ResponseCode,
+        now: OffsetDateTime,
+    ) -> bool {
         let outcome = DeviceOutcome::Failed(code);
         let xml = write_service_response(&q.request_id, q.srv, &outcome, now);
         let Ok(body) = xmldsig::sign_document(&xml, &self.signer, &self.c14n_limits) else {
-            tracing::error!("Signing a quarantined request's response failed; check the DCC signing key.");
+            tracing::error!(
+                "Signing a quarantined request's response failed; check the DCC signing key."
+            );
             return false;
         };
         let message = Outbound {

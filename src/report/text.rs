@@ -91,7 +91,8 @@ fn anomaly_lines(out: &mut String, lines: &[super::usage::AnomalyLine]) {
             a.action,
             a.srv.as_deref().unwrap_or("-"),
             a.breach.as_deref().unwrap_or("-"),
-            a.reference.map_or_else(|| "-".to_owned(), |r| format!("ref {r}")),
+            a.reference
+                .map_or_else(|| "-".to_owned(), |r| format!("ref {r}")),
         );
     }
 }

@@ -87,7 +87,10 @@ impl Quarantine {
         let mut live: BTreeMap<u64, Quarantined> = BTreeMap::new();
         let (mut ended, mut next) = (0usize, 1u64);
         for r in &records {
-            let reference = r.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let reference = r
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
             match (r.first(), reference) {
                 (Some(&QUARANTINED), Some(reference)) => match decode(&r[1..]) {
                     Some(q) => {

@@ -48,8 +48,14 @@ fn the_request_after_n_is_quarantined_and_not_counted() {
     assert!(verdicts[0].warnings.is_empty() && verdicts[1].warnings.is_empty());
     assert!(verdicts[3].quarantine.is_some() && verdicts[4].quarantine.is_some());
     // Another User, another variant: not counted by this threshold.
-    assert!(counts.screen(&t, &facts(OTHER, "4.1.1"), now).quarantine.is_none());
-    assert!(counts.screen(&t, &facts(USER, "4.1.2"), now).quarantine.is_none());
+    assert!(counts
+        .screen(&t, &facts(OTHER, "4.1.1"), now)
+        .quarantine
+        .is_none());
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.2"), now)
+        .quarantine
+        .is_none());
     // One counter: the threshold's.
     assert_eq!(counts.len(), 1);
 }
@@ -63,12 +69,24 @@ fn the_hour_slides_by_the_minute_and_the_day_by_the_hour() {
     let counts = LocalCounts::new();
     let start = 1_700_000_000 - 1_700_000_000 % 3_600;
     for s in ["4.1.1", "4.1.2"] {
-        assert!(counts.screen(&t, &facts(USER, s), start).quarantine.is_none());
-        assert!(counts.screen(&t, &facts(USER, s), start + 1).quarantine.is_some());
+        assert!(counts
+            .screen(&t, &facts(USER, s), start)
+            .quarantine
+            .is_none());
+        assert!(counts
+            .screen(&t, &facts(USER, s), start + 1)
+            .quarantine
+            .is_some());
     }
     // 59 minutes on, the hour still holds the first; an hour on, it does not.
-    assert!(counts.screen(&t, &facts(USER, "4.1.1"), start + 59 * 60).quarantine.is_some());
-    assert!(counts.screen(&t, &facts(USER, "4.1.1"), start + 3_600).quarantine.is_none());
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), start + 59 * 60)
+        .quarantine
+        .is_some());
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), start + 3_600)
+        .quarantine
+        .is_none());
     // The day holds it for 23 hours more, then lets the next one through.
     let day = |at| counts.screen(&t, &facts(USER, "4.1.2"), at).quarantine;
     assert!(day(start + 23 * 3_600).is_some());
@@ -89,7 +107,10 @@ fn retain_keeps_the_counts_of_thresholds_still_named() {
     let only_a = set(vec![a]);
     counts.retain(&only_a);
     assert_eq!(counts.len(), 1);
-    assert!(counts.screen(&only_a, &facts(USER, "4.1.1"), 1).quarantine.is_some());
+    assert!(counts
+        .screen(&only_a, &facts(USER, "4.1.1"), 1)
+        .quarantine
+        .is_some());
 }
 
 #[test]
@@ -101,7 +122,12 @@ fn concurrent_requests_cannot_pass_a_threshold_together() {
             let (t, counts) = (t.clone(), counts.clone());
             std::thread::spawn(move || {
                 (0..50)
-                    .filter(|_| counts.screen(&t, &facts(USER, "4.1.1"), 0).quarantine.is_none())
+                    .filter(|_| {
+                        counts
+                            .screen(&t, &facts(USER, "4.1.1"), 0)
+                            .quarantine
+                            .is_none()
+                    })
                     .count()
             })
         })
@@ -119,13 +145,16 @@ fn a_dcc_threshold_counts_every_user() {
         quarantine: Some(2),
         ..Entry::default()
     }]);
-    assert!(matches!(
-        t.counts[..],
-        [CountThreshold { user: None, .. }]
-    ));
+    assert!(matches!(t.counts[..], [CountThreshold { user: None, .. }]));
     let counts = LocalCounts::new();
-    assert!(counts.screen(&t, &facts(USER, "4.1.1"), 0).quarantine.is_none());
-    assert!(counts.screen(&t, &facts(OTHER, "4.4.2"), 0).quarantine.is_none());
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), 0)
+        .quarantine
+        .is_none());
+    assert!(counts
+        .screen(&t, &facts(OTHER, "4.4.2"), 0)
+        .quarantine
+        .is_none());
     let third = counts.screen(&t, &facts(OTHER, "4.1.1"), 0);
     assert_eq!(
         third.quarantine.map(|b| b.kind),

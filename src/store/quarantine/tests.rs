@@ -42,7 +42,7 @@ async fn quarantined_requests_survive_reopening_until_released_or_deleted() {
     drop(q);
 
     let q = Quarantine::open(&path, 10, 1 << 20).unwrap();
-    assert_eq!(q.list(), [c.clone()]);
+    assert_eq!(q.list(), std::slice::from_ref(&c));
     // References are never reused, even of ended entries.
     assert!(q.next_reference() > last);
     assert_eq!(q.claim(a.reference), None);
@@ -53,12 +53,16 @@ async fn the_bounds_refuse_more_and_keep_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("quarantine.journal");
     let q = Quarantine::open(&path, 2, 100).unwrap();
-    q.add(entry(&q, 1, BreachKind::UserThreshold, 40)).await.unwrap();
+    q.add(entry(&q, 1, BreachKind::UserThreshold, 40))
+        .await
+        .unwrap();
     assert!(q.room_for(60));
     assert!(!q.room_for(61));
     let too_large = q.add(entry(&q, 2, BreachKind::UserThreshold, 61)).await;
     assert!(matches!(too_large, Err(QuarantineError::TooLarge(100))));
-    q.add(entry(&q, 3, BreachKind::UserThreshold, 10)).await.unwrap();
+    q.add(entry(&q, 3, BreachKind::UserThreshold, 10))
+        .await
+        .unwrap();
     let too_many = q.add(entry(&q, 4, BreachKind::UserThreshold, 1)).await;
     assert!(matches!(too_many, Err(QuarantineError::TooMany(2))));
     assert_eq!(q.len(), 2);
