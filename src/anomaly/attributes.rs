@@ -1,5 +1,5 @@
 //! The named values an attribute limit can bound: prepayment credit amounts (2.1 Update Prepay
-//! Configuration, 2.3 Update Debt) and tariff prices (1.1.x, 1.2.x tariffs, 1.5 Update Price),
+//! Configuration, 2.3 Update Debt) and tariff prices (the 1.1.x and 1.2.x tariffs),
 //! read from the request body as the integers DUIS writes (in the units and scale the body
 //! names: pence, or the `PriceScale` power of ten). Each occurrence of the element anywhere in
 //! the body is a value: a tariff with three `TOUPrice`s gives three.
