@@ -22,7 +22,7 @@ use crate::audit::{AnomalyRecord, AuditEvent};
 use crate::duis::outbound::{write_dcc_alert, DccAlertBody, DccAlertOut, DccAlertPayload};
 use crate::error::{Error, Resource};
 use crate::outbox::{Outbound, OutboundKind};
-use crate::store::{JournalError, Quarantine, Quarantined, ThresholdLog};
+use crate::store::{JournalError, Quarantine, QuarantineError, Quarantined, ThresholdLog};
 use crate::tally::{Counts, LocalCounts};
 use crate::xmldsig;
 
@@ -235,10 +235,18 @@ impl Gateway {
         } = q;
         let reference = entry.reference;
         let record = anomaly_record("quarantined", &entry, Some(detail(&breach.detail)));
-        self.anomaly.quarantine.add(entry).await.map_err(|e| {
-            tracing::error!(error = %e, "A quarantined request could not be journalled.");
-            Error::resource(Resource::QuarantineJournal, e)
-        })?;
+        self.anomaly
+            .quarantine
+            .add(entry)
+            .await
+            .map_err(|e| match e {
+                // Filled since the plan looked.
+                QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => Error::QuarantineFull,
+                QuarantineError::Journal(e) => {
+                    tracing::error!(error = %e, "A quarantined request could not be journalled.");
+                    Error::resource(Resource::QuarantineJournal, e)
+                }
+            })?;
         if let Err(e) = self.outbox.enqueue(vec![alert]).await {
             if self.anomaly.quarantine.claim(reference).is_some() {
                 let ending = crate::store::Ending::Deleted;

@@ -143,6 +143,11 @@ impl Gateway {
             "dcc_xml_signing",
             signer.identity().not_after.unix_timestamp(),
         );
+        let quarantined = anomaly.quarantine.len();
+        metrics
+            .anomaly
+            .held
+            .set(i64::try_from(quarantined).unwrap_or(i64::MAX));
         let c14n_limits = C14nLimits {
             max_bytes: xml_limits.max_bytes,
             max_depth: xml_limits.max_depth,
