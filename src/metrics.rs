@@ -24,7 +24,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub use anomaly::{AnomalyMetrics, ANOMALY_BREACHES, QUARANTINE_ENDINGS};
+pub use anomaly::{AnomalyDecided, AnomalyMetrics, ANOMALY_BREACHES, QUARANTINE_ENDINGS};
 pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use dsp::{DspMetrics, DSP_KINDS, DSP_OUTCOMES};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};

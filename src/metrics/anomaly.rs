@@ -2,7 +2,8 @@
 
 use prometheus::{IntCounterVec, IntGauge};
 
-use super::Builder;
+use super::{Builder, Metrics};
+use crate::audit::{AnomalyRecord, Audit, AuditEvent, Receipt};
 
 /// Which threshold a warning or quarantine is about.
 pub const ANOMALY_BREACHES: [&str; 3] = ["user_threshold", "dcc_threshold", "attribute_limits"];
@@ -56,4 +57,52 @@ impl AnomalyMetrics {
             held,
         }
     }
+}
+
+/// One anomaly-detection decision (`warning`, `quarantined`, `released`, `deleted`,
+/// `thresholds`): its log line, its metric and its audit record, together. `quarantined` is how
+/// many requests are in quarantine after it.
+pub struct AnomalyDecided {
+    pub record: AnomalyRecord,
+    pub quarantined: usize,
+}
+
+impl AnomalyDecided {
+    pub fn emit(self, metrics: &Metrics, audit: &Audit) -> Receipt {
+        let m = &metrics.anomaly;
+        let r = &self.record;
+        let breach = r.breach.as_deref().unwrap_or("");
+        let request_id = r.request_id.map(|id| id.to_string()).unwrap_or_default();
+        let srv = r.srv.map(|s| s.to_string()).unwrap_or_default();
+        let detail = r.detail.as_deref().unwrap_or("");
+        match r.action.as_str() {
+            "warning" => {
+                if let Some(c) = known(&ANOMALY_BREACHES, breach) {
+                    m.warnings.with_label_values(&[c]).inc();
+                }
+                tracing::warn!(%request_id, %srv, breach, detail, "An anomaly-detection warning tier was passed.");
+            }
+            "quarantined" => {
+                if let Some(c) = known(&ANOMALY_BREACHES, breach) {
+                    m.quarantined.with_label_values(&[c]).inc();
+                }
+                tracing::warn!(%request_id, %srv, breach, reference = r.reference, detail, "A request was quarantined by anomaly detection.");
+            }
+            "released" | "deleted" => {
+                if let Some(c) = known(&QUARANTINE_ENDINGS, &r.action) {
+                    m.ends.with_label_values(&[c]).inc();
+                }
+                tracing::info!(%request_id, reference = r.reference, ending = %r.action, detail, "A quarantined request was ended by an operator.");
+            }
+            _ => tracing::info!(action = %r.action, detail, "Anomaly thresholds in force."),
+        }
+        m.held
+            .set(i64::try_from(self.quarantined).unwrap_or(i64::MAX));
+        audit.record(&AuditEvent::Anomaly(self.record))
+    }
+}
+
+/// `value` as the label of the closed set `labels`, if it is one.
+fn known(labels: &[&'static str], value: &str) -> Option<&'static str> {
+    labels.iter().copied().find(|l| *l == value)
 }

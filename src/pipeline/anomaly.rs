@@ -18,9 +18,10 @@ use time::OffsetDateTime;
 
 use crate::alerts::DccEvent;
 use crate::anomaly::{attribute_values, Attribute, Breach, Detail, Facts, Thresholds, Warning};
-use crate::audit::{AnomalyRecord, AuditEvent};
+use crate::audit::AnomalyRecord;
 use crate::duis::outbound::{write_dcc_alert, DccAlertBody, DccAlertOut, DccAlertPayload};
 use crate::error::{Error, Resource};
+use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
 use crate::store::{JournalError, Quarantine, QuarantineError, Quarantined, ThresholdLog};
 use crate::tally::{Counts, LocalCounts};
@@ -254,46 +255,35 @@ impl Gateway {
             }
             return Err(Error::resource(Resource::Outbox, e));
         }
-        let label = breach.kind.label();
-        self.metrics
-            .anomaly
-            .quarantined
-            .with_label_values(&[label])
-            .inc();
-        self.metrics
-            .anomaly
-            .held
-            .set(self.anomaly.quarantine.len() as i64);
-        tracing::warn!(
-            request_id = %record.request_id.map(|r| r.to_string()).unwrap_or_default(),
-            reference, breach = label, "A request was quarantined by anomaly detection."
-        );
         // Recorded before the request's own record, whose durability the answer waits for.
-        let _ = self.audit.record(&AuditEvent::Anomaly(record));
+        let quarantined = self.anomaly.quarantine.len();
+        let _ = AnomalyDecided {
+            record,
+            quarantined,
+        }
+        .emit(&self.metrics, &self.audit);
         Ok(())
     }
 
     /// A warning tier passed: the metric, a log line, an audit record.
     fn warned(&self, p: &Planning<'_>, w: &Warning) {
-        let label = w.kind.label();
-        self.metrics
-            .anomaly
-            .warnings
-            .with_label_values(&[label])
-            .inc();
         let id = p.request.header.request_id;
-        tracing::warn!(request_id = %id, srv = %p.entry.srv, breach = label, tier = w.tier, "An anomaly-detection warning tier was passed.");
         let record = AnomalyRecord {
             at_ms: p.now.unix_timestamp().saturating_mul(1000),
             action: "warning".into(),
             user: Some(id.originator),
             request_id: Some(id),
             srv: Some(p.entry.srv),
-            breach: Some(label.into()),
+            breach: Some(w.kind.label().into()),
             reference: None,
             detail: Some(format!("{:?} window, warning tier {}", w.window, w.tier)),
         };
-        let _ = self.audit.record(&AuditEvent::Anomaly(record));
+        let quarantined = self.anomaly.quarantine.len();
+        let _ = AnomalyDecided {
+            record,
+            quarantined,
+        }
+        .emit(&self.metrics, &self.audit);
     }
 }
 

@@ -20,10 +20,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::anomaly::{Entry, ThresholdError, Thresholds};
-use crate::audit::{AnomalyRecord, AuditEvent};
+use crate::audit::AnomalyRecord;
 use crate::domain::ResponseCode;
 use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::duis::{self};
+use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
 use crate::store::{Ending, JournalError, Quarantined, ThresholdSet};
 use crate::xmldsig;
@@ -80,7 +81,7 @@ impl Gateway {
         let set = Arc::new(set);
         self.anomaly.thresholds.store(Arc::clone(&set));
         self.anomaly.counts.retain(&set);
-        let audit = AnomalyRecord {
+        let record = AnomalyRecord {
             at_ms: now.saturating_mul(1000),
             action: "thresholds".into(),
             user: None,
@@ -90,16 +91,12 @@ impl Gateway {
             reference: None,
             detail: Some(format!("version {version}: {} entries", set.entries.len())),
         };
-        let _ = self
-            .audit
-            .record(&AuditEvent::Anomaly(audit))
-            .durable()
-            .await;
-        tracing::info!(
-            version,
-            entries = set.entries.len(),
-            "Anomaly thresholds in force."
-        );
+        let quarantined = self.anomaly.quarantine.len();
+        let decided = AnomalyDecided {
+            record,
+            quarantined,
+        };
+        let _ = decided.emit(&self.metrics, &self.audit).durable().await;
         Ok(set)
     }
 
@@ -144,17 +141,12 @@ impl Gateway {
             tracing::error!(error = %e, reference = q.reference, "A quarantine's end could not be journalled; it stays listed.");
             return act(q.reference, "failed", None);
         }
-        let m = &self.metrics.anomaly;
-        m.ends.with_label_values(&[label]).inc();
-        m.held.set(self.anomaly.quarantine.len() as i64);
         let detail = code.as_ref().map(|c| format!("refused at release: {c}"));
-        let record = anomaly_record(label, q, detail);
-        let _ = self
-            .audit
-            .record(&AuditEvent::Anomaly(record))
-            .durable()
-            .await;
-        tracing::info!(request_id = %q.request_id, reference = q.reference, ending = label, "A quarantined request was ended by an operator.");
+        let decided = AnomalyDecided {
+            record: anomaly_record(label, q, detail),
+            quarantined: self.anomaly.quarantine.len(),
+        };
+        let _ = decided.emit(&self.metrics, &self.audit).durable().await;
         let outcome = if code.is_some() { "refused" } else { label };
         act(q.reference, outcome, code)
     }

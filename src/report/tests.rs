@@ -272,7 +272,9 @@ fn the_usage_report_lists_each_users_warnings_and_quarantines_in_the_month() {
     use crate::audit::AnomalyRecord;
     let month: Month = "2024-05".parse().unwrap();
     let user: UserId = USERS[0].parse().unwrap();
-    let id: RequestId = format!("{}:00-DB-12-34-56-78-90-A0:7", USERS[0]).parse().unwrap();
+    let id: RequestId = format!("{}:00-DB-12-34-56-78-90-A0:7", USERS[0])
+        .parse()
+        .unwrap();
     let record = |at_ms: i64, action: &str, reference: Option<u64>| {
         AuditEvent::Anomaly(AnomalyRecord {
             at_ms,
@@ -309,12 +311,22 @@ fn the_usage_report_lists_each_users_warnings_and_quarantines_in_the_month() {
     }));
     let report = usage.finish();
     let lines = &report.users[&user].anomalies;
-    let actions: Vec<_> = lines.iter().map(|a| (a.action.as_str(), a.reference)).collect();
+    let actions: Vec<_> = lines
+        .iter()
+        .map(|a| (a.action.as_str(), a.reference))
+        .collect();
     assert_eq!(
         actions,
-        [("warning", None), ("quarantined", Some(9)), ("released", Some(9))]
+        [
+            ("warning", None),
+            ("quarantined", Some(9)),
+            ("released", Some(9))
+        ]
     );
     let text = usage_text(&report);
     assert!(text.contains("Anomaly detection:"), "{text}");
-    assert!(text.contains("quarantined") && text.contains("ref 9"), "{text}");
+    assert!(
+        text.contains("quarantined") && text.contains("ref 9"),
+        "{text}"
+    );
 }
