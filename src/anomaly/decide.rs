@@ -7,7 +7,7 @@
 use crate::domain::{Srv, UserId, UserRole};
 use crate::duis::outbound::QuarantineBreach;
 
-use super::{Attribute, CountThreshold, Scope, Thresholds, Window};
+use super::{Attribute, Scope, Thresholds, Window};
 
 /// What the decision reads of a request.
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +122,7 @@ pub fn decide(thresholds: &Thresholds, facts: &Facts<'_>, counts: &impl Counted)
     }
     let mut warnings = Vec::new();
     let mut by_dcc = None;
-    for t in thresholds.counts.iter().filter(|t| applies(t, facts)) {
+    for t in thresholds.covering(facts.user, facts.role, facts.srv) {
         let kind = match t.user {
             Some(_) => BreachKind::UserThreshold,
             None => BreachKind::DccThreshold,
@@ -166,12 +166,6 @@ pub fn decide(thresholds: &Thresholds, facts: &Facts<'_>, counts: &impl Counted)
             warnings,
         },
     }
-}
-
-fn applies(t: &CountThreshold, facts: &Facts<'_>) -> bool {
-    t.scope.covers(facts.srv)
-        && t.user.is_none_or(|u| u == facts.user)
-        && t.role.is_none_or(|r| r == facts.role)
 }
 
 fn attribute_breach(thresholds: &Thresholds, facts: &Facts<'_>) -> Option<Breach> {

@@ -17,6 +17,8 @@ mod decide;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Catalogue;
@@ -106,6 +108,9 @@ pub struct Thresholds {
     pub attributes: Vec<AttributeLimit>,
     /// The set as submitted, to list it again.
     pub entries: Vec<Entry>,
+    /// Where in `counts` each User's thresholds are, and the DCC's (under `None`): a request
+    /// looks at its own User's and the DCC's only, however many Users have thresholds.
+    by_user: HashMap<Option<UserId>, Vec<usize>>,
 }
 
 /// Which kind of threshold an entry is.
@@ -196,7 +201,25 @@ impl Thresholds {
             }
         }
         set.entries = entries;
+        for (i, t) in set.counts.iter().enumerate() {
+            set.by_user.entry(t.user).or_default().push(i);
+        }
         Ok(set)
+    }
+
+    /// The count thresholds that cover a request of `user` (in `role`) for `srv`: the User's
+    /// own, then the DCC's.
+    pub fn covering(
+        &self,
+        user: UserId,
+        role: UserRole,
+        srv: Srv,
+    ) -> impl Iterator<Item = &CountThreshold> + '_ {
+        let own = self.by_user.get(&Some(user)).into_iter().flatten();
+        let dcc = self.by_user.get(&None).into_iter().flatten();
+        own.chain(dcc)
+            .filter_map(|i| self.counts.get(*i))
+            .filter(move |t| t.scope.covers(srv) && t.role.is_none_or(|r| r == role))
     }
 
     /// The attributes bounded in requests of `srv`.
@@ -216,9 +239,16 @@ impl Thresholds {
 
     /// Whether any threshold could apply to a request of `user` for `srv`.
     pub fn concerns(&self, user: UserId, srv: Srv) -> bool {
-        self.counts
-            .iter()
-            .any(|c| c.scope.covers(srv) && c.user.is_none_or(|u| u == user))
+        let counted = |u: Option<UserId>| {
+            self.by_user
+                .get(&u)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| self.counts.get(*i))
+                .any(|c| c.scope.covers(srv))
+        };
+        counted(Some(user))
+            || counted(None)
             || self
                 .attributes
                 .iter()

@@ -161,16 +161,13 @@ impl Counts for LocalCounts {
         );
         if verdict.quarantine.is_none() {
             let mut seen = HashSet::new();
-            for t in &thresholds.counts {
-                let covers = t.scope.covers(facts.srv)
-                    && t.user.is_none_or(|u| u == facts.user)
-                    && t.role.is_none_or(|r| r == facts.role);
+            for t in thresholds.covering(facts.user, facts.role, facts.srv) {
                 let key = Key {
                     user: t.user,
                     role: t.role,
                     scope: t.scope,
                 };
-                if covers && seen.insert(key) {
+                if seen.insert(key) {
                     let counter = counters.entry(key).or_insert_with(Counter::new);
                     counter.hour.add(now);
                     counter.day.add(now);
