@@ -18,6 +18,7 @@ use crate::domain::{DeviceId, RequestId, Srv, UserId, UserRole};
 pub enum AuditEvent {
     Request(RequestRecord),
     Delivery(DeliveryRecord),
+    Execution(ExecutionRecord),
 }
 
 impl AuditEvent {
@@ -26,6 +27,7 @@ impl AuditEvent {
         match self {
             Self::Request(r) => r.at_ms,
             Self::Delivery(d) => d.at_ms,
+            Self::Execution(e) => e.at_ms,
         }
     }
 }
@@ -97,6 +99,31 @@ impl RequestRecord {
 
 /// The `decision` of a request that passed every check.
 pub const ACCEPTED: &str = "accepted";
+
+/// The DSP's decision on sending, at its time, a request it held or a DSP schedule's execution:
+/// access control decided again then, under the rule set in force then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// When it was decided (unix milliseconds).
+    pub at_ms: i64,
+    /// `held` (a future-dated request the DSP held) or `scheduled` (a schedule's execution).
+    pub source: String,
+    /// The held request's RequestID, or the execution's (the schedule's owner, device and
+    /// execution counter).
+    #[serde(with = "crate::registry::text")]
+    pub request_id: RequestId,
+    pub srv: Srv,
+    /// The role access control chose, when it permitted the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<UserRole>,
+    /// The version of the dated rule sets the decision used (`base` before any dated one).
+    pub rules: String,
+    /// `sent`, or `refused` (its final message then carries `code`).
+    pub decision: String,
+    /// The DUIS code of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
 
 /// Microseconds spent in each phase of a request; a phase the request did not reach is absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +211,7 @@ pub(super) enum Stored {
     Open(Opening),
     Request(RequestRecord),
     Delivery(DeliveryRecord),
+    Execution(ExecutionRecord),
 }
 
 impl Stored {
@@ -192,6 +220,7 @@ impl Stored {
             Self::Open(_) => None,
             Self::Request(r) => Some(AuditEvent::Request(r)),
             Self::Delivery(d) => Some(AuditEvent::Delivery(d)),
+            Self::Execution(e) => Some(AuditEvent::Execution(e)),
         }
     }
 }

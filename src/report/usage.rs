@@ -79,7 +79,8 @@ impl Report for Usage {
                 user.delivered_messages += 1;
                 user.delivered_bytes += d.bytes;
             }
-            AuditEvent::Delivery(_) => {}
+            // The User was charged when the request arrived (a schedule, when it was created).
+            AuditEvent::Delivery(_) | AuditEvent::Execution(_) => {}
         }
     }
 

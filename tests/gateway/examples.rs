@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dccgw::audit::{read_trail, AuditEvent};
 use dccgw::catalogue::Catalogue;
 use dccgw::demo::DEMO_USERS;
 use dccgw::duis::testing::DuisXsd;
@@ -209,6 +210,7 @@ async fn every_example_is_accepted_and_brings_its_final_message() {
         xsd.validate_all(&docs)
             .unwrap_or_else(|report| panic!("schema-invalid examples or answers:\n{report}"));
     }
+    assert_decisions_name_their_rules(&gw, &sent);
     // A sample of the final messages carries the DCC's signature (xmlsec1).
     for s in promised.iter().step_by(16) {
         let message = final_message(&inbox, s).unwrap();
@@ -297,6 +299,42 @@ async fn assert_final_messages(sent: &[Sent], inbox: &Inbox) {
         "acknowledged, and no final message with I0:\n{}",
         missing.join("\n")
     );
+}
+
+/// Every decision in the audit trail names the rule-set version it used: each request's, and
+/// the DSP's release of the held one (4.1.1-future) at its time.
+fn assert_decisions_name_their_rules(gw: &TestGateway, sent: &[Sent]) {
+    let mut requests = Vec::new();
+    let mut executions = Vec::new();
+    read_trail(gw.running.gateway.audit.dir(), |_, e| match e {
+        AuditEvent::Request(r) => requests.push(r.clone()),
+        AuditEvent::Execution(x) => executions.push(x.clone()),
+        AuditEvent::Delivery(_) => {}
+    })
+    .unwrap();
+    assert!(
+        requests.len() >= sent.len(),
+        "{} request records",
+        requests.len()
+    );
+    for r in &requests {
+        assert_eq!(r.rules.as_deref(), Some("base"), "{r:?}");
+    }
+    let held = &sent
+        .iter()
+        .find(|s| s.example.file == "4.1.1-future.xml")
+        .unwrap()
+        .request_id;
+    let release = executions
+        .iter()
+        .find(|x| x.request_id.to_string().eq_ignore_ascii_case(held))
+        .unwrap_or_else(|| panic!("the held {held} was released unaudited: {executions:?}"));
+    assert_eq!(
+        (release.source.as_str(), release.decision.as_str()),
+        ("held", "sent")
+    );
+    assert_eq!(release.rules, "base");
+    assert_eq!(release.role.map(|r| r.code()), Some("IS"));
 }
 
 /// The final message `s` promised: for a command returned for local delivery, the
