@@ -4,6 +4,8 @@
 //! `target/release/dccgw`); the others run, in order, in one `sh -e` there, with only the demo's
 //! address put in for `127.0.0.1:8443`. Then each answer the blocks kept is the one the guide
 //! describes, and every acknowledged request's final message is in `demo-data/received/`, `I0`.
+//! The commands of the examples' index (`examples/requests/README.md`) run the same way, each
+//! answered `I99` or `I0`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -24,8 +26,13 @@ fn blocks() -> Vec<String> {
     let start = guide.find(SECTION).expect("the walkthrough section");
     let section = &guide[start + SECTION.len()..];
     let section = section.find("\n## ").map_or(section, |end| &section[..end]);
+    sh_blocks(section)
+}
+
+/// The `sh` code blocks of `text`, in order.
+fn sh_blocks(text: &str) -> Vec<String> {
     let mut blocks = Vec::new();
-    let mut rest = section;
+    let mut rest = text;
     while let Some(open) = rest.find("```sh\n") {
         let body = &rest[open + "```sh\n".len()..];
         let close = body.find("```").unwrap();
@@ -87,14 +94,8 @@ fn stop(mut demo: Child) {
     }
 }
 
-#[test]
-fn the_integrators_walkthrough_runs_as_written() {
-    if !support::have_tool("curl") {
-        return;
-    }
-    let blocks = blocks();
-    assert!(blocks.len() >= 5, "{} blocks", blocks.len());
-    assert_eq!(blocks[0].trim(), "cargo run --release -- demo");
+/// A scratch directory laid out as the repository root: `target/release/dccgw` and `examples/`.
+fn scratch_root() -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let root = work.path();
     std::fs::create_dir_all(root.join("target/release")).unwrap();
@@ -108,6 +109,66 @@ fn the_integrators_walkthrough_runs_as_written() {
         root.join("examples"),
     )
     .unwrap();
+    work
+}
+
+#[test]
+fn the_example_index_commands_run_as_written() {
+    if !support::have_tool("curl") {
+        return;
+    }
+    let index = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/requests/README.md"),
+    )
+    .unwrap();
+    let blocks = sh_blocks(&index);
+    assert_eq!(blocks.len(), 4, "the index's command blocks");
+    let work = scratch_root();
+    let root = work.path();
+    let (demo, addr) = start_demo(root);
+    let path = format!(
+        "{}:{}",
+        root.join("target/release").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut failures = Vec::new();
+    for block in &blocks {
+        let script = block.replace(DOC_ADDR, &addr);
+        let out = Command::new("sh")
+            .args(["-e", "-c", &script])
+            .env("PATH", &path)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = element(&stdout, "ResponseCode")
+            .unwrap_or("none")
+            .to_owned();
+        if !out.status.success() || !(code == "I99" || code == "I0") {
+            failures.push(format!(
+                "{script}\n-> {}, {code}\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let transform =
+        std::fs::read_to_string(root.join("transform-response.xml")).unwrap_or_default();
+    stop(demo);
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    assert!(transform.contains("<sr:PreCommand>"), "{transform}");
+}
+
+#[test]
+fn the_integrators_walkthrough_runs_as_written() {
+    if !support::have_tool("curl") {
+        return;
+    }
+    let blocks = blocks();
+    assert!(blocks.len() >= 5, "{} blocks", blocks.len());
+    assert_eq!(blocks[0].trim(), "cargo run --release -- demo");
+    let work = scratch_root();
+    let root = work.path();
     let (demo, addr) = start_demo(root);
     let script = blocks[1..].join("\n").replace(DOC_ADDR, &addr);
     let out = Command::new("sh")
