@@ -8,8 +8,9 @@ here (and, without a body, fails the check). `tests/gateway/examples.rs` signs e
 validates it against the DUIS 5.4 XSD and sends it to a gateway with the demo register;
 `tests/gateway/conformance/` takes its own bodies from these files too.
 
-Run from the repository root: python3 tools/gen_examples.py
-With --check-xsd DIR (a directory holding duis.xsd prepared as `duis::testing::DuisXsd` does),
+Run from the repository root: python3 tools/gen_examples.py [--out DIR] (DIR: examples/requests
+unless told; `tests/gateway/examples.rs` writes them elsewhere and compares them with the
+committed ones). With --check-xsd DIR (a directory holding duis.xsd prepared as `duis::testing::DuisXsd` does),
 each example is validated (with a placeholder signature) and the run fails on the first that
 does not.
 """
@@ -423,8 +424,8 @@ services depend on earlier ones or change the demo's data, as the notes say: a 5
 schedule its 5.1 created; an 8.13 reports a device's answer to a command returned for local
 delivery (`docs/integrators.md`, "Local delivery and 8.13"); 12.2, 8.14.2, 8.14.1 and 8.14.4
 bring in, install and return a new comms hub ({new_hub}) in that order; 8.14.3 and 8.3 return
-the demo's comms hub and decommission its meter (restart the demo from a fresh `demo-data/`
-afterwards).
+the demo's comms hub and decommission its meter (to start afresh, stop the demo, remove
+`demo-data/` and start it again).
 
 | file | SRV | name | CV | URL | User (role) | target | note |
 |---|---|---|---|---|---|---|---|
@@ -436,7 +437,7 @@ def main():
     xsd_dir = args[args.index("--check-xsd") + 1] if "--check-xsd" in args else None
     catalogue = json.load(open("schemas/catalogue.json"))["services"]
     by_srv = {e["srv"]: e for e in catalogue}
-    out = "examples/requests"
+    out = args[args.index("--out") + 1] if "--out" in args else "examples/requests"
     os.makedirs(out, exist_ok=True)
     for old in os.listdir(out):
         if old.endswith(".xml"):

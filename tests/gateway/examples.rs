@@ -159,6 +159,38 @@ fn there_is_an_example_for_every_srv_a_demo_user_may_send() {
     assert_eq!(files, examples.len(), "an example the index does not list");
 }
 
+/// The committed examples are what the generator writes from today's catalogue.
+#[test]
+fn the_examples_are_what_the_generator_writes() {
+    if !crate::support::have_tool("python3") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("python3")
+        .arg("tools/gen_examples.py")
+        .arg("--out")
+        .arg(out.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let names = |d: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(out.path()), names(&dir()));
+    for name in names(&dir()) {
+        let written = std::fs::read_to_string(out.path().join(&name)).unwrap();
+        let committed = std::fs::read_to_string(dir().join(&name)).unwrap();
+        assert!(
+            written == committed,
+            "examples/requests/{name} differs from what python3 tools/gen_examples.py writes"
+        );
+    }
+}
+
 /// What was sent: the example, its RequestID and its synchronous answer.
 struct Sent {
     example: Example,
