@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 DCC = "90-B3-D5-1F-30-00-00-02"
 SUPPLIER = "90-B3-D5-1F-30-01-00-00"
@@ -317,19 +318,30 @@ def request(entry, cv=None, future=False):
     user, role = made
     target = target_of(entry, role)
     xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">\n'
-        "  <sr:Header>\n"
-        f"    <sr:RequestID>{user}:{target}:{COUNTER}</sr:RequestID>\n"
-        f"    <sr:CommandVariant>{cv}</sr:CommandVariant>\n"
-        f"    <sr:ServiceReference>{entry['service_reference']}</sr:ServiceReference>\n"
-        f"    <sr:ServiceReferenceVariant>{entry['srv']}</sr:ServiceReferenceVariant>\n"
-        "  </sr:Header>\n"
-        f"  <sr:Body>\n    {body_of(entry, future)}\n  </sr:Body>\n"
-        "</sr:Request>\n"
+        f'<sr:Request xmlns:sr="{SR}" schemaVersion="5.4">'
+        "<sr:Header>"
+        f"<sr:RequestID>{user}:{target}:{COUNTER}</sr:RequestID>"
+        f"<sr:CommandVariant>{cv}</sr:CommandVariant>"
+        f"<sr:ServiceReference>{entry['service_reference']}</sr:ServiceReference>"
+        f"<sr:ServiceReferenceVariant>{entry['srv']}</sr:ServiceReferenceVariant>"
+        "</sr:Header>"
+        f"<sr:Body>{body_of(entry, future)}</sr:Body>"
+        "</sr:Request>"
     )
-    return {"xml": xml, "role": role, "cv": cv, "service": SERVICE_FOR_CV[cv], "user": user,
+    return {"xml": indented(xml), "role": role, "cv": cv, "service": SERVICE_FOR_CV[cv], "user": user,
             "target": target}
+
+
+SR = "http://www.dccinterface.co.uk/ServiceUserGateway"
+ET.register_namespace("sr", SR)
+
+
+def indented(xml):
+    """The document, one element a line, indented by depth (whitespace the schema ignores: the
+    request elements have element-only content)."""
+    root = ET.fromstring(xml)
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def validates(xml, xsd_dir):
