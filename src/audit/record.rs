@@ -19,6 +19,7 @@ pub enum AuditEvent {
     Request(RequestRecord),
     Delivery(DeliveryRecord),
     Execution(ExecutionRecord),
+    Routing(RoutingRecord),
 }
 
 impl AuditEvent {
@@ -28,6 +29,7 @@ impl AuditEvent {
             Self::Request(r) => r.at_ms,
             Self::Delivery(d) => d.at_ms,
             Self::Execution(e) => e.at_ms,
+            Self::Routing(r) => r.at_ms,
         }
     }
 }
@@ -125,6 +127,25 @@ pub struct ExecutionRecord {
     pub code: Option<String>,
 }
 
+/// The routing of one device alert: the Users it goes to, decided by the alert routes of the
+/// rule set in force when the device raised it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutingRecord {
+    /// When it was routed (unix milliseconds).
+    pub at_ms: i64,
+    /// The gateway's identifier of the raised alert (the counter of every message it becomes).
+    pub alert_id: u64,
+    pub device: DeviceId,
+    /// The GBCS alert code, four hex digits.
+    pub code: String,
+    /// When the device raised it (unix milliseconds).
+    pub raised_at_ms: i64,
+    /// The version of the dated rule sets whose alert routes decided.
+    pub rules: String,
+    /// The Users it goes to (a copy the alert-storm throttle holds included), in routing order.
+    pub users: Vec<UserId>,
+}
+
 /// Microseconds spent in each phase of a request; a phase the request did not reach is absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
@@ -212,6 +233,7 @@ pub(super) enum Stored {
     Request(RequestRecord),
     Delivery(DeliveryRecord),
     Execution(ExecutionRecord),
+    Routing(RoutingRecord),
 }
 
 impl Stored {
@@ -221,6 +243,7 @@ impl Stored {
             Self::Request(r) => Some(AuditEvent::Request(r)),
             Self::Delivery(d) => Some(AuditEvent::Delivery(d)),
             Self::Execution(e) => Some(AuditEvent::Execution(e)),
+            Self::Routing(r) => Some(AuditEvent::Routing(r)),
         }
     }
 }

@@ -79,8 +79,9 @@ impl Report for Usage {
                 user.delivered_messages += 1;
                 user.delivered_bytes += d.bytes;
             }
-            // The User was charged when the request arrived (a schedule, when it was created).
-            AuditEvent::Delivery(_) | AuditEvent::Execution(_) => {}
+            // The User was charged when the request arrived (a schedule, when it was created); an
+            // alert's routing charges no one.
+            AuditEvent::Delivery(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {}
         }
     }
 

@@ -333,14 +333,15 @@ async fn assert_final_messages(sent: &[Sent], inbox: &Inbox) {
     );
 }
 
-/// Every decision in the audit trail names the rule-set version it used: each request's, and
-/// the DSP's release of the held one (4.1.1-future) at its time.
+/// Every decision in the audit trail names the rule-set version it used: each request's, each
+/// alert's routing, and the DSP's release of the held one (4.1.1-future) at its time.
 fn assert_decisions_name_their_rules(gw: &TestGateway, sent: &[Sent]) {
     let mut requests = Vec::new();
     let mut executions = Vec::new();
     read_trail(gw.running.gateway.audit.dir(), |_, e| match e {
         AuditEvent::Request(r) => requests.push(r.clone()),
         AuditEvent::Execution(x) => executions.push(x.clone()),
+        AuditEvent::Routing(r) => assert_eq!(r.rules, "base", "{r:?}"),
         AuditEvent::Delivery(_) => {}
     })
     .unwrap();
