@@ -29,9 +29,10 @@ pub(super) struct Executed<'a> {
 }
 
 impl Gateway {
-    /// Writes the record of `e` and waits until it is on disk. The command (or the refusal's
-    /// final message) does not wait on it: should the audit trail fail, the failure is counted
-    /// and logged for an operator, as for a delivery attempt's record.
+    /// Writes the record of `e` and waits until it is on disk (a sent command's effects are
+    /// durable already; a refusal's final message is made after this). Should the audit trail
+    /// fail, nothing is held back: the failure is counted and logged for an operator, as for a
+    /// delivery attempt's record, and the readiness check reports the failing trail.
     pub(super) async fn record_execution(&self, e: Executed<'_>) {
         let record = ExecutionRecord {
             at_ms: i64::try_from(e.now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),

@@ -77,6 +77,7 @@ impl Gateway {
     /// at `now` (under the rule set in force then), its command made and its effects durable before this returns (journalled as
     /// pending, then dispatched; the local copy in the outbox). `Err` is the code of the
     /// Service Response that ends it instead.
+    ///
     /// The decision is audited (`ExecutionRecord`) with the rule set's version.
     pub async fn release_held(&self, held: &Held, now: OffsetDateTime) -> Result<(), ResponseCode> {
         let rules = self.rule_set_at(now.unix_timestamp());

@@ -139,6 +139,7 @@ impl Gateway {
     /// Starts execution `k` of `schedule` at `now`: its request made, decided by access control
     /// at `now`, its command journalled as pending before this returns, then dispatched. `Err`
     /// is the code of the refusal that ends it instead.
+    ///
     /// The decision is audited (`ExecutionRecord`) with the rule set's version.
     pub async fn run_scheduled(
         &self,
