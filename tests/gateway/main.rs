@@ -25,3 +25,4 @@ mod signatures;
 mod supplier_change;
 mod support;
 mod transport;
+mod walkthrough;
