@@ -108,7 +108,9 @@ impl Report for Usage {
                         reference: a.reference,
                     });
             }
-            AuditEvent::Delivery(_) => {}
+            // The User was charged when the request arrived (a schedule, when it was created); an
+            // alert's routing charges no one.
+            AuditEvent::Delivery(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {}
         }
     }
 
