@@ -165,3 +165,85 @@ impl Replaying {
         Ok(())
     }
 }
+
+/// What `dccgw cluster init` put in the database.
+pub type Initialised = crate::cluster::init::Loaded;
+
+/// `dccgw cluster init`: migrates the schema, reads every register file and certificate
+/// directory with the gateway's own loaders (a file that would not load is refused before
+/// anything is written), then loads them into the empty database in one transaction.
+pub async fn init(
+    cluster: &Cluster,
+    files: &super::Files,
+) -> Result<Initialised, ClusterLoadError> {
+    cluster.migrate().await?;
+    let f = files.clone();
+    let certs = tokio::task::spawn_blocking(move || checked_certificates(&f))
+        .await
+        .map_err(|e| ClusterLoadError::Load(LoadError::Task(e)))??;
+    let register_files = crate::cluster::init::RegisterFiles {
+        users: files.users.clone(),
+        devices: files.devices.clone(),
+        registrations: files.registrations.clone(),
+    };
+    Ok(cluster.load_registers(&register_files, &certs).await?)
+}
+
+/// Loads the registers (to check them) and returns the certificates the stores accept, as PEM.
+fn checked_certificates(
+    files: &super::Files,
+) -> Result<Vec<crate::cluster::init::CertRow>, ClusterLoadError> {
+    use crate::cluster::init::CertRow;
+    let register = super::load::users(&files.users).map_err(LoadError::from)?;
+    let registry =
+        super::load::registry(&files.devices, &files.registrations).map_err(LoadError::from)?;
+    if let Some(user) = registry
+        .registered_users()
+        .find(|u| register.get(u).is_none())
+    {
+        return Err(ClusterLoadError::Load(LoadError::UnregisteredUser {
+            user,
+            users: files.users.clone(),
+        }));
+    }
+    let trust = Arc::new(trust(&files.trust_anchors, &files.crls).map_err(LoadError::from)?);
+    let mut rows = Vec::new();
+    let mut store = CertStore::new(Arc::clone(&trust));
+    super::load::for_each_cert(&files.user_certs, |der, path| {
+        if store.add(der, path).is_ok() {
+            rows.push(CertRow {
+                kind: "xml_signing",
+                origin: path.display().to_string(),
+                pem: pem(der),
+            });
+        }
+    })
+    .map_err(LoadError::from)?;
+    if let Some(dir) = &files.digital_signing {
+        let mut ds = DigitalSigningCerts::new(trust);
+        super::load::for_each_cert(dir, |der, path| {
+            if ds.add(der, path).is_ok() {
+                rows.push(CertRow {
+                    kind: "digital_signing",
+                    origin: path.display().to_string(),
+                    pem: pem(der),
+                });
+            }
+        })
+        .map_err(LoadError::from)?;
+    }
+    Ok(rows)
+}
+
+/// A certificate's DER as PEM.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}

@@ -200,3 +200,5 @@ async fn postgres_away_is_an_error_not_a_hang() {
     pg.restart().unwrap();
     a.advance(&id(3, 2), cv(1), NOW_NS).await.unwrap();
 }
+
+mod state;
