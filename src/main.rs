@@ -17,8 +17,8 @@ use dccgw::{audit, demo, pki, report, server, tools};
 mod cli;
 
 use cli::{
-    AuditCommand, Cli, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs, ReportCommand,
-    ReportFormat, SignCommand,
+    AuditCommand, Cli, ClusterCommand, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs,
+    ReportCommand, ReportFormat, SignCommand,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -125,6 +125,18 @@ fn main() -> anyhow::Result<()> {
         Command::Rules { command } => {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             std::process::exit(tools::rules_check::run(command, now))
+        }
+        Command::Cluster {
+            command: ClusterCommand::Init { config },
+        } => {
+            let config = Config::load(&config, std::env::vars())
+                .with_context(|| format!("loading {}", config.display()))?;
+            let loaded = runtime()?.block_on(tools::cluster_init::run(&config))?;
+            println!(
+                "Cluster initialised: {} users, {} devices, {} registrations, {} certificates.",
+                loaded.users, loaded.devices, loaded.registrations, loaded.certificates
+            );
+            Ok(())
         }
         Command::Pki {
             command: PkiCommand::Init { out },

@@ -143,6 +143,22 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: tools::rules_check::RulesCommand,
     },
+    /// Cluster mode: the PostgreSQL that several instances share.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Create the schema in `[cluster] postgres_url` and load the registers and Users'
+    /// certificates the configuration names into it (once: a loaded database is refused).
+    Init {
+        /// The configuration file (TOML), with a `[cluster]` section.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
