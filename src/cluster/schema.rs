@@ -10,7 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] =
     &[(1, "state", include_str!("migrations/0001_state.sql"))];
 
 /// The advisory lock migrations hold (a number of our own: "dccgw" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6463_6367_77;
+const MIGRATION_LOCK: i64 = 0x0064_6363_6777;
 
 impl Cluster {
     /// Applies the migrations the database does not have yet; returns the schema version now

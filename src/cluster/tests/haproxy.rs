@@ -96,7 +96,7 @@ fn haproxy_passes_sessions_through_to_ready_instances_only() {
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         match answer.split_once(' ') {
-            Some((name, "hello\n")) if name == "a" => answered_by.clear(),
+            Some(("a", "hello\n")) => answered_by.clear(),
             Some((name, "hello\n")) => answered_by.push(name.to_owned()),
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
