@@ -60,6 +60,10 @@ pub(crate) enum Command {
         /// The address all three listen on: 0.0.0.0 to be reached from outside (a container).
         #[arg(long, default_value = "127.0.0.1")]
         bind: IpAddr,
+        /// More than 1: that many gateway processes in cluster mode on free ports, sharing
+        /// their state through a throwaway PostgreSQL (`initdb` and `nats-server` needed).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
     /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
     /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
