@@ -66,7 +66,15 @@ impl Cluster {
     /// A pool for `url` (a `postgresql://` URL or `key=value` pairs); connections are made when
     /// first used. `instance` names this instance in the change log.
     pub fn connect(url: &str, instance: &str) -> Result<Self, ClusterError> {
-        let config: tokio_postgres::Config = url.parse().map_err(ClusterError::Url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(ClusterError::Url)?;
+        // A server that stops answering (a machine gone, a network cut) fails the calls on its
+        // connections once unacknowledged data has waited this long, rather than hanging them.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(WAIT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(WAIT_TIMEOUT * 2);
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

@@ -10,6 +10,11 @@ pub fn postgres(dir: &Path) -> Option<Postgres> {
     skip_if_missing(Postgres::start(dir, Durability::Scratch))
 }
 
+/// As [`postgres`], with `fsync` on, as in production: for measurements.
+pub fn postgres_durable(dir: &Path) -> Option<Postgres> {
+    skip_if_missing(Postgres::start(dir, Durability::Durable))
+}
+
 /// A `nats-server -js` under `dir`, or `None` (said on stderr) when it is not installed.
 pub fn nats(dir: &Path) -> Option<Nats> {
     skip_if_missing(Nats::start(dir))

@@ -203,3 +203,47 @@ async fn postgres_away_is_an_error_not_a_hang() {
 
 mod haproxy;
 mod state;
+
+/// Anti-replay advances per second, and their latency, with 64 originators at once through one
+/// instance's pool, on a PostgreSQL with `fsync` on:
+/// `cargo test --lib cluster::tests::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_advances() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = crate::testing::servers::postgres_durable(dir.path()) else {
+        return;
+    };
+    let a = Cluster::connect(&pg.url(), "a").unwrap();
+    a.migrate().await.unwrap();
+    let start = std::time::Instant::now();
+    let tasks = (0..64u32).map(|o| {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let mut took = Vec::new();
+            for counter in 1..=200 {
+                let t = std::time::Instant::now();
+                a.advance(&id(1000 + o, counter), cv(1), NOW_NS)
+                    .await
+                    .unwrap();
+                took.push(t.elapsed());
+            }
+            took
+        })
+    });
+    let mut took: Vec<Duration> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    let elapsed = start.elapsed();
+    took.sort();
+    let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
+    println!(
+        "{} advances by 64 originators in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
+        took.len(),
+        took.len() as f64 / elapsed.as_secs_f64(),
+        at(50),
+        at(99)
+    );
+}

@@ -137,13 +137,14 @@ async fn a_change_made_on_one_instance_is_enforced_on_the_others() {
     assert_eq!(device.status.to_string(), "Commissioned");
 }
 
-/// The time from a change committed through one instance to its being in force on another:
+/// The time from a change committed through one instance to its being in force on another, on a
+/// PostgreSQL with `fsync` on:
 /// `cargo test --lib cluster::tests::state::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a measurement, not a test"]
 async fn measure_change_propagation() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(pg) = crate::testing::servers::postgres(&dir.path().join("pg")) else {
+    let Some(pg) = crate::testing::servers::postgres_durable(&dir.path().join("pg")) else {
         return;
     };
     let files = demo_files(&dir.path().join("registers"));
