@@ -247,3 +247,25 @@ async fn measure_advances() {
         at(99)
     );
 }
+
+/// The throwaway nats-server runs JetStream on its port and stops when dropped.
+#[test]
+fn a_throwaway_nats_server_speaks_nats_with_jetstream() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(nats) = crate::testing::servers::nats(dir.path()) else {
+        return;
+    };
+    let addr = nats.url().trim_start_matches("nats://").to_owned();
+    let stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut info = String::new();
+    BufReader::new(&stream).read_line(&mut info).unwrap();
+    assert!(info.starts_with("INFO "), "{info}");
+    assert!(info.contains("\"jetstream\":true"), "{info}");
+    assert!(nats.store_dir().is_dir());
+    drop(nats);
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+}
