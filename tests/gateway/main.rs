@@ -6,6 +6,7 @@ mod admin_api;
 mod alert_crash;
 mod bounds;
 mod cli;
+mod cluster;
 mod conformance;
 mod crash;
 mod critical;
