@@ -50,6 +50,10 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     State(#[from] LoadError),
+    #[error("the cluster's state ([cluster] postgres_url)")]
+    ClusterState(#[from] state::snapshot::ClusterLoadError),
+    #[error("the cluster's PostgreSQL ([cluster] postgres_url)")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("the TLS client trust ([tls] client_ca, crls)")]
     TlsTrust(#[from] state::CertStoreError),
     #[error(transparent)]
@@ -170,7 +174,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         &config.signatures.dcc_cert,
         Some(SmkiRole::DccXmlSigning),
     )?;
-    let (loaded, owed) = state::load::open(&state_files(config)).await?;
+    let (loaded, owed) = load_state(config).await?;
     tracing::info!(
         users = loaded.register.len(),
         devices = loaded.registry.device_count(),
@@ -266,6 +270,7 @@ async fn serve(
     } = listeners;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
+    let state_for_follow = Arc::clone(&state);
     let admin = admin::Admin {
         metrics: gateway.metrics.clone(),
         state,
@@ -288,6 +293,10 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
+    if let Some(cluster) = state_for_follow.change_log().cluster() {
+        let wake = cluster.listen();
+        tokio::spawn(Arc::clone(&state_for_follow).follow(wake, shutdown_rx.clone()));
+    }
     // Held requests and schedules run from now until shutdown.
     let timer = dsp::start_timer(&gateway, &outbox, &config.dsp, shutdown_rx.clone());
     if config.reload.watch_interval_ms > 0 {
@@ -333,8 +342,24 @@ async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
     Ok(Arc::new(rules))
 }
 
+/// The state in force at start: from the files and journals of `[state] dir`, or in cluster
+/// mode from the cluster's PostgreSQL (a snapshot, then the change log followed).
+async fn load_state(
+    config: &Config,
+) -> Result<(state::Loaded, Vec<crate::alerts::ChangeAlerts>), StartError> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(state::load::open(&state_files(config)).await?);
+    };
+    let instance = config.instance_name();
+    let cluster = crate::cluster::Cluster::connect(&cluster.postgres_url, &instance)?;
+    cluster.migrate().await?;
+    tracing::info!(instance, "Cluster mode: the state comes from PostgreSQL.");
+    let signatures = &config.signatures;
+    Ok(state::snapshot::open(cluster, &signatures.trust_anchors, &signatures.crls).await?)
+}
+
 /// Where the state's files are, from the configuration.
-fn state_files(config: &Config) -> state::Files {
+pub fn state_files(config: &Config) -> state::Files {
     state::Files {
         users: config.registration.users.clone(),
         devices: config.registration.devices.clone(),

@@ -7,6 +7,7 @@ mod alert_crash;
 mod anomaly;
 mod bounds;
 mod cli;
+mod cluster;
 mod conformance;
 mod crash;
 mod critical;
