@@ -24,7 +24,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     let fleet = Fleet::new(3);
     let (signer, _, _) = fixture::broker();
     let cmds = fleet.commands(&signer, 6);
-    let (j, old) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (j, old) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert!(old.is_empty());
     for (id, c) in &cmds {
         j.record(*id, c).await.unwrap();
@@ -37,7 +39,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     }
     assert!(!j.settle(&cmds[0].0).await.unwrap(), "settled twice");
     drop(j);
-    let (j, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (j, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[4].1.clone(), cmds[5].1.clone()]);
     assert_eq!(
         journal_files(dir.path()),
@@ -46,7 +50,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     );
     j.settle(&cmds[4].0).await.unwrap();
     drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[5].1.clone()]);
 }
 
@@ -56,7 +62,9 @@ async fn settled_segments_are_deleted_and_old_pending_ones_copied_forward() {
     let fleet = Fleet::new(3);
     let (signer, _, _) = fixture::broker();
     let cmds = fleet.commands(&signer, 40);
-    let (j, _) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
+    let (j, _) = PendingJournal::open(dir.path(), 4, 3, Vec::new())
+        .await
+        .unwrap();
     for (id, c) in &cmds[..20] {
         j.record(*id, c).await.unwrap();
     }
@@ -78,7 +86,9 @@ async fn settled_segments_are_deleted_and_old_pending_ones_copied_forward() {
     assert!(j.segment_count() <= 3, "{} segments", j.segment_count());
     assert!(journal_files(dir.path()) <= 3);
     drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
+    let (_, pending) = PendingJournal::open(dir.path(), 4, 3, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[20].1.clone()]);
 }
 

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use crate::auth::{self, AccessRequest};
 use crate::domain::ResponseCode;
 use crate::duis;
-use crate::error::{Error, Resource};
-use crate::store::{Held, HoldError, Holds, Schedules};
+use crate::error::Error;
+use crate::store::{Held, Holds, Schedules};
 
 use super::plan::{Effect, Plan, Planning, Reply};
 use super::Gateway;
@@ -63,14 +63,6 @@ impl Gateway {
         }))
     }
 
-    /// Journals a held request; on disk before this returns.
-    pub(super) async fn hold(&self, held: Held) -> Result<(), Error> {
-        self.dsp.holds.hold(held).await.map_err(|e| match e {
-            HoldError::TooMany(_) | HoldError::TooLarge(_) => Error::HoldsFull,
-            HoldError::Journal(e) => Error::resource(Resource::HoldJournal, e),
-        })
-    }
-
     /// Sends a held request at its time (`now`): read again, decided again by access control
     /// at `now` (under the rule set in force then), its command made and its effects durable before this returns (journalled as
     /// pending, then dispatched; the local copy in the outbox). `Err` is the code of the
@@ -102,7 +94,7 @@ impl Gateway {
             now,
         };
         let plan = self.device_command(&planning).map_err(|e| e.classify().0)?;
-        self.carry_out(plan.effects, now.unix_timestamp())
+        self.carry_out(plan.effects, None, now.unix_timestamp())
             .await
             .map_err(|e| e.classify().0)
     }
