@@ -274,3 +274,59 @@ proptest! {
         let _ = wire::decode(&bytes);
     }
 }
+
+#[tokio::test]
+async fn commands_from_the_request_log_are_pending_and_a_checkpoint_makes_them_the_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(3);
+    let (signer, _, _) = fixture::broker();
+    let cmds = fleet.commands(&signer, 4);
+    let (j, _) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    // Taken while their decisions commit: pending in memory only, once each.
+    for (id, c) in &cmds {
+        assert!(j.admit(*id, c));
+    }
+    assert!(!j.admit(cmds[0].0, &cmds[0].1));
+    // A failed commit forgets its command; a settled one is settled.
+    j.forget(&cmds[3].0);
+    assert!(j.settle(&cmds[2].0).await.unwrap());
+    assert_eq!(j.len(), 2);
+    let all: Vec<SignedCommand> = cmds.iter().map(|(_, c)| c.clone()).collect();
+    j.checkpoint(&all).await.unwrap();
+    drop(j);
+    // The log's segment is gone after the checkpoint: the journal alone holds 0 and 1; a settle
+    // made before the checkpoint still counts for 2, and 3 was never committed.
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[1].1.clone()]);
+}
+
+#[tokio::test]
+async fn a_start_takes_the_request_logs_commands_unless_the_journal_settled_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(3);
+    let (signer, _, _) = fixture::broker();
+    let cmds = fleet.commands(&signer, 3);
+    let (j, _) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    for (id, c) in &cmds {
+        j.admit(*id, c);
+    }
+    j.settle(&cmds[1].0).await.unwrap();
+    drop(j);
+    // A crash before any checkpoint: the log hands back all three.
+    let from_log: Vec<SignedCommand> = cmds.iter().map(|(_, c)| c.clone()).collect();
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, from_log)
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[2].1.clone()]);
+    // Durable in the journal now: the log's segments may go.
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[2].1.clone()]);
+}
