@@ -17,6 +17,7 @@ mod context;
 mod critical;
 mod dcc;
 mod durable;
+mod executed;
 mod held;
 mod local;
 mod plan;

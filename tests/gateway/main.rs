@@ -26,3 +26,4 @@ mod spent_counter;
 mod supplier_change;
 mod support;
 mod transport;
+mod walkthrough;
