@@ -181,7 +181,7 @@ impl Gateway {
             tracing::warn!(request_id = %q.request_id, "A released request no longer sends anything; it is ended with E100.");
             return Err(ResponseCode::E100);
         }
-        self.carry_out(plan.effects, now.unix_timestamp())
+        self.carry_out(plan.effects, None, now.unix_timestamp())
             .await
             .map_err(code)
     }

@@ -7,6 +7,7 @@ mod attempts;
 mod conn;
 mod expiry;
 mod http;
+mod requests;
 mod routing;
 
 use std::collections::BTreeSet;
@@ -36,7 +37,7 @@ use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
 use crate::state::{self, LoadError, Rules, RulesLoadError, State};
-use crate::store::{JournalError, ReplayGuard};
+use crate::store::JournalError;
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -182,20 +183,22 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         user_certs = loaded.user_certs.len(),
         "Registers loaded."
     );
-    let replay_path = config.state.dir.join("replay.journal");
-    let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
+    let (log, recovered, recovery) = requests::open(config).await?;
+    let replay = requests::replay(config, &log, recovery.marks).await?;
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
     let (dsp_config, state_dir) = (config.dsp.clone(), config.state.dir.clone());
-    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs))
+    let held = recovery.holds;
+    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
     let (anomaly_config, state_dir) = (config.anomaly.clone(), config.state.dir.clone());
     let anomaly = blocking(move || Anomaly::open(&anomaly_config, &state_dir))
         .await?
         .map_err(StartError::DspJournal)?;
-    let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
+    let (routing, raised, pending) =
+        routing::open(config, &loaded.registry, recovery.commands).await?;
     let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
@@ -203,6 +206,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
+        log: log.clone(),
         signer,
         audit,
         routing,
@@ -213,6 +217,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         anomaly,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
+    requests::start(&log, recovered, &gateway).await?;
     routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());

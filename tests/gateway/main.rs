@@ -24,6 +24,7 @@ mod requests;
 mod round_trip;
 mod rules;
 mod signatures;
+mod spent_counter;
 mod supplier_change;
 mod support;
 mod transport;
