@@ -193,10 +193,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
-    let (anomaly_config, state_dir) = (config.anomaly.clone(), config.state.dir.clone());
-    let anomaly = blocking(move || Anomaly::open(&anomaly_config, &state_dir))
-        .await?
-        .map_err(StartError::DspJournal)?;
+    let anomaly = open_anomaly(config).await?;
     let (routing, raised, pending) =
         routing::open(config, &loaded.registry, recovery.commands).await?;
     let rules = open_rules(config).await?;
@@ -328,6 +325,14 @@ async fn serve(
         shutdown,
         task,
     })
+}
+
+/// Anomaly detection's thresholds and quarantine, from their journals in `[state] dir`.
+async fn open_anomaly(config: &Config) -> Result<Anomaly, StartError> {
+    let (anomaly, dir) = (config.anomaly.clone(), config.state.dir.clone());
+    blocking(move || Anomaly::open(&anomaly, &dir))
+        .await?
+        .map_err(StartError::DspJournal)
 }
 
 /// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
