@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod anomaly;
 pub mod antireplay;
 pub mod audit;
 pub mod auth;
@@ -57,6 +58,7 @@ pub mod signer;
 pub mod smki;
 pub mod state;
 pub mod store;
+pub mod tally;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

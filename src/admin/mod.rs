@@ -7,7 +7,9 @@
 //! `POST /admin/v1/dead-letters/discard` take a JSON array of message IDs. An originator's
 //! anti-replay mark (same token): `POST /admin/v1/replay/reset` with `{"user": .., "counter": ..}`
 //! sets it, lower or higher, durably. `POST /admin/v1/reload` (same token) reloads the
-//! certificates, trust anchors and CRLs. Bind it to a private interface.
+//! certificates, trust anchors and CRLs. Anomaly detection (same token, `anomaly.rs`): the
+//! threshold set, the quarantined requests, their release and deletion. Bind it to a private
+//! interface.
 
 use std::sync::Arc;
 
@@ -34,6 +36,10 @@ const DISCARD_PATH: &str = "/admin/v1/dead-letters/discard";
 const RULES_PATH: &str = "/admin/v1/rules";
 const REPLAY_RESET_PATH: &str = "/admin/v1/replay/reset";
 const RELOAD_PATH: &str = "/admin/v1/reload";
+const THRESHOLDS_PATH: &str = "/admin/v1/anomaly/thresholds";
+const QUARANTINE_PATH: &str = "/admin/v1/quarantine";
+const RELEASE_PATH: &str = "/admin/v1/quarantine/release";
+const DELETE_PATH: &str = "/admin/v1/quarantine/delete";
 
 /// What the admin listener serves.
 #[derive(Clone)]
@@ -52,6 +58,8 @@ pub struct Admin {
     pub reloader: Arc<crate::reload::Reloader>,
     /// What `/readyz` checks besides draining: the audit trail, the journals, the hub link.
     pub health: Health,
+    /// The gateway, for anomaly detection's thresholds and quarantine.
+    pub gateway: Arc<crate::pipeline::Gateway>,
 }
 
 /// The resources a request needs, as `/readyz` sees them.
@@ -79,6 +87,10 @@ impl Admin {
         }
         if self.health.holds.is_failing() || self.health.schedules.is_failing() {
             return Some("the held-request or DSP schedule journal cannot be written");
+        }
+        let anomaly = &self.gateway.anomaly;
+        if anomaly.quarantine.is_failing() || anomaly.log.is_failing() {
+            return Some("the quarantine or anomaly threshold journal cannot be written");
         }
         if self.health.dispatcher.is_failing() {
             return Some("the pending-command journal cannot be written");
@@ -130,11 +142,16 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::POST, RULES_PATH) => rules::add(req, admin).await,
         (&Method::POST, REPLAY_RESET_PATH) => replay_reset(req, admin).await,
         (&Method::POST, RELOAD_PATH) => reload(&req, admin).await,
+        (&Method::GET, THRESHOLDS_PATH) => anomaly::thresholds(&req, admin),
+        (&Method::POST, THRESHOLDS_PATH) => anomaly::set_thresholds(req, admin).await,
+        (&Method::GET, QUARANTINE_PATH) => anomaly::list(&req, admin),
+        (&Method::POST, RELEASE_PATH) => anomaly::act(req, admin, anomaly::Act::Release).await,
+        (&Method::POST, DELETE_PATH) => anomaly::act(req, admin, anomaly::Act::Delete).await,
         (
             _,
             "/livez" | "/readyz" | "/metrics" | CHANGES_PATH | USER_CHANGES_PATH
             | DEAD_LETTERS_PATH | REPLAY_PATH | DISCARD_PATH | REPLAY_RESET_PATH | RELOAD_PATH
-            | RULES_PATH,
+            | RULES_PATH | THRESHOLDS_PATH | QUARANTINE_PATH | RELEASE_PATH | DELETE_PATH,
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "wrong method\n".into()),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -329,6 +346,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
+mod anomaly;
 mod dead_letters;
 mod listener;
 mod rules;

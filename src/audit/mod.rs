@@ -35,8 +35,8 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 pub use record::{
-    AuditEvent, DeliveryOutcome, DeliveryRecord, ExecutionRecord, Message, RequestRecord,
-    RoutingRecord, Timings, ACCEPTED,
+    AnomalyRecord, AuditEvent, DeliveryOutcome, DeliveryRecord, ExecutionRecord, Message,
+    RequestRecord, RoutingRecord, Timings, ACCEPTED,
 };
 pub use verify::{read_trail, Broken, Fault, TornTail, Verified};
 

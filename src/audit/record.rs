@@ -20,6 +20,7 @@ pub enum AuditEvent {
     Delivery(DeliveryRecord),
     Execution(ExecutionRecord),
     Routing(RoutingRecord),
+    Anomaly(AnomalyRecord),
 }
 
 impl AuditEvent {
@@ -30,8 +31,39 @@ impl AuditEvent {
             Self::Delivery(d) => d.at_ms,
             Self::Execution(e) => e.at_ms,
             Self::Routing(r) => r.at_ms,
+            Self::Anomaly(a) => a.at_ms,
         }
     }
+}
+
+/// An anomaly-detection decision: a warning, a quarantine, an operator's release or delete of
+/// a quarantined request, or a new threshold set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRecord {
+    pub at_ms: i64,
+    /// `warning`, `quarantined`, `released`, `deleted` or `thresholds`.
+    pub action: String,
+    /// The User the decision is about (the request's originator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::registry::text::option"
+    )]
+    pub request_id: Option<RequestId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srv: Option<Srv>,
+    /// `user_threshold`, `dcc_threshold` or `attribute_limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach: Option<String>,
+    /// The quarantine reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<u64>,
+    /// What else the decision says: the threshold set's version and entry count, the window
+    /// and count passed, a release's refusal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The gateway's decision on one request, made when its synchronous answer was written.
@@ -234,6 +266,7 @@ pub(super) enum Stored {
     Delivery(DeliveryRecord),
     Execution(ExecutionRecord),
     Routing(RoutingRecord),
+    Anomaly(AnomalyRecord),
 }
 
 impl Stored {
@@ -244,6 +277,7 @@ impl Stored {
             Self::Delivery(d) => Some(AuditEvent::Delivery(d)),
             Self::Execution(e) => Some(AuditEvent::Execution(e)),
             Self::Routing(r) => Some(AuditEvent::Routing(r)),
+            Self::Anomaly(a) => Some(AuditEvent::Anomaly(a)),
         }
     }
 }

@@ -187,9 +187,10 @@ fn concurrent_records_are_all_written_once() {
         .iter()
         .map(|(_, e)| match e {
             AuditEvent::Request(r) => r.request_id.unwrap().counter,
-            AuditEvent::Delivery(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {
-                unreachable!()
-            }
+            AuditEvent::Delivery(_)
+            | AuditEvent::Execution(_)
+            | AuditEvent::Routing(_)
+            | AuditEvent::Anomaly(_) => unreachable!(),
         })
         .collect();
     counters.sort();

@@ -59,6 +59,9 @@ pub struct Config {
     /// Dated rule sets loaded at start.
     #[serde(default)]
     pub rules: Rules,
+    /// Threshold anomaly detection: the quarantine's bounds (`schemas/anomaly.md`).
+    #[serde(default)]
+    pub anomaly: crate::pipeline::AnomalyConfig,
     /// Cluster mode: several instances sharing their state through PostgreSQL. Absent, the
     /// gateway is one process with its state in `[state] dir`.
     #[serde(default)]

@@ -81,6 +81,12 @@ pub enum ResponseCode {
     E58,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
+    /// Gateway's choice: an operator deleted the request from anomaly-detection quarantine; it
+    /// was never sent (the final Service Response of a quarantined request).
+    E67,
+    /// Gateway's choice: anomaly detection would quarantine the request, but the quarantine is
+    /// full; nothing is kept or sent.
+    E68,
     /// Gateway's choice: the gateway holds as many future-dated requests as it may; retry later.
     E69,
     /// Gateway's choice: no room for another DSP schedule (for the User and device, or at all).
@@ -121,13 +127,13 @@ pub enum ResponseCode {
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 52] = {
+    pub const ALL: [ResponseCode; 54] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E30, E31, E40, E41, E42,
             E43, E44, E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60,
-            E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008, E1010, E1011,
-            E080405, E110101, E110401, E120101,
+            E67, E68, E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008, E1010,
+            E1011, E080405, E110101, E110401, E120101,
         ]
     };
 
@@ -168,6 +174,8 @@ impl ResponseCode {
             Self::E57 => "E57",
             Self::E58 => "E58",
             Self::E60 => "E60",
+            Self::E67 => "E67",
+            Self::E68 => "E68",
             Self::E69 => "E69",
             Self::E70 => "E70",
             Self::E71 => "E71",
@@ -239,8 +247,8 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E30 | E31
             | E40 | E41 | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53
-            | E54 | E55 | E56 | E57 | E58 | E60 | E69 | E70 | E71 | E100 | E1000 | E1001
-            | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 | E080405 | E110101
+            | E54 | E55 | E56 | E57 | E58 | E60 | E67 | E68 | E69 | E70 | E71 | E100 | E1000
+            | E1001 | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 | E080405 | E110101
             | E110401 | E120101 => {}
         }
     }

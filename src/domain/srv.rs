@@ -53,6 +53,11 @@ impl Srv {
     pub fn service_reference(&self) -> ServiceReference {
         ServiceReference([self.parts[0], self.parts[1]])
     }
+
+    /// The first number of the variant: the group of services it belongs to (`4` for 4.1.1).
+    pub fn group(&self) -> u8 {
+        self.parts[0]
+    }
 }
 
 impl FromStr for Srv {

@@ -86,6 +86,8 @@ pub enum Error {
     ExecutionTooFar { max_secs: i64 },
     #[error("the gateway holds as many future-dated requests as it may")]
     HoldsFull,
+    #[error("anomaly detection would quarantine the request, but the quarantine is full")]
+    QuarantineFull,
     #[error("the schedule body is not one the gateway can run")]
     ScheduleBody(#[source] ScheduleError),
     #[error("no room for another DSP schedule")]
@@ -138,6 +140,9 @@ pub enum Resource {
     /// A registration change could not be journalled before the answer.
     #[error("the registration change log")]
     ChangeLog,
+    /// A quarantined request could not be journalled before the acknowledgement.
+    #[error("the quarantine journal")]
+    QuarantineJournal,
     /// A firmware distribution could not be journalled before the acknowledgement.
     #[error("the firmware distribution journal")]
     FirmwareJournal,
@@ -162,6 +167,7 @@ impl Resource {
             Self::ScheduleJournal => "schedule_journal",
             Self::ChangeLog => "change_log",
             Self::FirmwareJournal => "firmware_journal",
+            Self::QuarantineJournal => "quarantine_journal",
             Self::Ledger => "ledger",
             Self::Outbox => "outbox",
             Self::AuditTrail => "audit_trail",
@@ -184,7 +190,7 @@ impl Error {
 
 /// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
 /// test reads `classify` and its helpers to keep this complete).
-pub const REASONS: [&str; 90] = [
+pub const REASONS: [&str; 92] = [
     "audit_trail",
     "body_mismatch",
     "body_too_large",
@@ -234,6 +240,8 @@ pub const REASONS: [&str; 90] = [
     "precommand_signature",
     "precommand_unknown",
     "precommand_used",
+    "quarantine_full",
+    "quarantine_journal",
     "replay",
     "request_id",
     "role_not_eligible",
@@ -325,6 +333,7 @@ impl Error {
             Self::ExecutionInPast => (E31, 400, "execution_in_past"),
             Self::ExecutionTooFar { .. } => (E31, 400, "execution_too_far"),
             Self::HoldsFull => (E69, 503, "holds_full"),
+            Self::QuarantineFull => (E68, 503, "quarantine_full"),
             Self::ScheduleBody(ScheduleError::Over) => (E40, 400, "schedule_over"),
             Self::ScheduleBody(_) => (E40, 400, "schedule_body"),
             Self::SchedulesFull => (E70, 409, "schedules_full"),
@@ -363,6 +372,7 @@ impl Error {
             | Self::Command(_)
             | Self::Resource { .. }
             | Self::HoldsFull
+            | Self::QuarantineFull
             | Self::SchedulesFull
             | Self::FirmwareBusy => Cause::Gateway,
             Self::BodyTooLarge { .. }
@@ -458,41 +468,9 @@ fn signature_code(e: &VerifyError) -> (ResponseCode, u16, &'static str) {
     }
 }
 
-fn parse_code(e: &ParseError) -> (ResponseCode, u16, &'static str) {
-    use ResponseCode::*;
-    match e {
-        ParseError::TooLarge { .. } => (E42, 413, "body_too_large"),
-        ParseError::TooDeep { .. } => (E42, 400, "xml_too_deep"),
-        ParseError::TooManyElements { .. } => (E42, 400, "xml_too_many_elements"),
-        ParseError::TooManyAttributes { .. } => (E42, 400, "xml_too_many_attributes"),
-        ParseError::TooManyNamespaces { .. } => (E42, 400, "xml_too_many_namespaces"),
-        ParseError::TextTooLong { .. } => (E42, 400, "xml_text_too_long"),
-        ParseError::Doctype => (E41, 400, "xml_doctype"),
-        ParseError::ProcessingInstruction => (E41, 400, "xml_processing_instruction"),
-        ParseError::EntityReference => (E41, 400, "xml_entity"),
-        ParseError::NotUtf8 | ParseError::Malformed { .. } | ParseError::TrailingContent => {
-            (E40, 400, "xml_malformed")
-        }
-        ParseError::WrongRoot
-        | ParseError::WrongNamespace
-        | ParseError::MissingSchemaVersion
-        | ParseError::UnexpectedElement { .. }
-        | ParseError::UnexpectedText { .. }
-        | ParseError::HeaderFieldOutOfOrder(_)
-        | ParseError::MissingHeaderField(_)
-        | ParseError::DuplicateHeaderField(_)
-        | ParseError::EmptyBody
-        | ParseError::MultipleBodyElements
-        | ParseError::BadFirstInSequence
-        | ParseError::SignatureNotLast
-        | ParseError::MultipleSignatures => (E40, 400, "duis_structure"),
-        ParseError::BadRequestId(_) | ParseError::BadPrecedingRequestId(_) => {
-            (E43, 400, "request_id")
-        }
-        ParseError::BadCommandVariant => (E12, 400, "command_variant"),
-        ParseError::BadServiceReference | ParseError::BadSrv => (E44, 400, "unknown_srv"),
-    }
-}
+mod parse;
+
+use parse::parse_code;
 
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,10 @@ pub struct HeldPreCommand {
     pub precommand: String,
     /// When the device runs the command, for a device-held future-dated one (unix seconds).
     pub execute_at: Option<i64>,
+    /// The Transform body's values of the attributes anomaly detection bounds, read when an
+    /// attribute limit was in force, for the screening of the signed pre-command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(crate::anomaly::Attribute, Option<i64>)>,
 }
 
 /// The ledgers of the critical flow and of local delivery.
@@ -76,6 +80,7 @@ impl Gateway {
             srv: p.entry.srv,
             precommand: base64::engine::general_purpose::STANDARD.encode(&precommand),
             execute_at: execute_at(p),
+            attributes: self.transform_attributes(p),
         };
         let id = p.request.header.request_id;
         Ok(Plan {

@@ -9,8 +9,10 @@
 //! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
 //! delivery and 8.13), `held.rs` (future-dated requests the DSP holds, released at their time),
 //! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
-//! effects).
+//! effects); `anomaly.rs` screens a plan against the anomaly thresholds (quarantine in its
+//! place), `quarantine.rs` releases and deletes quarantined requests.
 
+mod anomaly;
 mod answer;
 mod command;
 mod context;
@@ -21,6 +23,7 @@ mod executed;
 mod held;
 mod local;
 mod plan;
+mod quarantine;
 mod schedules;
 
 use std::sync::Arc;
@@ -49,11 +52,13 @@ use crate::store::{ReplayGuard, RequestLog, Reservation};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
+pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
 pub use durable::{checkpoint, Recovery, Stores};
 pub use held::Dsp;
 pub use local::LocalCommand;
+pub use quarantine::{QuarantineAct, ThresholdsRefused};
 
 use plan::{Planning, Reply};
 
@@ -86,6 +91,8 @@ pub struct Gateway {
     pub ledgers: Ledgers,
     /// Every asynchronous message to a User, until it is delivered.
     pub outbox: Arc<Outbox>,
+    /// Threshold anomaly detection: thresholds, counts, quarantined requests.
+    pub anomaly: Anomaly,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -122,6 +129,7 @@ pub struct Parts {
     pub dsp: Dsp,
     pub ledgers: Ledgers,
     pub outbox: Arc<Outbox>,
+    pub anomaly: Anomaly,
 }
 
 impl Gateway {
@@ -137,11 +145,17 @@ impl Gateway {
             dsp,
             ledgers,
             outbox,
+            anomaly,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
             signer.identity().not_after.unix_timestamp(),
         );
+        let quarantined = anomaly.quarantine.len();
+        metrics
+            .anomaly
+            .held
+            .set(i64::try_from(quarantined).unwrap_or(i64::MAX));
         let c14n_limits = C14nLimits {
             max_bytes: xml_limits.max_bytes,
             max_depth: xml_limits.max_depth,
@@ -162,6 +176,7 @@ impl Gateway {
             dsp,
             ledgers,
             outbox,
+            anomaly,
         })
     }
 
@@ -326,21 +341,22 @@ impl Gateway {
             .map_err(refuse)?;
         trace.permitted(&permit);
         trace.lap(Stage::Authorize);
-        let plan = self
-            .plan(&Planning {
-                entry,
-                permit: &permit,
-                request: &request,
-                body,
-                at,
-                now,
-            })
-            .map_err(refuse)?;
+        let planning = Planning {
+            entry,
+            permit: &permit,
+            request: &request,
+            body,
+            at,
+            now,
+        };
+        let plan = self.plan(&planning).map_err(refuse)?;
+        let reused = plan.uses_precommand();
+        // Anomaly detection: the plan, or the request's quarantine in its place.
+        let plan = self.screen(plan, &planning).map_err(refuse)?;
         // Replay: the counter is checked last, so that only accepted requests move an
         // originator's high-water mark; it is reserved now and made durable with the effects'
         // records, in one commit. A signed pre-command's counter was accepted with its
         // Transform; the pre-command it uses (below) is what it may use once.
-        let reused = plan.uses_precommand();
         let mark = self
             .reserve_counter(&request, now, reused)
             .map_err(refuse)?;

@@ -67,6 +67,9 @@ pub(super) enum Effect {
     CreateSchedule(NewSchedule),
     /// DSP schedules deleted (5.3).
     DeleteSchedules(Vec<crate::duis::schedule::ScheduleId>),
+    /// A request anomaly detection quarantined: journalled, its `AD1` in the outbox. Its final
+    /// message comes with its release or deletion.
+    Quarantine(Box<super::anomaly::Quarantining>),
 }
 
 impl Effect {
@@ -76,7 +79,8 @@ impl Effect {
             Self::Route(_)
             | Self::Hold(_)
             | Self::DeliverLocally { .. }
-            | Self::Distribute { .. } => true,
+            | Self::Distribute { .. }
+            | Self::Quarantine(_) => true,
             Self::Registry(_)
             | Self::RememberPreCommand { .. }
             | Self::UsePreCommand(_)
@@ -204,6 +208,7 @@ impl Gateway {
             match effect {
                 // Carried by the request log (`durable.rs`).
                 Effect::Route(_) | Effect::Hold(_) => {}
+                Effect::Quarantine(q) => self.quarantine(*q).await?,
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,

@@ -10,7 +10,8 @@
 //!   ([`Targets`]).
 //! - **usage** ([`usage`]): per User (the RequestID's originator), requests per SRV, accepted,
 //!   bytes in and out, and the asynchronous messages delivered to it and their bytes — the volume
-//!   that charging is by.
+//!   that charging is by; and anomaly detection's warnings and quarantines of its requests
+//!   (with their releases and deletions).
 //!
 //! The builders are pure (fed events, no I/O); [`read`] runs one over a trail, which is
 //! verified as it is read: a report from a broken trail is refused.
@@ -34,7 +35,7 @@ use crate::audit::{self, AuditError, AuditEvent, Verified};
 use crate::domain::Srv;
 
 pub use performance::{FamilyPerformance, Performance, PerformanceReport};
-pub use usage::{SrvUsage, Usage, UsageReport, UserUsage};
+pub use usage::{AnomalyLine, SrvUsage, Usage, UsageReport, UserUsage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -109,7 +109,10 @@ impl Report for Performance {
                 }
             }
             // Counted when the request arrived; its release decides nothing the report counts.
-            AuditEvent::Request(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {}
+            AuditEvent::Request(_)
+            | AuditEvent::Execution(_)
+            | AuditEvent::Routing(_)
+            | AuditEvent::Anomaly(_) => {}
             AuditEvent::Delivery(d) => {
                 let Message::Response { request_id, .. } = &d.message else {
                     return;

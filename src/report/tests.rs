@@ -266,3 +266,67 @@ fn the_longest_srv_prefix_sets_the_target() {
         assert_eq!(t.target_ms(&srv.parse().unwrap()), want, "{srv}");
     }
 }
+
+#[test]
+fn the_usage_report_lists_each_users_warnings_and_quarantines_in_the_month() {
+    use crate::audit::AnomalyRecord;
+    let month: Month = "2024-05".parse().unwrap();
+    let user: UserId = USERS[0].parse().unwrap();
+    let id: RequestId = format!("{}:00-DB-12-34-56-78-90-A0:7", USERS[0])
+        .parse()
+        .unwrap();
+    let record = |at_ms: i64, action: &str, reference: Option<u64>| {
+        AuditEvent::Anomaly(AnomalyRecord {
+            at_ms,
+            action: action.into(),
+            user: Some(user),
+            request_id: Some(id),
+            srv: Some("4.1.1".parse().unwrap()),
+            breach: Some("user_threshold".into()),
+            reference,
+            detail: None,
+        })
+    };
+    let start = month.start_ms();
+    let mut usage = Usage::new(month);
+    for e in [
+        record(start - 1, "warning", None),
+        record(start + 1, "warning", None),
+        record(start + 2, "quarantined", Some(9)),
+        record(start + 3, "released", Some(9)),
+        record(month.end_ms(), "quarantined", Some(10)),
+    ] {
+        usage.add(&e);
+    }
+    // A threshold change names no User: it is in the trail, not in a User's lines.
+    usage.add(&AuditEvent::Anomaly(AnomalyRecord {
+        at_ms: start + 4,
+        action: "thresholds".into(),
+        user: None,
+        request_id: None,
+        srv: None,
+        breach: None,
+        reference: None,
+        detail: Some("version 2: 1 entries".into()),
+    }));
+    let report = usage.finish();
+    let lines = &report.users[&user].anomalies;
+    let actions: Vec<_> = lines
+        .iter()
+        .map(|a| (a.action.as_str(), a.reference))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("warning", None),
+            ("quarantined", Some(9)),
+            ("released", Some(9))
+        ]
+    );
+    let text = usage_text(&report);
+    assert!(text.contains("Anomaly detection:"), "{text}");
+    assert!(
+        text.contains("quarantined") && text.contains("ref 9"),
+        "{text}"
+    );
+}

@@ -67,9 +67,32 @@ pub fn usage_text(r: &UsageReport) -> String {
                 srv, s.requests, s.accepted, s.bytes_in, s.bytes_out
             );
         }
+        anomaly_lines(&mut out, &u.anomalies);
     }
     if r.users.is_empty() {
         let _ = writeln!(out, "\nNo requests or deliveries in the month.");
     }
     out
+}
+
+/// A User's anomaly-detection decisions: warnings, quarantines, releases and deletions.
+fn anomaly_lines(out: &mut String, lines: &[super::usage::AnomalyLine]) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  Anomaly detection:");
+    for a in lines {
+        let at = time::OffsetDateTime::from_unix_timestamp(a.at_ms.div_euclid(1000))
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {at}  {:<11} {:<10} {:<16} {}",
+            a.action,
+            a.srv.as_deref().unwrap_or("-"),
+            a.breach.as_deref().unwrap_or("-"),
+            a.reference
+                .map_or_else(|| "-".to_owned(), |r| format!("ref {r}")),
+        );
+    }
 }

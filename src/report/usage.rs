@@ -28,6 +28,21 @@ pub struct UserUsage {
     pub delivered_messages: u64,
     pub delivered_bytes: u64,
     pub by_srv: BTreeMap<String, SrvUsage>,
+    /// Anomaly detection's decisions about the User's requests, in the order they were made:
+    /// warnings, quarantines, and their releases and deletions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<AnomalyLine>,
+}
+
+/// One anomaly-detection decision in the month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AnomalyLine {
+    pub at_ms: i64,
+    /// `warning`, `quarantined`, `released` or `deleted`.
+    pub action: String,
+    pub srv: Option<String>,
+    pub breach: Option<String>,
+    pub reference: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -78,6 +93,20 @@ impl Report for Usage {
                 let user = self.users.entry(d.user).or_default();
                 user.delivered_messages += 1;
                 user.delivered_bytes += d.bytes;
+            }
+            AuditEvent::Anomaly(a) => {
+                let Some(user) = a.user else { return };
+                self.users
+                    .entry(user)
+                    .or_default()
+                    .anomalies
+                    .push(AnomalyLine {
+                        at_ms: a.at_ms,
+                        action: a.action.clone(),
+                        srv: a.srv.map(|s| s.to_string()),
+                        breach: a.breach.clone(),
+                        reference: a.reference,
+                    });
             }
             // The User was charged when the request arrived (a schedule, when it was created); an
             // alert's routing charges no one.

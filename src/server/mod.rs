@@ -32,7 +32,7 @@ use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
-use crate::pipeline::{Gateway, Parts};
+use crate::pipeline::{Anomaly, Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
@@ -99,7 +99,7 @@ pub enum StartError {
     },
     #[error("the dated rule sets ([rules] files, rules.journal)")]
     Rules(#[source] RulesLoadError),
-    #[error("the held-request or DSP schedule journal")]
+    #[error("the held-request, DSP schedule, quarantine or threshold journal")]
     DspJournal(#[source] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -193,6 +193,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
+    let anomaly = open_anomaly(config).await?;
     let (routing, raised, pending) =
         routing::open(config, &loaded.registry, recovery.commands).await?;
     let rules = open_rules(config).await?;
@@ -210,6 +211,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         dsp,
         ledgers,
         outbox: Arc::clone(&outbox),
+        anomaly,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     requests::start(&log, recovered, &gateway).await?;
@@ -285,6 +287,7 @@ async fn serve(
             holds: Arc::clone(&gateway.dsp.holds),
             schedules: Arc::clone(&gateway.dsp.schedules),
         },
+        gateway: Arc::clone(&gateway),
     };
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
@@ -322,6 +325,14 @@ async fn serve(
         shutdown,
         task,
     })
+}
+
+/// Anomaly detection's thresholds and quarantine, from their journals in `[state] dir`.
+async fn open_anomaly(config: &Config) -> Result<Anomaly, StartError> {
+    let (anomaly, dir) = (config.anomaly.clone(), config.state.dir.clone());
+    blocking(move || Anomaly::open(&anomaly, &dir))
+        .await?
+        .map_err(StartError::DspJournal)
 }
 
 /// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'

@@ -2,26 +2,30 @@
 //! checksummed, fsynced log with group commit) and what is kept in it — the request log (one
 //! durable commit per request's decision: its mark and its effects' records), the anti-replay
 //! high-water marks, the logs of registration and User changes, the ledgers of pre-commands
-//! and locally delivered commands, held future-dated requests and DSP schedules.
+//! and locally delivered commands, held future-dated requests, DSP schedules, quarantined requests and anomaly thresholds.
 
 mod changes;
 mod holds;
 mod journal;
 mod ledger;
+mod quarantine;
 mod replay;
 mod requests;
 mod schedules;
+mod thresholds;
 mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
+pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
     Decision, Entry, EntryKind, FileRequestLog, LogFuture, MarkEntry, Recovered, RequestLog, Sealed,
 };
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
+pub use thresholds::{ThresholdLog, ThresholdSet};
 pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
 
 /// Whether files can be made durable in `dir` (created if missing): a probe file is written,

@@ -4,6 +4,7 @@
 mod access;
 mod admin_api;
 mod alert_crash;
+mod anomaly;
 mod bounds;
 mod cli;
 mod cluster;

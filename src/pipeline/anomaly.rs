@@ -1,0 +1,323 @@
+//! Threshold anomaly detection in the request's path. A request whose plan sends something on
+//! (acknowledged `I99`, with a final message to follow: a device command, a held request, a
+//! local delivery, a firmware distribution) is screened after it is planned: the thresholds in
+//! force and the counts decide (`anomaly::decide`, through `tally::Counts`). A warning is
+//! counted, logged and audited, and the request goes on. A breach replaces the plan: the request
+//! is not sent but quarantined — journalled with a quarantine reference, its `AD1` DCC Alert
+//! (`QuarantinedRequest`: the breach and the reference) put in the outbox — and answered `I99`,
+//! so that the User can tell it was quarantined, not lost. Its final message comes when an
+//! operator releases it (the request's own, `quarantine.rs`) or deletes it (a Service Response
+//! with `E67`). A quarantine that is full refuses the request with `E68`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::alerts::DccEvent;
+use crate::anomaly::{attribute_values, Attribute, Breach, Detail, Facts, Thresholds, Warning};
+use crate::audit::AnomalyRecord;
+use crate::duis::outbound::{write_dcc_alert, DccAlertBody, DccAlertOut, DccAlertPayload};
+use crate::error::{Error, Resource};
+use crate::metrics::AnomalyDecided;
+use crate::outbox::{Outbound, OutboundKind};
+use crate::store::{JournalError, Quarantine, QuarantineError, Quarantined, ThresholdLog};
+use crate::tally::{Counts, LocalCounts};
+use crate::xmldsig;
+
+use super::plan::{Effect, Plan, Planning, Reply};
+use super::Gateway;
+
+/// `[anomaly]`: the quarantine's bounds.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Quarantined requests kept at most; a further breach is refused with `E68` (nothing is
+    /// kept or sent).
+    pub max_quarantined: usize,
+    /// Bytes of quarantined requests kept at most; past it, as `max_quarantined`.
+    pub max_quarantined_bytes: usize,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            max_quarantined: 100_000,
+            max_quarantined_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Anomaly detection's parts: the thresholds in force and their journal, the counts, the
+/// quarantine.
+pub struct Anomaly {
+    pub thresholds: ArcSwap<Thresholds>,
+    pub log: ThresholdLog,
+    pub counts: Arc<dyn Counts>,
+    pub quarantine: Arc<Quarantine>,
+    /// One threshold change at a time, so versions follow each other.
+    pub(super) changing: tokio::sync::Mutex<()>,
+}
+
+impl Anomaly {
+    /// Opens `anomaly-thresholds.journal` and `quarantine.journal` in `dir`, with the last
+    /// journalled threshold set in force (checked again against the built-in catalogue; its
+    /// Users are not checked against the register, which may have changed since). Blocking.
+    pub fn open(config: &AnomalyConfig, dir: &Path) -> Result<Self, JournalError> {
+        let (log, last) = ThresholdLog::open(&dir.join("anomaly-thresholds.journal"))?;
+        let catalogue = crate::catalogue::Catalogue::builtin();
+        let thresholds = match last {
+            Some(set) => Thresholds::parse(set.entries, set.version, catalogue, |_| true)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "The journalled threshold set no longer reads; none is in force.");
+                    Thresholds::default()
+                }),
+            None => Thresholds::default(),
+        };
+        let quarantine = Quarantine::open(
+            &dir.join("quarantine.journal"),
+            config.max_quarantined,
+            config.max_quarantined_bytes,
+        )?;
+        if !quarantine.is_empty() || thresholds.version > 0 {
+            tracing::info!(
+                quarantined = quarantine.len(),
+                thresholds = thresholds.version,
+                "Anomaly detection resumed."
+            );
+        }
+        Ok(Self {
+            thresholds: ArcSwap::from_pointee(thresholds),
+            log,
+            counts: Arc::new(LocalCounts::new()),
+            quarantine: Arc::new(quarantine),
+            changing: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+/// A quarantined request and its `AD1`, made durable together.
+#[derive(Debug)]
+pub(super) struct Quarantining {
+    pub entry: Quarantined,
+    pub alert: Outbound,
+    pub breach: Breach,
+}
+
+impl Gateway {
+    /// Screens `plan` for the request `p`: the same plan, or its quarantine.
+    pub(super) fn screen(&self, plan: Plan, p: &Planning<'_>) -> Result<Plan, Error> {
+        if !matches!(plan.reply, Reply::Acknowledged) || !plan.follows() {
+            return Ok(plan);
+        }
+        let thresholds = self.anomaly.thresholds.load();
+        let (user, srv) = (p.request.header.request_id.originator, p.entry.srv);
+        if !thresholds.concerns(user, srv) {
+            return Ok(plan);
+        }
+        let values = self.values(&thresholds, p);
+        let facts = Facts {
+            user,
+            role: p.permit.role(),
+            srv,
+            values: &values,
+        };
+        let verdict = self
+            .anomaly
+            .counts
+            .screen(&thresholds, &facts, p.now.unix_timestamp());
+        for w in &verdict.warnings {
+            self.warned(p, w);
+        }
+        let Some(breach) = verdict.quarantine else {
+            return Ok(plan);
+        };
+        let quarantine = &self.anomaly.quarantine;
+        if !quarantine.room_for(p.body.len()) {
+            return Err(Error::QuarantineFull);
+        }
+        let entry = Quarantined {
+            reference: quarantine.next_reference(),
+            request_id: p.request.header.request_id,
+            srv,
+            at: p.now.unix_timestamp(),
+            breach: breach.kind,
+            request: Arc::from(p.body),
+        };
+        let alert = self.ad1(&entry, p.now)?;
+        Ok(Plan::acknowledged(vec![Effect::Quarantine(Box::new(
+            Quarantining {
+                entry,
+                alert,
+                breach,
+            },
+        ))]))
+    }
+
+    /// The values of the attributes bounded for the request's variant: from its body, or for a
+    /// signed pre-command from its Transform's (kept with the pre-command).
+    fn values(&self, thresholds: &Thresholds, p: &Planning<'_>) -> Vec<(Attribute, Option<i64>)> {
+        let wanted = thresholds.bounded(p.entry.srv);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        if p.request.header.command_variant.get() >= 5 {
+            let id = p.request.header.request_id;
+            let held = self.ledgers.precommands.peek(&id, p.now.unix_timestamp());
+            return held.map_or_else(
+                |_| Vec::new(),
+                |h| {
+                    let bounded = |(a, _): &(Attribute, Option<i64>)| wanted.contains(a);
+                    h.attributes.iter().copied().filter(bounded).collect()
+                },
+            );
+        }
+        let span = p.body.get(p.request.body.clone()).unwrap_or_default();
+        attribute_values(span, &wanted)
+    }
+
+    /// A Transform's values of every attribute, when an attribute limit is in force.
+    pub(super) fn transform_attributes(&self, p: &Planning<'_>) -> Vec<(Attribute, Option<i64>)> {
+        if self.anomaly.thresholds.load().attributes.is_empty() {
+            return Vec::new();
+        }
+        let span = p.body.get(p.request.body.clone()).unwrap_or_default();
+        attribute_values(span, Attribute::ALL)
+    }
+
+    /// The `AD1` DCC Alert telling the request's originator it was quarantined, signed.
+    fn ad1(&self, q: &Quarantined, now: OffsetDateTime) -> Result<Outbound, Error> {
+        let event = DccEvent::Quarantined {
+            request_id: q.request_id,
+            breach: q.breach.duis(),
+            event_ref: q.reference,
+        };
+        let code = event.code();
+        let payload = DccAlertPayload::QuarantinedRequest {
+            breach: q.breach.duis(),
+            request_id: q.request_id,
+            quarantine_event_ref: q.reference,
+        };
+        // A quarantined request's alert passes every check a DCC Alert body has.
+        let body = DccAlertBody::new(payload).map_err(|_| Error::SignAnswer)?;
+        let alert = DccAlertOut {
+            user: q.request_id.originator,
+            counter: q.reference,
+            request_id: Some(q.request_id),
+            code,
+            throttled: None,
+            body: &body,
+        };
+        let xml = write_dcc_alert(&alert, now);
+        let signed =
+            xmldsig::sign_document(&xml, &self.signer, &self.c14n_limits).map_err(|e| {
+                tracing::error!(error = %e, "Signing an AD1 failed; check the DCC signing key.");
+                Error::SignAnswer
+            })?;
+        Ok(Outbound {
+            id: self.outbox.next_id(),
+            user: q.request_id.originator,
+            kind: OutboundKind::DccAlert { code },
+            body: signed.into_bytes(),
+            raised_at: now.unix_timestamp().saturating_mul(1000),
+        })
+    }
+
+    /// Makes a quarantine durable: the request journalled, then its `AD1` in the outbox. If
+    /// the outbox refuses, the quarantine is ended again, so that nothing is kept the User was
+    /// not told of, and the request is refused (`E100`).
+    pub(super) async fn quarantine(&self, q: Quarantining) -> Result<(), Error> {
+        let Quarantining {
+            entry,
+            alert,
+            breach,
+        } = q;
+        let reference = entry.reference;
+        let record = anomaly_record("quarantined", &entry, Some(detail(&breach.detail)));
+        self.anomaly
+            .quarantine
+            .add(entry)
+            .await
+            .map_err(|e| match e {
+                // Filled since the plan looked.
+                QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => Error::QuarantineFull,
+                QuarantineError::Journal(e) => {
+                    tracing::error!(error = %e, "A quarantined request could not be journalled.");
+                    Error::resource(Resource::QuarantineJournal, e)
+                }
+            })?;
+        if let Err(e) = self.outbox.enqueue(vec![alert]).await {
+            if self.anomaly.quarantine.claim(reference).is_some() {
+                let ending = crate::store::Ending::Deleted;
+                let _ = self.anomaly.quarantine.end(reference, ending).await;
+            }
+            return Err(Error::resource(Resource::Outbox, e));
+        }
+        // Recorded before the request's own record, whose durability the answer waits for.
+        let quarantined = self.anomaly.quarantine.len();
+        let _ = AnomalyDecided {
+            record,
+            quarantined,
+        }
+        .emit(&self.metrics, &self.audit);
+        Ok(())
+    }
+
+    /// A warning tier passed: the metric, a log line, an audit record.
+    fn warned(&self, p: &Planning<'_>, w: &Warning) {
+        let id = p.request.header.request_id;
+        let record = AnomalyRecord {
+            at_ms: p.now.unix_timestamp().saturating_mul(1000),
+            action: "warning".into(),
+            user: Some(id.originator),
+            request_id: Some(id),
+            srv: Some(p.entry.srv),
+            breach: Some(w.kind.label().into()),
+            reference: None,
+            detail: Some(format!("{:?} window, warning tier {}", w.window, w.tier)),
+        };
+        let quarantined = self.anomaly.quarantine.len();
+        let _ = AnomalyDecided {
+            record,
+            quarantined,
+        }
+        .emit(&self.metrics, &self.audit);
+    }
+}
+
+/// The audit record of `action` on a quarantined request.
+pub(super) fn anomaly_record(
+    action: &str,
+    q: &Quarantined,
+    detail: Option<String>,
+) -> AnomalyRecord {
+    AnomalyRecord {
+        at_ms: OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_mul(1000),
+        action: action.into(),
+        user: Some(q.request_id.originator),
+        request_id: Some(q.request_id),
+        srv: Some(q.srv),
+        breach: Some(q.breach.label().into()),
+        reference: Some(q.reference),
+        detail,
+    }
+}
+
+fn detail(d: &Detail) -> String {
+    match d {
+        Detail::Count {
+            window,
+            count,
+            limit,
+            ..
+        } => format!("{window:?} window: {count} counted, quarantine tier {limit}"),
+        Detail::Value { attribute, value } => match value {
+            Some(v) => format!("{attribute} {v} outside its limits"),
+            None => format!("{attribute} not an integer"),
+        },
+    }
+}

@@ -1,0 +1,200 @@
+//! Anomaly detection's counts (the resource; the decision is `anomaly::decide`): how many
+//! requests each count threshold has seen over the last hour and the last day.
+//!
+//! One counter per distinct (User or all Users, role or any, variant or group) that a
+//! threshold in force names — not per request key a peer could choose — so the memory is
+//! bounded by the threshold set (at most `anomaly::MAX_ENTRIES` counters of 336 bytes of
+//! buckets each, about 4 MB with the map's overhead), whatever the traffic. A request counts in
+//! the counter of every threshold that covers it.
+//!
+//! Windows slide in steps: the hour in 60 one-minute buckets, the day in 24 one-hour buckets. A
+//! count covers the current step and the full steps before it, so it can miss up to one step's
+//! oldest requests (at most a minute's of the hour, an hour's of the day): the threshold
+//! trips no later than exact counting would, and never earlier.
+//!
+//! [`Counts`] is the interface the pipeline uses; [`LocalCounts`] keeps the counts of one
+//! instance in memory (lost on a restart: the windows start empty again). Shared counts for
+//! several instances would implement the same interface (`schemas/anomaly.md`).
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use crate::anomaly::{decide, Counted, Facts, Scope, Thresholds, Verdict, Window};
+use crate::domain::{UserId, UserRole};
+
+/// Counts behind the decision.
+pub trait Counts: Send + Sync {
+    /// The decision on `facts` under `thresholds` at `now` (unix seconds), on the counts before
+    /// the request; the request is counted unless it is quarantined. Atomic with respect to
+    /// other calls, so concurrent requests cannot pass a threshold together.
+    fn screen(&self, thresholds: &Thresholds, facts: &Facts<'_>, now: i64) -> Verdict;
+
+    /// Forgets the counters no threshold of `thresholds` names (after a new set is in force).
+    fn retain(&self, thresholds: &Thresholds);
+
+    /// Counters kept.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one counter counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    user: Option<UserId>,
+    role: Option<UserRole>,
+    scope: Scope,
+}
+
+/// Buckets over `N` steps of `STEP` seconds; `last` is the latest step written.
+#[derive(Clone, Debug)]
+struct Ring<const N: usize, const STEP: i64> {
+    slots: [u32; N],
+    last: i64,
+}
+
+impl<const N: usize, const STEP: i64> Ring<N, STEP> {
+    fn new() -> Self {
+        Self {
+            slots: [0; N],
+            last: i64::MIN,
+        }
+    }
+
+    /// Counts in the window ending at `now`.
+    fn sum(&self, now: i64) -> u64 {
+        let step = now.div_euclid(STEP).max(self.last);
+        let n = N as i64;
+        let from = (step - n + 1).max(self.last.saturating_sub(n - 1));
+        (from..=self.last)
+            .map(|s| u64::from(self.slots[s.rem_euclid(n) as usize]))
+            .sum()
+    }
+
+    fn add(&mut self, now: i64) {
+        // A clock set back counts in the latest step.
+        let step = now.div_euclid(STEP).max(self.last);
+        let n = N as i64;
+        if self.last == i64::MIN || step - self.last >= n {
+            self.slots = [0; N];
+        } else {
+            for s in self.last + 1..=step {
+                self.slots[s.rem_euclid(n) as usize] = 0;
+            }
+        }
+        self.last = step;
+        let slot = &mut self.slots[step.rem_euclid(n) as usize];
+        *slot = slot.saturating_add(1);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Counter {
+    hour: Ring<60, 60>,
+    day: Ring<24, 3_600>,
+}
+
+impl Counter {
+    fn new() -> Self {
+        Self {
+            hour: Ring::new(),
+            day: Ring::new(),
+        }
+    }
+
+    fn sum(&self, window: Window, now: i64) -> u64 {
+        match window {
+            Window::Hour => self.hour.sum(now),
+            Window::Day => self.day.sum(now),
+        }
+    }
+}
+
+/// The counts of one instance, in memory.
+#[derive(Default)]
+pub struct LocalCounts {
+    counters: Mutex<HashMap<Key, Counter>>,
+}
+
+impl LocalCounts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The counters as the decision reads them, at one instant.
+struct View<'a> {
+    counters: &'a HashMap<Key, Counter>,
+    now: i64,
+}
+
+impl Counted for View<'_> {
+    fn count(
+        &self,
+        user: Option<UserId>,
+        role: Option<UserRole>,
+        scope: Scope,
+        window: Window,
+    ) -> u64 {
+        self.counters
+            .get(&Key { user, role, scope })
+            .map_or(0, |c| c.sum(window, self.now))
+    }
+}
+
+impl Counts for LocalCounts {
+    fn screen(&self, thresholds: &Thresholds, facts: &Facts<'_>, now: i64) -> Verdict {
+        // Every critical section leaves the map consistent before it could panic.
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let verdict = decide(
+            thresholds,
+            facts,
+            &View {
+                counters: &counters,
+                now,
+            },
+        );
+        if verdict.quarantine.is_none() {
+            let mut seen = HashSet::new();
+            for t in thresholds.covering(facts.user, facts.role, facts.srv) {
+                let key = Key {
+                    user: t.user,
+                    role: t.role,
+                    scope: t.scope,
+                };
+                if seen.insert(key) {
+                    let counter = counters.entry(key).or_insert_with(Counter::new);
+                    counter.hour.add(now);
+                    counter.day.add(now);
+                }
+            }
+        }
+        verdict
+    }
+
+    fn retain(&self, thresholds: &Thresholds) {
+        let named: HashSet<Key> = thresholds
+            .counts
+            .iter()
+            .map(|t| Key {
+                user: t.user,
+                role: t.role,
+                scope: t.scope,
+            })
+            .collect();
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters.retain(|k, _| named.contains(k));
+    }
+
+    fn len(&self) -> usize {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
