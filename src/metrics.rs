@@ -8,6 +8,7 @@
 //! or rule names is created at zero, so `/metrics` lists a family before its first event.
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
+mod admission;
 mod certs;
 mod dsp;
 mod events;
@@ -23,6 +24,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+pub use admission::{AdmissionDecided, AdmissionMetrics, LimitChanged};
 pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use dsp::{DspMetrics, DSP_KINDS, DSP_OUTCOMES};
 pub use events::{AuditWaited, HandshakeFinished, RequestAnswered};
@@ -89,6 +91,8 @@ pub struct Metrics {
     pub certs: CertMetrics,
     /// Held requests and schedule executions as they come due.
     pub dsp: DspMetrics,
+    /// Admission control's decisions and limit.
+    pub admission: AdmissionMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -281,6 +285,7 @@ impl Metrics {
         let alerts = AlertMetrics::register(&b);
         let certs = CertMetrics::register(&b);
         let dsp = DspMetrics::register(&b);
+        let admission = AdmissionMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -302,6 +307,7 @@ impl Metrics {
             alerts,
             certs,
             dsp,
+            admission,
         }
     }
 

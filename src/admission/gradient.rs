@@ -12,7 +12,7 @@
 //! the window is the short RTT, the most requests in flight during it the load):
 //!
 //! ```text
-//! long    = ewma(long, short)            ; long /= 0.95 drift: if long > 2 × short, long × 0.95
+//! long    = ewma(long, short)            ; then if long > 2 × short: long × 0.95
 //! if inflight < limit / 2: keep limit    ; not using the limit: no evidence to grow it
 //! gradient = clamp(tolerance × long / short, 0.5, 1.0)
 //! new      = limit × gradient + queue_size

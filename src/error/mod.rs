@@ -2,6 +2,7 @@
 //! a metric reason; and who caused it. `docs/response-codes.md` is the same table for people.
 //! The sender gets the code and a fixed text; the cause goes to the log.
 
+use crate::admission::Shed;
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
@@ -72,6 +73,8 @@ pub enum Error {
     Timeout,
     #[error("request bodies in flight are at the gateway's memory budget")]
     Busy,
+    #[error("the request was shed by admission control ({})", .0.label())]
+    Shed(crate::admission::Shed),
     #[error("the gateway could not sign its answer")]
     SignAnswer,
     #[error("the Read Inventory search is not one the schema allows")]
@@ -183,7 +186,7 @@ impl Error {
 
 /// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
 /// test reads `classify` and its helpers to keep this complete).
-pub const REASONS: [&str; 90] = [
+pub const REASONS: [&str; 93] = [
     "audit_trail",
     "body_mismatch",
     "body_too_large",
@@ -244,6 +247,9 @@ pub const REASONS: [&str; 90] = [
     "schema_version",
     "service_body",
     "service_reference_mismatch",
+    "shed_overload",
+    "shed_user_concurrency",
+    "shed_user_rate",
     "sign_answer",
     "signature_algorithm",
     "signature_digest",
@@ -314,6 +320,9 @@ impl Error {
             Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::Busy => (E60, 503, "busy"),
+            Self::Shed(Shed::Overload(_)) => (E60, 503, "shed_overload"),
+            Self::Shed(Shed::UserConcurrency) => (E61, 429, "shed_user_concurrency"),
+            Self::Shed(Shed::UserRate) => (E61, 429, "shed_user_rate"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
@@ -358,6 +367,7 @@ impl Error {
             | Self::InventoryChange(ChangeError::TooManyModels) => Cause::Gateway,
             Self::Timeout
             | Self::Busy
+            | Self::Shed(Shed::Overload(_))
             | Self::SignAnswer
             | Self::Command(_)
             | Self::Resource { .. }
@@ -396,7 +406,8 @@ impl Error {
             | Self::CommandBody(_)
             | Self::PreCommand(_)
             | Self::Outstanding { .. }
-            | Self::LocalResponse(_) => Cause::Sender,
+            | Self::LocalResponse(_)
+            | Self::Shed(Shed::UserConcurrency | Shed::UserRate) => Cause::Sender,
         }
     }
 }

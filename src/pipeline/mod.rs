@@ -1,4 +1,5 @@
-//! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
+//! A request's fixed sequence of phases, top to bottom: parse → identify → admit (or shed at
+//! once, `admit.rs`) → verify signature →
 //! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
 //! for the hub network, a pre-command remembered or used, a command for local delivery) →
 //! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
@@ -11,6 +12,7 @@
 //! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
 //! effects).
 
+mod admit;
 mod answer;
 mod command;
 mod context;
@@ -47,6 +49,7 @@ use crate::store::{AdvanceError, ReplayGuard};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
+pub use admit::{Gate, Ticket};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
 pub use held::Dsp;
@@ -80,6 +83,8 @@ pub struct Gateway {
     pub ledgers: Ledgers,
     /// Every asynchronous message to a User, until it is delivered.
     pub outbox: Arc<Outbox>,
+    /// Which parsed requests are taken on before their signature is verified.
+    pub admission: Gate,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -115,6 +120,7 @@ pub struct Parts {
     pub dsp: Dsp,
     pub ledgers: Ledgers,
     pub outbox: Arc<Outbox>,
+    pub admission: Gate,
 }
 
 impl Gateway {
@@ -129,6 +135,7 @@ impl Gateway {
             dsp,
             ledgers,
             outbox,
+            admission,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -153,6 +160,7 @@ impl Gateway {
             dsp,
             ledgers,
             outbox,
+            admission,
         })
     }
 
@@ -167,7 +175,10 @@ impl Gateway {
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
-            let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
+            // An admitted request's slot, held until its answer is recorded.
+            let mut ticket = None;
+            let processed = self.process(service, peer, body, now, &mut trace, &mut ticket);
+            let (answer, audited) = match processed.await {
                 Ok((partial, planned)) => {
                     self.respond(service, peer, partial, Ok(planned), now, trace)
                 }
@@ -175,7 +186,9 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
-            self.once_recorded(answer, audited).await
+            let answer = self.once_recorded(answer, audited).await;
+            drop(ticket);
+            answer
         }
         .instrument(request_span(service))
         .await
@@ -280,6 +293,7 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
         trace: &mut RequestTrace,
+        ticket: &mut Option<Ticket>,
     ) -> Result<(PartialHeader, Planned), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
@@ -305,6 +319,12 @@ impl Gateway {
         let register = self.state.register();
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
         checks::check_originator(&register, peer.user_id, header.request_id.originator)
+            .map_err(refuse)?;
+        // Admit: shed at once, before the signature's cost, when the User or the gateway is at
+        // its bound for the request's class.
+        *ticket = self
+            .admission
+            .admit(header.request_id.originator, &header.srv)
             .map_err(refuse)?;
         self.verify_signature(body, &request, now).map_err(refuse)?;
         trace.lap(Stage::Verify);

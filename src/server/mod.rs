@@ -31,7 +31,8 @@ use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
-use crate::pipeline::{Gateway, Parts};
+use crate::catalogue::Catalogue;
+use crate::pipeline::{Gate, Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
@@ -56,6 +57,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Admission(#[from] crate::admission::ConfigError),
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
     BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
@@ -192,6 +195,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
     let ledgers = routing::open_ledgers(config).await?;
+    let admission = Gate::new(
+        &config.admission,
+        Catalogue::builtin(),
+        metrics.admission.clone(),
+    )?;
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
@@ -202,6 +210,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         dsp,
         ledgers,
         outbox: Arc::clone(&outbox),
+        admission,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     routing::start(config, &gateway, pending, &outbox).await?;
