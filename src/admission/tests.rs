@@ -304,3 +304,20 @@ fn configurations_that_make_the_bounds_meaningless_are_refused() {
         assert_eq!(config.validate(), Err(ConfigError { key }));
     }
 }
+
+#[test]
+fn docs_admission_lists_every_srv_in_its_class() {
+    let doc = include_str!("../../docs/admission.md");
+    let catalogue = Catalogue::builtin();
+    for c in CLASSES {
+        let heading = format!("### {} (", c.label());
+        let at = doc.find(&heading).unwrap_or_else(|| panic!("{heading}"));
+        let section = &doc[at..];
+        let end = section[4..].find("\n#").map_or(section.len(), |e| e + 4);
+        let section = &section[..end];
+        for entry in catalogue.iter().filter(|e| class_of(e) == c) {
+            let named = format!("{} {}", entry.srv, entry.name);
+            assert!(section.contains(&named), "{named} not under {heading}");
+        }
+    }
+}
