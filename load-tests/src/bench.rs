@@ -250,7 +250,11 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         }
         _ => None,
     };
-    let loads = if overload.is_some() { Vec::new() } else { loads };
+    let loads = if overload.is_some() {
+        Vec::new()
+    } else {
+        loads
+    };
     let ticks = procs::clock_ticks() as f64;
     let mut runs = Vec::new();
     let mut ratios = Vec::new();

@@ -287,6 +287,9 @@ fn seconds(plan: &Plan, results: &[SyncResult]) -> Vec<Second> {
         .collect()
 }
 
+#[cfg(test)]
+mod tests;
+
 /// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`); 0 when unreadable.
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

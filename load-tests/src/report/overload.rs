@@ -93,7 +93,11 @@ pub fn section(s: &mut String, o: &OverloadSummary) {
         );
     }
     let codes: Vec<String> = o.codes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-    let _ = writeln!(s, "\nOverload plan's answers by code: {}.", codes.join(", "));
+    let _ = writeln!(
+        s,
+        "\nOverload plan's answers by code: {}.",
+        codes.join(", ")
+    );
     let _ = writeln!(
         s,
         "\nEach second by due time (t = 0 the overload's start; requests, accepted, shed, sync p99 ms):\n"
