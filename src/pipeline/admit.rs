@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::admission::{AdmissionConfig, Admitted, ClassTable, ConfigError, Limiter};
+use crate::audit::Receipt;
 use crate::catalogue::Catalogue;
 use crate::domain::{Srv, UserId};
 use crate::error::Error;
-use crate::metrics::{AdmissionDecided, AdmissionMetrics, LimitChanged};
+use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged};
+
+use super::{Answer, Gateway};
 
 /// Admission control's gate: the limiter, the class of every SRV, and the clock it runs on.
 pub struct Gate {
@@ -88,6 +91,26 @@ impl Gate {
     pub fn load(&self) -> (usize, usize) {
         let limiter = self.shared.lock();
         (limiter.limit(), limiter.inflight())
+    }
+}
+
+impl Gateway {
+    /// A shed request's answer leaves at once, without waiting for its audit record's fsync:
+    /// it promises nothing and changed nothing (no counter, no effect), and a refusal that
+    /// waited for the disk would not be the fast answer shedding is for. The record is written
+    /// with the next group commit all the same; its outcome is counted as every other's.
+    pub(super) fn answer_shed(&self, answer: Answer, audited: Receipt) -> Answer {
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let waiting = Instant::now();
+            let result = audited.durable().await;
+            AuditWaited {
+                result,
+                waited: waiting.elapsed(),
+            }
+            .emit(&metrics);
+        });
+        answer
     }
 }
 

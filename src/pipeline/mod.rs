@@ -177,8 +177,11 @@ impl Gateway {
             trace.bytes_in = body.len() as u64;
             // An admitted request's slot, held until its answer is recorded.
             let mut ticket = None;
-            let processed = self.process(service, peer, body, now, &mut trace, &mut ticket);
-            let (answer, audited) = match processed.await {
+            let processed = self
+                .process(service, peer, body, now, &mut trace, &mut ticket)
+                .await;
+            let shed = matches!(&processed, Err(r) if matches!(r.error, Error::Shed(_)));
+            let (answer, audited) = match processed {
                 Ok((partial, planned)) => {
                     self.respond(service, peer, partial, Ok(planned), now, trace)
                 }
@@ -186,6 +189,9 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
+            if shed {
+                return self.answer_shed(answer, audited);
+            }
             let answer = self.once_recorded(answer, audited).await;
             drop(ticket);
             answer
