@@ -68,10 +68,10 @@ impl Default for AdmissionConfig {
         Self {
             enabled: true,
             adaptive: true,
-            initial_limit: 64,
-            min_limit: 8,
+            initial_limit: 32,
+            min_limit: 16,
             max_limit: 1_024,
-            window_ms: 500,
+            window_ms: 100,
             bulk_share: 0.75,
             critical_headroom: 2.0,
             per_user_concurrency: 64,

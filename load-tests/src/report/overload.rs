@@ -72,6 +72,14 @@ pub fn section(s: &mut String, o: &OverloadSummary) {
         both(&o.send_lag),
         o.cpu_s,
     );
+    if o.goodput_ratio > 1.05 {
+        let _ = writeln!(
+            s,
+            "\n**The overload did not overload**: the gateway accepted more than the saturation \
+             rate the ramp found, so that rate was measured low (a busy machine during the ramp). \
+             Read the shed figures as those of a gateway near, not past, its capacity."
+        );
+    }
     let _ = writeln!(
         s,
         "\nBy admission class (the gateway's own table), baseline | overload:\n\n\
