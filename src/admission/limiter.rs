@@ -100,14 +100,15 @@ impl Limiter {
     }
 
     /// How many requests of `class` may be in flight at once under the limit now: bulk reads a
-    /// share of it, standard requests all of it, critical ones more (a reserve that the others
-    /// cannot take). Never fewer than one.
+    /// share of it, standard requests all of it, critical ones up to `max_limit` whatever the
+    /// adaptive limit (they are few, each User's bounds still hold, and a limit that fell
+    /// while they were in flight must not shed them). Never fewer than one.
     pub fn ceiling(&self, class: Class) -> usize {
         let limit = self.limit() as f64;
         let c = match class {
             Class::Bulk => limit * self.config.bulk_share,
             Class::Standard => limit,
-            Class::Critical => limit * self.config.critical_headroom,
+            Class::Critical => self.config.max_limit.max(self.limit()) as f64,
         };
         (c as usize).max(1)
     }

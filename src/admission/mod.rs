@@ -8,8 +8,8 @@
 //! 3. the gateway's requests in flight against a limit that adapts to measured latency
 //!    ([`gradient`], Netflix's Gradient2), by priority class ([`classes`]): bulk reads may fill
 //!    `bulk_share` of the limit, standard requests all of it, critical commands and prepayment
-//!    requests `critical_headroom` times it — so as latency rises bulk reads are shed first and
-//!    a critical request is still admitted — `E60`, HTTP 503.
+//!    requests up to `max_limit` — so as latency rises bulk reads are shed first and a critical
+//!    request is still admitted — `E60`, HTTP 503.
 //!
 //! Pure: the state lives in a [`Limiter`] that the pipeline holds under a lock and feeds the
 //! time; the class table is data (`docs/admission.md`).
@@ -48,10 +48,8 @@ pub struct AdmissionConfig {
     /// How often the limit adapts (milliseconds; a window also needs 10 answered requests).
     pub window_ms: u64,
     /// The share of the limit bulk reads may fill (0 to 1). The rest is kept for others.
+    /// Critical and prepayment requests are admitted up to `max_limit` in flight.
     pub bulk_share: f64,
-    /// How far past the limit critical and prepayment requests are still admitted (a multiple
-    /// of it, 1 or more).
-    pub critical_headroom: f64,
     /// Requests one User may have in flight at once; more are refused with `E61`.
     pub per_user_concurrency: usize,
     /// Requests per second one User may send on average; faster, past its burst, is refused
@@ -73,7 +71,6 @@ impl Default for AdmissionConfig {
             max_limit: 1_024,
             window_ms: 100,
             bulk_share: 0.75,
-            critical_headroom: 2.0,
             per_user_concurrency: 64,
             per_user_rate: 500.0,
             per_user_burst: 1_000.0,
@@ -102,9 +99,6 @@ impl AdmissionConfig {
         }
         if !(self.bulk_share > 0.0 && self.bulk_share <= 1.0) {
             return bad("bulk_share");
-        }
-        if !(self.critical_headroom >= 1.0 && self.critical_headroom <= 100.0) {
-            return bad("critical_headroom");
         }
         if self.per_user_concurrency == 0 {
             return bad("per_user_concurrency");

@@ -82,12 +82,12 @@ fn at_a_fixed_limit_of_n_the_next_bulk_request_is_shed_and_a_critical_one_admitt
 }
 
 #[test]
-fn bulk_reads_fill_only_their_share_and_critical_requests_have_headroom() {
+fn bulk_reads_fill_only_their_share_and_critical_requests_go_to_the_maximum() {
     let config = AdmissionConfig {
         adaptive: false,
         initial_limit: 8,
+        max_limit: 12,
         bulk_share: 0.5,
-        critical_headroom: 1.5,
         ..AdmissionConfig::default()
     };
     let mut l = Limiter::new(config);
@@ -256,7 +256,7 @@ fn a_fixed_limit_does_not_adapt() {
 #[test]
 fn configurations_that_make_the_bounds_meaningless_are_refused() {
     assert_eq!(AdmissionConfig::default().validate(), Ok(()));
-    let cases: [(AdmissionConfig, &str); 6] = [
+    let cases: [(AdmissionConfig, &str); 5] = [
         (
             AdmissionConfig {
                 min_limit: 0,
@@ -277,13 +277,6 @@ fn configurations_that_make_the_bounds_meaningless_are_refused() {
                 ..Default::default()
             },
             "bulk_share",
-        ),
-        (
-            AdmissionConfig {
-                critical_headroom: 0.5,
-                ..Default::default()
-            },
-            "critical_headroom",
         ),
         (
             AdmissionConfig {
