@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::alerts::{
-    AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanout,
+    AlertKind, AlertMessage, ChangeAlerts, ChangeProgress, DccAlert, DeviceAlert, Fanned, Fanout,
     FutureDatedAlert,
 };
 use crate::dispatch::{DispatchOutcome, Dispatcher, HubEvent, Inbound, Receipt};
@@ -66,6 +66,9 @@ pub trait Context: Send + Sync {
     fn rules_at(&self, _at: i64) -> Option<Arc<RuleSet>> {
         None
     }
+    /// Records how `alert` was routed under `rules` (the audit trail's routing record); by
+    /// default, no record.
+    fn routed(&self, _alert: &DeviceAlert, _rules: &RuleSet, _fanned: &Fanned) {}
 }
 
 /// Runs until every source has closed.
@@ -272,7 +275,8 @@ impl Replies {
         kind: &str,
     ) -> Vec<AlertMessage> {
         let registry = self.gateway.registry();
-        let routed = match self.gateway.rules_at(alert.at) {
+        let rules = self.gateway.rules_at(alert.at);
+        let routed = match &rules {
             Some(rules) => {
                 tracing::debug!(rules = %rules.version, id = alert.id, "Device alert routed.");
                 fanout.device_alert_by(&rules.alert_table, alert, &registry, now())
@@ -281,6 +285,9 @@ impl Replies {
         };
         match routed {
             Ok(fanned) => {
+                if let Some(rules) = &rules {
+                    self.gateway.routed(alert, rules, &fanned);
+                }
                 let owed = fanned.messages.len() + fanned.held.len();
                 self.waiting.insert(alert.id, Waiting { receipt, owed });
                 fanned.messages

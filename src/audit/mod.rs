@@ -35,7 +35,8 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 pub use record::{
-    AuditEvent, DeliveryOutcome, DeliveryRecord, Message, RequestRecord, Timings, ACCEPTED,
+    AuditEvent, DeliveryOutcome, DeliveryRecord, ExecutionRecord, Message, RequestRecord,
+    RoutingRecord, Timings, ACCEPTED,
 };
 pub use verify::{read_trail, Broken, Fault, TornTail, Verified};
 

@@ -18,6 +18,8 @@ use crate::domain::{DeviceId, RequestId, Srv, UserId, UserRole};
 pub enum AuditEvent {
     Request(RequestRecord),
     Delivery(DeliveryRecord),
+    Execution(ExecutionRecord),
+    Routing(RoutingRecord),
 }
 
 impl AuditEvent {
@@ -26,6 +28,8 @@ impl AuditEvent {
         match self {
             Self::Request(r) => r.at_ms,
             Self::Delivery(d) => d.at_ms,
+            Self::Execution(e) => e.at_ms,
+            Self::Routing(r) => r.at_ms,
         }
     }
 }
@@ -97,6 +101,50 @@ impl RequestRecord {
 
 /// The `decision` of a request that passed every check.
 pub const ACCEPTED: &str = "accepted";
+
+/// The DSP's decision on sending, at its time, a request it held or a DSP schedule's execution:
+/// access control decided again then, under the rule set in force then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// When it was decided (unix milliseconds).
+    pub at_ms: i64,
+    /// `held` (a future-dated request the DSP held) or `scheduled` (a schedule's execution).
+    pub source: String,
+    /// The held request's RequestID, or the execution's (the schedule's owner, device and
+    /// execution counter).
+    #[serde(with = "crate::registry::text")]
+    pub request_id: RequestId,
+    pub srv: Srv,
+    /// The role access control chose, when it permitted the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<UserRole>,
+    /// The version of the dated rule sets the decision used (`base` before any dated one).
+    pub rules: String,
+    /// `sent`, or `refused` (its final message then carries `code`).
+    pub decision: String,
+    /// The DUIS code of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The routing of one device alert: the Users it goes to, decided by the alert routes of the
+/// rule set in force when the device raised it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutingRecord {
+    /// When it was routed (unix milliseconds).
+    pub at_ms: i64,
+    /// The gateway's identifier of the raised alert (the counter of every message it becomes).
+    pub alert_id: u64,
+    pub device: DeviceId,
+    /// The GBCS alert code, four hex digits.
+    pub code: String,
+    /// When the device raised it (unix milliseconds).
+    pub raised_at_ms: i64,
+    /// The version of the dated rule sets whose alert routes decided.
+    pub rules: String,
+    /// The Users it goes to (a copy the alert-storm throttle holds included), in routing order.
+    pub users: Vec<UserId>,
+}
 
 /// Microseconds spent in each phase of a request; a phase the request did not reach is absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +232,8 @@ pub(super) enum Stored {
     Open(Opening),
     Request(RequestRecord),
     Delivery(DeliveryRecord),
+    Execution(ExecutionRecord),
+    Routing(RoutingRecord),
 }
 
 impl Stored {
@@ -192,6 +242,8 @@ impl Stored {
             Self::Open(_) => None,
             Self::Request(r) => Some(AuditEvent::Request(r)),
             Self::Delivery(d) => Some(AuditEvent::Delivery(d)),
+            Self::Execution(e) => Some(AuditEvent::Execution(e)),
+            Self::Routing(r) => Some(AuditEvent::Routing(r)),
         }
     }
 }

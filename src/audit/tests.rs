@@ -108,6 +108,61 @@ fn records_read_back_in_order_and_the_chain_continues_after_reopening() {
     assert_eq!(seen[0].0, 1);
 }
 
+/// The DSP's decision on a held request, under a dated rule set, refused.
+fn execution(at_ms: i64, counter: u64) -> AuditEvent {
+    AuditEvent::Execution(ExecutionRecord {
+        at_ms,
+        source: "held".into(),
+        request_id: format!("90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{counter}")
+            .parse::<RequestId>()
+            .unwrap(),
+        srv: "4.1.1".parse().unwrap(),
+        role: None,
+        rules: "2027-release".into(),
+        decision: "refused".into(),
+        code: Some("E2".into()),
+    })
+}
+
+#[test]
+fn execution_and_routing_records_keep_their_rule_set_version_in_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let routing = AuditEvent::Routing(RoutingRecord {
+        at_ms: MAY_1 + 3,
+        alert_id: 7,
+        device: "00-DB-12-34-56-78-90-A0".parse().unwrap(),
+        code: "8F35".into(),
+        raised_at_ms: MAY_1,
+        rules: "2027-release".into(),
+        users: vec!["90-B3-D5-1F-30-01-00-00".parse().unwrap()],
+    });
+    let events = vec![
+        request(MAY_1, 1),
+        execution(MAY_1 + 1, 2),
+        delivery(MAY_1 + 2, 3),
+        routing,
+    ];
+    write_all(dir.path(), Rotation::default(), &events);
+    let (v, seen) = read_events(dir.path());
+    assert_eq!(v.records, 4);
+    let read: Vec<_> = seen.iter().map(|(_, e)| e.clone()).collect();
+    assert_eq!(read, events);
+    let line = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        line.contains(r#""kind":"execution","at_ms":1714557600001,"source":"held""#),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches(r#""rules":"2027-release""#).count(),
+        2,
+        "{line}"
+    );
+    assert!(line.contains(r#""kind":"routing","at_ms""#), "{line}");
+}
+
 #[test]
 fn concurrent_records_are_all_written_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +187,9 @@ fn concurrent_records_are_all_written_once() {
         .iter()
         .map(|(_, e)| match e {
             AuditEvent::Request(r) => r.request_id.unwrap().counter,
-            AuditEvent::Delivery(_) => unreachable!(),
+            AuditEvent::Delivery(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {
+                unreachable!()
+            }
         })
         .collect();
     counters.sort();

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::auth::{self, AccessRequest};
-use crate::domain::ResponseCode;
+use crate::domain::{ResponseCode, UserRole};
 use crate::duis;
 use crate::error::{Error, Resource};
+use crate::rules::RuleSet;
 use crate::store::{Held, HoldError, Holds, Schedules};
 
+use super::executed::{Executed, Source};
 use super::plan::{Effect, Plan, Planning, Reply};
 use super::Gateway;
 
@@ -75,12 +77,37 @@ impl Gateway {
     /// at `now` (under the rule set in force then), its command made and its effects durable before this returns (journalled as
     /// pending, then dispatched; the local copy in the outbox). `Err` is the code of the
     /// Service Response that ends it instead.
+    ///
+    /// The decision is audited (`ExecutionRecord`) with the rule set's version.
     pub async fn release_held(&self, held: &Held, now: OffsetDateTime) -> Result<(), ResponseCode> {
+        let rules = self.rule_set_at(now.unix_timestamp());
+        let mut role = None;
+        let outcome = self.release_under(&rules, held, now, &mut role).await;
+        self.record_execution(Executed {
+            source: Source::Held,
+            request_id: held.request_id,
+            srv: held.srv,
+            rules: &rules,
+            role,
+            outcome,
+            now,
+        })
+        .await;
+        outcome
+    }
+
+    /// [`Gateway::release_held`] under `rules`; `role` is set to the role access control chose.
+    async fn release_under(
+        &self,
+        rules: &RuleSet,
+        held: &Held,
+        now: OffsetDateTime,
+        role: &mut Option<UserRole>,
+    ) -> Result<(), ResponseCode> {
         // What was accepted once reads again; should a stricter bound now refuse it, it cannot
         // be sent in its window.
         let request =
             duis::parse_request(&held.request, &self.xml_limits).map_err(|_| ResponseCode::E30)?;
-        let rules = self.rule_set_at(now.unix_timestamp());
         let entry = rules
             .catalogue
             .get(&request.header.srv)
@@ -93,6 +120,7 @@ impl Gateway {
         };
         let permit = auth::authorize(&access, &self.state.register(), &self.state.registry())
             .map_err(|d| Error::Denied(d).classify().0)?;
+        *role = Some(permit.role());
         let planning = Planning {
             entry,
             permit: &permit,

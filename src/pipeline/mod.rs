@@ -18,6 +18,7 @@ mod command;
 mod context;
 mod critical;
 mod dcc;
+mod executed;
 mod held;
 mod local;
 mod plan;

@@ -15,15 +15,17 @@
 use time::OffsetDateTime;
 
 use crate::auth::{self, AccessRequest};
-use crate::domain::{ResponseCode, UserId};
+use crate::domain::{ResponseCode, UserId, UserRole};
 use crate::duis::schedule::{
     execution_request_id, parse_create_schedule, parse_schedule_selector, scheduled_request,
     write_schedule_id, write_schedules_read, ScheduleError, ScheduleId, ScheduleSpec,
 };
 use crate::duis::{self, ResponsePayload};
 use crate::error::{Error, Resource};
+use crate::rules::RuleSet;
 use crate::store::{Schedule, ScheduleStoreError};
 
+use super::executed::{Executed, Source};
 use super::plan::{Effect, Plan, Planning, Reply};
 use super::Gateway;
 
@@ -137,11 +139,39 @@ impl Gateway {
     /// Starts execution `k` of `schedule` at `now`: its request made, decided by access control
     /// at `now`, its command journalled as pending before this returns, then dispatched. `Err`
     /// is the code of the refusal that ends it instead.
+    ///
+    /// The decision is audited (`ExecutionRecord`) with the rule set's version.
     pub async fn run_scheduled(
         &self,
         schedule: &Schedule,
         k: u32,
         now: OffsetDateTime,
+    ) -> Result<(), ResponseCode> {
+        let rules = self.rule_set_at(now.unix_timestamp());
+        let mut role = None;
+        let outcome = self.run_under(&rules, schedule, k, now, &mut role).await;
+        let spec = &schedule.spec;
+        self.record_execution(Executed {
+            source: Source::Scheduled,
+            request_id: execution_request_id(schedule.owner, spec.device, schedule.id, k),
+            srv: spec.srv,
+            rules: &rules,
+            role,
+            outcome,
+            now,
+        })
+        .await;
+        outcome
+    }
+
+    /// [`Gateway::run_scheduled`] under `rules`; `role` is set to the role access control chose.
+    async fn run_under(
+        &self,
+        rules: &RuleSet,
+        schedule: &Schedule,
+        k: u32,
+        now: OffsetDateTime,
+        role: &mut Option<UserRole>,
     ) -> Result<(), ResponseCode> {
         let spec = &schedule.spec;
         let date = spec.execution_date(k).ok_or(ResponseCode::E30)?;
@@ -150,7 +180,6 @@ impl Gateway {
         // The DCC's own request, read by the one request parser.
         let request = duis::parse_request(xml.as_bytes(), &self.xml_limits)
             .map_err(|_| ResponseCode::E100)?;
-        let rules = self.rule_set_at(now.unix_timestamp());
         let entry = rules.catalogue.get(&spec.srv).ok_or(ResponseCode::E100)?;
         let access = AccessRequest {
             originator: schedule.owner,
@@ -160,6 +189,7 @@ impl Gateway {
         };
         let permit = auth::authorize(&access, &self.state.register(), &self.state.registry())
             .map_err(|d| Error::Denied(d).classify().0)?;
+        *role = Some(permit.role());
         let planning = Planning {
             entry,
             permit: &permit,

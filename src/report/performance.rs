@@ -108,7 +108,8 @@ impl Report for Performance {
                     }
                 }
             }
-            AuditEvent::Request(_) => {}
+            // Counted when the request arrived; its release decides nothing the report counts.
+            AuditEvent::Request(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {}
             AuditEvent::Delivery(d) => {
                 let Message::Response { request_id, .. } = &d.message else {
                     return;

@@ -79,7 +79,9 @@ impl Report for Usage {
                 user.delivered_messages += 1;
                 user.delivered_bytes += d.bytes;
             }
-            AuditEvent::Delivery(_) => {}
+            // The User was charged when the request arrived (a schedule, when it was created); an
+            // alert's routing charges no one.
+            AuditEvent::Delivery(_) | AuditEvent::Execution(_) | AuditEvent::Routing(_) => {}
         }
     }
 

@@ -313,6 +313,26 @@ async fn a_schedule_runs_at_its_times_reads_back_and_once_deleted_runs_no_more()
     );
     assert_ne!(results[0].1, results[1].1);
     counted(&gw, "scheduled", "sent", 2).await;
+    // Each execution's decision is audited with the rule set it used and the role it chose.
+    let mut executions = Vec::new();
+    dccgw::audit::read_trail(gw.running.gateway.audit.dir(), |_, e| {
+        if let dccgw::audit::AuditEvent::Execution(x) = e {
+            executions.push(x.clone());
+        }
+    })
+    .unwrap();
+    let ran: Vec<_> = results.iter().map(|r| r.1.to_ascii_uppercase()).collect();
+    for rid in &ran {
+        let x = executions
+            .iter()
+            .find(|x| x.request_id.to_string().eq_ignore_ascii_case(rid))
+            .unwrap_or_else(|| panic!("no execution record for {rid}: {executions:?}"));
+        assert_eq!(
+            (x.source.as_str(), x.decision.as_str(), x.rules.as_str()),
+            ("scheduled", "sent", "base")
+        );
+        assert_eq!(x.role.map(|r| r.code()), Some("IS"));
+    }
 
     // 5.2, by ID and by device: the schedule as created.
     let read = dcc_request(

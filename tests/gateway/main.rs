@@ -26,3 +26,4 @@ mod signatures;
 mod supplier_change;
 mod support;
 mod transport;
+mod walkthrough;

@@ -233,6 +233,30 @@ async fn a_version_in_force_routes_the_alerts_raised_under_it() {
     assert!(to.iter().any(|r| r.contains(network_operator)), "{to:?}");
     let trail = audit_text(&gw);
     assert!(trail.contains("\"rules\":\"past-release\""), "{trail}");
+    // The routing decision is audited too: the alert, the version whose routes decided, and
+    // both Users (its record reaches the disk on its own, soon after the copies leave).
+    let mut routing = None;
+    for _ in 0..100 {
+        let mut found = None;
+        dccgw::audit::read_trail(gw.running.gateway.audit.dir(), |_, e| {
+            if let dccgw::audit::AuditEvent::Routing(r) = e {
+                if r.code == "8002" {
+                    found = Some(r.clone());
+                }
+            }
+        })
+        .unwrap();
+        if found.is_some() {
+            routing = found;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let routing = routing.unwrap_or_else(|| panic!("no routing record for 8002: {trail}"));
+    assert_eq!(routing.rules, "past-release");
+    let mut users: Vec<String> = routing.users.iter().map(|u| u.to_string()).collect();
+    users.sort();
+    assert_eq!(users, [round_trip::SUPPLIER, network_operator]);
     gw.running.shutdown().await;
     rx_server.stop().await;
 }

@@ -1,7 +1,8 @@
 //! The flows: every SRV of the catalogue × every Command Variant it allows, each with the demo
 //! User that sends it, its target and its body — a public template's (the first by file name
 //! whose originator is that User, one without an `ExecutionDateTime` if there is one) or our
-//! own, kept here as data and valid against the DUIS 5.4 XSD (the test checks).
+//! own (the body of the SRV's example in `examples/requests/`), valid against the DUIS 5.4 XSD
+//! (the test checks).
 //!
 //! A row is about the immediate form of its service: a template's `ExecutionDateTime` is taken
 //! out where the XSD makes it optional (the future-dated forms have their own tests).
@@ -19,7 +20,7 @@ use crate::support::element;
 pub enum Source {
     /// A public template, by file name.
     Template(String),
-    /// Our own body (this file's [`OWN_BODIES`], or an empty body element).
+    /// Our own body (the SRV's example's, or an empty body element).
     Own,
 }
 
@@ -61,38 +62,10 @@ pub struct Flow {
 /// second supplier is registered for nothing, so it acts in no row.
 const ACTING: [&str; 3] = ["supplier", "network-operator", "other-user"];
 
-/// Our bodies for the SRVs without a public template whose body element cannot be empty
-/// (the `sr:Body` child's content). The others of those SRVs take an empty element.
-pub const OWN_BODIES: &[(&str, &str)] = &[
-    ("3.4", "<sr:SupplierName>Demo Supplier</sr:SupplierName><sr:SupplierTelephoneNumber>0800 000 000</sr:SupplierTelephoneNumber>"),
-    ("4.4.5", READ_LOG),
-    ("4.6.2", READ_LOG),
-    ("4.8.2", READ_LOG),
-    ("5.3", "<sr:DSPScheduleID>1</sr:DSPScheduleID>"),
-    ("6.6", "<sr:CalorificValue>39.5</sr:CalorificValue><sr:ConversionFactor>1.02264</sr:ConversionFactor>"),
-    ("6.11", "<sr:CurrentDateTime>2026-01-01T00:00:00Z</sr:CurrentDateTime><sr:TolerancePeriod>60</sr:TolerancePeriod>"),
-    ("6.15.2", "<sr:DeviceCertificate>AAAA</sr:DeviceCertificate>"),
-    ("6.21", "<sr:RemotePartyRole>Supplier</sr:RemotePartyRole><sr:ReplacementCertificates><sr:DigitalSigningCertificate>AAAA</sr:DigitalSigningCertificate></sr:ReplacementCertificates><sr:CertificationPathCertificates><sr:Certificate>AAAA</sr:Certificate></sr:CertificationPathCertificates><sr:ApplyTimeBasedCPVChecks>false</sr:ApplyTimeBasedCPVChecks>"),
-    ("6.24.1", "<sr:RemotePartyRole>Supplier</sr:RemotePartyRole>"),
-    ("6.28", "<sr:LowerBandSubGHzChannels0To26/><sr:LowerBandSubGHzChannels27To34/><sr:LowerBandSubGHzChannels35To61/><sr:UpperBandSubGHzChannels0To26/><sr:NormalLimitedDutyCycleThreshold>1.0</sr:NormalLimitedDutyCycleThreshold><sr:LimitedCriticalDutyCycleThreshold>2.0</sr:LimitedCriticalDutyCycleThreshold><sr:MaximumSubGHzChannelChangesPerWeek>1</sr:MaximumSubGHzChannelChangesPerWeek><sr:GSMECurfew>2</sr:GSMECurfew><sr:ChannelQuieterThreshold>1</sr:ChannelQuieterThreshold><sr:ChannelNoisierThreshold>0</sr:ChannelNoisierThreshold><sr:NonGSMEPoorCommsPercentageThreshold>50.00</sr:NonGSMEPoorCommsPercentageThreshold><sr:NonGSMEPoorCommsMeasurementPeriods>50</sr:NonGSMEPoorCommsMeasurementPeriods><sr:LocalCHNoiseMeasurementPeriod>61</sr:LocalCHNoiseMeasurementPeriod><sr:LocalCHFailurePercentage>50.00</sr:LocalCHFailurePercentage><sr:LocalCHRetryPercentage>50.00</sr:LocalCHRetryPercentage>"),
-    ("6.32", "<sr:ReadLogPeriod><sr:StartDateTime>2026-01-01T00:00:00Z</sr:StartDateTime><sr:EndDateTime>2026-01-02T00:00:00Z</sr:EndDateTime></sr:ReadLogPeriod>"),
-    ("7.5", r#"<sr:ActivateALCSHCALCS index="1"><sr:Duration>60</sr:Duration></sr:ActivateALCSHCALCS>"#),
-    ("7.8", r#"<sr:ResetALCSHCALCS index="1"/>"#),
-    ("7.9", r#"<sr:AddToBoostButton index="1">true</sr:AddToBoostButton><sr:AddToBoostButton index="2">false</sr:AddToBoostButton><sr:AddToBoostButton index="3">false</sr:AddToBoostButton><sr:AddToBoostButton index="4">false</sr:AddToBoostButton><sr:AddToBoostButton index="5">false</sr:AddToBoostButton>"#),
-    ("7.12", "<sr:RandomisedOffsetLimit>0</sr:RandomisedOffsetLimit>"),
-    ("8.2", "<sr:DeviceID>00-DB-12-34-56-78-90-A0</sr:DeviceID>"),
-    ("8.4", "<sr:DeviceID>00-DB-12-34-56-78-90-A0</sr:DeviceID><sr:UpdateDeviceDetails><sr:DeviceModel>Demo</sr:DeviceModel></sr:UpdateDeviceDetails>"),
-    ("8.8.1", "<sr:OtherDeviceID>00-DB-12-34-56-78-90-A4</sr:OtherDeviceID>"),
-    ("8.12.1", "<sr:OldCHFID>00-DB-12-34-56-78-90-A2</sr:OldCHFID>"),
-    ("8.12.2", "<sr:OldGPFID>00-DB-12-34-56-78-90-A3</sr:OldGPFID>"),
-    ("8.14.1", "<sr:DeviceID>00-DB-12-34-56-78-90-B0</sr:DeviceID><sr:CHFInstallType>New CHF Install</sr:CHFInstallType><sr:MPxN>1200023305967</sr:MPxN><sr:AerialInstall>false</sr:AerialInstall><sr:CHFLocation>Deep indoors</sr:CHFLocation>"),
-    ("8.14.3", "<sr:DeviceID>00-DB-12-34-56-78-90-A2</sr:DeviceID><sr:CHFFaultReturnType>Fault identified post installation</sr:CHFFaultReturnType><sr:OtherDeviceID>00-DB-12-34-56-78-90-A3</sr:OtherDeviceID><sr:CHFConnectionMethod>ESME</sr:CHFConnectionMethod><sr:CHFFaultReason>LED Fault</sr:CHFFaultReason>"),
-    ("11.4", "<sr:FirmwareImage>AAECAw==</sr:FirmwareImage><sr:FirmwareVersion>00000001</sr:FirmwareVersion><sr:DeviceIDList>00-DB-12-34-56-78-90-A4</sr:DeviceIDList>"),
-    ("12.2", "<sr:DeviceID>00-DB-12-34-56-78-90-B0</sr:DeviceID><sr:DeviceManufacturer>Demo</sr:DeviceManufacturer><sr:DeviceModel>Demo</sr:DeviceModel><sr:DeviceType>CHF</sr:DeviceType>"),
-];
-
-/// A day of a log (the public 4.4.4 template's period type).
-const READ_LOG: &str = "<sr:ReadLogPeriod><sr:StartDateTime>2026-01-01T00:00:00Z</sr:StartDateTime><sr:EndDateTime>2026-01-02T00:00:00Z</sr:EndDateTime></sr:ReadLogPeriod>";
+/// The one body of ours no example carries: 4.6.2 admits only the Export Supplier role, which
+/// no demo User holds, so it has no example (the row is a refusal). The content of the body
+/// element: a day of the log.
+const READ_LOG_4_6_2: &str = "<sr:ReadLogPeriod><sr:StartDateTime>2026-01-01T00:00:00Z</sr:StartDateTime><sr:EndDateTime>2026-01-02T00:00:00Z</sr:EndDateTime></sr:ReadLogPeriod>";
 
 /// The DCC's own services other than 8.2 and 8.13: run last, one at a time, in this order (the
 /// decommissioning of the demo meter at the very end).
@@ -286,12 +259,23 @@ pub fn all(templates: &Path) -> Vec<Flow> {
     flows
 }
 
-/// Our body for an SRV without a template: from [`OWN_BODIES`], or an empty element.
+/// Our body for an SRV without a template: the body of its example in `examples/requests/`
+/// (`tools/gen_examples.py` writes them from the XSD; `tests/gateway/examples.rs` checks each is
+/// accepted), or an empty element for an SRV without one.
 fn own_body(entry: &SrvEntry) -> String {
+    let srv = entry.srv.to_string();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/requests")
+        .join(format!("{srv}.xml"));
     let name = &entry.body_element;
-    match OWN_BODIES.iter().find(|(s, _)| *s == entry.srv.to_string()) {
-        Some((_, inner)) => format!("<sr:{name}>{inner}</sr:{name}>"),
-        None => format!("<sr:{name}/>"),
+    match std::fs::read_to_string(file) {
+        Ok(example) => {
+            let start = example.find("<sr:Body>").unwrap() + "<sr:Body>".len();
+            let end = example.find("</sr:Body>").unwrap();
+            example[start..end].trim().to_owned()
+        }
+        Err(_) if srv == "4.6.2" => format!("<sr:{name}>{READ_LOG_4_6_2}</sr:{name}>"),
+        Err(_) => format!("<sr:{name}/>"),
     }
 }
 

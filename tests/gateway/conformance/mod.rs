@@ -8,8 +8,8 @@
 //! `response_follows` agrees with what arrived. The observed outcomes are rendered as
 //! `docs/conformance.md` and compared with the committed file.
 
-mod flows;
-mod run;
+pub(crate) mod flows;
+pub(crate) mod run;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
