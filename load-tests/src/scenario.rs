@@ -209,8 +209,9 @@ pub struct OverloadSpec {
     pub baseline_fraction: f64,
     pub baseline_s: f64,
     pub recovery_s: f64,
-    /// A second after the overload is back to normal when nothing in it was shed and its sync
-    /// p99 is within this multiple of the baseline's (or 5 ms of it, whichever is more).
+    /// A second after the overload is normal when nothing in it was shed and its sync p99 is
+    /// within this multiple of the baseline's (or 5 ms of it, whichever is more); the gateway is
+    /// back to normal at the first of five normal seconds in a row.
     pub normal_p99_factor: f64,
 }
 

@@ -23,6 +23,9 @@ use crate::runner::Prepared;
 use crate::scenario::{Load, MixEntry, OverloadSpec, Step};
 use crate::stats::{histogram, percentiles, record_ns, Percentiles, RunSummary};
 
+/// Normal seconds in a row that say the gateway is back to normal after the overload.
+pub const SETTLED_S: usize = 5;
+
 /// One admission class's requests in one phase.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ClassFigures {
@@ -66,8 +69,8 @@ pub struct OverloadSummary {
     pub codes: BTreeMap<String, u64>,
     /// How late requests left the generator during the overload.
     pub send_lag: Percentiles,
-    /// Seconds from the end of the overload until every later second is normal; `None` when
-    /// the recovery phase never settled.
+    /// Seconds from the end of the overload to the first of `SETTLED_S` normal seconds in a
+    /// row; `None` when the recovery phase never settled.
     pub back_to_normal_s: Option<u64>,
     pub seconds: Vec<Second>,
     pub rss_before_kib: u64,
@@ -97,12 +100,13 @@ pub(super) async fn run(
 ) -> Result<OverloadSummary, BenchError> {
     let base_rate = (saturation * spec.baseline_fraction).max(1.0);
     let pid = gateway.child.id();
-    let rss_before_kib = rss_kib(pid, "VmRSS");
     let load = Load::constant(base_rate, spec.baseline_s);
     let signed = tokio::task::block_in_place(|| prepared.sign(&load))?;
     let (baseline, base_results) = prepared
         .run_with_results(&signed, gateway.addr, Some(receiver), grace)
         .await;
+    // "Before" is the gateway warmed by the baseline, at the baseline rate.
+    let rss_before_kib = rss_kib(pid, "VmRSS");
     let mix = &prepared.scenario.mix;
     let baseline_classes = classes(&signed.plan, mix, &base_results, |_| true);
     eprintln!(
@@ -173,13 +177,10 @@ pub fn analyse(
     let overload_s = (overload_end / 1_000_000_000) as usize;
     let after = seconds.get(overload_s..).unwrap_or(&[]);
     let normal = |s: &Second| s.shed == 0 && (s.sync_p99_us as f64) <= normal_p99;
-    // The first second from which every later one is normal.
-    let settled = after
-        .iter()
-        .rposition(|s| !normal(s))
-        .map_or(Some(0), |last_bad| {
-            (last_bad + 1 < after.len()).then_some(last_bad + 1)
-        });
+    // The first second that begins `SETTLED_S` normal seconds in a row (or runs normal to the
+    // end): one noisy second later on is the machine's, not a recovery still under way.
+    let settled = (0..after.len())
+        .find(|&i| after[i..(i + SETTLED_S).min(after.len())].iter().all(normal));
     OverloadSummary {
         spec: OverloadSpecOut {
             factor: spec.factor,
