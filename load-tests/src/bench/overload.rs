@@ -179,8 +179,11 @@ pub fn analyse(
     let normal = |s: &Second| s.shed == 0 && (s.sync_p99_us as f64) <= normal_p99;
     // The first second that begins `SETTLED_S` normal seconds in a row (or runs normal to the
     // end): one noisy second later on is the machine's, not a recovery still under way.
-    let settled = (0..after.len())
-        .find(|&i| after[i..(i + SETTLED_S).min(after.len())].iter().all(normal));
+    let settled = (0..after.len()).find(|&i| {
+        after[i..(i + SETTLED_S).min(after.len())]
+            .iter()
+            .all(normal)
+    });
     OverloadSummary {
         spec: OverloadSpecOut {
             factor: spec.factor,
