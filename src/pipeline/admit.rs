@@ -10,6 +10,7 @@ use crate::admission::{AdmissionConfig, Admitted, ClassTable, ConfigError, Limit
 use crate::audit::Receipt;
 use crate::catalogue::Catalogue;
 use crate::domain::{Srv, UserId};
+use crate::duis::RequestHeader;
 use crate::error::Error;
 use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged};
 
@@ -95,6 +96,13 @@ impl Gate {
 }
 
 impl Gateway {
+    /// Admits a parsed request, its originator checked: its ticket, or the shed refusal when
+    /// the User or the gateway is at its bound for the request's class.
+    pub(super) fn admit(&self, header: &RequestHeader) -> Result<Option<Ticket>, Error> {
+        self.admission
+            .admit(header.request_id.originator, &header.srv)
+    }
+
     /// A shed request's answer leaves at once, without waiting for its audit record's fsync:
     /// it promises nothing and changed nothing (no counter, no effect), and a refusal that
     /// waited for the disk would not be the fast answer shedding is for. The record is written
