@@ -44,7 +44,8 @@ use dccgw::registry::Snapshot;
 use dccgw::replies::{self, Context, Sources};
 use dccgw::signer::Signer;
 use dccgw::state::generate::{generate, Synthetic};
-use dccgw::store::ChangeLog;
+use dccgw::state::StateLog;
+use dccgw::store::{ChangeLog, UserChangeLog};
 use dccgw::xmldsig::c14n::C14nLimits;
 use tokio::sync::{mpsc, watch};
 
@@ -60,7 +61,7 @@ struct Parts {
     signer: Signer,
     c14n: C14nLimits,
     metrics: Metrics,
-    changes: ChangeLog,
+    changes: StateLog,
 }
 
 impl Context for Parts {
@@ -76,7 +77,7 @@ impl Context for Parts {
     fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-    fn change_log(&self) -> &ChangeLog {
+    fn change_log(&self) -> &StateLog {
         &self.changes
     }
 }
@@ -268,9 +269,19 @@ async fn run_one(s: &Scenario, fleet: &Arc<Snapshot>) -> Report {
         .expect("the DCC signing key"),
         c14n: C14nLimits::default(),
         metrics: Metrics::new(),
-        changes: ChangeLog::open(&tmp.path().join("changes.journal"))
-            .expect("a change log")
-            .0,
+        changes: StateLog::Embedded {
+            changes: ChangeLog::open(&tmp.path().join("changes.journal"))
+                .expect("a change log")
+                .0,
+            user_changes: UserChangeLog::open_and_replay(
+                &tmp.path().join("user-changes.journal"),
+                Default::default(),
+                dccgw::certstore::CertStore::new(Arc::new(dccgw::smki::Trust::new(Vec::new()))),
+                Default::default(),
+            )
+            .expect("a User change log")
+            .log,
+        },
     };
     let fanout = Fanout::new(
         &AlertsConfig {

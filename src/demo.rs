@@ -2,6 +2,8 @@
 //! a configuration and party register whose Users are the DCC public test environment's (so the
 //! public request templates run unmodified), and an example request, then prints how to use it.
 
+pub mod cluster;
+
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;

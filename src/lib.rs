@@ -27,6 +27,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod certstore;
 pub mod checks;
+pub mod cluster;
 pub mod commshub;
 pub mod config;
 pub mod demo;

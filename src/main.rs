@@ -17,8 +17,8 @@ use dccgw::{audit, demo, pki, report, server, tools};
 mod cli;
 
 use cli::{
-    AuditCommand, Cli, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs, ReportCommand,
-    ReportFormat, SignCommand,
+    AuditCommand, Cli, ClusterCommand, Command, ConfigCommand, LogFormat, PkiCommand, ReportArgs,
+    ReportCommand, ReportFormat, SignCommand,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             admin_port,
             receiver_port,
             bind,
+            instances,
         } => {
             let localhost = bind;
             runtime()?.block_on(async move {
@@ -56,7 +57,11 @@ fn main() -> anyhow::Result<()> {
                 let files = demo::prepare(&plan, now)?;
                 let config = Config::load(&files.config, std::env::vars())
                     .with_context(|| format!("loading {}", files.config.display()))?;
-                let result = serve(config, Some((plan, files))).await;
+                let result = if instances > 1 {
+                    demo_cluster(&plan, &files, instances, receiver.local_addr()).await
+                } else {
+                    serve(config, Some((plan, files))).await
+                };
                 receiver.stop().await;
                 result
             })
@@ -125,6 +130,18 @@ fn main() -> anyhow::Result<()> {
         Command::Rules { command } => {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             std::process::exit(tools::rules_check::run(command, now))
+        }
+        Command::Cluster {
+            command: ClusterCommand::Init { config },
+        } => {
+            let config = Config::load(&config, std::env::vars())
+                .with_context(|| format!("loading {}", config.display()))?;
+            let loaded = runtime()?.block_on(tools::cluster_init::run(&config))?;
+            println!(
+                "Cluster initialised: {} users, {} devices, {} registrations, {} certificates.",
+                loaded.users, loaded.devices, loaded.registrations, loaded.certificates
+            );
+            Ok(())
         }
         Command::Pki {
             command: PkiCommand::Init { out },
@@ -316,6 +333,24 @@ fn run_report(args: &ReportArgs, performance: bool) -> anyhow::Result<()> {
 
 /// The demo Users' Receive Response Service: accepts the gateway's deliveries (client
 /// certificate role 04) and writes each to its own file.
+/// `dccgw demo --instances N`: the cluster, its banner, and a wait for Ctrl-C.
+async fn demo_cluster(
+    plan: &demo::DemoPlan,
+    files: &demo::DemoFiles,
+    instances: usize,
+    receiver: SocketAddr,
+) -> anyhow::Result<()> {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dccgw"));
+    let cluster = demo::cluster::start(&plan.dir, &files.config, &me, instances)
+        .await
+        .context("starting the demo cluster")?;
+    let banner = demo::cluster::banner(&cluster, receiver, &plan.dir);
+    let _ = writeln!(std::io::stdout(), "{banner}");
+    wait_for_signal().await;
+    tokio::task::block_in_place(|| drop(cluster));
+    Ok(())
+}
+
 async fn start_demo_receiver(plan: &demo::DemoPlan) -> anyhow::Result<dccgw::receiver::Receiver> {
     let certs = std::path::absolute(&plan.certs).unwrap_or_else(|_| plan.certs.clone());
     let mut config = dccgw::receiver::ReceiverConfig::new(

@@ -28,7 +28,7 @@ use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
 use crate::rules::RuleSet;
 use crate::signer::Signer;
-use crate::store::ChangeLog;
+use crate::state::StateLog;
 use crate::xmldsig::{self, c14n::C14nLimits};
 
 /// Outcomes or hub events taken together into one outbox write, at most.
@@ -56,7 +56,7 @@ pub trait Context: Send + Sync {
     fn metrics(&self) -> &Metrics;
     /// The registration change log, where how far the DCC Alerts of its batches are out is
     /// recorded.
-    fn change_log(&self) -> &ChangeLog;
+    fn change_log(&self) -> &StateLog;
     /// The firmware distributions in progress, if the gateway runs any.
     fn firmware(&self) -> Option<&Distributions> {
         None

@@ -6,6 +6,7 @@ mod precommand;
 
 pub use precommand::{sign_precommand, PreCommandKeys};
 
+pub mod cluster_init;
 pub mod rules_check;
 pub mod sign_serve;
 

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("signer", 1),
     ("state", 1),
     ("store", 1),
+    ("cluster", 1),
     ("audit", 1),
     ("dispatch", 1),
     ("commshub", 1),

@@ -63,6 +63,51 @@ pub struct Config {
     /// Dated rule sets loaded at start.
     #[serde(default)]
     pub rules: Rules,
+    /// Cluster mode: several instances sharing their state through PostgreSQL. Absent, the
+    /// gateway is one process with its state in `[state] dir`.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: the servers several instances share. With it, `serve` takes the registers,
+/// the Users' certificates and every registration and User change from PostgreSQL (loaded once
+/// by `dccgw cluster init`) and follows the changes other instances make; `[registration]` and
+/// the certificate directories are read only by `cluster init`. The request path's durable
+/// stores (anti-replay marks, pending commands, holds, ledgers, the outbox, audit) stay in each
+/// instance's `[state] dir` for now.
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// PostgreSQL, as a `postgresql://` URL or `key=value` pairs (it may hold a password, and is
+    /// never logged).
+    pub postgres_url: String,
+    /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster.
+    pub nats_url: String,
+    /// This instance's name in the change log; by default the host name and the DUIS listen
+    /// address. Give each instance its own.
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("postgres_url", &"(not shown)")
+            .field("nats_url", &self.nats_url)
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+impl Config {
+    /// This instance's name in the cluster's change log.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = self.cluster.as_ref().and_then(|c| c.instance.clone()) {
+            return name;
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}/{}", host.trim(), self.listen.addr)
+    }
 }
 
 /// `[rules]`: dated versions of the catalogue's eligibility and flags and of the alert routes

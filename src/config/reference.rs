@@ -33,6 +33,8 @@ pub struct Section {
     pub description: String,
     /// Whether the section must be present.
     pub required: bool,
+    /// Whether some of its keys must be given when the section is.
+    pub has_required_keys: bool,
     pub keys: Vec<KeyDoc>,
 }
 
@@ -75,6 +77,7 @@ fn walk(
         path: path.to_owned(),
         description: description.to_owned(),
         required,
+        has_required_keys: !wanted.is_empty(),
         keys: Vec::new(),
     });
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
@@ -239,7 +242,12 @@ pub fn defaults_toml() -> String {
             let _ = writeln!(out);
             comment(&mut out, &section.description);
             let need = if section.required { "" } else { " (optional)" };
-            let _ = writeln!(out, "[{}]{}", section.path, comment_suffix(need));
+            // An optional section whose keys cannot all default is written commented out too.
+            let commented = !section.required
+                && section.has_required_keys
+                && section.keys.iter().any(|k| k.default.is_none());
+            let mark = if commented { "# " } else { "" };
+            let _ = writeln!(out, "{mark}[{}]{}", section.path, comment_suffix(need));
         }
         for k in &section.keys {
             let name = k.key.rsplit('.').next().unwrap_or(&k.key);

@@ -111,8 +111,21 @@ impl Dispatcher {
         hub: Arc<dyn HubNetwork>,
         hub_events: mpsc::Receiver<Inbound>,
     ) -> Result<Opened, DispatchError> {
+        Self::open_with(dir, config, hub, hub_events, Vec::new()).await
+    }
+
+    /// As [`Self::open`], with the commands the request log recovered (not yet checkpointed):
+    /// pending unless settled in the journal, and durable in it before this returns.
+    pub async fn open_with(
+        dir: &Path,
+        config: DispatchConfig,
+        hub: Arc<dyn HubNetwork>,
+        hub_events: mpsc::Receiver<Inbound>,
+        from_log: Vec<SignedCommand>,
+    ) -> Result<Opened, DispatchError> {
         let (journal, recovered) =
-            PendingJournal::open(dir, config.segment_records, config.max_segments).await?;
+            PendingJournal::open(dir, config.segment_records, config.max_segments, from_log)
+                .await?;
         let queue = config.queue.max(1);
         let (outcomes_tx, outcomes) = mpsc::channel(queue);
         let (events_tx, events) = mpsc::channel(queue);
@@ -152,6 +165,26 @@ impl Dispatcher {
         let header = cmd.header().map_err(DispatchError::Command)?;
         self.journal.record(header.request_id, cmd).await?;
         Ok(())
+    }
+
+    /// Takes `cmd` as pending while its record is committed to the request log (a request's
+    /// decision); [`Self::forget`] it if that commit fails. Returns whether it was new.
+    pub fn admit(&self, cmd: &SignedCommand) -> Result<bool, DispatchError> {
+        let header = cmd.header().map_err(DispatchError::Command)?;
+        Ok(self.journal.admit(header.request_id, cmd))
+    }
+
+    /// Forgets a command taken by [`Self::admit`] whose commit failed.
+    pub fn forget(&self, cmd: &SignedCommand) {
+        if let Ok(header) = cmd.header() {
+            self.journal.forget(&header.request_id);
+        }
+    }
+
+    /// Copies commands from a sealed segment of the request log into the pending journal;
+    /// returns once they are durable there.
+    pub async fn checkpoint(&self, cmds: &[SignedCommand]) -> Result<(), DispatchError> {
+        Ok(self.journal.checkpoint(cmds).await?)
     }
 
     /// Sends `cmd` to the hub network and starts its timer. Its outcome comes on the outcomes

@@ -12,6 +12,11 @@
 //! - on open, everything is read, the unsettled commands are written to a fresh segment, and the
 //!   old segments are deleted.
 //!
+//! A command whose request committed it to the request log (`store::RequestLog`) is pending in
+//! memory only (`admit`, segment [`IN_LOG`]) until the log's checkpoint copies it into the
+//! newest segment (`checkpoint`); a start reads the log's uncheckpointed commands (`open`'s
+//! `recovered`) with the segments.
+//!
 //! Reading back is order-free: a RequestID settled anywhere is settled. A RequestID is recorded
 //! once (anti-replay refuses a repeat; the CV4/CV5 pair shares one but only CV5 goes to a
 //! device), so this is exact.
@@ -25,6 +30,8 @@ use crate::routing::SignedCommand;
 use crate::store::{Journal, JournalError};
 
 const PENDING: u8 = b'P';
+/// The segment number of a command whose record is in the request log, not yet in a segment.
+const IN_LOG: u64 = 0;
 const SETTLED: u8 = b'S';
 
 #[derive(Debug, thiserror::Error)]
@@ -76,39 +83,25 @@ impl PendingJournal {
         dir: &Path,
         segment_records: usize,
         max_segments: usize,
+        recovered: Vec<SignedCommand>,
     ) -> Result<(Self, Vec<SignedCommand>), PendingError> {
         std::fs::create_dir_all(dir).map_err(dir_error(dir))?;
         let old = segments(dir)?;
-        let mut order: Vec<RequestId> = Vec::new();
-        let mut commands: HashMap<RequestId, SignedCommand> = HashMap::new();
-        let mut settled: HashSet<RequestId> = HashSet::new();
+        let mut read = ReadBack::default();
+        for cmd in recovered {
+            read.pending(cmd);
+        }
         for (_, path) in &old {
             let (_, records) = Journal::open(path)?;
             for r in records {
-                match r.split_first() {
-                    Some((&PENDING, bytes)) => {
-                        let cmd = SignedCommand::from_bytes(bytes.to_vec());
-                        // A record that does not read was not written by this gateway's signer
-                        // path; it cannot be dispatched and is dropped (logged).
-                        let Ok(h) = cmd.header() else {
-                            tracing::warn!(segment = %path.display(), "Pending journal record is not a command; skipped.");
-                            continue;
-                        };
-                        if commands.insert(h.request_id, cmd).is_none() {
-                            order.push(h.request_id);
-                        }
-                    }
-                    Some((&SETTLED, id)) => {
-                        if let Some(id) = decode_id(id) {
-                            settled.insert(id);
-                        }
-                    }
-                    _ => {
-                        tracing::warn!(segment = %path.display(), "Unknown pending journal record; skipped.")
-                    }
-                }
+                read.record(&r, path);
             }
         }
+        let ReadBack {
+            order,
+            mut commands,
+            settled,
+        } = read;
         let next = old.last().map_or(1, |(n, _)| n + 1);
         let (journal, _) = Journal::open(&segment_path(dir, next))?;
         let mut entries = HashMap::new();
@@ -178,6 +171,72 @@ impl PendingJournal {
             let mut s = self.lock();
             if let Some((seg, _)) = s.entries.remove(&id) {
                 decrement(&mut s.live, seg);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Takes `cmd`, whose record is being committed to the request log, as pending (in memory
+    /// until [`Self::checkpoint`]): taken before the commit, so that a checkpoint of the segment
+    /// the commit lands in always finds it. Returns whether it was new (a RequestID already
+    /// pending is not taken twice).
+    pub fn admit(&self, id: RequestId, cmd: &SignedCommand) -> bool {
+        let mut s = self.lock();
+        match s.entries.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((IN_LOG, cmd.clone()));
+                true
+            }
+        }
+    }
+
+    /// Forgets a command [`Self::admit`] took whose commit failed.
+    pub fn forget(&self, id: &RequestId) {
+        let mut s = self.lock();
+        if matches!(s.entries.get(id), Some((IN_LOG, _))) {
+            s.entries.remove(id);
+        }
+    }
+
+    /// Copies commands from a sealed segment of the request log into the newest segment (those
+    /// still pending only there); returns once they are durable.
+    pub async fn checkpoint(&self, cmds: &[SignedCommand]) -> Result<(), PendingError> {
+        let (journal, records) = {
+            let mut s = self.lock();
+            self.rotate_if_full(&mut s)?;
+            let current = s.current;
+            let mut records = Vec::new();
+            for cmd in cmds {
+                let Ok(h) = cmd.header() else { continue };
+                match s.entries.get_mut(&h.request_id) {
+                    Some((seg, _)) if *seg == IN_LOG => *seg = current,
+                    _ => continue,
+                }
+                records.push((h.request_id, record_bytes(cmd)));
+            }
+            *s.live.entry(current).or_insert(0) += records.len();
+            s.current_records += records.len();
+            (s.journal.clone(), records)
+        };
+        let writes = records.iter().map(|(_, r)| journal.append(r.clone()));
+        let failed = futures_util::future::join_all(writes)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(e) = failed {
+            // Not known to be durable here: pending in the request log again, so that the
+            // segment there is kept until a checkpoint works.
+            let mut s = self.lock();
+            for (id, _) in &records {
+                let was = s
+                    .entries
+                    .get_mut(id)
+                    .map(|(seg, _)| std::mem::replace(seg, IN_LOG));
+                if let Some(was) = was {
+                    decrement(&mut s.live, was);
+                }
             }
             return Err(e.into());
         }
@@ -291,6 +350,44 @@ impl PendingJournal {
         s.current_records = 0;
         s.live.insert(next, 0);
         Ok(())
+    }
+}
+
+/// What a start reads back: commands in the order first recorded, and the settled RequestIDs.
+#[derive(Default)]
+struct ReadBack {
+    order: Vec<RequestId>,
+    commands: HashMap<RequestId, SignedCommand>,
+    settled: HashSet<RequestId>,
+}
+
+impl ReadBack {
+    fn pending(&mut self, cmd: SignedCommand) -> bool {
+        let Ok(h) = cmd.header() else { return false };
+        if self.commands.insert(h.request_id, cmd).is_none() {
+            self.order.push(h.request_id);
+        }
+        true
+    }
+
+    fn record(&mut self, r: &[u8], path: &Path) {
+        match r.split_first() {
+            Some((&PENDING, bytes)) => {
+                // A record that does not read was not written by this gateway's signer path;
+                // it cannot be dispatched and is dropped (logged).
+                if !self.pending(SignedCommand::from_bytes(bytes.to_vec())) {
+                    tracing::warn!(segment = %path.display(), "Pending journal record is not a command; skipped.");
+                }
+            }
+            Some((&SETTLED, id)) => {
+                if let Some(id) = decode_id(id) {
+                    self.settled.insert(id);
+                }
+            }
+            _ => {
+                tracing::warn!(segment = %path.display(), "Unknown pending journal record; skipped.")
+            }
+        }
     }
 }
 

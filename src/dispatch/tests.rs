@@ -24,7 +24,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     let fleet = Fleet::new(3);
     let (signer, _, _) = fixture::broker();
     let cmds = fleet.commands(&signer, 6);
-    let (j, old) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (j, old) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert!(old.is_empty());
     for (id, c) in &cmds {
         j.record(*id, c).await.unwrap();
@@ -37,7 +39,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     }
     assert!(!j.settle(&cmds[0].0).await.unwrap(), "settled twice");
     drop(j);
-    let (j, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (j, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[4].1.clone(), cmds[5].1.clone()]);
     assert_eq!(
         journal_files(dir.path()),
@@ -46,7 +50,9 @@ async fn pending_commands_survive_a_restart_and_settled_ones_do_not() {
     );
     j.settle(&cmds[4].0).await.unwrap();
     drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4).await.unwrap();
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[5].1.clone()]);
 }
 
@@ -56,7 +62,9 @@ async fn settled_segments_are_deleted_and_old_pending_ones_copied_forward() {
     let fleet = Fleet::new(3);
     let (signer, _, _) = fixture::broker();
     let cmds = fleet.commands(&signer, 40);
-    let (j, _) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
+    let (j, _) = PendingJournal::open(dir.path(), 4, 3, Vec::new())
+        .await
+        .unwrap();
     for (id, c) in &cmds[..20] {
         j.record(*id, c).await.unwrap();
     }
@@ -78,7 +86,9 @@ async fn settled_segments_are_deleted_and_old_pending_ones_copied_forward() {
     assert!(j.segment_count() <= 3, "{} segments", j.segment_count());
     assert!(journal_files(dir.path()) <= 3);
     drop(j);
-    let (_, pending) = PendingJournal::open(dir.path(), 4, 3).await.unwrap();
+    let (_, pending) = PendingJournal::open(dir.path(), 4, 3, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(pending, vec![cmds[20].1.clone()]);
 }
 
@@ -263,4 +273,60 @@ proptest! {
     fn the_event_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = wire::decode(&bytes);
     }
+}
+
+#[tokio::test]
+async fn commands_from_the_request_log_are_pending_and_a_checkpoint_makes_them_the_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(3);
+    let (signer, _, _) = fixture::broker();
+    let cmds = fleet.commands(&signer, 4);
+    let (j, _) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    // Taken while their decisions commit: pending in memory only, once each.
+    for (id, c) in &cmds {
+        assert!(j.admit(*id, c));
+    }
+    assert!(!j.admit(cmds[0].0, &cmds[0].1));
+    // A failed commit forgets its command; a settled one is settled.
+    j.forget(&cmds[3].0);
+    assert!(j.settle(&cmds[2].0).await.unwrap());
+    assert_eq!(j.len(), 2);
+    let all: Vec<SignedCommand> = cmds.iter().map(|(_, c)| c.clone()).collect();
+    j.checkpoint(&all).await.unwrap();
+    drop(j);
+    // The log's segment is gone after the checkpoint: the journal alone holds 0 and 1; a settle
+    // made before the checkpoint still counts for 2, and 3 was never committed.
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[1].1.clone()]);
+}
+
+#[tokio::test]
+async fn a_start_takes_the_request_logs_commands_unless_the_journal_settled_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(3);
+    let (signer, _, _) = fixture::broker();
+    let cmds = fleet.commands(&signer, 3);
+    let (j, _) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    for (id, c) in &cmds {
+        j.admit(*id, c);
+    }
+    j.settle(&cmds[1].0).await.unwrap();
+    drop(j);
+    // A crash before any checkpoint: the log hands back all three.
+    let from_log: Vec<SignedCommand> = cmds.iter().map(|(_, c)| c.clone()).collect();
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, from_log)
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[2].1.clone()]);
+    // Durable in the journal now: the log's segments may go.
+    let (_, pending) = PendingJournal::open(dir.path(), 1000, 4, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![cmds[0].1.clone(), cmds[2].1.clone()]);
 }

@@ -38,7 +38,7 @@ use crate::alerts::ChangeAlerts;
 use crate::dispatch::{DispatchOutcome, Dispatcher};
 use crate::outbox::Outbox;
 use crate::pipeline::{Dsp, Gateway};
-use crate::store::{HoldLimits, Holds, JournalError, Schedules};
+use crate::store::{Held, HoldLimits, Holds, JournalError, Schedules};
 
 pub use timer::{Clock, Executor, SystemClock, Timer};
 
@@ -78,14 +78,20 @@ impl Default for DspConfig {
 }
 
 /// Opens the held-request and schedule journals in `dir` (`holds.journal`,
-/// `schedules.journal`). `owed` are the registration change batches whose DCC Alerts may not all
-/// be out (what a change removed is kept until they are). Blocking.
-pub fn open(config: &DspConfig, dir: &Path, owed: &BTreeSet<u64>) -> Result<Dsp, JournalError> {
+/// `schedules.journal`), with `from_log`, the request log's holds not yet checkpointed. `owed`
+/// are the registration change batches whose DCC Alerts may not all be out (what a change
+/// removed is kept until they are). Blocking.
+pub fn open(
+    config: &DspConfig,
+    dir: &Path,
+    owed: &BTreeSet<u64>,
+    from_log: Vec<Held>,
+) -> Result<Dsp, JournalError> {
     let limits = HoldLimits {
         max_held: config.max_held,
         max_bytes: config.max_held_bytes,
     };
-    let holds = Holds::open(&dir.join("holds.journal"), limits)?;
+    let holds = Holds::open_with(&dir.join("holds.journal"), limits, from_log)?;
     let schedules = Schedules::open(
         &dir.join("schedules.journal"),
         config.max_schedules,

@@ -128,8 +128,9 @@ pub enum Error {
 /// fault. The cause travels with it, for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Resource {
-    /// The anti-replay high-water mark could not be made durable.
-    #[error("the anti-replay journal")]
+    /// The request's decision (its anti-replay high-water mark, with its command or hold)
+    /// could not be made durable in the request log.
+    #[error("the request log")]
     ReplayJournal,
     /// The command could not be recorded before the acknowledgement.
     #[error("the pending-command journal")]

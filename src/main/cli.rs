@@ -60,6 +60,10 @@ pub(crate) enum Command {
         /// The address all three listen on: 0.0.0.0 to be reached from outside (a container).
         #[arg(long, default_value = "127.0.0.1")]
         bind: IpAddr,
+        /// More than 1: that many gateway processes in cluster mode on free ports, sharing
+        /// their state through a throwaway PostgreSQL (`initdb` and `nats-server` needed).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
     /// Sign a DUIS message (a file or standard input) with an XML-signing key; writes the signed
     /// message to standard output. Any signature it carries (a template's placeholder) is replaced.
@@ -142,6 +146,22 @@ pub(crate) enum Command {
     Rules {
         #[command(subcommand)]
         command: tools::rules_check::RulesCommand,
+    },
+    /// Cluster mode: the PostgreSQL that several instances share.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Create the schema in `[cluster] postgres_url` and load the registers and Users'
+    /// certificates the configuration names into it (once: a loaded database is refused).
+    Init {
+        /// The configuration file (TOML), with a `[cluster]` section.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 

@@ -13,7 +13,7 @@ use crate::registry::Snapshot;
 use crate::replies;
 use crate::rules::RuleSet;
 use crate::signer::Signer;
-use crate::store::ChangeLog;
+use crate::state::StateLog;
 use crate::xmldsig::c14n::C14nLimits;
 
 use super::Gateway;
@@ -35,7 +35,7 @@ impl replies::Context for Gateway {
         &self.metrics
     }
 
-    fn change_log(&self) -> &ChangeLog {
+    fn change_log(&self) -> &StateLog {
         self.state.change_log()
     }
 

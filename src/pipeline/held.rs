@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use crate::auth::{self, AccessRequest};
 use crate::domain::{ResponseCode, UserRole};
 use crate::duis;
-use crate::error::{Error, Resource};
+use crate::error::Error;
 use crate::rules::RuleSet;
-use crate::store::{Held, HoldError, Holds, Schedules};
+use crate::store::{Held, Holds, Schedules};
 
 use super::executed::{Executed, Source};
 use super::plan::{Effect, Plan, Planning, Reply};
@@ -63,14 +63,6 @@ impl Gateway {
             reply: Reply::Acknowledged,
             effects: vec![Effect::Hold(held)],
         }))
-    }
-
-    /// Journals a held request; on disk before this returns.
-    pub(super) async fn hold(&self, held: Held) -> Result<(), Error> {
-        self.dsp.holds.hold(held).await.map_err(|e| match e {
-            HoldError::TooMany(_) | HoldError::TooLarge(_) => Error::HoldsFull,
-            HoldError::Journal(e) => Error::resource(Resource::HoldJournal, e),
-        })
     }
 
     /// Sends a held request at its time (`now`): read again, decided again by access control
@@ -130,7 +122,7 @@ impl Gateway {
             now,
         };
         let plan = self.device_command(&planning).map_err(|e| e.classify().0)?;
-        self.carry_out(plan.effects, now.unix_timestamp())
+        self.carry_out(plan.effects, None, now.unix_timestamp())
             .await
             .map_err(|e| e.classify().0)
     }

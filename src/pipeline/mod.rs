@@ -18,6 +18,7 @@ mod command;
 mod context;
 mod critical;
 mod dcc;
+mod durable;
 mod executed;
 mod held;
 mod local;
@@ -46,13 +47,14 @@ use crate::register::PartyRegister;
 use crate::routing::CommandSigner;
 use crate::signer::Signer;
 use crate::state::{Rules, State};
-use crate::store::{AdvanceError, ReplayGuard};
+use crate::store::{ReplayGuard, RequestLog, Reservation};
 use crate::tls::PeerIdentity;
 use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
 
 pub use admit::{Gate, Ticket};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
+pub use durable::{checkpoint, Recovery, Stores};
 pub use held::Dsp;
 pub use local::LocalCommand;
 
@@ -68,8 +70,11 @@ pub struct Gateway {
     pub c14n_limits: C14nLimits,
     /// The DCC XML-signing key that signs every answer.
     pub signer: Signer,
-    /// Each originator's last accepted counter, journalled.
+    /// Each originator's last accepted counter.
     pub replay: Arc<ReplayGuard>,
+    /// Where each accepted request's decision (its mark, its commands and holds) is made
+    /// durable, in one commit.
+    pub log: Arc<dyn RequestLog>,
     pub metrics: Metrics,
     /// The audit trail: one record per request decision (and per delivery attempt).
     pub audit: Audit,
@@ -113,6 +118,7 @@ struct Refusal {
 pub struct Parts {
     pub state: Arc<State>,
     pub replay: Arc<ReplayGuard>,
+    pub log: Arc<dyn RequestLog>,
     /// The DCC XML-signing key.
     pub signer: Signer,
     pub audit: Audit,
@@ -129,6 +135,7 @@ impl Gateway {
         let Parts {
             state,
             replay,
+            log,
             signer,
             audit,
             routing,
@@ -154,6 +161,7 @@ impl Gateway {
             c14n_limits,
             signer,
             replay,
+            log,
             metrics,
             audit,
             routing,
@@ -350,18 +358,19 @@ impl Gateway {
                 now,
             })
             .map_err(refuse)?;
-        // Replay: the counter is checked and journalled last, so that only accepted requests
-        // move an originator's high-water mark. A signed pre-command's counter was accepted with
-        // its Transform; the pre-command it uses (below) is what it may use once.
+        // Replay: the counter is checked last, so that only accepted requests move an
+        // originator's high-water mark; it is reserved now and made durable with the effects'
+        // records, in one commit. A signed pre-command's counter was accepted with its
+        // Transform; the pre-command it uses (below) is what it may use once.
         let reused = plan.uses_precommand();
-        self.spend_counter(&request, now, reused)
-            .await
+        let mark = self
+            .reserve_counter(&request, now, reused)
             .map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects, now.unix_timestamp())
+        self.carry_out(plan.effects, mark, now.unix_timestamp())
             .await
             .map_err(refuse)?;
         if effects {
@@ -403,15 +412,15 @@ impl Gateway {
         Ok((permit, entry))
     }
 
-    /// The request's counter checked and made durable: its first effect, and so taken only
-    /// while the audit trail can record the answer. A signed pre-command (`reused`) spends none:
-    /// it reuses its Transform's RequestID, whose counter was spent then.
-    async fn spend_counter(
+    /// The request's counter checked and reserved (made durable by `carry_out`'s commit): taken
+    /// only while the audit trail can record the answer. A signed pre-command (`reused`) spends
+    /// none: it reuses its Transform's RequestID, whose counter was spent then.
+    fn reserve_counter(
         &self,
         request: &ParsedRequest,
         now: OffsetDateTime,
         reused: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Reservation>, Error> {
         if self.audit.is_failing() {
             return Err(Error::resource(
                 Resource::AuditTrail,
@@ -419,18 +428,15 @@ impl Gateway {
             ));
         }
         if reused {
-            return Ok(());
+            return Ok(None);
         }
         // Nanoseconds since 1970 fit a u64 until the year 2554.
         let now_ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
         let header = &request.header;
         self.replay
-            .advance(&header.request_id, header.command_variant, now_ns)
-            .await
-            .map_err(|e| match e {
-                AdvanceError::Refused(r) => Error::Replay(r),
-                AdvanceError::Journal(e) => Error::resource(Resource::ReplayJournal, e),
-            })
+            .reserve(&header.request_id, header.command_variant, now_ns)
+            .map(Some)
+            .map_err(Error::Replay)
     }
 
     /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing

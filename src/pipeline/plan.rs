@@ -3,8 +3,6 @@
 //! flow plans here, by its Command Variant and service; nothing is planned that cannot be kept —
 //! a request answered `I99` has an effect that will bring its final message.
 
-use std::sync::Arc;
-
 use time::OffsetDateTime;
 
 use crate::auth::Permit;
@@ -17,13 +15,13 @@ use crate::firmware::Distribution;
 use crate::outbox::Outbound;
 use crate::registry::Change;
 use crate::routing::SignedCommand;
-use crate::store::{Held, IssueError};
+use crate::store::{Held, IssueError, Reservation};
 
 use super::critical::HeldPreCommand;
 use super::dcc::distribute;
 use super::local::LocalCommand;
 use super::schedules::NewSchedule;
-use super::{answer, Gateway, Routing};
+use super::{answer, durable, Gateway};
 
 /// The synchronous answer a planned request gets.
 #[derive(Debug)]
@@ -179,13 +177,33 @@ impl Gateway {
         Ok(ResponsePayload::Raw(xml))
     }
 
-    /// Makes the plan's effects durable, in order; each is on disk before this returns. `now`
-    /// is when the request was received (unix seconds).
-    pub(super) async fn carry_out(&self, effects: Vec<Effect>, now: i64) -> Result<(), Error> {
+    /// Makes the plan's effects durable; each is on disk before this returns. The effects the
+    /// request log carries (commands for the hub network, held requests) are committed with
+    /// `mark` (the request's reserved counter, if it spends one) as one decision, after the
+    /// others (their own journals, in order), so that a crash between leaves the counter
+    /// unspent. `now` is when the request was received (unix seconds).
+    pub(super) async fn carry_out(
+        &self,
+        effects: Vec<Effect>,
+        mark: Option<Reservation>,
+        now: i64,
+    ) -> Result<(), Error> {
+        let (logged, others): (Vec<_>, Vec<_>) = effects.into_iter().partition(durable::logged);
+        if let Err(e) = self.carry_out_others(others, now).await {
+            if let Some(r) = &mark {
+                self.replay.rollback(r);
+            }
+            return Err(e);
+        }
+        self.commit(mark, logged).await
+    }
+
+    /// The effects the request log does not carry, each in its own journal, in order.
+    async fn carry_out_others(&self, effects: Vec<Effect>, now: i64) -> Result<(), Error> {
         for effect in effects {
             match effect {
-                Effect::Route(command) => route(&self.routing, command).await?,
-                Effect::Hold(h) => self.hold(h).await?,
+                // Carried by the request log (`durable.rs`).
+                Effect::Route(_) | Effect::Hold(_) => {}
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,
@@ -240,21 +258,4 @@ fn issue_error(e: IssueError) -> Error {
         IssueError::Full { max } => Error::Outstanding { max },
         IssueError::Duplicate | IssueError::Journal(_) => Error::resource(Resource::Ledger, e),
     }
-}
-
-/// Journals the command (it is on disk before the `I99` promises a response), then sends it in
-/// the background.
-async fn route(routing: &Routing, command: SignedCommand) -> Result<(), Error> {
-    routing
-        .dispatcher
-        .record(&command)
-        .await
-        .map_err(|e| Error::resource(Resource::PendingJournal, e))?;
-    let dispatcher = Arc::clone(&routing.dispatcher);
-    tokio::spawn(async move {
-        if let Err(e) = dispatcher.dispatch(command).await {
-            tracing::error!(error = %e, "Dispatch failed; the command is answered after a restart.");
-        }
-    });
-    Ok(())
 }

@@ -199,7 +199,7 @@ impl Gateway {
             now,
         };
         let command = self.sign_command(&planning).map_err(|e| e.classify().0)?;
-        self.carry_out(vec![Effect::Route(command)], now.unix_timestamp())
+        self.carry_out(vec![Effect::Route(command)], None, now.unix_timestamp())
             .await
             .map_err(|e| e.classify().0)
     }

@@ -7,6 +7,7 @@ mod attempts;
 mod conn;
 mod expiry;
 mod http;
+mod requests;
 mod routing;
 
 use std::collections::BTreeSet;
@@ -37,7 +38,7 @@ use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
 use crate::state::{self, LoadError, Rules, RulesLoadError, State};
-use crate::store::{JournalError, ReplayGuard};
+use crate::store::JournalError;
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight requests before it closes what is left.
@@ -51,6 +52,10 @@ pub enum StartError {
     Signer(#[from] SignerError),
     #[error(transparent)]
     State(#[from] LoadError),
+    #[error("the cluster's state ([cluster] postgres_url)")]
+    ClusterState(#[from] state::snapshot::ClusterLoadError),
+    #[error("the cluster's PostgreSQL ([cluster] postgres_url)")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("the TLS client trust ([tls] client_ca, crls)")]
     TlsTrust(#[from] state::CertStoreError),
     #[error(transparent)]
@@ -173,7 +178,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         &config.signatures.dcc_cert,
         Some(SmkiRole::DccXmlSigning),
     )?;
-    let (loaded, owed) = state::load::open(&state_files(config)).await?;
+    let (loaded, owed) = load_state(config).await?;
     tracing::info!(
         users = loaded.register.len(),
         devices = loaded.registry.device_count(),
@@ -181,16 +186,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         user_certs = loaded.user_certs.len(),
         "Registers loaded."
     );
-    let replay_path = config.state.dir.join("replay.journal");
-    let replay = Arc::new(blocking(move || ReplayGuard::open(&replay_path)).await??);
+    let (log, recovered, recovery) = requests::open(config).await?;
+    let replay = requests::replay(config, &log, recovery.marks).await?;
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
     let (dsp_config, state_dir) = (config.dsp.clone(), config.state.dir.clone());
-    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs))
+    let held = recovery.holds;
+    let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
-    let (routing, raised, pending) = routing::open(config, &loaded.registry).await?;
+    let (routing, raised, pending) =
+        routing::open(config, &loaded.registry, recovery.commands).await?;
     let rules = open_rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
@@ -203,6 +210,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
+        log: log.clone(),
         signer,
         audit,
         routing,
@@ -213,6 +221,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         admission,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
+    requests::start(&log, recovered, &gateway).await?;
     routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());
@@ -270,6 +279,7 @@ async fn serve(
     } = listeners;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
+    let state_for_follow = Arc::clone(&state);
     let admin = admin::Admin {
         metrics: gateway.metrics.clone(),
         state,
@@ -291,6 +301,10 @@ async fn serve(
         shutdown_rx.clone(),
         stopped_rx,
     ));
+    if let Some(cluster) = state_for_follow.change_log().cluster() {
+        let wake = cluster.listen();
+        tokio::spawn(Arc::clone(&state_for_follow).follow(wake, shutdown_rx.clone()));
+    }
     // Held requests and schedules run from now until shutdown.
     let timer = dsp::start_timer(&gateway, &outbox, &config.dsp, shutdown_rx.clone());
     if config.reload.watch_interval_ms > 0 {
@@ -336,8 +350,24 @@ async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
     Ok(Arc::new(rules))
 }
 
+/// The state in force at start: from the files and journals of `[state] dir`, or in cluster
+/// mode from the cluster's PostgreSQL (a snapshot, then the change log followed).
+async fn load_state(
+    config: &Config,
+) -> Result<(state::Loaded, Vec<crate::alerts::ChangeAlerts>), StartError> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(state::load::open(&state_files(config)).await?);
+    };
+    let instance = config.instance_name();
+    let cluster = crate::cluster::Cluster::connect(&cluster.postgres_url, &instance)?;
+    cluster.migrate().await?;
+    tracing::info!(instance, "Cluster mode: the state comes from PostgreSQL.");
+    let signatures = &config.signatures;
+    Ok(state::snapshot::open(cluster, &signatures.trust_anchors, &signatures.crls).await?)
+}
+
 /// Where the state's files are, from the configuration.
-fn state_files(config: &Config) -> state::Files {
+pub fn state_files(config: &Config) -> state::Files {
     state::Files {
         users: config.registration.users.clone(),
         devices: config.registration.devices.clone(),

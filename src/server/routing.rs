@@ -41,9 +41,11 @@ pub(super) struct Pending {
 }
 
 /// Opens the hub network and the dispatcher; the routing half of the gateway.
+/// `from_log` are the request log's commands not yet checkpointed.
 pub(super) async fn open(
     config: &Config,
     registry: &Snapshot,
+    from_log: Vec<crate::routing::SignedCommand>,
 ) -> Result<(Routing, mpsc::Sender<ChangeAlerts>, Pending), StartError> {
     let routing = &config.routing;
     let signer = signer::command_signer(&routing.acb_key, &routing.acb_cert)
@@ -51,11 +53,12 @@ pub(super) async fn open(
     let (hub_tx, hub_rx) = mpsc::channel(routing.dispatch.queue.max(1));
     let users_keys = config.signatures.digital_signing_certs.as_ref();
     let hub = hub_network(routing, registry, users_keys, hub_tx)?;
-    let opened = Dispatcher::open(
+    let opened = Dispatcher::open_with(
         &config.state.dir.join("pending"),
         routing.dispatch.clone(),
         Arc::clone(&hub),
         hub_rx,
+        from_log,
     )
     .await
     .map_err(StartError::PendingJournal)?;

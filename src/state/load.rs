@@ -97,8 +97,10 @@ pub struct Loaded {
     pub digital_signing: DigitalSigningCerts,
     /// The certificate additions in the User change log, made again by reloads of the stores.
     pub added_certs: Vec<UserChange>,
-    pub changes: ChangeLog,
-    pub user_changes: UserChangeLog,
+    /// Where live changes are made durable.
+    pub log: super::StateLog,
+    /// The last change-log batch in the loaded state (in a cluster, where following starts).
+    pub applied: u64,
 }
 
 /// Loads every file and replays both change logs over them. Also returns the DCC Alerts of the
@@ -136,8 +138,11 @@ pub async fn open(files: &Files) -> Result<(Loaded, Vec<ChangeAlerts>), LoadErro
         user_certs: replayed.certs,
         digital_signing: replayed.digital_signing,
         added_certs: replayed.added,
-        changes,
-        user_changes: replayed.log,
+        log: super::StateLog::Embedded {
+            changes,
+            user_changes: replayed.log,
+        },
+        applied: 0,
     };
     Ok((loaded, owed))
 }
@@ -366,7 +371,7 @@ pub fn digital_signing_anchors(dir: &Path) -> Result<DigitalSigningCerts, CertSt
 
 /// Calls `f` with every certificate (DER) in every `*.pem` file under `dir` (recursively) and
 /// the file it came from.
-fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
+pub fn for_each_cert(dir: &Path, mut f: impl FnMut(&[u8], &Path)) -> Result<(), CertStoreError> {
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         let entries = std::fs::read_dir(&d).map_err(|source| CertStoreError::Read {

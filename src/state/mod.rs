@@ -7,10 +7,14 @@
 //! overlay of changes into a new base in the background is [`Compaction`].
 
 mod compaction;
+mod follow;
 pub mod generate;
 pub mod load;
+mod log;
 pub mod rules;
+pub mod snapshot;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
@@ -24,10 +28,10 @@ use crate::dscerts::{DigitalSigningCerts, DsRefusal};
 use crate::metrics::Metrics;
 use crate::register::{self, PartyRegister, UserChange, UserChangeError};
 use crate::registry::{Change, ChangeError, Snapshot};
-use crate::store::{ChangeLog, JournalError, UserChangeLog};
 
 pub use compaction::{Compaction, COMPACT_OVERLAY_AT};
 pub use load::{CertStoreError, Files, LoadError, Loaded};
+pub use log::{LogError, StateLog};
 pub use rules::{Rules, RulesLoadError};
 
 /// Why a batch of changes was not applied.
@@ -40,7 +44,18 @@ pub enum ApplyError {
     #[error("a registration names User {0}, who is not in the party register")]
     UnregisteredUser(UserId),
     #[error("the change log could not be written")]
-    Journal(#[source] JournalError),
+    Journal(#[source] LogError),
+}
+
+/// How many times a writer catches up with other instances' changes and decides again before
+/// it gives up ([`LogError::Contended`]).
+const MAX_APPEND_TRIES: usize = 8;
+
+/// The party register and the certificate stores a batch of User changes makes.
+struct UserState {
+    register: PartyRegister,
+    certs: CertStore,
+    digital_signing: DigitalSigningCerts,
 }
 
 /// The registers, the registry and the certificate store in force, and their writers' path.
@@ -54,10 +69,14 @@ pub struct State {
     digital_signing: ArcSwap<DigitalSigningCerts>,
     /// The certificate additions of the User change log, made again in reloaded stores.
     added_certs: std::sync::Mutex<Vec<UserChange>>,
-    /// Live registration changes, journalled before they apply.
-    changes: ChangeLog,
-    /// Live User changes (status, certificates), journalled before they apply.
-    user_changes: UserChangeLog,
+    /// Where live registration and User changes are made durable before they apply.
+    log: StateLog,
+    /// The last change-log batch applied here (in a cluster: the point this instance follows
+    /// the log from). Written only under `change_lock`.
+    applied: AtomicU64,
+    /// Set when a batch another instance wrote did not apply here: this instance's state has
+    /// left the cluster's (`/readyz` says not ready).
+    diverged: AtomicBool,
     /// When the registry's overlay is folded into a new base, in the background.
     compaction: Compaction,
     /// Serialises writers of all three (readers never wait).
@@ -77,8 +96,8 @@ impl State {
             user_certs,
             digital_signing,
             added_certs,
-            changes,
-            user_changes,
+            log,
+            applied,
         } = loaded;
         metrics.cache_loaded("users", register.len(), false);
         metrics.cache_loaded("devices", registry.device_count(), false);
@@ -91,8 +110,9 @@ impl State {
             user_certs: ArcSwap::from_pointee(user_certs),
             digital_signing: ArcSwap::from_pointee(digital_signing),
             added_certs: std::sync::Mutex::new(added_certs),
-            changes,
-            user_changes,
+            log,
+            applied: AtomicU64::new(applied),
+            diverged: AtomicBool::new(false),
             compaction: Compaction::default(),
             change_lock: tokio::sync::Mutex::new(()),
             metrics,
@@ -120,15 +140,21 @@ impl State {
         self.digital_signing.load()
     }
 
-    /// Whether either change log's last write failed (`/readyz` says not ready).
+    /// Whether either change log's last write failed, or (in a cluster) another instance's
+    /// change did not apply here (`/readyz` says not ready).
     pub fn journals_failing(&self) -> bool {
-        self.changes.is_failing() || self.user_changes.is_failing()
+        self.log.is_failing() || self.diverged.load(Ordering::Relaxed)
     }
 
-    /// The registration change log, where the replies task marks how far the DCC Alerts of
-    /// its batches are out.
-    pub fn change_log(&self) -> &ChangeLog {
-        &self.changes
+    /// The change log, where the replies task marks how far the DCC Alerts of its batches are
+    /// out.
+    pub fn change_log(&self) -> &StateLog {
+        &self.log
+    }
+
+    /// The last change-log batch applied here.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
     }
 
     /// When the registry's overlay is compacted (operators' tools and tests set its bound).
@@ -143,6 +169,44 @@ impl State {
     /// Once the overlay passes its bound, a compaction starts in the background.
     pub async fn apply_changes(self: &Arc<Self>, batch: &[Change]) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
+        for _ in 0..MAX_APPEND_TRIES {
+            let (next, events) = self.check_changes(batch)?;
+            let at = OffsetDateTime::now_utc().unix_timestamp();
+            let appended = self
+                .log
+                .append_registry(self.applied(), at, batch, !events.is_empty())
+                .await
+                .map_err(ApplyError::Journal)?;
+            let log::Appended::At(seq) = appended else {
+                // Another instance wrote first: apply its batches, then decide again.
+                self.catch_up_locked().await.map_err(ApplyError::Journal)?;
+                continue;
+            };
+            self.applied.store(seq, Ordering::Release);
+            self.install_registry(next, batch);
+            // After the swap, so that the replies task routes them against a snapshot with the
+            // batch in it (as after a restart).
+            if !events.is_empty() {
+                self.metrics.alerts.owed_change_batches.inc();
+                let batch = ChangeAlerts { seq, at, events };
+                if self.raised.send(batch).await.is_err() {
+                    tracing::error!(
+                        seq,
+                        "The replies task has stopped; this change's DCC Alerts are raised at the next start."
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Err(ApplyError::Journal(LogError::Contended))
+    }
+
+    /// The snapshot `batch` makes of the one in force, and the DCC Alerts it calls for; or why
+    /// it cannot apply.
+    fn check_changes(
+        &self,
+        batch: &[Change],
+    ) -> Result<(Snapshot, Vec<alerts::DccEvent>), ApplyError> {
         let register = self.register.load();
         let unknown = batch.iter().find_map(|c| match c {
             Change::AddRegistration { registration, .. }
@@ -156,35 +220,21 @@ impl State {
             return Err(ApplyError::UnregisteredUser(user));
         }
         let current = self.registry.load_full();
-        let (next, events) = alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)?;
-        let at = OffsetDateTime::now_utc().unix_timestamp();
-        let seq = self
-            .changes
-            .append(at, batch)
-            .await
-            .map_err(ApplyError::Journal)?;
+        alerts::apply_batch(&current, batch).map_err(ApplyError::Invalid)
+    }
+
+    /// Puts `next` (made by `batch`) in force; once the overlay passes its bound, a compaction
+    /// starts in the background.
+    fn install_registry(self: &Arc<Self>, next: Snapshot, batch: &[Change]) {
         self.metrics
             .cache_loaded("devices", next.device_count(), true);
         self.metrics
             .cache_loaded("registrations", next.registration_count(), true);
         let next = Arc::new(next);
         self.registry.store(Arc::clone(&next));
-        // After the swap, so that the replies task routes them against a snapshot with the
-        // batch in it (as after a restart).
-        if !events.is_empty() {
-            self.metrics.alerts.owed_change_batches.inc();
-            let batch = ChangeAlerts { seq, at, events };
-            if self.raised.send(batch).await.is_err() {
-                tracing::error!(
-                    seq,
-                    "The replies task has stopped; this change's DCC Alerts are raised at the next start."
-                );
-            }
-        }
         if self.compaction.after_change(&next, batch) {
             tokio::spawn(Arc::clone(self).compact(next));
         }
-        Ok(())
     }
 
     /// Folds `from`'s overlay into a new base off the async workers, then (as a writer) swaps
@@ -211,31 +261,58 @@ impl State {
     /// Applies a batch of User changes (status, certificates) atomically and durably, as
     /// `apply_changes` does registration changes. The store is swapped before the register, so
     /// a batch that adds a certificate and lifts a suspension never admits a request early.
-    pub async fn apply_user_changes(&self, batch: &[UserChange]) -> Result<(), ApplyError> {
+    pub async fn apply_user_changes(
+        self: &Arc<Self>,
+        batch: &[UserChange],
+    ) -> Result<(), ApplyError> {
         let _writer = self.change_lock.lock().await;
-        let (next_register, next_certs) =
+        for _ in 0..MAX_APPEND_TRIES {
+            let next = self.check_user_changes(batch)?;
+            let at = OffsetDateTime::now_utc().unix_timestamp();
+            let appended = self
+                .log
+                .append_users(self.applied(), at, batch)
+                .await
+                .map_err(ApplyError::Journal)?;
+            let log::Appended::At(seq) = appended else {
+                self.catch_up_locked().await.map_err(ApplyError::Journal)?;
+                continue;
+            };
+            self.applied.store(seq, Ordering::Release);
+            self.install_users(next, batch);
+            return Ok(());
+        }
+        Err(ApplyError::Journal(LogError::Contended))
+    }
+
+    /// The register and certificate stores `batch` makes of those in force, or why it cannot
+    /// apply.
+    fn check_user_changes(&self, batch: &[UserChange]) -> Result<UserState, ApplyError> {
+        let (register, certs) =
             register::apply_user_changes(&self.register.load(), &self.user_certs.load(), batch)
                 .map_err(ApplyError::InvalidUser)?;
-        let next_ds = register::apply_digital_signing_changes(
-            &self.digital_signing.load(),
-            &next_register,
-            batch,
-        )
-        .map_err(ApplyError::InvalidUser)?;
-        self.user_changes
-            .append(batch)
-            .await
-            .map_err(ApplyError::Journal)?;
-        self.user_certs.store(Arc::new(next_certs));
-        self.digital_signing.store(Arc::new(next_ds));
-        self.register.store(Arc::new(next_register));
+        let digital_signing =
+            register::apply_digital_signing_changes(&self.digital_signing.load(), &register, batch)
+                .map_err(ApplyError::InvalidUser)?;
+        Ok(UserState {
+            register,
+            certs,
+            digital_signing,
+        })
+    }
+
+    /// Puts `next` (made by `batch`) in force: the stores before the register, so a batch that
+    /// adds a certificate and lifts a suspension never admits a request early.
+    fn install_users(&self, next: UserState, batch: &[UserChange]) {
+        self.user_certs.store(Arc::new(next.certs));
+        self.digital_signing.store(Arc::new(next.digital_signing));
+        self.register.store(Arc::new(next.register));
         let mut added = self.added();
         for change in batch {
             if change.adds_certificate() {
                 added.push(change.clone());
             }
         }
-        Ok(())
     }
 
     /// Puts reloaded certificate stores in force (read again from their directories against a

@@ -94,10 +94,26 @@ pub struct Holds {
 impl Holds {
     /// Opens the journal at `path` and returns every hold not done. Blocking.
     pub fn open(path: &Path, limits: HoldLimits) -> Result<Self, JournalError> {
+        Self::open_with(path, limits, Vec::new())
+    }
+
+    /// As [`Self::open`], with the holds the request log recovered (not yet checkpointed):
+    /// read before the journal's records, so that a release marked done there counts, and
+    /// made durable in the journal (rewritten with every live hold) before this returns.
+    pub fn open_with(
+        path: &Path,
+        limits: HoldLimits,
+        recovered: Vec<Held>,
+    ) -> Result<Self, JournalError> {
         let (_, records) = Journal::open(path)?;
         let mut held: HashMap<RequestId, Held> = HashMap::new();
         let mut order: Vec<RequestId> = Vec::new();
         let mut done = 0usize;
+        let from_log = !recovered.is_empty();
+        for h in recovered {
+            order.push(h.request_id);
+            held.insert(h.request_id, h);
+        }
         for r in &records {
             match r.split_first() {
                 Some((&HELD, rest)) => match decode_held(rest) {
@@ -116,9 +132,9 @@ impl Holds {
                 _ => tracing::warn!("An unknown held-request record; skipped."),
             }
         }
-        order.retain(|id| held.contains_key(id));
-        order.dedup();
-        if done > 1024 && done > held.len() {
+        let mut seen = std::collections::HashSet::new();
+        order.retain(|id| held.contains_key(id) && seen.insert(*id));
+        if from_log || (done > 1024 && done > held.len()) {
             rewrite(
                 path,
                 order.iter().filter_map(|id| held.get(id)).map(held_bytes),
@@ -177,6 +193,53 @@ impl Holds {
         }
         self.lock().wait(held);
         self.added.notify_one();
+        Ok(())
+    }
+
+    /// Counts `held` against the bounds before its decision is committed to the request log;
+    /// `Ok(false)` if that RequestID is held already (nothing more to keep). Then
+    /// [`Self::admit`] once committed, or [`Self::unreserve`] if not.
+    pub fn reserve(&self, held: &Held) -> Result<bool, HoldError> {
+        let size = held.request.len();
+        let mut s = self.lock();
+        if s.live.contains_key(&held.request_id) {
+            return Ok(false);
+        }
+        if s.live.len() >= self.limits.max_held {
+            return Err(HoldError::TooMany(self.limits.max_held));
+        }
+        if s.bytes + size > self.limits.max_bytes {
+            return Err(HoldError::TooLarge(self.limits.max_bytes));
+        }
+        s.live.insert(held.request_id, Live { key: None, size });
+        s.bytes += size;
+        Ok(true)
+    }
+
+    /// A reserved hold whose decision is durable: it waits for its time.
+    pub fn admit(&self, held: Held) {
+        self.lock().wait(held);
+        self.added.notify_one();
+    }
+
+    /// A reserved hold whose decision was not committed: forgotten.
+    pub fn unreserve(&self, id: &RequestId) {
+        let mut s = self.lock();
+        if let Some(live) = s.live.remove(id) {
+            s.bytes -= live.size;
+        }
+    }
+
+    /// Copies holds from a sealed segment of the request log into the journal (those not done
+    /// since); returns once they are durable.
+    pub async fn checkpoint(&self, holds: &[Held]) -> Result<(), JournalError> {
+        let writes = holds
+            .iter()
+            .filter(|h| self.lock().live.contains_key(&h.request_id))
+            .map(|h| self.journal.append(held_bytes(h)));
+        for result in futures_util::future::join_all(writes).await {
+            result?;
+        }
         Ok(())
     }
 
@@ -251,6 +314,21 @@ impl State {
             live.key = Some(key);
         }
         self.waiting.insert(key, held);
+    }
+}
+
+impl Held {
+    /// Its record, as the journal (and the request log) keep it.
+    pub fn to_record(&self) -> Vec<u8> {
+        held_bytes(self)
+    }
+
+    /// A record read back; `None` if it is not a hold's.
+    pub fn from_record(b: &[u8]) -> Option<Self> {
+        match b.split_first() {
+            Some((&HELD, rest)) => decode_held(rest),
+            _ => None,
+        }
     }
 }
 

@@ -129,6 +129,17 @@ impl Journal {
     }
 }
 
+/// Every intact record of the journal file at `path`, in order, without opening it for
+/// writing (nothing is cut). Blocking.
+pub fn read_records(path: &Path) -> Result<Vec<Vec<u8>>, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    Ok(read_all(&mut file).map_err(io)?.0)
+}
+
 /// Replaces the journal at `path` with exactly `records` (for compaction): written to a file
 /// beside it, fsynced, renamed over it, and the directory fsynced. Blocking.
 pub fn rewrite(path: &Path, records: impl Iterator<Item = Vec<u8>>) -> Result<(), JournalError> {

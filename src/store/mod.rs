@@ -1,5 +1,6 @@
 //! Durable state behind small interfaces, with embedded defaults: the journal (an append-only,
-//! checksummed, fsynced log with group commit) and what is kept in it — the anti-replay
+//! checksummed, fsynced log with group commit) and what is kept in it — the request log (one
+//! durable commit per request's decision: its mark and its effects' records), the anti-replay
 //! high-water marks, the logs of registration and User changes, the ledgers of pre-commands
 //! and locally delivered commands, held future-dated requests and DSP schedules.
 
@@ -8,6 +9,7 @@ mod holds;
 mod journal;
 mod ledger;
 mod replay;
+mod requests;
 mod schedules;
 mod user_changes;
 
@@ -15,7 +17,10 @@ pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
-pub use replay::{AdvanceError, ReplayGuard};
+pub use replay::{AdvanceError, ReplayGuard, Reservation};
+pub use requests::{
+    Decision, Entry, EntryKind, FileRequestLog, LogFuture, MarkEntry, Recovered, RequestLog, Sealed,
+};
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
 pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
 

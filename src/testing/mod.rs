@@ -6,6 +6,7 @@
 //! fails the test, because the oracles must run there.
 
 pub mod fixture;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -112,3 +112,51 @@ async fn a_timer_waiting_on_holds_is_told_of_a_new_one() {
         .expect("told")
         .unwrap();
 }
+
+#[tokio::test]
+async fn holds_from_the_request_log_are_reserved_admitted_checkpointed_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("holds.journal");
+    let limits = HoldLimits {
+        max_held: 3,
+        max_bytes: 1_000,
+    };
+    let holds = Holds::open(&path, limits).unwrap();
+    // Reserved against the bounds before the commit; the same RequestID once.
+    assert!(holds.reserve(&held(1, 100, 10)).unwrap());
+    assert!(!holds.reserve(&held(1, 100, 10)).unwrap());
+    assert!(holds.reserve(&held(2, 200, 10)).unwrap());
+    assert!(holds.reserve(&held(3, 300, 10)).unwrap());
+    assert!(matches!(
+        holds.reserve(&held(4, 400, 10)),
+        Err(HoldError::TooMany(3))
+    ));
+    // A failed commit gives its room back.
+    holds.unreserve(&id(3));
+    assert!(holds.reserve(&held(4, 400, 10)).unwrap());
+    for h in [held(1, 100, 10), held(2, 200, 10), held(4, 400, 10)] {
+        holds.admit(h);
+    }
+    assert_eq!(holds.next_due(), Some(100));
+    let due = holds.take_due(100);
+    holds.done(&due[0].request_id).await.unwrap();
+    // The checkpoint copies what is still held.
+    holds
+        .checkpoint(&[held(1, 100, 10), held(2, 200, 10)])
+        .await
+        .unwrap();
+    drop(holds);
+    let holds = Holds::open(&path, limits).unwrap();
+    assert_eq!(
+        holds.len(),
+        1,
+        "2 was checkpointed; 1 was done; 4 only in the log"
+    );
+    drop(holds);
+    // A start with the log's holds: those not done come back, and are in the journal after.
+    let holds = Holds::open_with(&path, limits, vec![held(1, 100, 10), held(4, 400, 10)]).unwrap();
+    assert_eq!(holds.len(), 2);
+    assert_eq!(holds.take_due(1_000), [held(2, 200, 10), held(4, 400, 10)]);
+    drop(holds);
+    assert_eq!(Holds::open(&path, limits).unwrap().len(), 2);
+}

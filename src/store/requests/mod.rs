@@ -1,0 +1,229 @@
+//! The request log: one durable commit per accepted request, carrying everything the request
+//! makes durable before its answer — its originator's new anti-replay mark and its effects'
+//! records (a command journalled as pending, a held request) — so that a crash can never leave
+//! a counter spent without its command, nor a command without its counter.
+//!
+//! The boundary is [`RequestLog`]. Its contract, for any implementation:
+//!
+//! - [`RequestLog::commit`] makes one [`Decision`] durable as a whole, or not at all: after a
+//!   crash, recovery sees either every part of it or none. It resolves once the decision is
+//!   durable (`Ok`), or once it is known not to be (`Err`: nothing of it may surface later as
+//!   durable, so the caller can answer the request with a refusal and undo what it reserved).
+//! - Many concurrent commits may share one write (group commit); each resolves only once its
+//!   own decision is durable. Commits are independent: their order in the log is the order
+//!   they were made durable, which concurrent requests do not otherwise fix (marks fold by
+//!   the highest counter, so that order does not matter; a reset sets a mark outright).
+//! - Recovery hands back every durable decision not yet checkpointed into the per-kind stores,
+//!   in log order; replaying one into its stores twice is harmless (each store keys its records
+//!   by RequestID or originator).
+//!
+//! The file implementation ([`FileRequestLog`], `requests/` under the state directory) is a
+//! segmented [`Journal`](super::Journal): one writer thread, one write and one fsync for every
+//! decision waiting. The per-kind stores (`replay.journal`, `pending/`, `holds.journal`) are
+//! in-memory views on the request path; a sealed segment is checkpointed into their own files in
+//! the background (one batch per store) and then deleted, so the log stays bounded. A database
+//! implementation commits a batch of decisions in one transaction, writing the same rows the
+//! checkpoint writes, and needs no checkpoint.
+//!
+//! What is made durable outside a request keeps its own journal: a pending command's settling
+//! (`pending/`), a held request's release (`holds.journal`), outbox deliveries, registration and
+//! User changes, and the effects that are not log entries (pre-commands, local commands,
+//! schedules, firmware distributions), which are written before the decision's commit (so a
+//! crash between the two leaves the counter unspent and the effect done: a resend is accepted,
+//! and the effect may happen twice, never not at all).
+
+mod file;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::antireplay::Mark;
+use crate::domain::{Eui64, UserId};
+
+pub use file::{FileRequestLog, Recovered, Sealed};
+
+use super::JournalError;
+
+/// A future a [`RequestLog`] returns.
+pub type LogFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Send + 'a>>;
+
+/// Where requests' decisions are made durable. See the module's documentation for the contract.
+pub trait RequestLog: Send + Sync {
+    /// Makes `decision` durable, whole; resolves once it is (or once it is known not to be).
+    fn commit(&self, decision: Decision) -> LogFuture<'_>;
+    /// Whether the last write failed (`/readyz` says not ready; a later write that works clears
+    /// it).
+    fn is_failing(&self) -> bool;
+}
+
+/// Everything one request makes durable before its answer leaves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The originator's new high-water mark (none for a signed pre-command, which spent its
+    /// Transform's counter, nor for a held request's release).
+    pub mark: Option<MarkEntry>,
+    /// The durable records of the request's effects.
+    pub entries: Vec<Entry>,
+}
+
+impl Decision {
+    /// Whether there is nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.mark.is_none() && self.entries.is_empty()
+    }
+}
+
+/// An originator's mark, as a decision sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkEntry {
+    pub originator: UserId,
+    pub mark: Mark,
+    /// An operator's reset: the mark is set outright, lower or higher, rather than raised.
+    pub reset: bool,
+}
+
+/// One effect's durable record: its kind, and the bytes its own store writes for it (so that a
+/// checkpoint copies them into that store unchanged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub bytes: Vec<u8>,
+}
+
+/// The kinds of effect records a decision carries. A new kind gets a tag here, and a line in
+/// the pipeline's `durable.rs` saying how it is applied, checkpointed and recovered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A signed command for the hub network (the pending journal's record).
+    Pending,
+    /// A DSP-held future-dated request (the held-request journal's record).
+    Hold,
+}
+
+impl EntryKind {
+    const fn tag(self) -> u8 {
+        match self {
+            Self::Pending => b'P',
+            Self::Hold => b'H',
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            b'P' => Some(Self::Pending),
+            b'H' => Some(Self::Hold),
+            _ => None,
+        }
+    }
+}
+
+/// The record's first byte, and its version.
+const DECISION: u8 = b'D';
+const VERSION: u8 = 1;
+const NO_MARK: u8 = 0;
+const ADVANCE: u8 = 1;
+const RESET: u8 = 2;
+
+/// A decision's record: `D`, version, the mark (`0`; or `1` advance / `2` reset, originator (8),
+/// counter (u64 BE), `0`, or `1` and the pre-command's target (8)), then each entry as its
+/// kind's tag, its length (u32 LE) and its bytes.
+pub(crate) fn encode(d: &Decision) -> Vec<u8> {
+    let size = 2 + 26 + d.entries.iter().map(|e| 5 + e.bytes.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&[DECISION, VERSION]);
+    match &d.mark {
+        None => out.push(NO_MARK),
+        Some(m) => {
+            out.push(if m.reset { RESET } else { ADVANCE });
+            out.extend_from_slice(m.originator.as_bytes());
+            out.extend_from_slice(&m.mark.counter.to_be_bytes());
+            match m.mark.pre_command_for {
+                None => out.push(0),
+                Some(target) => {
+                    out.push(1);
+                    out.extend_from_slice(target.as_bytes());
+                }
+            }
+        }
+    }
+    for e in &d.entries {
+        out.push(e.kind.tag());
+        // An entry is one journal record at most (MAX_RECORD_BYTES), which fits a u32.
+        out.extend_from_slice(&(e.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.bytes);
+    }
+    out
+}
+
+/// A decision's record read back; `None` for one that does not read (written by a newer
+/// version, or not a decision).
+pub(crate) fn decode(b: &[u8]) -> Option<Decision> {
+    let mut r = Reader(b);
+    if r.take(2)? != [DECISION, VERSION] {
+        return None;
+    }
+    let mark = match r.byte()? {
+        NO_MARK => None,
+        kind @ (ADVANCE | RESET) => {
+            let originator = r.eui()?;
+            let counter = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
+            let pre_command_for = match r.byte()? {
+                0 => None,
+                1 => Some(r.eui()?),
+                _ => return None,
+            };
+            Some(MarkEntry {
+                originator,
+                mark: Mark {
+                    counter,
+                    pre_command_for,
+                },
+                reset: kind == RESET,
+            })
+        }
+        _ => return None,
+    };
+    let mut entries = Vec::new();
+    while !r.0.is_empty() {
+        let kind = EntryKind::from_tag(r.byte()?)?;
+        let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+        entries.push(Entry {
+            kind,
+            bytes: r.take(len)?.to_vec(),
+        });
+    }
+    Some(Decision { mark, entries })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn eui(&mut self) -> Option<Eui64> {
+        Some(Eui64::from_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// Folds `entry` into the marks seen so far: a reset sets, an advance raises (a later record
+/// with the same counter wins, as a Command Variant 4's twin state is the newer).
+pub fn fold_mark(current: Option<Mark>, entry: &MarkEntry) -> Mark {
+    match current {
+        Some(c) if !entry.reset && c.counter > entry.mark.counter => c,
+        _ => entry.mark,
+    }
+}
