@@ -12,7 +12,7 @@ use crate::catalogue::Catalogue;
 use crate::domain::{Srv, UserId};
 use crate::duis::RequestHeader;
 use crate::error::Error;
-use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged};
+use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged, Metrics};
 
 use super::{Answer, Gateway};
 
@@ -36,14 +36,11 @@ pub struct Ticket {
 }
 
 impl Gate {
-    /// Admission under `config`, its classes from `catalogue`; a configuration out of range is
-    /// refused (start-up fails with its key).
-    pub fn new(
-        config: &AdmissionConfig,
-        catalogue: &Catalogue,
-        metrics: AdmissionMetrics,
-    ) -> Result<Self, ConfigError> {
+    /// Admission under `config`, its classes from the built-in catalogue, its metrics in
+    /// `metrics`; a configuration out of range is refused (start-up fails with its key).
+    pub fn new(config: &AdmissionConfig, metrics: &Metrics) -> Result<Self, ConfigError> {
         config.validate()?;
+        let (catalogue, metrics) = (Catalogue::builtin(), metrics.admission.clone());
         let limiter = Limiter::new(config.clone());
         LimitChanged {
             from: limiter.limit(),

@@ -335,8 +335,7 @@ impl Gateway {
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
         checks::check_originator(&register, peer.user_id, header.request_id.originator)
             .map_err(refuse)?;
-        // Admit, or shed at once before the signature's cost (`admit.rs`).
-        *ticket = self.admit(header).map_err(refuse)?;
+        *ticket = self.admit(header).map_err(refuse)?; // Admit, or shed at once: `admit.rs`.
         self.verify_signature(body, &request, now).map_err(refuse)?;
         trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.

@@ -24,7 +24,6 @@ use self::admission::{Admission, Bounds};
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
-use crate::catalogue::Catalogue;
 use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
@@ -202,11 +201,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
     let ledgers = routing::open_ledgers(config).await?;
-    let admission = Gate::new(
-        &config.admission,
-        Catalogue::builtin(),
-        metrics.admission.clone(),
-    )?;
+    let admission = Gate::new(&config.admission, &metrics)?;
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
