@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
 pub mod alerts;
 pub mod anomaly;
 pub mod antireplay;

@@ -8,6 +8,7 @@
 //! or rule names is created at zero, so `/metrics` lists a family before its first event.
 //! `deploy/` holds the dashboard and alerting rules built on these names.
 
+mod admission;
 mod anomaly;
 mod certs;
 mod dsp;
@@ -24,6 +25,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+pub use admission::{AdmissionDecided, AdmissionMetrics, LimitChanged};
 pub use anomaly::{AnomalyDecided, AnomalyMetrics, ANOMALY_BREACHES, QUARANTINE_ENDINGS};
 pub use certs::{CertMetrics, RELOAD_TRIGGERS, TRUSTS};
 pub use dsp::{DspMetrics, DSP_KINDS, DSP_OUTCOMES};
@@ -93,6 +95,8 @@ pub struct Metrics {
     pub dsp: DspMetrics,
     /// Anomaly detection: warnings, quarantines and their ends.
     pub anomaly: AnomalyMetrics,
+    /// Admission control's decisions and limit.
+    pub admission: AdmissionMetrics,
 }
 
 /// The outbox's metrics. Kinds and outcomes are [`DELIVERY_KINDS`] and [`DELIVERY_OUTCOMES`].
@@ -286,6 +290,7 @@ impl Metrics {
         let certs = CertMetrics::register(&b);
         let dsp = DspMetrics::register(&b);
         let anomaly = AnomalyMetrics::register(&b);
+        let admission = AdmissionMetrics::register(&b);
         for stage in Stage::ALL {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -308,6 +313,7 @@ impl Metrics {
             certs,
             dsp,
             anomaly,
+            admission,
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("catalogue", 0),
+    ("admission", 0),
     ("duis", 0),
     ("identity", 0),
     ("checks", 0),

@@ -242,6 +242,19 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         (None, vec![(1.0, prepared.scenario.load.clone())])
     };
 
+    // An overload scenario runs its baseline and its overload in place of the fractions.
+    let overload = match (&spec.overload, &saturation) {
+        (Some(o), Some(sat)) => {
+            let rate = sat.rate_rps;
+            Some(overload::run(&prepared, &gateway, &receiver, o, rate, grace).await?)
+        }
+        _ => None,
+    };
+    let loads = if overload.is_some() {
+        Vec::new()
+    } else {
+        loads
+    };
     let ticks = procs::clock_ticks() as f64;
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
@@ -309,6 +322,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         sla: sla_checks,
         pass,
         notes,
+        overload,
     };
     write_report(&report, &args.results, started_at)?;
     Ok(report)
@@ -336,6 +350,7 @@ async fn measured(
     )
 }
 
+pub mod overload;
 mod parts;
 use parts::{find_saturation, run_oha, start_ref, write_report};
 

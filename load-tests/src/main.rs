@@ -342,6 +342,7 @@ async fn run(
         ratios: Vec::new(),
         oha: None,
         notes: Vec::new(),
+        overload: None,
     };
     std::fs::create_dir_all(results)?;
     let path = results.join(format!("{}-run.json", report.scenario));

@@ -191,6 +191,8 @@ pub struct Report {
     pub sla: Vec<SlaCheck>,
     pub pass: bool,
     pub notes: Vec<String>,
+    /// The overload bench's figures (`[bench.overload]`).
+    pub overload: Option<crate::bench::overload::OverloadSummary>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -204,4 +206,5 @@ pub struct Saturation {
 mod tests;
 
 mod markdown;
+mod overload;
 pub use markdown::markdown;

@@ -137,6 +137,17 @@ impl Prepared {
         receiver: Option<&Receiver>,
         grace: Duration,
     ) -> RunSummary {
+        self.run_with_results(signed, addr, receiver, grace).await.0
+    }
+
+    /// As [`Prepared::run`], with every request's result beside the summary.
+    pub async fn run_with_results(
+        &self,
+        signed: &Signed,
+        addr: SocketAddr,
+        receiver: Option<&Receiver>,
+        grace: Duration,
+    ) -> (RunSummary, Vec<client::SyncResult>) {
         let input = RunInput {
             plan: signed.plan.clone(),
             bodies: signed.bodies.clone(),
@@ -186,13 +197,14 @@ impl Prepared {
             tokio::time::sleep(grace).await;
             receiver.set(None);
         }
-        stats::summarise(
+        let summary = stats::summarise(
             &signed.plan,
             &self.scenario.mix,
             &out.results,
             out.elapsed.as_secs_f64(),
             table.as_deref(),
-        )
+        );
+        (summary, out.results)
     }
 
     /// The references' fixed answer: a signed I99 acknowledgement as the gateway writes one,

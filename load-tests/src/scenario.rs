@@ -193,6 +193,39 @@ pub struct BenchSpec {
     pub async_grace_s: f64,
     /// TOML appended to the generated gateway configuration (sections the gateway knows).
     pub gateway_config_extra: String,
+    /// `[bench.overload]`: instead of the fractions, an overload run at a multiple of the
+    /// saturation rate (`bench/overload.rs`).
+    pub overload: Option<OverloadSpec>,
+}
+
+/// `[bench.overload]`: a baseline at `baseline_fraction` of the saturation rate for
+/// `baseline_s`, then `factor` times the saturation rate for `run_s`, then the baseline rate
+/// again for `recovery_s` (the same plan: the gateway's recovery is measured in it).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverloadSpec {
+    pub factor: f64,
+    pub run_s: f64,
+    pub baseline_fraction: f64,
+    pub baseline_s: f64,
+    pub recovery_s: f64,
+    /// A second after the overload is normal when nothing in it was shed and its sync p99 is
+    /// within this multiple of the baseline's (or 5 ms of it, whichever is more); the gateway is
+    /// back to normal at the first of five normal seconds in a row.
+    pub normal_p99_factor: f64,
+}
+
+impl Default for OverloadSpec {
+    fn default() -> Self {
+        Self {
+            factor: 2.0,
+            run_s: 60.0,
+            baseline_fraction: 0.5,
+            baseline_s: 20.0,
+            recovery_s: 20.0,
+            normal_p99_factor: 2.0,
+        }
+    }
 }
 
 impl Default for BenchSpec {
@@ -207,6 +240,7 @@ impl Default for BenchSpec {
             oha: false,
             async_grace_s: 5.0,
             gateway_config_extra: String::new(),
+            overload: None,
         }
     }
 }

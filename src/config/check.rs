@@ -96,6 +96,11 @@ pub fn check(config: &Config) -> Result<Vec<String>, CheckError> {
         .map_err(|e| fail("delivery.outbox", e))?;
     done.push("delivery client certificate and outbox bounds".into());
     crate::alerts::Fanout::new(&config.alerts, 1).map_err(|e| fail("alerts", e))?;
+    config
+        .admission
+        .validate()
+        .map_err(|e| fail("admission", e))?;
+    done.push("admission bounds".into());
     let rules = rules(config).map_err(|e| fail("rules.files", e))?;
     let book = rules.book();
     done.push(format!(

@@ -27,6 +27,10 @@ pub struct Config {
     /// Bounds on everything a peer controls; each says what happens at the bound.
     #[serde(default)]
     pub limits: Limits,
+    /// Which parsed requests are taken on: per-User bounds, the adaptive global limit and the
+    /// priority classes (`docs/admission.md`).
+    #[serde(default)]
+    pub admission: crate::admission::AdmissionConfig,
     /// The registers read at start: Users, devices, registrations (CSV).
     pub registration: Registration,
     /// The DCC's XML-signing key, and the User signing certificates requests are verified with.

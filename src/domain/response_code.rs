@@ -81,6 +81,8 @@ pub enum ResponseCode {
     E58,
     /// Gateway's choice: the gateway is overloaded or too slow; retry later.
     E60,
+    /// Gateway's choice: the User is over its own admission bound (requests in flight or rate).
+    E61,
     /// Gateway's choice: an operator deleted the request from anomaly-detection quarantine; it
     /// was never sent (the final Service Response of a quarantined request).
     E67,
@@ -127,13 +129,13 @@ pub enum ResponseCode {
 
 impl ResponseCode {
     /// Every code the gateway emits (a test's exhaustive `match` keeps it complete).
-    pub const ALL: [ResponseCode; 54] = {
+    pub const ALL: [ResponseCode; 55] = {
         use ResponseCode::*;
         [
             I0, I99, E1, E2, E3, E4, E5, E11, E12, E13, E19, E20, E21, E30, E31, E40, E41, E42,
             E43, E44, E45, E46, E47, E48, E49, E50, E51, E52, E53, E54, E55, E56, E57, E58, E60,
-            E67, E68, E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008, E1010,
-            E1011, E080405, E110101, E110401, E120101,
+            E61, E67, E68, E69, E70, E71, E100, E1000, E1001, E1003, E1004, E1006, E1007, E1008,
+            E1010, E1011, E080405, E110101, E110401, E120101,
         ]
     };
 
@@ -174,6 +176,7 @@ impl ResponseCode {
             Self::E57 => "E57",
             Self::E58 => "E58",
             Self::E60 => "E60",
+            Self::E61 => "E61",
             Self::E67 => "E67",
             Self::E68 => "E68",
             Self::E69 => "E69",
@@ -247,9 +250,9 @@ mod tests {
         match code {
             I0 | I99 | E1 | E2 | E3 | E4 | E5 | E11 | E12 | E13 | E19 | E20 | E21 | E30 | E31
             | E40 | E41 | E42 | E43 | E44 | E45 | E46 | E47 | E48 | E49 | E50 | E51 | E52 | E53
-            | E54 | E55 | E56 | E57 | E58 | E60 | E67 | E68 | E69 | E70 | E71 | E100 | E1000
-            | E1001 | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 | E080405 | E110101
-            | E110401 | E120101 => {}
+            | E54 | E55 | E56 | E57 | E58 | E60 | E61 | E67 | E68 | E69 | E70 | E71 | E100
+            | E1000 | E1001 | E1003 | E1004 | E1006 | E1007 | E1008 | E1010 | E1011 | E080405
+            | E110101 | E110401 | E120101 => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a metric reason; and who caused it. `docs/response-codes.md` is the same table for people.
 //! The sender gets the code and a fixed text; the cause goes to the log.
 
+use crate::admission::Shed;
 use crate::antireplay::Replay;
 use crate::auth::Denial;
 use crate::domain::{CommandVariant, DeviceFailure, DuisService, ResponseCode, Srv, UserId};
@@ -15,6 +16,9 @@ use crate::gbcs::usecase::ContentError;
 use crate::gbcs::FrameError;
 use crate::registry::ChangeError;
 use crate::xmldsig::{ProfileError, SignerRefusal, VerifyError};
+
+mod reasons;
+pub use reasons::REASONS;
 
 /// Who caused a failure (pingora's split): the sender, a backend, or the gateway itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +76,8 @@ pub enum Error {
     Timeout,
     #[error("request bodies in flight are at the gateway's memory budget")]
     Busy,
+    #[error("the request was shed by admission control ({})", .0.label())]
+    Shed(crate::admission::Shed),
     #[error("the gateway could not sign its answer")]
     SignAnswer,
     #[error("the Read Inventory search is not one the schema allows")]
@@ -188,103 +194,6 @@ impl Error {
     }
 }
 
-/// Every reason label [`Error::classify`] gives, so that metrics list each from the start (a
-/// test reads `classify` and its helpers to keep this complete).
-pub const REASONS: [&str; 92] = [
-    "audit_trail",
-    "body_mismatch",
-    "body_too_large",
-    "body_unreadable",
-    "busy",
-    "change_log",
-    "command",
-    "command_body",
-    "command_too_large",
-    "command_variant",
-    "content_type",
-    "counter_ahead",
-    "device_status",
-    "device_type",
-    "device_unknown",
-    "digital_signing_unknown",
-    "duis_structure",
-    "execution_date_time",
-    "execution_in_past",
-    "execution_too_far",
-    "firmware_busy",
-    "firmware_journal",
-    "firmware_no_device",
-    "hold_journal",
-    "holds_full",
-    "inventory_change",
-    "inventory_change_device",
-    "inventory_chf_in_use",
-    "inventory_empty",
-    "inventory_field_not_held",
-    "inventory_models",
-    "inventory_query",
-    "inventory_registration",
-    "journal",
-    "ledger",
-    "local_command_unknown",
-    "local_response_body",
-    "local_response_mismatch",
-    "not_registered",
-    "outbox",
-    "outstanding",
-    "party_mismatch",
-    "pending_journal",
-    "ppmid_firmware_no_device",
-    "precommand_changed",
-    "precommand_expired",
-    "precommand_signature",
-    "precommand_unknown",
-    "precommand_used",
-    "quarantine_full",
-    "quarantine_journal",
-    "replay",
-    "request_id",
-    "role_not_eligible",
-    "schedule_body",
-    "schedule_journal",
-    "schedule_over",
-    "schedule_unknown",
-    "schedules_full",
-    "schema_version",
-    "service_body",
-    "service_reference_mismatch",
-    "sign_answer",
-    "signature_algorithm",
-    "signature_digest",
-    "signature_malformed",
-    "signature_missing",
-    "signature_value",
-    "signed_precommand_body",
-    "signer_key_type",
-    "signer_not_valid_now",
-    "signer_other_user",
-    "signer_revoked",
-    "signer_role",
-    "signer_unknown",
-    "signer_untrusted",
-    "srv_not_requestable",
-    "timeout",
-    "unknown_srv",
-    "unknown_user",
-    "user_status",
-    "user_unknown",
-    "wrong_service",
-    "xml_doctype",
-    "xml_entity",
-    "xml_malformed",
-    "xml_processing_instruction",
-    "xml_text_too_long",
-    "xml_too_deep",
-    "xml_too_many_attributes",
-    "xml_too_many_elements",
-    "xml_too_many_namespaces",
-];
-
 impl Error {
     /// The DUIS code, the HTTP status and the closed-set reason label, in one exhaustive match.
     pub fn classify(&self) -> (ResponseCode, u16, &'static str) {
@@ -323,6 +232,9 @@ impl Error {
             Self::Replay(Replay::AheadOfClock { .. }) => (E43, 400, "counter_ahead"),
             Self::Timeout => (E60, 503, "timeout"),
             Self::Busy => (E60, 503, "busy"),
+            Self::Shed(Shed::Overload(_)) => (E60, 503, "shed_overload"),
+            Self::Shed(Shed::UserConcurrency) => (E61, 429, "shed_user_concurrency"),
+            Self::Shed(Shed::UserRate) => (E61, 429, "shed_user_rate"),
             Self::SignAnswer => (E100, 500, "sign_answer"),
             Self::InventoryQuery(_) => (E40, 400, "inventory_query"),
             Self::InventoryEmpty => (E19, 404, "inventory_empty"),
@@ -368,6 +280,7 @@ impl Error {
             | Self::InventoryChange(ChangeError::TooManyModels) => Cause::Gateway,
             Self::Timeout
             | Self::Busy
+            | Self::Shed(Shed::Overload(_))
             | Self::SignAnswer
             | Self::Command(_)
             | Self::Resource { .. }
@@ -407,7 +320,8 @@ impl Error {
             | Self::CommandBody(_)
             | Self::PreCommand(_)
             | Self::Outstanding { .. }
-            | Self::LocalResponse(_) => Cause::Sender,
+            | Self::LocalResponse(_)
+            | Self::Shed(Shed::UserConcurrency | Shed::UserRate) => Cause::Sender,
         }
     }
 }

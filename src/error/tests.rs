@@ -352,6 +352,27 @@ fn every_failure_has_its_documented_code() {
         (Error::Timeout, E60, 503, "timeout", Cause::Gateway),
         (Error::Busy, E60, 503, "busy", Cause::Gateway),
         (
+            Error::Shed(Shed::Overload(crate::admission::Class::Bulk)),
+            E60,
+            503,
+            "shed_overload",
+            Cause::Gateway,
+        ),
+        (
+            Error::Shed(Shed::UserConcurrency),
+            E61,
+            429,
+            "shed_user_concurrency",
+            Cause::Sender,
+        ),
+        (
+            Error::Shed(Shed::UserRate),
+            E61,
+            429,
+            "shed_user_rate",
+            Cause::Sender,
+        ),
+        (
             Error::ExecutionInPast,
             E31,
             400,

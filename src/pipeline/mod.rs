@@ -1,4 +1,5 @@
-//! A request's fixed sequence of phases, top to bottom: parse → identify → verify signature →
+//! A request's fixed sequence of phases, top to bottom: parse → identify → admit (or shed at
+//! once, `admit.rs`) → verify signature →
 //! authorize → plan (the answer, and the effects that keep its promise: the GBCS command signed
 //! for the hub network, a pre-command remembered or used, a command for local delivery) →
 //! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
@@ -12,6 +13,7 @@
 //! effects); `anomaly.rs` screens a plan against the anomaly thresholds (quarantine in its
 //! place), `quarantine.rs` releases and deletes quarantined requests.
 
+mod admit;
 mod anomaly;
 mod answer;
 mod command;
@@ -25,6 +27,7 @@ mod local;
 mod plan;
 mod quarantine;
 mod schedules;
+mod signature;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,7 +41,7 @@ use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
 use crate::dispatch::Dispatcher;
-use crate::domain::{DuisService, ResponseCode, UserId};
+use crate::domain::{DuisService, ResponseCode};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
@@ -50,8 +53,9 @@ use crate::signer::Signer;
 use crate::state::{Rules, State};
 use crate::store::{ReplayGuard, RequestLog, Reservation};
 use crate::tls::PeerIdentity;
-use crate::xmldsig::{self, c14n::C14nLimits, ProfileError, SignerRefusal};
+use crate::xmldsig::c14n::C14nLimits;
 
+pub use admit::{Gate, Ticket};
 pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
@@ -93,6 +97,8 @@ pub struct Gateway {
     pub outbox: Arc<Outbox>,
     /// Threshold anomaly detection: thresholds, counts, quarantined requests.
     pub anomaly: Anomaly,
+    /// Which parsed requests are taken on before their signature is verified.
+    pub admission: Gate,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -130,6 +136,7 @@ pub struct Parts {
     pub ledgers: Ledgers,
     pub outbox: Arc<Outbox>,
     pub anomaly: Anomaly,
+    pub admission: Gate,
 }
 
 impl Gateway {
@@ -146,6 +153,7 @@ impl Gateway {
             ledgers,
             outbox,
             anomaly,
+            admission,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -177,6 +185,7 @@ impl Gateway {
             ledgers,
             outbox,
             anomaly,
+            admission,
         })
     }
 
@@ -191,7 +200,13 @@ impl Gateway {
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
-            let (answer, audited) = match self.process(service, peer, body, now, &mut trace).await {
+            // An admitted request's slot, held until its answer is recorded.
+            let mut ticket = None;
+            let processed = self
+                .process(service, peer, body, now, &mut trace, &mut ticket)
+                .await;
+            let shed = matches!(&processed, Err(r) if matches!(r.error, Error::Shed(_)));
+            let (answer, audited) = match processed {
                 Ok((partial, planned)) => {
                     self.respond(service, peer, partial, Ok(planned), now, trace)
                 }
@@ -199,7 +214,12 @@ impl Gateway {
                     self.respond(service, peer, partial, Err(error), now, trace)
                 }
             };
-            self.once_recorded(answer, audited).await
+            if shed {
+                return self.answer_shed(answer, audited);
+            }
+            let answer = self.once_recorded(answer, audited).await;
+            drop(ticket);
+            answer
         }
         .instrument(request_span(service))
         .await
@@ -304,6 +324,7 @@ impl Gateway {
         body: &[u8],
         now: OffsetDateTime,
         trace: &mut RequestTrace,
+        ticket: &mut Option<Ticket>,
     ) -> Result<(PartialHeader, Planned), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
@@ -330,6 +351,7 @@ impl Gateway {
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
         checks::check_originator(&register, peer.user_id, header.request_id.originator)
             .map_err(refuse)?;
+        *ticket = self.admit(header).map_err(refuse)?; // Admit, or shed at once: `admit.rs`.
         self.verify_signature(body, &request, now).map_err(refuse)?;
         trace.lap(Stage::Verify);
         // Authorize: at the execution time for future-dated requests, else now.
@@ -362,19 +384,29 @@ impl Gateway {
             .map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
+        let planned = self.settle(plan, mark, now, trace).await.map_err(refuse)?;
+        Ok((partial, planned))
+    }
+
+    /// Carries out a plan's effects with the counter's reservation; what the answer needs.
+    async fn settle(
+        &self,
+        plan: plan::Plan,
+        mark: Option<Reservation>,
+        now: OffsetDateTime,
+        trace: &mut RequestTrace,
+    ) -> Result<Planned, Error> {
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
         self.carry_out(plan.effects, mark, now.unix_timestamp())
-            .await
-            .map_err(refuse)?;
+            .await?;
         if effects {
             trace.lap(Stage::Dispatch);
         }
-        let planned = Planned {
+        Ok(Planned {
             reply: plan.reply,
             follows,
-        };
-        Ok((partial, planned))
+        })
     }
 
     /// The dated rule set in force at `at` (unix seconds).
@@ -431,45 +463,6 @@ impl Gateway {
             .reserve(&header.request_id, header.command_variant, now_ns)
             .map(Some)
             .map_err(Error::Replay)
-    }
-
-    /// Verify signature: the document's one `ds:Signature`, made with a known User XML-signing
-    /// certificate that may sign for the originator now, over exactly this document.
-    fn verify_signature(
-        &self,
-        body: &[u8],
-        request: &ParsedRequest,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let originator: UserId = request.header.request_id.originator;
-        // The parser found the one ds:Signature as the root's last child (or none).
-        let span = request
-            .signature
-            .clone()
-            .ok_or(Error::Signature(ProfileError::Missing.into()))?;
-        // One walk reads the signature, checks the digest and canonicalises SignedInfo; a digest
-        // mismatch is reported only after the signer checks, as the refusal order requires.
-        let prepared =
-            xmldsig::prepare(body, &self.c14n_limits).map_err(|e| Error::Signature(e.into()))?;
-        let sig = &prepared.signature;
-        // Two readers that disagree on where the signature is: the request is not signed as
-        // the parser read it.
-        if sig.signature != span {
-            return Err(Error::Signature(ProfileError::Missing.into()));
-        }
-        let cert = self
-            .state
-            .user_certs()
-            .find(&sig.issuer, &sig.serial)
-            .ok_or(Error::UnknownSigner)?;
-        xmldsig::check_signer(&cert.identity, cert.chained, originator, now)
-            .map_err(Error::Signer)?;
-        if cert.revoked {
-            return Err(Error::Signer(SignerRefusal::Revoked));
-        }
-        prepared
-            .verify(&cert.identity.public_key)
-            .map_err(Error::Signature)
     }
 }
 

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use time::OffsetDateTime;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::admission::Bounds;
-use crate::domain::DuisService;
+use crate::domain::{DuisService, ResponseCode};
 use crate::error::Error;
 use crate::pipeline::{Answer, Gateway};
 use crate::tls::PeerIdentity;
@@ -148,8 +148,17 @@ fn xml(answer: Answer) -> Response<Full<Bytes>> {
     if let Ok(code) = HeaderValue::from_str(answer.code.as_str()) {
         r.headers_mut().insert("x-duis-response-code", code);
     }
+    // A request refused for the gateway's load (E60) or its User's own admission bound (E61)
+    // may be sent again: after a second, the time the limits adapt and buckets refill in.
+    if matches!(answer.code, ResponseCode::E60 | ResponseCode::E61) {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
     r
 }
+
+/// The `Retry-After` of an `E60` or `E61` answer, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));

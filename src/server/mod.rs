@@ -7,6 +7,7 @@ mod attempts;
 mod conn;
 mod expiry;
 mod http;
+mod open;
 mod requests;
 mod routing;
 
@@ -32,11 +33,11 @@ use crate::dsp;
 use crate::duis;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
-use crate::pipeline::{Anomaly, Gateway, Parts};
+use crate::pipeline::{Gate, Gateway, Parts};
 use crate::reload::{self, CertFiles, Reloader};
 use crate::signer::{Signer, SignerError};
 use crate::smki::Clients;
-use crate::state::{self, LoadError, Rules, RulesLoadError, State};
+use crate::state::{self, LoadError, RulesLoadError, State};
 use crate::store::JournalError;
 use crate::tls::{self, TlsError};
 
@@ -61,6 +62,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Admission(#[from] crate::admission::ConfigError),
     #[error("the access-control broker key or certificate ([routing] acb_key, acb_cert)")]
     BrokerKey(#[source] SignerError),
     #[error("cannot read the hub configuration {path}")]
@@ -153,13 +156,7 @@ impl Running {
 /// keys and registers and starts serving.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let listeners = Listeners::bind(config).await?;
-    let dirs = [config.state.dir.clone(), config.audit.dir(&config.state)];
-    for dir in dirs {
-        let probe = dir.clone();
-        blocking(move || crate::store::probe_dir(&probe))
-            .await?
-            .map_err(|source| StartError::Unwritable { dir, source })?;
-    }
+    open::check_writable(config).await?;
     let metrics = Metrics::new();
     let tls_trust = Arc::new(state::load::trust(&config.tls.client_ca, &config.tls.crls)?);
     let tls_config = tls::server_config(
@@ -193,13 +190,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
-    let anomaly = open_anomaly(config).await?;
+    let anomaly = open::anomaly(config).await?;
     let (routing, raised, pending) =
         routing::open(config, &loaded.registry, recovery.commands).await?;
-    let rules = open_rules(config).await?;
+    let rules = open::rules(config).await?;
     let state = State::new(loaded, metrics.clone(), raised);
     let outbox = routing::open_outbox(config, &state, &metrics, &audit).await?;
     let ledgers = routing::open_ledgers(config).await?;
+    let admission = Gate::new(&config.admission, &metrics)?;
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
@@ -212,6 +210,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ledgers,
         outbox: Arc::clone(&outbox),
         anomaly,
+        admission,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     requests::start(&log, recovered, &gateway).await?;
@@ -325,31 +324,6 @@ async fn serve(
         shutdown,
         task,
     })
-}
-
-/// Anomaly detection's thresholds and quarantine, from their journals in `[state] dir`.
-async fn open_anomaly(config: &Config) -> Result<Anomaly, StartError> {
-    let (anomaly, dir) = (config.anomaly.clone(), config.state.dir.clone());
-    blocking(move || Anomaly::open(&anomaly, &dir))
-        .await?
-        .map_err(StartError::DspJournal)
-}
-
-/// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
-/// versions and the journalled ones.
-async fn open_rules(config: &Config) -> Result<Arc<Rules>, StartError> {
-    let config = config.clone();
-    let rules = blocking(move || crate::config::rules(&config))
-        .await?
-        .map_err(StartError::Rules)?;
-    let book = rules.book();
-    let latest = book.latest();
-    tracing::info!(
-        versions = book.versions().count(),
-        latest = %latest.version,
-        "Rule sets loaded."
-    );
-    Ok(Arc::new(rules))
 }
 
 /// The state in force at start: from the files and journals of `[state] dir`, or in cluster

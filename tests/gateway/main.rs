@@ -3,6 +3,7 @@
 
 mod access;
 mod admin_api;
+mod admission;
 mod alert_crash;
 mod anomaly;
 mod bounds;

@@ -123,6 +123,9 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     critical(&mut s, r);
+    if let Some(o) = &r.overload {
+        super::overload::section(&mut s, o);
+    }
     if !r.ratios.is_empty() {
         let _ = writeln!(
             s,

@@ -125,6 +125,7 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
         sla: Vec::new(),
         pass: true,
         notes: vec!["a note".into()],
+        overload: None,
     };
     let page = markdown(&report);
     assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
@@ -187,6 +188,7 @@ fn the_page_breaks_critical_pairs_down() {
         sla: Vec::new(),
         pass: true,
         notes: Vec::new(),
+        overload: None,
     };
     let page = markdown(&report);
     assert!(

@@ -46,6 +46,7 @@ fn every_shipped_scenario_parses_and_checks() {
             "alert-storm",
             "daily-read-burst",
             "handshake-heavy",
+            "overload-2x",
             "registry-30m",
             "steady-state"
         ]
