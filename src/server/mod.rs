@@ -102,8 +102,10 @@ pub enum StartError {
     },
     #[error("the dated rule sets ([rules] files, rules.journal)")]
     Rules(#[source] RulesLoadError),
-    #[error("the held-request, DSP schedule, quarantine or threshold journal")]
+    #[error("the held-request or DSP schedule journal")]
     DspJournal(#[source] JournalError),
+    #[error("the anomaly-detection threshold or quarantine journal")]
+    AnomalyJournal(#[source] JournalError),
     #[error("a start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("cannot write in {dir}")]

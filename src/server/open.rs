@@ -23,7 +23,7 @@ pub(super) async fn anomaly(config: &Config) -> Result<Anomaly, StartError> {
     let (anomaly, dir) = (config.anomaly.clone(), config.state.dir.clone());
     blocking(move || Anomaly::open(&anomaly, &dir))
         .await?
-        .map_err(StartError::DspJournal)
+        .map_err(StartError::AnomalyJournal)
 }
 
 /// The dated rule sets: the built-in catalogue and `[alerts]` routes, then the configured files'
