@@ -300,10 +300,8 @@ impl Writer {
 
 /// Makes a directory's entries (a new or removed file) durable.
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| AuditError::Io {
-            path: dir.to_owned(),
-            source,
-        })
+    crate::store::sync_dir(dir).map_err(|source| AuditError::Io {
+        path: dir.to_owned(),
+        source,
+    })
 }

@@ -27,7 +27,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::domain::{Eui64, RequestId};
 use crate::routing::SignedCommand;
-use crate::store::{Journal, JournalError};
+use crate::store::{numbered_files, sync_dir, Journal, JournalError};
 
 const PENDING: u8 = b'P';
 /// The segment number of a command whose record is in the request log, not yet in a segment.
@@ -86,7 +86,7 @@ impl PendingJournal {
         recovered: Vec<SignedCommand>,
     ) -> Result<(Self, Vec<SignedCommand>), PendingError> {
         std::fs::create_dir_all(dir).map_err(dir_error(dir))?;
-        let old = segments(dir)?;
+        let old = numbered_files::<u64>(dir, "pending-", ".journal").map_err(dir_error(dir))?;
         let mut read = ReadBack::default();
         for cmd in recovered {
             read.pending(cmd);
@@ -123,7 +123,7 @@ impl PendingJournal {
         for (_, path) in &old {
             std::fs::remove_file(path).map_err(dir_error(dir))?;
         }
-        sync_dir(dir)?;
+        sync_dir(dir).map_err(dir_error(dir))?;
         let state = State {
             current: next,
             current_records: pending.len(),
@@ -293,7 +293,7 @@ impl PendingJournal {
                 }
             }
             if !doomed.is_empty() {
-                sync_dir(&self.dir)?;
+                sync_dir(&self.dir).map_err(dir_error(&self.dir))?;
             }
             if !self.copy_forward().await? {
                 return Ok(());
@@ -421,30 +421,4 @@ fn decode_id(b: &[u8]) -> Option<RequestId> {
         target: eui(&b[8..16])?,
         counter: u64::from_be_bytes(b[16..24].try_into().ok()?),
     })
-}
-
-/// The segment files in `dir`, by number.
-fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PendingError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(dir_error(dir))? {
-        let entry = entry.map_err(dir_error(dir))?;
-        let name = entry.file_name();
-        let Some(n) = name
-            .to_str()
-            .and_then(|s| s.strip_prefix("pending-"))
-            .and_then(|s| s.strip_suffix(".journal"))
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        out.push((n, entry.path()));
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), PendingError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(dir_error(dir))
 }

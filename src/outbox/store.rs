@@ -244,9 +244,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        crate::store::sync_dir(&self.dir).map_err(io)
     }
 
     pub fn segment_count(&self) -> usize {

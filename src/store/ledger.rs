@@ -315,24 +315,10 @@ fn segment_path(dir: &Path, n: i64) -> PathBuf {
 
 /// The segment files in `dir`, oldest first.
 fn segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, JournalError> {
-    let io = |source| JournalError::Io {
+    super::numbered_files(dir, "", ".journal").map_err(|source| JournalError::Io {
         path: dir.to_owned(),
         source,
-    };
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let n = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".journal"))
-            .and_then(|n| n.parse::<i64>().ok());
-        if let Some(n) = n {
-            out.push((n, path));
-        }
-    }
-    out.sort();
-    Ok(out)
+    })
 }
 
 fn remove(path: &Path) -> Result<(), JournalError> {

@@ -28,6 +28,36 @@ pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
 pub use thresholds::{ThresholdLog, ThresholdSet};
 pub use user_changes::{Replayed as UserChangesReplayed, UserChangeLog, UserChangeLogError};
 
+/// The files in `dir` named `{prefix}{N}{suffix}`, with their numbers, in number order (the
+/// segments of a segmented journal). Other files are left alone.
+pub fn numbered_files<N: std::str::FromStr + Ord>(
+    dir: &std::path::Path,
+    prefix: &str,
+    suffix: &str,
+) -> std::io::Result<Vec<(N, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_prefix(prefix))
+            .and_then(|s| s.strip_suffix(suffix))
+            .and_then(|s| s.parse::<N>().ok())
+        else {
+            continue;
+        };
+        out.push((n, entry.path()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Makes a directory's entries (a file created, renamed or removed in it) durable.
+pub fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// Whether files can be made durable in `dir` (created if missing): a probe file is written,
 /// fsynced and removed. A start checks each state directory this way before it loads anything;
 /// `/readyz` uses it to see a failed disk come back.

@@ -22,7 +22,7 @@ use tokio::sync::{Notify, OwnedRwLockReadGuard, RwLock};
 
 use super::{decode, encode, Decision, LogFuture, RequestLog};
 use crate::store::journal::read_records;
-use crate::store::{Journal, JournalError};
+use crate::store::{numbered_files, sync_dir, Journal, JournalError};
 
 /// Sealed segments waiting for the checkpoint, at most (see the module's bound).
 pub const MAX_SEALED: usize = 64;
@@ -78,7 +78,7 @@ impl FileRequestLog {
     /// order. Blocking.
     pub fn open(dir: &Path, segment_records: usize) -> Result<(Self, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let old = segments(dir)?;
+        let old = numbered_files::<u64>(dir, "requests-", ".log").map_err(io_error(dir))?;
         let mut decisions = Vec::new();
         for (_, path) in &old {
             for record in read_records(path)? {
@@ -123,7 +123,7 @@ impl FileRequestLog {
             std::fs::remove_file(path).map_err(io_error(path))?;
         }
         if !recovered.files.is_empty() {
-            sync_dir(&self.dir)?;
+            sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         }
         Ok(())
     }
@@ -147,7 +147,7 @@ impl FileRequestLog {
     /// Deletes a sealed segment whose decisions are durable in the stores.
     pub fn release(&self, sealed: &Sealed) -> Result<(), JournalError> {
         std::fs::remove_file(&sealed.path).map_err(io_error(&sealed.path))?;
-        sync_dir(&self.dir)?;
+        sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         self.lock().sealed.retain(|s| s.n != sealed.n);
         Ok(())
     }
@@ -213,30 +213,4 @@ impl Sealed {
             .map_err(|_| JournalError::Stopped)??;
         Ok(records.iter().filter_map(|r| decode(r)).collect())
     }
-}
-
-/// The segment files in `dir`, by number.
-fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(n) = name
-            .to_str()
-            .and_then(|s| s.strip_prefix("requests-"))
-            .and_then(|s| s.strip_suffix(".log"))
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        out.push((n, entry.path()));
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
 }
