@@ -59,9 +59,9 @@ fn compaction_keeps_the_changes_made_while_it_runs() {
 }
 
 /// The demo's register and registration files in `dir`, and where they are.
-fn demo_files(dir: &std::path::Path) -> Files {
-    crate::demo::write_registers(dir, None).unwrap();
+pub(crate) fn demo_files(dir: &std::path::Path) -> Files {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
+    crate::demo::write_registers(dir, None).unwrap();
     Files {
         users: dir.join("users.csv"),
         devices: dir.join("devices.csv"),

@@ -12,26 +12,10 @@ use crate::metrics::Metrics;
 use crate::register::{UserChange, UserStatus};
 use crate::registry::Change;
 use crate::state::snapshot::{self, ClusterLoadError};
-use crate::state::{Files, State};
+use crate::state::tests::demo_files;
+use crate::state::State;
 
 const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
-
-/// The demo's registers in `dir`.
-fn demo_files(dir: &std::path::Path) -> Files {
-    std::fs::create_dir_all(dir.join("certs")).unwrap();
-    crate::demo::write_registers(dir, None).unwrap();
-    Files {
-        users: dir.join("users.csv"),
-        devices: dir.join("devices.csv"),
-        registrations: dir.join("registrations.csv"),
-        user_certs: dir.join("certs"),
-        digital_signing: None,
-        trust_anchors: Vec::new(),
-        crls: Vec::new(),
-        changes: dir.join("changes.journal"),
-        user_changes: dir.join("user-changes.journal"),
-    }
-}
 
 /// One instance: its state from the cluster's snapshot, following the log.
 struct Instance {
