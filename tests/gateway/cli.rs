@@ -3,7 +3,7 @@
 //! loads, logs without colour codes off a terminal, the demo's secret kept private and its
 //! listeners reachable from outside when asked, and `sign serve`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -149,19 +149,6 @@ fn a_port_in_use_is_reported_before_the_registers_are_read() {
     assert!(!err.contains("devices"), "{err}");
 }
 
-/// Reads lines from `r` on a thread; the receiver gets them as they come.
-fn lines(r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn wait_for(rx: &std::sync::mpsc::Receiver<String>, what: &str, seen: &mut Vec<String>) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -197,8 +184,8 @@ fn the_demo_logs_plainly_to_a_pipe_keeps_its_token_private_and_binds_where_asked
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = lines(demo.stdout.take().unwrap());
-    let err = lines(demo.stderr.take().unwrap());
+    let out = support::lines(demo.stdout.take().unwrap());
+    let err = support::lines(demo.stderr.take().unwrap());
     let mut seen = Vec::new();
     let listening = wait_for(&err, "Gateway listening", &mut seen);
     let base = wait_for(&out, "DUIS base URL", &mut Vec::new());
@@ -258,7 +245,7 @@ fn sign_serve_signs_and_verifies_over_http_as_the_signing_tool_does() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = lines(serve.stdout.take().unwrap());
+    let out = support::lines(serve.stdout.take().unwrap());
     let banner = wait_for(&out, "listening on http://", &mut Vec::new());
     let port: u16 = banner
         .split("http://127.0.0.1:")
@@ -350,7 +337,7 @@ async fn serve_warns_when_a_users_endpoint_does_not_take_a_delivery() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let err = lines(serve.stderr.take().unwrap());
+    let err = support::lines(serve.stderr.take().unwrap());
     let mut seen = Vec::new();
     let listening = wait_for(&err, "Gateway listening", &mut seen);
     let port = listening

@@ -3,7 +3,6 @@
 //! of a critical request (a Transform answered `I0` with the pre-command, then `dccgw
 //! sign-precommand | curl`). SIGTERM then stops it cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,14 +24,7 @@ fn the_printed_curl_gets_an_acknowledgement() {
         .spawn()
         .unwrap();
     let stdout = demo.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::lines(stdout);
     let deadline = Instant::now() + Duration::from_secs(60);
     let next_line = |what: &str, wanted: &dyn Fn(&str) -> bool| loop {
         let line = rx

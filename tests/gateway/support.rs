@@ -257,3 +257,16 @@ pub fn element<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
     let end = xml[start..].find('<')? + start;
     Some(&xml[start..end])
 }
+
+/// Reads lines from `r` on a thread; the receiver gets them as they come.
+pub fn lines(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

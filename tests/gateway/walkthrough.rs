@@ -7,7 +7,6 @@
 //! The commands of the examples' index (`examples/requests/README.md`) run the same way, each
 //! answered `I99` or `I0`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,14 +60,7 @@ fn start_demo(dir: &Path) -> (Child, String) {
         .spawn()
         .unwrap();
     let stdout = demo.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::lines(stdout);
     let deadline = Instant::now() + Duration::from_secs(60);
     let addr = loop {
         let line = rx
