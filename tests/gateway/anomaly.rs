@@ -90,19 +90,8 @@ async fn act(admin: &str, what: &str, reference: u64) -> String {
 /// The demo supplier's 4.1.1 read number `n`, signed and posted to the gateway on `port`; the
 /// answer's code.
 async fn read(certs: &Path, port: u16, n: u64) -> String {
-    let dir = certs.join("users/supplier");
     let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, n);
-    let body = dccgw::tools::sign(
-        xml.as_bytes(),
-        &dir.join("xml-sign.key.pem"),
-        &dir.join("xml-sign.pem"),
-        None,
-    )
-    .unwrap();
-    let pem = std::fs::read(dir.join("client.pem")).unwrap();
-    let client = support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
-    let url = format!("https://localhost:{port}/api/v1/serviceS");
-    let (_, answer) = support::post(&client, &url, body).await;
+    let answer = support::send_as_supplier(certs, port, "serviceS", &xml).await;
     code(&answer).to_owned()
 }
 

@@ -14,23 +14,6 @@ use super::dsp::{create_schedule, dcc_request, held_read};
 use super::round_trip::{next, pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
-/// Posts `xml`, signed by the demo supplier, to `service` on `port`; the answer's code.
-async fn send(certs: &std::path::Path, port: u16, service: &str, xml: &str) -> String {
-    let dir = certs.join("users/supplier");
-    let body = dccgw::tools::sign(
-        xml.as_bytes(),
-        &dir.join("xml-sign.key.pem"),
-        &dir.join("xml-sign.pem"),
-        None,
-    )
-    .unwrap();
-    let pem = std::fs::read(dir.join("client.pem")).unwrap();
-    let client = support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
-    let url = format!("https://localhost:{port}/api/v1/{service}");
-    let (_, answer) = support::post(&client, &url, body).await;
-    answer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_requests_and_schedules_survive_sigkill() {
     let (pki, rx_server, mut rx) = pki_and_receiver().await;
@@ -49,14 +32,15 @@ async fn held_requests_and_schedules_survive_sigkill() {
     let mut child = spawn_with(&config, port, admin, &[]);
     wait_ready(admin).await;
     let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(6);
-    let held = send(&certs, port, "serviceS", &held_read(SUPPLIER, 1, at)).await;
+    let held =
+        support::send_as_supplier(&certs, port, "serviceS", &held_read(SUPPLIER, 1, at)).await;
     assert_eq!(
         support::element(&held, "ResponseCode"),
         Some("I99"),
         "{held}"
     );
     let create = dcc_request(SUPPLIER, 2, "5.1", &create_schedule(at));
-    let created = send(&certs, port, "serviceD", &create).await;
+    let created = support::send_as_supplier(&certs, port, "serviceD", &create).await;
     assert_eq!(
         support::element(&created, "ResponseCode"),
         Some("I0"),
@@ -129,7 +113,7 @@ async fn a_schedule_removal_survives_sigkill_after_the_change_of_supplier_was_ac
     wait_ready(admin).await;
     let first = OffsetDateTime::now_utc() + Duration::from_secs(86_400);
     let create = dcc_request(SUPPLIER, 1, "5.1", &create_schedule(first));
-    let created = send(&certs, port, "serviceD", &create).await;
+    let created = support::send_as_supplier(&certs, port, "serviceD", &create).await;
     let id = support::element(&created, "DSPScheduleID")
         .unwrap()
         .to_owned();
@@ -164,7 +148,7 @@ async fn a_schedule_removal_survives_sigkill_after_the_change_of_supplier_was_ac
         "5.2",
         &format!("<sr:ReadSchedule><sr:DSPScheduleID>{id}</sr:DSPScheduleID></sr:ReadSchedule>"),
     );
-    let answer = send(&certs, port, "serviceD", &read).await;
+    let answer = support::send_as_supplier(&certs, port, "serviceD", &read).await;
     assert_eq!(
         support::element(&answer, "ResponseCode"),
         Some("E71"),

@@ -270,3 +270,26 @@ pub fn lines(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receive
     });
     rx
 }
+
+/// Posts `xml`, signed by the demo supplier (keys under `certs`), to `service` of the gateway
+/// process on `port`; the whole answer.
+pub async fn send_as_supplier(
+    certs: &std::path::Path,
+    port: u16,
+    service: &str,
+    xml: &str,
+) -> String {
+    let dir = certs.join("users/supplier");
+    let body = dccgw::tools::sign(
+        xml.as_bytes(),
+        &dir.join("xml-sign.key.pem"),
+        &dir.join("xml-sign.pem"),
+        None,
+    )
+    .unwrap();
+    let pem = std::fs::read(dir.join("client.pem")).unwrap();
+    let client = client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
+    let url = format!("https://localhost:{port}/api/v1/{service}");
+    let (_, answer) = post(&client, &url, body).await;
+    answer
+}
