@@ -19,10 +19,12 @@ fn scenario() -> Scenario {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario(), dir.path())).unwrap();
+/// The generator's receiver, then a gateway for `prepared`'s population whose Users' endpoints
+/// are that receiver, with `routing` (its `[routing]` and delivery configuration).
+async fn receiver_and_gateway(
+    prepared: &Prepared,
+    routing: &str,
+) -> (Receiver, dccgw::server::Running) {
     let wd = &prepared.workdir;
     let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
@@ -30,10 +32,19 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
         .unwrap();
     setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
     let any = "127.0.0.1:0".parse().unwrap();
-    let routing = setup::in_process_routing_config(wd).unwrap();
-    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &routing).unwrap();
+    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, routing).unwrap();
     let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
     let gateway = dccgw::server::start(&config).await.unwrap();
+    (receiver, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario(), dir.path())).unwrap();
+    let wd = &prepared.workdir;
+    let routing = setup::in_process_routing_config(wd).unwrap();
+    let (receiver, gateway) = receiver_and_gateway(&prepared, &routing).await;
 
     let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(40.0, 1.5))).unwrap();
     let run = prepared
@@ -59,9 +70,13 @@ async fn every_request_of_a_short_run_is_accepted_by_the_gateway_and_the_referen
     let answer = prepared.fixed_answer().unwrap();
     let server_tls =
         tlsconf::server(&wd.pki("server"), &wd.pki_key("server"), &wd.pki("ca")).unwrap();
-    let (addr, serve) = refserver::bind(any, server_tls, Bytes::from(answer))
-        .await
-        .unwrap();
+    let (addr, serve) = refserver::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        server_tls,
+        Bytes::from(answer),
+    )
+    .await
+    .unwrap();
     tokio::spawn(serve);
     let reference = prepared.run(&signed, addr, None, Duration::ZERO).await;
     assert_eq!(reference.accepted, 60, "answers: {:?}", reference.codes);
@@ -116,16 +131,8 @@ async fn routed_requests_bring_their_service_responses_to_the_generator() {
         stop,
     ));
 
-    let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
-    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
-        .await
-        .unwrap();
-    setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
-    let any = "127.0.0.1:0".parse().unwrap();
     let extra = setup::routing_config(wd, hub_addr, &routing).unwrap();
-    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &extra).unwrap();
-    let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
-    let gateway = dccgw::server::start(&config).await.unwrap();
+    let (receiver, gateway) = receiver_and_gateway(&prepared, &extra).await;
 
     let signed = tokio::task::block_in_place(|| prepared.sign(&Load::constant(40.0, 1.5))).unwrap();
     let run = prepared
@@ -165,16 +172,8 @@ async fn critical_only(dir: &Path, signed_cv: u8) -> (Prepared, Receiver, dccgw:
     scenario.check().unwrap();
     let prepared = tokio::task::block_in_place(|| Prepared::new(scenario, dir)).unwrap();
     let wd = &prepared.workdir;
-    let tls = tlsconf::server(&wd.pki("receiver"), &wd.pki_key("receiver"), &wd.pki("ca")).unwrap();
-    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tls)
-        .await
-        .unwrap();
-    setup::write_users(wd, &prepared.pop, &receiver.url()).unwrap();
-    let any = "127.0.0.1:0".parse().unwrap();
     let routing = setup::in_process_routing_config(wd).unwrap();
-    let config_path = setup::write_gateway_config(wd, &prepared.pop, any, any, &routing).unwrap();
-    let config = dccgw::config::Config::load(&config_path, Vec::new()).unwrap();
-    let gateway = dccgw::server::start(&config).await.unwrap();
+    let (receiver, gateway) = receiver_and_gateway(&prepared, &routing).await;
     (prepared, receiver, gateway)
 }
 
