@@ -17,7 +17,7 @@ use dccgw::server;
 use tokio::sync::mpsc;
 
 use super::round_trip::{next, pki_and_receiver, routed_dir, SUPPLIER};
-use super::support::{self, element, TestGateway};
+use super::support::{self, element, set, TestGateway};
 
 const DCC_ID: &str = "90-B3-D5-1F-30-00-00-02";
 const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
@@ -166,13 +166,6 @@ async fn messages(
         bodies.push(String::from_utf8_lossy(&m.body).into_owned());
     }
     (got, bodies)
-}
-
-fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .map(|(u, c)| ((*u).to_owned(), (*c).to_owned()))
-        .collect()
 }
 
 /// Nothing more arrives within a second.

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::round_trip::{next, pki_and_receiver, routed_dir_with, SUPPLIER};
-use super::support::{self, TestGateway};
+use super::support::{self, set, TestGateway};
 
 const SUPPLIER2: &str = "90-B3-D5-1F-30-03-00-00";
 const TOKEN: &str = "change-of-supplier-token";
@@ -66,13 +66,6 @@ async fn messages(
         bodies.push(String::from_utf8_lossy(&m.body).into_owned());
     }
     (got, bodies)
-}
-
-fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .map(|(u, c)| ((*u).to_owned(), (*c).to_owned()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -293,3 +293,11 @@ pub async fn send_as_supplier(
     let (_, answer) = post(&client, &url, body).await;
     answer
 }
+
+/// The (User, code) pairs as the set the delivery tests compare with.
+pub fn set(items: &[(&str, &str)]) -> std::collections::BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(u, c)| ((*u).to_owned(), (*c).to_owned()))
+        .collect()
+}
