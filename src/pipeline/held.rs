@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::auth::{self, AccessRequest};
 use crate::domain::{ResponseCode, UserRole};
 use crate::duis;
 use crate::error::Error;
@@ -100,18 +99,12 @@ impl Gateway {
         // be sent in its window.
         let request =
             duis::parse_request(&held.request, &self.xml_limits).map_err(|_| ResponseCode::E30)?;
-        let entry = rules
-            .catalogue
-            .get(&request.header.srv)
-            .ok_or(ResponseCode::E30)?;
-        let access = AccessRequest {
-            originator: request.header.request_id.originator,
-            target: request.header.request_id.target,
-            service: entry,
-            at: now.unix_timestamp(),
-        };
-        let permit = auth::authorize(&access, &self.state.register(), &self.state.registry())
-            .map_err(|d| Error::Denied(d).classify().0)?;
+        let (permit, entry) = self
+            .authorize(&rules.catalogue, &request, &self.state.register(), now)
+            .map_err(|e| match e {
+                Error::UnknownSrv(_) => ResponseCode::E30,
+                e => e.classify().0,
+            })?;
         *role = Some(permit.role());
         let planning = Planning {
             entry,
