@@ -18,6 +18,7 @@ fn decision(n: u64) -> Decision {
                 pre_command_for: (n % 3 == 0).then_some(target),
             },
             reset: n % 5 == 0,
+            twin_of: None,
         }),
         entries: vec![
             Entry {
