@@ -1,7 +1,8 @@
 //! The request log in PostgreSQL ([`PgRequestLog`]): each accepted request's decision — its
 //! originator's anti-replay mark and its effects' entries — committed with the decisions of
-//! other requests waiting at the same time in ONE transaction (group commit), by one writer per
-//! instance.
+//! other requests waiting at the same time in ONE transaction (group commit), by one of the
+//! instance's few writers (each writes its share of the originators, so one originator's marks
+//! reach PostgreSQL in the order they were reserved).
 //!
 //! In a batch, every mark is written first through the conditional upsert of [`super::marks`]
 //! (pipelined, one round trip), in the order of their originators, so that two instances'
@@ -38,6 +39,10 @@ use super::{Cluster, ClusterError};
 use crate::antireplay::Replay;
 use crate::store::{CommitError, Decision, Entry, EntryKind, KeyOf, LogFuture, RequestLog};
 
+/// Writers per instance, each with its own connection and its own share of the originators
+/// (so one originator's marks are written in the order they were reserved), their batches
+/// overlapping: one waits for its commit's fsync while another fills.
+const WRITERS: usize = 4;
 /// Decisions one transaction carries at most; those waiting past it go in the next.
 const MAX_BATCH: usize = 512;
 /// Commits and settles waiting for the writer at most. A commit past it waits for room; a
@@ -60,8 +65,19 @@ enum Job {
 
 /// The request log of an instance in cluster mode. See the module's documentation.
 pub struct PgRequestLog {
-    jobs: mpsc::Sender<Job>,
+    /// Each writer's queue.
+    jobs: Vec<mpsc::Sender<Job>>,
     failing: Arc<AtomicBool>,
+}
+
+impl PgRequestLog {
+    /// The writer of `bytes`' decisions: one per originator (or per settled request).
+    fn writer(&self, bytes: &[u8]) -> &mpsc::Sender<Job> {
+        let n = bytes.iter().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(*b))
+        });
+        &self.jobs[n % self.jobs.len()]
+    }
 }
 
 /// What [`PgRequestLog::open`] hands back besides the log.
@@ -80,16 +96,21 @@ impl PgRequestLog {
     pub async fn open(cluster: Cluster, key_of: KeyOf) -> Result<Opened, ClusterError> {
         cluster.heartbeat().await?;
         let recovered = cluster.own_entries().await?;
-        let (jobs, queue) = mpsc::channel(QUEUE);
         let failing = Arc::new(AtomicBool::new(false));
         let (found, claimed) = mpsc::channel(16);
-        let writer = Writer {
-            cluster: cluster.clone(),
-            key_of,
-            failing: Arc::clone(&failing),
-            owed: Vec::new(),
-        };
-        tokio::spawn(writer.run(queue));
+        let jobs = (0..WRITERS)
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel(QUEUE / WRITERS);
+                let writer = Writer {
+                    cluster: cluster.clone(),
+                    key_of,
+                    failing: Arc::clone(&failing),
+                    owed: Vec::new(),
+                };
+                tokio::spawn(writer.run(queue));
+                jobs
+            })
+            .collect();
         tokio::spawn(super::lease::run(cluster, Arc::clone(&failing), found));
         let log = Arc::new(Self { jobs, failing });
         Ok(Opened {
@@ -104,7 +125,9 @@ impl RequestLog for PgRequestLog {
     fn commit(&self, decision: Decision) -> LogFuture<'_> {
         Box::pin(async move {
             let (reply, outcome) = oneshot::channel();
-            self.jobs
+            let originator = decision.mark.map(|m| m.originator);
+            let writer = self.writer(originator.as_ref().map_or(&[][..], |o| &o.as_bytes()[..]));
+            writer
                 .send(Job::Commit(decision, reply))
                 .await
                 .map_err(|_| stopped())?;
@@ -117,7 +140,8 @@ impl RequestLog for PgRequestLog {
     }
 
     fn settle(&self, kind: EntryKind, key: String) {
-        if self.jobs.try_send(Job::Settle(kind, key)).is_err() {
+        let writer = self.writer(key.as_bytes());
+        if writer.try_send(Job::Settle(kind, key)).is_err() {
             tracing::warn!("The request log's queue is full; a settled entry stays in PostgreSQL and may be sent again.");
         }
     }
@@ -139,7 +163,7 @@ fn stopped() -> CommitError {
     CommitError::Database("the request log's writer has stopped".into())
 }
 
-/// The one writer of an instance's decisions.
+/// One of an instance's writers, with the decisions of its share of the originators.
 struct Writer {
     cluster: Cluster,
     key_of: KeyOf,
@@ -182,9 +206,16 @@ impl Writer {
                 }
                 Err(e) => {
                     self.failing.store(true, Ordering::Relaxed);
-                    tracing::warn!(error = causes(&e), decisions = decisions.len(), "A request log batch was not committed; its requests are refused.");
+                    tracing::warn!(
+                        error = causes(&e),
+                        decisions = decisions.len(),
+                        "A request log batch was not committed; its requests are refused."
+                    );
                     if self.owed.len() > MAX_OWED_SETTLES {
-                        tracing::warn!(dropped = self.owed.len() - MAX_OWED_SETTLES, "Settled entries dropped; they may be sent again.");
+                        tracing::warn!(
+                            dropped = self.owed.len() - MAX_OWED_SETTLES,
+                            "Settled entries dropped; they may be sent again."
+                        );
                         self.owed.truncate(MAX_OWED_SETTLES);
                     }
                     for reply in replies {
@@ -229,9 +260,10 @@ async fn write_batch(
             Err(e) => outcomes[i] = Err(CommitError::Database(Box::new(e))),
         }
     }
-    // One lock order for every instance's batches: by originator (stable, so one
-    // originator's marks keep the order they were reserved in).
-    rows.sort_by(|a, b| a.originator.cmp(&b.originator));
+    // One lock order for every instance's batches: by originator; one originator's marks by
+    // counter (stable: a Command Variant 5 after the Transform whose counter it shares), as
+    // its requests may reach the queue in another order than they were reserved in.
+    rows.sort_by(|a, b| (&a.originator, a.counter).cmp(&(&b.originator, b.counter)));
     let mut client = cluster.client().await?;
     let tx = client.transaction().await?;
     for (decision, refusal) in write_marks(&tx, &rows).await? {

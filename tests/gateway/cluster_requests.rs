@@ -120,9 +120,7 @@ async fn the_same_request_sent_to_three_instances_at_once_is_accepted_once() {
     for round in 0..10 {
         let body = read(&certs, counter_now());
         let answers = futures_util::future::join_all(
-            instances
-                .iter()
-                .map(|i| post(&client, i, body.clone())),
+            instances.iter().map(|i| post(&client, i, body.clone())),
         )
         .await;
         let accepted = answers.iter().filter(|c| *c == "I99").count();

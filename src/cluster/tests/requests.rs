@@ -92,7 +92,10 @@ async fn one_decision_sent_to_three_instances_at_once_commits_once_and_spares_it
     }
     let all = entries(&admin).await;
     // One contested entry a round (the winner's), and every instance's own.
-    let contested = all.iter().filter(|(_, k)| k.starts_with("contested-")).count();
+    let contested = all
+        .iter()
+        .filter(|(_, k)| k.starts_with("contested-"))
+        .count();
     assert_eq!(contested, 20);
     assert_eq!(all.len(), 20 + 3 * 20);
     for (owner, key) in &all {
