@@ -2,8 +2,9 @@
 //! decisions not yet checkpointed sorted by the store they go to (each store reads its share
 //! when it opens and makes it durable in its own file), released once every store has, and
 //! then checkpointed in the background for as long as the gateway runs. Cluster mode: the log
-//! in PostgreSQL, this instance's open entries read back the same way; the stores tell it what
-//! they settle, and the entries it claims from gone instances are taken up as they come.
+//! in PostgreSQL, this instance's open entries read back and taken up by the stores in memory
+//! (not copied into their files: the rows stay the record); the stores tell the log what they
+//! settle, and the entries it claims from gone instances are taken up as they come.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub(super) enum Log {
     },
     Cluster {
         log: Arc<PgRequestLog>,
+        /// This instance's open entries, as found at the start.
+        recovered: Vec<Decision>,
         claimed: mpsc::Receiver<Vec<Decision>>,
     },
 }
@@ -47,7 +50,6 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
     if let Some(cluster) = &config.cluster {
         let cluster = Cluster::connect(&cluster.postgres_url, &config.instance_name())?;
         let opened = PgRequestLog::open(cluster, pipeline::entry_key).await?;
-        let recovery = Recovery::of(&opened.recovered);
         if !opened.recovered.is_empty() {
             tracing::info!(
                 entries = opened.recovered.len(),
@@ -56,9 +58,12 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
         }
         let log = Log::Cluster {
             log: opened.log,
+            recovered: opened.recovered,
             claimed: opened.claimed,
         };
-        return Ok((log, recovery));
+        // Nothing for the stores' own files: the entries stay PostgreSQL's (so a restart after
+        // another instance claimed them finds none in `pending/`), taken up at `start`.
+        return Ok((log, Recovery::default()));
     }
     let dir = config.state.dir.join("requests");
     let (log, recovered) = blocking(move || FileRequestLog::open(&dir, SEGMENT_RECORDS)).await??;
@@ -104,9 +109,16 @@ pub(super) async fn start(log: Log, gateway: &Arc<Gateway>) -> Result<(), StartE
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
         }
-        Log::Cluster { log, mut claimed } => {
+        Log::Cluster {
+            log,
+            recovered,
+            mut claimed,
+        } => {
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
+            // This instance's own open entries, taken up as a claim's are: in memory, the
+            // commands sent again.
+            gateway.adopt(&recovered);
             let gateway = Arc::downgrade(gateway);
             tokio::spawn(async move {
                 while let Some(decisions) = claimed.recv().await {

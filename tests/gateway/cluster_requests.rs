@@ -163,6 +163,37 @@ async fn the_pending_commands_of_an_instance_killed_are_answered_by_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_sends_its_pending_commands_again_from_postgres() {
+    let servers = tempfile::tempdir().unwrap();
+    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+        return;
+    };
+    let (pki, receiver, mut rx) = pki_and_receiver().await;
+    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 3_000, &pg).await;
+    let certs = dir.path().join("certs");
+    let client = supplier_client(&certs);
+    let mut a = instance(&config, "a").await;
+    let mut acknowledged = BTreeSet::new();
+    for _ in 0..3 {
+        let counter = counter_now();
+        assert_eq!(post(&client, &a, read(&certs, counter)).await, "I99");
+        acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
+    }
+    a.child.kill().unwrap(); // SIGKILL, its commands pending (only in PostgreSQL)
+    a.child.wait().unwrap();
+    let _a = instance(&config, "a").await;
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !acknowledged.is_subset(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(m)) = tokio::time::timeout(left, rx.recv()).await else {
+            panic!("answered: {got:?} of {acknowledged:?}");
+        };
+        got.extend(m.description.request_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_away_is_refused_with_e100_then_the_instances_recover() {
     let servers = tempfile::tempdir().unwrap();
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
