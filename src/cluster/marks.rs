@@ -26,12 +26,18 @@ impl From<tokio_postgres::Error> for MarkError {
 /// Writes the new mark when the row is new, the counter is above the row's, or (for a Command
 /// Variant 5, `$4` its target) the counter is the row's and the row is that target's CV4. A
 /// row comes back only when the mark was written.
-const ADVANCE: &str = "
+pub(super) const ADVANCE: &str = "
     INSERT INTO replay_marks AS m (originator, counter, pre_command_for) VALUES ($1, $2, $3)
     ON CONFLICT (originator) DO UPDATE
         SET counter = excluded.counter, pre_command_for = excluded.pre_command_for
         WHERE excluded.counter > m.counter
            OR (excluded.counter = m.counter AND m.pre_command_for = $4)
+    RETURNING counter";
+
+/// Sets the mark outright, lower or higher (an operator's reset). Returns the row written.
+pub(super) const RESET: &str = "
+    INSERT INTO replay_marks AS m (originator, counter, pre_command_for) VALUES ($1, $2, NULL)
+    ON CONFLICT (originator) DO UPDATE SET counter = excluded.counter, pre_command_for = NULL
     RETURNING counter";
 
 impl Cluster {
@@ -84,13 +90,7 @@ impl Cluster {
     pub async fn reset_mark(&self, originator: &UserId, counter: u64) -> Result<(), MarkError> {
         let client = self.client().await?;
         client
-            .execute(
-                "INSERT INTO replay_marks (originator, counter, pre_command_for)
-                 VALUES ($1, $2, NULL)
-                 ON CONFLICT (originator) DO UPDATE
-                     SET counter = excluded.counter, pre_command_for = NULL",
-                &[&originator.to_string(), &to_db(counter)?],
-            )
+            .execute(RESET, &[&originator.to_string(), &to_db(counter)?])
             .await?;
         Ok(())
     }
@@ -98,7 +98,7 @@ impl Cluster {
 
 /// Counters are at most the time in nanoseconds since 1970 (the rule's bound), which fits an
 /// `i64` until 2262.
-fn to_db(counter: u64) -> Result<i64, ClusterError> {
+pub(super) fn to_db(counter: u64) -> Result<i64, ClusterError> {
     i64::try_from(counter).map_err(|_| ClusterError::Unreadable {
         what: format!("a counter past i64 ({counter})"),
     })

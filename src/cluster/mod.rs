@@ -1,8 +1,9 @@
 //! PostgreSQL as the system of record of several gateway instances: the schema and its
 //! versioned migrations ([`schema`]), the registers loaded once with `COPY` ([`init`]), the
 //! change log every instance appends to and follows ([`log`], woken by [`wake`]), a consistent
-//! snapshot to start from ([`snapshot`]), and anti-replay marks accepted at most once across
-//! instances ([`marks`]). Throwaway servers for tests and the demo are [`servers`].
+//! snapshot to start from ([`snapshot`]), anti-replay marks accepted at most once across
+//! instances ([`marks`]), and the request log those marks are committed in with the requests'
+//! open effects, which a live instance claims from a gone one ([`requests`], `lease`). Throwaway servers for tests and the demo are [`servers`].
 //!
 //! The crate is `tokio-postgres` with the `deadpool-postgres` pool: plain SQL we write and can
 //! read, `COPY` and `LISTEN` as the protocol has them, and few dependencies (no macros, no
@@ -10,8 +11,10 @@
 //! private network or the same host.
 
 pub mod init;
+mod lease;
 pub mod log;
 pub mod marks;
+pub mod requests;
 pub mod schema;
 pub mod servers;
 pub mod snapshot;
@@ -24,6 +27,7 @@ use tokio_postgres::NoTls;
 
 pub use log::{AppendError, Logged, LoggedBatch};
 pub use marks::MarkError;
+pub use requests::PgRequestLog;
 pub use snapshot::Snapshot;
 
 /// Connections one instance holds to PostgreSQL at most. A caller past it waits up to
@@ -41,6 +45,8 @@ pub enum ClusterError {
     Pool(#[source] deadpool_postgres::PoolError),
     #[error("PostgreSQL")]
     Db(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL did not answer in time")]
+    TimedOut,
     #[error("the database already holds registers or changes; cluster init loads an empty one")]
     AlreadyLoaded,
     #[error("the database holds {what}, which this version cannot read")]

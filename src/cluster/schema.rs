@@ -6,8 +6,10 @@
 use super::{Cluster, ClusterError};
 
 /// Every migration, in order: its version, its name and its SQL.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "state", include_str!("migrations/0001_state.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "state", include_str!("migrations/0001_state.sql")),
+    (2, "requests", include_str!("migrations/0002_requests.sql")),
+];
 
 /// The advisory lock migrations hold (a number of our own: "dccgw" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0064_6363_6777;

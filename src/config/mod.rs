@@ -75,9 +75,10 @@ pub struct Config {
 /// `[cluster]`: the servers several instances share. With it, `serve` takes the registers,
 /// the Users' certificates and every registration and User change from PostgreSQL (loaded once
 /// by `dccgw cluster init`) and follows the changes other instances make; `[registration]` and
-/// the certificate directories are read only by `cluster init`. The request path's durable
-/// stores (anti-replay marks, pending commands, holds, ledgers, the outbox, audit) stay in each
-/// instance's `[state] dir` for now.
+/// the certificate directories are read only by `cluster init`. The request log is
+/// PostgreSQL's too: anti-replay marks decided across instances, pending commands and holds
+/// owned by an instance and claimed by another when it is gone. The other durable stores
+/// (ledgers, schedules, quarantine, the outbox, audit) stay in each instance's `[state] dir`.
 #[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -86,8 +87,9 @@ pub struct ClusterConfig {
     pub postgres_url: String,
     /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster.
     pub nats_url: String,
-    /// This instance's name in the change log; by default the host name and the DUIS listen
-    /// address. Give each instance its own.
+    /// This instance's name in the change log and as the owner of its open requests; by
+    /// default the host name and the DUIS listen address. Give each instance its own (two
+    /// instances of one name would recover each other's pending commands).
     #[serde(default)]
     pub instance: Option<String>,
 }

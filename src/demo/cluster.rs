@@ -1,8 +1,9 @@
 //! `dccgw demo --instances N`: a throwaway PostgreSQL (`initdb` into `<dir>/cluster/`, made
 //! anew each run) and `nats-server -js`, `dccgw cluster init` from the demo's files, then N
 //! gateway processes (`dccgw serve`) sharing their state through PostgreSQL, beside the demo's
-//! Receive Response Service. Each instance's request-path stores (anti-replay marks, pending
-//! commands, holds, ledgers, outbox, audit) are still its own, under `<dir>/instance-K/`.
+//! Receive Response Service. The request log (anti-replay marks, pending commands, holds) is in
+//! PostgreSQL; each instance's other stores (ledgers, outbox, audit) are still its own, under
+//! `<dir>/instance-K/`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -237,8 +238,9 @@ pub fn banner(cluster: &DemoCluster, receiver: SocketAddr, dir: &Path) -> String
     ));
     out.push_str(&format!(
         "\nRegistration and User changes made through any instance's admin API are enforced by all\n\
-         of them. The request path's durable stores (anti-replay marks, pending commands, holds,\n\
-         ledgers, outbox, audit) are still each instance's own, under {}/instance-N/; NATS is\n\
+         of them, and a request's counter is accepted by one of them at most. Pending commands\n\
+         and holds are in PostgreSQL (an instance gone for 10 s has them claimed by another);\n\
+         ledgers, outbox and audit are still each instance's own, under {}/instance-N/; NATS is\n\
          started but not yet used. Ctrl-C stops everything.\n",
         dir.display()
     ));

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::domain::{DeviceFailure, DeviceId, RequestId, Srv};
 use crate::routing::{RoutingError, SignedCommand};
+use crate::store::{EntryKind, RequestLog};
 
 use super::in_flight::InFlight;
 use super::link::{HubEvent, HubNetwork, Inbound};
@@ -100,6 +101,8 @@ pub struct Dispatcher {
     outcomes: mpsc::Sender<DispatchOutcome>,
     config: DispatchConfig,
     compaction: Arc<Notify>,
+    /// A request log that keeps the commands itself (cluster mode), told when one is settled.
+    settled_in: std::sync::OnceLock<Arc<dyn RequestLog>>,
 }
 
 impl Dispatcher {
@@ -136,6 +139,7 @@ impl Dispatcher {
             outcomes: outcomes_tx,
             config,
             compaction: Arc::new(Notify::new()),
+            settled_in: std::sync::OnceLock::new(),
         });
         tokio::spawn(route_events(
             Arc::downgrade(&dispatcher),
@@ -215,8 +219,17 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// From now on, tells `log` of every command settled (a log that keeps the commands
+    /// itself rather than copying them here). Set once; a second call does nothing.
+    pub fn settle_in(&self, log: Arc<dyn RequestLog>) {
+        let _ = self.settled_in.set(log);
+    }
+
     /// Forgets `id` once its outcome is durably in the outbox. Unknown IDs are ignored.
     pub async fn settle(&self, id: &RequestId) -> Result<(), DispatchError> {
+        if let Some(log) = self.settled_in.get() {
+            log.settle(EntryKind::Pending, id.to_string());
+        }
         if self.journal.settle(id).await? {
             self.compaction.notify_one();
         }

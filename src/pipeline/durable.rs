@@ -14,8 +14,8 @@ use crate::domain::RequestId;
 use crate::error::{Error, Resource};
 use crate::routing::SignedCommand;
 use crate::store::{
-    Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, MarkEntry, ReplayGuard,
-    Reservation,
+    CommitError, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, MarkEntry,
+    ReplayGuard, Reservation,
 };
 
 use super::plan::Effect;
@@ -33,6 +33,18 @@ fn entry(effect: &Effect) -> Option<Entry> {
             bytes: held.to_record(),
         }),
         _ => None,
+    }
+}
+
+/// The request an entry belongs to, which a log keeping the entries itself settles it by
+/// (the dispatcher settles a command by its request, the DSP a hold by its request).
+pub fn entry_key(entry: &Entry) -> Option<String> {
+    match entry.kind {
+        EntryKind::Pending => SignedCommand::from_bytes(entry.bytes.clone())
+            .header()
+            .ok()
+            .map(|h| h.request_id.to_string()),
+        EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
     }
 }
 
@@ -69,7 +81,11 @@ impl Gateway {
         if !decision.is_empty() {
             if let Err(e) = self.log.commit(decision).await {
                 self.give_back(mark.as_ref(), &taken);
-                return Err(Error::resource(Resource::ReplayJournal, e));
+                return Err(match e {
+                    // Another instance accepted the counter first: a replay, as if seen here.
+                    CommitError::Refused(replay) => Error::Replay(replay),
+                    e => Error::resource(Resource::ReplayJournal, e),
+                });
             }
         }
         for effect in effects {
@@ -84,6 +100,27 @@ impl Gateway {
             }
         }
         Ok(())
+    }
+
+    /// Entries a gone instance left, claimed by this one: its commands pending here and sent
+    /// again (the hub network answers a request it has seen again as it answers any), its
+    /// holds waiting here for their time. Durable already (the claim moved their rows).
+    pub fn adopt(&self, decisions: &[Decision]) {
+        let r = Recovery::of(decisions);
+        for command in r.commands {
+            match self.routing.dispatcher.admit(&command) {
+                Ok(true) => self.dispatch(command),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "A claimed command does not read; skipped."),
+            }
+        }
+        for held in r.holds {
+            match self.dsp.holds.reserve(&held) {
+                Ok(true) => self.dsp.holds.admit(held),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "A claimed hold was not taken."),
+            }
+        }
     }
 
     /// `effect` taken by its store in memory, before its decision's commit.

@@ -59,7 +59,7 @@ pub use admit::{Gate, Ticket};
 pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
-pub use durable::{checkpoint, Recovery, Stores};
+pub use durable::{checkpoint, entry_key, Recovery, Stores};
 pub use held::Dsp;
 pub use local::LocalCommand;
 pub use quarantine::{QuarantineAct, ThresholdsRefused};

@@ -182,8 +182,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         user_certs = loaded.user_certs.len(),
         "Registers loaded."
     );
-    let (log, recovered, recovery) = requests::open(config).await?;
-    let replay = requests::replay(config, &log, recovery.marks).await?;
+    let (log, recovery) = requests::open(config).await?;
+    let replay = requests::replay(config, log.shared(), recovery.marks).await?;
     let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
     let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
     let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
@@ -203,7 +203,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let parts = Parts {
         state: Arc::clone(&state),
         replay,
-        log: log.clone(),
+        log: log.shared(),
         signer,
         audit,
         routing,
@@ -215,7 +215,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         admission,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    requests::start(&log, recovered, &gateway).await?;
+    requests::start(log, &gateway).await?;
     routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());

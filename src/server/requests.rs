@@ -1,24 +1,70 @@
-//! Start-up of the request log: opened first, its decisions not yet checkpointed sorted by the
-//! store they go to (each store reads its share when it opens and makes it durable in its own
-//! file), released once every store has, and then checkpointed in the background for as long as
-//! the gateway runs.
+//! Start-up of the request log. Embedded: `requests/` in the state directory, opened first, its
+//! decisions not yet checkpointed sorted by the store they go to (each store reads its share
+//! when it opens and makes it durable in its own file), released once every store has, and
+//! then checkpointed in the background for as long as the gateway runs. Cluster mode: the log
+//! in PostgreSQL, this instance's open entries read back and taken up by the stores in memory
+//! (not copied into their files: the rows stay the record); the stores tell the log what they
+//! settle, and the entries it claims from gone instances are taken up as they come.
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+
+use crate::cluster::{Cluster, PgRequestLog};
 use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
-use crate::store::{FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog};
+use crate::store::{Decision, FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog};
 
 use super::{blocking, StartError};
 
 /// Decisions in one segment of the request log before it is sealed and checkpointed.
 const SEGMENT_RECORDS: usize = 4096;
 
-/// Opens the request log (`requests/` in the state directory): the log, the decisions found,
-/// and those sorted by store.
-pub(super) async fn open(
-    config: &Config,
-) -> Result<(Arc<FileRequestLog>, Recovered, Recovery), StartError> {
+/// The request log in force, and what its start still owes.
+pub(super) enum Log {
+    File {
+        log: Arc<FileRequestLog>,
+        recovered: Recovered,
+    },
+    Cluster {
+        log: Arc<PgRequestLog>,
+        /// This instance's open entries, as found at the start.
+        recovered: Vec<Decision>,
+        claimed: mpsc::Receiver<Vec<Decision>>,
+    },
+}
+
+impl Log {
+    /// The log, as the pipeline and the anti-replay guard commit to it.
+    pub(super) fn shared(&self) -> Arc<dyn RequestLog> {
+        match self {
+            Self::File { log, .. } => log.clone(),
+            Self::Cluster { log, .. } => log.clone(),
+        }
+    }
+}
+
+/// Opens the request log (`requests/` in the state directory, or in cluster mode PostgreSQL):
+/// the log, and the decisions found sorted by store.
+pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError> {
+    if let Some(cluster) = &config.cluster {
+        let cluster = Cluster::connect(&cluster.postgres_url, &config.instance_name())?;
+        let opened = PgRequestLog::open(cluster, pipeline::entry_key).await?;
+        if !opened.recovered.is_empty() {
+            tracing::info!(
+                entries = opened.recovered.len(),
+                "Open entries read back from the cluster's request log."
+            );
+        }
+        let log = Log::Cluster {
+            log: opened.log,
+            recovered: opened.recovered,
+            claimed: opened.claimed,
+        };
+        // Nothing for the stores' own files: the entries stay PostgreSQL's (so a restart after
+        // another instance claimed them finds none in `pending/`), taken up at `start`.
+        return Ok((log, Recovery::default()));
+    }
     let dir = config.state.dir.join("requests");
     let (log, recovered) = blocking(move || FileRequestLog::open(&dir, SEGMENT_RECORDS)).await??;
     let recovery = Recovery::of(&recovered.decisions);
@@ -28,36 +74,61 @@ pub(super) async fn open(
             "Request log read back into the stores."
         );
     }
-    Ok((Arc::new(log), recovered, recovery))
+    let log = Log::File {
+        log: Arc::new(log),
+        recovered,
+    };
+    Ok((log, recovery))
 }
 
-/// The anti-replay marks: `replay.journal`, then the log's.
+/// The anti-replay marks: `replay.journal`, then the log's. In cluster mode these are only
+/// this instance's first word: every mark is decided again by PostgreSQL in its commit.
 pub(super) async fn replay(
     config: &Config,
-    log: &Arc<FileRequestLog>,
+    log: Arc<dyn RequestLog>,
     marks: Vec<MarkEntry>,
 ) -> Result<Arc<ReplayGuard>, StartError> {
     let path = config.state.dir.join("replay.journal");
-    let log: Arc<dyn RequestLog> = log.clone();
     Ok(Arc::new(
         blocking(move || ReplayGuard::open(&path, &marks, log)).await??,
     ))
 }
 
-/// Once every store holds its share of `recovered` durably: the recovered segments go, and the
-/// checkpoint starts.
-pub(super) async fn start(
-    log: &Arc<FileRequestLog>,
-    recovered: Recovered,
-    gateway: &Gateway,
-) -> Result<(), StartError> {
-    let opened = Arc::clone(log);
-    blocking(move || opened.release_recovered(recovered)).await??;
-    let stores = Stores {
-        replay: Arc::clone(&gateway.replay),
-        dispatcher: Arc::clone(&gateway.routing.dispatcher),
-        holds: Arc::clone(&gateway.dsp.holds),
-    };
-    tokio::spawn(pipeline::checkpoint(Arc::clone(log), stores));
+/// Once every store holds its share of the recovered decisions: embedded, the recovered
+/// segments go and the checkpoint starts; in cluster mode, the stores settle through the log
+/// and claimed entries are taken up.
+pub(super) async fn start(log: Log, gateway: &Arc<Gateway>) -> Result<(), StartError> {
+    match log {
+        Log::File { log, recovered } => {
+            let opened = Arc::clone(&log);
+            blocking(move || opened.release_recovered(recovered)).await??;
+            let stores = Stores {
+                replay: Arc::clone(&gateway.replay),
+                dispatcher: Arc::clone(&gateway.routing.dispatcher),
+                holds: Arc::clone(&gateway.dsp.holds),
+            };
+            tokio::spawn(pipeline::checkpoint(log, stores));
+        }
+        Log::Cluster {
+            log,
+            recovered,
+            mut claimed,
+        } => {
+            gateway.routing.dispatcher.settle_in(log.clone());
+            gateway.dsp.holds.settle_in(log);
+            // This instance's own open entries, taken up as a claim's are: in memory, the
+            // commands sent again.
+            gateway.adopt(&recovered);
+            let gateway = Arc::downgrade(gateway);
+            tokio::spawn(async move {
+                while let Some(decisions) = claimed.recv().await {
+                    let Some(gateway) = gateway.upgrade() else {
+                        return;
+                    };
+                    gateway.adopt(&decisions);
+                }
+            });
+        }
+    }
     Ok(())
 }

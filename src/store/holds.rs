@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::journal::{rewrite, Journal, JournalError};
+use super::requests::{EntryKind, RequestLog};
 use crate::domain::{Eui64, RequestId, Srv};
 
 const HELD: u8 = b'H';
@@ -89,6 +90,8 @@ pub struct Holds {
     state: Mutex<State>,
     /// Told when a hold is added, so a timer waiting for a later one looks again.
     added: Notify,
+    /// A request log that keeps the holds itself (cluster mode), told when one is done.
+    settled_in: std::sync::OnceLock<Arc<dyn RequestLog>>,
 }
 
 impl Holds {
@@ -146,6 +149,7 @@ impl Holds {
             limits,
             state: Mutex::new(State::default()),
             added: Notify::new(),
+            settled_in: std::sync::OnceLock::new(),
         };
         {
             let mut s = holds.lock();
@@ -269,12 +273,21 @@ impl Holds {
             .collect()
     }
 
+    /// From now on, tells `log` of every hold done (a log that keeps the holds itself rather
+    /// than copying them here). Set once; a second call does nothing.
+    pub fn settle_in(&self, log: Arc<dyn RequestLog>) {
+        let _ = self.settled_in.set(log);
+    }
+
     /// Marks `id` done (released or refused); returns once that is on disk.
     pub async fn done(&self, id: &RequestId) -> Result<(), JournalError> {
         let mut record = Vec::with_capacity(1 + ID_BYTES);
         record.push(DONE);
         encode_id(id, &mut record);
         self.journal.append(record).await?;
+        if let Some(log) = self.settled_in.get() {
+            log.settle(EntryKind::Hold, id.to_string());
+        }
         let mut s = self.lock();
         if let Some(live) = s.live.remove(id) {
             if let Some(key) = live.key {

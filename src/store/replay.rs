@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{rewrite, Journal, JournalError};
-use super::requests::{fold_mark, Decision, MarkEntry, RequestLog};
+use super::requests::{fold_mark, CommitError, Decision, MarkEntry, RequestLog};
 use crate::antireplay::{self, Mark, Replay};
 use crate::domain::{CommandVariant, RequestId, UserId};
 
@@ -34,7 +34,7 @@ pub enum AdvanceError {
     #[error(transparent)]
     Refused(#[from] Replay),
     #[error("the high-water mark could not be made durable")]
-    Journal(#[source] JournalError),
+    Journal(#[source] CommitError),
 }
 
 /// A counter accepted in memory, not yet durable: its decision's mark, and what to put back if
@@ -74,6 +74,7 @@ impl ReplayGuard {
                 originator: r.originator,
                 mark: r.mark,
                 reset: r.reset,
+                twin_of: None,
             };
             let last = marks.get(&r.originator).map(|m| *m);
             superseded += usize::from(last.is_some());
@@ -122,6 +123,7 @@ impl ReplayGuard {
                 originator: id.originator,
                 mark,
                 reset: false,
+                twin_of: (cv.get() == 5).then_some(id.target),
             },
             previous,
         })
@@ -158,13 +160,16 @@ impl ReplayGuard {
         };
         self.log.commit(decision).await.map_err(|e| {
             self.rollback(&r);
-            AdvanceError::Journal(e)
+            match e {
+                CommitError::Refused(replay) => AdvanceError::Refused(replay),
+                e => AdvanceError::Journal(e),
+            }
         })
     }
 
     /// Sets `originator`'s mark to `counter` (lower or higher than it was), durably: an
     /// operator's way back for a User whose client sent a counter it cannot follow.
-    pub async fn reset(&self, originator: UserId, counter: u64) -> Result<(), JournalError> {
+    pub async fn reset(&self, originator: UserId, counter: u64) -> Result<(), CommitError> {
         let mark = Mark {
             counter,
             pre_command_for: None,
@@ -173,6 +178,7 @@ impl ReplayGuard {
             originator,
             mark,
             reset: true,
+            twin_of: None,
         };
         self.log
             .commit(Decision {

@@ -26,10 +26,10 @@ async fn cluster(dir: &std::path::Path) -> Option<(servers::Postgres, Cluster)> 
     let pg = crate::testing::servers::postgres(dir)?;
     let cluster = Cluster::connect(&pg.url(), "a").unwrap();
     assert_eq!(cluster.schema_version().await.unwrap(), 0);
-    assert_eq!(cluster.migrate().await.unwrap(), 1);
+    assert_eq!(cluster.migrate().await.unwrap(), 2);
     // Again: nothing more to apply.
-    assert_eq!(cluster.migrate().await.unwrap(), 1);
-    assert_eq!(cluster.schema_version().await.unwrap(), 1);
+    assert_eq!(cluster.migrate().await.unwrap(), 2);
+    assert_eq!(cluster.schema_version().await.unwrap(), 2);
     Some((pg, cluster))
 }
 
@@ -202,6 +202,7 @@ async fn postgres_away_is_an_error_not_a_hang() {
 }
 
 mod haproxy;
+mod requests;
 mod state;
 
 /// Anti-replay advances per second, and their latency, with 64 originators at once through one

@@ -183,7 +183,7 @@ impl RequestLog for FileRequestLog {
         Box::pin(async move {
             let record = encode(&decision);
             let (journal, _writing) = self.segment_for_one()?;
-            journal.append(record).await
+            Ok(journal.append(record).await?)
         })
     }
 

@@ -40,7 +40,7 @@ mod tests;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::antireplay::Mark;
+use crate::antireplay::{Mark, Replay};
 use crate::domain::{Eui64, UserId};
 
 pub use file::{FileRequestLog, Recovered, Sealed};
@@ -48,7 +48,23 @@ pub use file::{FileRequestLog, Recovered, Sealed};
 use super::JournalError;
 
 /// A future a [`RequestLog`] returns.
-pub type LogFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Send + 'a>>;
+pub type LogFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CommitError>> + Send + 'a>>;
+
+/// Why a decision was not made durable. Nothing of it is (see the module's contract).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The log's own storage failed: the gateway's fault.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The log's database could not be reached or failed, within the log's time bound.
+    #[error("the request log's database")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The decision's mark was refused by a log shared with other instances: one of them
+    /// accepted that counter (or a higher one) first. The sender's fault, answered as a local
+    /// replay is.
+    #[error(transparent)]
+    Refused(#[from] Replay),
+}
 
 /// Where requests' decisions are made durable. See the module's documentation for the contract.
 pub trait RequestLog: Send + Sync {
@@ -57,6 +73,13 @@ pub trait RequestLog: Send + Sync {
     /// Whether the last write failed (`/readyz` says not ready; a later write that works clears
     /// it).
     fn is_failing(&self) -> bool;
+    /// Says that the entry of `kind` for `key` (its request, [`KeyOf`]) is over: its command
+    /// answered, its hold released. A log whose entries are copied into the per-kind stores
+    /// (the file log) has nothing to do, as those stores settle their own records; a log that
+    /// keeps the entries itself (PostgreSQL) deletes it, in the background.
+    fn settle(&self, kind: EntryKind, key: String) {
+        let _ = (kind, key);
+    }
 }
 
 /// Everything one request makes durable before its answer leaves.
@@ -83,6 +106,10 @@ pub struct MarkEntry {
     pub mark: Mark,
     /// An operator's reset: the mark is set outright, lower or higher, rather than raised.
     pub reset: bool,
+    /// For a Command Variant 5 reusing its Transform's counter, the device it is for: a log
+    /// shared with other instances checks the reuse against the mark there (the file log's
+    /// marks were checked in memory, and its records do not carry it).
+    pub twin_of: Option<Eui64>,
 }
 
 /// One effect's durable record: its kind, and the bytes its own store writes for it (so that a
@@ -92,6 +119,10 @@ pub struct Entry {
     pub kind: EntryKind,
     pub bytes: Vec<u8>,
 }
+
+/// How the wiring, which knows each kind's bytes, names an entry for [`RequestLog::settle`]:
+/// its request's ID (`None` for bytes that do not read).
+pub type KeyOf = fn(&Entry) -> Option<String>;
 
 /// The kinds of effect records a decision carries. A new kind gets a tag here, and a line in
 /// the pipeline's `durable.rs` saying how it is applied, checkpointed and recovered.
@@ -104,14 +135,16 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    const fn tag(self) -> u8 {
+    /// The kind's one-byte name, in the file log's records and the database's rows.
+    pub const fn tag(self) -> u8 {
         match self {
             Self::Pending => b'P',
             Self::Hold => b'H',
         }
     }
 
-    fn from_tag(tag: u8) -> Option<Self> {
+    /// The kind a tag names; `None` for a tag this version does not know.
+    pub fn from_tag(tag: u8) -> Option<Self> {
         match tag {
             b'P' => Some(Self::Pending),
             b'H' => Some(Self::Hold),
@@ -182,6 +215,7 @@ pub(crate) fn decode(b: &[u8]) -> Option<Decision> {
                     pre_command_for,
                 },
                 reset: kind == RESET,
+                twin_of: None,
             })
         }
         _ => return None,

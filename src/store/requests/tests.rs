@@ -18,6 +18,7 @@ fn decision(n: u64) -> Decision {
                 pre_command_for: (n % 3 == 0).then_some(target),
             },
             reset: n % 5 == 0,
+            twin_of: None,
         }),
         entries: vec![
             Entry {
@@ -78,12 +79,14 @@ fn marks_fold_to_the_highest_and_a_reset_sets() {
             pre_command_for: None,
         },
         reset: false,
+        twin_of: None,
     };
     let m = fold_mark(None, &advance(7));
     let m = fold_mark(Some(m), &advance(5));
     assert_eq!(m.counter, 7);
     let reset = MarkEntry {
         reset: true,
+        twin_of: None,
         ..advance(2)
     };
     assert_eq!(fold_mark(Some(m), &reset).counter, 2);

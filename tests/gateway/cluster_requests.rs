@@ -1,0 +1,239 @@
+//! The request log in PostgreSQL, through `dccgw serve` processes in cluster mode on one
+//! throwaway PostgreSQL (each with its own state directory and ports): the same signed request
+//! sent to three instances at once is accepted once; the pending commands of an instance killed
+//! with SIGKILL are claimed by another and their Service Responses arrive; PostgreSQL away is
+//! answered with `E100` (and `/readyz` not ready), never a hang, and then the gateways recover.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dccgw::config::Config;
+use dccgw::demo::{self, DEMO_ESME};
+
+use super::crash::wait_ready;
+use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
+use super::support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
+
+/// A gateway process: its ports, and the child killed when dropped.
+struct Instance {
+    port: u16,
+    admin: u16,
+    child: Child,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dccgw serve` as instance `name` (state in `state-<name>`), once ready.
+async fn instance(config: &Path, name: &str) -> Instance {
+    let (port, admin) = (support::free_port(), support::free_port());
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("DCCGW_LISTEN__ADDR", format!("127.0.0.1:{port}"))
+        .env("DCCGW_LISTEN__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+        .env("DCCGW_CLUSTER__INSTANCE", name)
+        .env("DCCGW_STATE__DIR", format!("state-{name}"))
+        .env("DCCGW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(admin).await;
+    Instance { port, admin, child }
+}
+
+/// A routed configuration in cluster mode on `pg` (the hub simulator answering after
+/// `latency_ms`), with the registers loaded by `cluster init`; its directory and path.
+async fn cluster_config(
+    pki: &Path,
+    receiver: u16,
+    latency_ms: u64,
+    pg: &dccgw::cluster::servers::Postgres,
+) -> (tempfile::TempDir, PathBuf) {
+    let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
+    let cluster = format!(
+        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"nats://127.0.0.1:4222\"\n",
+        pg.url()
+    );
+    let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
+    let config = Config::load(&path, Vec::new()).unwrap();
+    dccgw::tools::cluster_init::run(&config).await.unwrap();
+    (dir, path)
+}
+
+/// The example read (Command Variant 1) with `counter`, signed by the supplier.
+fn read(certs: &Path, counter: u64) -> Vec<u8> {
+    let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
+    let user = certs.join("users/supplier");
+    dccgw::tools::sign(
+        xml.as_bytes(),
+        &user.join("xml-sign.key.pem"),
+        &user.join("xml-sign.pem"),
+        None,
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+/// Posts `body` to `instance`; the response code.
+async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
+    let url = format!("https://localhost:{}/api/v1/serviceS", instance.port);
+    let (_, answer) = support::post(client, &url, body).await;
+    support::element(&answer, "ResponseCode")
+        .unwrap_or("none")
+        .to_owned()
+}
+
+fn supplier_client(certs: &Path) -> reqwest::Client {
+    let pem = std::fs::read(certs.join("users/supplier/client.pem")).unwrap();
+    support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()))
+}
+
+fn counter_now() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_request_sent_to_three_instances_at_once_is_accepted_once() {
+    let servers = tempfile::tempdir().unwrap();
+    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+        return;
+    };
+    let (pki, receiver, _rx) = pki_and_receiver().await;
+    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 60_000, &pg).await;
+    let certs = dir.path().join("certs");
+    let client = supplier_client(&certs);
+    let instances = [
+        instance(&config, "a").await,
+        instance(&config, "b").await,
+        instance(&config, "c").await,
+    ];
+    for round in 0..10 {
+        let body = read(&certs, counter_now());
+        let answers = futures_util::future::join_all(
+            instances.iter().map(|i| post(&client, i, body.clone())),
+        )
+        .await;
+        let accepted = answers.iter().filter(|c| *c == "I99").count();
+        let replays = answers.iter().filter(|c| *c == "E57").count();
+        assert_eq!((accepted, replays), (1, 2), "round {round}: {answers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pending_commands_of_an_instance_killed_are_answered_by_another() {
+    let servers = tempfile::tempdir().unwrap();
+    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+        return;
+    };
+    let (pki, receiver, mut rx) = pki_and_receiver().await;
+    // The hub answers after 5 s: A is killed long before.
+    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 5_000, &pg).await;
+    let certs = dir.path().join("certs");
+    let client = supplier_client(&certs);
+    let _b = instance(&config, "b").await;
+    let mut a = instance(&config, "a").await;
+    let mut acknowledged = BTreeSet::new();
+    for _ in 0..5 {
+        let counter = counter_now();
+        assert_eq!(post(&client, &a, read(&certs, counter)).await, "I99");
+        acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
+    }
+    a.child.kill().unwrap(); // SIGKILL, its commands pending
+    a.child.wait().unwrap();
+    // B claims them once A's lease is over and sends them again; their answers arrive.
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !acknowledged.is_subset(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(m)) = tokio::time::timeout(left, rx.recv()).await else {
+            panic!("answered: {got:?} of {acknowledged:?}");
+        };
+        got.extend(m.description.request_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_sends_its_pending_commands_again_from_postgres() {
+    let servers = tempfile::tempdir().unwrap();
+    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+        return;
+    };
+    let (pki, receiver, mut rx) = pki_and_receiver().await;
+    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 3_000, &pg).await;
+    let certs = dir.path().join("certs");
+    let client = supplier_client(&certs);
+    let mut a = instance(&config, "a").await;
+    let mut acknowledged = BTreeSet::new();
+    for _ in 0..3 {
+        let counter = counter_now();
+        assert_eq!(post(&client, &a, read(&certs, counter)).await, "I99");
+        acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
+    }
+    a.child.kill().unwrap(); // SIGKILL, its commands pending (only in PostgreSQL)
+    a.child.wait().unwrap();
+    let _a = instance(&config, "a").await;
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !acknowledged.is_subset(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(m)) = tokio::time::timeout(left, rx.recv()).await else {
+            panic!("answered: {got:?} of {acknowledged:?}");
+        };
+        got.extend(m.description.request_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_away_is_refused_with_e100_then_the_instances_recover() {
+    let servers = tempfile::tempdir().unwrap();
+    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+        return;
+    };
+    let (pki, receiver, _rx) = pki_and_receiver().await;
+    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 60_000, &pg).await;
+    let certs = dir.path().join("certs");
+    let client = supplier_client(&certs);
+    let a = instance(&config, "a").await;
+    assert_eq!(post(&client, &a, read(&certs, counter_now())).await, "I99");
+    pg.stop().unwrap();
+    let away = Instant::now();
+    let mut refused = 0;
+    while away.elapsed() < Duration::from_secs(5) {
+        // Each answer comes within the log's bound (the timeout only stops a hung test).
+        let code = tokio::time::timeout(
+            Duration::from_secs(20),
+            post(&client, &a, read(&certs, counter_now())),
+        )
+        .await
+        .expect("an answer, not a hang");
+        assert_eq!(code, "E100");
+        refused += 1;
+    }
+    assert!(refused > 0);
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/readyz", a.admin))
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    pg.restart().unwrap();
+    wait_ready(a.admin).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let code = post(&client, &a, read(&certs, counter_now())).await;
+        if code == "I99" {
+            break;
+        }
+        assert_eq!(code, "E100");
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
