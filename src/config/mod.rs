@@ -75,17 +75,23 @@ pub struct Config {
 /// `[cluster]`: the servers several instances share. With it, `serve` takes the registers,
 /// the Users' certificates and every registration and User change from PostgreSQL (loaded once
 /// by `dccgw cluster init`) and follows the changes other instances make; `[registration]` and
-/// the certificate directories are read only by `cluster init`. The request path's durable
-/// stores (anti-replay marks, pending commands, holds, ledgers, the outbox, audit) stay in each
-/// instance's `[state] dir` for now.
+/// the certificate directories are read only by `cluster init`. The outbox is in JetStream.
+/// The request path's other durable stores (anti-replay marks, pending commands, holds, ledgers,
+/// audit) stay in each instance's `[state] dir` for now.
 #[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// PostgreSQL, as a `postgresql://` URL or `key=value` pairs (it may hold a password, and is
     /// never logged).
     pub postgres_url: String,
-    /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster.
+    /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster: the outbox
+    /// (every message to a User until it is delivered) lives there.
     pub nats_url: String,
+    /// Replicas of each JetStream stream: 1 on a single server (the demo, tests), 3 on a
+    /// production cluster of three (docs/cluster.md).
+    #[serde(default = "default_nats_replicas")]
+    #[schemars(range(min = 1, max = 5))]
+    pub nats_replicas: usize,
     /// This instance's name in the change log; by default the host name and the DUIS listen
     /// address. Give each instance its own.
     #[serde(default)]
@@ -97,9 +103,14 @@ impl std::fmt::Debug for ClusterConfig {
         f.debug_struct("ClusterConfig")
             .field("postgres_url", &"(not shown)")
             .field("nats_url", &self.nats_url)
+            .field("nats_replicas", &self.nats_replicas)
             .field("instance", &self.instance)
             .finish()
     }
+}
+
+fn default_nats_replicas() -> usize {
+    1
 }
 
 impl Config {

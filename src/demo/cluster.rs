@@ -1,8 +1,9 @@
 //! `dccgw demo --instances N`: a throwaway PostgreSQL (`initdb` into `<dir>/cluster/`, made
 //! anew each run) and `nats-server -js`, `dccgw cluster init` from the demo's files, then N
 //! gateway processes (`dccgw serve`) sharing their state through PostgreSQL, beside the demo's
-//! Receive Response Service. Each instance's request-path stores (anti-replay marks, pending
-//! commands, holds, ledgers, outbox, audit) are still its own, under `<dir>/instance-K/`.
+//! Receive Response Service, their outbox in JetStream. Each instance's other request-path
+//! stores (anti-replay marks, pending commands, holds, ledgers, audit) are still its own, under
+//! `<dir>/instance-K/`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -237,9 +238,9 @@ pub fn banner(cluster: &DemoCluster, receiver: SocketAddr, dir: &Path) -> String
     ));
     out.push_str(&format!(
         "\nRegistration and User changes made through any instance's admin API are enforced by all\n\
-         of them. The request path's durable stores (anti-replay marks, pending commands, holds,\n\
-         ledgers, outbox, audit) are still each instance's own, under {}/instance-N/; NATS is\n\
-         started but not yet used. Ctrl-C stops everything.\n",
+         of them. The outbox is JetStream's: any instance delivers any User's messages. The\n\
+         request path's other durable stores (anti-replay marks, pending commands, holds, ledgers,\n\
+         audit) are still each instance's own, under {}/instance-N/. Ctrl-C stops everything.\n",
         dir.display()
     ));
     out
