@@ -221,12 +221,27 @@ pub(super) async fn open_outbox(
             let attempt = delivery.transport.request_timeout_ms.saturating_mul(2);
             settings.ack_wait = Duration::from_millis(attempt.clamp(10_000, 300_000));
             let config = &delivery.outbox;
-            Outbox::open_jetstream(&settings, config, endpoints, transport, outbox_metrics, hook)
-                .await
+            Outbox::open_jetstream(
+                &settings,
+                config,
+                endpoints,
+                transport,
+                outbox_metrics,
+                hook,
+            )
+            .await
         }
         None => {
             let dir = config.state.dir.join("outbox");
-            Outbox::open(&dir, &delivery.outbox, endpoints, transport, outbox_metrics, hook).await
+            Outbox::open(
+                &dir,
+                &delivery.outbox,
+                endpoints,
+                transport,
+                outbox_metrics,
+                hook,
+            )
+            .await
         }
     };
     Ok(Arc::new(outbox.map_err(StartError::Outbox)?))

@@ -47,7 +47,12 @@ impl JetstreamOutbox {
     ) -> Result<usize, OutboxError> {
         let inner = &self.inner;
         let mut n = 0;
-        for held in self.held().await?.into_iter().filter(|h| ids.contains(&h.message.id)) {
+        for held in self
+            .held()
+            .await?
+            .into_iter()
+            .filter(|h| ids.contains(&h.message.id))
+        {
             let now = now_ms();
             let mut message = held.message;
             message.held_since = now;
@@ -76,7 +81,12 @@ impl JetstreamOutbox {
         ids: &[MessageId],
     ) -> Result<usize, OutboxError> {
         let mut n = 0;
-        for held in self.held().await?.into_iter().filter(|h| ids.contains(&h.message.id)) {
+        for held in self
+            .held()
+            .await?
+            .into_iter()
+            .filter(|h| ids.contains(&h.message.id))
+        {
             self.delete(held.sequence).await?;
             n += 1;
         }
@@ -98,7 +108,9 @@ impl JetstreamOutbox {
         let mut held = Vec::new();
         let mut next = 1;
         while held.len() < MAX_LISTED {
-            let got = inner.dead.get_first_raw_message_by_subject(DEAD_SUBJECTS, next);
+            let got = inner
+                .dead
+                .get_first_raw_message_by_subject(DEAD_SUBJECTS, next);
             let m = match tokio::time::timeout(inner.timeout, got).await {
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
@@ -107,7 +119,10 @@ impl JetstreamOutbox {
             };
             next = m.sequence + 1;
             let Ok(message) = streams::decode(&m.payload) else {
-                tracing::warn!(sequence = m.sequence, "A dead letter cannot be read; it is skipped.");
+                tracing::warn!(
+                    sequence = m.sequence,
+                    "A dead letter cannot be read; it is skipped."
+                );
                 continue;
             };
             let dead_at = m

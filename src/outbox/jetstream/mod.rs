@@ -89,10 +89,7 @@ pub(super) struct Inner {
     max_payload: usize,
 }
 
-pub(super) fn fabric(
-    what: &'static str,
-    e: impl Into<async_nats::Error>,
-) -> OutboxError {
+pub(super) fn fabric(what: &'static str, e: impl Into<async_nats::Error>) -> OutboxError {
     OutboxError::Fabric {
         what,
         source: e.into(),
@@ -196,7 +193,11 @@ impl JetstreamOutbox {
             let publish = jetstream::message::PublishMessage::build()
                 .payload(payload)
                 .message_id(m.id.to_string());
-            sends.push(publish_acked(&inner.js, streams::outbox_subject(m), publish));
+            sends.push(publish_acked(
+                &inner.js,
+                streams::outbox_subject(m),
+                publish,
+            ));
         }
         let acked = tokio::time::timeout(inner.timeout, futures_util::future::join_all(sends));
         match acked.await {
@@ -290,8 +291,11 @@ impl Inner {
                 let d = &self.metrics.0;
                 d.queue.set(messages as i64);
                 d.dead_letters_held.set(dead as i64);
-                d.oldest_pending
-                    .set(if messages == 0 { 0 } else { first.unix_timestamp() });
+                d.oldest_pending.set(if messages == 0 {
+                    0
+                } else {
+                    first.unix_timestamp()
+                });
             }
             Ok(Err(e)) => tracing::debug!(error = %e, "Looking at the outbox stream failed."),
             Err(_) => tracing::debug!("Looking at the outbox stream timed out."),

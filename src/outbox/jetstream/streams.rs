@@ -37,6 +37,8 @@ pub(super) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// is the workers' rule (they move a message to the dead letters at their first look after
 /// it); the stream's age limit is only the backstop for a cluster with no instance running.
 pub(super) const AGE_GRACE: Duration = Duration::from_secs(3600);
+/// Attempts per message: far more than a hold allows (two days at one attempt a second).
+const MAX_DELIVER: i64 = 1 << 30;
 
 /// The subject token of a User: the compact hex of its EUI-64.
 pub(super) fn user_token(user: &UserId) -> String {
@@ -144,7 +146,8 @@ impl Layout {
 
     /// A User's durable consumer. An attempt is acknowledged or refused (a NAK with the retry
     /// delay) by the instance that made it; `ack_wait` and `backoff` redeliver a message whose
-    /// instance died mid-attempt, each within the 300 s promise. No `max_deliver`: a message
+    /// instance died mid-attempt, each within the 300 s promise. `max_deliver` is only as large
+    /// as the server lets it be beside `backoff` (it refuses "unlimited" there): a message
     /// ends as a dead letter by age (the hold), as in the embedded outbox.
     pub fn consumer(&self, user: &UserId) -> pull::Config {
         let wait = self.ack_wait;
@@ -156,7 +159,7 @@ impl Layout {
             ack_policy: AckPolicy::Explicit,
             ack_wait: wait,
             backoff: vec![wait, (wait * 2).min(cap), cap],
-            max_deliver: -1,
+            max_deliver: MAX_DELIVER,
             max_ack_pending: i64::try_from(self.per_user).unwrap_or(i64::MAX),
             num_replicas: self.replicas,
             ..pull::Config::default()

@@ -39,6 +39,10 @@ struct Rig {
 
 /// A nats-server and a receiver, or `None` when nats-server is not installed (outside CI).
 async fn rig() -> Option<Rig> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("dccgw=warn")
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let nats = crate::testing::servers::nats(dir.path())?;
     let pki = pki::init(&dir.path().join("pki"), time::OffsetDateTime::now_utc()).unwrap();
@@ -274,7 +278,10 @@ async fn nothing_acknowledged_is_lost_when_nats_stops_and_enqueues_fail_meanwhil
         ),
         "{refused:?}"
     );
-    assert!(waited < Duration::from_secs(4), "the refusal took {waited:?}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "the refusal took {waited:?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     rig.nats.restart().unwrap();
     rig.point(SUPPLIER, &rig.receiver_url.clone());
@@ -291,4 +298,69 @@ async fn nothing_acknowledged_is_lost_when_nats_stops_and_enqueues_fail_meanwhil
     .expect("enqueues work again");
     assert_eq!(rig.take(1).await, vec![after[0].id.to_string()]);
     outbox.shutdown().await;
+}
+
+/// The publish-and-acknowledge rate and latency of `enqueue` on a throwaway server, with
+/// `sync_interval: always` and with the server's default, for docs/cluster.md's sizing: 32
+/// callers each enqueueing one 1 KiB message at a time. Set `DCCGW_NATS_SERVER` to measure
+/// another nats-server release (Debian's 2.9.10 has no `sync_interval`).
+/// `cargo test --lib outbox::tests::jetstream::measure -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure() {
+    use crate::cluster::servers::NatsSync;
+    const CALLERS: usize = 32;
+    const EACH: usize = 150;
+    for sync in [NatsSync::Always, NatsSync::Default] {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(nats) = crate::testing::servers::nats_with(dir.path(), sync) else {
+            return;
+        };
+        let settings = JetstreamSettings::new(&nats.url());
+        let outbox = Outbox::open_jetstream(
+            &settings,
+            &OutboxConfig::default(),
+            Arc::new(|_: &UserId| None),
+            Arc::new(crate::outbox::ChannelTransport::new(1).0),
+            OutboxMetrics::new(),
+            no_hook(),
+        )
+        .await
+        .unwrap();
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for caller in 0..CALLERS {
+            let outbox = outbox.clone();
+            tasks.spawn(async move {
+                let mut took = Vec::with_capacity(EACH);
+                for n in 0..EACH {
+                    let mut m = response(&outbox, SUPPLIER, (caller * EACH + n) as u64);
+                    m.body.resize(1024, b' ');
+                    let t = Instant::now();
+                    outbox.enqueue(vec![m]).await.unwrap();
+                    took.push(t.elapsed());
+                }
+                took
+            });
+        }
+        let mut took: Vec<Duration> = Vec::new();
+        while let Some(t) = tasks.join_next().await {
+            took.extend(t.unwrap());
+        }
+        let elapsed = start.elapsed();
+        took.sort();
+        let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+        println!(
+            "sync {:?} (sync_interval always in force: {}): {} enqueues in {:.2?}: {:.0}/s, p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            sync,
+            nats.syncs_always(),
+            took.len(),
+            elapsed,
+            took.len() as f64 / elapsed.as_secs_f64(),
+            at(0.50),
+            at(0.99),
+            took[took.len() - 1],
+        );
+        outbox.shutdown().await;
+    }
 }

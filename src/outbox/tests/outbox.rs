@@ -205,7 +205,11 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
     settle(&h).await;
 
     let mut h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
-    assert_eq!(h.outbox.dead_letters().await.unwrap().len(), 1, "dead letters are durable");
+    assert_eq!(
+        h.outbox.dead_letters().await.unwrap().len(),
+        1,
+        "dead letters are durable"
+    );
     assert_eq!(
         h.outbox
             .replay_dead(&[id, MessageId::new(1)])
@@ -239,11 +243,25 @@ async fn discarded_dead_letters_are_gone_for_good() {
         move |o| async move { o.discard_dead(&two).await },
     );
     assert_eq!(discarded.await.unwrap(), 2);
-    let left: Vec<_> = h.outbox.dead_letters().await.unwrap().iter().map(|d| d.id).collect();
+    let left: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(left, vec![ids[2]]);
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Refuse)).await;
-    let left: Vec<_> = h.outbox.dead_letters().await.unwrap().iter().map(|d| d.id).collect();
+    let left: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(left, vec![ids[2]]);
 }
 
@@ -367,7 +385,14 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
     assert_eq!(h.outbox.pending(), 0);
-    let dead: Vec<_> = h.outbox.dead_letters().await.unwrap().iter().map(|d| d.id).collect();
+    let dead: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(
         dead,
         vec![doomed_id],
