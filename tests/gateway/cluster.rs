@@ -47,10 +47,15 @@ async fn a_user_change_through_one_instance_is_enforced_by_the_other() {
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let cluster = format!(
         "[admin]\ntoken_file = \"admin.token\"\n\
-         [cluster]\npostgres_url = \"{}\"\nnats_url = \"nats://127.0.0.1:4222\"\ninstance = \"a\"\n",
-        pg.url()
+         [cluster]\npostgres_url = \"{}\"\nnats_url = \"{}\"\ninstance = \"a\"\n",
+        pg.url(),
+        nats.url()
     );
     let (dir, path_a) = support::prepare_dir(&cluster, |dir| {
         std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
