@@ -87,11 +87,11 @@ pub struct ClusterConfig {
     /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster: the outbox
     /// (every message to a User until it is delivered) lives there.
     pub nats_url: String,
-    /// Replicas of each JetStream stream: 1 on a single server (the demo, tests), 3 on a
-    /// production cluster of three (docs/cluster.md).
-    #[serde(default = "default_nats_replicas")]
+    /// Replicas of each JetStream stream: 3 on a production cluster of three (docs/cluster.md);
+    /// unset, 1 (a single server: the demo, tests).
+    #[serde(default)]
     #[schemars(range(min = 1, max = 5))]
-    pub nats_replicas: usize,
+    pub nats_replicas: Option<usize>,
     /// This instance's name in the change log; by default the host name and the DUIS listen
     /// address. Give each instance its own.
     #[serde(default)]
@@ -107,10 +107,6 @@ impl std::fmt::Debug for ClusterConfig {
             .field("instance", &self.instance)
             .finish()
     }
-}
-
-fn default_nats_replicas() -> usize {
-    1
 }
 
 impl Config {

@@ -215,7 +215,7 @@ pub(super) async fn open_outbox(
         // Cluster mode: the outbox every instance shares, in JetStream.
         Some(cluster) => {
             let mut settings = JetstreamSettings::new(&cluster.nats_url);
-            settings.replicas = cluster.nats_replicas;
+            settings.replicas = cluster.nats_replicas.unwrap_or(1);
             // An attempt's whole time, with room: JetStream gives the message to another
             // instance only after it (within the 300 s promise).
             let attempt = delivery.transport.request_timeout_ms.saturating_mul(2);

@@ -69,6 +69,7 @@ pub(crate) struct JetstreamOutbox {
 }
 
 pub(super) struct Inner {
+    client: async_nats::Client,
     js: Context,
     outbox: Stream,
     dead: Stream,
@@ -135,7 +136,9 @@ impl JetstreamOutbox {
         stream(&js, layout.starts()).await?;
         let start = start_number(&js).await?;
         let (stop, _) = watch::channel(false);
+        let max_payload = client.server_info().max_payload;
         let inner = Arc::new(Inner {
+            client,
             js,
             outbox,
             dead,
@@ -152,7 +155,7 @@ impl JetstreamOutbox {
             stopped: AtomicBool::new(false),
             stop,
             pending: AtomicUsize::new(0),
-            max_payload: client.server_info().max_payload,
+            max_payload,
         });
         inner.discover().await;
         tokio::spawn(Arc::clone(&inner).keep_discovering());
@@ -174,6 +177,11 @@ impl JetstreamOutbox {
         let inner = &self.inner;
         if inner.stopped.load(Ordering::Acquire) {
             return Err(OutboxError::Stopped);
+        }
+        // While the client is reconnecting it would hold the publishes and send them once
+        // connected, after this call has failed: refuse at once instead.
+        if inner.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(OutboxError::Unavailable { waited_ms: 0 });
         }
         let now = now_ms();
         let messages: Vec<Message> = batch
