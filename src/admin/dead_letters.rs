@@ -19,13 +19,23 @@ pub(super) enum Act {
 }
 
 /// `GET /admin/v1/dead-letters`: a JSON array, oldest ID first.
-pub(super) fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
+pub(super) async fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
     if let Some(refused) = refusal(req, admin) {
         return refused;
     }
-    let outbox = &admin.outbox;
-    let letters: Vec<_> = outbox.dead_letters().iter().map(listed).collect();
-    json(StatusCode::OK, &serde_json::Value::Array(letters))
+    match admin.outbox.dead_letters().await {
+        Ok(letters) => {
+            let letters: Vec<_> = letters.iter().map(listed).collect();
+            json(StatusCode::OK, &serde_json::Value::Array(letters))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Dead letters could not be listed.");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not listed: the outbox is unavailable\n".into(),
+            )
+        }
+    }
 }
 
 /// `POST /admin/v1/dead-letters/{replay,discard}` with a JSON array of message IDs (16 hex
@@ -61,7 +71,7 @@ pub(super) async fn act(req: Request<Incoming>, admin: &Admin, act: Act) -> Resp
             tracing::error!(error = %e, action = key, "Dead letters could not be handled.");
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not done: the outbox journal is unavailable\n".into(),
+                "not done: the outbox is unavailable\n".into(),
             )
         }
     }

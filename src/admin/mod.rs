@@ -131,7 +131,7 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         }
         (&Method::POST, CHANGES_PATH) => changes(req, admin).await,
         (&Method::POST, USER_CHANGES_PATH) => user_changes(req, admin).await,
-        (&Method::GET, DEAD_LETTERS_PATH) => dead_letters::list(&req, admin),
+        (&Method::GET, DEAD_LETTERS_PATH) => dead_letters::list(&req, admin).await,
         (&Method::POST, REPLAY_PATH) => {
             dead_letters::act(req, admin, dead_letters::Act::Replay).await
         }

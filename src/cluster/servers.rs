@@ -191,34 +191,110 @@ impl Drop for Postgres {
 /// A `nats-server -js` of our own, its JetStream files under the given directory; killed when
 /// dropped.
 pub struct Nats {
-    child: Child,
+    child: Option<Child>,
+    binary: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
     port: u16,
     store: PathBuf,
+    sync_always: bool,
+}
+
+/// When the throwaway server's JetStream file store syncs to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NatsSync {
+    /// `sync_interval: always`: a message is on disk before its publish is acknowledged (as
+    /// production runs it, docs/cluster.md). Servers before 2.10 have no such setting and run
+    /// with their fixed interval instead ([`Nats::syncs_always`] says which).
+    Always,
+    /// The server's default (every two minutes).
+    Default,
 }
 
 impl Nats {
-    /// Starts `nats-server -js` on a free loopback port with its store in `dir/jetstream`, and
-    /// waits until it accepts connections.
+    /// Starts `nats-server -js` on a free loopback port with its store in `dir/jetstream`,
+    /// syncing every write where the server can ([`NatsSync::Always`]), and waits until it
+    /// accepts connections.
     pub fn start(dir: &Path) -> Result<Self, ServerError> {
-        let binary = which("nats-server").ok_or(ServerError::Missing {
-            binary: "nats-server",
-            package: "nats-server",
-        })?;
+        Self::start_with(dir, NatsSync::Always)
+    }
+
+    /// As [`Nats::start`], with the sync setting given. The binary is `$DCCGW_NATS_SERVER` when
+    /// set (to measure another release), else `nats-server` from the PATH.
+    pub fn start_with(dir: &Path, sync: NatsSync) -> Result<Self, ServerError> {
+        let binary = std::env::var_os("DCCGW_NATS_SERVER")
+            .map(PathBuf::from)
+            .or_else(|| which("nats-server"))
+            .ok_or(ServerError::Missing {
+                binary: "nats-server",
+                package: "nats-server",
+            })?;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ServerError::Io { path, source }
+        };
         let store = dir.join("jetstream");
-        std::fs::create_dir_all(&store).map_err(|source| ServerError::Io {
-            path: store.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&store).map_err(io(&store))?;
         let port = free_port()?;
-        let log = std::fs::File::create(dir.join("nats-server.log")).map_err(|source| {
-            ServerError::Io {
-                path: dir.join("nats-server.log"),
+        let sync_always = sync == NatsSync::Always && nats_has_sync_interval(&binary);
+        let config = dir.join("nats-server.conf");
+        std::fs::write(&config, nats_config(port, &store, sync_always)).map_err(io(&config))?;
+        let mut nats = Self {
+            child: None,
+            binary,
+            config,
+            dir: dir.to_owned(),
+            port,
+            store,
+            sync_always,
+        };
+        nats.restart()?;
+        Ok(nats)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process ID (0 while stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Where JetStream keeps its streams.
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    /// Whether the server syncs every write (`sync_interval: always`).
+    pub fn syncs_always(&self) -> bool {
+        self.sync_always
+    }
+
+    /// Kills the server (SIGKILL: what it had not written is lost, as in a crash of the process).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, after a [`Nats::stop`]) on the same port with the same store, and waits
+    /// until it accepts connections.
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.stop();
+        let log_path = self.dir.join("nats-server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| ServerError::Io {
+                path: log_path,
                 source,
-            }
-        })?;
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
+            })?;
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -227,30 +303,41 @@ impl Nats {
                 what: "nats-server",
                 detail: e.to_string(),
             })?;
-        let nats = Self { child, port, store };
-        wait_for_port(port, "nats-server")?;
-        Ok(nats)
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Where JetStream keeps its streams.
-    pub fn store_dir(&self) -> &Path {
-        &self.store
+        self.child = Some(child);
+        wait_for_port(self.port, "nats-server")
     }
 }
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// The server's configuration: loopback only, JetStream on with its store in `store`.
+fn nats_config(port: u16, store: &Path, sync_always: bool) -> String {
+    let sync = if sync_always {
+        "\n  sync_interval: always"
+    } else {
+        ""
+    };
+    format!(
+        "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: {store:?}{sync}\n}}\n",
+        store = path_str(store)
+    )
+}
+
+/// Whether `binary` knows `sync_interval` (nats-server 2.10 and later; Debian 12 has 2.9.10).
+fn nats_has_sync_interval(binary: &Path) -> bool {
+    let Ok(out) = Command::new(binary).arg("--version").output() else {
+        return false;
+    };
+    // "nats-server: v2.9.10"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.trim().rsplit('v').next().unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (2, 10)
 }
 
 /// The directory of `initdb` and `pg_ctl`: the PATH's, else the newest

@@ -77,16 +77,23 @@ pub struct Config {
 /// by `dccgw cluster init`) and follows the changes other instances make; `[registration]` and
 /// the certificate directories are read only by `cluster init`. The request log is
 /// PostgreSQL's too: anti-replay marks decided across instances, pending commands and holds
-/// owned by an instance and claimed by another when it is gone. The other durable stores
-/// (ledgers, schedules, quarantine, the outbox, audit) stay in each instance's `[state] dir`.
+/// owned by an instance and claimed by another when it is gone. The outbox is in JetStream.
+/// The other durable stores (ledgers, schedules, quarantine, audit) stay in each instance's
+/// `[state] dir`.
 #[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// PostgreSQL, as a `postgresql://` URL or `key=value` pairs (it may hold a password, and is
     /// never logged).
     pub postgres_url: String,
-    /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster.
+    /// NATS with JetStream (`nats://host:port`), the message fabric of the cluster: the outbox
+    /// (every message to a User until it is delivered) lives there.
     pub nats_url: String,
+    /// Replicas of each JetStream stream: 3 on a production cluster of three (docs/cluster.md);
+    /// unset, 1 (a single server: the demo, tests).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 5))]
+    pub nats_replicas: Option<usize>,
     /// This instance's name in the change log and as the owner of its open requests; by
     /// default the host name and the DUIS listen address. Give each instance its own (two
     /// instances of one name would recover each other's pending commands).
@@ -99,6 +106,7 @@ impl std::fmt::Debug for ClusterConfig {
         f.debug_struct("ClusterConfig")
             .field("postgres_url", &"(not shown)")
             .field("nats_url", &self.nats_url)
+            .field("nats_replicas", &self.nats_replicas)
             .field("instance", &self.instance)
             .finish()
     }

@@ -1,9 +1,9 @@
 //! `dccgw demo --instances N`: a throwaway PostgreSQL (`initdb` into `<dir>/cluster/`, made
 //! anew each run) and `nats-server -js`, `dccgw cluster init` from the demo's files, then N
 //! gateway processes (`dccgw serve`) sharing their state through PostgreSQL, beside the demo's
-//! Receive Response Service. The request log (anti-replay marks, pending commands, holds) is in
-//! PostgreSQL; each instance's other stores (ledgers, outbox, audit) are still its own, under
-//! `<dir>/instance-K/`.
+//! Receive Response Service, their outbox in JetStream. The request log (anti-replay marks,
+//! pending commands, holds) is in PostgreSQL; each instance's other stores (ledgers, audit) are
+//! still its own, under `<dir>/instance-K/`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -240,8 +240,8 @@ pub fn banner(cluster: &DemoCluster, receiver: SocketAddr, dir: &Path) -> String
         "\nRegistration and User changes made through any instance's admin API are enforced by all\n\
          of them, and a request's counter is accepted by one of them at most. Pending commands\n\
          and holds are in PostgreSQL (an instance gone for 10 s has them claimed by another);\n\
-         ledgers, outbox and audit are still each instance's own, under {}/instance-N/; NATS is\n\
-         started but not yet used. Ctrl-C stops everything.\n",
+         the outbox is JetStream's (any instance delivers any User's messages); ledgers and\n\
+         audit are still each instance's own, under {}/instance-N/. Ctrl-C stops everything.\n",
         dir.display()
     ));
     out

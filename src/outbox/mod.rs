@@ -10,11 +10,15 @@
 //! - The journal is a set of segments, compacted from the oldest end ([`store`]).
 //! - Time comes from tokio's clock, so tests run two days in paused time.
 //!
-//! The embedded store sits behind [`Outbox`]'s methods; a shared database can take its place
-//! behind the same ones.
+//! Two implementations sit behind [`Outbox`]'s methods, chosen at start: the embedded one
+//! ([`file`]: the journal under `[state] dir`, this process's workers) and, in cluster mode,
+//! NATS JetStream ([`jetstream`]: streams every instance shares, a durable consumer per User,
+//! delivered by whichever instance pulls first).
 
 mod config;
+mod file;
 mod https;
+pub mod jetstream;
 mod message;
 mod metrics;
 mod queue;
@@ -26,12 +30,8 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::Arc;
 
 pub use config::{OutboxConfig, PROMISED_FIRST_RETRY_MS};
 pub use https::{HttpsTransport, TransportConfig, MESSAGE_ID_HEADER};
@@ -40,10 +40,8 @@ pub use metrics::{no_hook, AttemptHook, AttemptOutcome, Attempted, NoHook, Outbo
 pub use record::RecordError;
 pub use transport::{ChannelTransport, Endpoints, Handed, PostFuture, Transport, TransportError};
 
-use queue::Policy;
-use record::{Event, Record};
-use store::Store;
-use worker::{Clock, Marker};
+use file::{FileOutbox, Shared};
+use jetstream::{JetstreamOutbox, JetstreamSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -70,34 +68,30 @@ pub enum OutboxError {
     Full { held: u64, limit: u64 },
     #[error("the outbox has been shut down")]
     Stopped,
+    #[error("JetStream: {what}")]
+    Fabric {
+        what: &'static str,
+        #[source]
+        source: async_nats::Error,
+    },
+    #[error("JetStream did not acknowledge the messages within {waited_ms} ms")]
+    Unavailable { waited_ms: u64 },
 }
 
-/// The outbox. Cloning shares it.
+/// The outbox: the embedded journal or the cluster's JetStream. Cloning shares it.
 #[derive(Clone)]
-pub struct Outbox {
-    shared: Arc<Shared>,
-}
+pub struct Outbox(Backend);
 
-pub(crate) struct Shared {
-    policy: Policy,
-    max_held_bytes: u64,
-    store: Store,
-    transport: Arc<dyn Transport>,
-    endpoints: Arc<dyn Endpoints>,
-    metrics: OutboxMetrics,
-    hook: Arc<dyn AttemptHook>,
-    clock: Clock,
-    markers: mpsc::UnboundedSender<Marker>,
-    users: Mutex<HashMap<crate::domain::UserId, mpsc::UnboundedSender<Arc<Message>>>>,
-    shutdown: watch::Sender<bool>,
-    stopped: AtomicBool,
-    next_id: AtomicU64,
+#[derive(Clone)]
+enum Backend {
+    File(FileOutbox),
+    Jetstream(JetstreamOutbox),
 }
 
 impl Outbox {
-    /// Opens (creating) the outbox in `dir`, replays its journal, and starts delivering what
-    /// was pending at the last stop. `hook` hears every attempt's outcome (the gateway's audit
-    /// trail). Must run inside a tokio runtime.
+    /// Opens (creating) the embedded outbox in `dir`, replays its journal, and starts delivering
+    /// what was pending at the last stop. `hook` hears every attempt's outcome (the gateway's
+    /// audit trail). Must run inside a tokio runtime.
     pub async fn open(
         dir: &Path,
         config: &OutboxConfig,
@@ -106,258 +100,101 @@ impl Outbox {
         metrics: OutboxMetrics,
         hook: Arc<dyn AttemptHook>,
     ) -> Result<Self, OutboxError> {
-        let policy = config.policy()?;
-        let owned = dir.to_owned();
-        let segment_bytes = config.segment_bytes;
-        let (store, pending) =
-            tokio::task::spawn_blocking(move || Store::open(&owned, segment_bytes))
-                .await
-                .map_err(|_| OutboxError::Stopped)??;
-        let clock = Clock::start();
-        // IDs above every one still held, and above the clock's millisecond times 2^16, so
-        // they do not repeat one issued before a restart.
-        let seed = {
-            let s = store.lock();
-            let held = s.entries.keys().map(|id| id.get()).max().unwrap_or(0);
-            held.saturating_add(1)
-                .max((clock.now_ms().max(0) as u64) << 16)
-        };
-        let (markers, marker_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            policy,
-            max_held_bytes: config.max_held_bytes,
-            store,
-            transport,
-            endpoints,
-            metrics,
-            hook,
-            clock,
-            markers,
-            users: Mutex::new(HashMap::new()),
-            shutdown: watch::channel(false).0,
-            stopped: AtomicBool::new(false),
-            next_id: AtomicU64::new(seed),
-        });
-        tokio::spawn(worker::run_markers(shared.clone(), marker_rx));
-        if !pending.is_empty() {
-            tracing::info!(
-                pending = pending.len(),
-                "Outbox reopened; resuming delivery."
-            );
-        }
-        for m in pending {
-            shared.route(m);
-        }
-        // A first pass over the segments: compaction left unfinished at the last stop.
-        let _ = shared.markers.send(Marker::Upkeep);
-        shared.refresh_gauges();
-        Ok(Self { shared })
+        let file = FileOutbox::open(dir, config, endpoints, transport, metrics, hook).await?;
+        Ok(Self(Backend::File(file)))
     }
 
-    /// A fresh message ID.
+    /// Connects to the cluster's JetStream, creates its streams when missing, and starts
+    /// delivering for every User that has messages waiting there (cluster mode).
+    pub async fn open_jetstream(
+        settings: &JetstreamSettings,
+        config: &OutboxConfig,
+        endpoints: Arc<dyn Endpoints>,
+        transport: Arc<dyn Transport>,
+        metrics: OutboxMetrics,
+        hook: Arc<dyn AttemptHook>,
+    ) -> Result<Self, OutboxError> {
+        let js =
+            JetstreamOutbox::open(settings, config, endpoints, transport, metrics, hook).await?;
+        Ok(Self(Backend::Jetstream(js)))
+    }
+
+    /// A fresh message ID (unique across the cluster's instances in cluster mode).
     pub fn next_id(&self) -> MessageId {
-        MessageId::new(self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+        match &self.0 {
+            Backend::File(f) => f.next_id(),
+            Backend::Jetstream(j) => j.next_id(),
+        }
     }
 
-    /// Makes `batch` durable and queues it for delivery; returns once it is on disk. A message
-    /// whose ID the outbox already holds is not added twice.
+    /// Makes `batch` durable and queues it for delivery; returns once it is on disk (embedded)
+    /// or acknowledged by JetStream (cluster), within a bounded wait. A message whose ID is
+    /// already held is not added twice.
     pub async fn enqueue(&self, batch: Vec<Outbound>) -> Result<(), OutboxError> {
-        let shared = &self.shared;
-        if shared.stopped.load(Ordering::Acquire) {
-            return Err(OutboxError::Stopped);
+        match &self.0 {
+            Backend::File(f) => f.enqueue(batch).await,
+            Backend::Jetstream(j) => j.enqueue(batch).await,
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let now = shared.clock.now_ms();
-        let messages: Vec<Message> = batch
-            .into_iter()
-            .map(|o| Message::from_outbound(o, now))
-            .collect();
-        for m in &messages {
-            let bytes = record::message_len(m);
-            if bytes + 64 > crate::store::MAX_RECORD_BYTES {
-                return Err(OutboxError::TooLarge { id: m.id, bytes });
-            }
-        }
-        let body_bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
-        let (segment, journal) = {
-            let mut s = shared.store.lock();
-            if s.held_bytes.saturating_add(body_bytes) > shared.max_held_bytes {
-                return Err(OutboxError::Full {
-                    held: s.held_bytes,
-                    limit: shared.max_held_bytes,
-                });
-            }
-            let (segment, journal) = s.current();
-            // Counted live before the write, so compaction cannot delete the segment under it.
-            for m in &messages {
-                s.live(segment, record::message_len(m) as u64);
-            }
-            s.held_bytes += body_bytes;
-            (segment, journal)
-        };
-        let records = store::chunk(messages.clone(), record::message_len, Record::Enqueued);
-        let lens: Vec<usize> = records.iter().map(Vec::len).collect();
-        let written = worker::append_all(&journal, records).await;
-        let mut s = shared.store.lock();
-        for len in lens {
-            s.wrote(segment, len);
-        }
-        if let Err(e) = written {
-            for m in &messages {
-                s.unlive(segment, record::message_len(m) as u64);
-            }
-            s.held_bytes = s.held_bytes.saturating_sub(body_bytes);
-            return Err(e);
-        }
-        let mut fresh = Vec::with_capacity(messages.len());
-        for m in messages {
-            if s.entries.contains_key(&m.id) {
-                s.unlive(segment, record::message_len(&m) as u64);
-                s.held_bytes = s.held_bytes.saturating_sub(m.body.len() as u64);
-                continue;
-            }
-            let m = Arc::new(m);
-            s.insert(m.clone(), segment, None);
-            fresh.push(m);
-        }
-        drop(s);
-        if shared.store.wants_roll() {
-            let _ = shared.markers.send(Marker::Upkeep);
-        }
-        shared.refresh_gauges();
-        for m in fresh {
-            shared
-                .metrics
-                .0
-                .enqueued
-                .with_label_values(&[metrics::kind_label(&m.kind)])
-                .inc();
-            shared.route(m);
-        }
-        Ok(())
     }
 
     /// The dead letters, oldest ID first.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        let s = self.shared.store.lock();
-        s.dead
-            .iter()
-            .filter_map(|id| s.entries.get(id))
-            .map(|e| DeadLetter {
-                id: e.message.id,
-                user: e.message.user,
-                kind: e.message.kind,
-                raised_at: e.message.raised_at,
-                held_since: e.message.held_since,
-                dead_at: e.dead_at.unwrap_or(0),
-                body_bytes: e.message.body.len(),
-            })
-            .collect()
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, OutboxError> {
+        match &self.0 {
+            Backend::File(f) => Ok(f.dead_letters()),
+            Backend::Jetstream(j) => j.dead_letters().await,
+        }
     }
 
     /// Puts the named dead letters back in their Users' queues with a fresh hold time; returns
     /// how many there were (IDs that are not dead letters are skipped). Durable on return.
     pub async fn replay_dead(&self, ids: &[MessageId]) -> Result<usize, OutboxError> {
-        let now = self.shared.clock.now_ms();
-        let mut revived = Vec::new();
-        {
-            let mut s = self.shared.store.lock();
-            for id in ids {
-                if !s.dead.contains(id) {
-                    continue;
-                }
-                let Some(e) = s.entries.get(id) else { continue };
-                let mut m = (*e.message).clone();
-                m.held_since = now;
-                let m = Arc::new(m);
-                let segment = e.segment;
-                s.insert(m.clone(), segment, None);
-                revived.push(m);
-            }
+        match &self.0 {
+            Backend::File(f) => f.replay_dead(ids).await,
+            Backend::Jetstream(j) => j.replay_dead(ids).await,
         }
-        let events = revived
-            .iter()
-            .map(|m| Event::Revived { id: m.id, at: now })
-            .collect();
-        self.shared.journal_events(events).await?;
-        let n = revived.len();
-        for m in revived {
-            self.shared.route(m);
-        }
-        Ok(n)
     }
 
     /// Deletes the named dead letters for good; returns how many there were.
     pub async fn discard_dead(&self, ids: &[MessageId]) -> Result<usize, OutboxError> {
-        let mut events = Vec::new();
-        {
-            let mut s = self.shared.store.lock();
-            for id in ids {
-                if s.dead.contains(id) && s.remove(*id).is_some() {
-                    events.push(Event::Discarded(*id));
-                }
-            }
+        match &self.0 {
+            Backend::File(f) => f.discard_dead(ids).await,
+            Backend::Jetstream(j) => j.discard_dead(ids).await,
         }
-        let n = events.len();
-        self.shared.journal_events(events).await?;
-        Ok(n)
     }
 
-    /// Waits until every outcome so far is journalled, and the upkeep that followed is done.
+    /// Waits until every outcome so far is journalled, and the upkeep that followed is done
+    /// (JetStream acknowledges each outcome as it happens: nothing to wait for).
     pub async fn flush(&self) -> Result<(), OutboxError> {
-        // The marker task answers a sync before its upkeep; the second waits for that upkeep.
-        self.shared.journal_events(Vec::new()).await?;
-        self.shared.journal_events(Vec::new()).await
+        match &self.0 {
+            Backend::File(f) => f.flush().await,
+            Backend::Jetstream(_) => Ok(()),
+        }
     }
 
-    /// Messages waiting for delivery (not counting dead letters).
+    /// Messages waiting for delivery (not counting dead letters): this process's count, or
+    /// the last count read from JetStream.
     pub fn pending(&self) -> usize {
-        let s = self.shared.store.lock();
-        s.entries.len() - s.dead.len()
+        match &self.0 {
+            Backend::File(f) => f.pending(),
+            Backend::Jetstream(j) => j.pending(),
+        }
     }
 
-    /// Journal segment files on disk.
+    /// Journal segment files on disk (none in JetStream).
     pub fn segments(&self) -> usize {
-        self.shared.store.segment_count()
+        match &self.0 {
+            Backend::File(f) => f.segments(),
+            Backend::Jetstream(_) => 0,
+        }
     }
 
     /// Stops the workers (attempts in flight are abandoned and will be retried after the next
-    /// start) and waits until every marker is on disk. Later `enqueue` calls fail.
+    /// start, or by another instance) and waits until every marker is on disk. Later `enqueue`
+    /// calls fail.
     pub async fn shutdown(&self) {
-        self.shared.stopped.store(true, Ordering::Release);
-        let _ = self.shared.journal_events(Vec::new()).await;
-        self.shared.shutdown.send_replace(true);
-    }
-}
-
-impl Shared {
-    /// Hands a pending message to its User's worker, starting one if there is none.
-    fn route(self: &Arc<Self>, m: Arc<Message>) {
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = users.entry(m.user).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(worker::run_user(self.clone(), m.user, rx));
-            tx
-        });
-        // The worker only stops at shutdown, when nothing is routed any more.
-        let _ = tx.send(m);
-    }
-
-    /// Journals `events` (after every marker queued before them) and waits for the disk.
-    async fn journal_events(&self, events: Vec<Event>) -> Result<(), OutboxError> {
-        for e in events {
-            let _ = self.markers.send(Marker::Event(e));
-        }
-        let (done, wait) = oneshot::channel();
-        self.markers
-            .send(Marker::Sync(done))
-            .map_err(|_| OutboxError::Stopped)?;
-        match wait.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(OutboxError::Journal(crate::store::JournalError::Stopped)),
-            Err(_) => Err(OutboxError::Stopped),
+        match &self.0 {
+            Backend::File(f) => f.shutdown().await,
+            Backend::Jetstream(j) => j.shutdown().await,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! replies task between them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -16,6 +17,7 @@ use crate::dscerts::DigitalSigningCerts;
 use crate::dsp;
 use crate::firmware::Distributions;
 use crate::metrics::Metrics;
+use crate::outbox::jetstream::JetstreamSettings;
 use crate::outbox::{HttpsTransport, Outbox, OutboxMetrics};
 use crate::pipeline::{Gateway, Ledgers, Routing};
 use crate::registry::Snapshot;
@@ -203,20 +205,46 @@ pub(super) async fn open_outbox(
             .get(user)
             .and_then(|u| u.response_url.clone())
     };
-    let outbox = Outbox::open(
-        &config.state.dir.join("outbox"),
-        &delivery.outbox,
-        Arc::new(endpoints),
-        Arc::new(transport),
-        OutboxMetrics::from(metrics.delivery.clone()),
-        Arc::new(AuditAttempts {
-            audit: audit.clone(),
-            metrics: metrics.clone(),
-        }),
-    )
-    .await
-    .map_err(StartError::Outbox)?;
-    Ok(Arc::new(outbox))
+    let (endpoints, transport) = (Arc::new(endpoints), Arc::new(transport));
+    let outbox_metrics = OutboxMetrics::from(metrics.delivery.clone());
+    let hook = Arc::new(AuditAttempts {
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+    });
+    let outbox = match &config.cluster {
+        // Cluster mode: the outbox every instance shares, in JetStream.
+        Some(cluster) => {
+            let mut settings = JetstreamSettings::new(&cluster.nats_url);
+            settings.replicas = cluster.nats_replicas.unwrap_or(1);
+            // An attempt's whole time, with room: JetStream gives the message to another
+            // instance only after it (within the 300 s promise).
+            let attempt = delivery.transport.request_timeout_ms.saturating_mul(2);
+            settings.ack_wait = Duration::from_millis(attempt.clamp(10_000, 300_000));
+            let config = &delivery.outbox;
+            Outbox::open_jetstream(
+                &settings,
+                config,
+                endpoints,
+                transport,
+                outbox_metrics,
+                hook,
+            )
+            .await
+        }
+        None => {
+            let dir = config.state.dir.join("outbox");
+            Outbox::open(
+                &dir,
+                &delivery.outbox,
+                endpoints,
+                transport,
+                outbox_metrics,
+                hook,
+            )
+            .await
+        }
+    };
+    Ok(Arc::new(outbox.map_err(StartError::Outbox)?))
 }
 
 /// The ledgers of pre-commands and of commands for local delivery (`[critical]`).

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::cluster::servers::{Durability, Nats, Postgres, ServerError};
+use crate::cluster::servers::{Durability, Nats, NatsSync, Postgres, ServerError};
 
 /// A scratch PostgreSQL under `dir`, or `None` (said on stderr) when it is not installed.
 pub fn postgres(dir: &Path) -> Option<Postgres> {
@@ -18,6 +18,11 @@ pub fn postgres_durable(dir: &Path) -> Option<Postgres> {
 /// A `nats-server -js` under `dir`, or `None` (said on stderr) when it is not installed.
 pub fn nats(dir: &Path) -> Option<Nats> {
     skip_if_missing(Nats::start(dir))
+}
+
+/// As [`nats`], with the JetStream sync setting given: for measurements.
+pub fn nats_with(dir: &Path, sync: NatsSync) -> Option<Nats> {
+    skip_if_missing(Nats::start_with(dir, sync))
 }
 
 fn skip_if_missing<T>(started: Result<T, ServerError>) -> Option<T> {

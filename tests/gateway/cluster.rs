@@ -47,10 +47,16 @@ async fn a_user_change_through_one_instance_is_enforced_by_the_other() {
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let cluster = format!(
         "[admin]\ntoken_file = \"admin.token\"\n\
-         [cluster]\npostgres_url = \"{}\"\nnats_url = \"nats://127.0.0.1:4222\"\ninstance = \"a\"\n",
-        pg.url()
+         [delivery.outbox]\nhold_secs = 1\nfirst_retry_ms = 200\n\
+         [cluster]\npostgres_url = \"{}\"\nnats_url = \"{}\"\ninstance = \"a\"\n",
+        pg.url(),
+        nats.url()
     );
     let (dir, path_a) = support::prepare_dir(&cluster, |dir| {
         std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).unwrap();
@@ -63,8 +69,17 @@ async fn a_user_change_through_one_instance_is_enforced_by_the_other() {
         .replace("instance = \"a\"", "instance = \"b\"");
     assert_ne!(text, text_b);
     std::fs::write(&path_b, text_b).unwrap();
-    let config_a = Config::load(&path_a, Vec::new()).unwrap();
-    let config_b = Config::load(&path_b, Vec::new()).unwrap();
+    // A short request timeout: JetStream's `ack_wait` follows it, and nats-server 2.9.10 makes
+    // a refused message wait for that timer whatever shorter delay it was refused with.
+    let quick = || {
+        [(
+            "DCCGW_DELIVERY__TRANSPORT__REQUEST_TIMEOUT_MS".to_owned(),
+            "2000".to_owned(),
+        )]
+    };
+    let config_a = Config::load(&path_a, quick()).unwrap();
+    let config_b = Config::load(&path_b, quick()).unwrap();
+    assert_eq!(config_a.delivery.transport.request_timeout_ms, 2000);
     let loaded = tools::cluster_init::run(&config_a).await.unwrap();
     assert_eq!(loaded.users, dccgw::demo::DEMO_USERS.len() as u64);
     assert!(loaded.certificates > 0);
@@ -102,6 +117,67 @@ async fn a_user_change_through_one_instance_is_enforced_by_the_other() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    dead_letter_through_either_admin_api(&a, &b).await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// The dead letters' admin API of either instance.
+async fn admin(gateway: &Running, method: reqwest::Method, path: &str, body: String) -> String {
+    let r = reqwest::Client::new()
+        .request(
+            method,
+            format!("http://{}/admin/v1/dead-letters{path}", gateway.admin_addr),
+        )
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}
+
+/// Waits until `gateway` lists `id` as a dead letter.
+async fn until_dead(gateway: &Running, id: &str) {
+    let start = Instant::now();
+    while !admin(gateway, reqwest::Method::GET, "", String::new())
+        .await
+        .contains(id)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{id} never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A message put in the shared outbox through A, whose User's endpoint is down (the demo's
+/// receiver is not running), is a dead letter after the 1 s hold: listed and replayed through
+/// B's admin API, dead again, and discarded through A's.
+async fn dead_letter_through_either_admin_api(a: &Running, b: &Running) {
+    use dccgw::outbox::{Outbound, OutboundKind};
+    let id = a.outbox.next_id();
+    let message = Outbound {
+        id,
+        user: SUPPLIER.parse().unwrap(),
+        kind: OutboundKind::DccAlert {
+            code: "N1".parse().unwrap(),
+        },
+        body: b"<dead-letter-test/>".to_vec(),
+        raised_at: 0,
+    };
+    a.outbox.enqueue(vec![message]).await.unwrap();
+    let id = id.to_string();
+    until_dead(b, &id).await;
+    let ids = format!("[\"{id}\"]");
+    let replayed = admin(b, reqwest::Method::POST, "/replay", ids.clone()).await;
+    assert!(replayed.contains("\"replayed\":1"), "{replayed}");
+    until_dead(a, &id).await;
+    let discarded = admin(a, reqwest::Method::POST, "/discard", ids).await;
+    assert!(discarded.contains("\"discarded\":1"), "{discarded}");
+    assert!(!admin(b, reqwest::Method::GET, "", String::new())
+        .await
+        .contains(&id));
 }

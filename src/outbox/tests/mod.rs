@@ -1,3 +1,4 @@
+mod jetstream;
 mod outbox;
 mod queue;
 mod record;

@@ -188,7 +188,7 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
     let id = o.id;
     enqueue(&h.outbox, vec![o]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2 * 24 * 3600 + 60)).await;
-    let dead = h.outbox.dead_letters();
+    let dead = h.outbox.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].id, dead[0].user), (id, NETWORK));
     assert!(dead[0].dead_at >= dead[0].held_since + 2 * 24 * 3600 * 1000);
@@ -205,7 +205,11 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
     settle(&h).await;
 
     let mut h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
-    assert_eq!(h.outbox.dead_letters().len(), 1, "dead letters are durable");
+    assert_eq!(
+        h.outbox.dead_letters().await.unwrap().len(),
+        1,
+        "dead letters are durable"
+    );
     assert_eq!(
         h.outbox
             .replay_dead(&[id, MessageId::new(1)])
@@ -216,7 +220,7 @@ async fn undelivered_after_two_days_is_a_dead_letter_that_survives_restart_and_r
     assert_eq!(accepted(&mut h, 1).await, vec![id]);
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
-    assert!(h.outbox.dead_letters().is_empty());
+    assert!(h.outbox.dead_letters().await.unwrap().is_empty());
     assert_eq!(h.outbox.pending(), 0);
 }
 
@@ -232,18 +236,32 @@ async fn discarded_dead_letters_are_gone_for_good() {
     let ids: Vec<_> = batch.iter().map(|o| o.id).collect();
     enqueue(&h.outbox, batch).await.unwrap();
     tokio::time::sleep(Duration::from_secs(700)).await;
-    assert_eq!(h.outbox.dead_letters().len(), 3);
+    assert_eq!(h.outbox.dead_letters().await.unwrap().len(), 3);
     let two = ids[..2].to_vec();
     let discarded = io(
         &h.outbox,
         move |o| async move { o.discard_dead(&two).await },
     );
     assert_eq!(discarded.await.unwrap(), 2);
-    let left: Vec<_> = h.outbox.dead_letters().iter().map(|d| d.id).collect();
+    let left: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(left, vec![ids[2]]);
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Refuse)).await;
-    let left: Vec<_> = h.outbox.dead_letters().iter().map(|d| d.id).collect();
+    let left: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(left, vec![ids[2]]);
 }
 
@@ -334,7 +352,7 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
     let doomed_id = doomed.id;
     enqueue(&h.outbox, vec![doomed]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(7 * 3600)).await;
-    assert_eq!(h.outbox.dead_letters().len(), 1);
+    assert_eq!(h.outbox.dead_letters().await.unwrap().len(), 1);
     for round in 0..20u64 {
         let batch: Vec<_> = (0..10)
             .map(|n| Outbound {
@@ -367,7 +385,14 @@ async fn compaction_deletes_old_segments_and_carries_dead_letters_forward() {
     settle(&h).await;
     let h = open(dir.path(), &config, policy(|_| Answer::Accept)).await;
     assert_eq!(h.outbox.pending(), 0);
-    let dead: Vec<_> = h.outbox.dead_letters().iter().map(|d| d.id).collect();
+    let dead: Vec<_> = h
+        .outbox
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
     assert_eq!(
         dead,
         vec![doomed_id],
