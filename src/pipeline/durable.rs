@@ -1,6 +1,6 @@
-//! A request's decision, made durable in one commit: its originator's new mark and the records
-//! of the effects the request log carries (a command for the hub network, a held request),
-//! through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
+//! A request's decision, made durable in one commit: its originator's new mark, the records
+//! of the effects the request log carries (a command for the hub network, a held request) and
+//! its audit record, through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
 //! (the command dispatched, the hold waiting). The one place that says, for each kind of
 //! entry, how an effect becomes a record ([`entry`]), what follows its commit ([`Gateway::commit`]),
 //! how a start recovers it ([`Recovery`]) and how a checkpoint copies it into its store's own
@@ -9,59 +9,81 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Audit;
 use crate::dispatch::Dispatcher;
 use crate::domain::RequestId;
 use crate::error::{Error, Resource};
 use crate::routing::SignedCommand;
 use crate::store::{
-    Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, MarkEntry, ReplayGuard,
-    Reservation,
+    Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, Ledger, MarkEntry,
+    ReplayGuard, Reservation,
 };
 
-use super::plan::Effect;
+use super::critical::{use_error, HeldPreCommand};
+use super::plan::{issue_error, Effect};
 use super::Gateway;
-
-/// A logged effect's record; `None` for an effect the log does not carry.
-fn entry(effect: &Effect) -> Option<Entry> {
-    match effect {
-        Effect::Route(cmd) => Some(Entry {
-            kind: EntryKind::Pending,
-            bytes: cmd.as_bytes().to_vec(),
-        }),
-        Effect::Hold(held) => Some(Entry {
-            kind: EntryKind::Hold,
-            bytes: held.to_record(),
-        }),
-        _ => None,
-    }
-}
 
 /// Whether the request log carries `effect`'s record.
 pub(super) fn logged(effect: &Effect) -> bool {
-    matches!(effect, Effect::Route(_) | Effect::Hold(_))
+    matches!(
+        effect,
+        Effect::Route(_)
+            | Effect::Hold(_)
+            | Effect::RememberPreCommand { .. }
+            | Effect::UsePreCommand(_)
+    )
 }
 
 impl Gateway {
-    /// Commits `mark` (the request's reserved counter, if it spends one) and the records of
-    /// `effects` (each [`logged`]) as one decision; once durable, the effects follow: commands
-    /// dispatched in the background, holds waiting for their time. Each effect is taken by its
-    /// store in memory before the commit (so that a checkpoint of the segment it lands in finds
-    /// it); if the commit fails, the counter, the commands and the holds' room are given back
-    /// and nothing follows.
-    pub(super) async fn commit(
+    /// `mark` and `effects` (each [`logged`]) made ready for their commit at `now` (unix
+    /// seconds): each effect taken by its store in memory (so that a checkpoint of the segment
+    /// it lands in finds it), with its record. If one cannot be taken, what was taken and the
+    /// counter are given back.
+    pub(super) fn prepare(
         &self,
         mark: Option<Reservation>,
         effects: Vec<Effect>,
-    ) -> Result<(), Error> {
+        now: i64,
+    ) -> Result<Prepared, Error> {
         let mut taken = Taken::default();
-        let mut entries = Vec::with_capacity(effects.len());
+        let mut entries = Vec::with_capacity(effects.len() + 1);
         for effect in &effects {
-            if let Err(e) = self.take(effect, &mut taken) {
-                self.give_back(mark.as_ref(), &taken);
-                return Err(e);
+            match self.take(effect, &mut taken, now) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    self.give_back(mark.as_ref(), &taken);
+                    return Err(e);
+                }
             }
-            entries.extend(entry(effect));
         }
+        Ok(Prepared {
+            mark,
+            entries,
+            effects,
+            taken,
+        })
+    }
+
+    /// Commits a prepared decision, with `audit` (the request's audit record as the log
+    /// carries it, `audit::logged`) when the answer waits for it: one commit, one fsync. Once
+    /// durable the effects follow: commands dispatched in the background, holds waiting for
+    /// their time. If the commit fails, the counter, the commands and the holds' room are given
+    /// back and nothing follows.
+    pub(super) async fn commit_prepared(
+        &self,
+        prepared: Prepared,
+        audit: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let Prepared {
+            mark,
+            mut entries,
+            effects,
+            taken,
+        } = prepared;
+        entries.extend(audit.map(|bytes| Entry {
+            kind: EntryKind::Audit,
+            bytes,
+        }));
         let decision = Decision {
             mark: mark.map(|r| r.entry),
             entries,
@@ -86,9 +108,9 @@ impl Gateway {
         Ok(())
     }
 
-    /// `effect` taken by its store in memory, before its decision's commit.
-    fn take(&self, effect: &Effect, taken: &mut Taken) -> Result<(), Error> {
-        match effect {
+    /// `effect` taken by its store in memory, before its decision's commit; its record.
+    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Entry, Error> {
+        let (kind, bytes) = match effect {
             Effect::Route(command) => {
                 let dispatcher = &self.routing.dispatcher;
                 // Pending already: a held request released again after a crash; it is sent
@@ -99,21 +121,40 @@ impl Gateway {
                 {
                     taken.commands.push(command.clone());
                 }
+                (EntryKind::Pending, command.as_bytes().to_vec())
             }
-            Effect::Hold(held) => match self.dsp.holds.reserve(held) {
-                Ok(true) => taken.holds.push(held.request_id),
-                // Held already: the same hold; nothing more to keep.
-                Ok(false) => {}
-                Err(HoldError::TooMany(_) | HoldError::TooLarge(_)) => {
-                    return Err(Error::HoldsFull)
+            Effect::Hold(held) => {
+                match self.dsp.holds.reserve(held) {
+                    Ok(true) => taken.holds.push(held.request_id),
+                    // Held already: the same hold; nothing more to keep.
+                    Ok(false) => {}
+                    Err(HoldError::TooMany(_) | HoldError::TooLarge(_)) => {
+                        return Err(Error::HoldsFull)
+                    }
+                    Err(HoldError::Journal(e)) => {
+                        return Err(Error::resource(Resource::HoldJournal, e))
+                    }
                 }
-                Err(HoldError::Journal(e)) => {
-                    return Err(Error::resource(Resource::HoldJournal, e))
-                }
-            },
-            _ => {}
-        }
-        Ok(())
+                (EntryKind::Hold, held.to_record())
+            }
+            Effect::RememberPreCommand { id, held } => {
+                let ledger = &self.ledgers.precommands;
+                let record = ledger
+                    .issue_in_memory(*id, held.clone(), now)
+                    .map_err(issue_error)?;
+                taken.issued.push(*id);
+                (EntryKind::PreCommand, record)
+            }
+            Effect::UsePreCommand(id) => {
+                let ledger = &self.ledgers.precommands;
+                let (value, record) = ledger.take_in_memory(id, now).map_err(use_error)?;
+                taken.used.push((*id, value));
+                (EntryKind::PreCommand, record)
+            }
+            // Not `logged`: carried out in their own stores before the commit.
+            _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
+        };
+        Ok(Entry { kind, bytes })
     }
 
     /// What a failed commit gives back: the counter, the commands, the holds' room.
@@ -127,6 +168,17 @@ impl Gateway {
         for id in &taken.holds {
             self.dsp.holds.unreserve(id);
         }
+        for id in &taken.issued {
+            self.ledgers.precommands.unissue(id);
+        }
+        for (id, value) in &taken.used {
+            self.ledgers.precommands.untake(id, value.clone());
+        }
+    }
+
+    /// What a prepared decision that is not committed gives back.
+    pub(super) fn give_back_prepared(&self, prepared: Prepared) {
+        self.give_back(prepared.mark.as_ref(), &prepared.taken);
     }
 
     /// A command durable in the request log, sent in the background.
@@ -140,12 +192,31 @@ impl Gateway {
     }
 }
 
+/// A decision ready for its commit: the counter, the effects' records, the effects, and what
+/// their stores took in memory.
+#[derive(Default)]
+pub(super) struct Prepared {
+    mark: Option<Reservation>,
+    entries: Vec<Entry>,
+    effects: Vec<Effect>,
+    taken: Taken,
+}
+
 /// The effects a decision's stores took before its commit.
 #[derive(Default)]
 struct Taken {
     commands: Vec<SignedCommand>,
     holds: Vec<RequestId>,
+    /// Pre-commands issued, and used (with what to put back).
+    issued: Vec<RequestId>,
+    used: Vec<(RequestId, HeldPreCommand)>,
 }
+
+/// An effect handed to the commit that the request log does not carry (a bug: `logged` and
+/// `take` disagree); the request is refused rather than its effect lost.
+#[derive(Debug, thiserror::Error)]
+#[error("an effect the request log does not carry reached its commit")]
+struct NotLogged;
 
 /// The request log's decisions at a start, by the store each part goes to.
 #[derive(Default)]
@@ -153,6 +224,10 @@ pub struct Recovery {
     pub marks: Vec<MarkEntry>,
     pub commands: Vec<SignedCommand>,
     pub holds: Vec<Held>,
+    /// The requests' audit records (`audit::logged`), for the trail to copy those it lacks.
+    pub audit: Vec<Vec<u8>>,
+    /// Pre-commands issued and used (the pre-command ledger's records).
+    pub precommands: Vec<Vec<u8>>,
 }
 
 impl Recovery {
@@ -172,6 +247,8 @@ impl Recovery {
                             "A held request in the request log does not read; skipped."
                         ),
                     },
+                    EntryKind::Audit => r.audit.push(e.bytes.clone()),
+                    EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
                 }
             }
         }
@@ -184,6 +261,9 @@ pub struct Stores {
     pub replay: Arc<ReplayGuard>,
     pub dispatcher: Arc<Dispatcher>,
     pub holds: Arc<Holds>,
+    pub precommands: Arc<Ledger<HeldPreCommand>>,
+    /// The trail that copies each decision's audit record: fsynced before a segment goes.
+    pub audit: Audit,
 }
 
 /// Copies each sealed segment of `log` into the stores' own files, then deletes it; runs for as
@@ -224,6 +304,19 @@ async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), Stri
     stores
         .holds
         .checkpoint(&r.holds)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    stores
+        .precommands
+        .checkpoint(&r.precommands, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Every audit entry of the segment was handed to the trail before its gate was free.
+    stores
+        .audit
+        .sync()
+        .durable()
         .await
         .map_err(|e| e.to_string())
 }

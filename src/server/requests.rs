@@ -1,10 +1,11 @@
 //! Start-up of the request log: opened first, its decisions not yet checkpointed sorted by the
 //! store they go to (each store reads its share when it opens and makes it durable in its own
-//! file), released once every store has, and then checkpointed in the background for as long as
+//! file; the audit trail copies the records it lacks), released once every store has, and then checkpointed in the background for as long as
 //! the gateway runs.
 
 use std::sync::Arc;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog};
@@ -44,19 +45,43 @@ pub(super) async fn replay(
     ))
 }
 
+/// The audit trail, with the audit records of the log's recovered decisions it lacks copied
+/// in; from now on each durable decision's audit record is copied into it.
+pub(super) async fn audit(
+    config: &Config,
+    log: &Arc<FileRequestLog>,
+    logged: Vec<Vec<u8>>,
+) -> Result<Audit, StartError> {
+    let (dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
+    let audit = blocking(move || Audit::open_after(&dir, rotation, &logged)).await??;
+    let trail = audit.clone();
+    log.set_trail(Box::new(move |entry| trail.copy_logged(entry)));
+    Ok(audit)
+}
+
 /// Once every store holds its share of `recovered` durably: the recovered segments go, and the
 /// checkpoint starts.
 pub(super) async fn start(
     log: &Arc<FileRequestLog>,
     recovered: Recovered,
+    precommands: Vec<Vec<u8>>,
     gateway: &Gateway,
 ) -> Result<(), StartError> {
+    let ledger = &gateway.ledgers.precommands;
+    ledger.recover(&precommands);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    ledger
+        .checkpoint(&precommands, now)
+        .await
+        .map_err(StartError::Ledger)?;
     let opened = Arc::clone(log);
     blocking(move || opened.release_recovered(recovered)).await??;
     let stores = Stores {
         replay: Arc::clone(&gateway.replay),
         dispatcher: Arc::clone(&gateway.routing.dispatcher),
         holds: Arc::clone(&gateway.dsp.holds),
+        precommands: Arc::clone(&gateway.ledgers.precommands),
+        audit: gateway.audit.clone(),
     };
     tokio::spawn(pipeline::checkpoint(Arc::clone(log), stores));
     Ok(())

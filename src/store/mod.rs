@@ -22,7 +22,8 @@ pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
 pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
-    Decision, Entry, EntryKind, FileRequestLog, LogFuture, MarkEntry, Recovered, RequestLog, Sealed,
+    Decision, Entry, EntryKind, FileRequestLog, LogFuture, MarkEntry, Recovered, RequestLog,
+    Sealed, Trail,
 };
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
 pub use thresholds::{ThresholdLog, ThresholdSet};
