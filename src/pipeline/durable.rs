@@ -7,12 +7,13 @@
 //! file ([`checkpoint`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::audit::Audit;
+use crate::audit::{self, Audit, AuditError, AuditEvent};
 use crate::dispatch::Dispatcher;
 use crate::domain::RequestId;
 use crate::error::{Error, Resource};
+use crate::metrics::AuditWaited;
 use crate::routing::SignedCommand;
 use crate::store::{
     Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, Ledger, MarkEntry,
@@ -21,7 +22,7 @@ use crate::store::{
 
 use super::critical::{use_error, HeldPreCommand};
 use super::plan::{issue_error, Effect};
-use super::Gateway;
+use super::{Answer, Gateway};
 
 /// Whether the request log carries `effect`'s record.
 pub(super) fn logged(effect: &Effect) -> bool {
@@ -35,6 +36,41 @@ pub(super) fn logged(effect: &Effect) -> bool {
 }
 
 impl Gateway {
+    /// The answer, once its decision (`prepared`: its counter and effects, for an accepted
+    /// request) and its audit record are on disk: one commit, one fsync, shared by every request
+    /// waiting (group commit). An answer whose commit fails does not leave: the sender gets a
+    /// bare 503 with no DUIS answer, its counter and effects are given back, and nothing of it
+    /// is durable (the log that failed is the one that would record it).
+    pub(super) async fn once_recorded(
+        &self,
+        answer: Answer,
+        audited: AuditEvent,
+        prepared: Prepared,
+    ) -> Answer {
+        let waiting = Instant::now();
+        let result = match audit::logged(&audited) {
+            Ok(entry) => self
+                .commit_prepared(prepared, Some(entry))
+                .await
+                .map_err(|e| AuditError::Write(Arc::new(std::io::Error::other(e.to_string())))),
+            Err(e) => {
+                self.give_back_prepared(prepared);
+                Err(e)
+            }
+        };
+        let recorded = result.is_ok();
+        AuditWaited {
+            result,
+            waited: waiting.elapsed(),
+        }
+        .emit(&self.metrics);
+        if recorded {
+            answer
+        } else {
+            Answer::withheld()
+        }
+    }
+
     /// `mark` and `effects` (each [`logged`]) made ready for their commit at `now` (unix
     /// seconds): each effect taken by its store in memory (so that a checkpoint of the segment
     /// it lands in finds it), with its record. If one cannot be taken, what was taken and the

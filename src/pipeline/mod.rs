@@ -31,13 +31,12 @@ mod schedules;
 mod signature;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::audit::{self, Audit, AuditError, AuditEvent};
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
@@ -46,7 +45,7 @@ use crate::domain::{DuisService, ResponseCode};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
-use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::metrics::{Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::outbox::Outbox;
 use crate::register::PartyRegister;
 use crate::routing::CommandSigner;
@@ -250,41 +249,6 @@ impl Gateway {
         }
         .instrument(request_span(service))
         .await
-    }
-
-    /// The answer, once its decision (`prepared`: its counter and effects, for an accepted
-    /// request) and its audit record are on disk: one commit, one fsync, shared by every request
-    /// waiting (group commit). An answer whose commit fails does not leave: the sender gets a
-    /// bare 503 with no DUIS answer, its counter and effects are given back, and nothing of it
-    /// is durable (the log that failed is the one that would record it).
-    async fn once_recorded(
-        &self,
-        answer: Answer,
-        audited: AuditEvent,
-        prepared: Prepared,
-    ) -> Answer {
-        let waiting = Instant::now();
-        let result = match audit::logged(&audited) {
-            Ok(entry) => self
-                .commit_prepared(prepared, Some(entry))
-                .await
-                .map_err(|e| AuditError::Write(Arc::new(std::io::Error::other(e.to_string())))),
-            Err(e) => {
-                self.give_back_prepared(prepared);
-                Err(e)
-            }
-        };
-        let recorded = result.is_ok();
-        AuditWaited {
-            result,
-            waited: waiting.elapsed(),
-        }
-        .emit(&self.metrics);
-        if recorded {
-            answer
-        } else {
-            Answer::withheld()
-        }
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are

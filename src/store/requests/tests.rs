@@ -29,6 +29,10 @@ fn decision(n: u64) -> Decision {
                 bytes: vec![b'H'; n as usize % 7],
             },
             Entry {
+                kind: EntryKind::PreCommand,
+                bytes: format!("{{\"r\":\"used\",\"id\":\"{n}\"}}").into_bytes(),
+            },
+            Entry {
                 kind: EntryKind::Audit,
                 bytes: format!("audit {n}").into_bytes(),
             },
