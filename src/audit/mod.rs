@@ -66,6 +66,8 @@ pub enum AuditError {
     Backlog,
     #[error("the audit writer has stopped")]
     Stopped,
+    #[error("copies of logged records were dropped; the request log keeps them until a start copies them")]
+    CopiesDropped,
 }
 
 /// When to start a new file.
@@ -95,6 +97,9 @@ pub struct Audit {
     /// Set while the last write failed, cleared by the next that works (or a probe of the
     /// directory that works).
     failing: Arc<AtomicBool>,
+    /// Set for good once a copy of a logged record could not be queued: from then on
+    /// [`Self::sync`] fails, so the request log keeps its segments for the next start to copy.
+    dropped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -163,6 +168,7 @@ impl Audit {
             tx,
             dir: dir.to_owned(),
             failing,
+            dropped: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -204,8 +210,9 @@ impl Audit {
     /// Queues the trail's copy of a record already durable in the request log (`entry` as
     /// [`logged`] made it): chained and written with the next batch, fsynced with the next
     /// batch that needs it or by [`Self::sync`]. Nobody waits for it; one the writer cannot
-    /// take now (a full queue, a stopped writer) stays in the log and is copied by the next
-    /// start's recovery ([`Audit::open_after`]), so it is counted and logged, not lost.
+    /// take now (a full queue, a stopped writer) is logged, and stays in the log (its segment
+    /// is not deleted: `sync` fails from then on) for the next start's recovery
+    /// ([`Audit::open_after`]) to copy.
     pub fn copy_logged(&self, entry: &[u8]) {
         let Some((at_ms, json)) = split_logged(entry) else {
             tracing::warn!("An audit entry in the request log does not read; skipped.");
@@ -218,6 +225,7 @@ impl Audit {
         };
         if let Err(e) = self.tx.try_send(pending) {
             self.failing.store(true, Ordering::Relaxed);
+            self.dropped.store(true, Ordering::Relaxed);
             let why = match e {
                 mpsc::TrySendError::Full(_) => AuditError::Backlog,
                 mpsc::TrySendError::Disconnected(_) => AuditError::Stopped,
@@ -229,6 +237,9 @@ impl Audit {
     /// Resolves once everything queued before it is fsynced: the request log's checkpoint
     /// waits for it before a segment whose audit entries were copied here is deleted.
     pub fn sync(&self) -> Receipt {
+        if self.dropped.load(Ordering::Relaxed) {
+            return Receipt::failed(AuditError::CopiesDropped);
+        }
         let (done, wait) = oneshot::channel();
         match self.tx.try_send(writer::Pending::Sync(done)) {
             Ok(()) => Receipt(Inner::Waiting(wait)),

@@ -148,7 +148,7 @@ impl AuditWaited {
             .observe(self.waited.as_secs_f64());
         if let Err(e) = &self.result {
             metrics.audit_failures.inc();
-            tracing::error!(error = %e, "A request's audit record was not written; check the audit directory's disk.");
+            tracing::error!(error = %e, "A request's decision and audit record were not committed; check the state directory's disk.");
         }
     }
 }

@@ -309,10 +309,13 @@ async fn serve(
     let task = tokio::spawn({
         let gateway = gateway.clone();
         async move {
+            let audit = gateway.audit.clone();
             accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
             let _ = timer.await;
+            // The trail's copies of every answered request's record, written and fsynced.
+            let _ = audit.sync().durable().await;
         }
     });
     tracing::info!(%addr, %admin_addr, "Gateway listening.");
