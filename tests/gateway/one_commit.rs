@@ -139,7 +139,7 @@ async fn settle(received: &Mutex<BTreeSet<String>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_executed_request_has_its_audit_record_after_any_kill() {
-    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let (pki, rx_server, rx) = pki_and_receiver().await;
     let (dir, config) = super::round_trip::routed_dir(
         pki.path(),
         rx_server.local_addr().port(),
@@ -151,17 +151,7 @@ async fn every_executed_request_has_its_audit_record_after_any_kill() {
         .iter()
         .map(|u| Arc::new(User::new(&certs, *u)))
         .collect();
-    let received = Arc::new(Mutex::new(BTreeSet::new()));
-    let collector = tokio::spawn({
-        let received = received.clone();
-        async move {
-            while let Some(m) = rx.recv().await {
-                if let Some(id) = m.description.request_id {
-                    received.lock().unwrap().insert(id);
-                }
-            }
-        }
-    });
+    let (received, collector) = support::request_ids(rx);
     for round in 0..=KILLS {
         let (port, admin) = (support::free_port(), support::free_port());
         let mut child = spawn_with(&config, port, admin, &[]);
