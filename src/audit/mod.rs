@@ -9,9 +9,13 @@
 //!   message bodies, signatures or keys.
 //! - **Chain** ([`chain`]): each line carries `SHA-256(previous hash ‖ this line)`; a file's
 //!   first line is an opening record naming the previous file's last hash.
-//! - **Durability**: one writer thread gathers every record waiting, writes them in one go and
-//!   fsyncs once (group commit); [`Audit::record`] returns a [`Receipt`] that resolves once the
-//!   record is on disk. The pipeline answers a request only after its record is durable.
+//! - **Durability**: one writer thread gathers every record waiting, chains them and writes them
+//!   in one go. A request's record is committed with its decision in the request log (the
+//!   answer waits for that one fsync) and copied here once durable ([`Audit::copy_logged`]):
+//!   written without an fsync of its own, fsynced with the next batch that needs one or by
+//!   [`Audit::sync`] (the log's checkpoint, before it deletes a segment); a start copies the
+//!   records the log holds and the trail lacks ([`Audit::open_after`]). Any other record
+//!   ([`Audit::record`]) is fsynced before its [`Receipt`] resolves (group commit).
 //! - **Rotation**: a new file when the current one reaches `max_file_bytes` or a record falls on a
 //!   later UTC day; files are numbered, and the chain runs on across them.
 //! - **Crash**: see [`verify`] for how a torn tail is told apart from tampering.
@@ -21,6 +25,7 @@
 
 pub mod chain;
 pub mod record;
+mod recover;
 mod verify;
 mod writer;
 
@@ -61,6 +66,8 @@ pub enum AuditError {
     Backlog,
     #[error("the audit writer has stopped")]
     Stopped,
+    #[error("copies of logged records were dropped; the request log keeps them until a start copies them")]
+    CopiesDropped,
 }
 
 /// When to start a new file.
@@ -90,6 +97,9 @@ pub struct Audit {
     /// Set while the last write failed, cleared by the next that works (or a probe of the
     /// directory that works).
     failing: Arc<AtomicBool>,
+    /// Set for good once a copy of a logged record could not be queued: from then on
+    /// [`Self::sync`] fails, so the request log keeps its segments for the next start to copy.
+    dropped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -103,6 +113,18 @@ impl Audit {
     /// the newest file to find the chain's head: an interrupted last record is cut off, a file
     /// with no complete record removed, and any other damage refuses to open (naming the record).
     pub fn open(dir: &Path, rotation: Rotation) -> Result<Self, AuditError> {
+        Self::open_after(dir, rotation, &[])
+    }
+
+    /// Opens the trail as [`Self::open`] does, then copies into it, in order and fsynced, the
+    /// entries of `logged` (audit entries of the request log's decisions not yet checkpointed,
+    /// in log order) that it does not hold yet: those a crash caught between the log's commit
+    /// and the trail's copy. Blocking.
+    pub fn open_after(
+        dir: &Path,
+        rotation: Rotation,
+        logged: &[Vec<u8>],
+    ) -> Result<Self, AuditError> {
         let io = |source| AuditError::Io {
             path: dir.to_owned(),
             source,
@@ -110,7 +132,30 @@ impl Audit {
         // An unwritable directory fails the start, not the first request.
         crate::store::probe_dir(dir).map_err(io)?;
         let failing = Arc::new(AtomicBool::new(false));
-        let writer = writer::Writer::open(dir, rotation, Arc::clone(&failing))?;
+        let mut writer = writer::Writer::open(dir, rotation, Arc::clone(&failing))?;
+        let entries: Vec<(i64, &[u8])> = logged.iter().filter_map(|e| split_logged(e)).collect();
+        let missing = recover::missing(dir, &entries)?;
+        if !missing.is_empty() {
+            tracing::info!(
+                records = missing.len(),
+                "Audit records durable in the request log copied into the trail."
+            );
+            for &(at_ms, json) in &missing {
+                writer.push(json, at_ms, None);
+            }
+            let (done, mut wait) = oneshot::channel();
+            writer.push_waiter(done);
+            writer.flush(true);
+            match wait.try_recv() {
+                Ok(Ok(())) if !failing.load(Ordering::Relaxed) => {}
+                Ok(Err(e)) => return Err(AuditError::Write(e)),
+                _ => {
+                    return Err(io(io::Error::other(
+                        "the recovered records were not written",
+                    )))
+                }
+            }
+        }
         let (tx, rx) = mpsc::sync_channel(QUEUE_BOUND);
         std::thread::Builder::new()
             .name("dccgw-audit".into())
@@ -123,6 +168,7 @@ impl Audit {
             tx,
             dir: dir.to_owned(),
             failing,
+            dropped: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -149,12 +195,77 @@ impl Audit {
             return Receipt::failed(AuditError::TooLarge(json.len()));
         }
         let (done, wait) = oneshot::channel();
-        match self.tx.try_send((json, event.at_ms(), done)) {
+        let pending = writer::Pending::Record {
+            json,
+            at_ms: event.at_ms(),
+            done: Some(done),
+        };
+        match self.tx.try_send(pending) {
             Ok(()) => Receipt(Inner::Waiting(wait)),
             Err(mpsc::TrySendError::Full(_)) => Receipt::failed(AuditError::Backlog),
             Err(mpsc::TrySendError::Disconnected(_)) => Receipt::failed(AuditError::Stopped),
         }
     }
+
+    /// Queues the trail's copy of a record already durable in the request log (`entry` as
+    /// [`logged`] made it): chained and written with the next batch, fsynced with the next
+    /// batch that needs it or by [`Self::sync`]. Nobody waits for it; one the writer cannot
+    /// take now (a full queue, a stopped writer) is logged, and stays in the log (its segment
+    /// is not deleted: `sync` fails from then on) for the next start's recovery
+    /// ([`Audit::open_after`]) to copy.
+    pub fn copy_logged(&self, entry: &[u8]) {
+        let Some((at_ms, json)) = split_logged(entry) else {
+            tracing::warn!("An audit entry in the request log does not read; skipped.");
+            return;
+        };
+        let pending = writer::Pending::Record {
+            json: json.to_vec(),
+            at_ms,
+            done: None,
+        };
+        if let Err(e) = self.tx.try_send(pending) {
+            self.failing.store(true, Ordering::Relaxed);
+            self.dropped.store(true, Ordering::Relaxed);
+            let why = match e {
+                mpsc::TrySendError::Full(_) => AuditError::Backlog,
+                mpsc::TrySendError::Disconnected(_) => AuditError::Stopped,
+            };
+            tracing::error!(error = %why, "An audit record durable in the request log is not yet in the trail; it is copied at the next start.");
+        }
+    }
+
+    /// Resolves once everything queued before it is fsynced: the request log's checkpoint
+    /// waits for it before a segment whose audit entries were copied here is deleted.
+    pub fn sync(&self) -> Receipt {
+        if self.dropped.load(Ordering::Relaxed) {
+            return Receipt::failed(AuditError::CopiesDropped);
+        }
+        let (done, wait) = oneshot::channel();
+        match self.tx.try_send(writer::Pending::Sync(done)) {
+            Ok(()) => Receipt(Inner::Waiting(wait)),
+            Err(mpsc::TrySendError::Full(_)) => Receipt::failed(AuditError::Backlog),
+            Err(mpsc::TrySendError::Disconnected(_)) => Receipt::failed(AuditError::Stopped),
+        }
+    }
+}
+
+/// `event` as the request log carries it (an audit entry of a decision): its time (i64 BE)
+/// and its JSON, checked against the line bound here, so that the copy cannot be refused.
+pub fn logged(event: &AuditEvent) -> Result<Vec<u8>, AuditError> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(&event.at_ms().to_be_bytes());
+    serde_json::to_writer(&mut out, event)
+        .map_err(|e| AuditError::Write(Arc::new(io::Error::other(e))))?;
+    if out.len() - 8 + 100 > chain::MAX_LINE_BYTES {
+        return Err(AuditError::TooLarge(out.len() - 8));
+    }
+    Ok(out)
+}
+
+/// A logged entry's time and JSON.
+fn split_logged(entry: &[u8]) -> Option<(i64, &[u8])> {
+    let (at, json) = entry.split_first_chunk::<8>()?;
+    Some((i64::from_be_bytes(*at), json))
 }
 
 /// Resolves once a record is on disk (or it could not be written).

@@ -15,8 +15,22 @@ use super::record::{Opening, Stored};
 use super::verify::{self, Cursor};
 use super::{AuditError, Rotation};
 
-/// A record's JSON, its time, and who waits for it to be durable.
-pub(super) type Pending = (Vec<u8>, i64, oneshot::Sender<Result<(), Arc<io::Error>>>);
+/// Who waits for a record (or a barrier) to be durable.
+pub(super) type Done = oneshot::Sender<Result<(), Arc<io::Error>>>;
+
+/// What the writer is given.
+pub(super) enum Pending {
+    /// A record's JSON and its time; with `done`, it is fsynced before `done` is told. Without,
+    /// it is a copy of a record already durable in the request log: written, and fsynced with
+    /// the next batch that needs it (a barrier, a record with `done`, a rotation).
+    Record {
+        json: Vec<u8>,
+        at_ms: i64,
+        done: Option<Done>,
+    },
+    /// Everything written so far fsynced, then `done` told.
+    Sync(Done),
+}
 
 /// Records gathered into one write and one fsync at most.
 const MAX_BATCH: usize = 4096;
@@ -48,7 +62,9 @@ pub(super) struct Writer {
     current: Option<Segment>,
     next_index: u64,
     buf: Vec<u8>,
-    waiting: Vec<oneshot::Sender<Result<(), Arc<io::Error>>>>,
+    waiting: Vec<Done>,
+    /// Bytes written to the current file and not yet fsynced (copies of logged records).
+    unsynced: bool,
     /// Set when a write or a new file fails, cleared when a write works.
     failing: Arc<AtomicBool>,
 }
@@ -83,6 +99,7 @@ impl Writer {
             next_index: 0,
             buf: Vec::with_capacity(256 * 1024),
             waiting: Vec::new(),
+            unsynced: false,
             failing,
         };
         while let Some((index, day, path)) = files.pop() {
@@ -136,7 +153,10 @@ impl Writer {
                     self.retry();
                     continue;
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.flush(true);
+                    break;
+                }
             };
             batch.push(first);
             while batch.len() < MAX_BATCH {
@@ -145,21 +165,45 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            for (json, at_ms, done) in batch.drain(..) {
-                if self.must_rotate(at_ms) {
-                    self.flush();
-                    if let Err(e) = self.rotate(at_ms) {
-                        tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are refused until it can.");
-                        self.failing.store(true, Ordering::Relaxed);
-                        let _ = done.send(Err(Arc::new(e)));
-                        continue;
+            let mut sync = false;
+            for pending in batch.drain(..) {
+                match pending {
+                    Pending::Record { json, at_ms, done } => {
+                        sync |= done.is_some();
+                        self.push(&json, at_ms, done);
+                    }
+                    Pending::Sync(done) => {
+                        sync = true;
+                        self.waiting.push(done);
                     }
                 }
-                self.append(&json);
-                self.waiting.push(done);
             }
-            self.flush();
+            self.flush(sync);
         }
+    }
+
+    /// Appends one record to the buffer (a new file first if it is due); `done` is told with
+    /// the flush that makes it durable, or at once if no file can be opened.
+    pub(super) fn push(&mut self, json: &[u8], at_ms: i64, done: Option<Done>) {
+        if self.must_rotate(at_ms) {
+            // The file left behind is complete and fsynced: only the newest may have a tail.
+            self.flush(true);
+            if let Err(e) = self.rotate(at_ms) {
+                tracing::error!(dir = %self.dir.display(), error = %e, "Cannot open a new audit file; requests are refused until it can.");
+                self.failing.store(true, Ordering::Relaxed);
+                if let Some(done) = done {
+                    let _ = done.send(Err(Arc::new(e)));
+                }
+                return;
+            }
+        }
+        self.append(json);
+        self.waiting.extend(done);
+    }
+
+    /// `done` told with the next flush.
+    pub(super) fn push_waiter(&mut self, done: Done) {
+        self.waiting.push(done);
     }
 
     /// While writes fail and no record comes, tries every [`RETRY`] to start a new file (its
@@ -172,7 +216,7 @@ impl Writer {
         let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
         match self.rotate(now_ms) {
-            Ok(()) => self.flush(),
+            Ok(()) => self.flush(true),
             Err(_) => self.failing.store(true, Ordering::Relaxed),
         }
     }
@@ -239,10 +283,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the buffer, fsyncs, and tells everyone waiting. On failure the file is cut back to
-    /// what was on disk before, so the chain on disk stays whole, and the waiters are told.
-    fn flush(&mut self) {
-        if self.buf.is_empty() {
+    /// Writes the buffer, fsyncs if `sync` (or leaves the bytes for a later fsync), and tells
+    /// everyone waiting. On failure the file is cut back to what was on disk before, so the
+    /// chain on disk stays whole, and the waiters are told.
+    pub(super) fn flush(&mut self, sync: bool) {
+        if self.buf.is_empty() && !(sync && self.unsynced) {
+            for done in self.waiting.drain(..) {
+                let _ = done.send(Ok(()));
+            }
             return;
         }
         let Some(seg) = self.current.as_mut() else {
@@ -250,14 +298,18 @@ impl Writer {
             self.fail(io::Error::other("no audit file is open"));
             return;
         };
-        let result = seg
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| seg.file.sync_data());
+        let result = seg.file.write_all(&self.buf).and_then(|()| {
+            if sync {
+                seg.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         match result {
             Ok(()) => {
                 self.failing.store(false, Ordering::Relaxed);
                 seg.len += self.buf.len() as u64;
+                self.unsynced = !sync;
                 self.committed = self.pending;
                 self.buf.clear();
                 for done in self.waiting.drain(..) {

@@ -27,7 +27,7 @@ use tokio_postgres::NoTls;
 
 pub use log::{AppendError, Logged, LoggedBatch};
 pub use marks::MarkError;
-pub use requests::PgRequestLog;
+pub use requests::{LocalSink, PgRequestLog};
 pub use snapshot::Snapshot;
 
 /// Connections one instance holds to PostgreSQL at most. A caller past it waits up to

@@ -68,6 +68,26 @@ pub struct PgRequestLog {
     /// Each writer's queue.
     jobs: Vec<mpsc::Sender<Job>>,
     failing: Arc<AtomicBool>,
+    /// Where the entries kept in the instance's own files go (see [`LocalSink`]).
+    local: std::sync::OnceLock<LocalSink>,
+}
+
+/// Where a decision's entries that stay on this instance (its audit record, a pre-command) are
+/// made durable once its batch has committed, before the commit resolves: the instance's audit
+/// trail and pre-command ledger, as the embedded log's checkpoint writes them. So an answer in
+/// cluster mode waits for the transaction and then for that local write.
+pub type LocalSink = Box<
+    dyn Fn(
+            Vec<Entry>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommitError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The entry kinds kept in each instance's own files rather than in `request_entries`.
+fn kept_locally(kind: EntryKind) -> bool {
+    matches!(kind, EntryKind::Audit | EntryKind::PreCommand)
 }
 
 impl PgRequestLog {
@@ -112,7 +132,11 @@ impl PgRequestLog {
             })
             .collect();
         tokio::spawn(super::lease::run(cluster, Arc::clone(&failing), found));
-        let log = Arc::new(Self { jobs, failing });
+        let log = Arc::new(Self {
+            jobs,
+            failing,
+            local: std::sync::OnceLock::new(),
+        });
         Ok(Opened {
             log,
             recovered,
@@ -121,17 +145,44 @@ impl PgRequestLog {
     }
 }
 
+impl PgRequestLog {
+    /// Sets where the entries kept on this instance go; once, at the start, before requests.
+    pub fn keep_locally(&self, sink: LocalSink) {
+        let _ = self.local.set(sink);
+    }
+}
+
 impl RequestLog for PgRequestLog {
     fn commit(&self, decision: Decision) -> LogFuture<'_> {
         Box::pin(async move {
-            let (reply, outcome) = oneshot::channel();
-            let originator = decision.mark.map(|m| m.originator);
-            let writer = self.writer(originator.as_ref().map_or(&[][..], |o| &o.as_bytes()[..]));
-            writer
-                .send(Job::Commit(decision, reply))
-                .await
-                .map_err(|_| stopped())?;
-            outcome.await.map_err(|_| stopped())?
+            let (local, entries): (Vec<Entry>, Vec<Entry>) = decision
+                .entries
+                .into_iter()
+                .partition(|e| kept_locally(e.kind));
+            let decision = Decision {
+                mark: decision.mark,
+                entries,
+            };
+            if !decision.is_empty() {
+                let (reply, outcome) = oneshot::channel();
+                let originator = decision.mark.map(|m| m.originator);
+                let writer =
+                    self.writer(originator.as_ref().map_or(&[][..], |o| &o.as_bytes()[..]));
+                writer
+                    .send(Job::Commit(decision, reply))
+                    .await
+                    .map_err(|_| stopped())?;
+                outcome.await.map_err(|_| stopped())??;
+            }
+            if local.is_empty() {
+                return Ok(());
+            }
+            match self.local.get() {
+                Some(sink) => sink(local).await,
+                None => Err(CommitError::Database(
+                    "the instance's own stores are not open yet".into(),
+                )),
+            }
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{micros, Metrics, RequestTrace, Stage};
-use crate::audit::{self, Audit, AuditError, AuditEvent, Receipt, RequestRecord};
+use crate::audit::{self, AuditError, AuditEvent, RequestRecord};
 use crate::domain::{DuisService, RequestId, ResponseCode, Srv};
 use crate::error::Error;
 use crate::register::EligibilityClass;
@@ -34,9 +34,9 @@ pub struct RequestAnswered<'a> {
 }
 
 impl RequestAnswered<'_> {
-    /// Observes the metrics, writes the log line, and queues the audit record; the receipt says
-    /// when the record is durable.
-    pub fn emit(&self, metrics: &Metrics, audit: &Audit) -> Receipt {
+    /// Observes the metrics, writes the log line, and returns the audit record (the pipeline
+    /// commits it with the request's decision).
+    pub fn emit(&self, metrics: &Metrics) -> AuditEvent {
         let elapsed = self.trace.elapsed();
         let service = self.service.label();
         let srv = self.srv.map(|s| s.to_string());
@@ -91,7 +91,7 @@ impl RequestAnswered<'_> {
             }
         };
         let at_ms = i64::try_from(self.received.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        audit.record(&AuditEvent::Request(RequestRecord {
+        AuditEvent::Request(RequestRecord {
             at_ms,
             service: service.to_owned(),
             tls_user: self.peer.user_id,
@@ -109,7 +109,7 @@ impl RequestAnswered<'_> {
             timings: self.trace.timings(elapsed),
             bytes_in: self.trace.bytes_in,
             bytes_out: self.bytes_out as u64,
-        }))
+        })
     }
 }
 
@@ -148,7 +148,7 @@ impl AuditWaited {
             .observe(self.waited.as_secs_f64());
         if let Err(e) = &self.result {
             metrics.audit_failures.inc();
-            tracing::error!(error = %e, "A request's audit record was not written; check the audit directory's disk.");
+            tracing::error!(error = %e, "A request's decision and audit record were not committed; check the state directory's disk.");
         }
     }
 }

@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::admission::{AdmissionConfig, Admitted, ClassTable, ConfigError, Limiter};
-use crate::audit::Receipt;
+use crate::audit::{self, AuditError, AuditEvent};
 use crate::catalogue::Catalogue;
 use crate::domain::{Srv, UserId};
 use crate::duis::RequestHeader;
 use crate::error::Error;
 use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged, Metrics};
+use crate::store::{Decision, Entry, EntryKind};
 
 use super::{Answer, Gateway};
 
@@ -100,15 +101,30 @@ impl Gateway {
             .admit(header.request_id.originator, &header.srv)
     }
 
-    /// A shed request's answer leaves at once, without waiting for its audit record's fsync:
+    /// A shed request's answer leaves at once, without waiting for its audit record's commit:
     /// it promises nothing and changed nothing (no counter, no effect), and a refusal that
-    /// waited for the disk would not be the fast answer shedding is for. The record is written
+    /// waited for the disk would not be the fast answer shedding is for. The record is committed
     /// with the next group commit all the same; its outcome is counted as every other's.
-    pub(super) fn answer_shed(&self, answer: Answer, audited: Receipt) -> Answer {
+    pub(super) fn answer_shed(&self, answer: Answer, audited: AuditEvent) -> Answer {
         let metrics = self.metrics.clone();
+        let log = Arc::clone(&self.log);
         tokio::spawn(async move {
             let waiting = Instant::now();
-            let result = audited.durable().await;
+            let result = match audit::logged(&audited) {
+                Ok(bytes) => {
+                    let decision = Decision {
+                        mark: None,
+                        entries: vec![Entry {
+                            kind: EntryKind::Audit,
+                            bytes,
+                        }],
+                    };
+                    log.commit(decision)
+                        .await
+                        .map_err(|e| AuditError::Write(Arc::new(std::io::Error::other(e))))
+                }
+                Err(e) => Err(e),
+            };
             AuditWaited {
                 result,
                 waited: waiting.elapsed(),

@@ -12,6 +12,7 @@
 //! Transform and its signed form).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -47,8 +48,9 @@ pub struct HeldPreCommand {
 
 /// The ledgers of the critical flow and of local delivery.
 pub struct Ledgers {
-    /// Pre-commands issued by Transforms, until signed and sent or expired.
-    pub precommands: Ledger<HeldPreCommand>,
+    /// Pre-commands issued by Transforms, until signed and sent or expired (issued and used
+    /// through the request log, with the request's decision).
+    pub precommands: Arc<Ledger<HeldPreCommand>>,
     /// Commands sent for local delivery, until their 8.13 or expired.
     pub local_commands: Ledger<LocalCommand>,
 }
@@ -63,7 +65,11 @@ impl Ledgers {
         now: i64,
     ) -> Result<Self, JournalError> {
         Ok(Self {
-            precommands: Ledger::open(&state_dir.join("precommands"), precommands, now)?,
+            precommands: Arc::new(Ledger::open(
+                &state_dir.join("precommands"),
+                precommands,
+                now,
+            )?),
             local_commands: Ledger::open(&state_dir.join("local-commands"), local_commands, now)?,
         })
     }

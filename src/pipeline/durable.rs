@@ -1,40 +1,32 @@
-//! A request's decision, made durable in one commit: its originator's new mark and the records
-//! of the effects the request log carries (a command for the hub network, a held request),
-//! through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
+//! A request's decision, made durable in one commit: its originator's new mark, the records
+//! of the effects the request log carries (a command for the hub network, a held request) and
+//! its audit record, through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
 //! (the command dispatched, the hold waiting). The one place that says, for each kind of
 //! entry, how an effect becomes a record ([`entry`]), what follows its commit ([`Gateway::commit`]),
 //! how a start recovers it ([`Recovery`]) and how a checkpoint copies it into its store's own
 //! file ([`checkpoint`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
+
+use crate::audit::{self, Audit, AuditError, AuditEvent};
 use crate::dispatch::Dispatcher;
-use crate::domain::RequestId;
+use crate::domain::{DuisService, RequestId};
+use crate::duis::PartialHeader;
 use crate::error::{Error, Resource};
+use crate::metrics::{AuditWaited, RequestTrace};
 use crate::routing::SignedCommand;
 use crate::store::{
-    CommitError, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, MarkEntry,
-    ReplayGuard, Reservation,
+    CommitError, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, Ledger,
+    MarkEntry, ReplayGuard, Reservation,
 };
+use crate::tls::PeerIdentity;
 
-use super::plan::Effect;
-use super::Gateway;
-
-/// A logged effect's record; `None` for an effect the log does not carry.
-fn entry(effect: &Effect) -> Option<Entry> {
-    match effect {
-        Effect::Route(cmd) => Some(Entry {
-            kind: EntryKind::Pending,
-            bytes: cmd.as_bytes().to_vec(),
-        }),
-        Effect::Hold(held) => Some(Entry {
-            kind: EntryKind::Hold,
-            bytes: held.to_record(),
-        }),
-        _ => None,
-    }
-}
+use super::critical::{use_error, HeldPreCommand};
+use super::plan::{issue_error, Effect};
+use super::{Answer, Gateway};
 
 /// The request an entry belongs to, which a log keeping the entries itself settles it by
 /// (the dispatcher settles a command by its request, the DSP a hold by its request).
@@ -45,35 +37,134 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
             .ok()
             .map(|h| h.request_id.to_string()),
         EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
+        // Kept in each instance's own files in cluster mode (`cluster::LocalSink`), never
+        // settled through the log.
+        EntryKind::Audit | EntryKind::PreCommand => None,
     }
 }
 
 /// Whether the request log carries `effect`'s record.
 pub(super) fn logged(effect: &Effect) -> bool {
-    matches!(effect, Effect::Route(_) | Effect::Hold(_))
+    matches!(
+        effect,
+        Effect::Route(_)
+            | Effect::Hold(_)
+            | Effect::RememberPreCommand { .. }
+            | Effect::UsePreCommand(_)
+    )
 }
 
 impl Gateway {
-    /// Commits `mark` (the request's reserved counter, if it spends one) and the records of
-    /// `effects` (each [`logged`]) as one decision; once durable, the effects follow: commands
-    /// dispatched in the background, holds waiting for their time. Each effect is taken by its
-    /// store in memory before the commit (so that a checkpoint of the segment it lands in finds
-    /// it); if the commit fails, the counter, the commands and the holds' room are given back
-    /// and nothing follows.
-    pub(super) async fn commit(
+    /// The answer, once its decision (`prepared`: its counter and effects, for an accepted
+    /// request) and its audit record are on disk: one commit, one fsync, shared by every request
+    /// waiting (group commit). If the commit of an accepted request's decision fails, its
+    /// counter and effects are given back and the error comes back, for the request to be
+    /// answered as refused (`refuse_after_commit`): a counter another instance accepted first
+    /// (`E57`), the log unavailable (`E100`). A refusal whose own record cannot be committed
+    /// does not leave: the sender gets a bare 503 with no DUIS answer (the log that failed is
+    /// the one that would record it).
+    pub(super) async fn once_recorded(
+        &self,
+        answer: Answer,
+        audited: AuditEvent,
+        prepared: Prepared,
+    ) -> Result<Answer, Error> {
+        let waiting = Instant::now();
+        let decided = prepared.mark.is_some() || !prepared.entries.is_empty();
+        let (result, refused) = match audit::logged(&audited) {
+            Ok(entry) => match self.commit_prepared(prepared, Some(entry)).await {
+                Ok(()) => (Ok(()), None),
+                Err(e) => (
+                    Err(AuditError::Write(Arc::new(std::io::Error::other(
+                        e.to_string(),
+                    )))),
+                    Some(e),
+                ),
+            },
+            Err(e) => {
+                self.give_back_prepared(prepared);
+                (Err(e), None)
+            }
+        };
+        let recorded = result.is_ok();
+        AuditWaited {
+            result,
+            waited: waiting.elapsed(),
+        }
+        .emit(&self.metrics);
+        match refused {
+            _ if recorded => Ok(answer),
+            Some(error) if decided => Err(error),
+            _ => Ok(Answer::withheld()),
+        }
+    }
+
+    /// An accepted request whose decision did not commit, answered with `error` instead: its
+    /// refusal written and recorded on its own (a second commit, with nothing but the record).
+    pub(super) async fn refuse_after_commit(
+        &self,
+        service: DuisService,
+        peer: &PeerIdentity,
+        partial: PartialHeader,
+        error: Error,
+        now: OffsetDateTime,
+    ) -> Answer {
+        let trace = RequestTrace::start();
+        let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+        self.once_recorded(answer, audited, Prepared::default())
+            .await
+            .unwrap_or_else(|_| Answer::withheld())
+    }
+
+    /// `mark` and `effects` (each [`logged`]) made ready for their commit at `now` (unix
+    /// seconds): each effect taken by its store in memory (so that a checkpoint of the segment
+    /// it lands in finds it), with its record. If one cannot be taken, what was taken and the
+    /// counter are given back.
+    pub(super) fn prepare(
         &self,
         mark: Option<Reservation>,
         effects: Vec<Effect>,
-    ) -> Result<(), Error> {
+        now: i64,
+    ) -> Result<Prepared, Error> {
         let mut taken = Taken::default();
-        let mut entries = Vec::with_capacity(effects.len());
+        let mut entries = Vec::with_capacity(effects.len() + 1);
         for effect in &effects {
-            if let Err(e) = self.take(effect, &mut taken) {
-                self.give_back(mark.as_ref(), &taken);
-                return Err(e);
+            match self.take(effect, &mut taken, now) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    self.give_back(mark.as_ref(), &taken);
+                    return Err(e);
+                }
             }
-            entries.extend(entry(effect));
         }
+        Ok(Prepared {
+            mark,
+            entries,
+            effects,
+            taken,
+        })
+    }
+
+    /// Commits a prepared decision, with `audit` (the request's audit record as the log
+    /// carries it, `audit::logged`) when the answer waits for it: one commit, one fsync. Once
+    /// durable the effects follow: commands dispatched in the background, holds waiting for
+    /// their time. If the commit fails, the counter, the commands and the holds' room are given
+    /// back and nothing follows.
+    pub(super) async fn commit_prepared(
+        &self,
+        prepared: Prepared,
+        audit: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let Prepared {
+            mark,
+            mut entries,
+            effects,
+            taken,
+        } = prepared;
+        entries.extend(audit.map(|bytes| Entry {
+            kind: EntryKind::Audit,
+            bytes,
+        }));
         let decision = Decision {
             mark: mark.map(|r| r.entry),
             entries,
@@ -123,9 +214,9 @@ impl Gateway {
         }
     }
 
-    /// `effect` taken by its store in memory, before its decision's commit.
-    fn take(&self, effect: &Effect, taken: &mut Taken) -> Result<(), Error> {
-        match effect {
+    /// `effect` taken by its store in memory, before its decision's commit; its record.
+    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Entry, Error> {
+        let (kind, bytes) = match effect {
             Effect::Route(command) => {
                 let dispatcher = &self.routing.dispatcher;
                 // Pending already: a held request released again after a crash; it is sent
@@ -136,21 +227,40 @@ impl Gateway {
                 {
                     taken.commands.push(command.clone());
                 }
+                (EntryKind::Pending, command.as_bytes().to_vec())
             }
-            Effect::Hold(held) => match self.dsp.holds.reserve(held) {
-                Ok(true) => taken.holds.push(held.request_id),
-                // Held already: the same hold; nothing more to keep.
-                Ok(false) => {}
-                Err(HoldError::TooMany(_) | HoldError::TooLarge(_)) => {
-                    return Err(Error::HoldsFull)
+            Effect::Hold(held) => {
+                match self.dsp.holds.reserve(held) {
+                    Ok(true) => taken.holds.push(held.request_id),
+                    // Held already: the same hold; nothing more to keep.
+                    Ok(false) => {}
+                    Err(HoldError::TooMany(_) | HoldError::TooLarge(_)) => {
+                        return Err(Error::HoldsFull)
+                    }
+                    Err(HoldError::Journal(e)) => {
+                        return Err(Error::resource(Resource::HoldJournal, e))
+                    }
                 }
-                Err(HoldError::Journal(e)) => {
-                    return Err(Error::resource(Resource::HoldJournal, e))
-                }
-            },
-            _ => {}
-        }
-        Ok(())
+                (EntryKind::Hold, held.to_record())
+            }
+            Effect::RememberPreCommand { id, held } => {
+                let ledger = &self.ledgers.precommands;
+                let record = ledger
+                    .issue_in_memory(*id, held.clone(), now)
+                    .map_err(issue_error)?;
+                taken.issued.push(*id);
+                (EntryKind::PreCommand, record)
+            }
+            Effect::UsePreCommand(id) => {
+                let ledger = &self.ledgers.precommands;
+                let (value, record) = ledger.take_in_memory(id, now).map_err(use_error)?;
+                taken.used.push((*id, value));
+                (EntryKind::PreCommand, record)
+            }
+            // Not `logged`: carried out in their own stores before the commit.
+            _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
+        };
+        Ok(Entry { kind, bytes })
     }
 
     /// What a failed commit gives back: the counter, the commands, the holds' room.
@@ -164,6 +274,17 @@ impl Gateway {
         for id in &taken.holds {
             self.dsp.holds.unreserve(id);
         }
+        for id in &taken.issued {
+            self.ledgers.precommands.unissue(id);
+        }
+        for (id, value) in &taken.used {
+            self.ledgers.precommands.untake(id, value.clone());
+        }
+    }
+
+    /// What a prepared decision that is not committed gives back.
+    pub(super) fn give_back_prepared(&self, prepared: Prepared) {
+        self.give_back(prepared.mark.as_ref(), &prepared.taken);
     }
 
     /// A command durable in the request log, sent in the background.
@@ -177,12 +298,31 @@ impl Gateway {
     }
 }
 
+/// A decision ready for its commit: the counter, the effects' records, the effects, and what
+/// their stores took in memory.
+#[derive(Default)]
+pub(super) struct Prepared {
+    mark: Option<Reservation>,
+    entries: Vec<Entry>,
+    effects: Vec<Effect>,
+    taken: Taken,
+}
+
 /// The effects a decision's stores took before its commit.
 #[derive(Default)]
 struct Taken {
     commands: Vec<SignedCommand>,
     holds: Vec<RequestId>,
+    /// Pre-commands issued, and used (with what to put back).
+    issued: Vec<RequestId>,
+    used: Vec<(RequestId, HeldPreCommand)>,
 }
+
+/// An effect handed to the commit that the request log does not carry (a bug: `logged` and
+/// `take` disagree); the request is refused rather than its effect lost.
+#[derive(Debug, thiserror::Error)]
+#[error("an effect the request log does not carry reached its commit")]
+struct NotLogged;
 
 /// The request log's decisions at a start, by the store each part goes to.
 #[derive(Default)]
@@ -190,6 +330,10 @@ pub struct Recovery {
     pub marks: Vec<MarkEntry>,
     pub commands: Vec<SignedCommand>,
     pub holds: Vec<Held>,
+    /// The requests' audit records (`audit::logged`), for the trail to copy those it lacks.
+    pub audit: Vec<Vec<u8>>,
+    /// Pre-commands issued and used (the pre-command ledger's records).
+    pub precommands: Vec<Vec<u8>>,
 }
 
 impl Recovery {
@@ -209,6 +353,8 @@ impl Recovery {
                             "A held request in the request log does not read; skipped."
                         ),
                     },
+                    EntryKind::Audit => r.audit.push(e.bytes.clone()),
+                    EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
                 }
             }
         }
@@ -221,6 +367,9 @@ pub struct Stores {
     pub replay: Arc<ReplayGuard>,
     pub dispatcher: Arc<Dispatcher>,
     pub holds: Arc<Holds>,
+    pub precommands: Arc<Ledger<HeldPreCommand>>,
+    /// The trail that copies each decision's audit record: fsynced before a segment goes.
+    pub audit: Audit,
 }
 
 /// Copies each sealed segment of `log` into the stores' own files, then deletes it; runs for as
@@ -261,6 +410,19 @@ async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), Stri
     stores
         .holds
         .checkpoint(&r.holds)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    stores
+        .precommands
+        .checkpoint(&r.precommands, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Every audit entry of the segment was handed to the trail before its gate was free.
+    stores
+        .audit
+        .sync()
+        .durable()
         .await
         .map_err(|e| e.to_string())
 }

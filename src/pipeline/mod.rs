@@ -4,7 +4,8 @@
 //! for the hub network, a pre-command remembered or used, a command for local delivery) →
 //! replay → carry out the effects (route and dispatch, …) → respond, then `record`, which always
 //! runs and is the one place that emits the request's metrics, log event and audit record. The
-//! answer leaves only once its audit record is durable. Every answer is signed.
+//! answer leaves only once its decision and its audit record are durable, in one commit of the
+//! request log (`durable.rs`). Every answer is signed.
 //!
 //! The flows plan in their own files: `command.rs` (a device request's GBCS command, Command
 //! Variants 1–3), `critical.rs` (Transform and signed pre-commands, 4–7), `local.rs` (local
@@ -30,13 +31,12 @@ mod schedules;
 mod signature;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::audit::{Audit, Receipt};
+use crate::audit::{Audit, AuditEvent};
 use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
@@ -45,7 +45,7 @@ use crate::domain::{DuisService, ResponseCode};
 use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
-use crate::metrics::{AuditWaited, Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::metrics::{Metrics, RequestAnswered, RequestTrace, Stage};
 use crate::outbox::Outbox;
 use crate::register::PartyRegister;
 use crate::routing::CommandSigner;
@@ -64,6 +64,7 @@ pub use held::Dsp;
 pub use local::LocalCommand;
 pub use quarantine::{QuarantineAct, ThresholdsRefused};
 
+use durable::Prepared;
 use plan::{Planning, Reply};
 
 /// What a request needs: rule data, the state it is decided against, the keys that sign, and
@@ -206,18 +207,31 @@ impl Gateway {
                 .process(service, peer, body, now, &mut trace, &mut ticket)
                 .await;
             let shed = matches!(&processed, Err(r) if matches!(r.error, Error::Shed(_)));
-            let (answer, audited) = match processed {
-                Ok((partial, planned)) => {
-                    self.respond(service, peer, partial, Ok(planned), now, trace)
+            let (answer, audited, prepared, kept) = match processed {
+                Ok((partial, planned, prepared)) => {
+                    let kept = partial.clone();
+                    let (answer, audited) =
+                        self.respond(service, peer, partial, Ok(planned), now, trace);
+                    (answer, audited, prepared, kept)
                 }
                 Err(Refusal { error, partial }) => {
-                    self.respond(service, peer, partial, Err(error), now, trace)
+                    let (answer, audited) =
+                        self.respond(service, peer, partial, Err(error), now, trace);
+                    (
+                        answer,
+                        audited,
+                        Prepared::default(),
+                        PartialHeader::default(),
+                    )
                 }
             };
             if shed {
                 return self.answer_shed(answer, audited);
             }
-            let answer = self.once_recorded(answer, audited).await;
+            let answer = match self.once_recorded(answer, audited, prepared).await {
+                Ok(answer) => answer,
+                Err(e) => self.refuse_after_commit(service, peer, kept, e, now).await,
+            };
             drop(ticket);
             answer
         }
@@ -239,29 +253,12 @@ impl Gateway {
             let partial = PartialHeader::default();
             let trace = RequestTrace::start();
             let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
-            self.once_recorded(answer, audited).await
+            self.once_recorded(answer, audited, Prepared::default())
+                .await
+                .unwrap_or_else(|_| Answer::withheld())
         }
         .instrument(request_span(service))
         .await
-    }
-
-    /// The answer, once its audit record is on disk (group commit: many requests share one
-    /// fsync). An answer whose record could not be written does not leave: the sender gets a
-    /// bare 503 with no DUIS answer, so nothing is promised that the trail does not hold.
-    async fn once_recorded(&self, answer: Answer, audited: Receipt) -> Answer {
-        let waiting = Instant::now();
-        let result = audited.durable().await;
-        let recorded = result.is_ok();
-        AuditWaited {
-            result,
-            waited: waiting.elapsed(),
-        }
-        .emit(&self.metrics);
-        if recorded {
-            answer
-        } else {
-            Answer::withheld()
-        }
     }
 
     /// Respond, then record: the one place a request's metrics, log event and audit record are
@@ -275,7 +272,7 @@ impl Gateway {
         outcome: Result<Planned, Error>,
         now: OffsetDateTime,
         mut trace: RequestTrace,
-    ) -> (Answer, Receipt) {
+    ) -> (Answer, AuditEvent) {
         // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
         // the metric label stays a closed set.
         let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
@@ -313,7 +310,7 @@ impl Gateway {
             received: now,
             bytes_out: answer.body.len(),
         }
-        .emit(&self.metrics, &self.audit);
+        .emit(&self.metrics);
         (answer, audited)
     }
 
@@ -325,7 +322,7 @@ impl Gateway {
         now: OffsetDateTime,
         trace: &mut RequestTrace,
         ticket: &mut Option<Ticket>,
-    ) -> Result<(PartialHeader, Planned), Refusal> {
+    ) -> Result<(PartialHeader, Planned, Prepared), Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
@@ -384,29 +381,32 @@ impl Gateway {
             .map_err(refuse)?;
         trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
-        let planned = self.settle(plan, mark, now, trace).await.map_err(refuse)?;
-        Ok((partial, planned))
+        let (planned, prepared) = self.settle(plan, mark, now, trace).await.map_err(refuse)?;
+        Ok((partial, planned, prepared))
     }
 
-    /// Carries out a plan's effects with the counter's reservation; what the answer needs.
+    /// Carries out a plan's effects with the counter's reservation up to their commit, which
+    /// the answer makes with its audit record; what the answer needs.
     async fn settle(
         &self,
         plan: plan::Plan,
         mark: Option<Reservation>,
         now: OffsetDateTime,
         trace: &mut RequestTrace,
-    ) -> Result<Planned, Error> {
+    ) -> Result<(Planned, Prepared), Error> {
         let follows = plan.follows();
         let effects = !plan.effects.is_empty();
-        self.carry_out(plan.effects, mark, now.unix_timestamp())
+        let prepared = self
+            .carry_out_all_but_commit(plan.effects, mark, now.unix_timestamp())
             .await?;
         if effects {
             trace.lap(Stage::Dispatch);
         }
-        Ok(Planned {
+        let planned = Planned {
             reply: plan.reply,
             follows,
-        })
+        };
+        Ok((planned, prepared))
     }
 
     /// The dated rule set in force at `at` (unix seconds).

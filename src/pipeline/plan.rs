@@ -192,6 +192,18 @@ impl Gateway {
         mark: Option<Reservation>,
         now: i64,
     ) -> Result<(), Error> {
+        let prepared = self.carry_out_all_but_commit(effects, mark, now).await?;
+        self.commit_prepared(prepared, None).await
+    }
+
+    /// As [`Self::carry_out`], up to the commit: the decision comes back prepared, for the
+    /// request's answer to commit with its audit record.
+    pub(super) async fn carry_out_all_but_commit(
+        &self,
+        effects: Vec<Effect>,
+        mark: Option<Reservation>,
+        now: i64,
+    ) -> Result<durable::Prepared, Error> {
         let (logged, others): (Vec<_>, Vec<_>) = effects.into_iter().partition(durable::logged);
         if let Err(e) = self.carry_out_others(others, now).await {
             if let Some(r) = &mark {
@@ -199,7 +211,7 @@ impl Gateway {
             }
             return Err(e);
         }
-        self.commit(mark, logged).await
+        self.prepare(mark, logged, now)
     }
 
     /// The effects the request log does not carry, each in its own journal, in order.
@@ -207,7 +219,10 @@ impl Gateway {
         for effect in effects {
             match effect {
                 // Carried by the request log (`durable.rs`).
-                Effect::Route(_) | Effect::Hold(_) => {}
+                Effect::Route(_)
+                | Effect::Hold(_)
+                | Effect::RememberPreCommand { .. }
+                | Effect::UsePreCommand(_) => {}
                 Effect::Quarantine(q) => self.quarantine(*q).await?,
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
@@ -216,17 +231,6 @@ impl Gateway {
                     distribution,
                     commands,
                 } => distribute(&self.routing, distribution, commands).await?,
-                Effect::RememberPreCommand { id, held } => {
-                    let ledger = &self.ledgers.precommands;
-                    ledger.issue(id, held, now).await.map_err(issue_error)?;
-                }
-                Effect::UsePreCommand(id) => {
-                    let ledger = &self.ledgers.precommands;
-                    ledger
-                        .take(&id, now)
-                        .await
-                        .map_err(super::critical::use_error)?;
-                }
                 Effect::DeliverLocally {
                     id,
                     record,
@@ -258,7 +262,7 @@ impl Gateway {
     }
 }
 
-fn issue_error(e: IssueError) -> Error {
+pub(super) fn issue_error(e: IssueError) -> Error {
     match e {
         IssueError::Full { max } => Error::Outstanding { max },
         IssueError::Duplicate | IssueError::Journal(_) => Error::resource(Resource::Ledger, e),

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use self::admission::{Admission, Bounds};
 use crate::admin;
 use crate::alerts::AlertsError;
-use crate::audit::{Audit, AuditError};
+use crate::audit::AuditError;
 use crate::commshub::ConfigError as HubConfigError;
 use crate::config::{Config, Limits};
 use crate::dispatch::DispatchError;
@@ -184,8 +184,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     );
     let (log, recovery) = requests::open(config).await?;
     let replay = requests::replay(config, log.shared(), recovery.marks).await?;
-    let (audit_dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
-    let audit = blocking(move || Audit::open(&audit_dir, rotation)).await??;
+    let audit = requests::audit(config, &log, recovery.audit).await?;
     let owed_seqs: BTreeSet<u64> = owed.iter().map(|batch| batch.seq).collect();
     let (dsp_config, state_dir) = (config.dsp.clone(), config.state.dir.clone());
     let held = recovery.holds;
@@ -215,7 +214,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         admission,
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    requests::start(log, &gateway).await?;
+    requests::start(log, recovery.precommands, &gateway).await?;
     routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());
@@ -310,10 +309,13 @@ async fn serve(
     let task = tokio::spawn({
         let gateway = gateway.clone();
         async move {
+            let audit = gateway.audit.clone();
             accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
             let _ = timer.await;
+            // The trail's copies of every answered request's record, written and fsynced.
+            let _ = audit.sync().durable().await;
         }
     });
     tracing::info!(%addr, %admin_addr, "Gateway listening.");

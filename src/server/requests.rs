@@ -1,19 +1,24 @@
 //! Start-up of the request log. Embedded: `requests/` in the state directory, opened first, its
 //! decisions not yet checkpointed sorted by the store they go to (each store reads its share
-//! when it opens and makes it durable in its own file), released once every store has, and
-//! then checkpointed in the background for as long as the gateway runs. Cluster mode: the log
-//! in PostgreSQL, this instance's open entries read back and taken up by the stores in memory
-//! (not copied into their files: the rows stay the record); the stores tell the log what they
-//! settle, and the entries it claims from gone instances are taken up as they come.
+//! when it opens and makes it durable in its own file; the audit trail copies the records it
+//! lacks), released once every store has, and then checkpointed in the background for as long
+//! as the gateway runs. Cluster mode: the log in PostgreSQL, this instance's open entries read
+//! back and taken up by the stores in memory (not copied into their files: the rows stay the
+//! record); the stores tell the log what they settle, the entries it claims from gone instances
+//! are taken up as they come, and the entries each instance keeps in its own files (its audit
+//! records, pre-commands) are written there once their batch has committed.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::audit::Audit;
 use crate::cluster::{Cluster, PgRequestLog};
 use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
-use crate::store::{Decision, FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog};
+use crate::store::{
+    CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog,
+};
 
 use super::{blocking, StartError};
 
@@ -94,18 +99,48 @@ pub(super) async fn replay(
     ))
 }
 
+/// The audit trail. Embedded: with the audit records of the log's recovered decisions it lacks
+/// copied in; from then on each durable decision's audit record is copied into it. Cluster
+/// mode: the instance's own trail, written by the log's local sink (`start`).
+pub(super) async fn audit(
+    config: &Config,
+    log: &Log,
+    logged: Vec<Vec<u8>>,
+) -> Result<Audit, StartError> {
+    let (dir, rotation) = (config.audit.dir(&config.state), config.audit.rotation());
+    let audit = blocking(move || Audit::open_after(&dir, rotation, &logged)).await??;
+    if let Log::File { log, .. } = log {
+        let trail = audit.clone();
+        log.set_trail(Box::new(move |entry| trail.copy_logged(entry)));
+    }
+    Ok(audit)
+}
+
 /// Once every store holds its share of the recovered decisions: embedded, the recovered
-/// segments go and the checkpoint starts; in cluster mode, the stores settle through the log
-/// and claimed entries are taken up.
-pub(super) async fn start(log: Log, gateway: &Arc<Gateway>) -> Result<(), StartError> {
+/// segments go and the checkpoint starts; in cluster mode, the stores settle through the log,
+/// the entries kept locally go to their files, and claimed entries are taken up.
+pub(super) async fn start(
+    log: Log,
+    precommands: Vec<Vec<u8>>,
+    gateway: &Arc<Gateway>,
+) -> Result<(), StartError> {
     match log {
         Log::File { log, recovered } => {
+            let ledger = &gateway.ledgers.precommands;
+            ledger.recover(&precommands);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            ledger
+                .checkpoint(&precommands, now)
+                .await
+                .map_err(StartError::Ledger)?;
             let opened = Arc::clone(&log);
             blocking(move || opened.release_recovered(recovered)).await??;
             let stores = Stores {
                 replay: Arc::clone(&gateway.replay),
                 dispatcher: Arc::clone(&gateway.routing.dispatcher),
                 holds: Arc::clone(&gateway.dsp.holds),
+                precommands: Arc::clone(&gateway.ledgers.precommands),
+                audit: gateway.audit.clone(),
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
         }
@@ -114,6 +149,7 @@ pub(super) async fn start(log: Log, gateway: &Arc<Gateway>) -> Result<(), StartE
             recovered,
             mut claimed,
         } => {
+            log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
             // This instance's own open entries, taken up as a claim's are: in memory, the
@@ -131,4 +167,36 @@ pub(super) async fn start(log: Log, gateway: &Arc<Gateway>) -> Result<(), StartE
         }
     }
     Ok(())
+}
+
+/// Cluster mode's writes of the entries an instance keeps in its own files, once their batch
+/// has committed: the audit records copied into the trail and fsynced, the pre-commands into
+/// their ledger's journal (as the embedded checkpoint writes them).
+fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
+    let audit = gateway.audit.clone();
+    let ledger = Arc::clone(&gateway.ledgers.precommands);
+    Box::new(move |entries| {
+        let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
+        Box::pin(async move {
+            let mut precommands = Vec::new();
+            for e in entries {
+                match e.kind {
+                    EntryKind::Audit => audit.copy_logged(&e.bytes),
+                    _ => precommands.push(e.bytes),
+                }
+            }
+            if !precommands.is_empty() {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                ledger
+                    .checkpoint(&precommands, now)
+                    .await
+                    .map_err(CommitError::Journal)?;
+            }
+            audit
+                .sync()
+                .durable()
+                .await
+                .map_err(|e| CommitError::Database(Box::new(e)))
+        })
+    })
 }

@@ -132,36 +132,53 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
 
     /// Issues `value` for `id` at `now`; returns once it is on disk.
     pub async fn issue(&self, id: RequestId, value: V, now: i64) -> Result<(), IssueError> {
-        {
-            let mut book = self.book();
-            book.sweep(now, &self.limits);
-            if book.entries.contains_key(&id) {
-                return Err(IssueError::Duplicate);
-            }
-            let held = book.per_user.entry(id.originator).or_default();
-            if *held >= self.limits.max_per_user {
-                return Err(IssueError::Full {
-                    max: self.limits.max_per_user,
-                });
-            }
-            *held += 1;
-            let entry = Entry {
-                issued: now,
-                value: Some(value.clone()),
-            };
-            book.entries.insert(id, entry);
-        }
-        let record = Record::Issued {
-            id: id.to_string(),
-            at: now,
-            value,
-        };
-        if let Err(e) = self.append(&record, now).await {
+        let record = self.issue_in_memory(id, value, now)?;
+        if let Err(e) = self.append_bytes(record, now).await {
             // Not on disk: not issued.
-            self.book().forget(&id);
+            self.unissue(&id);
             return Err(IssueError::Journal(e));
         }
         Ok(())
+    }
+
+    /// Issues `value` for `id` at `now` in memory only, and returns the record that makes it
+    /// durable: the caller writes it (the request log, with the request's decision) and calls
+    /// [`Self::unissue`] if that fails; [`Self::checkpoint`] copies it into this ledger's journal.
+    pub fn issue_in_memory(
+        &self,
+        id: RequestId,
+        value: V,
+        now: i64,
+    ) -> Result<Vec<u8>, IssueError> {
+        let mut book = self.book();
+        book.sweep(now, &self.limits);
+        if book.entries.contains_key(&id) {
+            return Err(IssueError::Duplicate);
+        }
+        let held = book.per_user.entry(id.originator).or_default();
+        if *held >= self.limits.max_per_user {
+            return Err(IssueError::Full {
+                max: self.limits.max_per_user,
+            });
+        }
+        *held += 1;
+        let record = Record::Issued {
+            id: id.to_string(),
+            at: now,
+            value: value.clone(),
+        };
+        let entry = Entry {
+            issued: now,
+            value: Some(value),
+        };
+        book.entries.insert(id, entry);
+        // Serialising these plain values cannot fail.
+        Ok(serde_json::to_vec(&record).unwrap_or_default())
+    }
+
+    /// An issue in memory whose record did not become durable, undone.
+    pub fn unissue(&self, id: &RequestId) {
+        self.book().forget(id);
     }
 
     /// The open entry for `id` at `now`, without using it.
@@ -178,23 +195,56 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
     /// Uses the entry for `id` at `now`, once; returns once that is on disk. Of two concurrent
     /// uses, one gets the value and the other [`UseError::Used`].
     pub async fn take(&self, id: &RequestId, now: i64) -> Result<V, UseError> {
-        let value = {
-            let mut book = self.book();
-            let entry = book.entries.get_mut(id).ok_or(UseError::Unknown)?;
-            if entry.value.is_some() && now >= entry.issued + self.expiry() {
-                return Err(UseError::Expired);
-            }
-            entry.value.take().ok_or(UseError::Used)?
-        };
-        let record = Record::<V>::Used { id: id.to_string() };
-        if let Err(e) = self.append(&record, now).await {
+        let (value, record) = self.take_in_memory(id, now)?;
+        if let Err(e) = self.append_bytes(record, now).await {
             // Not on disk: not used; it may be tried again.
-            if let Some(entry) = self.book().entries.get_mut(id) {
-                entry.value = Some(value);
-            }
+            self.untake(id, value.clone());
             return Err(UseError::Journal(e));
         }
         Ok(value)
+    }
+
+    /// Uses the entry for `id` at `now` in memory only; returns its value and the record that
+    /// makes the use durable (see [`Self::issue_in_memory`]; [`Self::untake`] undoes it).
+    pub fn take_in_memory(&self, id: &RequestId, now: i64) -> Result<(V, Vec<u8>), UseError> {
+        let mut book = self.book();
+        let entry = book.entries.get_mut(id).ok_or(UseError::Unknown)?;
+        if entry.value.is_some() && now >= entry.issued + self.expiry() {
+            return Err(UseError::Expired);
+        }
+        let value = entry.value.take().ok_or(UseError::Used)?;
+        let record = Record::<V>::Used { id: id.to_string() };
+        Ok((value, serde_json::to_vec(&record).unwrap_or_default()))
+    }
+
+    /// A use in memory whose record did not become durable, undone.
+    pub fn untake(&self, id: &RequestId, value: V) {
+        if let Some(entry) = self.book().entries.get_mut(id) {
+            entry.value = Some(value);
+        }
+    }
+
+    /// Records made durable elsewhere (by [`Self::issue_in_memory`] and
+    /// [`Self::take_in_memory`]) and read back from there at a start, taken into memory (those
+    /// known already are passed over); [`Self::checkpoint`] then makes them durable here.
+    pub fn recover(&self, records: &[Vec<u8>]) {
+        let mut book = self.book();
+        for bytes in records {
+            if let Ok(record) = serde_json::from_slice::<Record<V>>(bytes) {
+                book.replay(record);
+            }
+        }
+    }
+
+    /// Records made durable elsewhere (already in memory) written to this ledger's journal at
+    /// `now`; returns once they are on disk. Writing one twice is harmless: an issue already
+    /// known is passed over on reading, a use sets what it set.
+    pub async fn checkpoint(&self, records: &[Vec<u8>], now: i64) -> Result<(), JournalError> {
+        let writes = records.iter().map(|r| self.append_bytes(r.clone(), now));
+        for result in futures_util::future::join_all(writes).await {
+            result?;
+        }
+        Ok(())
     }
 
     /// Entries in memory (open, used or expired but still known).
@@ -219,11 +269,9 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `record` to the segment of `now`, starting a new segment (and deleting those
+    /// Appends a record to the segment of `now`, starting a new segment (and deleting those
     /// that hold nothing still known) when `now` has moved past the current one.
-    async fn append(&self, record: &Record<V>, now: i64) -> Result<(), JournalError> {
-        // Serialising these plain values cannot fail.
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
+    async fn append_bytes(&self, bytes: Vec<u8>, now: i64) -> Result<(), JournalError> {
         let journal = {
             let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
             let current = segment_of(now, &self.limits);

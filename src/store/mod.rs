@@ -23,7 +23,7 @@ pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
     CommitError, Decision, Entry, EntryKind, FileRequestLog, KeyOf, LogFuture, MarkEntry,
-    Recovered, RequestLog, Sealed,
+    Recovered, RequestLog, Sealed, Trail,
 };
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
 pub use thresholds::{ThresholdLog, ThresholdSet};

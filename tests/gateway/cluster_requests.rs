@@ -58,10 +58,11 @@ async fn cluster_config(
     receiver: u16,
     latency_ms: u64,
     pg: &dccgw::cluster::servers::Postgres,
+    nats: &str,
 ) -> (tempfile::TempDir, PathBuf) {
     let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
     let cluster = format!(
-        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"nats://127.0.0.1:4222\"\n",
+        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
         pg.url()
     );
     let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
@@ -108,8 +109,19 @@ async fn the_same_request_sent_to_three_instances_at_once_is_accepted_once() {
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let (pki, receiver, _rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 60_000, &pg).await;
+    let (dir, config) = cluster_config(
+        pki.path(),
+        receiver.local_addr().port(),
+        60_000,
+        &pg,
+        &nats.url(),
+    )
+    .await;
     let certs = dir.path().join("certs");
     let client = supplier_client(&certs);
     let instances = [
@@ -135,9 +147,20 @@ async fn the_pending_commands_of_an_instance_killed_are_answered_by_another() {
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let (pki, receiver, mut rx) = pki_and_receiver().await;
     // The hub answers after 5 s: A is killed long before.
-    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 5_000, &pg).await;
+    let (dir, config) = cluster_config(
+        pki.path(),
+        receiver.local_addr().port(),
+        5_000,
+        &pg,
+        &nats.url(),
+    )
+    .await;
     let certs = dir.path().join("certs");
     let client = supplier_client(&certs);
     let _b = instance(&config, "b").await;
@@ -168,8 +191,19 @@ async fn an_instance_restarted_sends_its_pending_commands_again_from_postgres() 
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let (pki, receiver, mut rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 3_000, &pg).await;
+    let (dir, config) = cluster_config(
+        pki.path(),
+        receiver.local_addr().port(),
+        3_000,
+        &pg,
+        &nats.url(),
+    )
+    .await;
     let certs = dir.path().join("certs");
     let client = supplier_client(&certs);
     let mut a = instance(&config, "a").await;
@@ -199,8 +233,19 @@ async fn postgres_away_is_refused_with_e100_then_the_instances_recover() {
     let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
         return;
     };
+    // The outbox is JetStream's in cluster mode.
+    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
+        return;
+    };
     let (pki, receiver, _rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), 60_000, &pg).await;
+    let (dir, config) = cluster_config(
+        pki.path(),
+        receiver.local_addr().port(),
+        60_000,
+        &pg,
+        &nats.url(),
+    )
+    .await;
     let certs = dir.path().join("certs");
     let client = supplier_client(&certs);
     let a = instance(&config, "a").await;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dccgw::demo::{self, DEMO_ESME, DEMO_MPAN};
@@ -51,7 +51,7 @@ pub(super) async fn wait_ready(admin: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_load_loses_no_acknowledged_request() {
-    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let (pki, rx_server, rx) = pki_and_receiver().await;
     // Answers take 100 ms to 1.5 s, so many commands are in flight at each kill.
     let (dir, config) = routed_dir(
         pki.path(),
@@ -64,17 +64,7 @@ async fn sigkill_during_load_loses_no_acknowledged_request() {
     let client = support::client_with(&certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
 
     // What arrives, collected throughout (deliveries of one run may land during the next).
-    let received = Arc::new(Mutex::new(BTreeSet::new()));
-    let collector = tokio::spawn({
-        let received = received.clone();
-        async move {
-            while let Some(m) = rx.recv().await {
-                if let Some(id) = m.description.request_id {
-                    received.lock().unwrap().insert(id);
-                }
-            }
-        }
-    });
+    let (received, collector) = support::request_ids(rx);
 
     let counter = Arc::new(AtomicU64::new(1));
     let mut acknowledged = BTreeSet::new();

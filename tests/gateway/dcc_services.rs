@@ -176,7 +176,8 @@ async fn nothing_more(rx: &mut mpsc::Receiver<Received>) {
 }
 
 /// The audit records of accepted requests for `srv`: (code, response_follows).
-fn audited(gw: &TestGateway, srv: &str) -> Vec<(String, bool)> {
+async fn audited(gw: &TestGateway, srv: &str) -> Vec<(String, bool)> {
+    gw.running.gateway.audit.sync().durable().await.unwrap();
     use dccgw::audit::{read_trail, AuditEvent};
     let mut out = Vec::new();
     read_trail(gw.running.gateway.audit.dir(), |_, e| {

@@ -147,7 +147,7 @@ async fn a_held_request_is_sent_at_its_execution_time_and_its_response_follows()
     while !gw.running.gateway.dsp.holds.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(audited_follows(&gw, &request_id));
+    assert!(audited_follows(&gw, &request_id).await);
     counted(&gw, "held", "sent", 1).await;
     counted(&gw, "held", "refused", 0).await;
     rx_server.stop().await;
@@ -192,12 +192,13 @@ async fn a_held_request_for_local_delivery_too_reaches_the_user_and_the_device_a
     let (local, response) = (local.unwrap(), response.unwrap());
     assert!(support::element(&local, "GBCSPayload").is_some(), "{local}");
     valid_and_signed(&gw, &[&answer, &local, &response]);
-    assert!(audited_follows(&gw, &request_id));
+    assert!(audited_follows(&gw, &request_id).await);
     rx_server.stop().await;
 }
 
 /// Whether the request's audit record says a final message follows.
-fn audited_follows(gw: &TestGateway, request_id: &str) -> bool {
+async fn audited_follows(gw: &TestGateway, request_id: &str) -> bool {
+    gw.running.gateway.audit.sync().durable().await.unwrap();
     use dccgw::audit::{read_trail, AuditEvent};
     let dir = gw.running.gateway.audit.dir().to_owned();
     let mut follows = None;

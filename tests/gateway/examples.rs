@@ -242,7 +242,7 @@ async fn every_example_is_accepted_and_brings_its_final_message() {
         xsd.validate_all(&docs)
             .unwrap_or_else(|report| panic!("schema-invalid examples or answers:\n{report}"));
     }
-    assert_decisions_name_their_rules(&gw, &sent);
+    assert_decisions_name_their_rules(&gw, &sent).await;
     // A sample of the final messages carries the DCC's signature (xmlsec1).
     for s in promised.iter().step_by(16) {
         let message = final_message(&inbox, s).unwrap();
@@ -335,7 +335,8 @@ async fn assert_final_messages(sent: &[Sent], inbox: &Inbox) {
 
 /// Every decision in the audit trail names the rule-set version it used: each request's, each
 /// alert's routing, and the DSP's release of the held one (4.1.1-future) at its time.
-fn assert_decisions_name_their_rules(gw: &TestGateway, sent: &[Sent]) {
+async fn assert_decisions_name_their_rules(gw: &TestGateway, sent: &[Sent]) {
+    gw.running.gateway.audit.sync().durable().await.unwrap();
     let mut requests = Vec::new();
     let mut executions = Vec::new();
     read_trail(gw.running.gateway.audit.dir(), |_, e| match e {

@@ -20,6 +20,7 @@ mod dsp;
 mod dsp_crash;
 mod examples;
 mod local;
+mod one_commit;
 mod openssl_made;
 mod operations;
 mod requests;

@@ -379,15 +379,12 @@ async fn a_sigkill_mid_write_leaves_a_trail_that_verifies() {
     }
     let answered = answered.load(Ordering::SeqCst);
 
+    // The chain verifies as the kill left it; the records of answers whose copy had not yet
+    // reached the trail are in the request log, and the next start copies them.
     let trail = dir.path().join("state/audit");
     let (code, out) = verify(&trail);
     assert_eq!(code, 0, "{out}");
     let before = records(&out);
-    assert!(
-        before >= answered,
-        "{answered} answers but {before} records: {out}"
-    );
-    let requests_before = request_records(&trail);
 
     // Started again: the torn tail (if any) is cut, and the chain goes on.
     let config = Config::load(&config, Vec::new()).unwrap();
@@ -402,7 +399,12 @@ async fn a_sigkill_mid_write_leaves_a_trail_that_verifies() {
     // One more request record; the commands pending at the kill are answered and delivered now,
     // so delivery attempts may add records of their own.
     assert!(records(&out) > before, "{out}");
-    assert_eq!(request_records(&trail), requests_before + 1, "{out}");
+    // Every answer before the kill has its record now, and the one after it.
+    let requests = request_records(&trail);
+    assert!(
+        requests > answered,
+        "{answered} answers before the kill and one after, but {requests} request records: {out}"
+    );
     assert!(!out.contains("Torn tail"), "{out}");
 }
 

@@ -45,7 +45,9 @@ async fn post_rules(gw: &support::TestGateway, body: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-fn audit_text(gw: &support::TestGateway) -> String {
+async fn audit_text(gw: &support::TestGateway) -> String {
+    // Every answered request's record is copied into the trail: written once this returns.
+    gw.running.gateway.audit.sync().durable().await.unwrap();
     let dir = gw.dir.path().join("state/audit");
     let mut text = String::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -91,7 +93,7 @@ async fn a_version_added_ahead_of_its_date_decides_requests_executing_from_then_
     assert_eq!(post_rules(&gw, "{\"version\": 1}").await.0, 400);
 
     // Every decision names the version it used.
-    let trail = audit_text(&gw);
+    let trail = audit_text(&gw).await;
     assert_eq!(trail.matches("\"rules\":\"base\"").count(), 2, "{trail}");
     assert_eq!(
         trail.matches("\"rules\":\"test-release\"").count(),
@@ -231,7 +233,7 @@ async fn a_version_in_force_routes_the_alerts_raised_under_it() {
         "{to:?}"
     );
     assert!(to.iter().any(|r| r.contains(network_operator)), "{to:?}");
-    let trail = audit_text(&gw);
+    let trail = audit_text(&gw).await;
     assert!(trail.contains("\"rules\":\"past-release\""), "{trail}");
     // The routing decision is audited too: the alert, the version whose routes decided, and
     // both Users (its record reaches the disk on its own, soon after the copies leave).

@@ -122,7 +122,7 @@ impl User {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_a_kill_is_executed_or_its_resend_accepted() {
-    let (pki, rx_server, mut rx) = pki_and_receiver().await;
+    let (pki, rx_server, rx) = pki_and_receiver().await;
     let (dir, config) = super::round_trip::routed_dir(
         pki.path(),
         rx_server.local_addr().port(),
@@ -136,17 +136,7 @@ async fn a_request_in_flight_at_a_kill_is_executed_or_its_resend_accepted() {
         .collect();
     let counters: Vec<_> = users.iter().map(|_| Arc::new(Mutex::new(0u64))).collect();
 
-    let received = Arc::new(Mutex::new(BTreeSet::new()));
-    let collector = tokio::spawn({
-        let received = received.clone();
-        async move {
-            while let Some(m) = rx.recv().await {
-                if let Some(id) = m.description.request_id {
-                    received.lock().unwrap().insert(id);
-                }
-            }
-        }
-    });
+    let (received, collector) = support::request_ids(rx);
 
     // Every request whose final message must arrive.
     let mut owed = BTreeSet::new();

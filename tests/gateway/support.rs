@@ -301,3 +301,25 @@ pub fn set(items: &[(&str, &str)]) -> std::collections::BTreeSet<(String, String
         .map(|(u, c)| ((*u).to_owned(), (*c).to_owned()))
         .collect()
 }
+
+/// The RequestIDs of every message the receiver gets, collected in the background for as long
+/// as the test runs (deliveries of one gateway run may land during the next).
+pub fn request_ids(
+    mut rx: tokio::sync::mpsc::Receiver<dccgw::receiver::Received>,
+) -> (
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let collector = tokio::spawn({
+        let received = received.clone();
+        async move {
+            while let Some(m) = rx.recv().await {
+                if let Some(id) = m.description.request_id {
+                    received.lock().unwrap().insert(id);
+                }
+            }
+        }
+    });
+    (received, collector)
+}

@@ -149,3 +149,48 @@ async fn of_two_concurrent_uses_exactly_one_wins() {
         assert!(x.unwrap() ^ y.unwrap(), "entry {n}");
     }
 }
+
+#[tokio::test]
+async fn records_made_durable_elsewhere_are_undone_recovered_and_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (issued, used) = {
+        let ledger = open(dir.path(), 10, T0);
+        // In memory only: an issue and a use whose commit failed are undone.
+        ledger.issue_in_memory(id(1, 9), vec![9], T0).unwrap();
+        ledger.unissue(&id(1, 9));
+        assert!(matches!(ledger.peek(&id(1, 9), T0), Err(UseError::Unknown)));
+        let issued = ledger.issue_in_memory(id(1, 1), vec![1], T0).unwrap();
+        let (value, _) = ledger.take_in_memory(&id(1, 1), T0 + 1).unwrap();
+        assert_eq!(value, vec![1]);
+        ledger.untake(&id(1, 1), value);
+        assert_eq!(ledger.peek(&id(1, 1), T0 + 1).unwrap(), vec![1]);
+        (issued, ledger.take_in_memory(&id(1, 1), T0 + 1).unwrap().1)
+    };
+    // Nothing of it reached the ledger's own files: a reopen knows nothing.
+    let ledger = open(dir.path(), 10, T0 + 2);
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 2),
+        Err(UseError::Unknown)
+    ));
+    // Read back from the request log: the issue alone, then the use; twice is harmless.
+    let records = vec![issued.clone(), issued, used];
+    ledger.recover(&records[..1]);
+    assert_eq!(ledger.peek(&id(1, 1), T0 + 2).unwrap(), vec![1]);
+    ledger.recover(&records);
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 2),
+        Err(UseError::Used)
+    ));
+    ledger.checkpoint(&records, T0 + 2).await.unwrap();
+    drop(ledger);
+    let ledger = open(dir.path(), 10, T0 + 3);
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + 3),
+        Err(UseError::Used)
+    ));
+    assert!(matches!(
+        ledger.issue_in_memory(id(1, 1), vec![1], T0 + 3),
+        Err(IssueError::Duplicate)
+    ));
+    assert_eq!(ledger.len(), 1);
+}

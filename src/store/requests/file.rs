@@ -10,6 +10,11 @@
 //! [`Recovered`]; the caller replays them into the stores, makes those durable, and then
 //! releases them. New decisions go to a fresh segment, so a recovered one is never appended to.
 //!
+//! A decision's [`EntryKind::Audit`] entries are handed to the log's [`Trail`] once the decision
+//! is durable, while the commit still holds its segment's gate: so once the checkpoint holds a
+//! sealed segment's gate alone, every audit entry in it has been handed over (and the checkpoint
+//! makes the trail durable before the segment goes).
+//!
 //! Bound: at most [`MAX_SEALED`] sealed segments wait for the checkpoint; past that the newest
 //! segment is not sealed and grows on until the checkpoint catches up (the disk holds what the
 //! checkpoint has not yet copied, never less).
@@ -20,15 +25,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, OwnedRwLockReadGuard, RwLock};
 
-use super::{decode, encode, Decision, LogFuture, RequestLog};
+use super::{decode, encode, Decision, EntryKind, LogFuture, RequestLog};
 use crate::store::journal::read_records;
 use crate::store::{numbered_files, sync_dir, Journal, JournalError};
 
 /// Sealed segments waiting for the checkpoint, at most (see the module's bound).
 pub const MAX_SEALED: usize = 64;
 
+/// Where a durable decision's audit entries go (the audit trail's copy of the log): called with
+/// each entry's bytes, in commit order within a decision. It must not block for long: it runs
+/// on the committing task.
+pub type Trail = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 pub struct FileRequestLog {
     dir: PathBuf,
+    trail: std::sync::OnceLock<Trail>,
     segment_records: usize,
     state: Mutex<State>,
     /// Told when a segment is sealed.
@@ -96,6 +107,7 @@ impl FileRequestLog {
         let current = Segment::open(dir, next)?;
         let log = Self {
             dir: dir.to_owned(),
+            trail: std::sync::OnceLock::new(),
             segment_records: segment_records.max(1),
             state: Mutex::new(State {
                 current,
@@ -109,6 +121,12 @@ impl FileRequestLog {
             files: old.into_iter().map(|(_, p)| p).collect(),
         };
         Ok((log, recovered))
+    }
+
+    /// Sets where durable audit entries go (once; a second call is ignored). Until it is set,
+    /// they stay in the log only (and reach the trail at the next start's recovery).
+    pub fn set_trail(&self, trail: Trail) {
+        let _ = self.trail.set(trail);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -183,7 +201,15 @@ impl RequestLog for FileRequestLog {
         Box::pin(async move {
             let record = encode(&decision);
             let (journal, _writing) = self.segment_for_one()?;
-            Ok(journal.append(record).await?)
+            journal.append(record).await?;
+            if let Some(trail) = self.trail.get() {
+                for e in &decision.entries {
+                    if e.kind == EntryKind::Audit {
+                        trail(&e.bytes);
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

@@ -1,34 +1,38 @@
-//! The request log: one durable commit per accepted request, carrying everything the request
-//! makes durable before its answer — its originator's new anti-replay mark and its effects'
-//! records (a command journalled as pending, a held request) — so that a crash can never leave
-//! a counter spent without its command, nor a command without its counter.
+//! The request log: one durable commit per request, carrying everything the request makes
+//! durable before its answer — an accepted request's originator's new anti-replay mark and its
+//! effects' records (a command journalled as pending, a held request, a pre-command issued or
+//! used), and every answer's audit record (a refusal's decision is that record alone) — so that
+//! a crash can never leave a counter spent without its command, nor a command without its
+//! counter, nor either without its audit record; and an answer waits for one fsync.
 //!
 //! The boundary is [`RequestLog`]. Its contract, for any implementation:
 //!
 //! - [`RequestLog::commit`] makes one [`Decision`] durable as a whole, or not at all: after a
 //!   crash, recovery sees either every part of it or none. It resolves once the decision is
 //!   durable (`Ok`), or once it is known not to be (`Err`: nothing of it may surface later as
-//!   durable, so the caller can answer the request with a refusal and undo what it reserved).
+//!   durable, so the caller can withhold the answer and undo what it reserved).
 //! - Many concurrent commits may share one write (group commit); each resolves only once its
 //!   own decision is durable. Commits are independent: their order in the log is the order
 //!   they were made durable, which concurrent requests do not otherwise fix (marks fold by
 //!   the highest counter, so that order does not matter; a reset sets a mark outright).
 //! - Recovery hands back every durable decision not yet checkpointed into the per-kind stores,
 //!   in log order; replaying one into its stores twice is harmless (each store keys its records
-//!   by RequestID or originator).
+//!   by RequestID or originator; the audit trail copies only the records it lacks).
 //!
 //! The file implementation ([`FileRequestLog`], `requests/` under the state directory) is a
 //! segmented [`Journal`](super::Journal): one writer thread, one write and one fsync for every
-//! decision waiting. The per-kind stores (`replay.journal`, `pending/`, `holds.journal`) are
-//! in-memory views on the request path; a sealed segment is checkpointed into their own files in
-//! the background (one batch per store) and then deleted, so the log stays bounded. A database
+//! decision waiting. The per-kind stores (`replay.journal`, `pending/`, `holds.journal`,
+//! `precommands/`) are in-memory views on the request path; a sealed segment is checkpointed
+//! into their own files in the background (one batch per store) and then deleted, so the log
+//! stays bounded. The audit trail is the log's copy of the audit records ([`Trail`]: each handed
+//! over once durable, the trail fsynced before its segment is deleted). A database
 //! implementation commits a batch of decisions in one transaction, writing the same rows the
-//! checkpoint writes, and needs no checkpoint.
+//! checkpoint writes (the audit rows among them), and needs no checkpoint.
 //!
 //! What is made durable outside a request keeps its own journal: a pending command's settling
 //! (`pending/`), a held request's release (`holds.journal`), outbox deliveries, registration and
-//! User changes, and the effects that are not log entries (pre-commands, local commands,
-//! schedules, firmware distributions), which are written before the decision's commit (so a
+//! User changes, and the effects that are not log entries (local commands, schedules,
+//! quarantine, firmware distributions), which are written before the decision's commit (so a
 //! crash between the two leaves the counter unspent and the effect done: a resend is accepted,
 //! and the effect may happen twice, never not at all).
 
@@ -43,7 +47,7 @@ use std::pin::Pin;
 use crate::antireplay::{Mark, Replay};
 use crate::domain::{Eui64, UserId};
 
-pub use file::{FileRequestLog, Recovered, Sealed};
+pub use file::{FileRequestLog, Recovered, Sealed, Trail};
 
 use super::JournalError;
 
@@ -132,6 +136,12 @@ pub enum EntryKind {
     Pending,
     /// A DSP-held future-dated request (the held-request journal's record).
     Hold,
+    /// The request's audit record (the audit trail's entry: its time and its JSON), so that
+    /// the answer waits for this one commit and the trail copies it from the log.
+    Audit,
+    /// A pre-command issued by a Transform, or used by its signed form (the pre-command
+    /// ledger's record).
+    PreCommand,
 }
 
 impl EntryKind {
@@ -140,6 +150,8 @@ impl EntryKind {
         match self {
             Self::Pending => b'P',
             Self::Hold => b'H',
+            Self::Audit => b'A',
+            Self::PreCommand => b'C',
         }
     }
 
@@ -148,6 +160,8 @@ impl EntryKind {
         match tag {
             b'P' => Some(Self::Pending),
             b'H' => Some(Self::Hold),
+            b'A' => Some(Self::Audit),
+            b'C' => Some(Self::PreCommand),
             _ => None,
         }
     }

@@ -29,6 +29,14 @@ fn decision(n: u64) -> Decision {
                 kind: EntryKind::Hold,
                 bytes: vec![b'H'; n as usize % 7],
             },
+            Entry {
+                kind: EntryKind::PreCommand,
+                bytes: format!("{{\"r\":\"used\",\"id\":\"{n}\"}}").into_bytes(),
+            },
+            Entry {
+                kind: EntryKind::Audit,
+                bytes: format!("audit {n}").into_bytes(),
+            },
         ],
     }
 }
@@ -213,4 +221,34 @@ async fn concurrent_commits_across_segment_rotations_are_all_durable() {
     got.extend(checkpointed.lock().unwrap().iter());
     got.sort_unstable();
     assert_eq!(got, (1..=200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_durable_decisions_audit_entries_go_to_the_trail_and_stay_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = FileRequestLog::open(dir.path(), 1000).unwrap();
+    // Before a trail is set, entries stay in the log only.
+    log.commit(decision(1)).await.unwrap();
+    let copied = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&copied);
+    log.set_trail(Box::new(move |e| sink.lock().unwrap().push(e.to_vec())));
+    for n in 2..=4 {
+        log.commit(decision(n)).await.unwrap();
+    }
+    let refusal = Decision {
+        mark: None,
+        entries: vec![Entry {
+            kind: EntryKind::Audit,
+            bytes: b"refused".to_vec(),
+        }],
+    };
+    log.commit(refusal.clone()).await.unwrap();
+    assert_eq!(
+        *copied.lock().unwrap(),
+        [&b"audit 2"[..], b"audit 3", b"audit 4", b"refused"]
+    );
+    drop(log);
+    let (_, recovered) = FileRequestLog::open(dir.path(), 1000).unwrap();
+    assert_eq!(recovered.decisions.len(), 5);
+    assert_eq!(recovered.decisions[4], refusal);
 }

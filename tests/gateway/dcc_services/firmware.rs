@@ -165,13 +165,14 @@ async fn firmware_reaches_the_hubs_and_the_originator_hears_how_it_went() {
     a.check(&env.gw, &delivered);
     // The audit trail: 11.1 and 11.4 owed a final message (and got it), 12.1 none.
     for srv in ["11.1", "11.4"] {
-        let records = audited(&env.gw, srv);
+        let records = audited(&env.gw, srv).await;
         assert!(
             !records.is_empty() && records.iter().all(|(c, f)| c == "I99" && *f),
             "{srv}: {records:?}"
         );
     }
     assert!(audited(&env.gw, "12.1")
+        .await
         .iter()
         .all(|(c, f)| c == "I0" && !f));
     env.stop().await;

@@ -259,7 +259,7 @@ async fn inventory_services_change_the_cache_and_tell_the_users() {
     a.check(gw, &delivered);
     // Every inventory service answered at once: the audit trail owes no final message.
     for srv in ["12.2", "8.14.1", "8.14.2", "8.14.4", "8.3", "8.4", "8.2"] {
-        let records = audited(gw, srv);
+        let records = audited(gw, srv).await;
         assert!(!records.is_empty(), "{srv}");
         assert!(
             records
