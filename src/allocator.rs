@@ -4,7 +4,9 @@
 //! here: the crates implement `GlobalAlloc` themselves.
 
 #[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
-compile_error!("choose one global allocator: the features `jemalloc` and `mimalloc` exclude each other");
+compile_error!(
+    "choose one global allocator: the features `jemalloc` and `mimalloc` exclude each other"
+);
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]

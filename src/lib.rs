@@ -20,8 +20,8 @@
 
 pub mod admin;
 pub mod admission;
-mod allocator;
 pub mod alerts;
+mod allocator;
 pub mod anomaly;
 pub mod antireplay;
 pub mod audit;

@@ -182,19 +182,16 @@ impl Replies {
         let docs: Vec<&str> = written.iter().map(|(.., xml)| xml.as_str()).collect();
         let bodies = self.sign_all(&docs).await;
         let (mut batch, mut settle) = (Vec::new(), Vec::new());
-        for ((request_id, at, code, _), body) in written.iter().zip(bodies) {
+        for ((request_id, at, code, _), body) in written.into_iter().zip(bodies) {
             let Some(body) = body else { continue };
             batch.push(Outbound {
                 id: self.outbox.next_id(),
                 user: request_id.originator,
-                kind: OutboundKind::Response {
-                    request_id: *request_id,
-                    code,
-                },
+                kind: OutboundKind::Response { request_id, code },
                 body,
                 raised_at: at.saturating_mul(1000),
             });
-            settle.push(*request_id);
+            settle.push(request_id);
         }
         self.enqueue(batch).await;
         // Together, so the pending journal's group commit makes one fsync of them.

@@ -111,7 +111,11 @@ impl Deliver {
         // Off the async workers, a few at a time (`offload`).
         for chunk in messages.chunks(CHUNK) {
             let sign = |m: &Unsigned| xmldsig::sign_document(&m.xml, &g.signer, &g.c14n_limits);
-            bodies.extend(g.offload.run(|| chunk.iter().map(sign).collect::<Vec<_>>()).await);
+            bodies.extend(
+                g.offload
+                    .run(|| chunk.iter().map(sign).collect::<Vec<_>>())
+                    .await,
+            );
         }
         for (m, body) in messages.into_iter().zip(bodies) {
             let Ok(body) = body else {

@@ -361,7 +361,7 @@ impl Gateway {
         checks::check_originator(&register, peer.user_id, header.request_id.originator)
             .map_err(refuse)?;
         *ticket = self.admit(header).map_err(refuse)?; // Admit, or shed at once: `admit.rs`.
-        // Verify to replay: the ECDSA verify and the signed command, off the async workers.
+                                                       // Verify to replay: the ECDSA verify and the signed command, off the async workers.
         let (plan, mark) = self
             .offload
             .run(|| -> Result<_, Error> {
