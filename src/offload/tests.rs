@@ -22,7 +22,7 @@ fn a_job_leaves_its_worker_to_the_other_tasks() {
         let (tx, rx) = mpsc::channel();
         let job = tokio::spawn(async move {
             offload
-                .run(|| rx.recv_timeout(Duration::from_secs(10)).is_ok())
+                .run(move || rx.recv_timeout(Duration::from_secs(10)).is_ok())
                 .await
         });
         // Give the job its start on the one worker, then ask that worker for another task.
