@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod admission;
 pub mod alerts;
+mod allocator;
 pub mod anomaly;
 pub mod antireplay;
 pub mod audit;
@@ -42,6 +43,7 @@ pub mod firmware;
 pub mod gbcs;
 pub mod identity;
 pub mod metrics;
+pub mod offload;
 pub mod outbox;
 pub mod pipeline;
 pub mod pki;
@@ -65,3 +67,5 @@ pub mod testing;
 pub mod tls;
 pub mod tools;
 pub mod xmldsig;
+
+pub use allocator::NAME as ALLOCATOR;

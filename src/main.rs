@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config = Config::load(&config, std::env::vars())
                 .with_context(|| format!("loading {}", config.display()))?;
-            runtime()?.block_on(serve(config, None))
+            serve_runtime(&config.runtime)?.block_on(serve(config, None))
         }
         Command::Config { command } => config_command(command),
         Command::Demo {
@@ -363,6 +363,15 @@ async fn start_demo_receiver(plan: &demo::DemoPlan) -> anyhow::Result<dccgw::rec
     dccgw::receiver::Receiver::start(config, None)
         .await
         .context("starting the demo Receive Response Service")
+}
+
+/// `serve`'s runtime: its worker threads as `[runtime]` says (one per core by default).
+fn serve_runtime(config: &dccgw::config::Runtime) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

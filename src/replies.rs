@@ -7,6 +7,7 @@
 //! firmware distribution's hub commands go to the distribution instead (`firmware.rs`).
 
 mod firmware;
+mod sign;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,12 +25,13 @@ use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::error;
 use crate::firmware::Distributions;
 use crate::metrics::Metrics;
+use crate::offload::Offload;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::registry::Snapshot;
 use crate::rules::RuleSet;
 use crate::signer::Signer;
 use crate::state::StateLog;
-use crate::xmldsig::{self, c14n::C14nLimits};
+use crate::xmldsig::c14n::C14nLimits;
 
 /// Outcomes or hub events taken together into one outbox write, at most.
 const BATCH: usize = 256;
@@ -69,6 +71,10 @@ pub trait Context: Send + Sync {
     /// Records how `alert` was routed under `rules` (the audit trail's routing record); by
     /// default, no record.
     fn routed(&self, _alert: &DeviceAlert, _rules: &RuleSet, _fanned: &Fanned) {}
+    /// Where messages are signed: by default inline, on the replies task's async worker.
+    fn offload(&self) -> Offload {
+        Offload::inline()
+    }
 }
 
 /// Runs until every source has closed.
@@ -159,16 +165,33 @@ impl Replies {
         dispatcher: &Dispatcher,
         outcomes: impl Iterator<Item = DispatchOutcome>,
     ) {
-        let (mut batch, mut settle, mut distributed) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut written, mut distributed) = (Vec::new(), Vec::new());
         for o in outcomes {
             if firmware::is_distribution(&o) {
                 distributed.push(o);
                 continue;
             }
-            if let Some(message) = self.response(&o) {
-                batch.push(message);
-                settle.push(o.request_id);
-            }
+            let outcome = match &o.result {
+                Ok(payload) => DeviceOutcome::Answer(payload),
+                Err(failure) => DeviceOutcome::Failed(error::device_failure_code(*failure)),
+            };
+            let code = outcome.code();
+            let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
+            written.push((o.request_id, o.at, code, xml));
+        }
+        let docs: Vec<&str> = written.iter().map(|(.., xml)| xml.as_str()).collect();
+        let bodies = self.sign_all(&docs).await;
+        let (mut batch, mut settle) = (Vec::new(), Vec::new());
+        for ((request_id, at, code, _), body) in written.into_iter().zip(bodies) {
+            let Some(body) = body else { continue };
+            batch.push(Outbound {
+                id: self.outbox.next_id(),
+                user: request_id.originator,
+                kind: OutboundKind::Response { request_id, code },
+                body,
+                raised_at: at.saturating_mul(1000),
+            });
+            settle.push(request_id);
         }
         self.enqueue(batch).await;
         // Together, so the pending journal's group commit makes one fsync of them.
@@ -180,26 +203,6 @@ impl Replies {
         if !distributed.is_empty() {
             self.distributed(dispatcher, distributed).await;
         }
-    }
-
-    /// The device's answer, or E20/E21, as a signed Service Response to the originator.
-    fn response(&mut self, o: &DispatchOutcome) -> Option<Outbound> {
-        let outcome = match &o.result {
-            Ok(payload) => DeviceOutcome::Answer(payload),
-            Err(failure) => DeviceOutcome::Failed(error::device_failure_code(*failure)),
-        };
-        let xml = write_service_response(&o.request_id, o.srv, &outcome, now());
-        let body = self.sign(&xml)?;
-        Some(Outbound {
-            id: self.outbox.next_id(),
-            user: o.request_id.originator,
-            kind: OutboundKind::Response {
-                request_id: o.request_id,
-                code: outcome.code(),
-            },
-            body,
-            raised_at: o.at.saturating_mul(1000),
-        })
     }
 
     /// One hub event: the alert messages it calls for (to be signed and enqueued by
@@ -361,8 +364,10 @@ impl Replies {
         // A copy that could not be signed is not in the outbox: what it came from is not let
         // go (the hub offers the event again, the change batch is raised again, after a restart).
         let mut unsigned = vec![false; messages.len()];
-        for (i, m) in messages.iter().enumerate() {
-            let Some(body) = self.sign(&m.xml) else {
+        let docs: Vec<&str> = messages.iter().map(|m| m.xml.as_str()).collect();
+        let bodies = self.sign_all(&docs).await;
+        for ((i, m), body) in messages.iter().enumerate().zip(bodies) {
+            let Some(body) = body else {
                 unsigned[i] = true;
                 continue;
             };
@@ -437,16 +442,6 @@ impl Replies {
                     tracing::error!(error = %e, "The outbox refused messages; trying again.");
                     tokio::time::sleep(ENQUEUE_RETRY).await;
                 }
-            }
-        }
-    }
-
-    fn sign(&self, xml: &str) -> Option<Vec<u8>> {
-        match xmldsig::sign_document(xml, self.gateway.signer(), self.gateway.c14n_limits()) {
-            Ok(signed) => Some(signed.into_bytes()),
-            Err(e) => {
-                tracing::error!(error = %e, "Signing an outbound message failed; check the DCC signing key.");
-                None
             }
         }
     }

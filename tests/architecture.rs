@@ -45,6 +45,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("receiver", 1),
     ("testing", 1),
     ("tally", 1),
+    ("offload", 1),
+    ("allocator", 1),
     ("pipeline", 2),
     ("replies", 2),
     ("dsp", 2),

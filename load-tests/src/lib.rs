@@ -4,7 +4,7 @@
 //! Pure pieces: [`scenario`], [`population`], [`plan`], [`outcome`], [`stats`], [`report`].
 //! Resources: [`setup`] (work directory), [`requests`] (signing), [`critical`] (a User's signed
 //! pre-commands), [`tlsconf`], [`client`] (the lanes), [`receiver`] (Receive Response endpoint),
-//! [`refserver`], [`nginx`], [`procs`], [`floor`], [`oha`]. Wiring: [`runner`], [`bench`].
+//! [`refserver`], [`nginx`], [`procs`], [`floor`], [`offload`], [`oha`]. Wiring: [`runner`], [`bench`].
 #![forbid(unsafe_code)]
 
 pub mod bench;
@@ -12,6 +12,7 @@ pub mod client;
 pub mod critical;
 pub mod floor;
 pub mod nginx;
+pub mod offload;
 pub mod oha;
 pub mod outcome;
 pub mod plan;

@@ -125,6 +125,17 @@ enum Command {
         #[arg(long)]
         body: PathBuf,
     },
+    /// Compare running ECDSA signatures inline on the async workers, through
+    /// `dccgw::offload` (`block_in_place`) and through `spawn_blocking`: CPU and wall time per
+    /// job, and how late a 1 ms heartbeat fires.
+    Offload {
+        /// Concurrent tasks.
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+        /// Jobs (one signature each) per task.
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+    },
     /// Print the crypto floor: V ECDSA P-256 verifications plus N signatures (means, may be fractional), with ring.
     Floor {
         #[arg(long, default_value_t = 1.0)]
@@ -277,6 +288,11 @@ fn main() -> anyhow::Result<()> {
                 }
                 anyhow::Ok(())
             })
+        }
+        Command::Offload { tasks, jobs } => {
+            let figures = dccgw_load::offload::measure(tasks, jobs)?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
         }
         Command::Floor { signs, verifies } => {
             let f = floor::measure(5_000, verifies, signs)?;

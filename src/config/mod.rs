@@ -27,6 +27,9 @@ pub struct Config {
     /// Bounds on everything a peer controls; each says what happens at the bound.
     #[serde(default)]
     pub limits: Limits,
+    /// The async runtime's threads, and the pool that runs signing and verifying off them.
+    #[serde(default)]
+    pub runtime: Runtime,
     /// Which parsed requests are taken on: per-User bounds, the adaptive global limit and the
     /// priority classes (`docs/admission.md`).
     #[serde(default)]
@@ -382,6 +385,37 @@ impl Default for Limits {
             max_xml_elements: 20_000,
             max_concurrent_streams: 64,
         }
+    }
+}
+
+/// `[runtime]`: threads, sized by default from the cores this process may use (`taskset`,
+/// cpusets and CPU quotas are honoured).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// The async runtime's worker threads (connections, TLS, HTTP, timers); by default one per
+    /// core.
+    #[schemars(range(min = 1))]
+    pub worker_threads: Option<usize>,
+    /// CPU-heavy jobs at once — verifying a request's signature, signing answers, hub commands
+    /// and messages — each run off the async workers; by default one per core. When all are
+    /// busy a request waits for one (admission control bounds how many can). 0 runs them on the
+    /// async workers themselves.
+    pub crypto_threads: Option<usize>,
+}
+
+impl Runtime {
+    /// The async runtime's worker threads.
+    pub fn workers(&self) -> usize {
+        self.worker_threads
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| crate::offload::cores().get())
+    }
+
+    /// The signing and verifying pool's size (0: none).
+    pub fn crypto(&self) -> usize {
+        self.crypto_threads
+            .unwrap_or_else(|| crate::offload::cores().get())
     }
 }
 

@@ -18,7 +18,7 @@ pub use request_id::{RequestId, RequestIdError};
 pub use response_code::{ResponseCode, ResponseCodeError};
 pub use role::{RoleError, SmkiRole, UserRole};
 pub use service::DuisService;
-pub use srv::{CommandVariant, ServiceReference, Srv, SrvError};
+pub use srv::{CommandVariant, ServiceReference, Srv, SrvError, SrvText};
 
 /// The DCC's own identity: the target of non-device requests and the signer of responses.
 pub const DCC_ID: Eui64 = Eui64::from_bytes([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x00, 0x00, 0x02]);

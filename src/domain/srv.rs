@@ -58,6 +58,51 @@ impl Srv {
     pub fn group(&self) -> u8 {
         self.parts[0]
     }
+
+    /// The variant's text, as `Display` writes it, without allocating: for a metric's label
+    /// and the answer's header on every request.
+    pub fn text(&self) -> SrvText {
+        let mut t = SrvText {
+            buf: [0; 11],
+            len: 0,
+        };
+        for (i, part) in self.parts[..usize::from(self.len)].iter().enumerate() {
+            if i > 0 {
+                t.push(b'.');
+            }
+            if *part >= 100 {
+                t.push(b'0' + part / 100);
+            }
+            if *part >= 10 {
+                t.push(b'0' + part / 10 % 10);
+            }
+            t.push(b'0' + part % 10);
+        }
+        t
+    }
+}
+
+/// An SRV's text (`255.255.255` at most), on the stack.
+#[derive(Clone, Copy)]
+pub struct SrvText {
+    buf: [u8; 11],
+    len: u8,
+}
+
+impl SrvText {
+    fn push(&mut self, b: u8) {
+        self.buf[usize::from(self.len)] = b;
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for SrvText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII digits and dots are pushed.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+    }
 }
 
 impl FromStr for Srv {
@@ -197,6 +242,23 @@ mod tests {
             assert_eq!(bad.parse::<Srv>(), Err(SrvError::SrvSyntax), "{bad}");
         }
         assert!("4.1.1".parse::<ServiceReference>().is_err());
+    }
+
+    #[test]
+    fn text_is_what_display_writes() {
+        for text in [
+            "4.1.1",
+            "8.2",
+            "14.1",
+            "255.255.255",
+            "0.0",
+            "10.100.9",
+            "99.9.10",
+        ] {
+            let srv: Srv = text.parse().unwrap();
+            assert_eq!(&*srv.text(), text);
+            assert_eq!(&*srv.text(), srv.to_string());
+        }
     }
 
     #[test]

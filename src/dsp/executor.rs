@@ -15,6 +15,7 @@ use crate::duis::outbound::{
     DeviceOutcome,
 };
 use crate::duis::schedule::{execution_request_id, ScheduleId};
+use crate::offload::CHUNK;
 use crate::outbox::{Outbound, OutboundKind, Outbox};
 use crate::pipeline::Gateway;
 use crate::store::{Held, Schedule};
@@ -105,9 +106,19 @@ impl Deliver {
     /// cannot be signed is logged and left out.
     pub(super) async fn deliver(&self, messages: Vec<Unsigned>) {
         let mut batch = Vec::with_capacity(messages.len());
-        for m in messages {
-            let g = &self.gateway;
-            let Ok(body) = xmldsig::sign_document(&m.xml, &g.signer, &g.c14n_limits) else {
+        let g = &self.gateway;
+        let mut bodies = Vec::with_capacity(messages.len());
+        // Off the async workers, a few at a time (`offload`).
+        for chunk in messages.chunks(CHUNK) {
+            let sign = |m: &Unsigned| xmldsig::sign_document(&m.xml, &g.signer, &g.c14n_limits);
+            bodies.extend(
+                g.offload
+                    .run(|| chunk.iter().map(sign).collect::<Vec<_>>())
+                    .await,
+            );
+        }
+        for (m, body) in messages.into_iter().zip(bodies) {
+            let Ok(body) = body else {
                 tracing::error!("Signing a DSP message failed; check the DCC signing key.");
                 continue;
             };

@@ -58,7 +58,7 @@ pub fn write_response(
 
     out.push_str("<sr:Body><sr:ResponseMessage>");
     element(&mut out, "ServiceReference", &service_reference.to_string());
-    element(&mut out, "ServiceReferenceVariant", &srv.to_string());
+    element(&mut out, "ServiceReferenceVariant", &srv.text());
     match payload {
         ResponsePayload::None => {}
         ResponsePayload::GbcsPayload(bytes) => {

@@ -39,7 +39,7 @@ impl RequestAnswered<'_> {
     pub fn emit(&self, metrics: &Metrics) -> AuditEvent {
         let elapsed = self.trace.elapsed();
         let service = self.service.label();
-        let srv = self.srv.map(|s| s.to_string());
+        let srv = self.srv.map(|s| s.text());
         let srv = srv.as_deref().unwrap_or("unknown");
         let permit = self.trace.permit();
         let role = permit.map_or("none", |p| p.role().code());
@@ -58,11 +58,14 @@ impl RequestAnswered<'_> {
             .with_label_values(&[service, srv, role, class, self.code.as_str()])
             .inc();
         self.observe_stages(metrics);
-        let request_id = self.request_id.map(|r| r.to_string());
         let span = tracing::Span::current();
-        span.record("request_id", request_id.as_deref().unwrap_or("-"));
-        span.record("srv", srv);
-        span.record("role", role);
+        // Written only for a span a subscriber keeps (not below the log level).
+        if !span.is_disabled() {
+            let request_id = self.request_id.map(|r| r.to_string());
+            span.record("request_id", request_id.as_deref().unwrap_or("-"));
+            span.record("srv", srv);
+            span.record("role", role);
+        }
         let elapsed_us = micros(elapsed);
         let decision = match self.refusal {
             None => {
@@ -117,10 +120,7 @@ impl RequestAnswered<'_> {
     fn observe_stages(&self, metrics: &Metrics) {
         for stage in Stage::ALL {
             if let Some(took) = self.trace.lap_of(stage) {
-                metrics
-                    .stage_duration
-                    .with_label_values(&[stage.label()])
-                    .observe(took.as_secs_f64());
+                metrics.stage_duration[stage as usize].observe(took.as_secs_f64());
             }
         }
     }
@@ -142,10 +142,7 @@ pub struct AuditWaited {
 
 impl AuditWaited {
     pub fn emit(&self, metrics: &Metrics) {
-        metrics
-            .stage_duration
-            .with_label_values(&[Stage::Audit.label()])
-            .observe(self.waited.as_secs_f64());
+        metrics.stage_duration[Stage::Audit as usize].observe(self.waited.as_secs_f64());
         if let Err(e) = &self.result {
             metrics.audit_failures.inc();
             tracing::error!(error = %e, "A request's decision and audit record were not committed; check the state directory's disk.");

@@ -223,3 +223,12 @@ fn the_dashboard_has_thresholds_an_instance_variable_and_the_delivery_failures()
         .iter()
         .any(|e| e.contains("process_resident_memory_bytes")));
 }
+
+/// The stage handles are indexed by a stage's discriminant: `Stage::ALL` must list the stages in
+/// declaration order.
+#[test]
+fn stage_handles_are_indexed_in_declaration_order() {
+    for (i, stage) in Stage::ALL.iter().enumerate() {
+        assert_eq!(*stage as usize, i, "{}", stage.label());
+    }
+}

@@ -9,6 +9,7 @@ use crate::alerts::{DeviceAlert, Fanned};
 use crate::audit::{AuditEvent, RoutingRecord};
 use crate::firmware::Distributions;
 use crate::metrics::Metrics;
+use crate::offload::Offload;
 use crate::registry::Snapshot;
 use crate::replies;
 use crate::rules::RuleSet;
@@ -29,6 +30,10 @@ impl replies::Context for Gateway {
 
     fn c14n_limits(&self) -> &C14nLimits {
         &self.c14n_limits
+    }
+
+    fn offload(&self) -> Offload {
+        self.offload.clone()
     }
 
     fn metrics(&self) -> &Metrics {

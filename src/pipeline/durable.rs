@@ -110,7 +110,10 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Answer {
         let trace = RequestTrace::start();
-        let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+        let (answer, audited) = self
+            .offload
+            .run(|| self.respond(service, peer, partial, Err(error), now, trace))
+            .await;
         self.once_recorded(answer, audited, Prepared::default())
             .await
             .unwrap_or_else(|_| Answer::withheld())

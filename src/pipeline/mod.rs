@@ -46,6 +46,7 @@ use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
 use crate::metrics::{Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::offload::Offload;
 use crate::outbox::Outbox;
 use crate::register::PartyRegister;
 use crate::routing::CommandSigner;
@@ -100,6 +101,8 @@ pub struct Gateway {
     pub anomaly: Anomaly,
     /// Which parsed requests are taken on before their signature is verified.
     pub admission: Gate,
+    /// Where signing and verifying run: off the async workers, so many at once.
+    pub offload: Offload,
 }
 
 /// What a permitted device request needs to reach the hub network.
@@ -138,6 +141,7 @@ pub struct Parts {
     pub outbox: Arc<Outbox>,
     pub anomaly: Anomaly,
     pub admission: Gate,
+    pub offload: Offload,
 }
 
 impl Gateway {
@@ -155,6 +159,7 @@ impl Gateway {
             outbox,
             anomaly,
             admission,
+            offload,
         } = parts;
         metrics.certificate_expires(
             "dcc_xml_signing",
@@ -187,6 +192,7 @@ impl Gateway {
             outbox,
             anomaly,
             admission,
+            offload,
         })
     }
 
@@ -207,24 +213,20 @@ impl Gateway {
                 .process(service, peer, body, now, &mut trace, &mut ticket)
                 .await;
             let shed = matches!(&processed, Err(r) if matches!(r.error, Error::Shed(_)));
-            let (answer, audited, prepared, kept) = match processed {
+            let (partial, outcome, prepared, kept) = match processed {
                 Ok((partial, planned, prepared)) => {
                     let kept = partial.clone();
-                    let (answer, audited) =
-                        self.respond(service, peer, partial, Ok(planned), now, trace);
-                    (answer, audited, prepared, kept)
+                    (partial, Ok(planned), prepared, kept)
                 }
                 Err(Refusal { error, partial }) => {
-                    let (answer, audited) =
-                        self.respond(service, peer, partial, Err(error), now, trace);
-                    (
-                        answer,
-                        audited,
-                        Prepared::default(),
-                        PartialHeader::default(),
-                    )
+                    let none = PartialHeader::default();
+                    (partial, Err(error), Prepared::default(), none)
                 }
             };
+            let (answer, audited) = self
+                .offload
+                .run(|| self.respond(service, peer, partial, outcome, now, trace))
+                .await;
             if shed {
                 return self.answer_shed(answer, audited);
             }
@@ -252,7 +254,10 @@ impl Gateway {
         async {
             let partial = PartialHeader::default();
             let trace = RequestTrace::start();
-            let (answer, audited) = self.respond(service, peer, partial, Err(error), now, trace);
+            let (answer, audited) = self
+                .offload
+                .run(|| self.respond(service, peer, partial, Err(error), now, trace))
+                .await;
             self.once_recorded(answer, audited, Prepared::default())
                 .await
                 .unwrap_or_else(|_| Answer::withheld())
@@ -348,38 +353,44 @@ impl Gateway {
         // Identify: the TLS identity was read once at accept; the originator must be its party's.
         checks::check_originator(&register, peer.user_id, header.request_id.originator)
             .map_err(refuse)?;
-        *ticket = self.admit(header).map_err(refuse)?; // Admit, or shed at once: `admit.rs`.
-        self.verify_signature(body, &request, now).map_err(refuse)?;
-        trace.lap(Stage::Verify);
-        // Authorize: at the execution time for future-dated requests, else now.
-        let at = execution_time(&request, now).map_err(refuse)?;
-        let at_rules = Arc::clone(book.in_force(at.unix_timestamp()));
-        trace.ruled(&at_rules);
-        let (permit, entry) = self
-            .authorize(&at_rules.catalogue, &request, &register, at)
+        // Admit, or shed at once: `admit.rs`.
+        *ticket = self.admit(header).map_err(refuse)?;
+        // Verify to replay: the ECDSA verify and the signed command, off the async workers.
+        let (plan, mark) = self
+            .offload
+            .run(|| -> Result<_, Error> {
+                self.verify_signature(body, &request, now)?;
+                trace.lap(Stage::Verify);
+                // Authorize: at the execution time for future-dated requests, else now.
+                let at = execution_time(&request, now)?;
+                let at_rules = Arc::clone(book.in_force(at.unix_timestamp()));
+                trace.ruled(&at_rules);
+                let (permit, entry) =
+                    self.authorize(&at_rules.catalogue, &request, &register, at)?;
+                trace.permitted(&permit);
+                trace.lap(Stage::Authorize);
+                let planning = Planning {
+                    entry,
+                    permit: &permit,
+                    request: &request,
+                    body,
+                    at,
+                    now,
+                };
+                let plan = self.plan(&planning)?;
+                let reused = plan.uses_precommand();
+                // Anomaly detection: the plan, or the request's quarantine in its place.
+                let plan = self.screen(plan, &planning)?;
+                // Replay: the counter is checked last, so that only accepted requests move an
+                // originator's high-water mark; it is reserved now and made durable with the
+                // effects' records, in one commit. A signed pre-command's counter was accepted
+                // with its Transform; the pre-command it uses (below) is what it may use once.
+                let mark = self.reserve_counter(&request, now, reused)?;
+                trace.lap(Stage::Replay);
+                Ok((plan, mark))
+            })
+            .await
             .map_err(refuse)?;
-        trace.permitted(&permit);
-        trace.lap(Stage::Authorize);
-        let planning = Planning {
-            entry,
-            permit: &permit,
-            request: &request,
-            body,
-            at,
-            now,
-        };
-        let plan = self.plan(&planning).map_err(refuse)?;
-        let reused = plan.uses_precommand();
-        // Anomaly detection: the plan, or the request's quarantine in its place.
-        let plan = self.screen(plan, &planning).map_err(refuse)?;
-        // Replay: the counter is checked last, so that only accepted requests move an
-        // originator's high-water mark; it is reserved now and made durable with the effects'
-        // records, in one commit. A signed pre-command's counter was accepted with its
-        // Transform; the pre-command it uses (below) is what it may use once.
-        let mark = self
-            .reserve_counter(&request, now, reused)
-            .map_err(refuse)?;
-        trace.lap(Stage::Replay);
         // Route and dispatch, and whatever else the plan promises: on disk before the answer.
         let (planned, prepared) = self.settle(plan, mark, now, trace).await.map_err(refuse)?;
         Ok((partial, planned, prepared))

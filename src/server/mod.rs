@@ -212,6 +212,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         outbox: Arc::clone(&outbox),
         anomaly,
         admission,
+        offload: crate::offload::Offload::new(config.runtime.crypto()),
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
     requests::start(log, recovery.precommands, &gateway).await?;
@@ -318,7 +319,8 @@ async fn serve(
             let _ = audit.sync().durable().await;
         }
     });
-    tracing::info!(%addr, %admin_addr, "Gateway listening.");
+    let allocator = crate::ALLOCATOR;
+    tracing::info!(%addr, %admin_addr, allocator, "Gateway listening.");
     Ok(Running {
         addr,
         admin_addr,
