@@ -6,6 +6,7 @@ mod admission;
 mod attempts;
 mod conn;
 mod expiry;
+mod front;
 mod http;
 mod open;
 mod requests;
@@ -22,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use self::admission::{Admission, Bounds};
+use self::front::Front;
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::{Audit, AuditError};
@@ -114,6 +116,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the DUIS port's runtime ([admission] front_threads)")]
+    Front(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -133,6 +137,8 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The DUIS port's own runtime, kept as long as the gateway runs.
+    _front: Option<Front>,
 }
 
 impl Running {
@@ -307,10 +313,30 @@ async fn serve(
         tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
     }
     let limits = config.limits.clone();
+    let front = Front::start(config.admission.front_threads).map_err(StartError::Front)?;
+    let accepting = match &front {
+        // The listener moves to the front lane's reactor, and its connections with it.
+        Some(front) => {
+            let listener = front.adopt(listener).map_err(StartError::Front)?;
+            front.spawn(accept_loop(
+                listener,
+                acceptor,
+                gateway.clone(),
+                limits,
+                shutdown_rx,
+            ))
+        }
+        None => tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            gateway.clone(),
+            limits,
+            shutdown_rx,
+        )),
+    };
     let task = tokio::spawn({
-        let gateway = gateway.clone();
         async move {
-            accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
+            let _ = accepting.await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
             let _ = timer.await;
@@ -325,6 +351,7 @@ async fn serve(
         reloader,
         shutdown,
         task,
+        _front: front,
     })
 }
 
