@@ -9,11 +9,17 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::runtime::{Builder, Handle};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use super::{accept_loop, StartError};
+use crate::config::Limits;
+use crate::pipeline::Gateway;
+use crate::tls;
 
 /// The front lane's runtime. Its owner thread drops it (its tasks with it, so the connections
 /// it still held are closed) once this is dropped: a runtime may not be dropped in an async
@@ -59,4 +65,24 @@ impl Front {
     {
         self.handle.spawn(future)
     }
+}
+
+/// Runs the accept loop on the front lane when there is one (the listener moves to its
+/// reactor, and its connections with it), else on the caller's runtime.
+pub(super) fn accept_on(
+    front: Option<&Front>,
+    listener: TcpListener,
+    acceptor: Arc<tls::Acceptor>,
+    gateway: &Arc<Gateway>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, StartError> {
+    let gateway = Arc::clone(gateway);
+    Ok(match front {
+        Some(front) => {
+            let listener = front.adopt(listener).map_err(StartError::Front)?;
+            front.spawn(accept_loop(listener, acceptor, gateway, limits, shutdown))
+        }
+        None => tokio::spawn(accept_loop(listener, acceptor, gateway, limits, shutdown)),
+    })
 }

@@ -314,26 +314,14 @@ async fn serve(
     }
     let limits = config.limits.clone();
     let front = Front::start(config.admission.front_threads).map_err(StartError::Front)?;
-    let accepting = match &front {
-        // The listener moves to the front lane's reactor, and its connections with it.
-        Some(front) => {
-            let listener = front.adopt(listener).map_err(StartError::Front)?;
-            front.spawn(accept_loop(
-                listener,
-                acceptor,
-                gateway.clone(),
-                limits,
-                shutdown_rx,
-            ))
-        }
-        None => tokio::spawn(accept_loop(
-            listener,
-            acceptor,
-            gateway.clone(),
-            limits,
-            shutdown_rx,
-        )),
-    };
+    let accepting = front::accept_on(
+        front.as_ref(),
+        listener,
+        acceptor,
+        &gateway,
+        limits,
+        shutdown_rx,
+    )?;
     let task = tokio::spawn({
         async move {
             let _ = accepting.await;
