@@ -11,7 +11,8 @@
 //! delivery and 8.13), `held.rs` (future-dated requests the DSP holds, released at their time),
 //! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
 //! effects); `anomaly.rs` screens a plan against the anomaly thresholds (quarantine in its
-//! place), `quarantine.rs` releases and deletes quarantined requests.
+//! place), `quarantine.rs` releases and deletes quarantined requests; `record.rs` responds and
+//! records.
 
 mod admit;
 mod anomaly;
