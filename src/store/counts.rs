@@ -110,6 +110,8 @@ impl CountLog {
                 return Ok(journal.clone());
             }
         }
+        // Blocking (a file created and fsynced, its writer thread started), on the request
+        // that starts the hour: once an hour.
         let (journal, _) = Journal::open(&self.dir.join(format!("{hour}.journal")))?;
         *current = Some((hour, journal.clone()));
         Ok(journal)
