@@ -59,6 +59,11 @@ pub struct AdmissionConfig {
     pub per_user_burst: f64,
     /// Users whose rate state is kept before idle ones are forgotten.
     pub max_users: usize,
+    /// Threads of the DUIS port's own runtime (its front lane): connections, TLS, HTTP, the
+    /// parse and the admission decision, and shed answers run there, and an admitted request's
+    /// further phases on the gateway's main runtime; so a request to shed is never queued
+    /// behind admitted work. 0 runs everything on the main runtime.
+    pub front_threads: usize,
 }
 
 impl Default for AdmissionConfig {
@@ -75,6 +80,7 @@ impl Default for AdmissionConfig {
             per_user_rate: 500.0,
             per_user_burst: 1_000.0,
             max_users: 65_536,
+            front_threads: 1,
         }
     }
 }

@@ -146,8 +146,9 @@ pub enum Resource {
     /// A registration change could not be journalled before the answer.
     #[error("the registration change log")]
     ChangeLog,
-    /// A quarantined request could not be journalled before the acknowledgement.
-    #[error("the quarantine journal")]
+    /// A quarantined request, or a request's anomaly count, could not be journalled before
+    /// the acknowledgement.
+    #[error("the anomaly-detection journals (quarantine, counts)")]
     QuarantineJournal,
     /// A firmware distribution could not be journalled before the acknowledgement.
     #[error("the firmware distribution journal")]

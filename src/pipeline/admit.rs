@@ -2,26 +2,41 @@
 //! a request on (`crate::admission` decides; this file holds its state under one lock, reads
 //! the clock and emits the metrics). An admitted request holds a [`Ticket`] until its answer is
 //! recorded; dropping the ticket gives its slot back and feeds its latency to the limit.
+//!
+//! With the DUIS port on a runtime of its own (`[admission] front_threads`), [`Gateway::serve`]
+//! decides there and hands an admitted request's further phases to the main runtime: a shed
+//! request is answered without waiting behind admitted work.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use bytes::Bytes;
+use time::OffsetDateTime;
+use tokio::runtime::Handle;
+use tracing::Instrument;
+
 use crate::admission::{AdmissionConfig, Admitted, ClassTable, ConfigError, Limiter};
 use crate::audit::{self, AuditError, AuditEvent};
 use crate::catalogue::Catalogue;
-use crate::domain::{Srv, UserId};
+use crate::domain::{DuisService, Srv, UserId};
 use crate::duis::RequestHeader;
 use crate::error::Error;
-use crate::metrics::{AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged, Metrics};
+use crate::metrics::{
+    AdmissionDecided, AdmissionMetrics, AuditWaited, LimitChanged, Metrics, RequestTrace,
+};
 use crate::store::{Decision, Entry, EntryKind};
+use crate::tls::PeerIdentity;
 
-use super::{Answer, Gateway};
+use super::{request_span, Answer, Gateway};
 
 /// Admission control's gate: the limiter, the class of every SRV, and the clock it runs on.
 pub struct Gate {
     enabled: bool,
     classes: ClassTable,
     shared: Arc<Shared>,
+    /// Where admitted requests run when the DUIS port has a runtime of its own: the runtime
+    /// the gateway was started on.
+    work: Option<Handle>,
 }
 
 struct Shared {
@@ -48,9 +63,13 @@ impl Gate {
             to: limiter.limit(),
         }
         .emit(&metrics);
+        let work = (config.front_threads > 0)
+            .then(Handle::try_current)
+            .and_then(Result::ok);
         Ok(Self {
             enabled: config.enabled,
             classes: ClassTable::new(catalogue),
+            work,
             shared: Arc::new(Shared {
                 limiter: Mutex::new(limiter),
                 epoch: Instant::now(),
@@ -94,6 +113,49 @@ impl Gate {
 }
 
 impl Gateway {
+    /// Runs one request (received at `now`) as [`Gateway::handle`] does, except that the
+    /// phases after admission run on the gateway's main runtime when the DUIS port has its own
+    /// (the caller's task waits for them there): parse, identify and admission, and a refusal
+    /// up to them, stay on the caller's.
+    pub async fn serve(
+        self: &Arc<Self>,
+        service: DuisService,
+        peer: &PeerIdentity,
+        body: Bytes,
+        now: OffsetDateTime,
+    ) -> Answer {
+        let Some(work) = &self.admission.work else {
+            return self.handle(service, peer, &body, now).await;
+        };
+        let span = request_span(service);
+        let mut trace = RequestTrace::start();
+        trace.bytes_in = body.len() as u64;
+        let taken = span.in_scope(|| self.take_on(service, peer, &body, now, &mut trace));
+        let taken = match taken {
+            Ok(taken) => taken,
+            Err(refusal) => {
+                return self
+                    .refuse(service, peer, refusal, now, trace)
+                    .instrument(span)
+                    .await
+            }
+        };
+        let (gateway, peer) = (Arc::clone(self), *peer);
+        let finished = async move {
+            gateway
+                .finish(service, &peer, taken, &body, now, trace)
+                .await
+        };
+        match work.spawn(finished.instrument(span)).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                // A bug in a phase; nothing was promised, so no answer leaves.
+                tracing::error!(%error, "A request's processing ended without an answer.");
+                Answer::withheld()
+            }
+        }
+    }
+
     /// Admits a parsed request, its originator checked: its ticket, or the shed refusal when
     /// the User or the gateway is at its bound for the request's class.
     pub(super) fn admit(&self, header: &RequestHeader) -> Result<Option<Ticket>, Error> {

@@ -23,7 +23,9 @@ use crate::duis::outbound::{write_dcc_alert, DccAlertBody, DccAlertOut, DccAlert
 use crate::error::{Error, Resource};
 use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
-use crate::store::{JournalError, Quarantine, QuarantineError, Quarantined, ThresholdLog};
+use crate::store::{
+    CountLog, JournalError, Quarantine, QuarantineError, Quarantined, Tallied, ThresholdLog,
+};
 use crate::tally::{Counts, LocalCounts};
 use crate::xmldsig;
 
@@ -56,6 +58,8 @@ pub struct Anomaly {
     pub thresholds: ArcSwap<Thresholds>,
     pub log: ThresholdLog,
     pub counts: Arc<dyn Counts>,
+    /// Every request counted, journalled before its answer: the counts rebuilt at a start.
+    pub count_log: CountLog,
     pub quarantine: Arc<Quarantine>,
     /// One threshold change at a time, so versions follow each other.
     pub(super) changing: tokio::sync::Mutex<()>,
@@ -81,17 +85,25 @@ impl Anomaly {
             config.max_quarantined,
             config.max_quarantined_bytes,
         )?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (count_log, tallied) = CountLog::open(&dir.join("anomaly-counts"), now)?;
+        let counts = LocalCounts::new();
+        for t in &tallied {
+            counts.restore(&thresholds, t.user, t.role, t.srv, t.at(), t.n);
+        }
         if !quarantine.is_empty() || thresholds.version > 0 {
             tracing::info!(
                 quarantined = quarantine.len(),
                 thresholds = thresholds.version,
+                counted = tallied.iter().map(|t| u64::from(t.n)).sum::<u64>(),
                 "Anomaly detection resumed."
             );
         }
         Ok(Self {
             thresholds: ArcSwap::from_pointee(thresholds),
             log,
-            counts: Arc::new(LocalCounts::new()),
+            counts: Arc::new(counts),
+            count_log,
             quarantine: Arc::new(quarantine),
             changing: tokio::sync::Mutex::new(()),
         })
@@ -132,6 +144,10 @@ impl Gateway {
             self.warned(p, w);
         }
         let Some(breach) = verdict.quarantine else {
+            // Counted: journalled before any other effect, so a restart counts it again.
+            let mut plan = plan;
+            let counted = Tallied::one(user, facts.role, srv, p.now.unix_timestamp());
+            plan.effects.insert(0, Effect::Count(counted));
             return Ok(plan);
         };
         let quarantine = &self.anomaly.quarantine;

@@ -12,7 +12,8 @@
 //! delivery and 8.13), `held.rs` (future-dated requests the DSP holds, released at their time),
 //! `schedules.rs` (DSP schedules, 5.1–5.3), `plan.rs` (the choice between them, and the
 //! effects); `anomaly.rs` screens a plan against the anomaly thresholds (quarantine in its
-//! place), `quarantine.rs` releases and deletes quarantined requests.
+//! place), `quarantine.rs` releases and deletes quarantined requests; `record.rs` responds and
+//! records.
 
 mod admit;
 mod anomaly;
@@ -27,6 +28,7 @@ mod held;
 mod local;
 mod plan;
 mod quarantine;
+mod record;
 mod schedules;
 mod signature;
 
@@ -36,16 +38,16 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::audit::{Audit, AuditEvent};
+use crate::audit::Audit;
 use crate::auth::{self, AccessRequest, Permit};
 use crate::catalogue::{Catalogue, SrvEntry};
 use crate::checks;
 use crate::dispatch::Dispatcher;
-use crate::domain::{DuisService, ResponseCode};
-use crate::duis::{self, ParsedRequest, PartialHeader, ResponsePayload};
+use crate::domain::DuisService;
+use crate::duis::{self, ParsedRequest, PartialHeader};
 use crate::error::{Error, Resource};
 use crate::firmware::Distributions;
-use crate::metrics::{Metrics, RequestAnswered, RequestTrace, Stage};
+use crate::metrics::{Metrics, RequestTrace, Stage};
 use crate::offload::Offload;
 use crate::outbox::Outbox;
 use crate::register::PartyRegister;
@@ -196,7 +198,8 @@ impl Gateway {
         })
     }
 
-    /// Runs one request through the phases. `now` is the time the request was received.
+    /// Runs one request through the phases on the calling task. `now` is the time the request
+    /// was received. (`Gateway::serve` runs the phases after admission on the main runtime.)
     pub async fn handle(
         &self,
         service: DuisService,
@@ -207,127 +210,60 @@ impl Gateway {
         async {
             let mut trace = RequestTrace::start();
             trace.bytes_in = body.len() as u64;
-            // An admitted request's slot, held until its answer is recorded.
-            let mut ticket = None;
-            let processed = self
-                .process(service, peer, body, now, &mut trace, &mut ticket)
-                .await;
-            let shed = matches!(&processed, Err(r) if matches!(r.error, Error::Shed(_)));
-            let (partial, outcome, prepared, kept) = match processed {
-                Ok((partial, planned, prepared)) => {
-                    let kept = partial.clone();
-                    (partial, Ok(planned), prepared, kept)
-                }
-                Err(Refusal { error, partial }) => {
-                    let none = PartialHeader::default();
-                    (partial, Err(error), Prepared::default(), none)
-                }
-            };
-            let (answer, audited) = self
-                .offload
-                .run(|| self.respond(service, peer, partial, outcome, now, trace))
-                .await;
-            if shed {
-                return self.answer_shed(answer, audited);
+            match self.take_on(service, peer, body, now, &mut trace) {
+                Ok(taken) => self.finish(service, peer, taken, body, now, trace).await,
+                Err(refusal) => self.refuse(service, peer, refusal, now, trace).await,
             }
-            let answer = match self.once_recorded(answer, audited, prepared).await {
-                Ok(answer) => answer,
-                Err(e) => self.refuse_after_commit(service, peer, kept, e, now).await,
-            };
-            drop(ticket);
-            answer
         }
         .instrument(request_span(service))
         .await
     }
 
-    /// Answers a request refused before its body reached the parser (content type, size,
-    /// timeout), through the same respond-and-record path, in a span of its own (so that nothing
-    /// is added to the connection's span however many such requests one connection sends).
-    pub async fn refuse_early(
+    /// The phases after admission, then respond and record; the answer once its record is
+    /// durable. The request's admission ticket is given back only then.
+    async fn finish(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
-        error: Error,
-        now: OffsetDateTime,
-    ) -> Answer {
-        async {
-            let partial = PartialHeader::default();
-            let trace = RequestTrace::start();
-            let (answer, audited) = self
-                .offload
-                .run(|| self.respond(service, peer, partial, Err(error), now, trace))
-                .await;
-            self.once_recorded(answer, audited, Prepared::default())
-                .await
-                .unwrap_or_else(|_| Answer::withheld())
-        }
-        .instrument(request_span(service))
-        .await
-    }
-
-    /// Respond, then record: the one place a request's metrics, log event and audit record are
-    /// emitted. The receipt says when the audit record is durable. `outcome` is the accepted
-    /// request's answer (`I0` with its data, or `I99`), or the refusal.
-    fn respond(
-        &self,
-        service: DuisService,
-        peer: &PeerIdentity,
-        partial: PartialHeader,
-        outcome: Result<Planned, Error>,
+        taken: TakenOn,
+        body: &[u8],
         now: OffsetDateTime,
         mut trace: RequestTrace,
-    ) -> (Answer, AuditEvent) {
-        // Only SRVs in the catalogue are echoed: the schema's enumeration holds no others, and
-        // the metric label stays a closed set.
-        let srv = partial.srv.filter(|s| self.catalogue.get(s).is_some());
-        let (code, status, payload, follows, refusal) = match outcome {
-            Ok(Planned {
-                reply: Reply::Done(payload),
-                follows,
-            }) => (ResponseCode::I0, 200, payload, follows, None),
-            Ok(Planned {
-                reply: Reply::Acknowledged,
-                follows,
-            }) => (ResponseCode::I99, 200, ResponsePayload::None, follows, None),
-            Err(error) => {
-                let (code, status, _) = error.classify();
-                (code, status, ResponsePayload::None, false, Some(error))
+    ) -> Answer {
+        let ticket = taken.ticket;
+        let processed = self.process(taken.request, body, now, &mut trace).await;
+        let (partial, outcome, prepared, kept) = match processed {
+            Ok((partial, planned, prepared)) => {
+                let kept = partial.clone();
+                (partial, Ok(planned), prepared, kept)
+            }
+            Err(Refusal { error, partial }) => {
+                let none = PartialHeader::default();
+                (partial, Err(error), Prepared::default(), none)
             }
         };
-        trace.mark();
-        let answer = self.write(partial.request_id, srv, code, status, now, &payload);
-        trace.lap(Stage::Sign);
-        // Record: metrics, log line and audit record, from one event.
-        let ruled = trace.rules().map_or(self.catalogue, |r| &r.catalogue);
-        let entry = srv.and_then(|s| ruled.get(&s));
-        let audited = RequestAnswered {
-            service,
-            peer,
-            request_id: partial.request_id,
-            srv,
-            on_demand: entry.is_some_and(|e| e.on_demand),
-            // What the plan promised: a final message, asynchronously.
-            response_follows: follows,
-            code,
-            refusal: refusal.as_ref(),
-            trace: &trace,
-            received: now,
-            bytes_out: answer.body.len(),
-        }
-        .emit(&self.metrics);
-        (answer, audited)
+        let (answer, audited) = self
+            .offload
+            .run(|| self.respond(service, peer, partial, outcome, now, trace))
+            .await;
+        let answer = match self.once_recorded(answer, audited, prepared).await {
+            Ok(answer) => answer,
+            Err(e) => self.refuse_after_commit(service, peer, kept, e, now).await,
+        };
+        drop(ticket);
+        answer
     }
 
-    async fn process(
+    /// Parse, identify, admit: the phases that decide whether the gateway takes a request on,
+    /// cheap enough to run on the DUIS port's front lane.
+    fn take_on(
         &self,
         service: DuisService,
         peer: &PeerIdentity,
         body: &[u8],
         now: OffsetDateTime,
         trace: &mut RequestTrace,
-        ticket: &mut Option<Ticket>,
-    ) -> Result<(PartialHeader, Planned, Prepared), Refusal> {
+    ) -> Result<TakenOn, Refusal> {
         // Parse.
         let request = duis::parse_request(body, &self.xml_limits).map_err(|f| Refusal {
             error: f.error.into(),
@@ -335,26 +271,40 @@ impl Gateway {
         })?;
         trace.lap(Stage::Parse);
         let header = &request.header;
-        let partial = PartialHeader {
-            request_id: Some(header.request_id),
-            service_reference: Some(header.service_reference),
-            srv: Some(header.srv),
+        let refuse = |error: Error| Refusal {
+            error,
+            partial: partial_of(&request),
         };
+        let now_rules = Arc::clone(self.rules.book().in_force(now.unix_timestamp()));
+        trace.ruled(&now_rules);
+        checks::check_service(&now_rules.catalogue, service, &request).map_err(refuse)?;
+        // Identify: the TLS identity was read once at accept; the originator must be its party's.
+        checks::check_originator(
+            &self.state.register(),
+            peer.user_id,
+            header.request_id.originator,
+        )
+        .map_err(refuse)?;
+        // Admit, or shed at once: `admit.rs`.
+        let ticket = self.admit(header).map_err(refuse)?;
+        Ok(TakenOn { request, ticket })
+    }
+
+    async fn process(
+        &self,
+        request: ParsedRequest,
+        body: &[u8],
+        now: OffsetDateTime,
+        trace: &mut RequestTrace,
+    ) -> Result<(PartialHeader, Planned, Prepared), Refusal> {
+        let partial = partial_of(&request);
         let refuse = |error: Error| Refusal {
             error,
             partial: partial.clone(),
         };
         let book = self.rules.book();
-        let now_rules = Arc::clone(book.in_force(now.unix_timestamp()));
-        trace.ruled(&now_rules);
-        checks::check_service(&now_rules.catalogue, service, &request).map_err(refuse)?;
-        // One register for the whole request, whatever changes meanwhile.
+        // One register for the rest of the request, whatever changes meanwhile.
         let register = self.state.register();
-        // Identify: the TLS identity was read once at accept; the originator must be its party's.
-        checks::check_originator(&register, peer.user_id, header.request_id.originator)
-            .map_err(refuse)?;
-        // Admit, or shed at once: `admit.rs`.
-        *ticket = self.admit(header).map_err(refuse)?;
         // Verify to replay: the ECDSA verify and the signed command, off the async workers.
         let (plan, mark) = self
             .offload
@@ -474,6 +424,23 @@ impl Gateway {
             .reserve(&header.request_id, header.command_variant, now_ns)
             .map(Some)
             .map_err(Error::Replay)
+    }
+}
+
+/// What a request admitted has read of itself, and its admission ticket (none when admission
+/// control is off).
+struct TakenOn {
+    request: ParsedRequest,
+    ticket: Option<Ticket>,
+}
+
+/// The header's parts an answer echoes.
+fn partial_of(request: &ParsedRequest) -> PartialHeader {
+    let header = &request.header;
+    PartialHeader {
+        request_id: Some(header.request_id),
+        service_reference: Some(header.service_reference),
+        srv: Some(header.srv),
     }
 }
 

@@ -70,6 +70,8 @@ pub(super) enum Effect {
     /// A request anomaly detection quarantined: journalled, its `AD1` in the outbox. Its final
     /// message comes with its release or deletion.
     Quarantine(Box<super::anomaly::Quarantining>),
+    /// A request anomaly detection counted: journalled, so that a restart counts it again.
+    Count(crate::store::Tallied),
 }
 
 impl Effect {
@@ -82,6 +84,7 @@ impl Effect {
             | Self::Distribute { .. }
             | Self::Quarantine(_) => true,
             Self::Registry(_)
+            | Self::Count(_)
             | Self::RememberPreCommand { .. }
             | Self::UsePreCommand(_)
             | Self::LocalCommandAnswered(_)
@@ -224,6 +227,12 @@ impl Gateway {
                 | Effect::RememberPreCommand { .. }
                 | Effect::UsePreCommand(_) => {}
                 Effect::Quarantine(q) => self.quarantine(*q).await?,
+                Effect::Count(t) => self
+                    .anomaly
+                    .count_log
+                    .append(&t)
+                    .await
+                    .map_err(|e| Error::resource(Resource::QuarantineJournal, e))?,
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,

@@ -21,7 +21,7 @@ use crate::pipeline::{Answer, Gateway};
 use crate::tls::PeerIdentity;
 
 pub(super) async fn handle(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     bounds: &Bounds,
     peer: &PeerIdentity,
     req: Request<Incoming>,
@@ -55,7 +55,7 @@ pub(super) async fn handle(
 }
 
 async fn read_and_process(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     bounds: &Bounds,
     service: DuisService,
     peer: &PeerIdentity,
@@ -83,7 +83,7 @@ async fn read_and_process(
         Ok(read) => read,
         Err(error) => return gateway.refuse_early(service, peer, error, now).await,
     };
-    gateway.handle(service, peer, &body, now).await
+    gateway.serve(service, peer, body, now).await
 }
 
 /// Reads a body up to `max` bytes, each chunk counted against the shared `budget` as it

@@ -6,6 +6,7 @@ mod admission;
 mod attempts;
 mod conn;
 mod expiry;
+mod front;
 mod http;
 mod open;
 mod requests;
@@ -22,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use self::admission::{Admission, Bounds};
+use self::front::Front;
 use crate::admin;
 use crate::alerts::AlertsError;
 use crate::audit::AuditError;
@@ -114,6 +116,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the DUIS port's runtime ([admission] front_threads)")]
+    Front(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -133,6 +137,8 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The DUIS port's own runtime, kept as long as the gateway runs.
+    _front: Option<Front>,
 }
 
 impl Running {
@@ -274,22 +280,7 @@ async fn serve(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stopped, stopped_rx) = watch::channel(false);
     let state_for_follow = Arc::clone(&state);
-    let admin = admin::Admin {
-        metrics: gateway.metrics.clone(),
-        state,
-        token: admin_token(config)?,
-        outbox: outbox.clone(),
-        rules: gateway.rules.clone(),
-        replay: Arc::clone(&gateway.replay),
-        reloader: Arc::clone(&reloader),
-        health: admin::Health {
-            audit: gateway.audit.clone(),
-            dispatcher: Arc::clone(&gateway.routing.dispatcher),
-            holds: Arc::clone(&gateway.dsp.holds),
-            schedules: Arc::clone(&gateway.dsp.schedules),
-        },
-        gateway: Arc::clone(&gateway),
-    };
+    let admin = admin_api(config, &gateway, state, &outbox, &reloader)?;
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
         admin,
@@ -307,11 +298,19 @@ async fn serve(
         tokio::spawn(Arc::clone(&reloader).watch(every, shutdown_rx.clone()));
     }
     let limits = config.limits.clone();
+    let front = Front::start(config.admission.front_threads).map_err(StartError::Front)?;
+    let accepting = front::accept_on(
+        front.as_ref(),
+        listener,
+        acceptor,
+        &gateway,
+        limits,
+        shutdown_rx,
+    )?;
+    let audit = gateway.audit.clone();
     let task = tokio::spawn({
-        let gateway = gateway.clone();
         async move {
-            let audit = gateway.audit.clone();
-            accept_loop(listener, acceptor, gateway, limits, shutdown_rx).await;
+            let _ = accepting.await;
             let _ = stopped.send(true);
             let _ = admin_task.await;
             let _ = timer.await;
@@ -329,6 +328,33 @@ async fn serve(
         reloader,
         shutdown,
         task,
+        _front: front,
+    })
+}
+
+/// The admin API's view of the running gateway.
+fn admin_api(
+    config: &Config,
+    gateway: &Arc<Gateway>,
+    state: Arc<State>,
+    outbox: &Arc<Outbox>,
+    reloader: &Arc<Reloader>,
+) -> Result<admin::Admin, StartError> {
+    Ok(admin::Admin {
+        metrics: gateway.metrics.clone(),
+        state,
+        token: admin_token(config)?,
+        outbox: Arc::clone(outbox),
+        rules: gateway.rules.clone(),
+        replay: Arc::clone(&gateway.replay),
+        reloader: Arc::clone(reloader),
+        health: admin::Health {
+            audit: gateway.audit.clone(),
+            dispatcher: Arc::clone(&gateway.routing.dispatcher),
+            holds: Arc::clone(&gateway.dsp.holds),
+            schedules: Arc::clone(&gateway.dsp.schedules),
+        },
+        gateway: Arc::clone(gateway),
     })
 }
 

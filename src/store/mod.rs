@@ -5,6 +5,7 @@
 //! and locally delivered commands, held future-dated requests, DSP schedules, quarantined requests and anomaly thresholds.
 
 mod changes;
+mod counts;
 mod holds;
 mod journal;
 mod ledger;
@@ -16,6 +17,7 @@ mod thresholds;
 mod user_changes;
 
 pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
+pub use counts::{CountLog, Tallied};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};

@@ -13,8 +13,10 @@
 //! trips no later than exact counting would, and never earlier.
 //!
 //! [`Counts`] is the interface the pipeline uses; [`LocalCounts`] keeps the counts of one
-//! instance in memory (lost on a restart: the windows start empty again). Shared counts for
-//! several instances would implement the same interface (`schemas/anomaly.md`).
+//! instance in memory. Each request counted is also journalled (`store::CountLog`, by the
+//! pipeline, before the request's answer), and a start rebuilds the counts from the journal
+//! with [`Counts::restore`], so a restart does not empty the windows. Shared counts for several
+//! instances would implement the same interface (`schemas/anomaly.md`).
 
 #[cfg(test)]
 mod tests;
@@ -23,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use crate::anomaly::{decide, Counted, Facts, Scope, Thresholds, Verdict, Window};
-use crate::domain::{UserId, UserRole};
+use crate::domain::{Srv, UserId, UserRole};
 
 /// Counts behind the decision.
 pub trait Counts: Send + Sync {
@@ -31,6 +33,19 @@ pub trait Counts: Send + Sync {
     /// the request; the request is counted unless it is quarantined. Atomic with respect to
     /// other calls, so concurrent requests cannot pass a threshold together.
     fn screen(&self, thresholds: &Thresholds, facts: &Facts<'_>, now: i64) -> Verdict;
+
+    /// Counts `n` requests of `user` in `role` for `srv`, made at `at` (unix seconds), in every
+    /// counter of `thresholds` that covers them, as `screen` counted them: the counts rebuilt
+    /// at a start from the journal, oldest first.
+    fn restore(
+        &self,
+        thresholds: &Thresholds,
+        user: UserId,
+        role: UserRole,
+        srv: Srv,
+        at: i64,
+        n: u32,
+    );
 
     /// Forgets the counters no threshold of `thresholds` names (after a new set is in force).
     fn retain(&self, thresholds: &Thresholds);
@@ -76,7 +91,7 @@ impl<const N: usize, const STEP: i64> Ring<N, STEP> {
             .sum()
     }
 
-    fn add(&mut self, now: i64) {
+    fn add(&mut self, now: i64, count: u32) {
         // A clock set back counts in the latest step.
         let step = now.div_euclid(STEP).max(self.last);
         let n = N as i64;
@@ -89,7 +104,7 @@ impl<const N: usize, const STEP: i64> Ring<N, STEP> {
         }
         self.last = step;
         let slot = &mut self.slots[step.rem_euclid(n) as usize];
-        *slot = slot.saturating_add(1);
+        *slot = slot.saturating_add(count);
     }
 }
 
@@ -160,21 +175,28 @@ impl Counts for LocalCounts {
             },
         );
         if verdict.quarantine.is_none() {
-            let mut seen = HashSet::new();
-            for t in thresholds.covering(facts.user, facts.role, facts.srv) {
-                let key = Key {
-                    user: t.user,
-                    role: t.role,
-                    scope: t.scope,
-                };
-                if seen.insert(key) {
-                    let counter = counters.entry(key).or_insert_with(Counter::new);
-                    counter.hour.add(now);
-                    counter.day.add(now);
-                }
-            }
+            count(
+                &mut counters,
+                thresholds,
+                (facts.user, facts.role, facts.srv),
+                now,
+                1,
+            );
         }
         verdict
+    }
+
+    fn restore(
+        &self,
+        thresholds: &Thresholds,
+        user: UserId,
+        role: UserRole,
+        srv: Srv,
+        at: i64,
+        n: u32,
+    ) {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        count(&mut counters, thresholds, (user, role, srv), at, n);
     }
 
     fn retain(&self, thresholds: &Thresholds) {
@@ -196,5 +218,29 @@ impl Counts for LocalCounts {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// Adds `n` requests of (User, role, variant) at `now` to every counter a threshold covering
+/// them names, once each.
+fn count(
+    counters: &mut HashMap<Key, Counter>,
+    thresholds: &Thresholds,
+    (user, role, srv): (UserId, UserRole, Srv),
+    now: i64,
+    n: u32,
+) {
+    let mut seen = HashSet::new();
+    for t in thresholds.covering(user, role, srv) {
+        let key = Key {
+            user: t.user,
+            role: t.role,
+            scope: t.scope,
+        };
+        if seen.insert(key) {
+            let counter = counters.entry(key).or_insert_with(Counter::new);
+            counter.hour.add(now, n);
+            counter.day.add(now, n);
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! shed at once with a signed, schema-valid `E60` (503, `Retry-After`) while a critical request
 //! is still admitted; a User over its own bounds gets `E61` (429) and other Users do not notice.
 //! Requests "in flight" are held by taking the gateway's own admission tickets, as a request
-//! being processed holds one.
+//! being processed holds one. A shed answer leaves while the main runtime is held busy (the
+//! DUIS port's front lane).
 
 use dccgw::demo::{example_request_xml, example_transform_xml, DEMO_ESME};
 use dccgw::domain::{Srv, UserId};
@@ -139,4 +140,56 @@ async fn a_users_own_bounds_refuse_that_user_only() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
+}
+
+/// A request to shed is answered on the DUIS port's front lane: its `E60` leaves while every
+/// worker of the main runtime, where admitted requests run, is held busy. (With
+/// `front_threads = 0` the same request waits for the main runtime, and this test fails on its
+/// bound.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_shed_answer_leaves_while_the_main_runtime_is_busy() {
+    let gw = support::start("[admission]\nadaptive = false\ninitial_limit = 1\nbulk_share = 1.0\n")
+        .await;
+    let held = gw
+        .running
+        .gateway
+        .admission
+        .admit(id(NETWORK_OPERATOR), &srv("4.1.1"))
+        .unwrap();
+    let (url, client) = (format!("{}{SEND}", gw.base()), gw.client("supplier"));
+    let body = gw.signed("supplier", read(SUPPLIER).as_bytes());
+
+    // The main runtime's one worker, blocked until the answer is in.
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    tokio::spawn(async move {
+        busy_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    busy_rx.recv().unwrap();
+
+    // The client on a runtime of its own, since the main one is busy.
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = rt.block_on(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/xml")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        });
+        let _ = answer_tx.send(answer);
+    });
+    let got = answer_rx.recv_timeout(std::time::Duration::from_secs(60));
+    release_tx.send(()).unwrap();
+    let (status, answer) = got.expect("no answer while the main runtime was busy");
+    assert_eq!((status, code(&answer)), (503, "E60"), "{answer}");
+    drop(held);
 }

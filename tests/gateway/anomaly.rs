@@ -2,7 +2,8 @@
 //! is answered `I99` and quarantined: its `AD1` (XSD-valid, DCC-signed: xmllint and xmlsec1)
 //! reaches the User and nothing reaches the device; the quarantine survives SIGKILL; a release
 //! sends the request to its device and its Service Response arrives, a delete ends it with an
-//! `E67` Service Response, and both survive a SIGKILL right after the operator's answer. An
+//! `E67` Service Response, and both survive a SIGKILL right after the operator's answer; the
+//! counts survive SIGKILL too (a restart does not launder a threshold). An
 //! attribute limit quarantines one value and not another. The admin API refuses bad threshold
 //! sets with documented statuses.
 
@@ -245,15 +246,12 @@ async fn request_n_plus_1_is_quarantined_and_release_and_delete_survive_sigkill(
     assert!(listed(&admin).await.is_empty());
     assert_eq!(act(&admin, "release", references[0]).await, "unknown");
     assert_eq!(act(&admin, "delete", references[1]).await, "unknown");
-    // The threshold set survived the restarts; the counts start empty: reads 5 and 6 go, 7 is
-    // quarantined again.
+    // The threshold set and the counts survived the restarts (reads 1 and 2 count in the hour;
+    // a released request is not counted again): read 5 is quarantined at once.
     let set = admin_get(&admin, "/admin/v1/anomaly/thresholds").await;
     assert_eq!(set["version"], 1);
-    for n in 5..=6 {
-        assert_eq!(read(&certs, port, n).await, "I99");
-    }
     assert!(listed(&admin).await.is_empty());
-    assert_eq!(read(&certs, port, 7).await, "I99");
+    assert_eq!(read(&certs, port, 5).await, "I99");
     assert_eq!(listed(&admin).await.len(), 1);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -279,6 +277,44 @@ async fn request_n_plus_1_is_quarantined_and_release_and_delete_survive_sigkill(
         );
     }
     rx_server.stop().await;
+}
+
+/// A threshold of N = 2: request N-1 is counted, the gateway is killed (SIGKILL) and started
+/// again; request N goes to the device, N+1 is quarantined, as without the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_survive_sigkill() {
+    let (pki, rx_server, _rx) = pki_and_receiver().await;
+    let (dir, config) = anomaly_dir(pki.path(), rx_server.local_addr().port(), 10);
+    let certs = dir.path().join("certs");
+    let (port, admin_port) = (support::free_port(), support::free_port());
+    let mut child = spawn_with(&config, port, admin_port, &[]);
+    wait_ready(admin_port).await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let threshold = json!([{"user": SUPPLIER, "role": "IS", "srv": "4.1.1", "window_s": 3600, "warning": 1, "quarantine": 2}]);
+    let (status, body) = admin_post(
+        &admin,
+        "/admin/v1/anomaly/thresholds",
+        &threshold.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(read(&certs, port, 1).await, "I99");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (port, admin_port) = (support::free_port(), support::free_port());
+    let mut child = spawn_with(&config, port, admin_port, &[]);
+    wait_ready(admin_port).await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    assert_eq!(read(&certs, port, 2).await, "I99");
+    assert!(
+        listed(&admin).await.is_empty(),
+        "request N is not quarantined"
+    );
+    assert_eq!(read(&certs, port, 3).await, "I99");
+    assert_eq!(listed(&admin).await.len(), 1, "request N+1 is quarantined");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// An in-process routed gateway with the admin API on.
