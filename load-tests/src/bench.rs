@@ -2,7 +2,8 @@
 //! measures the crypto floor, starts its Receive Response endpoint, the gateway (`dccgw serve`
 //! on a generated configuration) and the references, each server pinned to the server CPUs and
 //! the generator to its own; finds the saturation rate with a ramp (when the scenario asks),
-//! runs the same load against each target at each fraction of it, and writes the report.
+//! runs the same load against each target at each fraction of it, then holds a share of it
+//! against the gateway alone for the soak (`soak_s`), and writes the report.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -297,6 +298,26 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     }
     runs.sort_by(|a, b| a.fraction.total_cmp(&b.fraction));
     drop(refs);
+    // The soak, against the gateway alone (the references are stopped: their CPU is not the
+    // gateway's to share).
+    let soak = match (&saturation, &overload) {
+        (Some(sat), None) if spec.soak_s > 0.0 => {
+            let run = SoakRun {
+                addr: gateway.addr,
+                pid: gateway.child.id(),
+                receiver: Some(&receiver),
+                grace,
+                saturation_rps: sat.rate_rps,
+                fraction: spec.soak_fraction,
+                duration_s: spec.soak_s,
+                window_s: soak::MINUTE_S,
+            };
+            let row = soak::run(&prepared, &run, &sla).await?;
+            sla_checks.extend(row.sla.iter().cloned());
+            Some(row)
+        }
+        _ => None,
+    };
     drop(gateway);
     if runs
         .iter()
@@ -323,6 +344,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         pass,
         notes,
         overload,
+        soak,
     };
     write_report(&report, &args.results, started_at)?;
     Ok(report)
@@ -352,7 +374,9 @@ async fn measured(
 
 pub mod overload;
 mod parts;
+pub mod soak;
 use parts::{find_saturation, run_oha, start_ref, write_report};
+use soak::SoakRun;
 
 #[cfg(test)]
 mod tests;

@@ -68,6 +68,13 @@ enum Command {
         /// Seconds per measured run (overrides the scenario's bench.run_s).
         #[arg(long)]
         run_s: Option<f64>,
+        /// Seconds the soak holds a share of the saturation rate against the gateway
+        /// (overrides the scenario's bench.soak_s); 0 skips the soak.
+        #[arg(long)]
+        soak_s: Option<f64>,
+        /// The share of the saturation rate the soak holds (overrides bench.soak_fraction).
+        #[arg(long)]
+        soak_fraction: Option<f64>,
         /// References to run (overrides the scenario's), comma-separated: hyper,nginx.
         #[arg(long, value_delimiter = ',')]
         refs: Option<Vec<String>>,
@@ -172,6 +179,8 @@ fn main() -> anyhow::Result<()> {
             generator_cpus,
             saturation,
             run_s,
+            soak_s,
+            soak_fraction,
             refs,
             rate,
             duration_s,
@@ -186,6 +195,13 @@ fn main() -> anyhow::Result<()> {
             if let Some(s) = run_s {
                 scenario.bench.run_s = s;
             }
+            if let Some(s) = soak_s {
+                scenario.bench.soak_s = s;
+            }
+            if let Some(f) = soak_fraction {
+                scenario.bench.soak_fraction = f;
+            }
+            scenario.bench.check_soak()?;
             if let Some(r) = refs {
                 scenario.bench.refs = r.into_iter().filter(|r| !r.is_empty()).collect();
             }
@@ -359,6 +375,7 @@ async fn run(
         oha: None,
         notes: Vec::new(),
         overload: None,
+        soak: None,
     };
     std::fs::create_dir_all(results)?;
     let path = results.join(format!("{}-run.json", report.scenario));

@@ -75,6 +75,24 @@ pub fn tree_cpu_ticks(pid: u32) -> u64 {
     total
 }
 
+/// Resident memory of `pid` in KiB, from the `VmRSS` line of `/proc/<pid>/status` (`None`
+/// when the process or the line is not there).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_rss_kib(&text)
+}
+
+/// The `VmRSS:   1234 kB` line's figure.
+pub fn parse_rss_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Pins every thread of this process to `cpus` (a `taskset` list such as `1`).
 pub fn pin_self(cpus: &str) -> Result<(), ProcError> {
     let ok = Command::new("taskset")
@@ -185,5 +203,13 @@ mod tests {
         let (ppid, _) = parse_stat(&text).unwrap();
         assert!(ppid > 0);
         assert!(clock_ticks() > 0);
+    }
+
+    #[test]
+    fn reads_resident_memory() {
+        let status = "Name:\tdccgw\nVmPeak:\t  9000 kB\nVmRSS:\t   48212 kB\nThreads:\t4\n";
+        assert_eq!(parse_rss_kib(status), Some(48_212));
+        assert_eq!(parse_rss_kib("Name:\tx\n"), None);
+        assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
     }
 }

@@ -193,6 +193,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// The overload bench's figures (`[bench.overload]`).
     pub overload: Option<crate::bench::overload::OverloadSummary>,
+    /// The soak at a share of the saturation rate (`[bench] soak_s`, `soak_fraction`).
+    pub soak: Option<SoakRow>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -207,4 +209,6 @@ mod tests;
 
 mod markdown;
 mod overload;
+mod soak;
 pub use markdown::markdown;
+pub use soak::{SoakRow, SoakWindow};

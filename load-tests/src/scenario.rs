@@ -196,6 +196,10 @@ pub struct BenchSpec {
     /// `[bench.overload]`: instead of the fractions, an overload run at a multiple of the
     /// saturation rate (`bench/overload.rs`).
     pub overload: Option<OverloadSpec>,
+    /// Seconds the soak holds `soak_fraction` of the saturation rate against the gateway after
+    /// the fraction runs (`bench/soak.rs`); 0 skips it.
+    pub soak_s: f64,
+    pub soak_fraction: f64,
 }
 
 /// `[bench.overload]`: a baseline at `baseline_fraction` of the saturation rate for
@@ -228,6 +232,24 @@ impl Default for OverloadSpec {
     }
 }
 
+impl BenchSpec {
+    /// The soak's length and fraction are within what a plan can hold: at most an hour, a rate
+    /// above zero and at most twice the saturation rate.
+    pub fn check_soak(&self) -> Result<(), ScenarioError> {
+        if !(self.soak_s >= 0.0 && self.soak_s <= MAX_DURATION_S) {
+            return Err(ScenarioError::Load(
+                "bench.soak_s must be between 0 and 3600 seconds",
+            ));
+        }
+        if !(self.soak_fraction > 0.0 && self.soak_fraction <= 2.0) {
+            return Err(ScenarioError::Load(
+                "bench.soak_fraction must be above 0 and at most 2",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for BenchSpec {
     fn default() -> Self {
         Self {
@@ -241,6 +263,8 @@ impl Default for BenchSpec {
             async_grace_s: 5.0,
             gateway_config_extra: String::new(),
             overload: None,
+            soak_s: 600.0,
+            soak_fraction: 0.9,
         }
     }
 }
@@ -366,6 +390,7 @@ impl Scenario {
         if let Some(ramp) = &self.bench.saturation_ramp {
             ramp.check()?;
         }
+        self.bench.check_soak()?;
         if self.population.devices == 0 || self.population.devices > 100_000_000 {
             return Err(ScenarioError::Devices);
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use dccgw_load::bench::soak::{self, SoakRun};
 use dccgw_load::receiver::Receiver;
 use dccgw_load::runner::Prepared;
 use dccgw_load::scenario::{Load, Scenario};
@@ -250,5 +251,68 @@ async fn critical_pairs_for_local_delivery_and_the_device_bring_both() {
     assert_eq!((a.expected_local, a.local_commands), (10, 10), "{a:?}");
     assert_eq!((a.expected, a.received), (10, 10), "{a:?}");
     assert_eq!(a.codes.get("I0"), Some(&10), "{a:?}");
+    gateway.shutdown().await;
+}
+
+/// A soak of three seconds against the in-process gateway, in windows of one second (a minute in
+/// the bench): the row is there, with one entry per window holding that window's requests, the
+/// figures the report shows, and the scenario's SLA checked. Counts, not timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_reports_its_row_and_each_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = tokio::task::block_in_place(|| Prepared::new(scenario(), dir.path())).unwrap();
+    let routing = setup::in_process_routing_config(&prepared.workdir).unwrap();
+    let (receiver, gateway) = receiver_and_gateway(&prepared, &routing).await;
+    let run = SoakRun {
+        addr: gateway.addr,
+        // The gateway runs in this process.
+        pid: std::process::id(),
+        receiver: Some(&receiver),
+        grace: Duration::from_secs(5),
+        saturation_rps: 40.0,
+        fraction: 0.5,
+        duration_s: 3.0,
+        window_s: 1.0,
+    };
+    let row = soak::run(&prepared, &run, &prepared.scenario.sla)
+        .await
+        .unwrap();
+    assert_eq!(row.rate_rps, 20.0);
+    assert_eq!(row.held_s, 3.0);
+    assert_eq!((row.requests, row.accepted), (60, 60), "{:?}", row.errors);
+    assert!(row.errors.is_empty(), "{:?}", row.errors);
+    assert_eq!(row.sync.count, 60);
+    let starts: Vec<f64> = row.windows.iter().map(|w| w.start_s).collect();
+    assert_eq!(starts, [0.0, 1.0, 2.0]);
+    for w in &row.windows {
+        assert_eq!((w.requests, w.accepted), (20, 20), "{w:?}");
+        assert!(w.sync_p99_us > 0 && w.sync_p99_us <= w.sync_max_us, "{w:?}");
+    }
+    // Device requests went to the in-process hub and Service Responses came back (all of them
+    // is the routing test's business: the in-process devices' delays have a tail the grace may
+    // not cover).
+    assert!(row.routed && row.async_expected > 0, "{row:?}");
+    assert!(
+        row.async_received > 0 && row.async_received <= row.async_expected,
+        "{row:?}"
+    );
+    assert!(row.async_p99_us.is_some());
+    assert!(row.rss_start_kib.is_some() && row.rss_end_kib.is_some());
+    // The steady-state scenario's four thresholds, each checked over the whole soak.
+    let names: Vec<&str> = row.sla.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "sync_p99_ms",
+            "sync_p999_ms",
+            "async_p99_ms",
+            "max_error_ratio"
+        ]
+    );
+    assert!(row.sla.iter().all(|c| c.run == "gateway soak"));
+    assert_eq!(row.pass, row.sla.iter().all(|c| c.pass));
+    // The JSON report carries the row with its windows.
+    let json = serde_json::to_value(&row).unwrap();
+    assert_eq!(json["windows"].as_array().map(Vec::len), Some(3));
     gateway.shutdown().await;
 }

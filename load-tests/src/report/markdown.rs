@@ -126,6 +126,9 @@ pub fn markdown(r: &Report) -> String {
     if let Some(o) = &r.overload {
         super::overload::section(&mut s, o);
     }
+    if let Some(soak) = &r.soak {
+        super::soak::section(&mut s, soak);
+    }
     if !r.ratios.is_empty() {
         let _ = writeln!(
             s,

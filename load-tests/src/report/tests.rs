@@ -126,6 +126,7 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
         pass: true,
         notes: vec!["a note".into()],
         overload: None,
+        soak: None,
     };
     let page = markdown(&report);
     assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
@@ -189,6 +190,7 @@ fn the_page_breaks_critical_pairs_down() {
         pass: true,
         notes: Vec::new(),
         overload: None,
+        soak: None,
     };
     let page = markdown(&report);
     assert!(
@@ -202,4 +204,84 @@ fn the_page_breaks_critical_pairs_down() {
         json["runs"][0]["summary"]["critical"]["critical"]["pair"]["p99_us"],
         5_500
     );
+}
+
+#[test]
+fn the_page_and_the_json_carry_the_soak_row_and_its_windows() {
+    let run = summary(4_000, 990.0);
+    let sla = SlaSpec {
+        sync_p99_ms: Some(100.0),
+        ..SlaSpec::default()
+    };
+    let window = |start_s: f64, sync_p99_us| SoakWindow {
+        start_s,
+        duration_s: 60.0,
+        requests: 54_000,
+        accepted: 54_000,
+        sync_p99_us,
+        sync_max_us: 2 * sync_p99_us,
+    };
+    let soak = SoakRow {
+        fraction: 0.9,
+        rate_rps: 900.0,
+        held_s: 120.0,
+        requests: 108_000,
+        accepted: 107_990,
+        throughput_rps: 899.9,
+        sync: run.sync.clone(),
+        routed: true,
+        async_expected: 70_000,
+        async_received: 70_000,
+        async_p99_us: Some(3_100_000),
+        cpu: Cpu {
+            cpu_s: 50.0,
+            per_request_us: 463.0,
+        },
+        rss_start_kib: Some(102_400),
+        rss_end_kib: Some(110_592),
+        errors: [("E4".to_owned(), 10)].into(),
+        error_ratio: 10.0 / 108_000.0,
+        window_s: 60.0,
+        windows: vec![window(0.0, 3_000), window(60.0, 120_000)],
+        sla: check_sla(&sla, "gateway soak", &run),
+        pass: true,
+    };
+    let report = Report {
+        scenario: "steady-state".into(),
+        description: "d".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        machine: Machine::this(None, None),
+        saturation: None,
+        floor: None,
+        runs: Vec::new(),
+        ratios: Vec::new(),
+        oha: None,
+        sla: soak.sla.clone(),
+        pass: true,
+        notes: Vec::new(),
+        overload: None,
+        soak: Some(soak),
+    };
+    let page = markdown(&report);
+    assert!(page.contains("Soak: 90 % of saturation"), "{page}");
+    assert!(
+        page.contains(
+            "| 900 | 120 | 900 | 0.80 | 4.00 | 8.00 | 16.00 | 3100.00 | 463 | 100.0 → 108.0 | 0.01 % | **PASS** |"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("Not accepted, by code: E4 10."), "{page}");
+    assert!(
+        page.contains("| 0 | 54000 | 54000 | 3.00 | 6.00 |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| 60 | 54000 | 54000 | 120.00 | 240.00 |"),
+        "{page}"
+    );
+    assert!(page.contains("PASS gateway soak sync_p99_ms"), "{page}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["soak"]["windows"][1]["sync_p99_us"], 120_000);
+    assert_eq!(json["soak"]["rss_end_kib"], 110_592);
+    assert_eq!(json["soak"]["errors"]["E4"], 10);
 }

@@ -83,6 +83,36 @@ fn the_steady_mix_is_sixty_percent_meter_reads() {
         .all(|m| m.non_device() && m.cv.get() == 8));
     assert!(s.bench.find_saturation);
     assert_eq!(s.bench.fractions, [0.5, 0.9]);
+    assert_eq!((s.bench.soak_s, s.bench.soak_fraction), (600.0, 0.9));
+}
+
+#[test]
+fn the_soak_defaults_to_ten_minutes_at_ninety_percent_and_is_bounded() {
+    let mix = "name = \"a\"\nweight = 1\nsrv = \"4.1.1\"\ncv = 1\nrole = \"IS\"";
+    let s = Scenario::parse(&with_mix(mix)).unwrap();
+    assert_eq!((s.bench.soak_s, s.bench.soak_fraction), (600.0, 0.9));
+    let skip = format!(
+        "{}\n[bench]\nsoak_s = 0.0\nsoak_fraction = 0.5\n",
+        with_mix(mix)
+    );
+    let s = Scenario::parse(&skip).unwrap();
+    assert_eq!((s.bench.soak_s, s.bench.soak_fraction), (0.0, 0.5));
+    for bad in [
+        "soak_s = -1.0",
+        "soak_s = 3601.0",
+        "soak_s = nan",
+        "soak_fraction = 0.0",
+        "soak_fraction = 2.5",
+    ] {
+        let text = format!("{}\n[bench]\n{bad}\n", with_mix(mix));
+        assert!(
+            matches!(
+                Scenario::parse(&text),
+                Err(ParseFailure::Check(ScenarioError::Load(_)))
+            ),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
