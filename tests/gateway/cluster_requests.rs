@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use dccgw::config::Config;
 use dccgw::demo::{self, DEMO_ESME};
+use dccgw::receiver::{Received, Receiver};
+use tokio::sync::mpsc;
 
 use super::crash::wait_ready;
 use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
@@ -49,6 +51,61 @@ async fn instance(config: &Path, name: &str) -> Instance {
         .unwrap();
     wait_ready(admin).await;
     Instance { port, admin, child }
+}
+
+/// A cluster of one throwaway PostgreSQL and nats-server (the outbox is JetStream's in cluster
+/// mode), the PKI and the Users' Receive Response endpoint, and a routed configuration on them
+/// (the hub simulator answering after `latency_ms`), the registers loaded by `cluster init`.
+struct Fixture {
+    pg: dccgw::cluster::servers::Postgres,
+    config: PathBuf,
+    certs: PathBuf,
+    client: reqwest::Client,
+    rx: mpsc::Receiver<Received>,
+    // Dropped last: the servers' and the configuration's directories, the receiver.
+    _nats: dccgw::cluster::servers::Nats,
+    _kept: (
+        tempfile::TempDir,
+        tempfile::TempDir,
+        tempfile::TempDir,
+        Receiver,
+    ),
+}
+
+impl Fixture {
+    /// `None` (the test skipped) outside CI when a server's binary is missing.
+    async fn start(latency_ms: u64) -> Option<Self> {
+        let servers = tempfile::tempdir().unwrap();
+        let pg = dccgw::testing::servers::postgres(servers.path())?;
+        let nats = dccgw::testing::servers::nats(servers.path())?;
+        let (pki, receiver, rx) = pki_and_receiver().await;
+        let port = receiver.local_addr().port();
+        let (dir, config) = cluster_config(pki.path(), port, latency_ms, &pg, &nats.url()).await;
+        let certs = dir.path().join("certs");
+        let client = supplier_client(&certs);
+        Some(Self {
+            pg,
+            config,
+            certs,
+            client,
+            rx,
+            _nats: nats,
+            _kept: (servers, pki, dir, receiver),
+        })
+    }
+
+    /// Waits up to `secs` for a Service Response to each of `acknowledged`'s RequestIDs.
+    async fn answered(&mut self, acknowledged: &BTreeSet<String>, secs: u64) {
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !acknowledged.is_subset(&got) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(Some(m)) = tokio::time::timeout(left, self.rx.recv()).await else {
+                panic!("answered: {got:?} of {acknowledged:?}");
+            };
+            got.extend(m.description.request_id);
+        }
+    }
 }
 
 /// A routed configuration in cluster mode on `pg` (the hub simulator answering after
@@ -105,34 +162,18 @@ fn counter_now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_request_sent_to_three_instances_at_once_is_accepted_once() {
-    let servers = tempfile::tempdir().unwrap();
-    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+    let Some(c) = Fixture::start(60_000).await else {
         return;
     };
-    // The outbox is JetStream's in cluster mode.
-    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
-        return;
-    };
-    let (pki, receiver, _rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(
-        pki.path(),
-        receiver.local_addr().port(),
-        60_000,
-        &pg,
-        &nats.url(),
-    )
-    .await;
-    let certs = dir.path().join("certs");
-    let client = supplier_client(&certs);
     let instances = [
-        instance(&config, "a").await,
-        instance(&config, "b").await,
-        instance(&config, "c").await,
+        instance(&c.config, "a").await,
+        instance(&c.config, "b").await,
+        instance(&c.config, "c").await,
     ];
     for round in 0..10 {
-        let body = read(&certs, counter_now());
+        let body = read(&c.certs, counter_now());
         let answers = futures_util::future::join_all(
-            instances.iter().map(|i| post(&client, i, body.clone())),
+            instances.iter().map(|i| post(&c.client, i, body.clone())),
         )
         .await;
         let accepted = answers.iter().filter(|c| *c == "I99").count();
@@ -143,121 +184,60 @@ async fn the_same_request_sent_to_three_instances_at_once_is_accepted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pending_commands_of_an_instance_killed_are_answered_by_another() {
-    let servers = tempfile::tempdir().unwrap();
-    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
-        return;
-    };
-    // The outbox is JetStream's in cluster mode.
-    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
-        return;
-    };
-    let (pki, receiver, mut rx) = pki_and_receiver().await;
     // The hub answers after 5 s: A is killed long before.
-    let (dir, config) = cluster_config(
-        pki.path(),
-        receiver.local_addr().port(),
-        5_000,
-        &pg,
-        &nats.url(),
-    )
-    .await;
-    let certs = dir.path().join("certs");
-    let client = supplier_client(&certs);
-    let _b = instance(&config, "b").await;
-    let mut a = instance(&config, "a").await;
+    let Some(mut c) = Fixture::start(5_000).await else {
+        return;
+    };
+    let _b = instance(&c.config, "b").await;
+    let mut a = instance(&c.config, "a").await;
     let mut acknowledged = BTreeSet::new();
     for _ in 0..5 {
         let counter = counter_now();
-        assert_eq!(post(&client, &a, read(&certs, counter)).await, "I99");
+        assert_eq!(post(&c.client, &a, read(&c.certs, counter)).await, "I99");
         acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
     }
     a.child.kill().unwrap(); // SIGKILL, its commands pending
     a.child.wait().unwrap();
     // B claims them once A's lease is over and sends them again; their answers arrive.
-    let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !acknowledged.is_subset(&got) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some(m)) = tokio::time::timeout(left, rx.recv()).await else {
-            panic!("answered: {got:?} of {acknowledged:?}");
-        };
-        got.extend(m.description.request_id);
-    }
+    c.answered(&acknowledged, 90).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_restarted_sends_its_pending_commands_again_from_postgres() {
-    let servers = tempfile::tempdir().unwrap();
-    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+    let Some(mut c) = Fixture::start(3_000).await else {
         return;
     };
-    // The outbox is JetStream's in cluster mode.
-    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
-        return;
-    };
-    let (pki, receiver, mut rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(
-        pki.path(),
-        receiver.local_addr().port(),
-        3_000,
-        &pg,
-        &nats.url(),
-    )
-    .await;
-    let certs = dir.path().join("certs");
-    let client = supplier_client(&certs);
-    let mut a = instance(&config, "a").await;
+    let mut a = instance(&c.config, "a").await;
     let mut acknowledged = BTreeSet::new();
     for _ in 0..3 {
         let counter = counter_now();
-        assert_eq!(post(&client, &a, read(&certs, counter)).await, "I99");
+        assert_eq!(post(&c.client, &a, read(&c.certs, counter)).await, "I99");
         acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
     }
     a.child.kill().unwrap(); // SIGKILL, its commands pending (only in PostgreSQL)
     a.child.wait().unwrap();
-    let _a = instance(&config, "a").await;
-    let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !acknowledged.is_subset(&got) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some(m)) = tokio::time::timeout(left, rx.recv()).await else {
-            panic!("answered: {got:?} of {acknowledged:?}");
-        };
-        got.extend(m.description.request_id);
-    }
+    let _a = instance(&c.config, "a").await;
+    c.answered(&acknowledged, 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_away_is_refused_with_e100_then_the_instances_recover() {
-    let servers = tempfile::tempdir().unwrap();
-    let Some(pg) = dccgw::testing::servers::postgres(servers.path()) else {
+    let Some(c) = Fixture::start(60_000).await else {
         return;
     };
-    // The outbox is JetStream's in cluster mode.
-    let Some(nats) = dccgw::testing::servers::nats(servers.path()) else {
-        return;
-    };
-    let (pki, receiver, _rx) = pki_and_receiver().await;
-    let (dir, config) = cluster_config(
-        pki.path(),
-        receiver.local_addr().port(),
-        60_000,
-        &pg,
-        &nats.url(),
-    )
-    .await;
-    let certs = dir.path().join("certs");
-    let client = supplier_client(&certs);
-    let a = instance(&config, "a").await;
-    assert_eq!(post(&client, &a, read(&certs, counter_now())).await, "I99");
-    pg.stop().unwrap();
+    let a = instance(&c.config, "a").await;
+    assert_eq!(
+        post(&c.client, &a, read(&c.certs, counter_now())).await,
+        "I99"
+    );
+    c.pg.stop().unwrap();
     let away = Instant::now();
     let mut refused = 0;
     while away.elapsed() < Duration::from_secs(5) {
         // Each answer comes within the log's bound (the timeout only stops a hung test).
         let code = tokio::time::timeout(
             Duration::from_secs(20),
-            post(&client, &a, read(&certs, counter_now())),
+            post(&c.client, &a, read(&c.certs, counter_now())),
         )
         .await
         .expect("an answer, not a hang");
@@ -269,11 +249,11 @@ async fn postgres_away_is_refused_with_e100_then_the_instances_recover() {
         .await
         .unwrap();
     assert_eq!(ready.status().as_u16(), 503);
-    pg.restart().unwrap();
+    c.pg.restart().unwrap();
     wait_ready(a.admin).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let code = post(&client, &a, read(&certs, counter_now())).await;
+        let code = post(&c.client, &a, read(&c.certs, counter_now())).await;
         if code == "I99" {
             break;
         }
