@@ -87,7 +87,10 @@ pub type LocalSink = Box<
 
 /// The entry kinds kept in each instance's own files rather than in `request_entries`.
 fn kept_locally(kind: EntryKind) -> bool {
-    matches!(kind, EntryKind::Audit | EntryKind::PreCommand)
+    matches!(
+        kind,
+        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count
+    )
 }
 
 impl PgRequestLog {

@@ -59,7 +59,7 @@ pub struct Anomaly {
     pub log: ThresholdLog,
     pub counts: Arc<dyn Counts>,
     /// Every request counted, journalled before its answer: the counts rebuilt at a start.
-    pub count_log: CountLog,
+    pub count_log: Arc<CountLog>,
     pub quarantine: Arc<Quarantine>,
     /// One threshold change at a time, so versions follow each other.
     pub(super) changing: tokio::sync::Mutex<()>,
@@ -103,7 +103,7 @@ impl Anomaly {
             thresholds: ArcSwap::from_pointee(thresholds),
             log,
             counts: Arc::new(counts),
-            count_log,
+            count_log: Arc::new(count_log),
             quarantine: Arc::new(quarantine),
             changing: tokio::sync::Mutex::new(()),
         })

@@ -19,8 +19,8 @@ use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, RequestTrace};
 use crate::routing::SignedCommand;
 use crate::store::{
-    CommitError, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds, Ledger,
-    MarkEntry, ReplayGuard, Reservation,
+    CommitError, CountLog, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds,
+    Ledger, MarkEntry, ReplayGuard, Reservation, Tallied,
 };
 use crate::tls::PeerIdentity;
 
@@ -39,7 +39,7 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
         EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
         // Kept in each instance's own files in cluster mode (`cluster::LocalSink`), never
         // settled through the log.
-        EntryKind::Audit | EntryKind::PreCommand => None,
+        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count => None,
     }
 }
 
@@ -51,6 +51,7 @@ pub(super) fn logged(effect: &Effect) -> bool {
             | Effect::Hold(_)
             | Effect::RememberPreCommand { .. }
             | Effect::UsePreCommand(_)
+            | Effect::Count(_)
     )
 }
 
@@ -260,6 +261,8 @@ impl Gateway {
                 taken.used.push((*id, value));
                 (EntryKind::PreCommand, record)
             }
+            // Counted in memory when screened; its record rides with the decision.
+            Effect::Count(t) => (EntryKind::Count, t.to_record()),
             // Not `logged`: carried out in their own stores before the commit.
             _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
         };
@@ -337,6 +340,8 @@ pub struct Recovery {
     pub audit: Vec<Vec<u8>>,
     /// Pre-commands issued and used (the pre-command ledger's records).
     pub precommands: Vec<Vec<u8>>,
+    /// Requests anomaly detection counted (the count journal's records).
+    pub counts: Vec<Tallied>,
 }
 
 impl Recovery {
@@ -358,6 +363,12 @@ impl Recovery {
                     },
                     EntryKind::Audit => r.audit.push(e.bytes.clone()),
                     EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
+                    EntryKind::Count => match Tallied::from_record(&e.bytes) {
+                        Some(t) => r.counts.push(t),
+                        None => tracing::warn!(
+                            "A counted request in the request log does not read; skipped."
+                        ),
+                    },
                 }
             }
         }
@@ -371,6 +382,7 @@ pub struct Stores {
     pub dispatcher: Arc<Dispatcher>,
     pub holds: Arc<Holds>,
     pub precommands: Arc<Ledger<HeldPreCommand>>,
+    pub counts: Arc<CountLog>,
     /// The trail that copies each decision's audit record: fsynced before a segment goes.
     pub audit: Audit,
 }
@@ -419,6 +431,11 @@ async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), Stri
     stores
         .precommands
         .checkpoint(&r.precommands, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    stores
+        .counts
+        .checkpoint(&r.counts)
         .await
         .map_err(|e| e.to_string())?;
     // Every audit entry of the segment was handed to the trail before its gate was free.

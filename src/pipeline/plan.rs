@@ -225,14 +225,9 @@ impl Gateway {
                 Effect::Route(_)
                 | Effect::Hold(_)
                 | Effect::RememberPreCommand { .. }
-                | Effect::UsePreCommand(_) => {}
+                | Effect::UsePreCommand(_)
+                | Effect::Count(_) => {}
                 Effect::Quarantine(q) => self.quarantine(*q).await?,
-                Effect::Count(t) => self
-                    .anomaly
-                    .count_log
-                    .append(&t)
-                    .await
-                    .map_err(|e| Error::resource(Resource::QuarantineJournal, e))?,
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,

@@ -17,7 +17,8 @@ use crate::cluster::{Cluster, PgRequestLog};
 use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{
-    CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard, RequestLog,
+    CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard,
+    RequestLog, Tallied,
 };
 
 use super::{blocking, StartError};
@@ -116,12 +117,13 @@ pub(super) async fn audit(
     Ok(audit)
 }
 
-/// Once every store holds its share of the recovered decisions: embedded, the recovered
-/// segments go and the checkpoint starts; in cluster mode, the stores settle through the log,
+/// Once every store holds its share of the recovered decisions (the pre-commands and the
+/// counted requests among them are taken here): embedded, the recovered segments go and the
+/// checkpoint starts; in cluster mode, the stores settle through the log,
 /// the entries kept locally go to their files, and claimed entries are taken up.
 pub(super) async fn start(
     log: Log,
-    precommands: Vec<Vec<u8>>,
+    (precommands, counts): (Vec<Vec<u8>>, Vec<Tallied>),
     gateway: &Arc<Gateway>,
 ) -> Result<(), StartError> {
     match log {
@@ -133,6 +135,7 @@ pub(super) async fn start(
                 .checkpoint(&precommands, now)
                 .await
                 .map_err(StartError::Ledger)?;
+            recount(gateway, &counts).await?;
             let opened = Arc::clone(&log);
             blocking(move || opened.release_recovered(recovered)).await??;
             let stores = Stores {
@@ -140,6 +143,7 @@ pub(super) async fn start(
                 dispatcher: Arc::clone(&gateway.routing.dispatcher),
                 holds: Arc::clone(&gateway.dsp.holds),
                 precommands: Arc::clone(&gateway.ledgers.precommands),
+                counts: Arc::clone(&gateway.anomaly.count_log),
                 audit: gateway.audit.clone(),
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
@@ -169,22 +173,46 @@ pub(super) async fn start(
     Ok(())
 }
 
+/// The requests counted in the log's recovered decisions, counted again in memory (the count
+/// journal's own records were when anomaly detection opened) and journalled.
+async fn recount(gateway: &Gateway, counts: &[Tallied]) -> Result<(), StartError> {
+    let anomaly = &gateway.anomaly;
+    let thresholds = anomaly.thresholds.load();
+    for t in counts {
+        anomaly
+            .counts
+            .restore(&thresholds, t.user, t.role, t.srv, t.at(), t.n);
+    }
+    anomaly
+        .count_log
+        .checkpoint(counts)
+        .await
+        .map_err(StartError::AnomalyJournal)
+}
+
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch
 /// has committed: the audit records copied into the trail and fsynced, the pre-commands into
 /// their ledger's journal (as the embedded checkpoint writes them).
 fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
     let audit = gateway.audit.clone();
     let ledger = Arc::clone(&gateway.ledgers.precommands);
+    let count_log = Arc::clone(&gateway.anomaly.count_log);
     Box::new(move |entries| {
         let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
+        let count_log = Arc::clone(&count_log);
         Box::pin(async move {
-            let mut precommands = Vec::new();
+            let (mut precommands, mut counts) = (Vec::new(), Vec::new());
             for e in entries {
                 match e.kind {
                     EntryKind::Audit => audit.copy_logged(&e.bytes),
+                    EntryKind::Count => counts.extend(Tallied::from_record(&e.bytes)),
                     _ => precommands.push(e.bytes),
                 }
             }
+            count_log
+                .checkpoint(&counts)
+                .await
+                .map_err(CommitError::Journal)?;
             if !precommands.is_empty() {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 ledger

@@ -51,6 +51,16 @@ impl Tallied {
         self.minute.saturating_mul(60)
     }
 
+    /// Its record, as the journal and the request log carry it.
+    pub fn to_record(&self) -> Vec<u8> {
+        to_bytes(self)
+    }
+
+    /// A record read back; `None` for one that does not read.
+    pub fn from_record(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
     fn key(&self) -> (i64, UserId, UserRole, Srv) {
         (self.minute, self.user, self.role, self.srv)
     }
@@ -98,6 +108,14 @@ impl CountLog {
     pub async fn append(&self, tallied: &Tallied) -> Result<(), JournalError> {
         let journal = self.journal_for(tallied.at().div_euclid(3_600))?;
         journal.append(to_bytes(tallied)).await
+    }
+
+    /// Journals every one of `tallied` (records the request log carried), the appends sharing
+    /// the journal's group commits; returns once all are on disk.
+    pub async fn checkpoint(&self, tallied: &[Tallied]) -> Result<(), JournalError> {
+        let appends = tallied.iter().map(|t| self.append(t));
+        futures_util::future::try_join_all(appends).await?;
+        Ok(())
     }
 
     /// The journal of `hour`: the current one, or a new one when the hour has changed (the

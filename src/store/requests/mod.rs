@@ -142,6 +142,9 @@ pub enum EntryKind {
     /// A pre-command issued by a Transform, or used by its signed form (the pre-command
     /// ledger's record).
     PreCommand,
+    /// A request counted by anomaly detection (the count journal's record), so that a restart
+    /// counts it again.
+    Count,
 }
 
 impl EntryKind {
@@ -152,6 +155,7 @@ impl EntryKind {
             Self::Hold => b'H',
             Self::Audit => b'A',
             Self::PreCommand => b'C',
+            Self::Count => b'N',
         }
     }
 
@@ -162,6 +166,7 @@ impl EntryKind {
             b'H' => Some(Self::Hold),
             b'A' => Some(Self::Audit),
             b'C' => Some(Self::PreCommand),
+            b'N' => Some(Self::Count),
             _ => None,
         }
     }

@@ -37,6 +37,10 @@ fn decision(n: u64) -> Decision {
                 kind: EntryKind::Audit,
                 bytes: format!("audit {n}").into_bytes(),
             },
+            Entry {
+                kind: EntryKind::Count,
+                bytes: format!("{{\"n\":{n}}}").into_bytes(),
+            },
         ],
     }
 }
