@@ -72,9 +72,9 @@ pub struct PgRequestLog {
     local: std::sync::OnceLock<LocalSink>,
 }
 
-/// Where a decision's entries that stay on this instance (its audit record, a pre-command) are
+/// Where a decision's entries that stay on this instance (`EntryKind::kept_by_instance`) are
 /// made durable once its batch has committed, before the commit resolves: the instance's audit
-/// trail and pre-command ledger, as the embedded log's checkpoint writes them. So an answer in
+/// trail, pre-command ledger and count journal, as the embedded log's checkpoint writes them. So an answer in
 /// cluster mode waits for the transaction and then for that local write.
 pub type LocalSink = Box<
     dyn Fn(
@@ -84,14 +84,6 @@ pub type LocalSink = Box<
         + Send
         + Sync,
 >;
-
-/// The entry kinds kept in each instance's own files rather than in `request_entries`.
-fn kept_locally(kind: EntryKind) -> bool {
-    matches!(
-        kind,
-        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count
-    )
-}
 
 impl PgRequestLog {
     /// The writer of `bytes`' decisions: one per originator (or per settled request).
@@ -161,7 +153,7 @@ impl RequestLog for PgRequestLog {
             let (local, entries): (Vec<Entry>, Vec<Entry>) = decision
                 .entries
                 .into_iter()
-                .partition(|e| kept_locally(e.kind));
+                .partition(|e| e.kind.kept_by_instance());
             let decision = Decision {
                 mark: decision.mark,
                 entries,

@@ -88,9 +88,7 @@ impl Anomaly {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (count_log, tallied) = CountLog::open(&dir.join("anomaly-counts"), now)?;
         let counts = LocalCounts::new();
-        for t in &tallied {
-            counts.restore(&thresholds, t.user, t.role, t.srv, t.at(), t.n);
-        }
+        restore(&counts, &thresholds, &tallied);
         if !quarantine.is_empty() || thresholds.version > 0 {
             tracing::info!(
                 quarantined = quarantine.len(),
@@ -116,6 +114,22 @@ pub(super) struct Quarantining {
     pub entry: Quarantined,
     pub alert: Outbound,
     pub breach: Breach,
+}
+
+impl Anomaly {
+    /// The requests counted in the request log's recovered decisions: counted again in memory
+    /// (the count journal's own records were at `open`) and journalled.
+    pub async fn recount(&self, tallied: &[Tallied]) -> Result<(), JournalError> {
+        restore(self.counts.as_ref(), &self.thresholds.load(), tallied);
+        self.count_log.checkpoint(tallied).await
+    }
+}
+
+/// `tallied` counted again into `counts`, for the thresholds of `thresholds`.
+fn restore(counts: &dyn Counts, thresholds: &Thresholds, tallied: &[Tallied]) {
+    for t in tallied {
+        counts.restore(thresholds, t.user, t.role, t.srv, t.at(), t.n);
+    }
 }
 
 impl Gateway {

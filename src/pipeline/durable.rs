@@ -37,8 +37,8 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
             .ok()
             .map(|h| h.request_id.to_string()),
         EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
-        // Kept in each instance's own files in cluster mode (`cluster::LocalSink`), never
-        // settled through the log.
+        // `EntryKind::kept_by_instance`: in each instance's own files in cluster mode
+        // (`cluster::LocalSink`), never settled through the log.
         EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count => None,
     }
 }

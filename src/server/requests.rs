@@ -135,7 +135,11 @@ pub(super) async fn start(
                 .checkpoint(&precommands, now)
                 .await
                 .map_err(StartError::Ledger)?;
-            recount(gateway, &counts).await?;
+            gateway
+                .anomaly
+                .recount(&counts)
+                .await
+                .map_err(StartError::AnomalyJournal)?;
             let opened = Arc::clone(&log);
             blocking(move || opened.release_recovered(recovered)).await??;
             let stores = Stores {
@@ -171,23 +175,6 @@ pub(super) async fn start(
         }
     }
     Ok(())
-}
-
-/// The requests counted in the log's recovered decisions, counted again in memory (the count
-/// journal's own records were when anomaly detection opened) and journalled.
-async fn recount(gateway: &Gateway, counts: &[Tallied]) -> Result<(), StartError> {
-    let anomaly = &gateway.anomaly;
-    let thresholds = anomaly.thresholds.load();
-    for t in counts {
-        anomaly
-            .counts
-            .restore(&thresholds, t.user, t.role, t.srv, t.at(), t.n);
-    }
-    anomaly
-        .count_log
-        .checkpoint(counts)
-        .await
-        .map_err(StartError::AnomalyJournal)
 }
 
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch

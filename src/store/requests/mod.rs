@@ -148,6 +148,13 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Whether a log shared by several instances leaves this kind to each instance's own stores
+    /// (its audit trail, pre-command ledger and count journal), rather than keeping it for
+    /// whichever instance owns or claims the request.
+    pub const fn kept_by_instance(self) -> bool {
+        matches!(self, Self::Audit | Self::PreCommand | Self::Count)
+    }
+
     /// The kind's one-byte name, in the file log's records and the database's rows.
     pub const fn tag(self) -> u8 {
         match self {
