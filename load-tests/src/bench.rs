@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::floor;
 use crate::nginx;
 use crate::procs::{self, ProcError};
+use crate::quota::{CpuShare, QuotaError};
 use crate::receiver::Receiver;
 use crate::report::{self, Cpu, Machine, Report, Saturation, TargetRun};
 use crate::runner::{Prepared, RunnerError, Signed};
@@ -29,6 +30,8 @@ pub enum BenchError {
     Runner(#[from] RunnerError),
     #[error(transparent)]
     Proc(#[from] ProcError),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
     #[error(transparent)]
     Setup(#[from] setup::SetupError),
     #[error(transparent)]
@@ -70,6 +73,9 @@ pub struct BenchArgs {
     pub dccgw: PathBuf,
     pub results: PathBuf,
     pub server_cpus: Option<String>,
+    /// A share of one CPU for each server under test (`quota.rs`), when its whole core is more
+    /// than the generator can overload.
+    pub server_cpu_share: Option<f64>,
     pub generator_cpus: Option<String>,
     /// Skip the ramp and take this as the saturation rate.
     pub saturation: Option<f64>,
@@ -82,6 +88,8 @@ struct Server {
     name: String,
     child: Child,
     addr: std::net::SocketAddr,
+    /// Dropped after `child` has been stopped (a cgroup is removed once empty).
+    _share: Option<CpuShare>,
 }
 
 impl Drop for Server {
@@ -115,7 +123,11 @@ async fn start(
     wait_s: u64,
 ) -> Result<Server, BenchError> {
     let cpus = bench.server_cpus.as_deref();
-    start_on(name, cpus, program, args, bench, port, wait_s).await
+    let mut server = start_on(name, cpus, program, args, bench, port, wait_s).await?;
+    if let Some(share) = bench.server_cpu_share {
+        server._share = Some(CpuShare::apply(server.child.id(), share)?);
+    }
+    Ok(server)
 }
 
 /// Starts `program` pinned to `cpus` and waits until it listens on `port`.
@@ -139,6 +151,7 @@ async fn start_on(
         name: name.to_owned(),
         child,
         addr,
+        _share: None,
     })
 }
 
@@ -334,7 +347,10 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         scenario: prepared.scenario.name.clone(),
         description: prepared.scenario.description.clone(),
         started_at: started_at.format(&Rfc3339).unwrap_or_default(),
-        machine: Machine::this(args.server_cpus.clone(), args.generator_cpus.clone()),
+        machine: Machine {
+            server_cpu_share: args.server_cpu_share,
+            ..Machine::this(args.server_cpus.clone(), args.generator_cpus.clone())
+        },
         saturation,
         floor: Some(floor),
         runs,

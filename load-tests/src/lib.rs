@@ -18,6 +18,7 @@ pub mod outcome;
 pub mod plan;
 pub mod population;
 pub mod procs;
+pub mod quota;
 pub mod receiver;
 pub mod refserver;
 pub mod report;

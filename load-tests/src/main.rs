@@ -59,6 +59,11 @@ enum Command {
         /// CPUs for the servers under test (taskset list); default 0 on a machine with 2+ cores.
         #[arg(long)]
         server_cpus: Option<String>,
+        /// A share of one CPU for each server under test (a cgroup's CFS quota of 1 ms a period;
+        /// needs root), e.g. 0.5: for an overload the generator's cores could not offer against
+        /// a whole server core.
+        #[arg(long)]
+        server_cpu_share: Option<f64>,
         /// CPUs for the generator; default 1 on a machine with 2+ cores.
         #[arg(long)]
         generator_cpus: Option<String>,
@@ -176,6 +181,7 @@ fn main() -> anyhow::Result<()> {
             dccgw,
             results,
             server_cpus,
+            server_cpu_share,
             generator_cpus,
             saturation,
             run_s,
@@ -216,6 +222,7 @@ fn main() -> anyhow::Result<()> {
                 dccgw,
                 results,
                 server_cpus: server_cpus.or_else(|| two_cores.then(|| "0".into())),
+                server_cpu_share,
                 generator_cpus: generator_cpus.or_else(|| two_cores.then(|| "1".into())),
                 saturation,
                 startup_s,

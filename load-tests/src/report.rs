@@ -148,6 +148,8 @@ pub struct Machine {
     pub cores: usize,
     pub cpu_model: String,
     pub server_cpus: Option<String>,
+    /// The share of one CPU each server under test was limited to (`--server-cpu-share`).
+    pub server_cpu_share: Option<f64>,
     pub generator_cpus: Option<String>,
 }
 
@@ -171,6 +173,7 @@ impl Machine {
             cores,
             cpu_model,
             server_cpus,
+            server_cpu_share: None,
             generator_cpus,
         }
     }

@@ -62,11 +62,15 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Started {}; {} cores ({}); server CPUs {}, generator CPUs {}.\n",
+        "Started {}; {} cores ({}); server CPUs {}{}, generator CPUs {}.\n",
         r.started_at,
         r.machine.cores,
         r.machine.cpu_model,
         r.machine.server_cpus.as_deref().unwrap_or("unpinned"),
+        r.machine
+            .server_cpu_share
+            .map(|f| format!(" (each server limited to {f} of a CPU)"))
+            .unwrap_or_default(),
         r.machine.generator_cpus.as_deref().unwrap_or("unpinned"),
     );
     if let Some(f) = &r.floor {
