@@ -1,8 +1,16 @@
-//! The events the hub process offers the gateway: a bounded log of unacknowledged events, filled
-//! from the simulator (recording each in the raised-events log first, if there is one) and read,
-//! and re-read after a reconnect, by the event stream until the gateway acknowledges them.
+//! The events the hub process offers its gateways: a bounded log of unacknowledged events, filled
+//! from the simulator (recording each in the raised-events log first, if there is one) and handed
+//! out to the gateways' event streams so that each event is held by one stream at a time.
+//!
+//! An event is *free* until a stream takes it; the stream then *holds* it until a gateway
+//! acknowledges it (it is forgotten), the stream ends (its held events are free again, for any
+//! stream), or its lease ends (free again: a gateway that went silent without its connection
+//! breaking does not keep an event for longer than [`LEASE`]). Whichever gateway acknowledges an
+//! event, it is forgotten: an acknowledgement says a gateway holds it durably. So nothing is lost
+//! while any gateway reads, and an event may be delivered twice (to a second gateway after the
+//! first one's stream broke or its lease ended, when the first had already passed it on).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Frame;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 
 use crate::commshub::{Raised, RaisedLog};
 use crate::dispatch::wire::encode;
@@ -19,34 +28,59 @@ use crate::dispatch::{unix_millis, Inbound};
 
 /// An empty line goes to an idle stream this often.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a stream holds an event it took without its being acknowledged before the event is
+/// offered again (to any stream, this one included).
+pub(super) const LEASE: Duration = Duration::from_secs(60);
+/// Events one stream takes at a time.
+const TAKE: usize = 256;
 
-/// Unacknowledged events, in sequence order, for the gateway to read (and re-read after a
-/// reconnect) until it acknowledges them.
+/// A reader of the log: one event stream.
+pub(super) type ReaderId = u64;
+
+/// Unacknowledged events, in sequence order, each free or held by one reader.
 pub(super) struct EventLog {
     epoch: u64,
     bound: usize,
+    lease: Duration,
     state: Mutex<LogState>,
-    /// New events appended.
+    /// Events became free (appended, or let go by a reader).
     appended: Notify,
     /// Room made by an acknowledgement.
     freed: Notify,
 }
 
+struct Slot {
+    line: Bytes,
+    /// The reader holding the event, and the take that gave it (its lease's entry).
+    holder: Option<(ReaderId, u64)>,
+}
+
+#[derive(Default)]
 struct LogState {
     next_seq: u64,
-    lines: VecDeque<(u64, Bytes)>,
+    next_reader: ReaderId,
+    next_take: u64,
+    /// Every unacknowledged event.
+    slots: BTreeMap<u64, Slot>,
+    /// The events no reader holds, oldest first.
+    free: BTreeSet<u64>,
+    /// Every take in the order made: when its lease ends, the event, the take's number (a
+    /// lease whose event was acknowledged or taken again since is passed over).
+    leases: VecDeque<(Instant, u64, u64)>,
 }
 
 impl EventLog {
-    /// An empty log holding at most `bound` unacknowledged events.
-    pub(super) fn new(bound: usize) -> Self {
+    /// An empty log holding at most `bound` unacknowledged events, each held by a reader for at
+    /// most `lease` unacknowledged.
+    pub(super) fn new(bound: usize, lease: Duration) -> Self {
         Self {
             // Milliseconds at start: a restarted hub has a later epoch.
             epoch: u64::try_from(unix_millis()).unwrap_or(1),
             bound,
+            lease,
             state: Mutex::new(LogState {
                 next_seq: 1,
-                lines: VecDeque::new(),
+                ..LogState::default()
             }),
             appended: Notify::new(),
             freed: Notify::new(),
@@ -54,29 +88,102 @@ impl EventLog {
     }
 
     /// This hub instance's epoch.
+    #[cfg(test)]
     pub(super) fn epoch(&self) -> u64 {
         self.epoch
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
-        // Push and pop only: consistent whenever a panic could strike.
+        // Every critical section moves an event between the maps in one step: consistent
+        // whenever a panic could strike.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets the events up to `upto` of `epoch` (an acknowledgement of another epoch is
-    /// ignored).
-    pub(super) fn ack(&self, epoch: u64, upto: u64) {
+    /// Forgets the events in `ranges` (inclusive) of `epoch`, whoever holds them; an
+    /// acknowledgement of another epoch is ignored. Returns how many were forgotten.
+    pub(super) fn ack(&self, epoch: u64, ranges: &[(u64, u64)]) -> usize {
         if epoch != self.epoch {
-            return;
+            return 0;
         }
         let mut s = self.lock();
-        let before = s.lines.len();
-        while s.lines.front().is_some_and(|(seq, _)| *seq <= upto) {
-            s.lines.pop_front();
+        let mut forgotten = 0;
+        for &(first, last) in ranges {
+            let seqs: Vec<u64> = s.slots.range(first..=last).map(|(seq, _)| *seq).collect();
+            for seq in seqs {
+                s.slots.remove(&seq);
+                s.free.remove(&seq);
+                forgotten += 1;
+            }
         }
-        if s.lines.len() < before {
+        drop(s);
+        if forgotten > 0 {
             self.freed.notify_waiters();
         }
+        forgotten
+    }
+
+    /// A new reader's identity.
+    pub(super) fn reader(&self) -> ReaderId {
+        let mut s = self.lock();
+        s.next_reader += 1;
+        s.next_reader
+    }
+
+    /// Takes up to `max` free events, oldest first, for `reader` to hold until `now` plus the
+    /// lease; first frees the events whose lease ended by `now`.
+    pub(super) fn take(&self, reader: ReaderId, max: usize, now: Instant) -> Vec<(u64, Bytes)> {
+        let mut s = self.lock();
+        let expired = s.expire(now);
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(seq) = s.free.pop_first() else { break };
+            s.next_take += 1;
+            let take = s.next_take;
+            let Some(slot) = s.slots.get_mut(&seq) else {
+                continue;
+            };
+            slot.holder = Some((reader, take));
+            taken.push((seq, slot.line.clone()));
+            s.leases.push_back((now + self.lease, seq, take));
+        }
+        drop(s);
+        if expired > 0 {
+            tracing::warn!(
+                events = expired,
+                "Events held past their lease are offered again."
+            );
+            self.appended.notify_waiters();
+        }
+        taken
+    }
+
+    /// Lets go of every event `reader` holds (its stream ended): free again, for any reader.
+    pub(super) fn release(&self, reader: ReaderId) {
+        let mut s = self.lock();
+        let LogState { slots, free, .. } = &mut *s;
+        let mut released = 0;
+        for (seq, slot) in slots.iter_mut() {
+            if slot.holder.is_some_and(|(r, _)| r == reader) {
+                slot.holder = None;
+                free.insert(*seq);
+                released += 1;
+            }
+        }
+        drop(s);
+        if released > 0 {
+            tracing::info!(
+                events = released,
+                "A gateway's event stream ended; the events it held are offered again."
+            );
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// Unacknowledged events: `(free, held)`.
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.free.len(), s.slots.len() - s.free.len())
     }
 
     /// Waits until the log has room; the next sequence number and how many lines fit.
@@ -85,31 +192,51 @@ impl EventLog {
             let freed = self.freed.notified();
             {
                 let s = self.lock();
-                if s.lines.len() < self.bound {
-                    return (s.next_seq, self.bound - s.lines.len());
+                if s.slots.len() < self.bound {
+                    return (s.next_seq, self.bound - s.slots.len());
                 }
             }
             freed.await;
         }
     }
 
-    /// Appends `lines` (sequence numbers from [`Self::room`], at most the room it gave).
-    fn push(&self, lines: Vec<(u64, Bytes)>) {
+    /// Appends `lines` (sequence numbers from [`Self::room`], at most the room it gave), free.
+    pub(super) fn push(&self, lines: Vec<(u64, Bytes)>) {
         {
             let mut s = self.lock();
             for (seq, line) in lines {
                 s.next_seq = seq + 1;
-                s.lines.push_back((seq, line));
+                s.slots.insert(seq, Slot { line, holder: None });
+                s.free.insert(seq);
             }
         }
         self.appended.notify_waiters();
     }
+}
 
-    /// Lines after `after`, at most `max`.
-    fn after(&self, after: u64, max: usize) -> Vec<(u64, Bytes)> {
-        let s = self.lock();
-        let start = s.lines.partition_point(|(seq, _)| *seq <= after);
-        s.lines.range(start..).take(max).cloned().collect()
+impl LogState {
+    /// Frees the events whose lease ended by `now`; how many.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some(&(deadline, seq, take)) = self.leases.front() {
+            let slot = self
+                .slots
+                .get_mut(&seq)
+                .filter(|slot| slot.holder.is_some_and(|(_, t)| t == take));
+            match slot {
+                // Acknowledged, let go or taken again since: a stale lease, passed over at
+                // once (so the queue holds about the events held, not every take of a lease).
+                None => {}
+                Some(_) if deadline > now => break,
+                Some(slot) => {
+                    slot.holder = None;
+                    self.free.insert(seq);
+                    expired += 1;
+                }
+            }
+            self.leases.pop_front();
+        }
+        expired
     }
 }
 
@@ -151,35 +278,60 @@ pub(super) async fn retain(
     }
 }
 
-/// The log from `after` on, then as it grows, as a response body.
-pub(super) fn follow(log: Arc<EventLog>, after: u64) -> LineStream {
+/// A new reader of the log, as a response body: the free events, then new ones as they come.
+/// The events it took are let go when the body is dropped (the stream ended).
+pub(super) fn follow(log: Arc<EventLog>) -> LineStream {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(feed(log, after, tx));
+    tokio::spawn(feed(log, tx));
     LineStream(rx)
 }
 
-/// Streams the log to one reader from `after`, then follows it.
-async fn feed(log: Arc<EventLog>, mut after: u64, tx: mpsc::Sender<Bytes>) {
+/// Lets go of a reader's events when its feed ends, however it ends.
+struct Reading {
+    log: Arc<EventLog>,
+    reader: ReaderId,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.log.release(self.reader);
+    }
+}
+
+/// Feeds one reader the events it takes, with a heartbeat while there are none, until its
+/// stream is gone.
+async fn feed(log: Arc<EventLog>, tx: mpsc::Sender<Bytes>) {
+    let reading = Reading {
+        reader: log.reader(),
+        log,
+    };
+    let log = &reading.log;
+    let mut quiet_since = Instant::now();
     loop {
         let appended = log.appended.notified();
-        let batch = log.after(after, 256);
+        let batch = log.take(reading.reader, TAKE, Instant::now());
         if batch.is_empty() {
-            match tokio::time::timeout(HEARTBEAT, appended).await {
-                Ok(()) => continue,
-                Err(_) => {
-                    if tx.send(Bytes::from_static(b"\n")).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
+            // Woken by new events, by a lease to look at (at most a second late), or by the
+            // stream's end.
+            tokio::select! {
+                () = appended => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tx.closed() => return,
             }
+            if quiet_since.elapsed() >= HEARTBEAT {
+                if tx.send(Bytes::from_static(b"\n")).await.is_err() {
+                    return;
+                }
+                quiet_since = Instant::now();
+            }
+            continue;
         }
-        for (seq, line) in batch {
+        for (_, line) in batch {
             if tx.send(line).await.is_err() {
                 return;
             }
-            after = seq;
         }
+        quiet_since = Instant::now();
     }
 }
 
