@@ -186,6 +186,12 @@ impl EventLog {
         (s.free.len(), s.slots.len() - s.free.len())
     }
 
+    /// Leases kept (held events, and lapsed entries not yet passed over).
+    #[cfg(test)]
+    pub(super) fn leases(&self) -> usize {
+        self.lock().leases.len()
+    }
+
     /// Waits until the log has room; the next sequence number and how many lines fit.
     async fn room(&self) -> (u64, usize) {
         loop {

@@ -47,6 +47,8 @@
 //! ```
 
 mod events;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
