@@ -371,7 +371,10 @@ async fn two_gateways_share_one_hub_and_a_gone_one_leaves_its_events_to_the_othe
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while b.acknowledged() < b_count {
-        assert!(tokio::time::Instant::now() < deadline, "acknowledgements confirmed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acknowledgements confirmed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let a_share: Vec<_> = got_a.iter().map(key).collect();
@@ -389,5 +392,8 @@ async fn two_gateways_share_one_hub_and_a_gone_one_leaves_its_events_to_the_othe
     want.sort();
     assert_eq!(again_keys, want);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rx_b.try_recv().is_err(), "nothing B acknowledged comes again");
+    assert!(
+        rx_b.try_recv().is_err(),
+        "nothing B acknowledged comes again"
+    );
 }

@@ -13,7 +13,11 @@ const LEASE: Duration = Duration::from_secs(60);
 
 fn log_with(events: u64) -> EventLog {
     let log = EventLog::new(1_000, LEASE);
-    log.push((1..=events).map(|seq| (seq, Bytes::from(seq.to_string()))).collect());
+    log.push(
+        (1..=events)
+            .map(|seq| (seq, Bytes::from(seq.to_string())))
+            .collect(),
+    );
     log
 }
 
@@ -62,9 +66,15 @@ fn an_event_held_past_its_lease_is_offered_again() {
     let start = Instant::now();
     log.take(a, 2, start);
     // Within the lease, B gets only the event A did not take.
-    assert_eq!(seqs(&log.take(b, 100, start + LEASE / 2)), BTreeSet::from([3]));
+    assert_eq!(
+        seqs(&log.take(b, 100, start + LEASE / 2)),
+        BTreeSet::from([3])
+    );
     // Past it, A's two are B's to take; B's own lease (taken later) has not lapsed.
-    assert_eq!(seqs(&log.take(b, 100, start + LEASE)), BTreeSet::from([1, 2]));
+    assert_eq!(
+        seqs(&log.take(b, 100, start + LEASE)),
+        BTreeSet::from([1, 2])
+    );
     // A's late release does not take back what B now holds.
     log.release(a);
     assert_eq!(log.counts(), (0, 3));
