@@ -10,7 +10,7 @@
 //! while any gateway reads, and an event may be delivered twice (to a second gateway after the
 //! first one's stream broke or its lease ended, when the first had already passed it on).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,23 +55,29 @@ struct Slot {
     holder: Option<(ReaderId, u64)>,
 }
 
-#[derive(Default)]
+/// The log's events in sequence order, from the oldest unacknowledged one (one gateway alone
+/// takes them in order and acknowledges runs of them: a push, a take and an acknowledgement
+/// each touch the ends of a queue).
 struct LogState {
-    next_seq: u64,
+    /// The sequence number of `slots`' first entry.
+    first: u64,
+    /// The events from `first` on; `None` once acknowledged (the front is dropped as soon as
+    /// it is). Its length is what the log's bound counts.
+    slots: VecDeque<Option<Slot>>,
+    /// The first event never taken: it and every later one are free.
+    fresh: u64,
+    /// Events taken before and free again (let go, or their lease lapsed), oldest first.
+    returned: BTreeSet<u64>,
     next_reader: ReaderId,
     next_take: u64,
-    /// Every unacknowledged event.
-    slots: BTreeMap<u64, Slot>,
-    /// The events no reader holds, oldest first.
-    free: BTreeSet<u64>,
     /// Every take in the order made: when its lease ends, the event, the take's number (a
     /// lease whose event was acknowledged or taken again since is passed over).
     leases: VecDeque<(Instant, u64, u64)>,
 }
 
 impl EventLog {
-    /// An empty log holding at most `bound` unacknowledged events, each held by a reader for at
-    /// most `lease` unacknowledged.
+    /// An empty log holding at most `bound` events from the oldest unacknowledged one on, each
+    /// held by a reader for at most `lease` unacknowledged.
     pub(super) fn new(bound: usize, lease: Duration) -> Self {
         Self {
             // Milliseconds at start: a restarted hub has a later epoch.
@@ -79,8 +85,13 @@ impl EventLog {
             bound,
             lease,
             state: Mutex::new(LogState {
-                next_seq: 1,
-                ..LogState::default()
+                first: 1,
+                slots: VecDeque::new(),
+                fresh: 1,
+                returned: BTreeSet::new(),
+                next_reader: 0,
+                next_take: 0,
+                leases: VecDeque::new(),
             }),
             appended: Notify::new(),
             freed: Notify::new(),
@@ -94,28 +105,19 @@ impl EventLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
-        // Every critical section moves an event between the maps in one step: consistent
-        // whenever a panic could strike.
+        // Every critical section moves an event from one state to another in one step:
+        // consistent whenever a panic could strike.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets the events in `ranges` (inclusive) of `epoch`, whoever holds them; an
-    /// acknowledgement of another epoch is ignored. Returns how many were forgotten.
+    /// Forgets the events in `ranges` (inclusive, ascending, not overlapping) of `epoch`,
+    /// whoever holds them; an acknowledgement of another epoch is ignored. Returns how many
+    /// were forgotten.
     pub(super) fn ack(&self, epoch: u64, ranges: &[(u64, u64)]) -> usize {
         if epoch != self.epoch {
             return 0;
         }
-        let mut s = self.lock();
-        let mut forgotten = 0;
-        for &(first, last) in ranges {
-            let seqs: Vec<u64> = s.slots.range(first..=last).map(|(seq, _)| *seq).collect();
-            for seq in seqs {
-                s.slots.remove(&seq);
-                s.free.remove(&seq);
-                forgotten += 1;
-            }
-        }
-        drop(s);
+        let forgotten = self.lock().ack(ranges);
         if forgotten > 0 {
             self.freed.notify_waiters();
         }
@@ -132,21 +134,11 @@ impl EventLog {
     /// Takes up to `max` free events, oldest first, for `reader` to hold until `now` plus the
     /// lease; first frees the events whose lease ended by `now`.
     pub(super) fn take(&self, reader: ReaderId, max: usize, now: Instant) -> Vec<(u64, Bytes)> {
-        let mut s = self.lock();
-        let expired = s.expire(now);
-        let mut taken = Vec::new();
-        while taken.len() < max {
-            let Some(seq) = s.free.pop_first() else { break };
-            s.next_take += 1;
-            let take = s.next_take;
-            let Some(slot) = s.slots.get_mut(&seq) else {
-                continue;
-            };
-            slot.holder = Some((reader, take));
-            taken.push((seq, slot.line.clone()));
-            s.leases.push_back((now + self.lease, seq, take));
-        }
-        drop(s);
+        let (taken, expired) = {
+            let mut s = self.lock();
+            let expired = s.expire(now);
+            (s.take(reader, max, now + self.lease), expired)
+        };
         if expired > 0 {
             tracing::warn!(
                 events = expired,
@@ -159,17 +151,7 @@ impl EventLog {
 
     /// Lets go of every event `reader` holds (its stream ended): free again, for any reader.
     pub(super) fn release(&self, reader: ReaderId) {
-        let mut s = self.lock();
-        let LogState { slots, free, .. } = &mut *s;
-        let mut released = 0;
-        for (seq, slot) in slots.iter_mut() {
-            if slot.holder.is_some_and(|(r, _)| r == reader) {
-                slot.holder = None;
-                free.insert(*seq);
-                released += 1;
-            }
-        }
-        drop(s);
+        let released = self.lock().release(reader);
         if released > 0 {
             tracing::info!(
                 events = released,
@@ -183,7 +165,9 @@ impl EventLog {
     #[cfg(test)]
     pub(super) fn counts(&self) -> (usize, usize) {
         let s = self.lock();
-        (s.free.len(), s.slots.len() - s.free.len())
+        let live = s.slots.iter().flatten();
+        let held = live.clone().filter(|slot| slot.holder.is_some()).count();
+        (live.count() - held, held)
     }
 
     /// Leases kept (held events, and lapsed entries not yet passed over).
@@ -199,7 +183,7 @@ impl EventLog {
             {
                 let s = self.lock();
                 if s.slots.len() < self.bound {
-                    return (s.next_seq, self.bound - s.slots.len());
+                    return (s.next_seq(), self.bound - s.slots.len());
                 }
             }
             freed.await;
@@ -211,9 +195,11 @@ impl EventLog {
         {
             let mut s = self.lock();
             for (seq, line) in lines {
-                s.next_seq = seq + 1;
-                s.slots.insert(seq, Slot { line, holder: None });
-                s.free.insert(seq);
+                if s.slots.is_empty() {
+                    s.first = seq;
+                    s.fresh = s.fresh.max(seq);
+                }
+                s.slots.push_back(Some(Slot { line, holder: None }));
             }
         }
         self.appended.notify_waiters();
@@ -221,13 +207,89 @@ impl EventLog {
 }
 
 impl LogState {
+    fn next_seq(&self) -> u64 {
+        self.first + self.slots.len() as u64
+    }
+
+    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.slots.get_mut(index)?.as_mut()
+    }
+
+    fn take(&mut self, reader: ReaderId, max: usize, until: Instant) -> Vec<(u64, Bytes)> {
+        let mut taken = Vec::new();
+        self.fresh = self.fresh.max(self.first);
+        while taken.len() < max {
+            let seq = match self.returned.pop_first() {
+                Some(seq) => seq,
+                None if self.fresh < self.next_seq() => {
+                    self.fresh += 1;
+                    self.fresh - 1
+                }
+                None => break,
+            };
+            self.next_take += 1;
+            let take = self.next_take;
+            let Some(slot) = self.slot_mut(seq) else {
+                continue;
+            };
+            slot.holder = Some((reader, take));
+            taken.push((seq, slot.line.clone()));
+            self.leases.push_back((until, seq, take));
+        }
+        taken
+    }
+
+    fn ack(&mut self, ranges: &[(u64, u64)]) -> usize {
+        let mut forgotten = 0;
+        let mut after = 0;
+        for &(first, last) in ranges {
+            // Ascending, so the events visited are at most the log's.
+            let from = first.max(self.first).max(after);
+            let to = last.min(self.next_seq().saturating_sub(1));
+            let mut seq = from;
+            while seq <= to {
+                let index = (seq - self.first) as usize;
+                if let Some(slot) = self.slots[index].take() {
+                    if slot.holder.is_none() {
+                        self.returned.remove(&seq);
+                    }
+                    forgotten += 1;
+                }
+                seq += 1;
+            }
+            after = after.max(to.saturating_add(1));
+        }
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        forgotten
+    }
+
+    fn release(&mut self, reader: ReaderId) -> usize {
+        let first = self.first;
+        let mut released = Vec::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(slot) = slot
+                .as_mut()
+                .filter(|s| s.holder.is_some_and(|(r, _)| r == reader))
+            {
+                slot.holder = None;
+                released.push(first + index as u64);
+            }
+        }
+        let n = released.len();
+        self.returned.extend(released);
+        n
+    }
+
     /// Frees the events whose lease ended by `now`; how many.
     fn expire(&mut self, now: Instant) -> usize {
         let mut expired = 0;
         while let Some(&(deadline, seq, take)) = self.leases.front() {
             let slot = self
-                .slots
-                .get_mut(&seq)
+                .slot_mut(seq)
                 .filter(|slot| slot.holder.is_some_and(|(_, t)| t == take));
             match slot {
                 // Acknowledged, let go or taken again since: a stale lease, passed over at
@@ -236,7 +298,7 @@ impl LogState {
                 Some(_) if deadline > now => break,
                 Some(slot) => {
                     slot.holder = None;
-                    self.free.insert(seq);
+                    self.returned.insert(seq);
                     expired += 1;
                 }
             }

@@ -111,3 +111,20 @@ fn leases_of_acknowledged_events_do_not_pile_up() {
     // Each take passes over the lapsed entries of acknowledged events at the queue's front.
     assert!(log.leases() <= 1, "{} leases kept", log.leases());
 }
+
+#[test]
+fn acknowledgements_out_of_order_and_overlapping_count_each_event_once() {
+    let log = log_with(6);
+    let reader = log.reader();
+    let now = Instant::now();
+    log.take(reader, 100, now);
+    assert_eq!(log.ack(log.epoch(), &[(3, 3), (5, 5)]), 2);
+    assert_eq!(log.counts(), (0, 4));
+    // Overlapping ranges, and a range already acknowledged: each event forgotten once.
+    assert_eq!(log.ack(log.epoch(), &[(1, 4), (2, 3), (5, 5)]), 3);
+    assert_eq!(log.counts(), (0, 1));
+    // New events after the holes are handed out in order.
+    log.push(vec![(7, Bytes::from_static(b"7"))]);
+    log.release(reader);
+    assert_eq!(seqs(&log.take(reader, 100, now)), BTreeSet::from([6, 7]));
+}
