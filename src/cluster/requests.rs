@@ -105,8 +105,9 @@ pub struct Opened {
     /// This instance's open entries, as decisions without marks (the marks are in the
     /// database, which decides), oldest first.
     pub recovered: Vec<Decision>,
-    /// Entries claimed from gone instances, a batch per claim, for as long as the log runs.
-    pub claimed: mpsc::Receiver<Vec<Decision>>,
+    /// Entries and DCC-alert obligations claimed from gone instances, one claim at a time,
+    /// for as long as the log runs.
+    pub claimed: mpsc::Receiver<super::Claimed>,
 }
 
 impl PgRequestLog {
