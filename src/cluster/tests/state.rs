@@ -174,7 +174,7 @@ async fn the_dcc_alerts_a_gone_instance_owed_are_claimed_by_a_live_one() {
     let derived = snapshot::claimed_alerts(&cluster_b, claimed.alerts)
         .await
         .unwrap();
-    assert_eq!(derived, [owed_by_a.clone()]);
+    assert_eq!(derived, std::slice::from_ref(&owed_by_a));
     // They are B's now: a restart of A owes nothing, one of B owes them; A's mark does not
     // settle them, B's does.
     let owed_at_start = |name: &str| {
@@ -186,9 +186,9 @@ async fn the_dcc_alerts_a_gone_instance_owed_are_claimed_by_a_live_one() {
         }
     };
     assert!(owed_at_start("a").await.is_empty());
-    assert_eq!(owed_at_start("b").await, [owed_by_a.clone()]);
+    assert_eq!(owed_at_start("b").await, std::slice::from_ref(&owed_by_a));
     cluster_a.mark_alerted(owed_by_a.seq).await.unwrap();
-    assert_eq!(owed_at_start("b").await, [owed_by_a.clone()]);
+    assert_eq!(owed_at_start("b").await, std::slice::from_ref(&owed_by_a));
     cluster_b.mark_alerted(owed_by_a.seq).await.unwrap();
     assert!(owed_at_start("b").await.is_empty());
     // A second claim finds nothing.
