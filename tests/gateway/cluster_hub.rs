@@ -6,7 +6,9 @@
 //! hub's raised-events log shows no command sent twice: B settled A's pending entries in
 //! PostgreSQL before A's lease ran out, so its claim found nothing to send again), and every
 //! device alert the hub raised — before the kill (those A held unacknowledged) and while A is
-//! dead — reaches the User entitled to it.
+//! dead — reaches the User entitled to it. With both instances alive, the answers the hub
+//! hands to B for A's commands are answered once: A's timer, finding the entry settled, sends
+//! no E21 beside them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -190,4 +192,61 @@ async fn one_hub_for_two_instances_answers_and_alerts_reach_users_through_b_afte
         copies.lock().unwrap().len()
     );
     collector.abort();
+}
+
+/// Answers after 2 s, no alerts.
+const QUIET_HUB: &str = r#"
+[hub]
+seed = 6
+[hub.default]
+latency = { kind = "fixed", ms = 2000 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_taken_by_the_other_instance_is_answered_once_and_never_also_e21() {
+    let Some(mut c) = Fixture::start_with(0, "").await else {
+        return;
+    };
+    let raised_log = c.dir().join("raised.ndjson");
+    let (_hub, hub_port) = start_hub_with(c.dir(), &raised_log, QUIET_HUB).await;
+    // Both instances read the hub's events; a command's timer (E21) runs out 6 s after it is
+    // sent, well after its answer (2 s).
+    let env = [
+        ("DCCGW_ROUTING__HUB", "remote".to_owned()),
+        ("DCCGW_ROUTING__HUB_ADDR", format!("127.0.0.1:{hub_port}")),
+        ("DCCGW_ROUTING__DISPATCH__TIMEOUT_MS", "6000".to_owned()),
+    ];
+    let _b = instance_with(&c.config, "b", &env).await;
+    let a = instance_with(&c.config, "a", &env).await;
+    let mut acknowledged = BTreeSet::new();
+    for _ in 0..10 {
+        let counter = counter_now();
+        assert_eq!(post(&c.client, &a, read(&c.certs, counter)).await, "I99");
+        acknowledged.insert(format!("{SUPPLIER}:{DEMO_ESME}:{counter}"));
+    }
+    let sent = Instant::now();
+    // Every message that arrives until well past the timers: the hub hands each answer to A
+    // or to B, and A's timer must not add an E21 to one B answered.
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    while sent.elapsed() < Duration::from_secs(12) {
+        let left = Duration::from_secs(12).saturating_sub(sent.elapsed());
+        let Ok(Some(m)) = tokio::time::timeout(left, c.rx.recv()).await else {
+            break;
+        };
+        if let Some(id) = m.description.request_id {
+            let code = m.description.response_code.unwrap_or_default();
+            got.entry(id).or_default().push(code);
+        }
+    }
+    for id in &acknowledged {
+        assert_eq!(
+            got.get(id).map(Vec::as_slice),
+            Some(&["I0".to_owned()][..]),
+            "{id}: {got:?}"
+        );
+    }
+    let (_, answers) = raised(&raised_log);
+    for id in &acknowledged {
+        assert_eq!(answers.get(id), Some(&1), "{id} was sent to the hub once");
+    }
 }
