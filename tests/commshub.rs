@@ -326,3 +326,74 @@ fn record_identity(r: &Raised) -> Identity {
         r.frame_counter,
     )
 }
+
+#[tokio::test]
+async fn two_gateways_share_one_hub_and_a_gone_one_leaves_its_events_to_the_other() {
+    let fleet = Fleet::new(6);
+    // A power outage behind six hubs as soon as the hub starts: twelve alerts.
+    let config =
+        "[default]\nlatency = { kind = \"fixed\", ms = 0 }\n[[storms]]\nafter_secs = 0\nhubs = 6\n";
+    let (hub, _) = start_hub(&fleet, config).await;
+    let key = |i: &Inbound| match &i.event {
+        HubEvent::Alert {
+            device,
+            code,
+            payload,
+            ..
+        } => (*device, *code, payload.clone()),
+        other => panic!("{other:?}"),
+    };
+
+    // Two gateways read at once; between them they get the storm, each alert once.
+    let (tx_a, mut rx_a) = mpsc::channel(64);
+    let (tx_b, mut rx_b) = mpsc::channel(64);
+    let a = RemoteHub::start(hub.addr, tx_a);
+    let b = RemoteHub::start(hub.addr, tx_b);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    while got_a.len() + got_b.len() < 12 {
+        tokio::select! {
+            i = next(&mut rx_a) => got_a.push(i),
+            i = next(&mut rx_b) => got_b.push(i),
+        }
+    }
+    let mut all: Vec<_> = got_a.iter().chain(&got_b).map(key).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 12, "each alert once, none lost");
+    // Nothing more is handed out while they hold everything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err());
+
+    // B acknowledges what it got; A goes away holding its share unacknowledged.
+    let b_count = got_b.len() as u64;
+    for i in got_b {
+        i.receipt.ack();
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while b.acknowledged() < b_count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acknowledgements confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a_share: Vec<_> = got_a.iter().map(key).collect();
+    drop(got_a);
+    drop(a);
+
+    // A's share comes to B (once its stream's end is seen), and nothing B acknowledged.
+    let mut again = Vec::new();
+    for _ in 0..a_share.len() {
+        again.push(next(&mut rx_b).await);
+    }
+    let mut again_keys: Vec<_> = again.iter().map(key).collect();
+    let mut want = a_share;
+    again_keys.sort();
+    want.sort();
+    assert_eq!(again_keys, want);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rx_b.try_recv().is_err(),
+        "nothing B acknowledged comes again"
+    );
+}

@@ -4,7 +4,8 @@
 //!
 //! A claim is one statement: the gone instances' rows locked with `FOR UPDATE SKIP LOCKED` (two
 //! instances claiming at once take disjoint sets, and neither waits on the other), their
-//! entries moved to the claimer, their rows deleted (an instance that comes back says it is
+//! entries and the DCC-alert obligations they owed (`change_alerts.owner`) moved to the
+//! claimer, their rows deleted (an instance that comes back says it is
 //! alive again and starts with no entries). An instance taken for gone that was only slow may
 //! still settle an entry it had: the row goes, and the claimer's copy is answered too — an
 //! answer twice, never none.
@@ -44,8 +45,9 @@ impl Cluster {
         Ok(decisions(&rows))
     }
 
-    /// Moves the entries of every instance unseen for `lease` to this one; returns them.
-    pub async fn claim(&self, lease: std::time::Duration) -> Result<Vec<Decision>, ClusterError> {
+    /// Moves the entries of every instance unseen for `lease` to this one, and the DCC-alert
+    /// obligations those instances owed; returns them.
+    pub async fn claim(&self, lease: std::time::Duration) -> Result<Claimed, ClusterError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -58,12 +60,45 @@ impl Cluster {
                  moved AS (
                      UPDATE request_entries e SET owner = $1 FROM gone
                      WHERE e.owner = gone.name
-                     RETURNING e.kind, e.bytes, e.created_at)
-                 SELECT kind, bytes FROM moved ORDER BY created_at",
+                     RETURNING e.kind, e.bytes, e.created_at),
+                 owed AS (
+                     UPDATE change_alerts a SET owner = $1 FROM change_log l, gone
+                     WHERE a.seq = l.seq AND a.done_at IS NULL
+                       AND coalesce(a.owner, l.origin) = gone.name
+                     RETURNING a.seq)
+                 SELECT kind, bytes, NULL::bigint AS seq, created_at FROM moved
+                 UNION ALL SELECT NULL, NULL, seq, NULL FROM owed
+                 ORDER BY created_at, seq",
                 &[&self.instance, &lease.as_secs_f64()],
             )
             .await?;
-        Ok(decisions(&rows))
+        let (entries, owed): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|row| row.get::<_, Option<&str>>(0).is_some());
+        let alerts = owed
+            .iter()
+            .filter_map(|row| row.get::<_, Option<i64>>(2))
+            .map(super::log::seq_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Claimed {
+            entries: decisions(&entries),
+            alerts,
+        })
+    }
+}
+
+/// What a claim moved to this instance.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The gone instances' open entries, one decision each, oldest first.
+    pub entries: Vec<Decision>,
+    /// The change batches whose DCC Alerts they owed, in order: this instance owes them now.
+    pub alerts: Vec<u64>,
+}
+
+impl Claimed {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.alerts.is_empty()
     }
 }
 
@@ -91,12 +126,9 @@ fn decisions(rows: &[tokio_postgres::Row]) -> Vec<Decision> {
 
 /// Every [`HEARTBEAT`]: says this instance is alive (a failure makes the log say it is failing,
 /// so `/readyz` says not ready while PostgreSQL is away), then claims gone instances' entries
-/// and hands them to `found`. Runs until `found`'s receiver is dropped.
-pub(super) async fn run(
-    cluster: Cluster,
-    failing: Arc<AtomicBool>,
-    found: mpsc::Sender<Vec<Decision>>,
-) {
+/// and DCC-alert obligations and hands them to `found`. Runs until `found`'s receiver is
+/// dropped.
+pub(super) async fn run(cluster: Cluster, failing: Arc<AtomicBool>, found: mpsc::Sender<Claimed>) {
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -118,8 +150,9 @@ pub(super) async fn run(
                     continue;
                 }
                 tracing::warn!(
-                    entries = claimed.len(),
-                    "Open entries of a gone instance claimed; their commands are sent again."
+                    entries = claimed.entries.len(),
+                    change_batches = claimed.alerts.len(),
+                    "Open entries and owed DCC Alerts of a gone instance claimed; its commands are sent again and its alerts raised."
                 );
                 if found.send(claimed).await.is_err() {
                     return;

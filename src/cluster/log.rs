@@ -58,6 +58,8 @@ pub struct Logged {
     pub origin: String,
     /// Whether its DCC Alerts are still owed (not yet marked as in an outbox).
     pub owes_alerts: bool,
+    /// The instance that owes them: the origin, or the instance that claimed them from it.
+    pub alerts_owner: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,15 +131,16 @@ impl Cluster {
         seq_from(client.query_one(LATEST, &[]).await?.get(0))
     }
 
-    /// Records that the DCC Alerts of every batch this instance wrote, up to `seq`, are in its
-    /// outbox.
+    /// Records that the DCC Alerts of every batch this instance owes (wrote, or claimed), up to
+    /// `seq`, are in its outbox.
     pub async fn mark_alerted(&self, seq: u64) -> Result<(), ClusterError> {
         let client = self.client().await?;
         client
             .execute(
                 "UPDATE change_alerts a SET done_at = now()
                  FROM change_log l
-                 WHERE a.seq = l.seq AND a.done_at IS NULL AND a.seq <= $1 AND l.origin = $2",
+                 WHERE a.seq = l.seq AND a.done_at IS NULL AND a.seq <= $1
+                   AND coalesce(a.owner, l.origin) = $2",
                 &[&seq_to_db(seq)?, &self.instance],
             )
             .await?;
@@ -156,7 +159,7 @@ pub(super) async fn read_since(
     let rows = client
         .query(
             "SELECT l.seq, l.at, l.kind, l.changes::text, l.origin,
-                    (a.seq IS NOT NULL AND a.done_at IS NULL)
+                    (a.seq IS NOT NULL AND a.done_at IS NULL), coalesce(a.owner, l.origin)
              FROM change_log l LEFT JOIN change_alerts a ON a.seq = l.seq
              WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
             &[&seq_to_db(after)?, &limit],
@@ -187,6 +190,7 @@ pub(super) async fn read_since(
                 batch,
                 origin: row.get(4),
                 owes_alerts: row.get(5),
+                alerts_owner: row.get(6),
             })
         })
         .collect()

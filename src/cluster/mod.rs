@@ -25,6 +25,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use lease::Claimed;
 pub use log::{AppendError, Logged, LoggedBatch};
 pub use marks::MarkError;
 pub use requests::{LocalSink, PgRequestLog};

@@ -37,7 +37,9 @@ use tokio_postgres::types::ToSql;
 use super::marks::{to_db, ADVANCE, RESET};
 use super::{Cluster, ClusterError};
 use crate::antireplay::Replay;
-use crate::store::{CommitError, Decision, Entry, EntryKind, KeyOf, LogFuture, RequestLog};
+use crate::store::{
+    CommitError, Decision, Entry, EntryFuture, EntryKind, KeyOf, LogFuture, RequestLog,
+};
 
 /// Writers per instance, each with its own connection and its own share of the originators
 /// (so one originator's marks are written in the order they were reserved), their batches
@@ -65,6 +67,8 @@ enum Job {
 
 /// The request log of an instance in cluster mode. See the module's documentation.
 pub struct PgRequestLog {
+    /// Where open entries are looked up (an answer to a command another instance sent).
+    cluster: Cluster,
     /// Each writer's queue.
     jobs: Vec<mpsc::Sender<Job>>,
     failing: Arc<AtomicBool>,
@@ -101,8 +105,9 @@ pub struct Opened {
     /// This instance's open entries, as decisions without marks (the marks are in the
     /// database, which decides), oldest first.
     pub recovered: Vec<Decision>,
-    /// Entries claimed from gone instances, a batch per claim, for as long as the log runs.
-    pub claimed: mpsc::Receiver<Vec<Decision>>,
+    /// Entries and DCC-alert obligations claimed from gone instances, one claim at a time,
+    /// for as long as the log runs.
+    pub claimed: mpsc::Receiver<super::Claimed>,
 }
 
 impl PgRequestLog {
@@ -126,8 +131,13 @@ impl PgRequestLog {
                 jobs
             })
             .collect();
-        tokio::spawn(super::lease::run(cluster, Arc::clone(&failing), found));
+        tokio::spawn(super::lease::run(
+            cluster.clone(),
+            Arc::clone(&failing),
+            found,
+        ));
         let log = Arc::new(Self {
+            cluster,
             jobs,
             failing,
             local: std::sync::OnceLock::new(),
@@ -183,6 +193,28 @@ impl RequestLog for PgRequestLog {
 
     fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
+    }
+
+    fn open_entry(&self, kind: EntryKind, key: String) -> EntryFuture<'_> {
+        Box::pin(async move {
+            let read = async {
+                let client = self.cluster.client().await?;
+                let row = client
+                    .query_opt(
+                        "SELECT bytes FROM request_entries WHERE kind = $1 AND key = $2",
+                        &[&kind_name(kind), &key],
+                    )
+                    .await?;
+                Ok::<_, ClusterError>(row.map(|r| r.get::<_, Vec<u8>>(0)))
+            };
+            match tokio::time::timeout(BATCH_TIMEOUT, read).await {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(e)) => Err(CommitError::Database(causes(&e).into())),
+                Err(_) => Err(CommitError::Database(
+                    "looking up an open entry took too long".into(),
+                )),
+            }
+        })
     }
 
     fn settle(&self, kind: EntryKind, key: String) {

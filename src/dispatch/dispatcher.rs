@@ -9,6 +9,15 @@
 //!
 //! Device alerts and future-dated execution alerts are passed on untouched (with their
 //! receipts) on the `events` channel of [`Opened`].
+//!
+//! In a cluster the instances share one hub network, which hands each answer to one of them,
+//! not necessarily the one that sent the command (that one may be gone). An answer for a
+//! command not in flight here is looked up in the request log ([`RequestLog::open_entry`]):
+//! while the command's entry is open, whichever instance owns it, the outcome is made here from
+//! the command the entry holds (its User, SRV and device) and the answer, and settling it
+//! settles the entry; once it is settled, the answer is a late or repeated one and is dropped.
+//! The instance that sent the command, when its timer ends, looks too: a command the log no
+//! longer holds was answered elsewhere, and is let go without an E21.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,14 +25,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::domain::{DeviceFailure, DeviceId, RequestId, Srv};
 use crate::routing::{RoutingError, SignedCommand};
 use crate::store::{EntryKind, RequestLog};
 
 use super::in_flight::InFlight;
-use super::link::{HubEvent, HubNetwork, Inbound};
+use super::link::{HubEvent, HubNetwork, Inbound, Receipt};
 use super::pending::{PendingError, PendingJournal};
 use super::unix_millis;
 
@@ -202,8 +211,7 @@ impl Dispatcher {
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
                 if let Some(me) = me.upgrade() {
-                    me.complete(id, Err(DeviceFailure::NoAnswer), now_secs(), false)
-                        .await;
+                    me.expire(id).await;
                 }
             })
             .abort_handle()
@@ -276,19 +284,91 @@ impl Dispatcher {
         if stop_timer {
             flight.stop_timer();
         }
+        self.conclude(id, flight.device, flight.srv, result, at)
+            .await;
+        true
+    }
+
+    /// Hands on the outcome of command `id`.
+    async fn conclude(
+        &self,
+        request_id: RequestId,
+        device: DeviceId,
+        srv: Srv,
+        result: Result<Vec<u8>, DeviceFailure>,
+        at: i64,
+    ) {
         let outcome = DispatchOutcome {
-            request_id: id,
-            device: flight.device,
-            srv: flight.srv,
+            request_id,
+            device,
+            srv,
             result,
             at,
         };
         if self.outcomes.send(outcome).await.is_err() {
-            tracing::warn!(request_id = %id, "No one takes dispatch outcomes; the command stays pending for the next start.");
+            tracing::warn!(request_id = %request_id, "No one takes dispatch outcomes; the command stays pending for the next start.");
         }
-        true
+    }
+
+    /// `id`'s timer ended: E21, unless the request log shared with other instances no longer
+    /// holds the command (another instance got its answer and settled it), or cannot say.
+    async fn expire(&self, id: RequestId) {
+        if let (Some(log), true) = (self.settled_in.get(), self.journal.in_log(&id)) {
+            if let Ok(None) = log.open_entry(EntryKind::Pending, id.to_string()).await {
+                if self.in_flight.take(&id).is_some() {
+                    tracing::debug!(request_id = %id, "A command was answered through another instance; let go here.");
+                    if let Err(e) = self.journal.settle(&id).await {
+                        tracing::warn!(request_id = %id, error = %e, "Letting go of a command answered elsewhere failed.");
+                    }
+                }
+                return;
+            }
+        }
+        self.complete(id, Err(DeviceFailure::NoAnswer), now_secs(), false)
+            .await;
+    }
+
+    /// An answer for `id`, which is not in flight here: if the request log shared with other
+    /// instances still holds its command, its outcome, made from that command; otherwise
+    /// dropped (late or repeated). The event is let go once that is decided; if the log cannot
+    /// be read, it is not, and the hub offers it again.
+    async fn answer_elsewhere(
+        &self,
+        id: RequestId,
+        result: Result<Vec<u8>, DeviceFailure>,
+        at: i64,
+        receipt: Receipt,
+    ) {
+        let Some(log) = self.settled_in.get() else {
+            tracing::debug!(request_id = %id, "An answer came for a request no longer in flight (late or repeated); dropped.");
+            receipt.ack();
+            return;
+        };
+        match log.open_entry(EntryKind::Pending, id.to_string()).await {
+            Ok(Some(bytes)) => match SignedCommand::from_bytes(bytes).header() {
+                Ok(h) if h.request_id == id => {
+                    tracing::debug!(request_id = %id, "An answer for a command another instance sent; answered here.");
+                    self.conclude(id, h.device, h.srv, result, at).await;
+                }
+                _ => {
+                    tracing::warn!(request_id = %id, "The request log's entry for an answered command does not read; the answer is dropped.")
+                }
+            },
+            Ok(None) => {
+                tracing::debug!(request_id = %id, "An answer came for a request no longer pending (late or repeated); dropped.");
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %id, error = %e, "The request log could not say whose command an answer is for; the hub offers it again.");
+                return;
+            }
+        }
+        receipt.ack();
     }
 }
+
+/// Answers for commands not in flight here looked up at once, at most; past it the event
+/// stream waits.
+const LOOKUPS: usize = 64;
 
 fn now_secs() -> i64 {
     unix_millis().div_euclid(1000)
@@ -300,6 +380,7 @@ async fn route_events(
     mut hub_events: mpsc::Receiver<Inbound>,
     events: mpsc::Sender<Inbound>,
 ) {
+    let lookups = Arc::new(Semaphore::new(LOOKUPS));
     while let Some(inbound) = hub_events.recv().await {
         let Some(d) = dispatcher.upgrade() else {
             return;
@@ -324,12 +405,25 @@ async fn route_events(
                 continue;
             }
         };
-        if !d.complete(id, result, at, true).await {
-            tracing::debug!(request_id = %id, "An answer came for a request no longer in flight (late or repeated); dropped.");
+        match d.in_flight.take(&id) {
+            Some(flight) => {
+                flight.stop_timer();
+                d.conclude(id, flight.device, flight.srv, result, at).await;
+                // The pending journal can regenerate this answer (by dispatching again), so
+                // the hub may forget it now.
+                inbound.receipt.ack();
+            }
+            None => {
+                // The semaphore is never closed.
+                let Ok(permit) = Arc::clone(&lookups).acquire_owned().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    d.answer_elsewhere(id, result, at, inbound.receipt).await;
+                    drop(permit);
+                });
+            }
         }
-        // The pending journal can regenerate this answer (by dispatching again), so the hub
-        // may forget it now.
-        inbound.receipt.ack();
     }
 }
 

@@ -1,7 +1,8 @@
 //! The hub link's contract: the [`HubNetwork`] the gateway sends signed commands to, and the
 //! events that come back on the channel the network was started with, each an [`Inbound`] with a
 //! [`Receipt`] the consumer acknowledges once the event is safe (durably in the outbox). An
-//! unacknowledged event is offered again after a reconnect or restart (duplicates, not loss).
+//! unacknowledged event is offered again after a reconnect or restart, to this gateway or
+//! another one reading the same hub (duplicates, not loss).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -80,7 +81,8 @@ pub struct Inbound {
 
 /// Acknowledges one event to the hub network. Call [`Receipt::ack`] once the event is safe
 /// (its message durably in the outbox); dropping it unacknowledged means the hub offers the
-/// event again after the next reconnect or restart.
+/// event again (to this gateway or another) once this gateway's stream ends or its hold on the
+/// event lapses.
 #[derive(Debug)]
 pub struct Receipt {
     inner: Option<(Arc<AckTracker>, u64, u64)>,
@@ -102,6 +104,14 @@ impl Receipt {
     pub fn ack(mut self) {
         if let Some((tracker, epoch, seq)) = self.inner.take() {
             tracker.ack(epoch, seq);
+        }
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Some((tracker, epoch, seq)) = self.inner.take() {
+            tracker.release(epoch, seq);
         }
     }
 }

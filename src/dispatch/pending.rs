@@ -192,6 +192,12 @@ impl PendingJournal {
         }
     }
 
+    /// Whether `id` is pending with its record in the request log only (taken by
+    /// [`Self::admit`], not checkpointed here).
+    pub fn in_log(&self, id: &RequestId) -> bool {
+        matches!(self.lock().entries.get(id), Some((IN_LOG, _)))
+    }
+
     /// Forgets a command [`Self::admit`] took whose commit failed.
     pub fn forget(&self, id: &RequestId) {
         let mut s = self.lock();

@@ -1,8 +1,11 @@
 //! The gateway's HTTP client of a hub network in its own process, over the link `wire.rs`
 //! describes: commands are posted one a request on pooled connections; events arrive on one
-//! long-lived stream and are acknowledged up to N once every event up to N has had its receipt
-//! acknowledged. After a broken stream the client reconnects from its last acknowledgement;
-//! events it already holds unacknowledged are not passed on twice.
+//! long-lived stream and are acknowledged to the hub once their receipts are acknowledged (the
+//! sequence numbers, in batches). The hub may serve other gateways too: this stream carries the
+//! events handed to this gateway. After a broken stream the client reconnects; events it
+//! already holds (passed on, not yet acknowledged, or acknowledged but not yet confirmed by the
+//! hub) are not passed on twice. A receipt dropped unacknowledged lets its event be passed on
+//! again when the hub offers it again.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -22,7 +25,7 @@ use tokio::task::AbortHandle;
 use crate::routing::SignedCommand;
 
 use super::link::{HubError, HubFuture, HubNetwork, Inbound, Receipt};
-use super::wire::{decode, COMMANDS, EVENTS, EVENTS_ACK, MAX_EVENT_LINE};
+use super::wire::{decode, encode_acks, COMMANDS, EVENTS, EVENTS_ACK, MAX_EVENT_LINE};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,11 +33,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const STREAM_IDLE: Duration = Duration::from_secs(30);
 /// Idle connections kept for commands.
 const POOL: usize = 32;
+/// Sequence numbers one acknowledgement carries at most (its body stays far below the hub's
+/// bound even when none are consecutive).
+const ACKS_PER_POST: usize = 2_048;
 
 pub struct RemoteHub {
     addr: SocketAddr,
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-    /// The last acknowledgement the hub confirmed.
+    /// Events whose acknowledgement the hub confirmed.
     confirmed: Arc<AtomicU64>,
     /// Set while the event stream is open, cleared when it breaks.
     linked: Arc<AtomicBool>,
@@ -62,8 +68,8 @@ impl RemoteHub {
         }
     }
 
-    /// The sequence number up to which the hub has confirmed the gateway's acknowledgements
-    /// (in the hub's current epoch): what it will not send again.
+    /// How many events the hub has confirmed this gateway's acknowledgements of: events it will
+    /// not offer again.
     pub fn acknowledged(&self) -> u64 {
         self.confirmed.load(Ordering::Relaxed)
     }
@@ -162,10 +168,8 @@ struct AckState {
     epoch: u64,
     /// Passed on, receipt not yet acknowledged.
     outstanding: BTreeSet<u64>,
-    /// The highest sequence number passed on.
-    highest: u64,
-    /// Everything up to here is acknowledged.
-    upto: u64,
+    /// Acknowledged, not yet confirmed by the hub.
+    acked: BTreeSet<u64>,
 }
 
 impl AckTracker {
@@ -183,12 +187,10 @@ impl AckTracker {
                 ..AckState::default()
             };
         }
-        if seq <= s.upto || s.outstanding.contains(&seq) {
+        if s.acked.contains(&seq) {
             return false;
         }
-        s.outstanding.insert(seq);
-        s.highest = s.highest.max(seq);
-        true
+        s.outstanding.insert(seq)
     }
 
     pub(super) fn ack(&self, epoch: u64, seq: u64) {
@@ -196,20 +198,36 @@ impl AckTracker {
         if s.epoch != epoch || !s.outstanding.remove(&seq) {
             return;
         }
-        let upto = match s.outstanding.first() {
-            Some(first) => first - 1,
-            None => s.highest,
-        };
-        if upto > s.upto {
-            s.upto = upto;
-            drop(s);
-            self.changed.notify_one();
+        s.acked.insert(seq);
+        drop(s);
+        self.changed.notify_one();
+    }
+
+    /// Forgets that event `seq` was passed on, unacknowledged: passed on again if offered again.
+    pub(super) fn release(&self, epoch: u64, seq: u64) {
+        let mut s = self.lock();
+        if s.epoch == epoch {
+            s.outstanding.remove(&seq);
         }
     }
 
-    fn position(&self) -> (u64, u64) {
+    /// The acknowledgements to send: the epoch and up to [`ACKS_PER_POST`] sequence numbers.
+    fn unsent(&self) -> (u64, Vec<u64>) {
         let s = self.lock();
-        (s.epoch, s.upto)
+        (
+            s.epoch,
+            s.acked.iter().take(ACKS_PER_POST).copied().collect(),
+        )
+    }
+
+    /// The hub confirmed `seqs` of `epoch`: it will not offer them again.
+    fn confirmed(&self, epoch: u64, seqs: &[u64]) {
+        let mut s = self.lock();
+        if s.epoch == epoch {
+            for seq in seqs {
+                s.acked.remove(seq);
+            }
+        }
     }
 }
 
@@ -250,10 +268,9 @@ async fn stream_once(
     let mut conn = connect::<Empty<Bytes>>(addr)
         .await
         .map_err(|e| broken(&e))?;
-    let (epoch, upto) = tracker.position();
     let req = Request::builder()
         .method(Method::GET)
-        .uri(format!("{EVENTS}?epoch={epoch}&after={upto}"))
+        .uri(EVENTS)
         .header(hyper::header::HOST, addr.to_string())
         .body(Empty::new())
         .map_err(|e| broken(&e))?;
@@ -297,43 +314,47 @@ async fn stream_once(
     }
 }
 
-/// Tells the hub how far the gateway has acknowledged, whenever that moves (at most every
-/// 100 ms, and every 5 s regardless).
+/// Tells the hub which events the gateway has acknowledged, whenever there are some (at most
+/// every 100 ms, and every 5 s regardless).
 async fn send_acks(addr: SocketAddr, tracker: Arc<AckTracker>, confirmed: Arc<AtomicU64>) {
-    let mut sent = (0, 0);
-    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.changed.notified()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (epoch, upto) = tracker.position();
-        if (epoch, upto) == sent || upto == 0 {
-            continue;
-        }
-        let c = match conn.take() {
-            Some(c) if !c.is_closed() => c,
-            _ => match connect(addr).await {
-                Ok(c) => c,
-                Err(_) => continue,
-            },
-        };
-        let mut c = c;
-        let req = Request::post(format!("{EVENTS_ACK}?epoch={epoch}&upto={upto}"))
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::new());
-        let Ok(req) = req else { continue };
-        let ok = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            c.ready().await.ok()?;
-            let resp = c.send_request(req).await.ok()?;
-            let status = resp.status();
-            resp.into_body().collect().await.ok()?;
-            Some(status)
-        })
-        .await
-        .ok()
-        .flatten();
-        if ok == Some(StatusCode::NO_CONTENT) {
-            sent = (epoch, upto);
-            confirmed.store(upto, Ordering::Relaxed);
+        loop {
+            let (epoch, seqs) = tracker.unsent();
+            if seqs.is_empty() {
+                break;
+            }
+            let c = match conn.take() {
+                Some(c) if !c.is_closed() => c,
+                _ => match connect(addr).await {
+                    Ok(c) => c,
+                    Err(_) => break,
+                },
+            };
+            let mut c = c;
+            let req = Request::post(format!("{EVENTS_ACK}?epoch={epoch}"))
+                .header(hyper::header::HOST, addr.to_string())
+                .header(hyper::header::CONTENT_TYPE, "text/plain")
+                .body(Full::new(Bytes::from(encode_acks(seqs.iter().copied()))));
+            let Ok(req) = req else { break };
+            let ok = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                c.ready().await.ok()?;
+                let resp = c.send_request(req).await.ok()?;
+                let status = resp.status();
+                resp.into_body().collect().await.ok()?;
+                Some(status)
+            })
+            .await
+            .ok()
+            .flatten();
+            if ok != Some(StatusCode::NO_CONTENT) {
+                // Kept: sent again at the next turn.
+                break;
+            }
+            tracker.confirmed(epoch, &seqs);
+            confirmed.fetch_add(seqs.len() as u64, Ordering::Relaxed);
             conn = Some(c);
         }
     }

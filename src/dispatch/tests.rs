@@ -268,7 +268,38 @@ fn events_cross_the_wire_intact() {
     assert!(wire::decode(&vec![b' '; wire::MAX_EVENT_LINE + 1]).is_err());
 }
 
+#[test]
+fn acknowledgements_travel_as_ranges() {
+    assert_eq!(wire::encode_acks([1, 2, 3, 5, 7, 8]), "1-3,5,7-8");
+    assert_eq!(wire::encode_acks([]), "");
+    assert_eq!(wire::encode_acks([u64::MAX]), u64::MAX.to_string());
+    assert_eq!(
+        wire::decode_acks(b"1-3,5,7-8").unwrap(),
+        vec![(1, 3), (5, 5), (7, 8)]
+    );
+    assert_eq!(wire::decode_acks(b"").unwrap(), vec![]);
+    for bad in [&b"3-1"[..], b"1,,2", b"x", b"1-", b"-1", b"1-2-3", b"\xff"] {
+        assert!(wire::decode_acks(bad).is_err(), "{bad:?}");
+    }
+}
+
 proptest! {
+    #[test]
+    fn acknowledgements_round_trip(mut seqs in proptest::collection::btree_set(any::<u64>(), 0..50)) {
+        let ranges = wire::decode_acks(wire::encode_acks(seqs.iter().copied()).as_bytes()).unwrap();
+        for (first, last) in ranges {
+            for seq in first..=last {
+                prop_assert!(seqs.remove(&seq));
+            }
+        }
+        prop_assert!(seqs.is_empty());
+    }
+
+    #[test]
+    fn the_acknowledgement_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+        let _ = wire::decode_acks(&bytes);
+    }
+
     #[test]
     fn the_event_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = wire::decode(&bytes);

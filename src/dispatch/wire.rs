@@ -3,11 +3,15 @@
 //!
 //! - `POST /v1/commands`: one signed command; `202` taken, `503` at the hub's bound of commands
 //!   in flight, any other status refused.
-//! - `GET /v1/events?epoch=E&after=N`: every retained event after N, then new ones as they
-//!   happen, one a line, with an empty heartbeat line every few seconds. An `epoch` other than
-//!   the hub's (the gateway last spoke to an earlier instance) starts from the beginning.
-//! - `POST /v1/events/ack?epoch=E&upto=N` (`204`): the gateway holds every event up to N
-//!   durably; the hub may forget them.
+//! - `GET /v1/events`: a stream of the events this gateway is to handle, one a line, with an
+//!   empty heartbeat line every few seconds. The hub may serve several gateways (instances of a
+//!   cluster) at once: it hands each event to one stream at a time, and offers the events a
+//!   stream held unacknowledged to the others once that stream ends (or after a lease of a
+//!   minute). So one gateway's stream carries some of the events, not a contiguous run of them,
+//!   and an event may come to two gateways (duplicates, never loss).
+//! - `POST /v1/events/ack?epoch=E` (`204`), body: the sequence numbers of epoch E the gateway
+//!   holds durably, as numbers and inclusive ranges separated by commas (`1-40,42,45-47`,
+//!   ascending, at most [`MAX_ACK_BYTES`]); the hub forgets them, whichever stream held them.
 //!
 //! An event line is one JSON object (NDJSON) with the hub instance's `epoch` and a sequence
 //! number the gateway acknowledges. Payloads are base64. A line is at most [`MAX_EVENT_LINE`]
@@ -28,6 +32,9 @@ pub(crate) const COMMANDS: &str = "/v1/commands";
 pub(crate) const EVENTS: &str = "/v1/events";
 /// Where the gateway acknowledges events.
 pub(crate) const EVENTS_ACK: &str = "/v1/events/ack";
+
+/// The longest acknowledgement body the hub reads (about 4 000 ranges of 16-digit numbers).
+pub(crate) const MAX_ACK_BYTES: usize = 64 * 1024;
 
 /// The longest event line accepted (a payload at its bound, base64, plus the fields).
 pub(crate) const MAX_EVENT_LINE: usize = MAX_PAYLOAD_BYTES * 4 / 3 + 1024;
@@ -68,6 +75,52 @@ pub enum WireError {
     Json(#[source] serde_json::Error),
     #[error("an event's {0} field is missing or malformed")]
     Field(&'static str),
+    #[error("an acknowledgement's sequence numbers do not read")]
+    Acks,
+}
+
+/// Sequence numbers, ascending, as an acknowledgement's body: consecutive ones as one range.
+pub(crate) fn encode_acks(seqs: impl IntoIterator<Item = u64>) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for seq in seqs {
+        match ranges.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(seq) => *last = seq,
+            _ => ranges.push((seq, seq)),
+        }
+    }
+    let parts: Vec<String> = ranges
+        .into_iter()
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            }
+        })
+        .collect();
+    parts.join(",")
+}
+
+/// Reads an acknowledgement's body: inclusive ranges. Every part must read and each range run
+/// forward; an empty body is no ranges.
+pub(crate) fn decode_acks(body: &[u8]) -> Result<Vec<(u64, u64)>, WireError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| WireError::Acks)?
+        .trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|part| {
+            let (first, last) = part.split_once('-').unwrap_or((part, part));
+            let first: u64 = first.trim().parse().map_err(|_| WireError::Acks)?;
+            let last: u64 = last.trim().parse().map_err(|_| WireError::Acks)?;
+            if first > last {
+                return Err(WireError::Acks);
+            }
+            Ok((first, last))
+        })
+        .collect()
 }
 
 /// One event as a line, newline included.

@@ -36,7 +36,7 @@ pub(super) enum Log {
         log: Arc<PgRequestLog>,
         /// This instance's open entries, as found at the start.
         recovered: Vec<Decision>,
-        claimed: mpsc::Receiver<Vec<Decision>>,
+        claimed: mpsc::Receiver<crate::cluster::Claimed>,
     },
 }
 
@@ -165,16 +165,34 @@ pub(super) async fn start(
             gateway.adopt(&recovered);
             let gateway = Arc::downgrade(gateway);
             tokio::spawn(async move {
-                while let Some(decisions) = claimed.recv().await {
+                while let Some(claim) = claimed.recv().await {
                     let Some(gateway) = gateway.upgrade() else {
                         return;
                     };
-                    gateway.adopt(&decisions);
+                    gateway.adopt(&claim.entries);
+                    if !claim.alerts.is_empty() {
+                        tokio::spawn(raise_claimed(Arc::clone(&gateway.state), claim.alerts));
+                    }
                 }
             });
         }
     }
     Ok(())
+}
+
+/// Raises the DCC Alerts of change batches whose obligations this instance claimed from a gone
+/// one. If they cannot be derived now (PostgreSQL away), they stay this instance's to raise:
+/// its next start raises them.
+async fn raise_claimed(state: Arc<crate::state::State>, seqs: Vec<u64>) {
+    let Some(cluster) = state.change_log().cluster() else {
+        return;
+    };
+    match crate::state::snapshot::claimed_alerts(cluster, seqs).await {
+        Ok(owed) => state.raise_owed(owed).await,
+        Err(e) => {
+            tracing::error!(error = %e, "The DCC Alerts owed by a gone instance could not be derived; this instance raises them at its next start.");
+        }
+    }
 }
 
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch

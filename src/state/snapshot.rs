@@ -53,6 +53,53 @@ pub async fn open(
     Ok((loaded, state.owed))
 }
 
+/// The DCC Alerts of the change batches `seqs`, whose obligations this instance claimed from a
+/// gone one: the cluster's registers replayed batch by batch, each batch's alerts judged against
+/// the registry just before it (as its writer judged them; the registry in force now has moved
+/// on). A full replay, as a start makes: claims are rare (an instance gone).
+pub async fn claimed_alerts(
+    cluster: &Cluster,
+    seqs: Vec<u64>,
+) -> Result<Vec<ChangeAlerts>, ClusterLoadError> {
+    let snapshot = cluster.snapshot().await?;
+    let wanted: std::collections::BTreeSet<u64> = seqs.into_iter().collect();
+    tokio::task::spawn_blocking(move || {
+        let mut registry = registry::load(
+            &InMemory {
+                name: PathBuf::from("postgres:devices"),
+                bytes: snapshot.devices_csv,
+            },
+            &InMemory {
+                name: PathBuf::from("postgres:registrations"),
+                bytes: snapshot.registrations_csv,
+            },
+        )
+        .map_err(LoadError::from)?;
+        let mut owed = Vec::new();
+        for logged in &snapshot.log {
+            let LoggedBatch::Registry(batch) = &logged.batch else {
+                continue;
+            };
+            let (next, events) =
+                alerts::apply_batch(&registry, batch).map_err(|e| ClusterLoadError::Replay {
+                    seq: logged.seq,
+                    detail: e.to_string(),
+                })?;
+            registry = next;
+            if wanted.contains(&logged.seq) && !events.is_empty() {
+                owed.push(ChangeAlerts {
+                    seq: logged.seq,
+                    at: logged.at,
+                    events,
+                });
+            }
+        }
+        Ok(owed)
+    })
+    .await
+    .map_err(|e| ClusterLoadError::Load(LoadError::Task(e)))?
+}
+
 /// The state the snapshot holds, with the alerts owed by `instance`'s batches.
 fn build(
     snapshot: ClusterSnapshot,
@@ -142,7 +189,7 @@ impl Replaying {
                 let (next, events) = alerts::apply_batch(&self.registry, batch)
                     .map_err(|e| failed(e.to_string()))?;
                 self.registry = next;
-                if logged.owes_alerts && logged.origin == instance && !events.is_empty() {
+                if logged.owes_alerts && logged.alerts_owner == instance && !events.is_empty() {
                     let at = logged.at;
                     self.owed.push(ChangeAlerts { seq, at, events });
                 }

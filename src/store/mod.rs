@@ -24,8 +24,8 @@ pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
 pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
-    CommitError, Decision, Entry, EntryKind, FileRequestLog, KeyOf, LogFuture, MarkEntry,
-    Recovered, RequestLog, Sealed, Trail,
+    CommitError, Decision, Entry, EntryFuture, EntryKind, FileRequestLog, KeyOf, LogFuture,
+    MarkEntry, Recovered, RequestLog, Sealed, Trail,
 };
 pub use schedules::{Due, Schedule, ScheduleStoreError, Schedules};
 pub use thresholds::{ThresholdLog, ThresholdSet};

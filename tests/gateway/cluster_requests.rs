@@ -21,10 +21,10 @@ use super::support;
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
 
 /// A gateway process: its ports, and the child killed when dropped.
-struct Instance {
-    port: u16,
-    admin: u16,
-    child: Child,
+pub(super) struct Instance {
+    pub(super) port: u16,
+    pub(super) admin: u16,
+    pub(super) child: Child,
 }
 
 impl Drop for Instance {
@@ -36,10 +36,16 @@ impl Drop for Instance {
 
 /// `dccgw serve` as instance `name` (state in `state-<name>`), once ready.
 async fn instance(config: &Path, name: &str) -> Instance {
+    instance_with(config, name, &[]).await
+}
+
+/// As [`instance`], with more environment overrides of the configuration.
+pub(super) async fn instance_with(config: &Path, name: &str, env: &[(&str, String)]) -> Instance {
     let (port, admin) = (support::free_port(), support::free_port());
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DCCGW_LISTEN__ADDR", format!("127.0.0.1:{port}"))
         .env("DCCGW_LISTEN__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("DCCGW_CLUSTER__INSTANCE", name)
@@ -56,12 +62,12 @@ async fn instance(config: &Path, name: &str) -> Instance {
 /// A cluster of one throwaway PostgreSQL and nats-server (the outbox is JetStream's in cluster
 /// mode), the PKI and the Users' Receive Response endpoint, and a routed configuration on them
 /// (the hub simulator answering after `latency_ms`), the registers loaded by `cluster init`.
-struct Fixture {
-    pg: dccgw::cluster::servers::Postgres,
-    config: PathBuf,
-    certs: PathBuf,
-    client: reqwest::Client,
-    rx: mpsc::Receiver<Received>,
+pub(super) struct Fixture {
+    pub(super) pg: dccgw::cluster::servers::Postgres,
+    pub(super) config: PathBuf,
+    pub(super) certs: PathBuf,
+    pub(super) client: reqwest::Client,
+    pub(super) rx: mpsc::Receiver<Received>,
     // Dropped last: the servers' and the configuration's directories, the receiver.
     _nats: dccgw::cluster::servers::Nats,
     _kept: (
@@ -75,12 +81,18 @@ struct Fixture {
 impl Fixture {
     /// `None` (the test skipped) outside CI when a server's binary is missing.
     async fn start(latency_ms: u64) -> Option<Self> {
+        Self::start_with(latency_ms, "").await
+    }
+
+    /// As [`Self::start`], with `tail` added to the configuration.
+    pub(super) async fn start_with(latency_ms: u64, tail: &str) -> Option<Self> {
         let servers = tempfile::tempdir().unwrap();
         let pg = dccgw::testing::servers::postgres(servers.path())?;
         let nats = dccgw::testing::servers::nats(servers.path())?;
         let (pki, receiver, rx) = pki_and_receiver().await;
         let port = receiver.local_addr().port();
-        let (dir, config) = cluster_config(pki.path(), port, latency_ms, &pg, &nats.url()).await;
+        let (dir, config) =
+            cluster_config(pki.path(), port, latency_ms, &pg, &nats.url(), tail).await;
         let certs = dir.path().join("certs");
         let client = supplier_client(&certs);
         Some(Self {
@@ -92,6 +104,11 @@ impl Fixture {
             _nats: nats,
             _kept: (servers, pki, dir, receiver),
         })
+    }
+
+    /// The directory of the configuration (the registers, the certificates).
+    pub(super) fn dir(&self) -> &Path {
+        self._kept.2.path()
     }
 
     /// Waits up to `secs` for a Service Response to each of `acknowledged`'s RequestIDs.
@@ -116,10 +133,11 @@ async fn cluster_config(
     latency_ms: u64,
     pg: &dccgw::cluster::servers::Postgres,
     nats: &str,
+    tail: &str,
 ) -> (tempfile::TempDir, PathBuf) {
     let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
     let cluster = format!(
-        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
+        "{tail}\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
         pg.url()
     );
     let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
@@ -129,7 +147,7 @@ async fn cluster_config(
 }
 
 /// The example read (Command Variant 1) with `counter`, signed by the supplier.
-fn read(certs: &Path, counter: u64) -> Vec<u8> {
+pub(super) fn read(certs: &Path, counter: u64) -> Vec<u8> {
     let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
     let user = certs.join("users/supplier");
     dccgw::tools::sign(
@@ -143,7 +161,7 @@ fn read(certs: &Path, counter: u64) -> Vec<u8> {
 }
 
 /// Posts `body` to `instance`; the response code.
-async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
+pub(super) async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
     let url = format!("https://localhost:{}/api/v1/serviceS", instance.port);
     let (_, answer) = support::post(client, &url, body).await;
     support::element(&answer, "ResponseCode")
@@ -156,7 +174,7 @@ fn supplier_client(certs: &Path) -> reqwest::Client {
     support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()))
 }
 
-fn counter_now() -> u64 {
+pub(super) fn counter_now() -> u64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
 }
 

@@ -26,10 +26,10 @@ async fn cluster(dir: &std::path::Path) -> Option<(servers::Postgres, Cluster)> 
     let pg = crate::testing::servers::postgres(dir)?;
     let cluster = Cluster::connect(&pg.url(), "a").unwrap();
     assert_eq!(cluster.schema_version().await.unwrap(), 0);
-    assert_eq!(cluster.migrate().await.unwrap(), 2);
+    assert_eq!(cluster.migrate().await.unwrap(), 3);
     // Again: nothing more to apply.
-    assert_eq!(cluster.migrate().await.unwrap(), 2);
-    assert_eq!(cluster.schema_version().await.unwrap(), 2);
+    assert_eq!(cluster.migrate().await.unwrap(), 3);
+    assert_eq!(cluster.schema_version().await.unwrap(), 3);
     Some((pg, cluster))
 }
 

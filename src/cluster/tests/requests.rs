@@ -147,7 +147,8 @@ async fn entries_are_read_back_settled_and_claimed_from_a_gone_instance() {
         .await
         .expect("claimed within a few heartbeats")
         .unwrap();
-    assert_eq!(keys(&got), ["one", "three", "four"]);
+    assert_eq!(keys(&got.entries), ["one", "three", "four"]);
+    assert!(got.alerts.is_empty());
     assert!(entries(&admin).await.iter().all(|(owner, _)| owner == "b"));
     let gone: i64 = client
         .query_one("SELECT count(*) FROM instances WHERE name = 'a'", &[])

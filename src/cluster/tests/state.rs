@@ -20,7 +20,8 @@ const SUPPLIER: &str = "90-B3-D5-1F-30-01-00-00";
 /// One instance: its state from the cluster's snapshot, following the log.
 struct Instance {
     state: Arc<State>,
-    _raised: mpsc::Receiver<ChangeAlerts>,
+    /// The DCC Alerts its changes call for (nobody raises them here: they stay owed).
+    raised: mpsc::Receiver<ChangeAlerts>,
 }
 
 async fn instance(url: &str, name: &str, shutdown: &watch::Receiver<bool>) -> Instance {
@@ -33,7 +34,7 @@ async fn instance(url: &str, name: &str, shutdown: &watch::Receiver<bool>) -> In
     tokio::spawn(Arc::clone(&state).follow(wake, shutdown.clone()));
     Instance {
         state,
-        _raised: receiver,
+        raised: receiver,
     }
 }
 
@@ -119,6 +120,83 @@ async fn a_change_made_on_one_instance_is_enforced_on_the_others() {
     assert!(suspended(&c.state));
     let device = c.state.registry().device(esme).unwrap();
     assert_eq!(device.status.to_string(), "Commissioned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dcc_alerts_a_gone_instance_owed_are_claimed_by_a_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = crate::testing::servers::postgres(&dir.path().join("pg")) else {
+        return;
+    };
+    let files = demo_files(&dir.path().join("registers"));
+    let admin = Cluster::connect(&pg.url(), "init").unwrap();
+    snapshot::init(&admin, &files).await.unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let mut a = instance(&pg.url(), "a", &shutdown).await;
+    let esme: crate::domain::DeviceId = crate::demo::DEMO_ESME.parse().unwrap();
+    let suspend = Change::SetDeviceStatus {
+        device: esme,
+        status: "Suspended".parse().unwrap(),
+    };
+    // A writes a change whose DCC Alerts it never sends (it dies first).
+    a.state.apply_changes(&[suspend]).await.unwrap();
+    let owed_by_a = a.raised.recv().await.unwrap();
+    assert!(!owed_by_a.events.is_empty());
+    let (cluster_a, cluster_b) = (
+        Cluster::connect(&pg.url(), "a").unwrap(),
+        Cluster::connect(&pg.url(), "b").unwrap(),
+    );
+    cluster_a.heartbeat().await.unwrap();
+    cluster_b.heartbeat().await.unwrap();
+    // Not yet gone: nothing to claim.
+    assert!(cluster_b
+        .claim(crate::cluster::requests::LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    admin
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE instances SET last_seen = now() - interval '1 hour' WHERE name = 'a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let claimed = cluster_b
+        .claim(crate::cluster::requests::LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.alerts, [owed_by_a.seq]);
+    assert!(claimed.entries.is_empty());
+    // B derives the same alerts A owed, judged against the registry before the change.
+    let derived = snapshot::claimed_alerts(&cluster_b, claimed.alerts)
+        .await
+        .unwrap();
+    assert_eq!(derived, std::slice::from_ref(&owed_by_a));
+    // They are B's now: a restart of A owes nothing, one of B owes them; A's mark does not
+    // settle them, B's does.
+    let owed_at_start = |name: &str| {
+        let url = pg.url();
+        let name = name.to_owned();
+        async move {
+            let cluster = Cluster::connect(&url, &name).unwrap();
+            snapshot::open(cluster, &[], &[]).await.unwrap().1
+        }
+    };
+    assert!(owed_at_start("a").await.is_empty());
+    assert_eq!(owed_at_start("b").await, std::slice::from_ref(&owed_by_a));
+    cluster_a.mark_alerted(owed_by_a.seq).await.unwrap();
+    assert_eq!(owed_at_start("b").await, std::slice::from_ref(&owed_by_a));
+    cluster_b.mark_alerted(owed_by_a.seq).await.unwrap();
+    assert!(owed_at_start("b").await.is_empty());
+    // A second claim finds nothing.
+    assert!(cluster_b
+        .claim(crate::cluster::requests::LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The time from a change committed through one instance to its being in force on another, on a

@@ -9,15 +9,23 @@
 //!
 //! - `POST /v1/commands` (a signed command, at most `MAX_COMMAND_BYTES`): 202 taken, 403 refused
 //!   (unsigned, forged, malformed), 413 too large, 503 at the in-flight bound.
-//! - `GET /v1/events?epoch=E&after=N`: every retained event after N, then new ones as they
-//!   happen, NDJSON, with an empty heartbeat line every 5 s. An `epoch` other than this
-//!   process's (the gateway last spoke to an earlier one) starts from the beginning.
-//! - `POST /v1/events/ack?epoch=E&upto=N`: the gateway holds everything up to N durably; those
-//!   events are forgotten. Unacknowledged events are kept up to `retain_events`; at the bound the
-//!   simulated devices wait (no event is dropped) and new commands meet the in-flight bound.
+//! - `GET /v1/events`: a stream of events for one gateway, NDJSON, with an empty heartbeat line
+//!   every 5 s. Every unacknowledged event is held by at most one stream at a time: a stream
+//!   takes the events no other stream holds (oldest first), then new ones as they happen. Any
+//!   number of gateways may read at once; each event goes to one of them.
+//! - `POST /v1/events/ack?epoch=E` with a body of sequence numbers and inclusive ranges
+//!   (`1-40,42,45-47`, at most `MAX_ACK_BYTES`; `dispatch/wire.rs`): a gateway holds those
+//!   events durably; they are forgotten, whichever stream held them. `204`; `400` for a body
+//!   that does not read. An acknowledgement for another epoch (an earlier hub process) is ignored.
 //! - `GET /livez`.
 //!
-//! One gateway per hub process: acknowledgements are global.
+//! An event held by a stream that ends (the gateway stopped, was killed, or its connection
+//! broke) is offered again to the other streams at once; one held unacknowledged for
+//! [`events::LEASE`] (a gateway gone silent on a connection that did not break) is offered
+//! again too. So nothing is lost while any gateway reads, and an event may reach two gateways
+//! (both saw it; the gateways' Service Responses and alerts allow duplicates). Unacknowledged
+//! events are kept up to `retain_events`; at the bound the simulated devices wait (no event is
+//! dropped) and new commands meet the in-flight bound.
 //!
 //! With `raised_log` set, every event the hub raises is appended to that file (NDJSON, one line
 //! an event: epoch, sequence number, kind, device, alert code, RequestID, frame counter, time;
@@ -39,6 +47,8 @@
 //! ```
 
 mod events;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -56,7 +66,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::dispatch::wire::{COMMANDS, EVENTS, EVENTS_ACK};
+use crate::dispatch::wire::{decode_acks, COMMANDS, EVENTS, EVENTS_ACK, MAX_ACK_BYTES};
 use crate::dispatch::{HubError, HubNetwork};
 use crate::registry::RegistryError;
 use crate::routing::{SignedCommand, MAX_COMMAND_BYTES};
@@ -65,7 +75,7 @@ use super::config::{ConfigError, HubConfig};
 use super::inprocess::InProcessHub;
 use super::raised::{RaisedError, RaisedLog};
 use super::sim::Simulator;
-use events::{retain, EventLog, LineStream};
+use events::{retain, EventLog, LineStream, LEASE};
 
 /// Connections served at once; at the bound, further ones are closed at once.
 const MAX_CONNECTIONS: usize = 256;
@@ -199,7 +209,7 @@ pub async fn serve_on(
     raised: Option<RaisedLog>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let log = Arc::new(EventLog::new(retain_events.max(1)));
+    let log = Arc::new(EventLog::new(retain_events.max(1), LEASE));
     let (events_tx, events_rx) = mpsc::channel(1024);
     let hub = Arc::new(InProcessHub::start(sim, events_tx));
     let retainer = tokio::spawn(retain(events_rx, log.clone(), raised));
@@ -256,18 +266,21 @@ async fn handle(
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/livez") => reply(StatusCode::OK),
         (&Method::POST, EVENTS_ACK) => {
-            if let (Some(epoch), Some(upto)) = (query("epoch"), query("upto")) {
-                log.ack(epoch, upto);
+            let epoch = query("epoch");
+            let body = Limited::new(req.into_body(), MAX_ACK_BYTES).collect().await;
+            let Ok(body) = body else {
+                return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE));
+            };
+            match (epoch, decode_acks(&body.to_bytes())) {
+                (Some(epoch), Ok(ranges)) => {
+                    log.ack(epoch, &ranges);
+                    reply(StatusCode::NO_CONTENT)
+                }
+                _ => reply(StatusCode::BAD_REQUEST),
             }
-            reply(StatusCode::NO_CONTENT)
         }
         (&Method::GET, EVENTS) => {
-            let after = match query("epoch") {
-                Some(e) if e == log.epoch() => query("after").unwrap_or(0),
-                _ => 0,
-            };
-            log.ack(log.epoch(), after);
-            let mut r = Response::new(http_body_util::Either::Right(events::follow(log, after)));
+            let mut r = Response::new(http_body_util::Either::Right(events::follow(log)));
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("application/x-ndjson"),

@@ -53,6 +53,9 @@ use super::JournalError;
 
 /// A future a [`RequestLog`] returns.
 pub type LogFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CommitError>> + Send + 'a>>;
+/// The bytes of an open entry, as [`RequestLog::open_entry`] finds them.
+pub type EntryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, CommitError>> + Send + 'a>>;
 
 /// Why a decision was not made durable. Nothing of it is (see the module's contract).
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,13 @@ pub trait RequestLog: Send + Sync {
     /// keeps the entries itself (PostgreSQL) deletes it, in the background.
     fn settle(&self, kind: EntryKind, key: String) {
         let _ = (kind, key);
+    }
+    /// The bytes of the open entry of `kind` for `key`, whichever instance committed it and
+    /// owns it now: `None` once it is settled (or was never committed). A log of this instance's
+    /// entries alone (the file log) holds none of another's, and says `None`.
+    fn open_entry(&self, kind: EntryKind, key: String) -> EntryFuture<'_> {
+        let _ = (kind, key);
+        Box::pin(async { Ok(None) })
     }
 }
 
