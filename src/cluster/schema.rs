@@ -10,9 +10,9 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "state", include_str!("migrations/0001_state.sql")),
     (2, "requests", include_str!("migrations/0002_requests.sql")),
     (
-        3,
+        5,
         "alert_owner",
-        include_str!("migrations/0003_alert_owner.sql"),
+        include_str!("migrations/0005_alert_owner.sql"),
     ),
 ];
 
