@@ -24,13 +24,13 @@ use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
-const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
+pub(super) const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
 /// How long each run sends reads before the gateway is killed: varied, so that kills land
 /// both in the backlog a restart replays and in steady flow.
 const KILL_AFTER_MS: [u64; 3] = [1_500, 400, 900];
 
 /// A child process killed (SIGKILL) when dropped, so that a failing test leaves none behind.
-struct Killed(Child);
+pub(super) struct Killed(pub(super) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -40,7 +40,7 @@ impl Drop for Killed {
 }
 
 /// One delivered alert copy: User, device, code, frame counter.
-type AlertCopy = (String, String, String, u64);
+pub(super) type AlertCopy = (String, String, String, u64);
 
 /// The simulator's behaviour: reads answered in 50–800 ms, each followed by a supplier-family
 /// alert and, half the time, a network-operator one; spontaneous alerts from the meters at
@@ -76,7 +76,7 @@ spread_ms = 300
 /// `8000`–`80FF` and outage `8F35`–`8F3C` to the network operator, the rest to the supplier;
 /// the demo supplier and network operator hold both meter points, which every demo device
 /// resolves to).
-fn entitled(code: u16) -> &'static str {
+pub(super) fn entitled(code: u16) -> &'static str {
     match code {
         0x8000..=0x80FF | 0x8F35..=0x8F3C => NETWORK_OPERATOR,
         _ => SUPPLIER,
@@ -86,7 +86,7 @@ fn entitled(code: u16) -> &'static str {
 /// The copy a delivered message is, if it is a device alert; `Err` for one that cannot be
 /// matched (a throttling summary — the gateway is configured so that none is made — or a
 /// message without its fields).
-fn copy_of(m: &Received) -> Option<Result<AlertCopy, String>> {
+pub(super) fn copy_of(m: &Received) -> Option<Result<AlertCopy, String>> {
     let code = m.description.alert_code.clone()?;
     let xml = String::from_utf8_lossy(&m.body);
     if !xml.contains("DeviceAlertMessage") {
@@ -116,7 +116,7 @@ fn copy_of(m: &Received) -> Option<Result<AlertCopy, String>> {
 
 /// Every alert copy the raised log (complete lines only) says is owed, and how many alerts
 /// that is.
-fn owed_by(log: &Path) -> (BTreeSet<AlertCopy>, usize) {
+pub(super) fn owed_by(log: &Path) -> (BTreeSet<AlertCopy>, usize) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut epochs = BTreeSet::new();
@@ -145,14 +145,25 @@ fn owed_by(log: &Path) -> (BTreeSet<AlertCopy>, usize) {
 /// The `dccgw commshub` process for the fleet in `dir` (the gateway's registers), recording
 /// what it raises in `raised_log`; killed when the guard drops. Returns once it is live.
 async fn start_hub(dir: &Path, raised_log: &Path) -> (Killed, u16) {
+    start_hub_with(dir, "commshub", raised_log, HUB).await
+}
+
+/// As [`start_hub`], the simulator's `[hub]` configuration `hub` (TOML), its configuration
+/// written to `dir/<name>.toml`.
+pub(super) async fn start_hub_with(
+    dir: &Path,
+    name: &str,
+    raised_log: &Path,
+    hub: &str,
+) -> (Killed, u16) {
     let port = support::free_port();
-    let config = dir.join("commshub.toml");
+    let config = dir.join(format!("{name}.toml"));
     let at = |name: &str| dir.join(name).display().to_string();
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndevices = \"{}\"\nregistrations = \"{}\"\n\
-             acb_certs = [\"{}\"]\nraised_log = \"{}\"\n{HUB}",
+             acb_certs = [\"{}\"]\nraised_log = \"{}\"\n{hub}",
             at("devices.csv"),
             at("registrations.csv"),
             at("certs/dcc-acb.pem"),
