@@ -54,6 +54,8 @@ pub enum BenchError {
         program: &'static str,
         package: &'static str,
     },
+    #[error("cluster mode: {0}")]
+    Cluster(String),
     #[error("a ramp step planned no requests")]
     EmptyStep,
 }
@@ -345,6 +347,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         notes,
         overload,
         soak,
+        cluster: None,
     };
     write_report(&report, &args.results, started_at)?;
     Ok(report)
@@ -372,6 +375,7 @@ async fn measured(
     )
 }
 
+pub mod cluster;
 pub mod overload;
 mod parts;
 pub mod soak;

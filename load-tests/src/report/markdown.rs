@@ -88,6 +88,13 @@ pub fn markdown(r: &Report) -> String {
             sat.rate_rps
         );
     }
+    if r.runs.is_empty() {
+        // `bench --cluster` keeps its runs in its own section.
+        if let Some(c) = &r.cluster {
+            s.push_str(&crate::bench::cluster::markdown(c));
+        }
+        return s;
+    }
     let _ = writeln!(
         s,
         "| target | load | offered/s | accepted/s | sync p50 ms | p90 | p99 | p99.9 | max | async p99 ms | CPU µs/req | not accepted |\n\

@@ -127,6 +127,7 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
         notes: vec!["a note".into()],
         overload: None,
         soak: None,
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
@@ -191,6 +192,7 @@ fn the_page_breaks_critical_pairs_down() {
         notes: Vec::new(),
         overload: None,
         soak: None,
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(
@@ -261,6 +263,7 @@ fn the_page_and_the_json_carry_the_soak_row_and_its_windows() {
         notes: Vec::new(),
         overload: None,
         soak: Some(soak),
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(page.contains("Soak: 90 % of saturation"), "{page}");
