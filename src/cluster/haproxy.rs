@@ -109,7 +109,8 @@ fn binary() -> Option<PathBuf> {
 pub fn config_for(front: SocketAddr, backends: &[Backend]) -> String {
     let mut out = String::new();
     for line in DEPLOY_CONFIG.lines() {
-        if line.trim_start().starts_with("server ") {
+        let head = line.trim_start();
+        if head.starts_with("server ") || head.starts_with("option allbackups") {
             continue;
         }
         out.push_str(&line.replace("${DCCGW_FRONT}", &front.to_string()));
@@ -121,6 +122,15 @@ pub fn config_for(front: SocketAddr, backends: &[Backend]) -> String {
             k + 1,
             b.addr,
             b.admin_port
+        ));
+    }
+    // The fallbacks, as the shipped file has them for its three.
+    out.push_str("    option allbackups\n");
+    for (k, b) in backends.iter().enumerate() {
+        out.push_str(&format!(
+            "    server i{}-fallback \"{}\" backup\n",
+            k + 1,
+            b.addr
         ));
     }
     out

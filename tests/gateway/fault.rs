@@ -189,8 +189,10 @@ struct Tally {
     codes: BTreeMap<String, u32>,
     /// Answers that carried no documented code.
     undocumented: Vec<String>,
-    /// Sends that got no HTTP answer (the balancer or an instance closed the connection).
+    /// Sends that got no HTTP answer (the balancer or an instance closed the connection), and
+    /// when.
     transport: BTreeMap<String, u32>,
+    transport_at: Vec<Instant>,
     hung: u32,
     /// Replays of accepted requests sent through another connection.
     probes: u32,
@@ -278,7 +280,10 @@ impl Tally {
     fn record(&mut self, r: &Request, outcome: &Outcome) -> bool {
         match outcome {
             Outcome::Hung => self.hung += 1,
-            Outcome::Transport(kind) => *self.transport.entry(kind.clone()).or_default() += 1,
+            Outcome::Transport(kind) => {
+                *self.transport.entry(kind.clone()).or_default() += 1;
+                self.transport_at.push(Instant::now());
+            }
             Outcome::Code(code) => {
                 *self.codes.entry(code.clone()).or_default() += 1;
                 if !documented(code) {
@@ -366,15 +371,17 @@ fn collect(
 }
 
 /// The faults, spaced through the run: instance `a` killed at 8 s and started again 3 s later,
-/// nats-server away from 20 s to 25 s, PostgreSQL from 33 s to 38 s.
+/// nats-server away from 20 s to 25 s, PostgreSQL from 33 s to 38 s. Returns when `a` was
+/// killed and when PostgreSQL was stopped.
 async fn faults(
     instance: &mut Instance,
     config: &Path,
     dir: &Path,
     nats: &mut Nats,
     pg: &Postgres,
-) {
+) -> [Instant; 2] {
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let killed = Instant::now();
     instance.kill();
     eprintln!("fault: instance {} killed", instance.name);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -385,11 +392,13 @@ async fn faults(
     tokio::time::sleep(Duration::from_secs(5)).await;
     tokio::task::block_in_place(|| nats.restart()).unwrap();
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let pg_stopped = Instant::now();
     tokio::task::block_in_place(|| pg.stop()).unwrap();
     eprintln!("fault: PostgreSQL stopped");
     tokio::time::sleep(Duration::from_secs(5)).await;
     tokio::task::block_in_place(|| pg.restart()).unwrap();
     eprintln!("fault: PostgreSQL back");
+    [killed, pg_stopped]
 }
 
 /// The routed configuration in cluster mode (alerts never throttled, so each raised alert is
@@ -452,7 +461,7 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
     let until = Instant::now() + RUN;
     let certs = dir.join("certs");
     let load = tokio::spawn(user(haproxy.addr(), certs, until, tally.clone()));
-    faults(&mut instances[0], &config, dir, &mut nats, &pg).await;
+    let cuts = faults(&mut instances[0], &config, dir, &mut nats, &pg).await;
     load.await.unwrap();
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     eprintln!(
@@ -463,7 +472,7 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
         tally.owed.len(),
         tally.probes
     );
-    check_answers(&tally);
+    check_answers(&tally, cuts);
     everything_arrives(&tally, &hubs, &arrived).await;
     for i in &mut instances {
         i.stop();
@@ -474,9 +483,32 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
     collector.abort();
 }
 
-/// No hang, nothing undocumented, no counter accepted twice, and enough traffic to mean
-/// something.
-fn check_answers(tally: &Tally) {
+/// No hang, nothing undocumented, no counter accepted twice, the outages answered by the
+/// gateways (`E100`), and enough traffic to mean something. A send may go unanswered only when
+/// its session was cut, within 6 s of a cut: the instance it was on killed, or every instance
+/// marked down by HAProxy (`on-marked-down shutdown-sessions`) once PostgreSQL is away. New
+/// sessions then still get an answer: HAProxy's fallbacks take them while no instance is ready.
+fn check_answers(tally: &Tally, cuts: [Instant; 2]) {
+    let near_a_cut = |t: &Instant| {
+        cuts.iter()
+            .any(|c| (*c..*c + Duration::from_secs(6)).contains(t))
+    };
+    let outside: Vec<_> = tally
+        .transport_at
+        .iter()
+        .filter(|t| !near_a_cut(t))
+        .map(|t| t.saturating_duration_since(cuts[0]))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "sends got no answer away from a cut (times after the kill: {outside:?}): {:?}",
+        tally.transport
+    );
+    assert!(
+        tally.codes.get("E100").is_some_and(|n| *n > 0),
+        "{:?}",
+        tally.codes
+    );
     assert_eq!(tally.hung, 0, "requests hung: {:?}", tally.codes);
     assert!(tally.undocumented.is_empty(), "{:?}", tally.undocumented);
     let twice: Vec<_> = tally.accepted.iter().filter(|(_, n)| **n > 1).collect();
