@@ -96,6 +96,12 @@ pub async fn start(
     exe: &Path,
     count: usize,
 ) -> Result<DemoCluster, ClusterDemoError> {
+    // The instances' configurations live in `dir` and name their state directories from it:
+    // relative, those would be taken from `dir` again.
+    let dir = &std::path::absolute(dir).map_err(|source| ClusterDemoError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
     let home = dir.join("cluster");
     // A throwaway server: made anew each run.
     let _ = std::fs::remove_dir_all(&home);
