@@ -88,11 +88,9 @@ pub fn markdown(r: &Report) -> String {
             sat.rate_rps
         );
     }
-    if r.runs.is_empty() {
+    if let (true, Some(c)) = (r.runs.is_empty(), &r.cluster) {
         // `bench --cluster` keeps its runs in its own section.
-        if let Some(c) = &r.cluster {
-            s.push_str(&crate::bench::cluster::markdown(c));
-        }
+        s.push_str(&crate::bench::cluster::markdown(c));
         return s;
     }
     let _ = writeln!(
