@@ -196,6 +196,8 @@ struct Tally {
     hung: u32,
     /// Replays of accepted requests sent through another connection.
     probes: u32,
+    /// The highest counter sent.
+    last_sent: u64,
 }
 
 /// One request as sent: its body, RequestID, counter, and whether it goes to a device.
@@ -278,6 +280,7 @@ fn transport_kind(e: &reqwest::Error) -> String {
 impl Tally {
     /// Records `outcome` of a send of `r`; whether it was accepted.
     fn record(&mut self, r: &Request, outcome: &Outcome) -> bool {
+        self.last_sent = self.last_sent.max(r.counter);
         match outcome {
             Outcome::Hung => self.hung += 1,
             Outcome::Transport(kind) => {
@@ -473,6 +476,7 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
         tally.probes
     );
     check_answers(&tally, cuts);
+    mark_in_postgres(&pg, &tally).await;
     everything_arrives(&tally, &hubs, &arrived).await;
     for i in &mut instances {
         i.stop();
@@ -518,6 +522,31 @@ fn check_answers(tally: &Tally, cuts: [Instant; 2]) {
     );
     assert!(tally.owed.len() >= 100, "too few I99: {:?}", tally.codes);
     assert!(tally.probes >= 10, "too few replays: {}", tally.probes);
+}
+
+/// PostgreSQL's anti-replay mark for the User is at or above every counter an instance
+/// accepted (none was accepted without being recorded), and one the User sent.
+async fn mark_in_postgres(pg: &Postgres, tally: &Tally) {
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT counter FROM replay_marks WHERE originator = $1",
+            &[&SUPPLIER],
+        )
+        .await
+        .unwrap();
+    let mark = u64::try_from(row.get::<_, i64>(0)).unwrap();
+    let accepted = tally.accepted.keys().max().copied().unwrap_or_default();
+    assert!(
+        accepted <= mark && mark <= tally.last_sent,
+        "PostgreSQL's mark {mark}; highest accepted {accepted}; highest sent {}",
+        tally.last_sent
+    );
+    drop(client);
+    let _ = connection.await;
 }
 
 /// Waits (bounded) until every `I99` has its Service Response and every raised alert has
