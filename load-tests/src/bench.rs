@@ -57,6 +57,8 @@ pub enum BenchError {
         program: &'static str,
         package: &'static str,
     },
+    #[error("cluster mode: {0}")]
+    Cluster(String),
     #[error("a ramp step planned no requests")]
     EmptyStep,
 }
@@ -361,6 +363,7 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
         notes,
         overload,
         soak,
+        cluster: None,
     };
     write_report(&report, &args.results, started_at)?;
     Ok(report)
@@ -388,6 +391,7 @@ async fn measured(
     )
 }
 
+pub mod cluster;
 pub mod overload;
 mod parts;
 pub mod soak;

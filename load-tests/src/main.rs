@@ -95,6 +95,10 @@ enum Command {
         /// Seconds the gateway may take to load its registry and listen.
         #[arg(long, default_value_t = 900)]
         startup_s: u64,
+        /// Run `--rate` for `--duration-s` against embedded mode and cluster mode in turn (twice
+        /// each, on a throwaway PostgreSQL and nats-server): CPU per request and latency of both.
+        #[arg(long)]
+        cluster: bool,
     },
     /// Make the work directory and a gateway configuration for `dccgw serve`, for `run`.
     Prepare {
@@ -192,7 +196,12 @@ fn main() -> anyhow::Result<()> {
             duration_s,
             no_oha,
             startup_s,
+            cluster,
         } => {
+            anyhow::ensure!(
+                !cluster || rate.is_some(),
+                "--cluster runs a constant load: give --rate (and --duration-s)"
+            );
             let mut scenario = load_scenario(&common)?;
             if let Some(rate) = rate {
                 scenario.load = Load::constant(rate, duration_s);
@@ -227,7 +236,11 @@ fn main() -> anyhow::Result<()> {
                 saturation,
                 startup_s,
             };
-            let report = runtime.block_on(bench::bench(scenario, &args))?;
+            let report = if cluster {
+                runtime.block_on(bench::cluster::compare(scenario, &args))?
+            } else {
+                runtime.block_on(bench::bench(scenario, &args))?
+            };
             print!("{}", markdown(&report));
             std::process::exit(if report.pass { 0 } else { 1 });
         }
@@ -383,6 +396,7 @@ async fn run(
         notes: Vec::new(),
         overload: None,
         soak: None,
+        cluster: None,
     };
     std::fs::create_dir_all(results)?;
     let path = results.join(format!("{}-run.json", report.scenario));

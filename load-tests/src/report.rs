@@ -198,6 +198,8 @@ pub struct Report {
     pub overload: Option<crate::bench::overload::OverloadSummary>,
     /// The soak at a share of the saturation rate (`[bench] soak_s`, `soak_fraction`).
     pub soak: Option<SoakRow>,
+    /// Cluster mode next to embedded mode (`bench --cluster`).
+    pub cluster: Option<crate::bench::cluster::ClusterComparison>,
 }
 
 #[derive(Clone, Debug, Serialize)]

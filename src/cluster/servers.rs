@@ -66,6 +66,12 @@ impl Postgres {
     /// `initdb` into `dir/pgdata` (a fresh directory) and `pg_ctl start` on a free loopback port,
     /// trusting local connections (user `dccgw`, database `postgres`).
     pub fn start(dir: &Path, durability: Durability) -> Result<Self, ServerError> {
+        // The tools run in the data directory: a relative path (the demo's `demo-data`) would
+        // be taken from there.
+        let dir = &std::path::absolute(dir).map_err(|source| ServerError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let bin = postgres_bin()?;
         let run_as = if running_as_root(dir)? {
             Some(postgres_account()?)

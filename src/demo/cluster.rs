@@ -3,13 +3,16 @@
 //! gateway processes (`dccgw serve`) sharing their state through PostgreSQL, beside the demo's
 //! Receive Response Service, their outbox in JetStream. The request log (anti-replay marks,
 //! pending commands, holds) is in PostgreSQL; each instance's other stores (ledgers, audit) are
-//! still its own, under `<dir>/instance-K/`.
+//! still its own, under `<dir>/instance-K/`. With HAProxy installed, it runs
+//! `deploy/haproxy/dccgw.cfg` on a free port in front of the instances (its files under
+//! `<dir>/cluster/haproxy/`); without it the demo says so and the instances are reached directly.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cluster::haproxy::{self, Backend, Haproxy};
 use crate::cluster::servers::{self, Durability, Nats, Postgres, ServerError};
 use crate::config::{Config, ConfigError};
 use crate::tools::cluster_init::{self, InitError};
@@ -66,10 +69,14 @@ pub struct DemoCluster {
     pub postgres: Postgres,
     pub nats: Nats,
     pub instances: Vec<Instance>,
+    /// The balancer in front of the instances, when HAProxy is installed.
+    pub haproxy: Option<Haproxy>,
 }
 
 impl Drop for DemoCluster {
     fn drop(&mut self) {
+        // The balancer first: no new sessions while the instances drain.
+        self.haproxy = None;
         for instance in &mut self.instances {
             let _ = Command::new("kill")
                 .args(["-TERM", &instance.child.id().to_string()])
@@ -89,6 +96,12 @@ pub async fn start(
     exe: &Path,
     count: usize,
 ) -> Result<DemoCluster, ClusterDemoError> {
+    // The instances' configurations live in `dir` and name their state directories from it:
+    // relative, those would be taken from `dir` again.
+    let dir = &std::path::absolute(dir).map_err(|source| ClusterDemoError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
     let home = dir.join("cluster");
     // A throwaway server: made anew each run.
     let _ = std::fs::remove_dir_all(&home);
@@ -115,6 +128,7 @@ pub async fn start(
         postgres,
         nats,
         instances: Vec::new(),
+        haproxy: None,
     };
     for (k, (path, addr, admin_addr)) in paths.into_iter().enumerate() {
         let log = dir.join(format!("instance-{}.log", k + 1));
@@ -150,7 +164,32 @@ pub async fn start(
             }
         })?;
     }
+    cluster.haproxy = start_haproxy(&home, &cluster.instances)?;
     Ok(cluster)
+}
+
+/// HAProxy on a free port in front of `instances`, or `None` when it is not installed.
+fn start_haproxy(home: &Path, instances: &[Instance]) -> Result<Option<Haproxy>, ClusterDemoError> {
+    if !haproxy::installed() {
+        return Ok(None);
+    }
+    let dir = home.join("haproxy");
+    std::fs::create_dir_all(&dir).map_err(|source| ClusterDemoError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let port = servers::free_port().map_err(|e| ClusterDemoError::Server("free port", e))?;
+    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let backends: Vec<Backend> = instances
+        .iter()
+        .map(|i| Backend {
+            addr: i.addr,
+            admin_port: i.admin_addr.port(),
+        })
+        .collect();
+    tokio::task::block_in_place(|| Haproxy::start(&dir, front, &backends))
+        .map(Some)
+        .map_err(|e| ClusterDemoError::Server("HAProxy", e))
 }
 
 /// Instance `k`'s configuration: the demo's, on free ports, with its own state directory and
@@ -218,6 +257,16 @@ pub fn banner(cluster: &DemoCluster, receiver: SocketAddr, dir: &Path) -> String
     let mut out = String::from(
         "dccgw demo: a cluster of gateways sharing their state through PostgreSQL\n\n",
     );
+    match &cluster.haproxy {
+        Some(h) => out.push_str(&format!(
+            "  HAProxy      https://localhost:{}  (pid {}, deploy/haproxy/dccgw.cfg, TCP mode)\n\n",
+            h.addr().port(),
+            h.pid()
+        )),
+        None => out.push_str(
+            "  HAProxy is not installed (Debian package haproxy): no balancer; use the instances directly.\n\n",
+        ),
+    }
     for instance in &cluster.instances {
         out.push_str(&format!(
             "  {}  https://localhost:{}  (pid {}, admin http://{}, log {})\n",

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::cluster::haproxy::{Backend, Haproxy};
 use crate::cluster::servers::{Durability, Nats, NatsSync, Postgres, ServerError};
 
 /// A scratch PostgreSQL under `dir`, or `None` (said on stderr) when it is not installed.
@@ -23,6 +24,12 @@ pub fn nats(dir: &Path) -> Option<Nats> {
 /// As [`nats`], with the JetStream sync setting given: for measurements.
 pub fn nats_with(dir: &Path, sync: NatsSync) -> Option<Nats> {
     skip_if_missing(Nats::start_with(dir, sync))
+}
+
+/// HAProxy on `front` in front of `backends` (its files under `dir`), or `None` (said on
+/// stderr) when it is not installed.
+pub fn haproxy(dir: &Path, front: std::net::SocketAddr, backends: &[Backend]) -> Option<Haproxy> {
+    skip_if_missing(Haproxy::start(dir, front, backends))
 }
 
 fn skip_if_missing<T>(started: Result<T, ServerError>) -> Option<T> {

@@ -24,7 +24,7 @@ use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
-const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
+pub(super) const NETWORK_OPERATOR: &str = "90-B3-D5-1F-30-02-00-00";
 /// How long each run sends reads before the gateway is killed: varied, so that kills land
 /// both in the backlog a restart replays and in steady flow.
 const KILL_AFTER_MS: [u64; 3] = [1_500, 400, 900];
@@ -76,7 +76,7 @@ spread_ms = 300
 /// `8000`–`80FF` and outage `8F35`–`8F3C` to the network operator, the rest to the supplier;
 /// the demo supplier and network operator hold both meter points, which every demo device
 /// resolves to).
-fn entitled(code: u16) -> &'static str {
+pub(super) fn entitled(code: u16) -> &'static str {
     match code {
         0x8000..=0x80FF | 0x8F35..=0x8F3C => NETWORK_OPERATOR,
         _ => SUPPLIER,
@@ -145,13 +145,19 @@ pub(super) fn owed_by(log: &Path) -> (BTreeSet<AlertCopy>, usize) {
 /// The `dccgw commshub` process for the fleet in `dir` (the gateway's registers), recording
 /// what it raises in `raised_log`; killed when the guard drops. Returns once it is live.
 async fn start_hub(dir: &Path, raised_log: &Path) -> (Killed, u16) {
-    start_hub_with(dir, raised_log, HUB).await
+    start_hub_with(dir, "commshub", raised_log, HUB).await
 }
 
-/// As [`start_hub`], the simulator behaving as `hub` says (its `[hub]` tables).
-pub(super) async fn start_hub_with(dir: &Path, raised_log: &Path, hub: &str) -> (Killed, u16) {
+/// As [`start_hub`], the simulator's `[hub]` configuration `hub` (TOML), its configuration
+/// written to `dir/<name>.toml`.
+pub(super) async fn start_hub_with(
+    dir: &Path,
+    name: &str,
+    raised_log: &Path,
+    hub: &str,
+) -> (Killed, u16) {
     let port = support::free_port();
-    let config = dir.join("commshub.toml");
+    let config = dir.join(format!("{name}.toml"));
     let at = |name: &str| dir.join(name).display().to_string();
     std::fs::write(
         &config,

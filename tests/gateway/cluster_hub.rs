@@ -64,7 +64,7 @@ async fn one_hub_for_two_instances_answers_and_alerts_reach_users_through_b_afte
         return;
     };
     let raised_log = c.dir().join("raised.ndjson");
-    let (_hub, hub_port) = start_hub_with(c.dir(), &raised_log, HUB).await;
+    let (_hub, hub_port) = start_hub_with(c.dir(), "commshub", &raised_log, HUB).await;
     let remote = [
         ("DCCGW_ROUTING__HUB", "remote".to_owned()),
         ("DCCGW_ROUTING__HUB_ADDR", format!("127.0.0.1:{hub_port}")),
@@ -208,7 +208,7 @@ async fn an_answer_taken_by_the_other_instance_is_answered_once_and_never_also_e
         return;
     };
     let raised_log = c.dir().join("raised.ndjson");
-    let (_hub, hub_port) = start_hub_with(c.dir(), &raised_log, QUIET_HUB).await;
+    let (_hub, hub_port) = start_hub_with(c.dir(), "commshub", &raised_log, QUIET_HUB).await;
     // Both instances read the hub's events; a command's timer (E21) runs out 6 s after it is
     // sent, well after its answer (2 s).
     let env = [

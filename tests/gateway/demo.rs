@@ -86,3 +86,81 @@ fn the_printed_curl_gets_an_acknowledgement() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// `dccgw demo --instances 3`: the banner gives HAProxy's URL first, and a signed read sent
+/// there is acknowledged by one of the instances behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_demo_answers_through_haproxy() {
+    let servers = [("haproxy", "-v"), ("nats-server", "--version")];
+    let initdb =
+        std::path::Path::new("/usr/lib/postgresql").is_dir() || support::have_tool("initdb");
+    if !initdb || !servers.iter().all(|(t, v)| dccgw::testing::have_tool(t, v)) {
+        assert!(
+            !dccgw::testing::in_ci(),
+            "CI=true but a cluster server is missing"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_dccgw"))
+        .args([
+            "demo",
+            "--instances",
+            "3",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+        ])
+        .args(["--receiver-port", "0", "--certs"])
+        .arg(&certs)
+        .arg("--dir")
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = support::lines(demo.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let port: u16 = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the demo printed no HAProxy line");
+        if let Some(rest) = line.trim_start().strip_prefix("HAProxy") {
+            let url = rest.split_whitespace().next().unwrap();
+            break url.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    let counter = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    let supplier = "90-B3-D5-1F-30-01-00-00";
+    let xml = dccgw::demo::example_request_xml(supplier, dccgw::demo::DEMO_ESME, counter);
+    let user = certs.join("users/supplier");
+    let body = dccgw::tools::sign(
+        xml.as_bytes(),
+        &user.join("xml-sign.key.pem"),
+        &user.join("xml-sign.pem"),
+        None,
+    )
+    .unwrap();
+    let pem = std::fs::read(user.join("client.pem")).unwrap();
+    let client = support::client_with(&certs, Some(reqwest::Identity::from_pem(&pem).unwrap()));
+    let url = format!("https://localhost:{port}/api/v1/serviceS");
+    let (_, answer) = support::post(&client, &url, body.into_bytes()).await;
+    assert_eq!(
+        support::element(&answer, "ResponseCode"),
+        Some("I99"),
+        "{answer}"
+    );
+    let pid = demo.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now() + Duration::from_secs(30);
+    while demo.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < stopped, "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

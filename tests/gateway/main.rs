@@ -20,6 +20,7 @@ mod demo;
 mod dsp;
 mod dsp_crash;
 mod examples;
+mod fault;
 mod local;
 mod one_commit;
 mod openssl_made;

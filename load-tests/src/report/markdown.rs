@@ -92,6 +92,11 @@ pub fn markdown(r: &Report) -> String {
             sat.rate_rps
         );
     }
+    if let (true, Some(c)) = (r.runs.is_empty(), &r.cluster) {
+        // `bench --cluster` keeps its runs in its own section.
+        s.push_str(&crate::bench::cluster::markdown(c));
+        return s;
+    }
     let _ = writeln!(
         s,
         "| target | load | offered/s | accepted/s | sync p50 ms | p90 | p99 | p99.9 | max | async p99 ms | CPU µs/req | not accepted |\n\

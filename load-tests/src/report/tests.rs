@@ -127,6 +127,7 @@ fn the_page_shows_every_run_and_says_when_nothing_async_arrived() {
         notes: vec!["a note".into()],
         overload: None,
         soak: None,
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(page.contains("| gateway | scenario | 1000 | 990 | 0.80 | 1.50 | 4.00 | 8.00 | 16.00 | none received | - | 0.10 % |"), "{page}");
@@ -191,6 +192,7 @@ fn the_page_breaks_critical_pairs_down() {
         notes: Vec::new(),
         overload: None,
         soak: None,
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(
@@ -261,6 +263,7 @@ fn the_page_and_the_json_carry_the_soak_row_and_its_windows() {
         notes: Vec::new(),
         overload: None,
         soak: Some(soak),
+        cluster: None,
     };
     let page = markdown(&report);
     assert!(page.contains("Soak: 90 % of saturation"), "{page}");
@@ -284,4 +287,46 @@ fn the_page_and_the_json_carry_the_soak_row_and_its_windows() {
     assert_eq!(json["soak"]["windows"][1]["sync_p99_us"], 120_000);
     assert_eq!(json["soak"]["rss_end_kib"], 110_592);
     assert_eq!(json["soak"]["errors"]["E4"], 10);
+}
+
+/// `bench --cluster`'s ratio is cluster ÷ embedded CPU per request within each round, and its
+/// markdown gives every run and the ratios.
+#[test]
+fn the_cluster_comparison_divides_within_each_round() {
+    use crate::bench::cluster::{markdown, ratios, ClusterComparison, ModeRun};
+    let run = |mode: &str, round, per_request_us| ModeRun {
+        mode: mode.into(),
+        round,
+        summary: summary(5_000, 50.0),
+        gateway: Cpu {
+            cpu_s: 1.0,
+            per_request_us,
+        },
+        postgres_cpu_s: (mode == "cluster").then_some(0.5),
+        nats_cpu_s: (mode == "cluster").then_some(0.25),
+    };
+    let runs = vec![
+        run("embedded", 1, 1000.0),
+        run("cluster", 1, 1200.0),
+        run("embedded", 2, 800.0),
+        run("cluster", 2, 1200.0),
+    ];
+    let r = ratios(&runs);
+    assert_eq!(r.len(), 2);
+    assert!(
+        (r[0] - 1.2).abs() < 1e-9 && (r[1] - 1.5).abs() < 1e-9,
+        "{r:?}"
+    );
+    let page = markdown(&ClusterComparison {
+        rate_rps: 50.0,
+        duration_s: 20.0,
+        nats_sync_always: false,
+        runs,
+        cpu_ratios: r,
+    });
+    assert!(
+        page.contains("| cluster 2 | 9990 | 1200 µs | 0.50 s | 0.25 s |"),
+        "{page}"
+    );
+    assert!(page.contains("**1.20×, 1.50×**"), "{page}");
 }

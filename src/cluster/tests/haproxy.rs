@@ -104,3 +104,42 @@ fn haproxy_passes_sessions_through_to_ready_instances_only() {
     assert!(answered_by.iter().any(|n| n == "b"), "{answered_by:?}");
     assert!(answered_by.iter().any(|n| n == "c"), "{answered_by:?}");
 }
+
+/// The configuration written for instances on this host is the shipped file with its front
+/// and one checked and one fallback `server` line per instance, and HAProxy accepts it.
+#[test]
+fn the_configuration_for_n_instances_is_the_shipped_one_with_their_servers() {
+    use crate::cluster::haproxy::{config_for, Backend};
+    let front = "127.0.0.1:18443".parse().unwrap();
+    let backends: Vec<Backend> = (0..4)
+        .map(|k| Backend {
+            addr: format!("127.0.0.1:{}", 19000 + k).parse().unwrap(),
+            admin_port: 19100 + k,
+        })
+        .collect();
+    let text = config_for(front, &backends);
+    assert!(text.contains("bind \"127.0.0.1:18443\""), "{text}");
+    let mut settings = text.lines().filter(|l| !l.trim_start().starts_with('#'));
+    assert!(settings.all(|l| !l.contains("${")), "{text}");
+    let servers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("server "))
+        .collect();
+    assert_eq!(servers.len(), 8, "{servers:?}");
+    assert!(servers.contains(&"    server i4 \"127.0.0.1:19003\" check port 19103"));
+    assert!(servers.contains(&"    server i4-fallback \"127.0.0.1:19003\" backup"));
+    assert_eq!(text.matches("option allbackups").count(), 1);
+    if !crate::testing::have_tool("haproxy", "-v") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, &text).unwrap();
+    let check = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+}
