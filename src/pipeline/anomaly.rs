@@ -125,6 +125,14 @@ impl Anomaly {
     }
 }
 
+impl Anomaly {
+    /// Requests other instances of a cluster counted (or, at a start, every instance), added to
+    /// the counts in memory; their record is the cluster's, not this instance's journal.
+    pub fn count_shared(&self, tallied: &[Tallied]) {
+        restore(self.counts.as_ref(), &self.thresholds.load(), tallied);
+    }
+}
+
 /// `tallied` counted again into `counts`, for the thresholds of `thresholds`.
 fn restore(counts: &dyn Counts, thresholds: &Thresholds, tallied: &[Tallied]) {
     for t in tallied {
