@@ -209,6 +209,14 @@ impl CountFeed {
         Ok(out)
     }
 
+    /// Every count of the window ending at `now`, of every instance, read again (as at a
+    /// start); the feed goes on from this read.
+    pub async fn again(&mut self, now: i64) -> Result<Vec<Tallied>, ClusterError> {
+        let (all, fresh) = self.cluster.counts(now).await?;
+        *self = fresh;
+        Ok(all)
+    }
+
     /// Deletes every instance's rows older than the window (any instance may; they agree).
     async fn prune(&self, now: i64) -> Result<(), ClusterError> {
         let client = self.cluster.client().await?;

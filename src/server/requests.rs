@@ -163,7 +163,8 @@ pub(super) async fn start(
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let (counted, feed) = cluster.counts(now).await?;
             gateway.anomaly.count_shared(&counted);
-            tokio::spawn(share_counts(feed, Arc::downgrade(gateway)));
+            let changed = Arc::clone(&gateway.anomaly.changed);
+            tokio::spawn(share_counts(feed, changed, Arc::downgrade(gateway)));
             log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
@@ -188,14 +189,24 @@ pub(super) async fn start(
 /// runs. A look that fails is said once and tried again at the next tick; meanwhile this
 /// instance decides on the others' counts as last read (`schemas/anomaly.md`, "Several
 /// instances").
-async fn share_counts(mut feed: CountFeed, gateway: std::sync::Weak<Gateway>) {
+async fn share_counts(
+    mut feed: CountFeed,
+    changed: Arc<tokio::sync::Notify>,
+    gateway: std::sync::Weak<Gateway>,
+) {
     let mut tick = tokio::time::interval(counts::REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    let (mut failing, mut anew) = (false, false);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => anew = true,
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let read = feed.next(now).await;
+        let read = match anew {
+            true => feed.again(now).await,
+            false => feed.next(now).await,
+        };
         let Some(gateway) = gateway.upgrade() else {
             return;
         };
@@ -205,7 +216,10 @@ async fn share_counts(mut feed: CountFeed, gateway: std::sync::Weak<Gateway>) {
                     tracing::info!("The other instances' anomaly counts are read again.");
                 }
                 failing = false;
-                gateway.anomaly.count_shared(&counted);
+                match std::mem::take(&mut anew) {
+                    true => gateway.anomaly.count_anew(&counted),
+                    false => gateway.anomaly.count_shared(&counted),
+                }
             }
             Err(e) if !failing => {
                 failing = true;

@@ -15,8 +15,10 @@
 //! [`Counts`] is the interface the pipeline uses; [`LocalCounts`] keeps the counts of one
 //! instance in memory. Each request counted is also journalled (`store::CountLog`, by the
 //! pipeline, before the request's answer), and a start rebuilds the counts from the journal
-//! with [`Counts::restore`], so a restart does not empty the windows. Shared counts for several
-//! instances would implement the same interface (`schemas/anomaly.md`).
+//! with [`Counts::restore`], so a restart does not empty the windows. In a cluster the other
+//! instances' counts are added with [`Counts::restore`] as they are read, and all of them read
+//! again with [`Counts::rebuild`] when a new threshold set names new counters
+//! (`cluster::counts`, `schemas/anomaly.md`).
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +51,11 @@ pub trait Counts: Send + Sync {
 
     /// Forgets the counters no threshold of `thresholds` names (after a new set is in force).
     fn retain(&self, thresholds: &Thresholds);
+
+    /// Replaces every count, in one step, with `counted` — (User, role, variant, unix seconds,
+    /// requests), oldest first — counted as `restore` counts: the counts of a cluster read
+    /// again whole for a new threshold set.
+    fn rebuild(&self, thresholds: &Thresholds, counted: &[(UserId, UserRole, Srv, i64, u32)]);
 
     /// Counters kept.
     fn len(&self) -> usize;
@@ -211,6 +218,14 @@ impl Counts for LocalCounts {
             .collect();
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         counters.retain(|k, _| named.contains(k));
+    }
+
+    fn rebuild(&self, thresholds: &Thresholds, counted: &[(UserId, UserRole, Srv, i64, u32)]) {
+        let mut fresh = HashMap::new();
+        for &(user, role, srv, at, n) in counted {
+            count(&mut fresh, thresholds, (user, role, srv), at, n);
+        }
+        *self.counters.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
     }
 
     fn len(&self) -> usize {

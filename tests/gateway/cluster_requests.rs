@@ -19,12 +19,14 @@ use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
+/// The admin API's bearer token in the cluster's configuration.
+pub(super) const ADMIN_TOKEN: &str = "cluster-admin-token";
 
 /// A gateway process: its ports, and the child killed when dropped.
-struct Instance {
-    port: u16,
-    admin: u16,
-    child: Child,
+pub(super) struct Instance {
+    pub(super) port: u16,
+    pub(super) admin: u16,
+    pub(super) child: Child,
 }
 
 impl Drop for Instance {
@@ -35,7 +37,7 @@ impl Drop for Instance {
 }
 
 /// `dccgw serve` as instance `name` (state in `state-<name>`), once ready.
-async fn instance(config: &Path, name: &str) -> Instance {
+pub(super) async fn instance(config: &Path, name: &str) -> Instance {
     let (port, admin) = (support::free_port(), support::free_port());
     let child = Command::new(BIN)
         .args(["serve", "--config"])
@@ -56,12 +58,12 @@ async fn instance(config: &Path, name: &str) -> Instance {
 /// A cluster of one throwaway PostgreSQL and nats-server (the outbox is JetStream's in cluster
 /// mode), the PKI and the Users' Receive Response endpoint, and a routed configuration on them
 /// (the hub simulator answering after `latency_ms`), the registers loaded by `cluster init`.
-struct Fixture {
+pub(super) struct Fixture {
     pg: dccgw::cluster::servers::Postgres,
-    config: PathBuf,
-    certs: PathBuf,
-    client: reqwest::Client,
-    rx: mpsc::Receiver<Received>,
+    pub(super) config: PathBuf,
+    pub(super) certs: PathBuf,
+    pub(super) client: reqwest::Client,
+    pub(super) rx: mpsc::Receiver<Received>,
     // Dropped last: the servers' and the configuration's directories, the receiver.
     _nats: dccgw::cluster::servers::Nats,
     _kept: (
@@ -74,7 +76,7 @@ struct Fixture {
 
 impl Fixture {
     /// `None` (the test skipped) outside CI when a server's binary is missing.
-    async fn start(latency_ms: u64) -> Option<Self> {
+    pub(super) async fn start(latency_ms: u64) -> Option<Self> {
         let servers = tempfile::tempdir().unwrap();
         let pg = dccgw::testing::servers::postgres(servers.path())?;
         let nats = dccgw::testing::servers::nats(servers.path())?;
@@ -119,17 +121,19 @@ async fn cluster_config(
 ) -> (tempfile::TempDir, PathBuf) {
     let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
     let cluster = format!(
-        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
+        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n\
+         [admin]\ntoken_file = \"admin.token\"\n",
         pg.url()
     );
     let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
+    std::fs::write(dir.path().join("admin.token"), format!("{ADMIN_TOKEN}\n")).unwrap();
     let config = Config::load(&path, Vec::new()).unwrap();
     dccgw::tools::cluster_init::run(&config).await.unwrap();
     (dir, path)
 }
 
 /// The example read (Command Variant 1) with `counter`, signed by the supplier.
-fn read(certs: &Path, counter: u64) -> Vec<u8> {
+pub(super) fn read(certs: &Path, counter: u64) -> Vec<u8> {
     let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
     let user = certs.join("users/supplier");
     dccgw::tools::sign(
@@ -143,7 +147,7 @@ fn read(certs: &Path, counter: u64) -> Vec<u8> {
 }
 
 /// Posts `body` to `instance`; the response code.
-async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
+pub(super) async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
     let url = format!("https://localhost:{}/api/v1/serviceS", instance.port);
     let (_, answer) = support::post(client, &url, body).await;
     support::element(&answer, "ResponseCode")
@@ -156,7 +160,7 @@ fn supplier_client(certs: &Path) -> reqwest::Client {
     support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()))
 }
 
-fn counter_now() -> u64 {
+pub(super) fn counter_now() -> u64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
 }
 

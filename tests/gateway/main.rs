@@ -9,6 +9,7 @@ mod anomaly;
 mod bounds;
 mod cli;
 mod cluster;
+mod cluster_counts;
 mod cluster_requests;
 mod conformance;
 mod crash;
