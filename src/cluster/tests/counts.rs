@@ -198,3 +198,69 @@ async fn a_dcc_threshold_trips_on_every_instance_s_users_together() {
     let breach = screen(&counts).expect("the seventh request over all Users is quarantined");
     assert_eq!(breach.kind, BreachKind::DccThreshold);
 }
+
+/// `originator`'s counter `counter` with a pending entry, and (`count`) its request counted.
+fn with_pending(originator: u32, counter: u64, count: bool) -> Decision {
+    let mut d = counted(originator, counter);
+    let pending = Entry {
+        kind: EntryKind::Pending,
+        bytes: format!("{originator}-{counter}").into_bytes(),
+    };
+    match count {
+        true => d.entries.push(pending),
+        false => d.entries = vec![pending],
+    }
+    d
+}
+
+/// The request log's commits with each request counted next to the same without: 64
+/// originators at once through one instance's writers, 200 decisions each, four runs
+/// alternating without and with, on a PostgreSQL with `fsync` on:
+/// `cargo test --lib cluster::tests::counts::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_commits_with_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = crate::testing::servers::postgres_durable(dir.path()) else {
+        return;
+    };
+    Cluster::connect(&pg.url(), "m")
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let a = log(&pg.url(), "a").await;
+    for (run, count) in [false, true, false, true].into_iter().enumerate() {
+        let start = std::time::Instant::now();
+        let tasks = (0..64u32).map(|o| {
+            let log = Arc::clone(&a);
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                for counter in 1..=200 {
+                    let t = std::time::Instant::now();
+                    let originator = 1000 * (run as u32 + 1) + o;
+                    log.commit(with_pending(originator, counter, count))
+                        .await
+                        .unwrap();
+                    took.push(t.elapsed());
+                }
+                took
+            })
+        });
+        let mut took: Vec<std::time::Duration> = futures_util::future::join_all(tasks)
+            .await
+            .into_iter()
+            .flat_map(Result::unwrap)
+            .collect();
+        let elapsed = start.elapsed();
+        took.sort();
+        let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
+        println!(
+            "run {run}, counted {count}: {} commits in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
+            took.len(),
+            took.len() as f64 / elapsed.as_secs_f64(),
+            at(50),
+            at(99)
+        );
+    }
+}
