@@ -13,9 +13,10 @@
 //! transaction that notes its snapshot's `xmin` (no transaction that commits later can have an
 //! older xid) and reads the rows whose `xid` (the transaction that wrote them last) is at least
 //! the previous look's. A row seen again is taken as the difference from the total last seen
-//! for it; those totals are kept for the rows of the last [`SEEN_MINUTES`] minutes, the only
-//! ones still written (a row of an older minute written again — a clock more than that far
-//! behind — is taken whole: counted twice, never missed, so a threshold trips early, not late).
+//! for it; those totals are kept while a row may be read again (its xid not below the
+//! watermark) or written again (its minute among the last [`SEEN_MINUTES`], the only ones still
+//! written). A row of an older minute written again — a clock more than that far behind — is
+//! taken whole: counted twice, never missed, so a threshold trips early, not late.
 //!
 //! Bounds: the rows kept are the distinct (instance, User, role, variant, minute) counted in the
 //! last 25 hours — requests only count where a threshold names their User (or all Users) and

@@ -161,3 +161,40 @@ fn a_dcc_threshold_counts_every_user() {
         Some(crate::anomaly::BreachKind::DccThreshold)
     );
 }
+
+#[test]
+fn rebuild_replaces_every_count_with_the_ones_given() {
+    let t = set(vec![user_threshold(USER, "4.1.1", 3_600, 1, 3)]);
+    let counts = LocalCounts::new();
+    let now = 1_800_000_000;
+    // Two counted here, then the counts read again whole: three (here and elsewhere).
+    for _ in 0..2 {
+        assert!(counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .quarantine
+            .is_none());
+    }
+    let user: UserId = USER.parse().unwrap();
+    let counted = [
+        (user, UserRole::ImportSupplier, srv("4.1.1"), now - 120, 2),
+        (user, UserRole::ImportSupplier, srv("4.1.1"), now - 60, 1),
+    ];
+    counts.rebuild(&t, &counted);
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .quarantine
+        .is_some());
+    // Nothing of the earlier counts is left: one counted elsewhere, and two more pass.
+    counts.rebuild(&t, &counted[1..]);
+    for _ in 0..2 {
+        assert!(counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .quarantine
+            .is_none());
+    }
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .quarantine
+        .is_some());
+    assert_eq!(counts.len(), 1);
+}
