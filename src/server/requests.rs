@@ -33,7 +33,8 @@ pub(super) enum Log {
         recovered: Recovered,
     },
     Cluster {
-        cluster: Cluster,
+        /// Boxed: the pool's handle is the size of the rest of the enum.
+        cluster: Box<Cluster>,
         log: Arc<PgRequestLog>,
         /// This instance's open entries, as found at the start.
         recovered: Vec<Decision>,
@@ -64,7 +65,7 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
             );
         }
         let log = Log::Cluster {
-            cluster,
+            cluster: Box::new(cluster),
             log: opened.log,
             recovered: opened.recovered,
             claimed: opened.claimed,
