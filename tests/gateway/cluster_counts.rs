@@ -116,3 +116,77 @@ async fn a_threshold_counts_a_user_s_requests_over_every_instance_and_survives_t
     assert_eq!(post(&c.client, &d, read(&c.certs, counter)).await, "I99");
     arrives(&mut c.rx, &mut got, &rid(counter), "AD1").await;
 }
+
+/// The overshoot measured: a threshold of 20, and three clients, one per instance, each
+/// sending 20 reads one after another at once; how many of the 60 went to their device beside
+/// how many the threshold lets through, and the rate they came at:
+/// `CI=true cargo test --test gateway cluster_counts::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_the_overshoot() {
+    const THRESHOLD: usize = 20;
+    let Some(mut c) = Fixture::start(50).await else {
+        return;
+    };
+    let instances = [
+        instance(&c.config, "a").await,
+        instance(&c.config, "b").await,
+        instance(&c.config, "c").await,
+    ];
+    let threshold =
+        json!([{"user": SUPPLIER, "srv": "4.1.1", "window_s": 3600, "quarantine": THRESHOLD}]);
+    for i in &instances {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/admin/v1/anomaly/thresholds",
+                i.admin
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(threshold.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let start = Instant::now();
+    let clients = instances.iter().map(|i| {
+        let (client, certs) = (c.client.clone(), c.certs.clone());
+        async move {
+            let (mut sent, mut replays) = (Vec::new(), 0);
+            while sent.len() < THRESHOLD {
+                // One originator's counters race between the clients: one that reaches
+                // PostgreSQL after a higher one is refused E57, and sent again higher.
+                let counter = counter_now();
+                match post(&client, i, read(&certs, counter)).await.as_str() {
+                    "I99" => sent.push(counter),
+                    "E57" => replays += 1,
+                    other => panic!("{other}"),
+                }
+            }
+            (sent, replays)
+        }
+    });
+    let results = futures_util::future::join_all(clients).await;
+    let replays: usize = results.iter().map(|(_, r)| r).sum();
+    let sent: Vec<u64> = results.into_iter().flat_map(|(s, _)| s).collect();
+    let took = start.elapsed();
+    let (mut passed, mut quarantined) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while passed + quarantined < sent.len() && Instant::now() < deadline {
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(30), c.rx.recv()).await else {
+            break;
+        };
+        match m.description.alert_code.as_deref() {
+            Some("AD1") => quarantined += 1,
+            None if m.description.response_code.is_some() => passed += 1,
+            _ => {}
+        }
+    }
+    println!(
+        "threshold {THRESHOLD}: {} reads over three instances in {took:?} ({:.0}/s): {passed} sent \
+         on (overshoot {}), {quarantined} quarantined; {replays} refused E57 (counted, sent again)",
+        sent.len(),
+        sent.len() as f64 / took.as_secs_f64(),
+        passed as i64 - THRESHOLD as i64
+    );
+}
