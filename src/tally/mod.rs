@@ -119,6 +119,9 @@ impl<const N: usize, const STEP: i64> Ring<N, STEP> {
 struct Counter {
     hour: Ring<60, 60>,
     day: Ring<24, 3_600>,
+    /// The hour's and the day's counts after the last request screened here (`None` before
+    /// one): what the decision needs to raise a warning tier that counts read in jumped past.
+    decided: Option<(u64, u64)>,
 }
 
 impl Counter {
@@ -126,6 +129,7 @@ impl Counter {
         Self {
             hour: Ring::new(),
             day: Ring::new(),
+            decided: None,
         }
     }
 
@@ -167,6 +171,20 @@ impl Counted for View<'_> {
             .get(&Key { user, role, scope })
             .map_or(0, |c| c.sum(window, self.now))
     }
+
+    fn last_decided(
+        &self,
+        user: Option<UserId>,
+        role: Option<UserRole>,
+        scope: Scope,
+        window: Window,
+    ) -> Option<u64> {
+        let (hour, day) = self.counters.get(&Key { user, role, scope })?.decided?;
+        Some(match window {
+            Window::Hour => hour,
+            Window::Day => day,
+        })
+    }
 }
 
 impl Counts for LocalCounts {
@@ -181,14 +199,14 @@ impl Counts for LocalCounts {
                 now,
             },
         );
+        let request = (facts.user, facts.role, facts.srv);
         if verdict.quarantine.is_none() {
-            count(
-                &mut counters,
-                thresholds,
-                (facts.user, facts.role, facts.srv),
-                now,
-                1,
-            );
+            count(&mut counters, thresholds, request, now, 1);
+        }
+        for key in keys(thresholds, request) {
+            if let Some(c) = counters.get_mut(&key) {
+                c.decided = Some((c.hour.sum(now), c.day.sum(now)));
+            }
         }
         verdict
     }
@@ -245,17 +263,21 @@ fn count(
     now: i64,
     n: u32,
 ) {
-    let mut seen = HashSet::new();
-    for t in thresholds.covering(user, role, srv) {
-        let key = Key {
+    for key in keys(thresholds, (user, role, srv)) {
+        let counter = counters.entry(key).or_insert_with(Counter::new);
+        counter.hour.add(now, n);
+        counter.day.add(now, n);
+    }
+}
+
+/// The counters of the thresholds covering a request of (User, role, variant), once each.
+fn keys(thresholds: &Thresholds, (user, role, srv): (UserId, UserRole, Srv)) -> HashSet<Key> {
+    thresholds
+        .covering(user, role, srv)
+        .map(|t| Key {
             user: t.user,
             role: t.role,
             scope: t.scope,
-        };
-        if seen.insert(key) {
-            let counter = counters.entry(key).or_insert_with(Counter::new);
-            counter.hour.add(now, n);
-            counter.day.add(now, n);
-        }
-    }
+        })
+        .collect()
 }

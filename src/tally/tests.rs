@@ -198,3 +198,27 @@ fn rebuild_replaces_every_count_with_the_ones_given() {
         .is_some());
     assert_eq!(counts.len(), 1);
 }
+
+#[test]
+fn a_warning_tier_that_counts_read_in_jump_past_is_raised_by_the_next_request_once() {
+    let t = set(vec![user_threshold(USER, "4.1.1", 3_600, 3, 10)]);
+    let counts = LocalCounts::new();
+    let now = 1_800_000_000;
+    let user: UserId = USER.parse().unwrap();
+    // One here (the count is 1), then four counted elsewhere read in: 5, past the tier of 3
+    // without a request here standing at it.
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .warnings
+        .is_empty());
+    counts.restore(&t, user, UserRole::ImportSupplier, srv("4.1.1"), now, 4);
+    let warned = |counts: &LocalCounts| {
+        !counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .warnings
+            .is_empty()
+    };
+    assert!(warned(&counts));
+    assert!(!warned(&counts));
+    assert!(!warned(&counts));
+}
