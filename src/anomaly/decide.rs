@@ -2,7 +2,8 @@
 //! attribute limit breached quarantines first (the request is wrong whatever the counts), then a
 //! User threshold, then a DCC threshold. A request quarantined is not counted; one that passes
 //! is counted in every window a threshold covers it by. A warning is raised by the request that
-//! takes a count past its warning tier (once per crossing, not by every request above it).
+//! takes a count past its warning tier (once per crossing, not by every request above it; with
+//! counts that jump — other instances' requests read in — by the first request after the jump).
 
 use crate::domain::{Srv, UserId, UserRole};
 use crate::duis::outbound::QuarantineBreach;
@@ -31,6 +32,20 @@ pub trait Counted {
         scope: Scope,
         window: Window,
     ) -> u64;
+
+    /// The same count as it stood after the last decision these counts took part in, if they
+    /// know it. Between two decisions a count only grows by one when every request is counted
+    /// where it is decided; counts that also take in other instances' requests can jump, and
+    /// with this the decision still raises a warning tier the jump passed over (once).
+    fn last_decided(
+        &self,
+        _user: Option<UserId>,
+        _role: Option<UserRole>,
+        _scope: Scope,
+        _window: Window,
+    ) -> Option<u64> {
+        None
+    }
 }
 
 /// Which threshold a request breached.
@@ -147,7 +162,11 @@ pub fn decide(thresholds: &Thresholds, facts: &Facts<'_>, counts: &impl Counted)
             by_dcc.get_or_insert(breach);
             continue;
         }
-        if let Some(tier) = t.warning.filter(|w| count == *w) {
+        let last = counts.last_decided(t.user, t.role, t.scope, t.window);
+        // This request takes the count past the tier: it stands at the tier, or it jumped past
+        // it since the last decision (which left it at most at the tier).
+        let crosses = |w: &u64| count == *w || last.is_some_and(|l| l <= *w && count > *w);
+        if let Some(tier) = t.warning.filter(crosses) {
             warnings.push(Warning {
                 kind,
                 scope: t.scope,

@@ -3,14 +3,17 @@
 //! change log every instance appends to and follows ([`log`], woken by [`wake`]), a consistent
 //! snapshot to start from ([`snapshot`]), anti-replay marks accepted at most once across
 //! instances ([`marks`]), and the request log those marks are committed in with the requests'
-//! open effects, which a live instance claims from a gone one ([`requests`], `lease`). Throwaway servers for tests and the demo are [`servers`], and HAProxy in front of
-//! instances [`haproxy`].
+//! open effects, which a live instance claims from a gone one ([`requests`], `lease`), and
+//! anomaly detection's counts, written in the same transactions and read by every instance
+//! ([`counts`]). Throwaway servers for tests and the demo are [`servers`], and HAProxy in front
+//! of instances [`haproxy`].
 //!
 //! The crate is `tokio-postgres` with the `deadpool-postgres` pool: plain SQL we write and can
 //! read, `COPY` and `LISTEN` as the protocol has them, and few dependencies (no macros, no
 //! compile-time database). Connections are plain TCP or a unix socket: the servers are on a
 //! private network or the same host.
 
+pub mod counts;
 pub mod haproxy;
 pub mod init;
 mod lease;
@@ -27,6 +30,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use counts::CountFeed;
 pub use lease::Claimed;
 pub use log::{AppendError, Logged, LoggedBatch};
 pub use marks::MarkError;

@@ -13,6 +13,9 @@
 //! savepoint, because nothing of its decision was written. The row locks the accepted marks
 //! took are held until the commit, so a counter accepted here is not accepted elsewhere.
 //!
+//! The requests anomaly detection counted (`EntryKind::Count`) are added to the instance's
+//! shared counts in the same transaction (`super::counts`), not kept as entries.
+//!
 //! Entries are stored generically (`request_entries`: the kind's one-byte tag, the request
 //! they belong to, the owning instance, the kind's own bytes), so a new kind of entry needs no
 //! schema change. Settling an entry (its command answered, its hold released) deletes its row,
@@ -34,11 +37,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
+use super::counts::write_counts;
 use super::marks::{to_db, ADVANCE, RESET};
 use super::{Cluster, ClusterError};
 use crate::antireplay::Replay;
 use crate::store::{
-    CommitError, Decision, Entry, EntryFuture, EntryKind, KeyOf, LogFuture, RequestLog,
+    CommitError, Decision, Entry, EntryFuture, EntryKind, KeyOf, LogFuture, RequestLog, Tallied,
 };
 
 /// Writers per instance, each with its own connection and its own share of the originators
@@ -78,7 +82,7 @@ pub struct PgRequestLog {
 
 /// Where a decision's entries that stay on this instance (`EntryKind::kept_by_instance`) are
 /// made durable once its batch has committed, before the commit resolves: the instance's audit
-/// trail, pre-command ledger and count journal, as the embedded log's checkpoint writes them. So an answer in
+/// trail and pre-command ledger, as the embedded log's checkpoint writes them. So an answer in
 /// cluster mode waits for the transaction and then for that local write.
 pub type LocalSink = Box<
     dyn Fn(
@@ -347,13 +351,25 @@ async fn write_batch(
     for (decision, refusal) in write_marks(&tx, &rows).await? {
         outcomes[decision] = Err(CommitError::Refused(refusal));
     }
-    let kept = decisions
+    // The requests counted go to the shared counts, the rest to the entries; both statements
+    // and the settles' pipelined (one round trip).
+    let (counted, kept): (Vec<&Entry>, Vec<&Entry>) = decisions
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| o.is_ok())
-        .flat_map(|(d, _)| &d.entries);
-    insert_entries(&tx, cluster.instance(), key_of, kept).await?;
-    delete_entries(&tx, settles).await?;
+        .flat_map(|(d, _)| &d.entries)
+        .partition(|e| matches!(e.kind, EntryKind::Count));
+    let counted: Vec<Tallied> = counted
+        .iter()
+        .filter_map(|e| Tallied::from_record(&e.bytes))
+        .collect();
+    let instance = cluster.instance();
+    futures_util::future::try_join3(
+        insert_entries(&tx, instance, key_of, kept.into_iter()),
+        write_counts(&tx, instance, counted.iter()),
+        delete_entries(&tx, settles),
+    )
+    .await?;
     tx.commit().await?;
     Ok(outcomes)
 }

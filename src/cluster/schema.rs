@@ -10,6 +10,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "state", include_str!("migrations/0001_state.sql")),
     (2, "requests", include_str!("migrations/0002_requests.sql")),
     (
+        3,
+        "anomaly_counts",
+        include_str!("migrations/0003_anomaly_counts.sql"),
+    ),
+    (
         5,
         "alert_owner",
         include_str!("migrations/0005_alert_owner.sql"),

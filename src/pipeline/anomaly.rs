@@ -63,6 +63,9 @@ pub struct Anomaly {
     pub quarantine: Arc<Quarantine>,
     /// One threshold change at a time, so versions follow each other.
     pub(super) changing: tokio::sync::Mutex<()>,
+    /// Told of each new threshold set: in a cluster, the counts are read again whole for it
+    /// (a counter the set names anew starts from the cluster's window, not from nothing).
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Anomaly {
@@ -104,6 +107,7 @@ impl Anomaly {
             count_log: Arc::new(count_log),
             quarantine: Arc::new(quarantine),
             changing: tokio::sync::Mutex::new(()),
+            changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -122,6 +126,23 @@ impl Anomaly {
     pub async fn recount(&self, tallied: &[Tallied]) -> Result<(), JournalError> {
         restore(self.counts.as_ref(), &self.thresholds.load(), tallied);
         self.count_log.checkpoint(tallied).await
+    }
+}
+
+impl Anomaly {
+    /// Requests other instances of a cluster counted (or, at a start, every instance), added to
+    /// the counts in memory; their record is the cluster's, not this instance's journal.
+    pub fn count_shared(&self, tallied: &[Tallied]) {
+        restore(self.counts.as_ref(), &self.thresholds.load(), tallied);
+    }
+
+    /// Every count replaced with `tallied` (a cluster's window, read again whole).
+    pub fn count_anew(&self, tallied: &[Tallied]) {
+        let counted: Vec<_> = tallied
+            .iter()
+            .map(|t| (t.user, t.role, t.srv, t.at(), t.n))
+            .collect();
+        self.counts.rebuild(&self.thresholds.load(), &counted);
     }
 }
 

@@ -81,6 +81,7 @@ impl Gateway {
         let set = Arc::new(set);
         self.anomaly.thresholds.store(Arc::clone(&set));
         self.anomaly.counts.retain(&set);
+        self.anomaly.changed.notify_one();
         let record = AnomalyRecord {
             at_ms: now.saturating_mul(1000),
             action: "thresholds".into(),

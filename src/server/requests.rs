@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::audit::Audit;
-use crate::cluster::{Cluster, PgRequestLog};
+use crate::cluster::{counts, Cluster, CountFeed, PgRequestLog};
 use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{
@@ -33,6 +33,8 @@ pub(super) enum Log {
         recovered: Recovered,
     },
     Cluster {
+        /// Boxed: the pool's handle is the size of the rest of the enum.
+        cluster: Box<Cluster>,
         log: Arc<PgRequestLog>,
         /// This instance's open entries, as found at the start.
         recovered: Vec<Decision>,
@@ -55,7 +57,7 @@ impl Log {
 pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError> {
     if let Some(cluster) = &config.cluster {
         let cluster = Cluster::connect(&cluster.postgres_url, &config.instance_name())?;
-        let opened = PgRequestLog::open(cluster, pipeline::entry_key).await?;
+        let opened = PgRequestLog::open(cluster.clone(), pipeline::entry_key).await?;
         if !opened.recovered.is_empty() {
             tracing::info!(
                 entries = opened.recovered.len(),
@@ -63,6 +65,7 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
             );
         }
         let log = Log::Cluster {
+            cluster: Box::new(cluster),
             log: opened.log,
             recovered: opened.recovered,
             claimed: opened.claimed,
@@ -153,10 +156,16 @@ pub(super) async fn start(
             tokio::spawn(pipeline::checkpoint(log, stores));
         }
         Log::Cluster {
+            cluster,
             log,
             recovered,
             mut claimed,
         } => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let (counted, feed) = cluster.counts(now).await?;
+            gateway.anomaly.count_shared(&counted);
+            let changed = Arc::clone(&gateway.anomaly.changed);
+            tokio::spawn(share_counts(feed, changed, Arc::downgrade(gateway)));
             log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
@@ -195,29 +204,68 @@ async fn raise_claimed(state: Arc<crate::state::State>, seqs: Vec<u64>) {
     }
 }
 
+/// The other instances' counts added to this one's every `REFRESH`, for as long as the gateway
+/// runs. A look that fails is said once and tried again at the next tick; meanwhile this
+/// instance decides on the others' counts as last read (`schemas/anomaly.md`, "Several
+/// instances").
+async fn share_counts(
+    mut feed: CountFeed,
+    changed: Arc<tokio::sync::Notify>,
+    gateway: std::sync::Weak<Gateway>,
+) {
+    let mut tick = tokio::time::interval(counts::REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut failing, mut anew) = (false, false);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => anew = true,
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let read = match anew {
+            true => feed.again(now).await,
+            false => feed.next(now).await,
+        };
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        match read {
+            Ok(counted) => {
+                if failing {
+                    tracing::info!("The other instances' anomaly counts are read again.");
+                }
+                failing = false;
+                match std::mem::take(&mut anew) {
+                    true => gateway.anomaly.count_anew(&counted),
+                    false => gateway.anomaly.count_shared(&counted),
+                }
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "The other instances' anomaly counts could not be read; deciding on those last read.");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch
 /// has committed: the audit records copied into the trail and fsynced, the pre-commands into
-/// their ledger's journal (as the embedded checkpoint writes them).
+/// their ledger's journal (as the embedded checkpoint writes them). The requests counted are
+/// not among them: they are the cluster's (`cluster::counts`).
 fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
     let audit = gateway.audit.clone();
     let ledger = Arc::clone(&gateway.ledgers.precommands);
-    let count_log = Arc::clone(&gateway.anomaly.count_log);
     Box::new(move |entries| {
         let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
-        let count_log = Arc::clone(&count_log);
         Box::pin(async move {
-            let (mut precommands, mut counts) = (Vec::new(), Vec::new());
+            let mut precommands = Vec::new();
             for e in entries {
                 match e.kind {
                     EntryKind::Audit => audit.copy_logged(&e.bytes),
-                    EntryKind::Count => counts.extend(Tallied::from_record(&e.bytes)),
                     _ => precommands.push(e.bytes),
                 }
             }
-            count_log
-                .checkpoint(&counts)
-                .await
-                .map_err(CommitError::Journal)?;
             if !precommands.is_empty() {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 ledger

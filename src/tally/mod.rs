@@ -15,8 +15,10 @@
 //! [`Counts`] is the interface the pipeline uses; [`LocalCounts`] keeps the counts of one
 //! instance in memory. Each request counted is also journalled (`store::CountLog`, by the
 //! pipeline, before the request's answer), and a start rebuilds the counts from the journal
-//! with [`Counts::restore`], so a restart does not empty the windows. Shared counts for several
-//! instances would implement the same interface (`schemas/anomaly.md`).
+//! with [`Counts::restore`], so a restart does not empty the windows. In a cluster the other
+//! instances' counts are added with [`Counts::restore`] as they are read, and all of them read
+//! again with [`Counts::rebuild`] when a new threshold set names new counters
+//! (`cluster::counts`, `schemas/anomaly.md`).
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +51,11 @@ pub trait Counts: Send + Sync {
 
     /// Forgets the counters no threshold of `thresholds` names (after a new set is in force).
     fn retain(&self, thresholds: &Thresholds);
+
+    /// Replaces every count, in one step, with `counted` — (User, role, variant, unix seconds,
+    /// requests), oldest first — counted as `restore` counts: the counts of a cluster read
+    /// again whole for a new threshold set.
+    fn rebuild(&self, thresholds: &Thresholds, counted: &[(UserId, UserRole, Srv, i64, u32)]);
 
     /// Counters kept.
     fn len(&self) -> usize;
@@ -112,6 +119,9 @@ impl<const N: usize, const STEP: i64> Ring<N, STEP> {
 struct Counter {
     hour: Ring<60, 60>,
     day: Ring<24, 3_600>,
+    /// The hour's and the day's counts after the last request screened here (`None` before
+    /// one): what the decision needs to raise a warning tier that counts read in jumped past.
+    decided: Option<(u64, u64)>,
 }
 
 impl Counter {
@@ -119,6 +129,7 @@ impl Counter {
         Self {
             hour: Ring::new(),
             day: Ring::new(),
+            decided: None,
         }
     }
 
@@ -160,6 +171,20 @@ impl Counted for View<'_> {
             .get(&Key { user, role, scope })
             .map_or(0, |c| c.sum(window, self.now))
     }
+
+    fn last_decided(
+        &self,
+        user: Option<UserId>,
+        role: Option<UserRole>,
+        scope: Scope,
+        window: Window,
+    ) -> Option<u64> {
+        let (hour, day) = self.counters.get(&Key { user, role, scope })?.decided?;
+        Some(match window {
+            Window::Hour => hour,
+            Window::Day => day,
+        })
+    }
 }
 
 impl Counts for LocalCounts {
@@ -174,14 +199,14 @@ impl Counts for LocalCounts {
                 now,
             },
         );
+        let request = (facts.user, facts.role, facts.srv);
         if verdict.quarantine.is_none() {
-            count(
-                &mut counters,
-                thresholds,
-                (facts.user, facts.role, facts.srv),
-                now,
-                1,
-            );
+            count(&mut counters, thresholds, request, now, 1);
+        }
+        for key in keys(thresholds, request) {
+            if let Some(c) = counters.get_mut(&key) {
+                c.decided = Some((c.hour.sum(now), c.day.sum(now)));
+            }
         }
         verdict
     }
@@ -213,6 +238,14 @@ impl Counts for LocalCounts {
         counters.retain(|k, _| named.contains(k));
     }
 
+    fn rebuild(&self, thresholds: &Thresholds, counted: &[(UserId, UserRole, Srv, i64, u32)]) {
+        let mut fresh = HashMap::new();
+        for &(user, role, srv, at, n) in counted {
+            count(&mut fresh, thresholds, (user, role, srv), at, n);
+        }
+        *self.counters.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
+
     fn len(&self) -> usize {
         self.counters
             .lock()
@@ -230,17 +263,21 @@ fn count(
     now: i64,
     n: u32,
 ) {
-    let mut seen = HashSet::new();
-    for t in thresholds.covering(user, role, srv) {
-        let key = Key {
+    for key in keys(thresholds, (user, role, srv)) {
+        let counter = counters.entry(key).or_insert_with(Counter::new);
+        counter.hour.add(now, n);
+        counter.day.add(now, n);
+    }
+}
+
+/// The counters of the thresholds covering a request of (User, role, variant), once each.
+fn keys(thresholds: &Thresholds, (user, role, srv): (UserId, UserRole, Srv)) -> HashSet<Key> {
+    thresholds
+        .covering(user, role, srv)
+        .map(|t| Key {
             user: t.user,
             role: t.role,
             scope: t.scope,
-        };
-        if seen.insert(key) {
-            let counter = counters.entry(key).or_insert_with(Counter::new);
-            counter.hour.add(now, n);
-            counter.day.add(now, n);
-        }
-    }
+        })
+        .collect()
 }

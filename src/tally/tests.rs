@@ -161,3 +161,64 @@ fn a_dcc_threshold_counts_every_user() {
         Some(crate::anomaly::BreachKind::DccThreshold)
     );
 }
+
+#[test]
+fn rebuild_replaces_every_count_with_the_ones_given() {
+    let t = set(vec![user_threshold(USER, "4.1.1", 3_600, 1, 3)]);
+    let counts = LocalCounts::new();
+    let now = 1_800_000_000;
+    // Two counted here, then the counts read again whole: three (here and elsewhere).
+    for _ in 0..2 {
+        assert!(counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .quarantine
+            .is_none());
+    }
+    let user: UserId = USER.parse().unwrap();
+    let counted = [
+        (user, UserRole::ImportSupplier, srv("4.1.1"), now - 120, 2),
+        (user, UserRole::ImportSupplier, srv("4.1.1"), now - 60, 1),
+    ];
+    counts.rebuild(&t, &counted);
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .quarantine
+        .is_some());
+    // Nothing of the earlier counts is left: one counted elsewhere, and two more pass.
+    counts.rebuild(&t, &counted[1..]);
+    for _ in 0..2 {
+        assert!(counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .quarantine
+            .is_none());
+    }
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .quarantine
+        .is_some());
+    assert_eq!(counts.len(), 1);
+}
+
+#[test]
+fn a_warning_tier_that_counts_read_in_jump_past_is_raised_by_the_next_request_once() {
+    let t = set(vec![user_threshold(USER, "4.1.1", 3_600, 3, 10)]);
+    let counts = LocalCounts::new();
+    let now = 1_800_000_000;
+    let user: UserId = USER.parse().unwrap();
+    // One here (the count is 1), then four counted elsewhere read in: 5, past the tier of 3
+    // without a request here standing at it.
+    assert!(counts
+        .screen(&t, &facts(USER, "4.1.1"), now)
+        .warnings
+        .is_empty());
+    counts.restore(&t, user, UserRole::ImportSupplier, srv("4.1.1"), now, 4);
+    let warned = |counts: &LocalCounts| {
+        !counts
+            .screen(&t, &facts(USER, "4.1.1"), now)
+            .warnings
+            .is_empty()
+    };
+    assert!(warned(&counts));
+    assert!(!warned(&counts));
+    assert!(!warned(&counts));
+}

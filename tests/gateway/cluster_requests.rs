@@ -19,6 +19,8 @@ use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
+/// The admin API's bearer token in the cluster's configuration.
+pub(super) const ADMIN_TOKEN: &str = "cluster-admin-token";
 
 /// A gateway process: its ports, and the child killed when dropped.
 pub(super) struct Instance {
@@ -35,7 +37,7 @@ impl Drop for Instance {
 }
 
 /// `dccgw serve` as instance `name` (state in `state-<name>`), once ready.
-async fn instance(config: &Path, name: &str) -> Instance {
+pub(super) async fn instance(config: &Path, name: &str) -> Instance {
     instance_with(config, name, &[]).await
 }
 
@@ -80,7 +82,7 @@ pub(super) struct Fixture {
 
 impl Fixture {
     /// `None` (the test skipped) outside CI when a server's binary is missing.
-    async fn start(latency_ms: u64) -> Option<Self> {
+    pub(super) async fn start(latency_ms: u64) -> Option<Self> {
         Self::start_with(latency_ms, "").await
     }
 
@@ -137,10 +139,12 @@ async fn cluster_config(
 ) -> (tempfile::TempDir, PathBuf) {
     let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
     let cluster = format!(
-        "{tail}\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
+        "{tail}\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n\
+         [admin]\ntoken_file = \"admin.token\"\n",
         pg.url()
     );
     let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
+    std::fs::write(dir.path().join("admin.token"), format!("{ADMIN_TOKEN}\n")).unwrap();
     let config = Config::load(&path, Vec::new()).unwrap();
     dccgw::tools::cluster_init::run(&config).await.unwrap();
     (dir, path)

@@ -10,6 +10,7 @@ mod bounds;
 mod cli;
 mod cluster;
 mod cluster_hub;
+mod cluster_counts;
 mod cluster_requests;
 mod conformance;
 mod crash;

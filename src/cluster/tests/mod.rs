@@ -203,6 +203,7 @@ async fn postgres_away_is_an_error_not_a_hang() {
     a.advance(&id(3, 2), cv(1), NOW_NS).await.unwrap();
 }
 
+mod counts;
 mod haproxy;
 mod requests;
 mod state;

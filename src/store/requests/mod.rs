@@ -159,10 +159,11 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Whether a log shared by several instances leaves this kind to each instance's own stores
-    /// (its audit trail, pre-command ledger and count journal), rather than keeping it for
-    /// whichever instance owns or claims the request.
+    /// (its audit trail and pre-command ledger), rather than keeping it for whichever instance
+    /// owns or claims the request. A shared log keeps the requests counted in counts every
+    /// instance reads.
     pub const fn kept_by_instance(self) -> bool {
-        matches!(self, Self::Audit | Self::PreCommand | Self::Count)
+        matches!(self, Self::Audit | Self::PreCommand)
     }
 
     /// The kind's one-byte name, in the file log's records and the database's rows.
