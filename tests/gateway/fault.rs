@@ -1,10 +1,10 @@
 //! The fault test: three `dccgw serve` instances in cluster mode (one throwaway PostgreSQL and
-//! nats-server) behind HAProxy running `deploy/haproxy/dccgw.cfg`, each linked to a
-//! `dccgw commshub` process; a User sends a routed mix through HAProxy for ~45 s while the hub
+//! nats-server) behind HAProxy running `deploy/haproxy/dccgw.cfg`, all linked to one
+//! `dccgw commshub` process (one comms network); a User sends a routed mix through HAProxy for ~45 s while the hub
 //! simulator raises alerts, and meanwhile one instance is killed with SIGKILL and started
 //! again, nats-server is stopped for 5 s, then PostgreSQL for 5 s. Afterwards, within a bounded
 //! wait: every request answered `I99` got its Service Response at the User's endpoint, every
-//! alert the hubs raised (their raised-events logs) reached every entitled User, no counter was
+//! alert the hub raised (its raised-events log) reached every entitled User, no counter was
 //! accepted twice (from every answer, replays sent through another connection included), every
 //! instance's audit chain verifies (`dccgw audit verify`), and every answer was a documented
 //! code, none hung.
@@ -64,41 +64,24 @@ hubs = 1
 spread_ms = 300
 "#;
 
-/// A hub that answers commands and raises nothing of its own.
-const QUIET_HUB: &str = r#"
-[hub]
-seed = 23
-[hub.default]
-latency = { kind = "uniform", min_ms = 50, max_ms = 500 }
-"#;
-
-/// The simulated network each instance's link goes to, and where each hub records what it
-/// raised. One `dccgw commshub` per instance today (a hub process acknowledges events for one
-/// gateway); only the first raises alerts, since each hub process numbers its alerts' frames
-/// from 1 and two hubs' alerts could not be told apart at the User. The one place to change
-/// when one hub serves every instance.
+/// The simulated network every instance's link goes to: one `dccgw commshub` process for all
+/// three (it hands each event to one instance's stream at a time and offers the events a killed
+/// instance held to the others), recording what it raised in one log.
 struct Hubs {
-    _processes: Vec<Killed>,
-    /// The hub port of each instance, in [`NAMES`] order.
+    _process: Killed,
+    /// The hub port of each instance, in [`NAMES`] order (one hub: the same port).
     ports: Vec<u16>,
     raised_logs: Vec<PathBuf>,
 }
 
 async fn hubs(dir: &Path) -> Hubs {
-    let mut hubs = Hubs {
-        _processes: Vec::new(),
-        ports: Vec::new(),
-        raised_logs: Vec::new(),
-    };
-    for (k, name) in NAMES.iter().enumerate() {
-        let log = dir.join(format!("raised-{name}.ndjson"));
-        let config = if k == 0 { ALERTING_HUB } else { QUIET_HUB };
-        let (process, port) = start_hub_with(dir, &format!("commshub-{name}"), &log, config).await;
-        hubs._processes.push(process);
-        hubs.ports.push(port);
-        hubs.raised_logs.push(log);
+    let log = dir.join("raised.ndjson");
+    let (process, port) = start_hub_with(dir, "commshub", &log, ALERTING_HUB).await;
+    Hubs {
+        _process: process,
+        ports: vec![port; NAMES.len()],
+        raised_logs: vec![log],
     }
-    hubs
 }
 
 /// One gateway instance: its name, ports and hub, and the process while it runs.
