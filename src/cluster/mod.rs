@@ -3,7 +3,9 @@
 //! change log every instance appends to and follows ([`log`], woken by [`wake`]), a consistent
 //! snapshot to start from ([`snapshot`]), anti-replay marks accepted at most once across
 //! instances ([`marks`]), and the request log those marks are committed in with the requests'
-//! open effects, which a live instance claims from a gone one ([`requests`], `lease`). Throwaway servers for tests and the demo are [`servers`].
+//! open effects, which a live instance claims from a gone one ([`requests`], `lease`), among
+//! them quarantined requests, which any instance releases or deletes ([`quarantine`]).
+//! Throwaway servers for tests and the demo are [`servers`].
 //!
 //! The crate is `tokio-postgres` with the `deadpool-postgres` pool: plain SQL we write and can
 //! read, `COPY` and `LISTEN` as the protocol has them, and few dependencies (no macros, no
@@ -14,6 +16,7 @@ pub mod init;
 mod lease;
 pub mod log;
 pub mod marks;
+pub mod quarantine;
 pub mod requests;
 pub mod schema;
 pub mod servers;

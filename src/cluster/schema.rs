@@ -9,6 +9,7 @@ use super::{Cluster, ClusterError};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "state", include_str!("migrations/0001_state.sql")),
     (2, "requests", include_str!("migrations/0002_requests.sql")),
+    (4, "effects", include_str!("migrations/0004_effects.sql")),
 ];
 
 /// The advisory lock migrations hold (a number of our own: "dccgw" in ASCII).

@@ -1,5 +1,6 @@
 //! A request's decision, made durable in one commit: its originator's new mark, the records
-//! of the effects the request log carries (a command for the hub network, a held request) and
+//! of the effects the request log carries (a command for the hub network, a held request, a
+//! quarantined request, a pre-command issued or used, a request counted) and
 //! its audit record, through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
 //! (the command dispatched, the hold waiting). The one place that says, for each kind of
 //! entry, how an effect becomes a record ([`entry`]), what follows its commit ([`Gateway::commit`]),
@@ -7,25 +8,26 @@
 //! file ([`checkpoint`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::audit::{self, Audit, AuditError, AuditEvent};
-use crate::dispatch::Dispatcher;
+use crate::audit::{self, AuditError, AuditEvent};
 use crate::domain::{DuisService, RequestId};
 use crate::duis::PartialHeader;
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, RequestTrace};
 use crate::routing::SignedCommand;
 use crate::store::{
-    CommitError, CountLog, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds,
-    Ledger, MarkEntry, ReplayGuard, Reservation, Tallied,
+    CommitError, Decision, Entry, EntryKind, Held, HoldError, QuarantineError, Quarantined,
+    Reservation,
 };
 use crate::tls::PeerIdentity;
 
+use super::anomaly::Quarantining;
 use super::critical::{use_error, HeldPreCommand};
 use super::plan::{issue_error, Effect};
+use super::recovery::Recovery;
 use super::{Answer, Gateway};
 
 /// The request an entry belongs to, which a log keeping the entries itself settles it by
@@ -37,6 +39,10 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
             .ok()
             .map(|h| h.request_id.to_string()),
         EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
+        // By its reference, which the admin API names it by (unique across instances).
+        EntryKind::Quarantine => {
+            Quarantined::from_record(&entry.bytes).map(|q| q.reference.to_string())
+        }
         // `EntryKind::kept_by_instance`: in each instance's own files in cluster mode
         // (`cluster::LocalSink`), never settled through the log.
         EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count => None,
@@ -52,6 +58,7 @@ pub(super) fn logged(effect: &Effect) -> bool {
             | Effect::RememberPreCommand { .. }
             | Effect::UsePreCommand(_)
             | Effect::Count(_)
+            | Effect::Quarantine(_)
     )
 }
 
@@ -191,6 +198,9 @@ impl Gateway {
                 Effect::Hold(held) if taken.holds.contains(&held.request_id) => {
                     self.dsp.holds.admit(held);
                 }
+                Effect::Quarantine(q) if taken.quarantined.contains(&q.entry.reference) => {
+                    self.quarantined(*q);
+                }
                 _ => {}
             }
         }
@@ -215,6 +225,9 @@ impl Gateway {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "A claimed hold was not taken."),
             }
+        }
+        for q in r.quarantined {
+            self.anomaly.quarantine.adopt(q);
         }
     }
 
@@ -263,6 +276,21 @@ impl Gateway {
             }
             // Counted in memory when screened; its record rides with the decision.
             Effect::Count(t) => (EntryKind::Count, t.to_record()),
+            Effect::Quarantine(q) => {
+                self.anomaly
+                    .quarantine
+                    .reserve(&q.entry)
+                    .map_err(|e| match e {
+                        QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => {
+                            Error::QuarantineFull
+                        }
+                        QuarantineError::Journal(e) => {
+                            Error::resource(Resource::QuarantineJournal, e)
+                        }
+                    })?;
+                taken.quarantined.push(q.entry.reference);
+                (EntryKind::Quarantine, q.entry.to_record())
+            }
             // Not `logged`: carried out in their own stores before the commit.
             _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
         };
@@ -285,6 +313,9 @@ impl Gateway {
         }
         for (id, value) in &taken.used {
             self.ledgers.precommands.untake(id, value.clone());
+        }
+        for reference in &taken.quarantined {
+            self.anomaly.quarantine.unreserve(*reference);
         }
     }
 
@@ -314,6 +345,16 @@ pub(super) struct Prepared {
     taken: Taken,
 }
 
+impl Prepared {
+    /// The quarantines among the effects, whose `AD1`s go out before the commit.
+    pub(super) fn quarantines(&self) -> impl Iterator<Item = &Quarantining> {
+        self.effects.iter().filter_map(|e| match e {
+            Effect::Quarantine(q) => Some(q.as_ref()),
+            _ => None,
+        })
+    }
+}
+
 /// The effects a decision's stores took before its commit.
 #[derive(Default)]
 struct Taken {
@@ -322,6 +363,8 @@ struct Taken {
     /// Pre-commands issued, and used (with what to put back).
     issued: Vec<RequestId>,
     used: Vec<(RequestId, HeldPreCommand)>,
+    /// Quarantines, by reference.
+    quarantined: Vec<u64>,
 }
 
 /// An effect handed to the commit that the request log does not carry (a bug: `logged` and
@@ -329,120 +372,3 @@ struct Taken {
 #[derive(Debug, thiserror::Error)]
 #[error("an effect the request log does not carry reached its commit")]
 struct NotLogged;
-
-/// The request log's decisions at a start, by the store each part goes to.
-#[derive(Default)]
-pub struct Recovery {
-    pub marks: Vec<MarkEntry>,
-    pub commands: Vec<SignedCommand>,
-    pub holds: Vec<Held>,
-    /// The requests' audit records (`audit::logged`), for the trail to copy those it lacks.
-    pub audit: Vec<Vec<u8>>,
-    /// Pre-commands issued and used (the pre-command ledger's records).
-    pub precommands: Vec<Vec<u8>>,
-    /// Requests anomaly detection counted (the count journal's records).
-    pub counts: Vec<Tallied>,
-}
-
-impl Recovery {
-    /// Sorts `decisions` (in log order) by store.
-    pub fn of(decisions: &[Decision]) -> Self {
-        let mut r = Self::default();
-        for d in decisions {
-            r.marks.extend(d.mark);
-            for e in &d.entries {
-                match e.kind {
-                    EntryKind::Pending => {
-                        r.commands.push(SignedCommand::from_bytes(e.bytes.clone()));
-                    }
-                    EntryKind::Hold => match Held::from_record(&e.bytes) {
-                        Some(h) => r.holds.push(h),
-                        None => tracing::warn!(
-                            "A held request in the request log does not read; skipped."
-                        ),
-                    },
-                    EntryKind::Audit => r.audit.push(e.bytes.clone()),
-                    EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
-                    EntryKind::Count => match Tallied::from_record(&e.bytes) {
-                        Some(t) => r.counts.push(t),
-                        None => tracing::warn!(
-                            "A counted request in the request log does not read; skipped."
-                        ),
-                    },
-                }
-            }
-        }
-        r
-    }
-}
-
-/// The stores a checkpoint copies into.
-pub struct Stores {
-    pub replay: Arc<ReplayGuard>,
-    pub dispatcher: Arc<Dispatcher>,
-    pub holds: Arc<Holds>,
-    pub precommands: Arc<Ledger<HeldPreCommand>>,
-    pub counts: Arc<CountLog>,
-    /// The trail that copies each decision's audit record: fsynced before a segment goes.
-    pub audit: Audit,
-}
-
-/// Copies each sealed segment of `log` into the stores' own files, then deletes it; runs for as
-/// long as the gateway does. A checkpoint that fails is tried again a second later (the
-/// segment stays on disk meanwhile, so nothing is lost; the log's bound on sealed segments
-/// holds the rest).
-pub async fn checkpoint(log: Arc<FileRequestLog>, stores: Stores) {
-    loop {
-        let sealed = log.next_sealed().await;
-        loop {
-            match copy(&sealed, &stores)
-                .await
-                .and_then(|()| log.release(&sealed).map_err(|e| e.to_string()))
-            {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "Request log checkpoint failed; tried again in a second.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), String> {
-    let decisions = sealed.decisions().await.map_err(|e| e.to_string())?;
-    let r = Recovery::of(&decisions);
-    stores
-        .replay
-        .checkpoint(&r.marks)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .dispatcher
-        .checkpoint(&r.commands)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .holds
-        .checkpoint(&r.holds)
-        .await
-        .map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    stores
-        .precommands
-        .checkpoint(&r.precommands, now)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .counts
-        .checkpoint(&r.counts)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Every audit entry of the segment was handed to the trail before its gate was free.
-    stores
-        .audit
-        .sync()
-        .durable()
-        .await
-        .map_err(|e| e.to_string())
-}

@@ -29,6 +29,7 @@ mod local;
 mod plan;
 mod quarantine;
 mod record;
+mod recovery;
 mod schedules;
 mod signature;
 
@@ -62,7 +63,8 @@ pub use admit::{Gate, Ticket};
 pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
-pub use durable::{checkpoint, entry_key, Recovery, Stores};
+pub use durable::entry_key;
+pub use recovery::{checkpoint, Recovery, Stores};
 pub use held::Dsp;
 pub use local::LocalCommand;
 pub use quarantine::{QuarantineAct, ThresholdsRefused};

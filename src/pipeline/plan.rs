@@ -67,8 +67,8 @@ pub(super) enum Effect {
     CreateSchedule(NewSchedule),
     /// DSP schedules deleted (5.3).
     DeleteSchedules(Vec<crate::duis::schedule::ScheduleId>),
-    /// A request anomaly detection quarantined: journalled, its `AD1` in the outbox. Its final
-    /// message comes with its release or deletion.
+    /// A request anomaly detection quarantined: its `AD1` in the outbox, then the request kept
+    /// in its decision's commit. Its final message comes with its release or deletion.
     Quarantine(Box<super::anomaly::Quarantining>),
     /// A request anomaly detection counted: journalled, so that a restart counts it again.
     Count(crate::store::Tallied),
@@ -214,7 +214,12 @@ impl Gateway {
             }
             return Err(e);
         }
-        self.prepare(mark, logged, now)
+        let prepared = self.prepare(mark, logged, now)?;
+        if let Err(e) = self.alert_quarantined(&prepared).await {
+            self.give_back_prepared(prepared);
+            return Err(e);
+        }
+        Ok(prepared)
     }
 
     /// The effects the request log does not carry, each in its own journal, in order.
@@ -226,8 +231,8 @@ impl Gateway {
                 | Effect::Hold(_)
                 | Effect::RememberPreCommand { .. }
                 | Effect::UsePreCommand(_)
-                | Effect::Count(_) => {}
-                Effect::Quarantine(q) => self.quarantine(*q).await?,
+                | Effect::Count(_)
+                | Effect::Quarantine(_) => {}
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{
     CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard,
-    RequestLog, Tallied,
+    RequestLog, SharedQuarantine, Tallied,
 };
 
 use super::{blocking, StartError};
@@ -34,6 +34,7 @@ pub(super) enum Log {
     },
     Cluster {
         log: Arc<PgRequestLog>,
+        cluster: Cluster,
         /// This instance's open entries, as found at the start.
         recovered: Vec<Decision>,
         claimed: mpsc::Receiver<Vec<Decision>>,
@@ -55,7 +56,7 @@ impl Log {
 pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError> {
     if let Some(cluster) = &config.cluster {
         let cluster = Cluster::connect(&cluster.postgres_url, &config.instance_name())?;
-        let opened = PgRequestLog::open(cluster, pipeline::entry_key).await?;
+        let opened = PgRequestLog::open(cluster.clone(), pipeline::entry_key).await?;
         if !opened.recovered.is_empty() {
             tracing::info!(
                 entries = opened.recovered.len(),
@@ -64,6 +65,7 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
         }
         let log = Log::Cluster {
             log: opened.log,
+            cluster,
             recovered: opened.recovered,
             claimed: opened.claimed,
         };
@@ -148,18 +150,24 @@ pub(super) async fn start(
                 holds: Arc::clone(&gateway.dsp.holds),
                 precommands: Arc::clone(&gateway.ledgers.precommands),
                 counts: Arc::clone(&gateway.anomaly.count_log),
+                quarantine: Arc::clone(&gateway.anomaly.quarantine),
                 audit: gateway.audit.clone(),
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
         }
         Log::Cluster {
             log,
+            cluster,
             recovered,
             mut claimed,
         } => {
             log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
+            let shared: Arc<dyn SharedQuarantine> = Arc::new(cluster.clone());
+            let _ = gateway.anomaly.shared.set(shared);
+            let first = cluster.reference_block().await?;
+            gateway.anomaly.quarantine.references_from(first);
             // This instance's own open entries, taken up as a claim's are: in memory, the
             // commands sent again.
             gateway.adopt(&recovered);

@@ -21,7 +21,9 @@ pub use counts::{CountLog, Tallied};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
-pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
+pub use quarantine::{
+    Ending, Quarantine, QuarantineError, QuarantineFuture, Quarantined, SharedQuarantine,
+};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
     CommitError, Decision, Entry, EntryKind, FileRequestLog, KeyOf, LogFuture, MarkEntry,

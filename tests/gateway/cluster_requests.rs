@@ -21,10 +21,10 @@ use super::support;
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
 
 /// A gateway process: its ports, and the child killed when dropped.
-struct Instance {
-    port: u16,
-    admin: u16,
-    child: Child,
+pub(super) struct Instance {
+    pub port: u16,
+    pub admin: u16,
+    pub child: Child,
 }
 
 impl Drop for Instance {
@@ -35,7 +35,7 @@ impl Drop for Instance {
 }
 
 /// `dccgw serve` as instance `name` (state in `state-<name>`), once ready.
-async fn instance(config: &Path, name: &str) -> Instance {
+pub(super) async fn instance(config: &Path, name: &str) -> Instance {
     let (port, admin) = (support::free_port(), support::free_port());
     let child = Command::new(BIN)
         .args(["serve", "--config"])
@@ -56,12 +56,12 @@ async fn instance(config: &Path, name: &str) -> Instance {
 /// A cluster of one throwaway PostgreSQL and nats-server (the outbox is JetStream's in cluster
 /// mode), the PKI and the Users' Receive Response endpoint, and a routed configuration on them
 /// (the hub simulator answering after `latency_ms`), the registers loaded by `cluster init`.
-struct Fixture {
+pub(super) struct Fixture {
     pg: dccgw::cluster::servers::Postgres,
-    config: PathBuf,
-    certs: PathBuf,
-    client: reqwest::Client,
-    rx: mpsc::Receiver<Received>,
+    pub config: PathBuf,
+    pub certs: PathBuf,
+    pub client: reqwest::Client,
+    pub rx: mpsc::Receiver<Received>,
     // Dropped last: the servers' and the configuration's directories, the receiver.
     _nats: dccgw::cluster::servers::Nats,
     _kept: (
@@ -74,13 +74,19 @@ struct Fixture {
 
 impl Fixture {
     /// `None` (the test skipped) outside CI when a server's binary is missing.
-    async fn start(latency_ms: u64) -> Option<Self> {
+    pub async fn start(latency_ms: u64) -> Option<Self> {
+        Self::start_with(latency_ms, "").await
+    }
+
+    /// As [`Self::start`], with `extra` added to the configuration.
+    pub async fn start_with(latency_ms: u64, extra: &str) -> Option<Self> {
         let servers = tempfile::tempdir().unwrap();
         let pg = dccgw::testing::servers::postgres(servers.path())?;
         let nats = dccgw::testing::servers::nats(servers.path())?;
         let (pki, receiver, rx) = pki_and_receiver().await;
         let port = receiver.local_addr().port();
-        let (dir, config) = cluster_config(pki.path(), port, latency_ms, &pg, &nats.url()).await;
+        let (dir, config) =
+            cluster_config(pki.path(), port, latency_ms, &pg, &nats.url(), extra).await;
         let certs = dir.path().join("certs");
         let client = supplier_client(&certs);
         Some(Self {
@@ -95,7 +101,7 @@ impl Fixture {
     }
 
     /// Waits up to `secs` for a Service Response to each of `acknowledged`'s RequestIDs.
-    async fn answered(&mut self, acknowledged: &BTreeSet<String>, secs: u64) {
+    pub async fn answered(&mut self, acknowledged: &BTreeSet<String>, secs: u64) {
         let mut got = BTreeSet::new();
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !acknowledged.is_subset(&got) {
@@ -116,20 +122,22 @@ async fn cluster_config(
     latency_ms: u64,
     pg: &dccgw::cluster::servers::Postgres,
     nats: &str,
+    extra: &str,
 ) -> (tempfile::TempDir, PathBuf) {
     let hub = format!("[default]\nlatency = {{ kind = \"fixed\", ms = {latency_ms} }}\n");
     let cluster = format!(
-        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n",
+        "\n[cluster]\npostgres_url = \"{}\"\nnats_url = \"{nats}\"\n{extra}",
         pg.url()
     );
     let (dir, path) = routed_dir_with(pki, receiver, &hub, "", &cluster);
+    std::fs::write(dir.path().join("admin.token"), "anomaly-admin-token\n").unwrap();
     let config = Config::load(&path, Vec::new()).unwrap();
     dccgw::tools::cluster_init::run(&config).await.unwrap();
     (dir, path)
 }
 
 /// The example read (Command Variant 1) with `counter`, signed by the supplier.
-fn read(certs: &Path, counter: u64) -> Vec<u8> {
+pub(super) fn read(certs: &Path, counter: u64) -> Vec<u8> {
     let xml = demo::example_request_xml(SUPPLIER, DEMO_ESME, counter);
     let user = certs.join("users/supplier");
     dccgw::tools::sign(
@@ -143,7 +151,7 @@ fn read(certs: &Path, counter: u64) -> Vec<u8> {
 }
 
 /// Posts `body` to `instance`; the response code.
-async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
+pub(super) async fn post(client: &reqwest::Client, instance: &Instance, body: Vec<u8>) -> String {
     let url = format!("https://localhost:{}/api/v1/serviceS", instance.port);
     let (_, answer) = support::post(client, &url, body).await;
     support::element(&answer, "ResponseCode")
@@ -156,7 +164,7 @@ fn supplier_client(certs: &Path) -> reqwest::Client {
     support::client_with(certs, Some(reqwest::Identity::from_pem(&pem).unwrap()))
 }
 
-fn counter_now() -> u64 {
+pub(super) fn counter_now() -> u64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64
 }
 
