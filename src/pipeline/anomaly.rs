@@ -267,17 +267,19 @@ impl Gateway {
         })
     }
 
-    /// The `AD1`s of `prepared`'s quarantines put in the outbox, before the decision that
-    /// keeps them is committed: nothing is kept that its User was not told of. A commit that
-    /// then fails leaves an `AD1` whose reference is not kept (its release or delete answers
-    /// `unknown`) and the counter unspent, as a crash between the two does.
-    pub(super) async fn alert_quarantined(&self, prepared: &Prepared) -> Result<(), Error> {
-        let alerts: Vec<Outbound> = prepared.quarantines().map(|q| q.alert.clone()).collect();
-        if alerts.is_empty() {
+    /// The messages of `prepared`'s effects put in the outbox (one enqueue), before the
+    /// decision that keeps the effects is committed: a quarantine's `AD1` (nothing is kept that
+    /// its User was not told of), a command for local delivery (the final message the `I99`
+    /// promises). A commit that then fails leaves the message sent and the counter unspent, as
+    /// a crash between the two does: an `AD1` whose reference is not kept (its release or
+    /// delete answers `unknown`), a local command whose 8.13 is refused as unknown.
+    pub(super) async fn enqueue_before_commit(&self, prepared: &Prepared) -> Result<(), Error> {
+        let messages = prepared.messages();
+        if messages.is_empty() {
             return Ok(());
         }
         self.outbox
-            .enqueue(alerts)
+            .enqueue(messages)
             .await
             .map_err(|e| Error::resource(Resource::Outbox, e))
     }

@@ -52,7 +52,7 @@ pub struct Ledgers {
     /// through the request log, with the request's decision).
     pub precommands: Arc<Ledger<HeldPreCommand>>,
     /// Commands sent for local delivery, until their 8.13 or expired.
-    pub local_commands: Ledger<LocalCommand>,
+    pub local_commands: Arc<Ledger<LocalCommand>>,
 }
 
 impl Ledgers {
@@ -70,7 +70,11 @@ impl Ledgers {
                 precommands,
                 now,
             )?),
-            local_commands: Ledger::open(&state_dir.join("local-commands"), local_commands, now)?,
+            local_commands: Arc::new(Ledger::open(
+                &state_dir.join("local-commands"),
+                local_commands,
+                now,
+            )?),
         })
     }
 }

@@ -18,14 +18,15 @@ use crate::duis::PartialHeader;
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, RequestTrace};
 use crate::routing::SignedCommand;
+use crate::outbox::Outbound;
 use crate::store::{
-    CommitError, Decision, Entry, EntryKind, Held, HoldError, QuarantineError, Quarantined,
-    Reservation,
+    CommitError, Decision, Entry, EntryKind, Held, HoldError, IssueError, QuarantineError,
+    Quarantined, Reservation,
 };
 use crate::tls::PeerIdentity;
 
-use super::anomaly::Quarantining;
 use super::critical::{use_error, HeldPreCommand};
+use super::local::LocalCommand;
 use super::plan::{issue_error, Effect};
 use super::recovery::Recovery;
 use super::{Answer, Gateway};
@@ -45,7 +46,9 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
         }
         // `EntryKind::kept_by_instance`: in each instance's own files in cluster mode
         // (`cluster::LocalSink`), never settled through the log.
-        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count => None,
+        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count | EntryKind::LocalCommand => {
+            None
+        }
     }
 }
 
@@ -59,6 +62,8 @@ pub(super) fn logged(effect: &Effect) -> bool {
             | Effect::UsePreCommand(_)
             | Effect::Count(_)
             | Effect::Quarantine(_)
+            | Effect::DeliverLocally { .. }
+            | Effect::LocalCommandAnswered(_)
     )
 }
 
@@ -141,7 +146,7 @@ impl Gateway {
         let mut entries = Vec::with_capacity(effects.len() + 1);
         for effect in &effects {
             match self.take(effect, &mut taken, now) {
-                Ok(entry) => entries.push(entry),
+                Ok(entry) => entries.extend(entry),
                 Err(e) => {
                     self.give_back(mark.as_ref(), &taken);
                     return Err(e);
@@ -231,8 +236,9 @@ impl Gateway {
         }
     }
 
-    /// `effect` taken by its store in memory, before its decision's commit; its record.
-    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Entry, Error> {
+    /// `effect` taken by its store in memory, before its decision's commit; its record (none
+    /// for a local command recorded already).
+    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Option<Entry>, Error> {
         let (kind, bytes) = match effect {
             Effect::Route(command) => {
                 let dispatcher = &self.routing.dispatcher;
@@ -291,10 +297,32 @@ impl Gateway {
                 taken.quarantined.push(q.entry.reference);
                 (EntryKind::Quarantine, q.entry.to_record())
             }
+            Effect::DeliverLocally { id, record, .. } => {
+                let ledger = &self.ledgers.local_commands;
+                match ledger.issue_in_memory(*id, record.clone(), now) {
+                    Ok(bytes) => {
+                        taken.sent_locally.push(*id);
+                        (EntryKind::LocalCommand, bytes)
+                    }
+                    // Recorded already: a held request released again after a crash (a new
+                    // request's RequestID is new, anti-replay sees to that). Its message goes
+                    // out again; Users' endpoints take duplicates.
+                    Err(IssueError::Duplicate) => return Ok(None),
+                    Err(e) => return Err(issue_error(e)),
+                }
+            }
+            Effect::LocalCommandAnswered(id) => {
+                let ledger = &self.ledgers.local_commands;
+                let (value, bytes) = ledger
+                    .take_in_memory(id, now)
+                    .map_err(super::local::use_error)?;
+                taken.answered_locally.push((*id, value));
+                (EntryKind::LocalCommand, bytes)
+            }
             // Not `logged`: carried out in their own stores before the commit.
             _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
         };
-        Ok(Entry { kind, bytes })
+        Ok(Some(Entry { kind, bytes }))
     }
 
     /// What a failed commit gives back: the counter, the commands, the holds' room.
@@ -316,6 +344,12 @@ impl Gateway {
         }
         for reference in &taken.quarantined {
             self.anomaly.quarantine.unreserve(*reference);
+        }
+        for id in &taken.sent_locally {
+            self.ledgers.local_commands.unissue(id);
+        }
+        for (id, value) in &taken.answered_locally {
+            self.ledgers.local_commands.untake(id, value.clone());
         }
     }
 
@@ -346,12 +380,15 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
-    /// The quarantines among the effects, whose `AD1`s go out before the commit.
-    pub(super) fn quarantines(&self) -> impl Iterator<Item = &Quarantining> {
-        self.effects.iter().filter_map(|e| match e {
-            Effect::Quarantine(q) => Some(q.as_ref()),
+    /// The messages the effects put in the outbox before their commit: a quarantine's `AD1`,
+    /// a command for local delivery.
+    pub(super) fn messages(&self) -> Vec<Outbound> {
+        let message = |e: &Effect| match e {
+            Effect::Quarantine(q) => Some(q.alert.clone()),
+            Effect::DeliverLocally { message, .. } => Some(message.clone()),
             _ => None,
-        })
+        };
+        self.effects.iter().filter_map(message).collect()
     }
 }
 
@@ -365,6 +402,9 @@ struct Taken {
     used: Vec<(RequestId, HeldPreCommand)>,
     /// Quarantines, by reference.
     quarantined: Vec<u64>,
+    /// Local commands sent, and answered (with what to put back).
+    sent_locally: Vec<RequestId>,
+    answered_locally: Vec<(RequestId, LocalCommand)>,
 }
 
 /// An effect handed to the commit that the request log does not carry (a bug: `logged` and

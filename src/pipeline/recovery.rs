@@ -14,6 +14,7 @@ use crate::store::{
 };
 
 use super::critical::HeldPreCommand;
+use super::local::LocalCommand;
 
 /// The request log's decisions at a start, by the store each part goes to.
 #[derive(Default)]
@@ -29,6 +30,8 @@ pub struct Recovery {
     pub counts: Vec<Tallied>,
     /// Requests anomaly detection quarantined.
     pub quarantined: Vec<Quarantined>,
+    /// Commands sent for local delivery and answered (the local-command ledger's records).
+    pub local_commands: Vec<Vec<u8>>,
 }
 
 impl Recovery {
@@ -50,6 +53,7 @@ impl Recovery {
                     },
                     EntryKind::Audit => r.audit.push(e.bytes.clone()),
                     EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
+                    EntryKind::LocalCommand => r.local_commands.push(e.bytes.clone()),
                     EntryKind::Count => match Tallied::from_record(&e.bytes) {
                         Some(t) => r.counts.push(t),
                         None => tracing::warn!(
@@ -77,6 +81,7 @@ pub struct Stores {
     pub precommands: Arc<Ledger<HeldPreCommand>>,
     pub counts: Arc<CountLog>,
     pub quarantine: Arc<Quarantine>,
+    pub local_commands: Arc<Ledger<LocalCommand>>,
     /// The trail that copies each decision's audit record: fsynced before a segment goes.
     pub audit: Audit,
 }
@@ -125,6 +130,11 @@ async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), Stri
     stores
         .precommands
         .checkpoint(&r.precommands, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    stores
+        .local_commands
+        .checkpoint(&r.local_commands, now)
         .await
         .map_err(|e| e.to_string())?;
     stores

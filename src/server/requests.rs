@@ -125,7 +125,7 @@ pub(super) async fn audit(
 /// the entries kept locally go to their files, and claimed entries are taken up.
 pub(super) async fn start(
     log: Log,
-    (precommands, counts): (Vec<Vec<u8>>, Vec<Tallied>),
+    (precommands, local_commands, counts): (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Tallied>),
     gateway: &Arc<Gateway>,
 ) -> Result<(), StartError> {
     match log {
@@ -135,6 +135,12 @@ pub(super) async fn start(
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             ledger
                 .checkpoint(&precommands, now)
+                .await
+                .map_err(StartError::Ledger)?;
+            let ledger = &gateway.ledgers.local_commands;
+            ledger.recover(&local_commands);
+            ledger
+                .checkpoint(&local_commands, now)
                 .await
                 .map_err(StartError::Ledger)?;
             gateway
@@ -151,6 +157,7 @@ pub(super) async fn start(
                 precommands: Arc::clone(&gateway.ledgers.precommands),
                 counts: Arc::clone(&gateway.anomaly.count_log),
                 quarantine: Arc::clone(&gateway.anomaly.quarantine),
+                local_commands: Arc::clone(&gateway.ledgers.local_commands),
                 audit: gateway.audit.clone(),
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
@@ -191,18 +198,27 @@ pub(super) async fn start(
 fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
     let audit = gateway.audit.clone();
     let ledger = Arc::clone(&gateway.ledgers.precommands);
+    let local_ledger = Arc::clone(&gateway.ledgers.local_commands);
     let count_log = Arc::clone(&gateway.anomaly.count_log);
     Box::new(move |entries| {
         let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
-        let count_log = Arc::clone(&count_log);
+        let (count_log, local_ledger) = (Arc::clone(&count_log), Arc::clone(&local_ledger));
         Box::pin(async move {
-            let (mut precommands, mut counts) = (Vec::new(), Vec::new());
+            let (mut precommands, mut counts, mut local) = (Vec::new(), Vec::new(), Vec::new());
             for e in entries {
                 match e.kind {
                     EntryKind::Audit => audit.copy_logged(&e.bytes),
                     EntryKind::Count => counts.extend(Tallied::from_record(&e.bytes)),
+                    EntryKind::LocalCommand => local.push(e.bytes),
                     _ => precommands.push(e.bytes),
                 }
+            }
+            if !local.is_empty() {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                local_ledger
+                    .checkpoint(&local, now)
+                    .await
+                    .map_err(CommitError::Journal)?;
             }
             count_log
                 .checkpoint(&counts)

@@ -27,9 +27,10 @@ async fn listed(admin: u16) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// Waits up to 30 s for the Service Response to `id` with `code` (not its `AD1`).
+/// Waits up to 90 s (a retry on JetStream may wait for its consumer's redelivery timer) for the
+/// Service Response to `id` with `code` (not its `AD1`).
 async fn final_message(c: &mut Fixture, id: &str, code: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(Some(m)) = tokio::time::timeout(left, c.rx.recv()).await else {

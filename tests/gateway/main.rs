@@ -21,6 +21,7 @@ mod dsp;
 mod dsp_crash;
 mod examples;
 mod local;
+mod local_fsyncs;
 mod one_commit;
 mod quarantine_crash;
 mod openssl_made;

@@ -1,7 +1,7 @@
 //! The request log: one durable commit per request, carrying everything the request makes
 //! durable before its answer — an accepted request's originator's new anti-replay mark and its
 //! effects' records (a command journalled as pending, a held request, a pre-command issued or
-//! used, a quarantined request), and every answer's audit record (a refusal's decision is that
+//! used, a quarantined request, a command sent for local delivery or answered), and every answer's audit record (a refusal's decision is that
 //! record alone) — so that a crash can never leave a counter spent without its command, nor a
 //! command without its counter, nor either without its audit record; and an answer waits for
 //! one fsync.
@@ -23,7 +23,7 @@
 //! The file implementation ([`FileRequestLog`], `requests/` under the state directory) is a
 //! segmented [`Journal`](super::Journal): one writer thread, one write and one fsync for every
 //! decision waiting. The per-kind stores (`replay.journal`, `pending/`, `holds.journal`,
-//! `precommands/`, `quarantine.journal`) are in-memory views on the request path; a sealed
+//! `precommands/`, `local-commands/`, `quarantine.journal`) are in-memory views on the request path; a sealed
 //! segment is checkpointed into their own files in the background (one batch per store) and
 //! then deleted, so the log stays bounded. The audit trail is the log's copy of the audit records ([`Trail`]: each handed
 //! over once durable, the trail fsynced before its segment is deleted). A database
@@ -33,7 +33,7 @@
 //! What is made durable outside a request keeps its own journal: a pending command's settling
 //! (`pending/`), a held request's release (`holds.journal`), outbox deliveries, registration and
 //! User changes, a quarantine's release or deletion, and the effects that are not log entries
-//! (local commands, schedules, firmware distributions), which are written before the
+//! (schedules, firmware distributions), which are written before the
 //! decision's commit (so a crash between the two leaves the counter unspent and the effect
 //! done: a resend is accepted, and the effect may happen twice, never not at all).
 
@@ -149,14 +149,20 @@ pub enum EntryKind {
     /// A request anomaly detection quarantined (the quarantine journal's record), kept until an
     /// operator releases or deletes it.
     Quarantine,
+    /// A command sent to a User for local delivery, or its 8.13 answer recorded against it (the
+    /// local-command ledger's record).
+    LocalCommand,
 }
 
 impl EntryKind {
     /// Whether a log shared by several instances leaves this kind to each instance's own stores
-    /// (its audit trail, pre-command ledger and count journal), rather than keeping it for
+    /// (its audit trail, pre-command and local-command ledgers and count journal), rather than keeping it for
     /// whichever instance owns or claims the request.
     pub const fn kept_by_instance(self) -> bool {
-        matches!(self, Self::Audit | Self::PreCommand | Self::Count)
+        matches!(
+            self,
+            Self::Audit | Self::PreCommand | Self::Count | Self::LocalCommand
+        )
     }
 
     /// The kind's one-byte name, in the file log's records and the database's rows.
@@ -168,6 +174,7 @@ impl EntryKind {
             Self::PreCommand => b'C',
             Self::Count => b'N',
             Self::Quarantine => b'Q',
+            Self::LocalCommand => b'L',
         }
     }
 
@@ -180,6 +187,7 @@ impl EntryKind {
             b'C' => Some(Self::PreCommand),
             b'N' => Some(Self::Count),
             b'Q' => Some(Self::Quarantine),
+            b'L' => Some(Self::LocalCommand),
             _ => None,
         }
     }
