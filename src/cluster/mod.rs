@@ -12,6 +12,7 @@
 //! compile-time database). Connections are plain TCP or a unix socket: the servers are on a
 //! private network or the same host.
 
+mod entries;
 pub mod init;
 mod lease;
 pub mod log;

@@ -1,4 +1,4 @@
-//! Quarantined requests across instances ([`SharedQuarantine`]): each is a `request_entries`
+//! Quarantined requests across instances ([`SharedEntries`]): each is a `request_entries`
 //! row of the request log (kind `Q`, keyed by its reference), written in its request's commit
 //! and owned, recovered and claimed as pending commands are. An operator's release or delete
 //! through any instance takes the row over for that instance, exclusively for [`CLAIM`] (so two
@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{Cluster, ClusterError};
-use crate::store::{CommitError, EntryKind, QuarantineFuture, SharedQuarantine};
+use crate::store::{CommitError, EntryKind, SharedEntries, SharedFuture};
 
 /// How long a release or delete holds a quarantined request against the others.
 pub const CLAIM: Duration = Duration::from_secs(60);
@@ -36,19 +36,22 @@ fn failed(e: ClusterError) -> CommitError {
     CommitError::Database(Box::new(e))
 }
 
-impl SharedQuarantine for Cluster {
-    fn list(&self) -> QuarantineFuture<'_, Vec<Vec<u8>>> {
+impl SharedEntries for Cluster {
+    fn list(&self) -> SharedFuture<'_, Vec<Vec<u8>>> {
         Box::pin(async move {
             let client = self.client().await.map_err(failed)?;
             let rows = client
-                .query("SELECT bytes FROM request_entries WHERE kind = $1", &[&tag()])
+                .query(
+                    "SELECT bytes FROM request_entries WHERE kind = $1",
+                    &[&tag()],
+                )
                 .await
                 .map_err(|e| failed(e.into()))?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
-    fn claim(&self, reference: u64) -> QuarantineFuture<'_, Option<Vec<u8>>> {
+    fn claim(&self, reference: u64) -> SharedFuture<'_, Option<Vec<u8>>> {
         Box::pin(async move {
             let client = self.client().await.map_err(failed)?;
             let row = client
@@ -71,7 +74,7 @@ impl SharedQuarantine for Cluster {
         })
     }
 
-    fn unclaim(&self, reference: u64) -> QuarantineFuture<'_, ()> {
+    fn unclaim(&self, reference: u64) -> SharedFuture<'_, ()> {
         Box::pin(async move {
             let client = self.client().await.map_err(failed)?;
             client
@@ -86,7 +89,22 @@ impl SharedQuarantine for Cluster {
         })
     }
 
-    fn end(&self, reference: u64) -> QuarantineFuture<'_, ()> {
+    fn precommand(&self, request: String) -> SharedFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let client = self.client().await.map_err(failed)?;
+            let kind = char::from(EntryKind::PreCommand.tag()).to_string();
+            let row = client
+                .query_opt(
+                    "SELECT bytes FROM request_entries WHERE kind = $1 AND key = $2",
+                    &[&kind, &request],
+                )
+                .await
+                .map_err(|e| failed(e.into()))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn end(&self, reference: u64) -> SharedFuture<'_, ()> {
         Box::pin(async move {
             let client = self.client().await.map_err(failed)?;
             client

@@ -25,7 +25,7 @@ use crate::error::{Error, Resource};
 use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
 use crate::store::{
-    CountLog, JournalError, Quarantine, Quarantined, SharedQuarantine, Tallied, ThresholdLog,
+    CountLog, JournalError, Quarantine, Quarantined, SharedEntries, Tallied, ThresholdLog,
 };
 use crate::tally::{Counts, LocalCounts};
 use crate::xmldsig;
@@ -63,9 +63,10 @@ pub struct Anomaly {
     /// Every request counted, journalled before its answer: the counts rebuilt at a start.
     pub count_log: Arc<CountLog>,
     pub quarantine: Arc<Quarantine>,
-    /// Every instance's quarantined requests, in cluster mode (set once at the start): listed,
-    /// released and deleted there, through any instance.
-    pub shared: std::sync::OnceLock<Arc<dyn SharedQuarantine>>,
+    /// The entries every instance reads, in cluster mode (set once at the start): quarantined
+    /// requests listed, released and deleted through any instance; pre-commands issued
+    /// through another instance.
+    pub shared: std::sync::OnceLock<Arc<dyn SharedEntries>>,
     /// One threshold change at a time, so versions follow each other.
     pub(super) changing: tokio::sync::Mutex<()>,
 }

@@ -17,8 +17,8 @@ use crate::domain::{DuisService, RequestId};
 use crate::duis::PartialHeader;
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, RequestTrace};
-use crate::routing::SignedCommand;
 use crate::outbox::Outbound;
+use crate::routing::SignedCommand;
 use crate::store::{
     CommitError, Decision, Entry, EntryKind, Held, HoldError, IssueError, QuarantineError,
     Quarantined, Reservation,
@@ -46,9 +46,9 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
         }
         // `EntryKind::kept_by_instance`: in each instance's own files in cluster mode
         // (`cluster::LocalSink`), never settled through the log.
-        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count | EntryKind::LocalCommand => {
-            None
-        }
+        // Issued and used share the row of the Transform's request: the use replaces the issue.
+        EntryKind::PreCommand | EntryKind::PreCommandUse => crate::store::record_key(&entry.bytes),
+        EntryKind::Audit | EntryKind::Count | EntryKind::LocalCommand => None,
     }
 }
 
@@ -234,6 +234,7 @@ impl Gateway {
         for q in r.quarantined {
             self.anomaly.quarantine.adopt(q);
         }
+        self.ledgers.precommands.recover(&r.precommands);
     }
 
     /// `effect` taken by its store in memory, before its decision's commit; its record (none
@@ -278,7 +279,7 @@ impl Gateway {
                 let ledger = &self.ledgers.precommands;
                 let (value, record) = ledger.take_in_memory(id, now).map_err(use_error)?;
                 taken.used.push((*id, value));
-                (EntryKind::PreCommand, record)
+                (EntryKind::PreCommandUse, record)
             }
             // Counted in memory when screened; its record rides with the decision.
             Effect::Count(t) => (EntryKind::Count, t.to_record()),

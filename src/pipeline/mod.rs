@@ -64,10 +64,10 @@ pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
 pub use durable::entry_key;
-pub use recovery::{checkpoint, Recovery, Stores};
 pub use held::Dsp;
 pub use local::LocalCommand;
 pub use quarantine::{QuarantineAct, ThresholdsRefused};
+pub use recovery::{checkpoint, Recovery, Stores};
 
 use durable::Prepared;
 use plan::{Planning, Reply};
@@ -304,6 +304,7 @@ impl Gateway {
             error,
             partial: partial.clone(),
         };
+        self.fetch_precommand(&request).await;
         let book = self.rules.book();
         // One register for the rest of the request, whatever changes meanwhile.
         let register = self.state.register();

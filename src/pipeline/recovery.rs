@@ -52,7 +52,9 @@ impl Recovery {
                         ),
                     },
                     EntryKind::Audit => r.audit.push(e.bytes.clone()),
-                    EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
+                    EntryKind::PreCommand | EntryKind::PreCommandUse => {
+                        r.precommands.push(e.bytes.clone());
+                    }
                     EntryKind::LocalCommand => r.local_commands.push(e.bytes.clone()),
                     EntryKind::Count => match Tallied::from_record(&e.bytes) {
                         Some(t) => r.counts.push(t),

@@ -6,7 +6,9 @@
 //! back and taken up by the stores in memory (not copied into their files: the rows stay the
 //! record); the stores tell the log what they settle, the entries it claims from gone instances
 //! are taken up as they come, and the entries each instance keeps in its own files (its audit
-//! records, pre-commands) are written there once their batch has committed.
+//! records, local commands, counted requests) are written there once their batch has
+//! committed; pre-commands are the cluster's (read from PostgreSQL by the instance a signed
+//! pre-command reaches).
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{
     CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard,
-    RequestLog, SharedQuarantine, Tallied,
+    RequestLog, SharedEntries, Tallied,
 };
 
 use super::{blocking, StartError};
@@ -34,7 +36,7 @@ pub(super) enum Log {
     },
     Cluster {
         log: Arc<PgRequestLog>,
-        cluster: Cluster,
+        cluster: Box<Cluster>,
         /// This instance's open entries, as found at the start.
         recovered: Vec<Decision>,
         claimed: mpsc::Receiver<Vec<Decision>>,
@@ -65,7 +67,7 @@ pub(super) async fn open(config: &Config) -> Result<(Log, Recovery), StartError>
         }
         let log = Log::Cluster {
             log: opened.log,
-            cluster,
+            cluster: Box::new(cluster),
             recovered: opened.recovered,
             claimed: opened.claimed,
         };
@@ -171,7 +173,7 @@ pub(super) async fn start(
             log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
-            let shared: Arc<dyn SharedQuarantine> = Arc::new(cluster.clone());
+            let shared: Arc<dyn SharedEntries> = Arc::new(*cluster.clone());
             let _ = gateway.anomaly.shared.set(shared);
             let first = cluster.reference_block().await?;
             gateway.anomaly.quarantine.references_from(first);
@@ -193,24 +195,22 @@ pub(super) async fn start(
 }
 
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch
-/// has committed: the audit records copied into the trail and fsynced, the pre-commands into
-/// their ledger's journal (as the embedded checkpoint writes them).
+/// has committed: the audit records copied into the trail and fsynced, the local commands and
+/// counted requests into their journals (as the embedded checkpoint writes them).
 fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
     let audit = gateway.audit.clone();
-    let ledger = Arc::clone(&gateway.ledgers.precommands);
     let local_ledger = Arc::clone(&gateway.ledgers.local_commands);
     let count_log = Arc::clone(&gateway.anomaly.count_log);
     Box::new(move |entries| {
-        let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
+        let audit = audit.clone();
         let (count_log, local_ledger) = (Arc::clone(&count_log), Arc::clone(&local_ledger));
         Box::pin(async move {
-            let (mut precommands, mut counts, mut local) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut counts, mut local) = (Vec::new(), Vec::new());
             for e in entries {
                 match e.kind {
                     EntryKind::Audit => audit.copy_logged(&e.bytes),
                     EntryKind::Count => counts.extend(Tallied::from_record(&e.bytes)),
-                    EntryKind::LocalCommand => local.push(e.bytes),
-                    _ => precommands.push(e.bytes),
+                    _ => local.push(e.bytes),
                 }
             }
             if !local.is_empty() {
@@ -224,13 +224,6 @@ fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
                 .checkpoint(&counts)
                 .await
                 .map_err(CommitError::Journal)?;
-            if !precommands.is_empty() {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                ledger
-                    .checkpoint(&precommands, now)
-                    .await
-                    .map_err(CommitError::Journal)?;
-            }
             audit
                 .sync()
                 .durable()

@@ -336,23 +336,27 @@ impl Quarantined {
     }
 }
 
-/// A future a [`SharedQuarantine`] returns.
-pub type QuarantineFuture<'a, T> =
+/// A future a [`SharedEntries`] returns.
+pub type SharedFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CommitError>> + Send + 'a>>;
 
-/// Where every instance's quarantined requests are (cluster mode: the request log's rows), so
-/// that an operator releases or deletes one through any instance. Records are
-/// [`Quarantined::to_record`]'s.
-pub trait SharedQuarantine: Send + Sync {
+/// The request log's entries every instance reads (cluster mode: PostgreSQL's rows): the
+/// quarantined requests, so that an operator lists, releases or deletes one through any
+/// instance (records are [`Quarantined::to_record`]'s), and the pre-commands, so that a signed
+/// pre-command is accepted through any instance.
+pub trait SharedEntries: Send + Sync {
     /// Every quarantined request's record, whichever instance keeps it.
-    fn list(&self) -> QuarantineFuture<'_, Vec<Vec<u8>>>;
+    fn list(&self) -> SharedFuture<'_, Vec<Vec<u8>>>;
     /// Takes `reference` over for this instance, for one release or delete: its record, or
     /// `None` if no instance keeps it or a release or delete is working on it.
-    fn claim(&self, reference: u64) -> QuarantineFuture<'_, Option<Vec<u8>>>;
+    fn claim(&self, reference: u64) -> SharedFuture<'_, Option<Vec<u8>>>;
     /// Gives a claim back (the release or delete failed).
-    fn unclaim(&self, reference: u64) -> QuarantineFuture<'_, ()>;
+    fn unclaim(&self, reference: u64) -> SharedFuture<'_, ()>;
     /// Ends `reference` for good; durable once this resolves.
-    fn end(&self, reference: u64) -> QuarantineFuture<'_, ()>;
+    fn end(&self, reference: u64) -> SharedFuture<'_, ()>;
+    /// The pre-command ledger's record for the Transform `request` (its RequestID's text),
+    /// whichever instance issued it (or used it): `None` if none did.
+    fn precommand(&self, request: String) -> SharedFuture<'_, Option<Vec<u8>>>;
 }
 
 fn next_bytes(next: u64) -> Vec<u8> {

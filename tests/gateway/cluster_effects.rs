@@ -1,15 +1,19 @@
 //! A request's other effects in cluster mode, through `dccgw serve` processes on one throwaway
 //! PostgreSQL and nats-server: a request quarantined through instance A is listed, released and
 //! its Service Response delivered through instance B; one quarantined through an instance that
-//! was then SIGKILLed is deleted through another, its `E67` delivered.
+//! was then SIGKILLed is deleted through another, its `E67` delivered. A Transform's
+//! pre-command issued through A is signed back through B (accepted, its device's answer
+//! delivered) and then refused through A (used once across the cluster).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::anomaly::{act, admin_get, admin_post};
-use super::cluster_requests::{counter_now, instance, post, read, Fixture};
+use super::cluster_requests::{counter_now, instance, post, read, Fixture, Instance};
+use super::critical::{code, signed_back, SEND, TRANSFORM};
 use super::round_trip::SUPPLIER;
+use super::support;
 
 use dccgw::demo::DEMO_ESME;
 
@@ -84,4 +88,40 @@ async fn a_quarantine_kept_by_one_instance_is_released_or_deleted_through_anothe
     assert_eq!(act(&b_admin, "delete", on_b[1].0).await, "deleted");
     final_message(&mut c, &rid(counters[2]), "E67").await;
     assert!(listed(b.admin).await.is_empty());
+}
+
+/// The supplier's request `xml`, XML-signed, posted to `path` of `instance`: the answer.
+async fn signed_post(c: &Fixture, instance: &Instance, path: &str, xml: &str) -> String {
+    let user = c.certs.join("users/supplier");
+    let body = dccgw::tools::sign(
+        xml.as_bytes(),
+        &user.join("xml-sign.key.pem"),
+        &user.join("xml-sign.pem"),
+        None,
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}{path}", instance.port);
+    support::post(&c.client, &url, body).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_command_issued_through_one_instance_is_signed_back_through_another() {
+    let Some(mut c) = Fixture::start(200).await else {
+        return;
+    };
+    let a = instance(&c.config, "a").await;
+    let b = instance(&c.config, "b").await;
+    let n = counter_now();
+    let transform = dccgw::demo::example_transform_xml(SUPPLIER, DEMO_ESME, n);
+    let answer = signed_post(&c, &a, TRANSFORM, &transform).await;
+    assert_eq!(code(&answer), "I0", "{answer}");
+    // Signed with the supplier's Digital Signing key and sent through B: accepted, and the
+    // device's Service Response arrives.
+    let back = signed_back(&c.certs, "supplier", &answer, 5);
+    let through_b = signed_post(&c, &b, SEND, &back).await;
+    assert_eq!(code(&through_b), "I99", "{through_b}");
+    final_message(&mut c, &format!("{SUPPLIER}:{DEMO_ESME}:{n}"), "I0").await;
+    // Used once across the cluster: A, which issued it, refuses it now.
+    let again = signed_post(&c, &a, SEND, &back).await;
+    assert_eq!(code(&again), "E57", "{again}");
 }

@@ -55,10 +55,18 @@ async fn local_fsyncs_per_local_command() {
     let user = certs.join("users/supplier");
     let client = support::client_with(
         &certs,
-        Some(reqwest::Identity::from_pem(&std::fs::read(user.join("client.pem")).unwrap()).unwrap()),
+        Some(
+            reqwest::Identity::from_pem(&std::fs::read(user.join("client.pem")).unwrap()).unwrap(),
+        ),
     );
     for n in 0..REQUESTS {
-        let xml = request(DEMO_ESME, 1_000 + n, 2, "4.1.1", "<sr:ReadInstantaneousImportRegisters/>");
+        let xml = request(
+            DEMO_ESME,
+            1_000 + n,
+            2,
+            "4.1.1",
+            "<sr:ReadInstantaneousImportRegisters/>",
+        );
         let body = dccgw::tools::sign(
             xml.as_bytes(),
             &user.join("xml-sign.key.pem"),
@@ -72,7 +80,9 @@ async fn local_fsyncs_per_local_command() {
     }
     // The deliveries and their records.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill").args(["-INT", &strace.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
     let _ = strace.wait();
     let _ = child.kill();
     let _ = child.wait();

@@ -124,7 +124,10 @@ async fn a_quarantine_in_flight_at_a_kill_is_kept_with_its_counter_or_not_at_all
                 .filter(|n| !distinct.contains(&rid(**n)))
                 .copied()
                 .collect();
-            assert!(missing.is_empty(), "answered I99, not quarantined: {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "answered I99, not quarantined: {missing:?}"
+            );
             assert!(acknowledged.len() >= 50, "too few: {}", acknowledged.len());
             eprintln!(
                 "{} quarantined; reads sent again after a kill, by answer: {resent:?}",

@@ -140,9 +140,12 @@ pub enum EntryKind {
     /// The request's audit record (the audit trail's entry: its time and its JSON), so that
     /// the answer waits for this one commit and the trail copies it from the log.
     Audit,
-    /// A pre-command issued by a Transform, or used by its signed form (the pre-command
-    /// ledger's record).
+    /// A pre-command issued by a Transform (the pre-command ledger's record).
     PreCommand,
+    /// A pre-command used by its signed form (the pre-command ledger's record). It spends the
+    /// issue's entry: a log shared with other instances refuses the decision if that entry is
+    /// gone (used through another instance, or never issued there), as a replay.
+    PreCommandUse,
     /// A request counted by anomaly detection (the count journal's record), so that a restart
     /// counts it again.
     Count,
@@ -156,13 +159,10 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Whether a log shared by several instances leaves this kind to each instance's own stores
-    /// (its audit trail, pre-command and local-command ledgers and count journal), rather than keeping it for
+    /// (its audit trail, local-command ledger and count journal), rather than keeping it for
     /// whichever instance owns or claims the request.
     pub const fn kept_by_instance(self) -> bool {
-        matches!(
-            self,
-            Self::Audit | Self::PreCommand | Self::Count | Self::LocalCommand
-        )
+        matches!(self, Self::Audit | Self::Count | Self::LocalCommand)
     }
 
     /// The kind's one-byte name, in the file log's records and the database's rows.
@@ -175,6 +175,7 @@ impl EntryKind {
             Self::Count => b'N',
             Self::Quarantine => b'Q',
             Self::LocalCommand => b'L',
+            Self::PreCommandUse => b'U',
         }
     }
 
@@ -188,6 +189,7 @@ impl EntryKind {
             b'N' => Some(Self::Count),
             b'Q' => Some(Self::Quarantine),
             b'L' => Some(Self::LocalCommand),
+            b'U' => Some(Self::PreCommandUse),
             _ => None,
         }
     }
