@@ -284,17 +284,7 @@ impl Gateway {
             // Counted in memory when screened; its record rides with the decision.
             Effect::Count(t) => (EntryKind::Count, t.to_record()),
             Effect::Quarantine(q) => {
-                self.anomaly
-                    .quarantine
-                    .reserve(&q.entry)
-                    .map_err(|e| match e {
-                        QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => {
-                            Error::QuarantineFull
-                        }
-                        QuarantineError::Journal(e) => {
-                            Error::resource(Resource::QuarantineJournal, e)
-                        }
-                    })?;
+                self.anomaly.quarantine.reserve(&q.entry).map_err(full)?;
                 taken.quarantined.push(q.entry.reference);
                 (EntryKind::Quarantine, q.entry.to_record())
             }
@@ -406,6 +396,14 @@ struct Taken {
     /// Local commands sent, and answered (with what to put back).
     sent_locally: Vec<RequestId>,
     answered_locally: Vec<(RequestId, LocalCommand)>,
+}
+
+/// A quarantine that could not be taken: full (`E68`), or its journal failed.
+fn full(e: QuarantineError) -> Error {
+    match e {
+        QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => Error::QuarantineFull,
+        QuarantineError::Journal(e) => Error::resource(Resource::QuarantineJournal, e),
+    }
 }
 
 /// An effect handed to the commit that the request log does not carry (a bug: `logged` and

@@ -221,12 +221,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         offload: crate::offload::Offload::new(config.runtime.crypto()),
     };
     let gateway = Gateway::new(parts, xml_limits(&config.limits), metrics.clone());
-    let recovered = (
-        recovery.precommands,
-        recovery.local_commands,
-        recovery.counts,
-    );
-    requests::start(log, recovered, &gateway).await?;
+    requests::start(log, (recovery.precommands, recovery.counts), &gateway).await?;
     routing::start(config, &gateway, pending, &outbox).await?;
     state.raise_owed(owed).await;
     reload::observe(&metrics, &tls_trust, &state.user_certs());

@@ -121,13 +121,13 @@ pub(super) async fn audit(
     Ok(audit)
 }
 
-/// Once every store holds its share of the recovered decisions (the pre-commands and the
-/// counted requests among them are taken here): embedded, the recovered segments go and the
+/// Once every store holds its share of the recovered decisions (the pre-commands, local
+/// commands and counted requests among them are taken here): embedded, the recovered segments go and the
 /// checkpoint starts; in cluster mode, the stores settle through the log,
 /// the entries kept locally go to their files, and claimed entries are taken up.
 pub(super) async fn start(
     log: Log,
-    (precommands, local_commands, counts): (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Tallied>),
+    (precommands, counts): (Vec<Vec<u8>>, Vec<Tallied>),
     gateway: &Arc<Gateway>,
 ) -> Result<(), StartError> {
     match log {
@@ -139,6 +139,11 @@ pub(super) async fn start(
                 .checkpoint(&precommands, now)
                 .await
                 .map_err(StartError::Ledger)?;
+            let local_commands: Vec<Vec<u8>> = (recovered.decisions.iter())
+                .flat_map(|d| &d.entries)
+                .filter(|e| e.kind == EntryKind::LocalCommand)
+                .map(|e| e.bytes.clone())
+                .collect();
             let ledger = &gateway.ledgers.local_commands;
             ledger.recover(&local_commands);
             ledger

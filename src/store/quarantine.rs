@@ -134,7 +134,14 @@ impl Quarantine {
         }
         if from_log || (ended.len() > 1024 && ended.len() > live.len()) {
             let head = std::iter::once(next_bytes(next));
-            rewrite(path, head.chain(live.values().map(encode)))?;
+            // With records from the log, the ends stay: the log's segments (released only
+            // after this start) may be read again, and their records must not come back.
+            let ends = ended.iter().filter(|_| from_log).map(|r| {
+                let mut record = vec![RELEASED];
+                record.extend_from_slice(&r.to_be_bytes());
+                record
+            });
+            rewrite(path, head.chain(live.values().map(encode)).chain(ends))?;
         }
         let (journal, _) = Journal::open(path)?;
         let bytes = live.values().map(|q| q.request.len()).sum();

@@ -2,8 +2,9 @@
 //! PostgreSQL and nats-server: a request quarantined through instance A is listed, released and
 //! its Service Response delivered through instance B; one quarantined through an instance that
 //! was then SIGKILLed is deleted through another, its `E67` delivered. A Transform's
-//! pre-command issued through A is signed back through B (accepted, its device's answer
-//! delivered) and then refused through A (used once across the cluster).
+//! pre-command issued through A (then SIGKILLed and restarted) is signed back through B
+//! (accepted, its device's answer delivered) and then refused through A (used once across the
+//! cluster).
 
 use std::time::{Duration, Instant};
 
@@ -115,13 +116,16 @@ async fn a_pre_command_issued_through_one_instance_is_signed_back_through_anothe
     let transform = dccgw::demo::example_transform_xml(SUPPLIER, DEMO_ESME, n);
     let answer = signed_post(&c, &a, TRANSFORM, &transform).await;
     assert_eq!(code(&answer), "I0", "{answer}");
+    // SIGKILL, and a restart: A reads the pre-command back from PostgreSQL.
+    drop(a);
+    let a = instance(&c.config, "a").await;
     // Signed with the supplier's Digital Signing key and sent through B: accepted, and the
     // device's Service Response arrives.
     let back = signed_back(&c.certs, "supplier", &answer, 5);
     let through_b = signed_post(&c, &b, SEND, &back).await;
     assert_eq!(code(&through_b), "I99", "{through_b}");
     final_message(&mut c, &format!("{SUPPLIER}:{DEMO_ESME}:{n}"), "I0").await;
-    // Used once across the cluster: A, which issued it, refuses it now.
+    // Used once across the cluster: A, which still holds it as issued, is refused the spend.
     let again = signed_post(&c, &a, SEND, &back).await;
     assert_eq!(code(&again), "E57", "{again}");
 }
