@@ -53,16 +53,19 @@ pub(super) async fn set_thresholds(req: Request<Incoming>, admin: &Admin) -> Res
     }
 }
 
-/// `GET /admin/v1/quarantine`: every quarantined request, oldest reference first.
-pub(super) fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
+/// `GET /admin/v1/quarantine`: every quarantined request (in cluster mode, every instance's),
+/// oldest reference first; 503 when the cluster's database cannot be read.
+pub(super) async fn list<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
     if let Some(refused) = refusal(req, admin) {
         return refused;
     }
-    let listed: Vec<_> = admin
-        .gateway
-        .anomaly
-        .quarantine
-        .list()
+    let Ok(quarantined) = admin.gateway.list_quarantined().await else {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": "the cluster's quarantine cannot be read" }),
+        );
+    };
+    let listed: Vec<_> = quarantined
         .iter()
         .map(|q| {
             json!({

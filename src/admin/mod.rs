@@ -144,7 +144,7 @@ async fn route(req: Request<Incoming>, admin: &Admin, draining: bool) -> Respons
         (&Method::POST, RELOAD_PATH) => reload(&req, admin).await,
         (&Method::GET, THRESHOLDS_PATH) => anomaly::thresholds(&req, admin),
         (&Method::POST, THRESHOLDS_PATH) => anomaly::set_thresholds(req, admin).await,
-        (&Method::GET, QUARANTINE_PATH) => anomaly::list(&req, admin),
+        (&Method::GET, QUARANTINE_PATH) => anomaly::list(&req, admin).await,
         (&Method::POST, RELEASE_PATH) => anomaly::act(req, admin, anomaly::Act::Release).await,
         (&Method::POST, DELETE_PATH) => anomaly::act(req, admin, anomaly::Act::Delete).await,
         (

@@ -3,7 +3,8 @@
 //! change log every instance appends to and follows ([`log`], woken by [`wake`]), a consistent
 //! snapshot to start from ([`snapshot`]), anti-replay marks accepted at most once across
 //! instances ([`marks`]), and the request log those marks are committed in with the requests'
-//! open effects, which a live instance claims from a gone one ([`requests`], `lease`), and
+//! open effects, which a live instance claims from a gone one ([`requests`], `lease`), among
+//! them quarantined requests, which any instance releases or deletes ([`quarantine`]), and
 //! anomaly detection's counts, written in the same transactions and read by every instance
 //! ([`counts`]). Throwaway servers for tests and the demo are [`servers`], and HAProxy in front
 //! of instances [`haproxy`].
@@ -14,11 +15,13 @@
 //! private network or the same host.
 
 pub mod counts;
+mod entries;
 pub mod haproxy;
 pub mod init;
 mod lease;
 pub mod log;
 pub mod marks;
+pub mod quarantine;
 pub mod requests;
 pub mod schema;
 pub mod servers;

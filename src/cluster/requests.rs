@@ -16,6 +16,10 @@
 //! The requests anomaly detection counted (`EntryKind::Count`) are added to the instance's
 //! shared counts in the same transaction (`super::counts`), not kept as entries.
 //!
+//! A pre-command's use spends its issue's row, first in the batch: a use whose row is gone
+//! (used through another instance) is refused as a replay, so a pre-command is used once
+//! across the cluster.
+//!
 //! Entries are stored generically (`request_entries`: the kind's one-byte tag, the request
 //! they belong to, the owning instance, the kind's own bytes), so a new kind of entry needs no
 //! schema change. Settling an entry (its command answered, its hold released) deletes its row,
@@ -29,7 +33,6 @@
 //! `COMMIT`) is reported failed though it may have been made: its counter is then spent and its
 //! command may still be sent — the one window where the contract's "nothing of it" is not kept.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 use super::counts::write_counts;
+use super::entries::{delete_entries, insert_entries, kind_name, spend_entries};
 use super::marks::{to_db, ADVANCE, RESET};
 use super::{Cluster, ClusterError};
 use crate::antireplay::Replay;
@@ -82,7 +86,7 @@ pub struct PgRequestLog {
 
 /// Where a decision's entries that stay on this instance (`EntryKind::kept_by_instance`) are
 /// made durable once its batch has committed, before the commit resolves: the instance's audit
-/// trail and pre-command ledger, as the embedded log's checkpoint writes them. So an answer in
+/// trail and local-command ledger, as the embedded log's checkpoint writes them. So an answer in
 /// cluster mode waits for the transaction and then for that local write.
 pub type LocalSink = Box<
     dyn Fn(
@@ -348,6 +352,11 @@ async fn write_batch(
     rows.sort_by(|a, b| (&a.originator, a.counter).cmp(&(&b.originator, b.counter)));
     let mut client = cluster.client().await?;
     let tx = client.transaction().await?;
+    // The spends first: a decision whose pre-command is gone writes nothing (not its mark).
+    for (decision, refusal) in spend_entries(&tx, key_of, decisions).await? {
+        outcomes[decision] = Err(CommitError::Refused(refusal));
+    }
+    rows.retain(|r| outcomes[r.decision].is_ok());
     for (decision, refusal) in write_marks(&tx, &rows).await? {
         outcomes[decision] = Err(CommitError::Refused(refusal));
     }
@@ -358,6 +367,7 @@ async fn write_batch(
         .zip(&outcomes)
         .filter(|(_, o)| o.is_ok())
         .flat_map(|(d, _)| &d.entries)
+        .filter(|e| e.kind != EntryKind::PreCommandUse)
         .partition(|e| matches!(e.kind, EntryKind::Count));
     let counted: Vec<Tallied> = counted
         .iter()
@@ -431,71 +441,4 @@ async fn write_marks(
             (r.decision, refusal)
         })
         .collect())
-}
-
-/// Writes `entries` as this instance's (an entry of a kind and request already there is
-/// replaced: the same effect taken again, as a held request released again after a crash).
-async fn insert_entries<'a>(
-    tx: &deadpool_postgres::Transaction<'_>,
-    owner: &str,
-    key_of: KeyOf,
-    entries: impl Iterator<Item = &'a Entry>,
-) -> Result<(), ClusterError> {
-    // One row per kind and key: a statement may not upsert one row twice.
-    let mut rows: HashMap<(String, String), &[u8]> = HashMap::new();
-    for e in entries {
-        rows.insert((kind_name(e.kind), key(key_of, e)), &e.bytes);
-    }
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut kinds = Vec::with_capacity(rows.len());
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut bytes = Vec::with_capacity(rows.len());
-    for ((kind, key), b) in rows {
-        kinds.push(kind);
-        keys.push(key);
-        bytes.push(b);
-    }
-    tx.execute(
-        "INSERT INTO request_entries (kind, key, owner, bytes)
-         SELECT k, e, $3, b FROM unnest($1::text[], $2::text[], $4::bytea[]) AS u(k, e, b)
-         ON CONFLICT (kind, key) DO UPDATE SET owner = excluded.owner, bytes = excluded.bytes",
-        &[&kinds, &keys, &owner, &bytes],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Deletes settled entries.
-async fn delete_entries(
-    tx: &deadpool_postgres::Transaction<'_>,
-    settles: &[(EntryKind, String)],
-) -> Result<(), ClusterError> {
-    if settles.is_empty() {
-        return Ok(());
-    }
-    let kinds: Vec<String> = settles.iter().map(|(k, _)| kind_name(*k)).collect();
-    let keys: Vec<&str> = settles.iter().map(|(_, key)| key.as_str()).collect();
-    tx.execute(
-        "DELETE FROM request_entries
-         WHERE (kind, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-        &[&kinds, &keys],
-    )
-    .await?;
-    Ok(())
-}
-
-/// An entry kind's name in the database: its one-byte tag.
-fn kind_name(kind: EntryKind) -> String {
-    char::from(kind.tag()).to_string()
-}
-
-/// An entry's key: its request, as the wiring reads it; an entry that does not read is keyed
-/// by its bytes' digest (written and recovered all the same, never settled by key).
-fn key(key_of: KeyOf, e: &Entry) -> String {
-    key_of(e).unwrap_or_else(|| {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &e.bytes);
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-    })
 }

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "anomaly_counts",
         include_str!("migrations/0003_anomaly_counts.sql"),
     ),
+    (4, "effects", include_str!("migrations/0004_effects.sql")),
     (
         5,
         "alert_owner",

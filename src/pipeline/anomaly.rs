@@ -3,8 +3,9 @@
 //! local delivery, a firmware distribution) is screened after it is planned: the thresholds in
 //! force and the counts decide (`anomaly::decide`, through `tally::Counts`). A warning is
 //! counted, logged and audited, and the request goes on. A breach replaces the plan: the request
-//! is not sent but quarantined — journalled with a quarantine reference, its `AD1` DCC Alert
-//! (`QuarantinedRequest`: the breach and the reference) put in the outbox — and answered `I99`,
+//! is not sent but quarantined — its `AD1` DCC Alert (`QuarantinedRequest`: the breach and the
+//! quarantine reference) put in the outbox, the request kept in its decision's commit (the
+//! request log, checkpointed into `quarantine.journal`) — and answered `I99`,
 //! so that the User can tell it was quarantined, not lost. Its final message comes when an
 //! operator releases it (the request's own, `quarantine.rs`) or deletes it (a Service Response
 //! with `E67`). A quarantine that is full refuses the request with `E68`.
@@ -24,11 +25,12 @@ use crate::error::{Error, Resource};
 use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
 use crate::store::{
-    CountLog, JournalError, Quarantine, QuarantineError, Quarantined, Tallied, ThresholdLog,
+    CountLog, JournalError, Quarantine, Quarantined, SharedEntries, Tallied, ThresholdLog,
 };
 use crate::tally::{Counts, LocalCounts};
 use crate::xmldsig;
 
+use super::durable::Prepared;
 use super::plan::{Effect, Plan, Planning, Reply};
 use super::Gateway;
 
@@ -61,6 +63,10 @@ pub struct Anomaly {
     /// Every request counted, journalled before its answer: the counts rebuilt at a start.
     pub count_log: Arc<CountLog>,
     pub quarantine: Arc<Quarantine>,
+    /// The entries every instance reads, in cluster mode (set once at the start): quarantined
+    /// requests listed, released and deleted through any instance; pre-commands issued
+    /// through another instance.
+    pub shared: std::sync::OnceLock<Arc<dyn SharedEntries>>,
     /// One threshold change at a time, so versions follow each other.
     pub(super) changing: tokio::sync::Mutex<()>,
     /// Told of each new threshold set: in a cluster, the counts are read again whole for it
@@ -71,8 +77,13 @@ pub struct Anomaly {
 impl Anomaly {
     /// Opens `anomaly-thresholds.journal` and `quarantine.journal` in `dir`, with the last
     /// journalled threshold set in force (checked again against the built-in catalogue; its
-    /// Users are not checked against the register, which may have changed since). Blocking.
-    pub fn open(config: &AnomalyConfig, dir: &Path) -> Result<Self, JournalError> {
+    /// Users are not checked against the register, which may have changed since), and the
+    /// quarantines the request log recovered. Blocking.
+    pub fn open(
+        config: &AnomalyConfig,
+        dir: &Path,
+        recovered: Vec<Quarantined>,
+    ) -> Result<Self, JournalError> {
         let (log, last) = ThresholdLog::open(&dir.join("anomaly-thresholds.journal"))?;
         let catalogue = crate::catalogue::Catalogue::builtin();
         let thresholds = match last {
@@ -83,10 +94,11 @@ impl Anomaly {
                 }),
             None => Thresholds::default(),
         };
-        let quarantine = Quarantine::open(
+        let quarantine = Quarantine::open_with(
             &dir.join("quarantine.journal"),
             config.max_quarantined,
             config.max_quarantined_bytes,
+            recovered,
         )?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (count_log, tallied) = CountLog::open(&dir.join("anomaly-counts"), now)?;
@@ -106,6 +118,7 @@ impl Anomaly {
             counts: Arc::new(counts),
             count_log: Arc::new(count_log),
             quarantine: Arc::new(quarantine),
+            shared: std::sync::OnceLock::new(),
             changing: tokio::sync::Mutex::new(()),
             changed: Arc::new(tokio::sync::Notify::new()),
         })
@@ -276,44 +289,33 @@ impl Gateway {
         })
     }
 
-    /// Makes a quarantine durable: the request journalled, then its `AD1` in the outbox. If
-    /// the outbox refuses, the quarantine is ended again, so that nothing is kept the User was
-    /// not told of, and the request is refused (`E100`).
-    pub(super) async fn quarantine(&self, q: Quarantining) -> Result<(), Error> {
-        let Quarantining {
-            entry,
-            alert,
-            breach,
-        } = q;
-        let reference = entry.reference;
-        let record = anomaly_record("quarantined", &entry, Some(detail(&breach.detail)));
-        self.anomaly
-            .quarantine
-            .add(entry)
-            .await
-            .map_err(|e| match e {
-                // Filled since the plan looked.
-                QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => Error::QuarantineFull,
-                QuarantineError::Journal(e) => {
-                    tracing::error!(error = %e, "A quarantined request could not be journalled.");
-                    Error::resource(Resource::QuarantineJournal, e)
-                }
-            })?;
-        if let Err(e) = self.outbox.enqueue(vec![alert]).await {
-            if self.anomaly.quarantine.claim(reference).is_some() {
-                let ending = crate::store::Ending::Deleted;
-                let _ = self.anomaly.quarantine.end(reference, ending).await;
-            }
-            return Err(Error::resource(Resource::Outbox, e));
+    /// The messages of `prepared`'s effects put in the outbox (one enqueue), before the
+    /// decision that keeps the effects is committed: a quarantine's `AD1` (nothing is kept that
+    /// its User was not told of), a command for local delivery (the final message the `I99`
+    /// promises). A commit that then fails leaves the message sent and the counter unspent, as
+    /// a crash between the two does: an `AD1` whose reference is not kept (its release or
+    /// delete answers `unknown`), a local command whose 8.13 is refused as unknown.
+    pub(super) async fn enqueue_before_commit(&self, prepared: &Prepared) -> Result<(), Error> {
+        let messages = prepared.messages();
+        if messages.is_empty() {
+            return Ok(());
         }
-        // Recorded before the request's own record, whose durability the answer waits for.
+        self.outbox
+            .enqueue(messages)
+            .await
+            .map_err(|e| Error::resource(Resource::Outbox, e))
+    }
+
+    /// A quarantine whose decision is durable: free for a release or a delete, and audited.
+    pub(super) fn quarantined(&self, q: Quarantining) {
+        let record = anomaly_record("quarantined", &q.entry, Some(detail(&q.breach.detail)));
+        self.anomaly.quarantine.admit(q.entry.reference);
         let quarantined = self.anomaly.quarantine.len();
         let _ = AnomalyDecided {
             record,
             quarantined,
         }
         .emit(&self.metrics, &self.audit);
-        Ok(())
     }
 
     /// A warning tier passed: the metric, a log line, an audit record.

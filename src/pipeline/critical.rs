@@ -52,7 +52,7 @@ pub struct Ledgers {
     /// through the request log, with the request's decision).
     pub precommands: Arc<Ledger<HeldPreCommand>>,
     /// Commands sent for local delivery, until their 8.13 or expired.
-    pub local_commands: Ledger<LocalCommand>,
+    pub local_commands: Arc<Ledger<LocalCommand>>,
 }
 
 impl Ledgers {
@@ -70,12 +70,39 @@ impl Ledgers {
                 precommands,
                 now,
             )?),
-            local_commands: Ledger::open(&state_dir.join("local-commands"), local_commands, now)?,
+            local_commands: Arc::new(Ledger::open(
+                &state_dir.join("local-commands"),
+                local_commands,
+                now,
+            )?),
         })
     }
 }
 
 impl Gateway {
+    /// In cluster mode, a signed pre-command's Transform issued through another instance: its
+    /// ledger record read from the cluster into this instance's ledger before the request is
+    /// planned (a use there is read as used). Nothing when this instance knows it, or the
+    /// cluster cannot be read (the plan then refuses the request as it refuses one unknown).
+    pub(super) async fn fetch_precommand(&self, request: &crate::duis::ParsedRequest) {
+        let Some(shared) = self.anomaly.shared.get() else {
+            return;
+        };
+        let id = request.header.request_id;
+        if !(5..=7).contains(&request.header.command_variant.get())
+            || self.ledgers.precommands.knows(&id)
+        {
+            return;
+        }
+        match shared.precommand(id.to_string()).await {
+            Ok(Some(record)) => self.ledgers.precommands.recover(&[record]),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "A pre-command could not be read from the cluster.")
+            }
+        }
+    }
+
     /// Command Variant 4: `I0` with the pre-command, remembered before the answer leaves.
     pub(super) fn transform(&self, p: &Planning<'_>) -> Result<Plan, Error> {
         let precommand = self

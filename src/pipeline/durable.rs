@@ -1,5 +1,6 @@
 //! A request's decision, made durable in one commit: its originator's new mark, the records
-//! of the effects the request log carries (a command for the hub network, a held request) and
+//! of the effects the request log carries (a command for the hub network, a held request, a
+//! quarantined request, a pre-command issued or used, a request counted) and
 //! its audit record, through [`RequestLog`]; then, once durable, those effects taken up by their stores in memory
 //! (the command dispatched, the hold waiting). The one place that says, for each kind of
 //! entry, how an effect becomes a record ([`entry`]), what follows its commit ([`Gateway::commit`]),
@@ -7,25 +8,27 @@
 //! file ([`checkpoint`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::audit::{self, Audit, AuditError, AuditEvent};
-use crate::dispatch::Dispatcher;
+use crate::audit::{self, AuditError, AuditEvent};
 use crate::domain::{DuisService, RequestId};
 use crate::duis::PartialHeader;
 use crate::error::{Error, Resource};
 use crate::metrics::{AuditWaited, RequestTrace};
+use crate::outbox::Outbound;
 use crate::routing::SignedCommand;
 use crate::store::{
-    CommitError, CountLog, Decision, Entry, EntryKind, FileRequestLog, Held, HoldError, Holds,
-    Ledger, MarkEntry, ReplayGuard, Reservation, Tallied,
+    CommitError, Decision, Entry, EntryKind, Held, HoldError, IssueError, QuarantineError,
+    Quarantined, Reservation,
 };
 use crate::tls::PeerIdentity;
 
 use super::critical::{use_error, HeldPreCommand};
+use super::local::LocalCommand;
 use super::plan::{issue_error, Effect};
+use super::recovery::Recovery;
 use super::{Answer, Gateway};
 
 /// The request an entry belongs to, which a log keeping the entries itself settles it by
@@ -37,9 +40,15 @@ pub fn entry_key(entry: &Entry) -> Option<String> {
             .ok()
             .map(|h| h.request_id.to_string()),
         EntryKind::Hold => Held::from_record(&entry.bytes).map(|h| h.request_id.to_string()),
+        // By its reference, which the admin API names it by (unique across instances).
+        EntryKind::Quarantine => {
+            Quarantined::from_record(&entry.bytes).map(|q| q.reference.to_string())
+        }
         // `EntryKind::kept_by_instance`: in each instance's own files in cluster mode
         // (`cluster::LocalSink`), never settled through the log.
-        EntryKind::Audit | EntryKind::PreCommand | EntryKind::Count => None,
+        // Issued and used share the row of the Transform's request: the use replaces the issue.
+        EntryKind::PreCommand | EntryKind::PreCommandUse => crate::store::record_key(&entry.bytes),
+        EntryKind::Audit | EntryKind::Count | EntryKind::LocalCommand => None,
     }
 }
 
@@ -52,6 +61,9 @@ pub(super) fn logged(effect: &Effect) -> bool {
             | Effect::RememberPreCommand { .. }
             | Effect::UsePreCommand(_)
             | Effect::Count(_)
+            | Effect::Quarantine(_)
+            | Effect::DeliverLocally { .. }
+            | Effect::LocalCommandAnswered(_)
     )
 }
 
@@ -134,7 +146,7 @@ impl Gateway {
         let mut entries = Vec::with_capacity(effects.len() + 1);
         for effect in &effects {
             match self.take(effect, &mut taken, now) {
-                Ok(entry) => entries.push(entry),
+                Ok(entry) => entries.extend(entry),
                 Err(e) => {
                     self.give_back(mark.as_ref(), &taken);
                     return Err(e);
@@ -191,6 +203,9 @@ impl Gateway {
                 Effect::Hold(held) if taken.holds.contains(&held.request_id) => {
                     self.dsp.holds.admit(held);
                 }
+                Effect::Quarantine(q) if taken.quarantined.contains(&q.entry.reference) => {
+                    self.quarantined(*q);
+                }
                 _ => {}
             }
         }
@@ -216,10 +231,15 @@ impl Gateway {
                 Err(e) => tracing::warn!(error = %e, "A claimed hold was not taken."),
             }
         }
+        for q in r.quarantined {
+            self.anomaly.quarantine.adopt(q);
+        }
+        self.ledgers.precommands.recover(&r.precommands);
     }
 
-    /// `effect` taken by its store in memory, before its decision's commit; its record.
-    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Entry, Error> {
+    /// `effect` taken by its store in memory, before its decision's commit; its record (none
+    /// for a local command recorded already).
+    fn take(&self, effect: &Effect, taken: &mut Taken, now: i64) -> Result<Option<Entry>, Error> {
         let (kind, bytes) = match effect {
             Effect::Route(command) => {
                 let dispatcher = &self.routing.dispatcher;
@@ -259,14 +279,41 @@ impl Gateway {
                 let ledger = &self.ledgers.precommands;
                 let (value, record) = ledger.take_in_memory(id, now).map_err(use_error)?;
                 taken.used.push((*id, value));
-                (EntryKind::PreCommand, record)
+                (EntryKind::PreCommandUse, record)
             }
             // Counted in memory when screened; its record rides with the decision.
             Effect::Count(t) => (EntryKind::Count, t.to_record()),
+            Effect::Quarantine(q) => {
+                self.anomaly.quarantine.reserve(&q.entry).map_err(full)?;
+                taken.quarantined.push(q.entry.reference);
+                (EntryKind::Quarantine, q.entry.to_record())
+            }
+            Effect::DeliverLocally { id, record, .. } => {
+                let ledger = &self.ledgers.local_commands;
+                match ledger.issue_in_memory(*id, record.clone(), now) {
+                    Ok(bytes) => {
+                        taken.sent_locally.push(*id);
+                        (EntryKind::LocalCommand, bytes)
+                    }
+                    // Recorded already: a held request released again after a crash (a new
+                    // request's RequestID is new, anti-replay sees to that). Its message goes
+                    // out again; Users' endpoints take duplicates.
+                    Err(IssueError::Duplicate) => return Ok(None),
+                    Err(e) => return Err(issue_error(e)),
+                }
+            }
+            Effect::LocalCommandAnswered(id) => {
+                let ledger = &self.ledgers.local_commands;
+                let (value, bytes) = ledger
+                    .take_in_memory(id, now)
+                    .map_err(super::local::use_error)?;
+                taken.answered_locally.push((*id, value));
+                (EntryKind::LocalCommand, bytes)
+            }
             // Not `logged`: carried out in their own stores before the commit.
             _ => return Err(Error::resource(Resource::ReplayJournal, NotLogged)),
         };
-        Ok(Entry { kind, bytes })
+        Ok(Some(Entry { kind, bytes }))
     }
 
     /// What a failed commit gives back: the counter, the commands, the holds' room.
@@ -285,6 +332,15 @@ impl Gateway {
         }
         for (id, value) in &taken.used {
             self.ledgers.precommands.untake(id, value.clone());
+        }
+        for reference in &taken.quarantined {
+            self.anomaly.quarantine.unreserve(*reference);
+        }
+        for id in &taken.sent_locally {
+            self.ledgers.local_commands.unissue(id);
+        }
+        for (id, value) in &taken.answered_locally {
+            self.ledgers.local_commands.untake(id, value.clone());
         }
     }
 
@@ -314,6 +370,19 @@ pub(super) struct Prepared {
     taken: Taken,
 }
 
+impl Prepared {
+    /// The messages the effects put in the outbox before their commit: a quarantine's `AD1`,
+    /// a command for local delivery.
+    pub(super) fn messages(&self) -> Vec<Outbound> {
+        let message = |e: &Effect| match e {
+            Effect::Quarantine(q) => Some(q.alert.clone()),
+            Effect::DeliverLocally { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        self.effects.iter().filter_map(message).collect()
+    }
+}
+
 /// The effects a decision's stores took before its commit.
 #[derive(Default)]
 struct Taken {
@@ -322,6 +391,19 @@ struct Taken {
     /// Pre-commands issued, and used (with what to put back).
     issued: Vec<RequestId>,
     used: Vec<(RequestId, HeldPreCommand)>,
+    /// Quarantines, by reference.
+    quarantined: Vec<u64>,
+    /// Local commands sent, and answered (with what to put back).
+    sent_locally: Vec<RequestId>,
+    answered_locally: Vec<(RequestId, LocalCommand)>,
+}
+
+/// A quarantine that could not be taken: full (`E68`), or its journal failed.
+fn full(e: QuarantineError) -> Error {
+    match e {
+        QuarantineError::TooMany(_) | QuarantineError::TooLarge(_) => Error::QuarantineFull,
+        QuarantineError::Journal(e) => Error::resource(Resource::QuarantineJournal, e),
+    }
 }
 
 /// An effect handed to the commit that the request log does not carry (a bug: `logged` and
@@ -329,120 +411,3 @@ struct Taken {
 #[derive(Debug, thiserror::Error)]
 #[error("an effect the request log does not carry reached its commit")]
 struct NotLogged;
-
-/// The request log's decisions at a start, by the store each part goes to.
-#[derive(Default)]
-pub struct Recovery {
-    pub marks: Vec<MarkEntry>,
-    pub commands: Vec<SignedCommand>,
-    pub holds: Vec<Held>,
-    /// The requests' audit records (`audit::logged`), for the trail to copy those it lacks.
-    pub audit: Vec<Vec<u8>>,
-    /// Pre-commands issued and used (the pre-command ledger's records).
-    pub precommands: Vec<Vec<u8>>,
-    /// Requests anomaly detection counted (the count journal's records).
-    pub counts: Vec<Tallied>,
-}
-
-impl Recovery {
-    /// Sorts `decisions` (in log order) by store.
-    pub fn of(decisions: &[Decision]) -> Self {
-        let mut r = Self::default();
-        for d in decisions {
-            r.marks.extend(d.mark);
-            for e in &d.entries {
-                match e.kind {
-                    EntryKind::Pending => {
-                        r.commands.push(SignedCommand::from_bytes(e.bytes.clone()));
-                    }
-                    EntryKind::Hold => match Held::from_record(&e.bytes) {
-                        Some(h) => r.holds.push(h),
-                        None => tracing::warn!(
-                            "A held request in the request log does not read; skipped."
-                        ),
-                    },
-                    EntryKind::Audit => r.audit.push(e.bytes.clone()),
-                    EntryKind::PreCommand => r.precommands.push(e.bytes.clone()),
-                    EntryKind::Count => match Tallied::from_record(&e.bytes) {
-                        Some(t) => r.counts.push(t),
-                        None => tracing::warn!(
-                            "A counted request in the request log does not read; skipped."
-                        ),
-                    },
-                }
-            }
-        }
-        r
-    }
-}
-
-/// The stores a checkpoint copies into.
-pub struct Stores {
-    pub replay: Arc<ReplayGuard>,
-    pub dispatcher: Arc<Dispatcher>,
-    pub holds: Arc<Holds>,
-    pub precommands: Arc<Ledger<HeldPreCommand>>,
-    pub counts: Arc<CountLog>,
-    /// The trail that copies each decision's audit record: fsynced before a segment goes.
-    pub audit: Audit,
-}
-
-/// Copies each sealed segment of `log` into the stores' own files, then deletes it; runs for as
-/// long as the gateway does. A checkpoint that fails is tried again a second later (the
-/// segment stays on disk meanwhile, so nothing is lost; the log's bound on sealed segments
-/// holds the rest).
-pub async fn checkpoint(log: Arc<FileRequestLog>, stores: Stores) {
-    loop {
-        let sealed = log.next_sealed().await;
-        loop {
-            match copy(&sealed, &stores)
-                .await
-                .and_then(|()| log.release(&sealed).map_err(|e| e.to_string()))
-            {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "Request log checkpoint failed; tried again in a second.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn copy(sealed: &crate::store::Sealed, stores: &Stores) -> Result<(), String> {
-    let decisions = sealed.decisions().await.map_err(|e| e.to_string())?;
-    let r = Recovery::of(&decisions);
-    stores
-        .replay
-        .checkpoint(&r.marks)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .dispatcher
-        .checkpoint(&r.commands)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .holds
-        .checkpoint(&r.holds)
-        .await
-        .map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    stores
-        .precommands
-        .checkpoint(&r.precommands, now)
-        .await
-        .map_err(|e| e.to_string())?;
-    stores
-        .counts
-        .checkpoint(&r.counts)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Every audit entry of the segment was handed to the trail before its gate was free.
-    stores
-        .audit
-        .sync()
-        .durable()
-        .await
-        .map_err(|e| e.to_string())
-}

@@ -29,6 +29,7 @@ mod local;
 mod plan;
 mod quarantine;
 mod record;
+mod recovery;
 mod schedules;
 mod signature;
 
@@ -62,10 +63,11 @@ pub use admit::{Gate, Ticket};
 pub use anomaly::{Anomaly, AnomalyConfig};
 pub use answer::Answer;
 pub use critical::{HeldPreCommand, Ledgers, GBCS_VERSION};
-pub use durable::{checkpoint, entry_key, Recovery, Stores};
+pub use durable::entry_key;
 pub use held::Dsp;
 pub use local::LocalCommand;
 pub use quarantine::{QuarantineAct, ThresholdsRefused};
+pub use recovery::{checkpoint, Recovery, Stores};
 
 use durable::Prepared;
 use plan::{Planning, Reply};
@@ -302,6 +304,7 @@ impl Gateway {
             error,
             partial: partial.clone(),
         };
+        self.fetch_precommand(&request).await;
         let book = self.rules.book();
         // One register for the rest of the request, whatever changes meanwhile.
         let register = self.state.register();

@@ -51,8 +51,8 @@ pub(super) enum Effect {
     RememberPreCommand { id: RequestId, held: HeldPreCommand },
     /// The pre-command a signed one answers, used (once).
     UsePreCommand(RequestId),
-    /// A command the User delivers itself: remembered for its 8.13, then put in the outbox for
-    /// the User. That `LocalCommand` message is a final message.
+    /// A command the User delivers itself: put in the outbox for the User, then remembered for
+    /// its 8.13 in the decision's commit. That `LocalCommand` message is a final message.
     DeliverLocally {
         id: RequestId,
         record: LocalCommand,
@@ -67,8 +67,8 @@ pub(super) enum Effect {
     CreateSchedule(NewSchedule),
     /// DSP schedules deleted (5.3).
     DeleteSchedules(Vec<crate::duis::schedule::ScheduleId>),
-    /// A request anomaly detection quarantined: journalled, its `AD1` in the outbox. Its final
-    /// message comes with its release or deletion.
+    /// A request anomaly detection quarantined: its `AD1` in the outbox, then the request kept
+    /// in its decision's commit. Its final message comes with its release or deletion.
     Quarantine(Box<super::anomaly::Quarantining>),
     /// A request anomaly detection counted: journalled, so that a restart counts it again.
     Count(crate::store::Tallied),
@@ -208,17 +208,22 @@ impl Gateway {
         now: i64,
     ) -> Result<durable::Prepared, Error> {
         let (logged, others): (Vec<_>, Vec<_>) = effects.into_iter().partition(durable::logged);
-        if let Err(e) = self.carry_out_others(others, now).await {
+        if let Err(e) = self.carry_out_others(others).await {
             if let Some(r) = &mark {
                 self.replay.rollback(r);
             }
             return Err(e);
         }
-        self.prepare(mark, logged, now)
+        let prepared = self.prepare(mark, logged, now)?;
+        if let Err(e) = self.enqueue_before_commit(&prepared).await {
+            self.give_back_prepared(prepared);
+            return Err(e);
+        }
+        Ok(prepared)
     }
 
     /// The effects the request log does not carry, each in its own journal, in order.
-    async fn carry_out_others(&self, effects: Vec<Effect>, now: i64) -> Result<(), Error> {
+    async fn carry_out_others(&self, effects: Vec<Effect>) -> Result<(), Error> {
         for effect in effects {
             match effect {
                 // Carried by the request log (`durable.rs`).
@@ -226,8 +231,10 @@ impl Gateway {
                 | Effect::Hold(_)
                 | Effect::RememberPreCommand { .. }
                 | Effect::UsePreCommand(_)
-                | Effect::Count(_) => {}
-                Effect::Quarantine(q) => self.quarantine(*q).await?,
+                | Effect::Count(_)
+                | Effect::Quarantine(_)
+                | Effect::DeliverLocally { .. }
+                | Effect::LocalCommandAnswered(_) => {}
                 Effect::CreateSchedule(new) => self.create_schedule(new).await?,
                 Effect::DeleteSchedules(ids) => self.delete_schedules(&ids).await?,
                 Effect::Registry(changes) => self.apply(&changes).await?,
@@ -235,31 +242,6 @@ impl Gateway {
                     distribution,
                     commands,
                 } => distribute(&self.routing, distribution, commands).await?,
-                Effect::DeliverLocally {
-                    id,
-                    record,
-                    message,
-                } => {
-                    let ledger = &self.ledgers.local_commands;
-                    match ledger.issue(id, record, now).await {
-                        // Recorded already: a held request released again after a crash (a new
-                        // request's RequestID is new, anti-replay sees to that). The message goes
-                        // out again; Users' endpoints take duplicates.
-                        Ok(()) | Err(IssueError::Duplicate) => {}
-                        Err(e) => return Err(issue_error(e)),
-                    }
-                    self.outbox
-                        .enqueue(vec![message])
-                        .await
-                        .map_err(|e| Error::resource(Resource::Outbox, e))?;
-                }
-                Effect::LocalCommandAnswered(id) => {
-                    let ledger = &self.ledgers.local_commands;
-                    ledger
-                        .take(&id, now)
-                        .await
-                        .map_err(super::local::use_error)?;
-                }
             }
         }
         Ok(())

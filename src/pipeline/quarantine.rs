@@ -10,9 +10,11 @@
 //! Service Response with the refusal's code. A **delete** ends it for good: the User receives
 //! the request's Service Response with `E67`, and nothing is sent to the device.
 //!
-//! Each ends with its journal mark, after its effects (or its Service Response) are durable; a
-//! crash in between leaves it listed, and a second release or delete repeats what was done (a
-//! duplicate, which DUIS allows).
+//! Each ends with its journal mark (in cluster mode, its row deleted first), after its effects
+//! (or its Service Response) are durable; a crash in between leaves it listed, and a second
+//! release or delete repeats what was done (a duplicate, which DUIS allows). In cluster mode a
+//! release or delete through any instance first takes the request over from whichever instance
+//! keeps it (`cluster::quarantine`: exclusive for a minute, so two never run at once).
 
 use std::sync::Arc;
 
@@ -26,7 +28,7 @@ use crate::duis::outbound::{write_service_response, DeviceOutcome};
 use crate::duis::{self};
 use crate::metrics::AnomalyDecided;
 use crate::outbox::{Outbound, OutboundKind};
-use crate::store::{Ending, JournalError, Quarantined, ThresholdSet};
+use crate::store::{CommitError, Ending, JournalError, Quarantined, ThresholdSet};
 use crate::xmldsig;
 
 use super::anomaly::anomaly_record;
@@ -101,16 +103,67 @@ impl Gateway {
         Ok(set)
     }
 
+    /// Every quarantined request, oldest reference first: this instance's, or in cluster mode
+    /// every instance's (`Err` when the database cannot be read).
+    pub async fn list_quarantined(&self) -> Result<Vec<Quarantined>, CommitError> {
+        let Some(shared) = self.anomaly.shared.get() else {
+            return Ok(self.anomaly.quarantine.list());
+        };
+        let mut listed: Vec<Quarantined> = shared
+            .list()
+            .await?
+            .iter()
+            .filter_map(|r| Quarantined::from_record(r))
+            .collect();
+        listed.sort_by_key(|q| q.reference);
+        Ok(listed)
+    }
+
+    /// Takes `reference` for a release or a delete: `Ok(None)` if it is not quarantined or
+    /// another release or delete is working on it; `Err` if the cluster's database failed.
+    async fn claim_quarantined(&self, reference: u64) -> Result<Option<Quarantined>, ()> {
+        let local = &self.anomaly.quarantine;
+        let Some(shared) = self.anomaly.shared.get() else {
+            return Ok(local.claim(reference));
+        };
+        let record = shared.claim(reference).await.map_err(|e| {
+            tracing::warn!(error = %e, reference, "A quarantined request could not be claimed.");
+        })?;
+        let Some(q) = record.as_deref().and_then(Quarantined::from_record) else {
+            // Ended, or being ended, through another instance: not this one's to keep.
+            local.forget(reference);
+            return Ok(None);
+        };
+        local.adopt(q);
+        let claimed = local.claim(reference);
+        if claimed.is_none() {
+            let _ = shared.unclaim(reference).await;
+        }
+        Ok(claimed)
+    }
+
+    /// A claim given back: the release or delete failed, and the request stays quarantined.
+    async fn unclaim_quarantined(&self, reference: u64) {
+        self.anomaly.quarantine.unclaim(reference);
+        if let Some(shared) = self.anomaly.shared.get() {
+            if let Err(e) = shared.unclaim(reference).await {
+                tracing::warn!(error = %e, reference, "A quarantine's claim was not given back; it lapses in a minute.");
+            }
+        }
+    }
+
     /// Releases quarantined request `reference`: its flow continues to its final message.
     pub async fn release_quarantined(&self, reference: u64) -> QuarantineAct {
-        let Some(q) = self.anomaly.quarantine.claim(reference) else {
-            return act(reference, "unknown", None);
+        let q = match self.claim_quarantined(reference).await {
+            Ok(Some(q)) => q,
+            Ok(None) => return act(reference, "unknown", None),
+            Err(()) => return act(reference, "failed", None),
         };
         let now = OffsetDateTime::now_utc();
         let refused = self.continue_quarantined(&q, now).await.err();
         if let Some(code) = refused {
             if !self.final_response(&q, code, now).await {
-                self.anomaly.quarantine.unclaim(reference);
+                self.unclaim_quarantined(reference).await;
                 return act(reference, "failed", None);
             }
         }
@@ -120,12 +173,14 @@ impl Gateway {
 
     /// Deletes quarantined request `reference`: its `E67` Service Response goes to the User.
     pub async fn delete_quarantined(&self, reference: u64) -> QuarantineAct {
-        let Some(q) = self.anomaly.quarantine.claim(reference) else {
-            return act(reference, "unknown", None);
+        let q = match self.claim_quarantined(reference).await {
+            Ok(Some(q)) => q,
+            Ok(None) => return act(reference, "unknown", None),
+            Err(()) => return act(reference, "failed", None),
         };
         let now = OffsetDateTime::now_utc();
         if !self.final_response(&q, ResponseCode::E67, now).await {
-            self.anomaly.quarantine.unclaim(reference);
+            self.unclaim_quarantined(reference).await;
             return act(reference, "failed", None);
         }
         self.ended(&q, Ending::Deleted, None).await
@@ -138,6 +193,13 @@ impl Gateway {
             Ending::Released => "released",
             Ending::Deleted => "deleted",
         };
+        if let Some(shared) = self.anomaly.shared.get() {
+            if let Err(e) = shared.end(q.reference).await {
+                tracing::error!(error = %e, reference = q.reference, "A quarantine's end could not be written to the cluster; it stays listed.");
+                self.unclaim_quarantined(q.reference).await;
+                return act(q.reference, "failed", None);
+            }
+        }
         if let Err(e) = self.anomaly.quarantine.end(q.reference, ending).await {
             tracing::error!(error = %e, reference = q.reference, "A quarantine's end could not be journalled; it stays listed.");
             return act(q.reference, "failed", None);

@@ -197,7 +197,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let dsp = blocking(move || dsp::open(&dsp_config, &state_dir, &owed_seqs, held))
         .await?
         .map_err(StartError::DspJournal)?;
-    let anomaly = open::anomaly(config).await?;
+    let anomaly = open::anomaly(config, recovery.quarantined).await?;
     let (routing, raised, pending) =
         routing::open(config, &loaded.registry, recovery.commands).await?;
     let rules = open::rules(config).await?;

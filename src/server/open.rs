@@ -18,10 +18,14 @@ pub(super) async fn check_writable(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Anomaly detection's thresholds and quarantine, from their journals in `[state] dir`.
-pub(super) async fn anomaly(config: &Config) -> Result<Anomaly, StartError> {
+/// Anomaly detection's thresholds and quarantine, from their journals in `[state] dir` and the
+/// quarantines the request log recovered.
+pub(super) async fn anomaly(
+    config: &Config,
+    recovered: Vec<crate::store::Quarantined>,
+) -> Result<Anomaly, StartError> {
     let (anomaly, dir) = (config.anomaly.clone(), config.state.dir.clone());
-    blocking(move || Anomaly::open(&anomaly, &dir))
+    blocking(move || Anomaly::open(&anomaly, &dir, recovered))
         .await?
         .map_err(StartError::AnomalyJournal)
 }

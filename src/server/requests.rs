@@ -6,7 +6,9 @@
 //! back and taken up by the stores in memory (not copied into their files: the rows stay the
 //! record); the stores tell the log what they settle, the entries it claims from gone instances
 //! are taken up as they come, and the entries each instance keeps in its own files (its audit
-//! records, pre-commands) are written there once their batch has committed.
+//! records, local commands, counted requests) are written there once their batch has
+//! committed; pre-commands are the cluster's (read from PostgreSQL by the instance a signed
+//! pre-command reaches).
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use crate::config::Config;
 use crate::pipeline::{self, Gateway, Recovery, Stores};
 use crate::store::{
     CommitError, Decision, EntryKind, FileRequestLog, MarkEntry, Recovered, ReplayGuard,
-    RequestLog, Tallied,
+    RequestLog, SharedEntries, Tallied,
 };
 
 use super::{blocking, StartError};
@@ -120,8 +122,8 @@ pub(super) async fn audit(
     Ok(audit)
 }
 
-/// Once every store holds its share of the recovered decisions (the pre-commands and the
-/// counted requests among them are taken here): embedded, the recovered segments go and the
+/// Once every store holds its share of the recovered decisions (the pre-commands, local
+/// commands and counted requests among them are taken here): embedded, the recovered segments go and the
 /// checkpoint starts; in cluster mode, the stores settle through the log,
 /// the entries kept locally go to their files, and claimed entries are taken up.
 pub(super) async fn start(
@@ -138,6 +140,17 @@ pub(super) async fn start(
                 .checkpoint(&precommands, now)
                 .await
                 .map_err(StartError::Ledger)?;
+            let local_commands: Vec<Vec<u8>> = (recovered.decisions.iter())
+                .flat_map(|d| &d.entries)
+                .filter(|e| e.kind == EntryKind::LocalCommand)
+                .map(|e| e.bytes.clone())
+                .collect();
+            let ledger = &gateway.ledgers.local_commands;
+            ledger.recover(&local_commands);
+            ledger
+                .checkpoint(&local_commands, now)
+                .await
+                .map_err(StartError::Ledger)?;
             gateway
                 .anomaly
                 .recount(&counts)
@@ -151,6 +164,8 @@ pub(super) async fn start(
                 holds: Arc::clone(&gateway.dsp.holds),
                 precommands: Arc::clone(&gateway.ledgers.precommands),
                 counts: Arc::clone(&gateway.anomaly.count_log),
+                quarantine: Arc::clone(&gateway.anomaly.quarantine),
+                local_commands: Arc::clone(&gateway.ledgers.local_commands),
                 audit: gateway.audit.clone(),
             };
             tokio::spawn(pipeline::checkpoint(log, stores));
@@ -169,6 +184,10 @@ pub(super) async fn start(
             log.keep_locally(local_sink(gateway));
             gateway.routing.dispatcher.settle_in(log.clone());
             gateway.dsp.holds.settle_in(log);
+            let shared: Arc<dyn SharedEntries> = Arc::new(*cluster.clone());
+            let _ = gateway.anomaly.shared.set(shared);
+            let first = cluster.reference_block().await?;
+            gateway.anomaly.quarantine.references_from(first);
             // This instance's own open entries, taken up as a claim's are: in memory, the
             // commands sent again.
             gateway.adopt(&recovered);
@@ -250,26 +269,27 @@ async fn share_counts(
 }
 
 /// Cluster mode's writes of the entries an instance keeps in its own files, once their batch
-/// has committed: the audit records copied into the trail and fsynced, the pre-commands into
+/// has committed: the audit records copied into the trail and fsynced, the local commands into
 /// their ledger's journal (as the embedded checkpoint writes them). The requests counted are
-/// not among them: they are the cluster's (`cluster::counts`).
+/// not among them: they are the cluster's (`cluster::counts`); nor are pre-commands, which are
+/// the cluster's rows too.
 fn local_sink(gateway: &Gateway) -> crate::cluster::LocalSink {
     let audit = gateway.audit.clone();
-    let ledger = Arc::clone(&gateway.ledgers.precommands);
+    let ledger = Arc::clone(&gateway.ledgers.local_commands);
     Box::new(move |entries| {
         let (audit, ledger) = (audit.clone(), Arc::clone(&ledger));
         Box::pin(async move {
-            let mut precommands = Vec::new();
+            let mut local = Vec::new();
             for e in entries {
                 match e.kind {
                     EntryKind::Audit => audit.copy_logged(&e.bytes),
-                    _ => precommands.push(e.bytes),
+                    _ => local.push(e.bytes),
                 }
             }
-            if !precommands.is_empty() {
+            if !local.is_empty() {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 ledger
-                    .checkpoint(&precommands, now)
+                    .checkpoint(&local, now)
                     .await
                     .map_err(CommitError::Journal)?;
             }

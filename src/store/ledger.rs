@@ -61,6 +61,16 @@ pub enum UseError {
     Journal(#[source] JournalError),
 }
 
+/// The RequestID a ledger's record (issued or used) is for, as its text; `None` for bytes that
+/// are not a record.
+pub fn record_key(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Keyed {
+        id: String,
+    }
+    serde_json::from_slice::<Keyed>(bytes).ok().map(|k| k.id)
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]
 enum Record<V> {
@@ -179,6 +189,11 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
     /// An issue in memory whose record did not become durable, undone.
     pub fn unissue(&self, id: &RequestId) {
         self.book().forget(id);
+    }
+
+    /// Whether `id` is known here (open, used or expired but still known).
+    pub fn knows(&self, id: &RequestId) -> bool {
+        self.book().entries.contains_key(id)
     }
 
     /// The open entry for `id` at `now`, without using it.

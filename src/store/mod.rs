@@ -20,8 +20,11 @@ pub use changes::{Batch, ChangeLog, ChangeLogError, Replayed};
 pub use counts::{CountLog, Tallied};
 pub use holds::{Held, HoldError, HoldLimits, Holds};
 pub use journal::{rewrite, Journal, JournalError, MAX_RECORD_BYTES};
+pub use ledger::record_key;
 pub use ledger::{IssueError, Ledger, LedgerLimits, UseError};
-pub use quarantine::{Ending, Quarantine, QuarantineError, Quarantined};
+pub use quarantine::{
+    Ending, Quarantine, QuarantineError, Quarantined, SharedEntries, SharedFuture,
+};
 pub use replay::{AdvanceError, ReplayGuard, Reservation};
 pub use requests::{
     CommitError, Decision, Entry, EntryFuture, EntryKind, FileRequestLog, KeyOf, LogFuture,

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::holds::{decode_id, encode_id};
 use super::journal::{rewrite, Journal, JournalError};
+use super::requests::CommitError;
 use crate::anomaly::BreachKind;
 use crate::domain::{RequestId, Srv};
 
@@ -83,9 +84,30 @@ pub struct Quarantine {
 impl Quarantine {
     /// Opens the journal at `path` with every request not ended. Blocking.
     pub fn open(path: &Path, max_entries: usize, max_bytes: usize) -> Result<Self, JournalError> {
+        Self::open_with(path, max_entries, max_bytes, Vec::new())
+    }
+
+    /// As [`Self::open`], with the quarantines the request log recovered (not yet
+    /// checkpointed): read before the journal's records, so that a release or delete marked
+    /// there counts, and made durable in the journal (rewritten with every live request) before
+    /// this returns. Blocking.
+    pub fn open_with(
+        path: &Path,
+        max_entries: usize,
+        max_bytes: usize,
+        recovered: Vec<Quarantined>,
+    ) -> Result<Self, JournalError> {
         let (_, records) = Journal::open(path)?;
+        let from_log = !recovered.is_empty();
+        let mut next = 1u64;
         let mut live: BTreeMap<u64, Quarantined> = BTreeMap::new();
-        let (mut ended, mut next) = (0usize, 1u64);
+        for q in recovered {
+            next = next.max(q.reference.saturating_add(1));
+            live.insert(q.reference, q);
+        }
+        // References ended: a quarantine record written after its end (a checkpoint racing a
+        // release) does not bring it back; references are never reused.
+        let mut ended = HashSet::new();
         for r in &records {
             let reference = r
                 .get(1..9)
@@ -95,22 +117,31 @@ impl Quarantine {
                 (Some(&QUARANTINED), Some(reference)) => match decode(&r[1..]) {
                     Some(q) => {
                         next = next.max(reference.saturating_add(1));
-                        live.insert(reference, q);
+                        if !ended.contains(&reference) {
+                            live.insert(reference, q);
+                        }
                     }
                     None => tracing::warn!("A quarantine record does not read; skipped."),
                 },
                 (Some(&RELEASED | &DELETED), Some(reference)) => {
                     live.remove(&reference);
-                    ended += 1;
+                    ended.insert(reference);
                     next = next.max(reference.saturating_add(1));
                 }
                 (Some(&NEXT), Some(n)) => next = next.max(n),
                 _ => tracing::warn!("An unknown quarantine record; skipped."),
             }
         }
-        if ended > 1024 && ended > live.len() {
+        if from_log || (ended.len() > 1024 && ended.len() > live.len()) {
             let head = std::iter::once(next_bytes(next));
-            rewrite(path, head.chain(live.values().map(encode)))?;
+            // With records from the log, the ends stay: the log's segments (released only
+            // after this start) may be read again, and their records must not come back.
+            let ends = ended.iter().filter(|_| from_log).map(|r| {
+                let mut record = vec![RELEASED];
+                record.extend_from_slice(&r.to_be_bytes());
+                record
+            });
+            rewrite(path, head.chain(live.values().map(encode)).chain(ends))?;
         }
         let (journal, _) = Journal::open(path)?;
         let bytes = live.values().map(|q| q.request.len()).sum();
@@ -171,6 +202,82 @@ impl Quarantine {
         Ok(())
     }
 
+    /// Takes `q` in memory before its decision's commit (the request log carries its record):
+    /// counted against the bounds, and claimed, so that nobody releases it before it is
+    /// durable. [`Self::admit`] once the decision is durable, [`Self::unreserve`] if it is not.
+    pub fn reserve(&self, q: &Quarantined) -> Result<(), QuarantineError> {
+        let mut s = self.lock();
+        if s.live.len() >= self.max_entries {
+            return Err(QuarantineError::TooMany(self.max_entries));
+        }
+        if s.bytes + q.request.len() > self.max_bytes {
+            return Err(QuarantineError::TooLarge(self.max_bytes));
+        }
+        s.claimed.insert(q.reference);
+        s.bytes += q.request.len();
+        s.live.insert(q.reference, q.clone());
+        Ok(())
+    }
+
+    /// A reserved quarantine durable: free for a release or a delete.
+    pub fn admit(&self, reference: u64) {
+        self.lock().claimed.remove(&reference);
+    }
+
+    /// A reserved quarantine whose decision was not committed: forgotten.
+    pub fn unreserve(&self, reference: u64) {
+        let mut s = self.lock();
+        s.claimed.remove(&reference);
+        if let Some(q) = s.live.remove(&reference) {
+            s.bytes -= q.request.len();
+        }
+    }
+
+    /// A quarantine durable elsewhere (a log that keeps it: this instance's own at a start, or
+    /// a gone instance's claimed), taken up in memory; past the bounds too (it is kept
+    /// already). Whether it was new here.
+    pub fn adopt(&self, q: Quarantined) -> bool {
+        let mut s = self.lock();
+        self.next
+            .fetch_max(q.reference.saturating_add(1), Ordering::Relaxed);
+        if s.live.contains_key(&q.reference) {
+            return false;
+        }
+        s.bytes += q.request.len();
+        s.live.insert(q.reference, q);
+        true
+    }
+
+    /// `reference` dropped from memory unless a release or delete here is working on it (it
+    /// was ended through another instance).
+    pub fn forget(&self, reference: u64) {
+        let mut s = self.lock();
+        if s.claimed.contains(&reference) {
+            return;
+        }
+        if let Some(q) = s.live.remove(&reference) {
+            s.bytes -= q.request.len();
+        }
+    }
+
+    /// The request log's checkpoint: the records of `qs` still quarantined, into the journal.
+    pub async fn checkpoint(&self, qs: &[Quarantined]) -> Result<(), JournalError> {
+        let writes = qs
+            .iter()
+            .filter(|q| self.lock().live.contains_key(&q.reference))
+            .map(|q| self.journal.append(encode(q)));
+        for result in futures_util::future::join_all(writes).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// References from `first` on (cluster mode: a block of the cluster's own, so that no two
+    /// instances hand out the same reference). Never lowers the next one.
+    pub fn references_from(&self, first: u64) {
+        self.next.fetch_max(first, Ordering::Relaxed);
+    }
+
     /// Every quarantined request, oldest reference first.
     pub fn list(&self) -> Vec<Quarantined> {
         self.lock().live.values().cloned().collect()
@@ -219,6 +326,44 @@ impl Quarantine {
     pub fn is_failing(&self) -> bool {
         self.journal.is_failing()
     }
+}
+
+impl Quarantined {
+    /// The journal's record of this quarantine (the request log carries it unchanged).
+    pub fn to_record(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// A record of [`Self::to_record`] read back; `None` if it does not read.
+    pub fn from_record(b: &[u8]) -> Option<Self> {
+        match b.split_first() {
+            Some((&QUARANTINED, rest)) => decode(rest),
+            _ => None,
+        }
+    }
+}
+
+/// A future a [`SharedEntries`] returns.
+pub type SharedFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CommitError>> + Send + 'a>>;
+
+/// The request log's entries every instance reads (cluster mode: PostgreSQL's rows): the
+/// quarantined requests, so that an operator lists, releases or deletes one through any
+/// instance (records are [`Quarantined::to_record`]'s), and the pre-commands, so that a signed
+/// pre-command is accepted through any instance.
+pub trait SharedEntries: Send + Sync {
+    /// Every quarantined request's record, whichever instance keeps it.
+    fn list(&self) -> SharedFuture<'_, Vec<Vec<u8>>>;
+    /// Takes `reference` over for this instance, for one release or delete: its record, or
+    /// `None` if no instance keeps it or a release or delete is working on it.
+    fn claim(&self, reference: u64) -> SharedFuture<'_, Option<Vec<u8>>>;
+    /// Gives a claim back (the release or delete failed).
+    fn unclaim(&self, reference: u64) -> SharedFuture<'_, ()>;
+    /// Ends `reference` for good; durable once this resolves.
+    fn end(&self, reference: u64) -> SharedFuture<'_, ()>;
+    /// The pre-command ledger's record for the Transform `request` (its RequestID's text),
+    /// whichever instance issued it (or used it): `None` if none did.
+    fn precommand(&self, request: String) -> SharedFuture<'_, Option<Vec<u8>>>;
 }
 
 fn next_bytes(next: u64) -> Vec<u8> {

@@ -21,11 +21,11 @@ use super::critical::{code, counter, send, signed_back, SEND, TRANSFORM};
 use super::round_trip::{next, pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support::{self, element, TestGateway};
 
-const TOKEN: &str = "anomaly-admin-token";
+pub(super) const TOKEN: &str = "anomaly-admin-token";
 
 /// The directory and configuration of a routed gateway with the admin API on; devices answer in
 /// `latency_ms`.
-fn anomaly_dir(
+pub(super) fn anomaly_dir(
     pki: &Path,
     rx_port: u16,
     latency_ms: u64,
@@ -42,7 +42,7 @@ fn anomaly_dir(
     (dir, config)
 }
 
-async fn admin_post(admin: &str, path: &str, body: &str) -> (u16, String) {
+pub(super) async fn admin_post(admin: &str, path: &str, body: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(format!("{admin}{path}"))
         .bearer_auth(TOKEN)
@@ -53,7 +53,7 @@ async fn admin_post(admin: &str, path: &str, body: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn admin_get(admin: &str, path: &str) -> Value {
+pub(super) async fn admin_get(admin: &str, path: &str) -> Value {
     let r = reqwest::Client::new()
         .get(format!("{admin}{path}"))
         .bearer_auth(TOKEN)
@@ -76,7 +76,7 @@ async fn listed(admin: &str) -> Vec<u64> {
 }
 
 /// Release or delete `reference`; the outcome.
-async fn act(admin: &str, what: &str, reference: u64) -> String {
+pub(super) async fn act(admin: &str, what: &str, reference: u64) -> String {
     let (status, body) = admin_post(
         admin,
         &format!("/admin/v1/quarantine/{what}"),
@@ -147,7 +147,7 @@ fn for_request<'a>(got: &'a [Received], id: &str, code: &str) -> Option<&'a Rece
     })
 }
 
-fn rid(n: u64) -> String {
+pub(super) fn rid(n: u64) -> String {
     format!("{SUPPLIER}:{DEMO_ESME}:{n}")
 }
 

@@ -19,8 +19,9 @@ use super::round_trip::{pki_and_receiver, routed_dir_with, SUPPLIER};
 use super::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dccgw");
-/// The admin API's bearer token in the cluster's configuration.
-pub(super) const ADMIN_TOKEN: &str = "cluster-admin-token";
+/// The admin API's bearer token in the cluster's configuration: the one the anomaly tests'
+/// admin helpers send.
+pub(super) const ADMIN_TOKEN: &str = super::anomaly::TOKEN;
 
 /// A gateway process: its ports, and the child killed when dropped.
 pub(super) struct Instance {
@@ -114,7 +115,7 @@ impl Fixture {
     }
 
     /// Waits up to `secs` for a Service Response to each of `acknowledged`'s RequestIDs.
-    async fn answered(&mut self, acknowledged: &BTreeSet<String>, secs: u64) {
+    pub async fn answered(&mut self, acknowledged: &BTreeSet<String>, secs: u64) {
         let mut got = BTreeSet::new();
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !acknowledged.is_subset(&got) {

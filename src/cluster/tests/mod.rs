@@ -26,8 +26,14 @@ async fn cluster(dir: &std::path::Path) -> Option<(servers::Postgres, Cluster)> 
     let pg = crate::testing::servers::postgres(dir)?;
     let cluster = Cluster::connect(&pg.url(), "a").unwrap();
     assert_eq!(cluster.schema_version().await.unwrap(), 0);
-    // Every migration, in order, to the last one's version.
-    let latest = crate::cluster::schema::MIGRATIONS.last().unwrap().0;
+    // Every migration, numbered 1, 2, … without a gap (a database applies only the versions
+    // above its own), to the last one's version.
+    let versions: Vec<i32> = crate::cluster::schema::MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(versions, (1..=versions.len() as i32).collect::<Vec<_>>());
+    let latest = *versions.last().unwrap();
     assert_eq!(cluster.migrate().await.unwrap(), latest);
     // Again: nothing more to apply.
     assert_eq!(cluster.migrate().await.unwrap(), latest);

@@ -97,3 +97,62 @@ async fn a_journal_of_mostly_ended_entries_is_rewritten_and_keeps_its_references
     let q = Quarantine::open(&path, 10_000, 1 << 24).unwrap();
     assert!(q.next_reference() >= 1_100);
 }
+
+#[tokio::test]
+async fn a_reserved_quarantine_is_kept_by_its_commit_and_recovered_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quarantine.journal");
+    let q = Quarantine::open(&path, 2, 1 << 20).unwrap();
+    let a = entry(&q, 1, BreachKind::UserThreshold, 10);
+    let b = entry(&q, 2, BreachKind::DccThreshold, 20);
+    let c = entry(&q, 3, BreachKind::DccThreshold, 20);
+    q.reserve(&a).unwrap();
+    q.reserve(&b).unwrap();
+    // Counted while its commit is on the way: the bounds hold, and nobody releases it yet.
+    assert!(matches!(q.reserve(&c), Err(QuarantineError::TooMany(2))));
+    assert_eq!(q.claim(a.reference), None);
+    q.admit(a.reference);
+    // A commit that failed: forgotten, its room given back.
+    q.unreserve(b.reference);
+    q.reserve(&c).unwrap();
+    q.admit(c.reference);
+    assert_eq!(q.list(), [a.clone(), c.clone()]);
+    assert_eq!(Quarantined::from_record(&a.to_record()), Some(a.clone()));
+    assert_eq!(Quarantined::from_record(b"X"), None);
+    // `a` is checkpointed and then released, which the journal says after it; `c` is still
+    // only in the request log when the process dies.
+    q.checkpoint(std::slice::from_ref(&a)).await.unwrap();
+    assert!(q.claim(a.reference).is_some());
+    q.end(a.reference, Ending::Released).await.unwrap();
+    // A checkpoint late for an ended one writes nothing back.
+    q.checkpoint(std::slice::from_ref(&a)).await.unwrap();
+    drop(q);
+
+    // The log hands back both: the ended one stays ended, the other is kept (and written).
+    let q = Quarantine::open_with(&path, 2, 1 << 20, vec![a.clone(), c.clone()]).unwrap();
+    assert_eq!(q.list(), std::slice::from_ref(&c));
+    assert!(q.next_reference() > c.reference);
+    drop(q);
+    // A crash before the log's segments were released: read again, the same.
+    let q = Quarantine::open_with(&path, 2, 1 << 20, vec![a.clone(), c.clone()]).unwrap();
+    assert_eq!(q.list(), std::slice::from_ref(&c));
+    drop(q);
+    let q = Quarantine::open(&path, 2, 1 << 20).unwrap();
+    assert_eq!(q.list(), std::slice::from_ref(&c));
+}
+
+#[tokio::test]
+async fn a_quarantine_record_after_its_end_does_not_bring_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quarantine.journal");
+    let q = Quarantine::open(&path, 10, 1 << 20).unwrap();
+    let a = entry(&q, 1, BreachKind::UserThreshold, 10);
+    q.add(a.clone()).await.unwrap();
+    assert!(q.claim(a.reference).is_some());
+    q.end(a.reference, Ending::Deleted).await.unwrap();
+    // As a checkpoint racing the delete may write it.
+    q.journal.append(a.to_record()).await.unwrap();
+    drop(q);
+    let q = Quarantine::open(&path, 10, 1 << 20).unwrap();
+    assert!(q.list().is_empty());
+}

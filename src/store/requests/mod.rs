@@ -1,9 +1,10 @@
 //! The request log: one durable commit per request, carrying everything the request makes
 //! durable before its answer — an accepted request's originator's new anti-replay mark and its
 //! effects' records (a command journalled as pending, a held request, a pre-command issued or
-//! used), and every answer's audit record (a refusal's decision is that record alone) — so that
-//! a crash can never leave a counter spent without its command, nor a command without its
-//! counter, nor either without its audit record; and an answer waits for one fsync.
+//! used, a quarantined request, a command sent for local delivery or answered), and every answer's audit record (a refusal's decision is that
+//! record alone) — so that a crash can never leave a counter spent without its command, nor a
+//! command without its counter, nor either without its audit record; and an answer waits for
+//! one fsync.
 //!
 //! The boundary is [`RequestLog`]. Its contract, for any implementation:
 //!
@@ -22,19 +23,19 @@
 //! The file implementation ([`FileRequestLog`], `requests/` under the state directory) is a
 //! segmented [`Journal`](super::Journal): one writer thread, one write and one fsync for every
 //! decision waiting. The per-kind stores (`replay.journal`, `pending/`, `holds.journal`,
-//! `precommands/`) are in-memory views on the request path; a sealed segment is checkpointed
-//! into their own files in the background (one batch per store) and then deleted, so the log
-//! stays bounded. The audit trail is the log's copy of the audit records ([`Trail`]: each handed
+//! `precommands/`, `local-commands/`, `quarantine.journal`) are in-memory views on the request path; a sealed
+//! segment is checkpointed into their own files in the background (one batch per store) and
+//! then deleted, so the log stays bounded. The audit trail is the log's copy of the audit records ([`Trail`]: each handed
 //! over once durable, the trail fsynced before its segment is deleted). A database
 //! implementation commits a batch of decisions in one transaction, writing the same rows the
 //! checkpoint writes (the audit rows among them), and needs no checkpoint.
 //!
 //! What is made durable outside a request keeps its own journal: a pending command's settling
 //! (`pending/`), a held request's release (`holds.journal`), outbox deliveries, registration and
-//! User changes, and the effects that are not log entries (local commands, schedules,
-//! quarantine, firmware distributions), which are written before the decision's commit (so a
-//! crash between the two leaves the counter unspent and the effect done: a resend is accepted,
-//! and the effect may happen twice, never not at all).
+//! User changes, a quarantine's release or deletion, and the effects that are not log entries
+//! (schedules, firmware distributions), which are written before the
+//! decision's commit (so a crash between the two leaves the counter unspent and the effect
+//! done: a resend is accepted, and the effect may happen twice, never not at all).
 
 mod file;
 
@@ -149,21 +150,30 @@ pub enum EntryKind {
     /// The request's audit record (the audit trail's entry: its time and its JSON), so that
     /// the answer waits for this one commit and the trail copies it from the log.
     Audit,
-    /// A pre-command issued by a Transform, or used by its signed form (the pre-command
-    /// ledger's record).
+    /// A pre-command issued by a Transform (the pre-command ledger's record).
     PreCommand,
+    /// A pre-command used by its signed form (the pre-command ledger's record). It spends the
+    /// issue's entry: a log shared with other instances refuses the decision if that entry is
+    /// gone (used through another instance, or never issued there), as a replay.
+    PreCommandUse,
     /// A request counted by anomaly detection (the count journal's record), so that a restart
     /// counts it again.
     Count,
+    /// A request anomaly detection quarantined (the quarantine journal's record), kept until an
+    /// operator releases or deletes it.
+    Quarantine,
+    /// A command sent to a User for local delivery, or its 8.13 answer recorded against it (the
+    /// local-command ledger's record).
+    LocalCommand,
 }
 
 impl EntryKind {
     /// Whether a log shared by several instances leaves this kind to each instance's own stores
-    /// (its audit trail and pre-command ledger), rather than keeping it for whichever instance
+    /// (its audit trail and local-command ledger), rather than keeping it for whichever instance
     /// owns or claims the request. A shared log keeps the requests counted in counts every
     /// instance reads.
     pub const fn kept_by_instance(self) -> bool {
-        matches!(self, Self::Audit | Self::PreCommand)
+        matches!(self, Self::Audit | Self::LocalCommand)
     }
 
     /// The kind's one-byte name, in the file log's records and the database's rows.
@@ -174,6 +184,9 @@ impl EntryKind {
             Self::Audit => b'A',
             Self::PreCommand => b'C',
             Self::Count => b'N',
+            Self::Quarantine => b'Q',
+            Self::LocalCommand => b'L',
+            Self::PreCommandUse => b'U',
         }
     }
 
@@ -185,6 +198,9 @@ impl EntryKind {
             b'A' => Some(Self::Audit),
             b'C' => Some(Self::PreCommand),
             b'N' => Some(Self::Count),
+            b'Q' => Some(Self::Quarantine),
+            b'L' => Some(Self::LocalCommand),
+            b'U' => Some(Self::PreCommandUse),
             _ => None,
         }
     }
