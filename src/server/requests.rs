@@ -123,9 +123,9 @@ pub(super) async fn audit(
 }
 
 /// Once every store holds its share of the recovered decisions (the pre-commands, local
-/// commands and counted requests among them are taken here): embedded, the recovered segments go and the
-/// checkpoint starts; in cluster mode, the stores settle through the log,
-/// the entries kept locally go to their files, and claimed entries are taken up.
+/// commands and counted requests among them are taken here): embedded, the recovered segments
+/// go and the checkpoint starts; in cluster mode, the stores settle through the log, the entries
+/// kept locally go to their files, and claimed entries are taken up.
 pub(super) async fn start(
     log: Log,
     (precommands, counts): (Vec<Vec<u8>>, Vec<Tallied>),
@@ -174,7 +174,7 @@ pub(super) async fn start(
             cluster,
             log,
             recovered,
-            mut claimed,
+            claimed,
         } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let (counted, feed) = cluster.counts(now).await?;
@@ -191,21 +191,27 @@ pub(super) async fn start(
             // This instance's own open entries, taken up as a claim's are: in memory, the
             // commands sent again.
             gateway.adopt(&recovered);
-            let gateway = Arc::downgrade(gateway);
-            tokio::spawn(async move {
-                while let Some(claim) = claimed.recv().await {
-                    let Some(gateway) = gateway.upgrade() else {
-                        return;
-                    };
-                    gateway.adopt(&claim.entries);
-                    if !claim.alerts.is_empty() {
-                        tokio::spawn(raise_claimed(Arc::clone(&gateway.state), claim.alerts));
-                    }
-                }
-            });
+            tokio::spawn(take_up_claims(Arc::downgrade(gateway), claimed));
         }
     }
     Ok(())
+}
+
+/// Takes up what this instance claims from gone ones, for as long as the gateway runs: their
+/// entries as its own open ones, their DCC-alert obligations raised.
+async fn take_up_claims(
+    gateway: std::sync::Weak<Gateway>,
+    mut claimed: mpsc::Receiver<crate::cluster::Claimed>,
+) {
+    while let Some(claim) = claimed.recv().await {
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        gateway.adopt(&claim.entries);
+        if !claim.alerts.is_empty() {
+            tokio::spawn(raise_claimed(Arc::clone(&gateway.state), claim.alerts));
+        }
+    }
 }
 
 /// Raises the DCC Alerts of change batches whose obligations this instance claimed from a gone
