@@ -35,7 +35,7 @@ mod tests;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -92,7 +92,7 @@ impl Default for Rotation {
 /// last clone is dropped, after writing what it was given.
 #[derive(Clone)]
 pub struct Audit {
-    tx: mpsc::SyncSender<writer::Pending>,
+    queue: writer::Queue,
     dir: PathBuf,
     /// Set while the last write failed, cleared by the next that works (or a probe of the
     /// directory that works).
@@ -156,16 +156,16 @@ impl Audit {
                 }
             }
         }
-        let (tx, rx) = mpsc::sync_channel(QUEUE_BOUND);
+        let (queue, rx, waiting) = writer::Queue::new();
         std::thread::Builder::new()
             .name("dccgw-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, &waiting))
             .map_err(|source| AuditError::Io {
                 path: dir.to_owned(),
                 source,
             })?;
         Ok(Self {
-            tx,
+            queue,
             dir: dir.to_owned(),
             failing,
             dropped: Arc::new(AtomicBool::new(false)),
@@ -200,10 +200,9 @@ impl Audit {
             at_ms: event.at_ms(),
             done: Some(done),
         };
-        match self.tx.try_send(pending) {
+        match self.queue.send(pending) {
             Ok(()) => Receipt(Inner::Waiting(wait)),
-            Err(mpsc::TrySendError::Full(_)) => Receipt::failed(AuditError::Backlog),
-            Err(mpsc::TrySendError::Disconnected(_)) => Receipt::failed(AuditError::Stopped),
+            Err(e) => Receipt::failed(e),
         }
     }
 
@@ -223,13 +222,9 @@ impl Audit {
             at_ms,
             done: None,
         };
-        if let Err(e) = self.tx.try_send(pending) {
+        if let Err(why) = self.queue.send(pending) {
             self.failing.store(true, Ordering::Relaxed);
             self.dropped.store(true, Ordering::Relaxed);
-            let why = match e {
-                mpsc::TrySendError::Full(_) => AuditError::Backlog,
-                mpsc::TrySendError::Disconnected(_) => AuditError::Stopped,
-            };
             tracing::error!(error = %why, "An audit record durable in the request log is not yet in the trail; it is copied at the next start.");
         }
     }
@@ -241,10 +236,9 @@ impl Audit {
             return Receipt::failed(AuditError::CopiesDropped);
         }
         let (done, wait) = oneshot::channel();
-        match self.tx.try_send(writer::Pending::Sync(done)) {
+        match self.queue.send(writer::Pending::Sync(done)) {
             Ok(()) => Receipt(Inner::Waiting(wait)),
-            Err(mpsc::TrySendError::Full(_)) => Receipt::failed(AuditError::Backlog),
-            Err(mpsc::TrySendError::Disconnected(_)) => Receipt::failed(AuditError::Stopped),
+            Err(e) => Receipt::failed(e),
         }
     }
 }

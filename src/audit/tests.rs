@@ -459,3 +459,25 @@ proptest! {
         let _ = verify_dir(dir.path());
     }
 }
+
+#[test]
+fn the_writers_queue_refuses_past_its_bound_and_counts_what_the_writer_takes() {
+    let (queue, rx, waiting) = writer::Queue::new();
+    let sync = || writer::Pending::Sync(tokio::sync::oneshot::channel().0);
+    for _ in 0..QUEUE_BOUND {
+        queue.send(sync()).unwrap();
+    }
+    assert!(matches!(queue.send(sync()), Err(AuditError::Backlog)));
+    assert_eq!(waiting.load(Ordering::Relaxed), QUEUE_BOUND);
+    // What the writer takes off frees its place (`Writer::run` counts a batch down at once).
+    let taken = rx.try_iter().take(10).count();
+    waiting.fetch_sub(taken, Ordering::AcqRel);
+    for _ in 0..10 {
+        queue.send(sync()).unwrap();
+    }
+    assert!(matches!(queue.send(sync()), Err(AuditError::Backlog)));
+    drop(rx);
+    waiting.store(0, Ordering::Relaxed);
+    assert!(matches!(queue.send(sync()), Err(AuditError::Stopped)));
+    assert_eq!(waiting.load(Ordering::Relaxed), 0);
+}

@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
@@ -30,6 +30,41 @@ pub(super) enum Pending {
     },
     /// Everything written so far fsynced, then `done` told.
     Sync(Done),
+}
+
+/// The writer's queue: a channel that allocates as records come and frees as the writer takes
+/// them (an idle trail holds no memory for its bound), and the count waiting in it, which
+/// [`super::QUEUE_BOUND`] bounds.
+#[derive(Clone)]
+pub(super) struct Queue {
+    tx: mpsc::Sender<Pending>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// The queue, and its receiving end for [`Writer::run`].
+    pub(super) fn new() -> (Self, mpsc::Receiver<Pending>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let queue = Self {
+            tx,
+            waiting: Arc::clone(&waiting),
+        };
+        (queue, rx, waiting)
+    }
+
+    /// Queues `pending` without waiting: refused when [`super::QUEUE_BOUND`] records wait
+    /// already, or the writer has stopped.
+    pub(super) fn send(&self, pending: Pending) -> Result<(), AuditError> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= super::QUEUE_BOUND {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AuditError::Backlog);
+        }
+        self.tx.send(pending).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            AuditError::Stopped
+        })
+    }
 }
 
 /// Records gathered into one write and one fsync at most.
@@ -144,7 +179,7 @@ impl Writer {
     }
 
     /// Runs until every [`super::Audit`] handle is dropped.
-    pub(super) fn run(mut self, rx: mpsc::Receiver<Pending>) {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Pending>, waiting: &AtomicUsize) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = match rx.recv_timeout(RETRY) {
@@ -165,6 +200,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            waiting.fetch_sub(batch.len(), Ordering::AcqRel);
             let mut sync = false;
             for pending in batch.drain(..) {
                 match pending {

@@ -16,12 +16,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// The largest record accepted; larger ones are refused, not written.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 /// Records waiting for the writer; at the bound `append` waits (backpressure), it does not grow.
+/// The queue holds only what waits (a channel that allocates as records come and frees as the
+/// writer takes them), so an idle journal costs no memory for its bound.
 const QUEUE_BOUND: usize = 65_536;
+/// The writer's batch buffer is kept up to this size between batches; a larger batch's buffer
+/// is given back once written, so one burst does not hold its size for the process's life.
+const KEPT_BUFFER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -37,12 +42,20 @@ pub enum JournalError {
     Stopped,
 }
 
-type Pending = (Vec<u8>, oneshot::Sender<Result<(), String>>);
+/// A record for the writer, the sender its answer goes to, and its place in the queue's bound
+/// (given back when the writer has answered).
+type Pending = (
+    Vec<u8>,
+    oneshot::Sender<Result<(), String>>,
+    Option<OwnedSemaphorePermit>,
+);
 
 /// The journal's writer side. Cloning shares the one writer thread.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::SyncSender<Pending>,
+    tx: mpsc::Sender<Pending>,
+    /// Places left in the queue ([`QUEUE_BOUND`] in all).
+    room: Arc<Semaphore>,
     path: PathBuf,
     /// Set while the last write failed (or the journal stopped), cleared by the next that works.
     failing: Arc<AtomicBool>,
@@ -73,7 +86,7 @@ impl Journal {
             file,
             durable: intact,
         };
-        let (tx, rx) = mpsc::sync_channel::<Pending>(QUEUE_BOUND);
+        let (tx, rx) = mpsc::channel::<Pending>();
         let thread_path = path.to_owned();
         let failing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failing);
@@ -84,6 +97,7 @@ impl Journal {
         Ok((
             Self {
                 tx,
+                room: Arc::new(Semaphore::new(QUEUE_BOUND)),
                 path: path.to_owned(),
                 failing,
             },
@@ -106,18 +120,14 @@ impl Journal {
             return Err(JournalError::TooLarge(payload.len()));
         }
         let (done, wait) = oneshot::channel();
-        let tx = self.tx.clone();
-        // The channel is bounded: when full, wait on a blocking thread rather than an async one.
-        match tx.try_send((payload, done)) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(p)) => {
-                tokio::task::spawn_blocking(move || tx.send(p))
-                    .await
-                    .map_err(|_| JournalError::Stopped)?
-                    .map_err(|_| JournalError::Stopped)?;
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(JournalError::Stopped),
-        }
+        // At the bound, wait (asynchronously) for the writer to take records off the queue.
+        let place = Arc::clone(&self.room)
+            .acquire_owned()
+            .await
+            .map_err(|_| JournalError::Stopped)?;
+        self.tx
+            .send((payload, done, Some(place)))
+            .map_err(|_| JournalError::Stopped)?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(JournalError::Io {
@@ -223,7 +233,7 @@ fn write_loop<S: Sink>(
     path: &Path,
     failing: &AtomicBool,
 ) {
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut buf = Vec::with_capacity(KEPT_BUFFER_BYTES);
     let mut waiting = Vec::new();
     let mut stopped: Option<String> = None;
     while let Ok(first) = rx.recv() {
@@ -239,7 +249,7 @@ fn write_loop<S: Sink>(
             Some(why) => Err(why.clone()),
             None => {
                 buf.clear();
-                for (payload, _) in &waiting {
+                for (payload, _, _) in &waiting {
                     frame(payload, &mut buf);
                 }
                 file.commit(&buf).map_err(|(e, stop)| {
@@ -254,9 +264,11 @@ fn write_loop<S: Sink>(
             }
         };
         failing.store(result.is_err(), Ordering::Relaxed);
-        for (_, done) in waiting.drain(..) {
+        for (_, done, _) in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
+        buf.clear();
+        buf.shrink_to(KEPT_BUFFER_BYTES);
     }
 }
 
@@ -397,9 +409,9 @@ mod tests {
     }
 
     /// Sends one record through a running writer and waits for its answer.
-    fn append_blocking(tx: &mpsc::SyncSender<Pending>, payload: &[u8]) -> Result<(), String> {
+    fn append_blocking(tx: &mpsc::Sender<Pending>, payload: &[u8]) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
-        tx.send((payload.to_vec(), done)).unwrap();
+        tx.send((payload.to_vec(), done, None)).unwrap();
         wait.blocking_recv().unwrap()
     }
 
@@ -416,7 +428,7 @@ mod tests {
     fn first_torn_after(cut_fails: bool) -> (bool, Vec<Vec<u8>>) {
         use std::sync::atomic::Ordering::SeqCst;
         let flaky = Flaky::default();
-        let (tx, rx) = mpsc::sync_channel(16);
+        let (tx, rx) = mpsc::channel();
         let sink = Durable {
             file: flaky.clone(),
             durable: 0,
