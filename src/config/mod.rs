@@ -289,9 +289,10 @@ pub struct Critical {
     /// How long a command sent for local delivery may be answered by an 8.13 Return Local
     /// Command Response, in seconds (30 days).
     pub local_command_expiry_secs: u64,
-    /// Pre-commands (and, separately, local commands) one User may have in its ledger at once;
-    /// beyond it a Transform or a local delivery is refused (E1008) until older ones are
-    /// forgotten.
+    /// Pre-commands (and, separately, local commands) one User may have open at once (issued,
+    /// neither used nor expired); beyond it a Transform or a local delivery is refused (E1008)
+    /// until some are used or expire. Used and expired ones are remembered for an hour (so a
+    /// repeat is refused as used or expired, not unknown) and do not count.
     pub max_outstanding_per_user: usize,
 }
 

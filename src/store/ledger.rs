@@ -6,10 +6,13 @@
 //!
 //! Bounds, and what happens at them:
 //! - Each entry expires `expiry_secs` after it was issued; using it later is refused as expired.
-//!   An expired or used entry is still known for another `expiry_secs` (so that a late or
-//!   repeated use is told apart from an unknown one), then forgotten.
-//! - A User holds at most `max_per_user` entries (open, used or expired but still known); an
-//!   issue beyond that is refused ([`IssueError::Full`]) until older ones are forgotten.
+//!   A used or expired entry is still known for a grace of `expiry_secs`, at most an hour, after
+//!   its use or expiry (so that a late or repeated use is told apart from an unknown one; after
+//!   it, such a use is refused as unknown, still a refusal), then forgotten. So memory holds the
+//!   open entries and the last hour's closed ones, not every entry of two expiries.
+//! - A User has at most `max_per_user` open entries (issued, neither used nor expired); an issue
+//!   beyond that is refused ([`IssueError::Full`]) until some are used or expire. Closed entries
+//!   do not count: a User that uses what it is issued never meets the bound.
 //! - The journal is cut into segments of `expiry_secs` each (`<dir>/<n>.journal`, `n` the issue
 //!   time divided by the segment length); a segment three lengths old holds nothing still known
 //!   and is deleted whole. The disk used is bounded by the rate of issues times three expiries.
@@ -27,20 +30,22 @@ use crate::domain::{RequestId, UserId};
 
 /// How often (in seconds of the caller's clock) forgotten entries are swept out of memory.
 const SWEEP_EVERY_SECS: i64 = 60;
+/// The longest a used or expired entry is still known after its use or expiry.
+const MAX_GRACE_SECS: u64 = 3600;
 
 /// The ledger's bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerLimits {
     /// How long an issued entry may be used, in seconds (at least 1).
     pub expiry_secs: u64,
-    /// Entries one User may have in the ledger at once.
+    /// Open entries (issued, neither used nor expired) one User may have at once.
     pub max_per_user: usize,
 }
 
 /// Why an entry could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
-    #[error("the User already has {max} entries in the ledger")]
+    #[error("the User already has {max} open entries in the ledger")]
     Full { max: usize },
     #[error("an entry for this RequestID was issued already")]
     Duplicate,
@@ -82,6 +87,10 @@ struct Entry<V> {
     issued: i64,
     /// `None` once used.
     value: Option<V>,
+    /// Counted against its User's bound: neither used nor (as of the last sweep) expired.
+    open: bool,
+    /// When it is forgotten: the grace after its expiry, or after its use once used.
+    forget_at: i64,
 }
 
 struct Book<V> {
@@ -126,7 +135,7 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
             for bytes in records {
                 // A record that does not parse was written by a newer version: passed over.
                 if let Ok(record) = serde_json::from_slice::<Record<V>>(&bytes) {
-                    book.replay(record);
+                    book.replay(record, &limits);
                 }
             }
         }
@@ -177,11 +186,8 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
             at: now,
             value: value.clone(),
         };
-        let entry = Entry {
-            issued: now,
-            value: Some(value),
-        };
-        book.entries.insert(id, entry);
+        book.entries
+            .insert(id, Entry::issued(now, value, &self.limits));
         // Serialising these plain values cannot fail.
         Ok(serde_json::to_vec(&record).unwrap_or_default())
     }
@@ -223,19 +229,29 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
     /// makes the use durable (see [`Self::issue_in_memory`]; [`Self::untake`] undoes it).
     pub fn take_in_memory(&self, id: &RequestId, now: i64) -> Result<(V, Vec<u8>), UseError> {
         let mut book = self.book();
-        let entry = book.entries.get_mut(id).ok_or(UseError::Unknown)?;
+        let Book {
+            entries, per_user, ..
+        } = &mut *book;
+        let entry = entries.get_mut(id).ok_or(UseError::Unknown)?;
         if entry.value.is_some() && now >= entry.issued + self.expiry() {
             return Err(UseError::Expired);
         }
         let value = entry.value.take().ok_or(UseError::Used)?;
+        entry.close(per_user, id.originator);
+        entry.forget_at = entry.forget_at.min(now.saturating_add(grace(&self.limits)));
         let record = Record::<V>::Used { id: id.to_string() };
         Ok((value, serde_json::to_vec(&record).unwrap_or_default()))
     }
 
     /// A use in memory whose record did not become durable, undone.
     pub fn untake(&self, id: &RequestId, value: V) {
-        if let Some(entry) = self.book().entries.get_mut(id) {
-            entry.value = Some(value);
+        let mut book = self.book();
+        let Book {
+            entries, per_user, ..
+        } = &mut *book;
+        if let Some(entry) = entries.get_mut(id) {
+            *entry = Entry::issued(entry.issued, value, &self.limits);
+            *per_user.entry(id.originator).or_default() += 1;
         }
     }
 
@@ -246,7 +262,7 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
         let mut book = self.book();
         for bytes in records {
             if let Ok(record) = serde_json::from_slice::<Record<V>>(bytes) {
-                book.replay(record);
+                book.replay(record, &self.limits);
             }
         }
     }
@@ -305,8 +321,35 @@ impl<V: Clone + Serialize + DeserializeOwned> Ledger<V> {
     }
 }
 
+impl<V> Entry<V> {
+    /// An open entry issued at `at`.
+    fn issued(at: i64, value: V, limits: &LedgerLimits) -> Self {
+        let expiry = i64::try_from(limits.expiry_secs).unwrap_or(i64::MAX);
+        Self {
+            issued: at,
+            value: Some(value),
+            open: true,
+            forget_at: at.saturating_add(expiry).saturating_add(grace(limits)),
+        }
+    }
+
+    /// No longer counted against its User's bound (used, or found expired).
+    fn close(&mut self, per_user: &mut HashMap<UserId, usize>, user: UserId) {
+        if std::mem::take(&mut self.open) {
+            decrement(per_user, user);
+        }
+    }
+}
+
+/// How long a used or expired entry is still known: its expiry, at most an hour.
+fn grace(limits: &LedgerLimits) -> i64 {
+    i64::try_from(limits.expiry_secs.min(MAX_GRACE_SECS)).unwrap_or(i64::MAX)
+}
+
 impl<V> Book<V> {
-    fn replay(&mut self, record: Record<V>) {
+    /// A record read back: an issue (once) or a use (whose time is not recorded: the entry is
+    /// forgotten the grace after its expiry).
+    fn replay(&mut self, record: Record<V>, limits: &LedgerLimits) {
         match record {
             Record::Issued { id, at, value } => {
                 let Ok(id) = id.parse::<RequestId>() else {
@@ -316,45 +359,40 @@ impl<V> Book<V> {
                     return;
                 }
                 *self.per_user.entry(id.originator).or_default() += 1;
-                let entry = Entry {
-                    issued: at,
-                    value: Some(value),
-                };
-                self.entries.insert(id, entry);
+                self.entries.insert(id, Entry::issued(at, value, limits));
             }
             Record::Used { id } => {
-                let entry = id
-                    .parse::<RequestId>()
-                    .ok()
-                    .and_then(|id| self.entries.get_mut(&id));
-                if let Some(entry) = entry {
+                let Ok(id) = id.parse::<RequestId>() else {
+                    return;
+                };
+                if let Some(entry) = self.entries.get_mut(&id) {
                     entry.value = None;
+                    entry.close(&mut self.per_user, id.originator);
                 }
             }
         }
     }
 
-    /// Forgets the entries known for longer than twice the expiry, at most once a minute.
+    /// At most once a minute: closes the open entries that expired (no longer counted against
+    /// their User's bound) and forgets those whose grace has passed.
     fn sweep(&mut self, now: i64, limits: &LedgerLimits) {
         if now < self.next_sweep {
             return;
         }
         self.next_sweep = now + SWEEP_EVERY_SECS;
-        let keep = i64::try_from(limits.expiry_secs.saturating_mul(2)).unwrap_or(i64::MAX);
-        let gone: Vec<RequestId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| now >= e.issued.saturating_add(keep))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            self.forget(&id);
-        }
+        let expiry = i64::try_from(limits.expiry_secs).unwrap_or(i64::MAX);
+        let per_user = &mut self.per_user;
+        self.entries.retain(|id, e| {
+            if e.open && now >= e.issued.saturating_add(expiry) {
+                e.close(per_user, id.originator);
+            }
+            now < e.forget_at
+        });
     }
 
     fn forget(&mut self, id: &RequestId) {
-        if self.entries.remove(id).is_some() {
-            decrement(&mut self.per_user, id.originator);
+        if let Some(mut entry) = self.entries.remove(id) {
+            entry.close(&mut self.per_user, id.originator);
         }
     }
 }

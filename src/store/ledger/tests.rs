@@ -64,13 +64,25 @@ async fn an_entry_expires_then_is_forgotten() {
         ledger.take(&id(1, 1), T0 + day).await,
         Err(UseError::Expired)
     ));
-    // Known as expired for another expiry, then forgotten (the next issue sweeps).
-    ledger.issue(id(1, 2), vec![2], T0 + 2 * day).await.unwrap();
+    // Known as expired for the grace (an hour here), then forgotten (the next issue sweeps).
+    let hour = 3_600;
+    ledger
+        .issue(id(1, 2), vec![2], T0 + day + hour - 1)
+        .await
+        .unwrap();
     assert!(matches!(
-        ledger.peek(&id(1, 1), T0 + 2 * day),
+        ledger.peek(&id(1, 1), T0 + day + hour - 1),
+        Err(UseError::Expired)
+    ));
+    ledger
+        .issue(id(1, 3), vec![3], T0 + day + hour + 60)
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger.peek(&id(1, 1), T0 + day + hour + 60),
         Err(UseError::Unknown)
     ));
-    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger.len(), 2);
 }
 
 #[tokio::test]
@@ -84,12 +96,46 @@ async fn a_user_holds_at_most_its_bound_and_others_are_not_affected() {
         Err(IssueError::Full { max: 2 })
     ));
     ledger.issue(id(2, 1), vec![], T0).await.unwrap();
-    // Using one does not free its place: it is still known.
+    // Using one frees its place (the bound is on open entries), though it is still known.
     ledger.take(&id(1, 1), T0).await.unwrap();
-    assert!(ledger.issue(id(1, 3), vec![], T0).await.is_err());
-    // Once forgotten, the place is free again.
-    let later = T0 + 2 * DAY as i64;
-    ledger.issue(id(1, 3), vec![], later).await.unwrap();
+    ledger.issue(id(1, 3), vec![], T0).await.unwrap();
+    assert!(matches!(
+        ledger.take(&id(1, 1), T0).await,
+        Err(UseError::Used)
+    ));
+    assert!(ledger.issue(id(1, 4), vec![], T0).await.is_err());
+    // An expired one frees its place too (at the sweep after its expiry).
+    let later = T0 + DAY as i64 + 60;
+    ledger.issue(id(1, 4), vec![], later).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_used_entry_is_forgotten_an_hour_after_its_use_so_memory_holds_what_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), 10, T0);
+    for k in 1..=5 {
+        ledger.issue(id(1, k), vec![], T0).await.unwrap();
+        ledger.take(&id(1, k), T0 + 10).await.unwrap();
+    }
+    ledger.issue(id(1, 9), vec![], T0).await.unwrap();
+    assert_eq!(ledger.len(), 6);
+    // Within the hour a repeated use is told apart; after it, the used ones are forgotten and
+    // a repeat is refused as unknown, while the open one is kept until its expiry.
+    assert!(matches!(
+        ledger.take(&id(1, 1), T0 + 3_600).await,
+        Err(UseError::Used)
+    ));
+    ledger.issue(id(2, 1), vec![], T0 + 3_700).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert!(matches!(
+        ledger.take(&id(1, 1), T0 + 3_700).await,
+        Err(UseError::Unknown)
+    ));
+    assert!(ledger.peek(&id(1, 9), T0 + 3_700).is_ok());
+    // An entry used again after an undone use is open again, counted once.
+    let (value, _) = ledger.take_in_memory(&id(1, 9), T0 + 3_701).unwrap();
+    ledger.untake(&id(1, 9), value);
+    assert!(ledger.peek(&id(1, 9), T0 + 3_702).is_ok());
 }
 
 #[tokio::test]
