@@ -247,20 +247,7 @@ async fn measure_commits_with_counts() {
                 took
             })
         });
-        let mut took: Vec<std::time::Duration> = futures_util::future::join_all(tasks)
-            .await
-            .into_iter()
-            .flat_map(Result::unwrap)
-            .collect();
-        let elapsed = start.elapsed();
-        took.sort();
-        let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
-        println!(
-            "run {run}, counted {count}: {} commits in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
-            took.len(),
-            took.len() as f64 / elapsed.as_secs_f64(),
-            at(50),
-            at(99)
-        );
+        let what = format!("commits (run {run}, counted {count})");
+        super::print_latencies(&what, start, tasks).await;
     }
 }

@@ -241,21 +241,7 @@ async fn measure_advances() {
             took
         })
     });
-    let mut took: Vec<Duration> = futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(Result::unwrap)
-        .collect();
-    let elapsed = start.elapsed();
-    took.sort();
-    let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
-    println!(
-        "{} advances by 64 originators in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
-        took.len(),
-        took.len() as f64 / elapsed.as_secs_f64(),
-        at(50),
-        at(99)
-    );
+    print_latencies("advances by 64 originators", start, tasks).await;
 }
 
 /// The throwaway nats-server runs JetStream on its port and stops when dropped.
@@ -278,4 +264,28 @@ fn a_throwaway_nats_server_speaks_nats_with_jetstream() {
     assert!(nats.store_dir().is_dir());
     drop(nats);
     assert!(std::net::TcpStream::connect(&addr).is_err());
+}
+
+/// Waits for `tasks` (each gives the latency of every operation it made) started at `start`,
+/// and prints after `what` how many there were, their rate and their p50 and p99.
+async fn print_latencies(
+    what: &str,
+    start: std::time::Instant,
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<Vec<Duration>>>,
+) {
+    let mut took: Vec<Duration> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    let elapsed = start.elapsed();
+    took.sort();
+    let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
+    println!(
+        "{} {what} in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
+        took.len(),
+        took.len() as f64 / elapsed.as_secs_f64(),
+        at(50),
+        at(99)
+    );
 }

@@ -224,19 +224,5 @@ async fn measure_commits() {
             took
         })
     });
-    let mut took: Vec<Duration> = futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(Result::unwrap)
-        .collect();
-    let elapsed = start.elapsed();
-    took.sort();
-    let at = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
-    println!(
-        "{} commits (mark + entry) by 64 originators in {elapsed:?}: {:.0}/s, p50 {:?}, p99 {:?}",
-        took.len(),
-        took.len() as f64 / elapsed.as_secs_f64(),
-        at(50),
-        at(99)
-    );
+    super::print_latencies("commits (mark + entry) by 64 originators", start, tasks).await;
 }
