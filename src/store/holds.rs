@@ -111,8 +111,11 @@ impl Holds {
         let (_, records) = Journal::open(path)?;
         let mut held: HashMap<RequestId, Held> = HashMap::new();
         let mut order: Vec<RequestId> = Vec::new();
-        let mut done = 0usize;
-        let from_log = !recovered.is_empty();
+        // Requests done: a hold record written after its own end (a checkpoint racing a
+        // release) does not bring it back.
+        let mut done = std::collections::HashSet::new();
+        let from_log: std::collections::HashSet<RequestId> =
+            recovered.iter().map(|h| h.request_id).collect();
         for h in recovered {
             order.push(h.request_id);
             held.insert(h.request_id, h);
@@ -120,6 +123,7 @@ impl Holds {
         for r in &records {
             match r.split_first() {
                 Some((&HELD, rest)) => match decode_held(rest) {
+                    Some(h) if done.contains(&h.request_id) => {}
                     Some(h) => {
                         order.push(h.request_id);
                         held.insert(h.request_id, h);
@@ -129,7 +133,7 @@ impl Holds {
                 Some((&DONE, id)) => {
                     if let Some(id) = decode_id(id) {
                         held.remove(&id);
-                        done += 1;
+                        done.insert(id);
                     }
                 }
                 _ => tracing::warn!("An unknown held-request record; skipped."),
@@ -137,10 +141,21 @@ impl Holds {
         }
         let mut seen = std::collections::HashSet::new();
         order.retain(|id| held.contains_key(id) && seen.insert(*id));
-        if from_log || (done > 1024 && done > held.len()) {
+        if !from_log.is_empty() || (done.len() > 1024 && done.len() > held.len()) {
+            // With holds from the log, the marks of those done stay: the log's segments
+            // (released only after a checkpoint) still hold them at the next start.
+            let marks = done.iter().filter(|id| from_log.contains(id)).map(|id| {
+                let mut record = vec![DONE];
+                encode_id(id, &mut record);
+                record
+            });
             rewrite(
                 path,
-                order.iter().filter_map(|id| held.get(id)).map(held_bytes),
+                order
+                    .iter()
+                    .filter_map(|id| held.get(id))
+                    .map(held_bytes)
+                    .chain(marks),
             )?;
         }
         let (journal, _) = Journal::open(path)?;
