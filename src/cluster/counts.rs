@@ -26,8 +26,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio_postgres::IsolationLevel;
-
 use super::{Cluster, ClusterError};
 use crate::store::Tallied;
 
@@ -112,12 +110,7 @@ impl Cluster {
     pub async fn counts(&self, now: i64) -> Result<(Vec<Tallied>, CountFeed), ClusterError> {
         let from = now.div_euclid(60) - KEPT_MINUTES;
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = super::consistent_read(&mut client).await?;
         let since = snapshot_xmin(&tx).await?;
         let rows = tx
             .query(
@@ -161,12 +154,7 @@ impl CountFeed {
     /// once a minute, the rows out of the window deleted too.
     pub async fn next(&mut self, now: i64) -> Result<Vec<Tallied>, ClusterError> {
         let mut client = self.cluster.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = super::consistent_read(&mut client).await?;
         let xmin = snapshot_xmin(&tx).await?;
         let rows = tx
             .query(

@@ -126,5 +126,18 @@ impl Cluster {
     }
 }
 
+/// A read-only transaction at repeatable read on `client`: one consistent view of the database
+/// for every statement in it.
+async fn consistent_read(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, ClusterError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
 #[cfg(test)]
 mod tests;

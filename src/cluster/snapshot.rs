@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use tokio_postgres::IsolationLevel;
 
 use super::log::{read_since, seq_from, Logged};
 use super::{Cluster, ClusterError};
@@ -28,12 +27,7 @@ impl Cluster {
     /// Reads a consistent snapshot.
     pub async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = super::consistent_read(&mut client).await?;
         let seq = seq_from(
             tx.query_one("SELECT coalesce(max(seq), 0) FROM change_log", &[])
                 .await?
