@@ -132,6 +132,23 @@ async fn start(
     Ok(server)
 }
 
+/// Starts the simulated comms-hub network (`dccgw commshub` with `config`) on the generator's
+/// CPUs, so that the gateway's CPU figures are the gateway's alone.
+async fn start_hub(bench: &BenchArgs, config: &Path, port: u16) -> Result<Server, BenchError> {
+    let cpus = bench.generator_cpus.as_deref();
+    let args = dccgw_args("commshub", config);
+    start_on(
+        "commshub",
+        cpus,
+        &bench.dccgw,
+        args,
+        bench,
+        port,
+        bench.startup_s,
+    )
+    .await
+}
+
 /// Starts `program` pinned to `cpus` and waits until it listens on `port`.
 async fn start_on(
     name: &str,
@@ -184,22 +201,12 @@ pub async fn bench(scenario: Scenario, args: &BenchArgs) -> Result<Report, Bench
     setup::write_users(wd, &prepared.pop, &receiver.url())?;
     let port = procs::free_port().map_err(io("finding a port"))?;
     let admin = procs::free_port().map_err(io("finding a port"))?;
-    // The simulated comms-hub network runs as its own process on the generator's CPUs, so the
-    // gateway's CPU figures are the gateway's alone.
+    // The simulated comms-hub network runs as its own process (`start_hub`).
     let routing = &prepared.scenario.routing;
     let hub_port = procs::free_port().map_err(io("finding a port"))?;
     let hub_addr = ([127, 0, 0, 1], hub_port).into();
     let hub_config = setup::write_hub_config(wd, &prepared.pop, hub_addr, routing)?;
-    let _hub = start_on(
-        "commshub",
-        args.generator_cpus.as_deref(),
-        &args.dccgw,
-        dccgw_args("commshub", &hub_config),
-        args,
-        hub_port,
-        args.startup_s,
-    )
-    .await?;
+    let _hub = start_hub(args, &hub_config, hub_port).await?;
     let extra = format!(
         "{}\n{}",
         setup::routing_config(wd, hub_addr, routing)?,

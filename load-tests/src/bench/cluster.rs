@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use dccgw::cluster::servers::{Durability, Nats, Postgres};
 
-use super::{dccgw_args, io, start, start_on, BenchArgs, BenchError, Server};
+use super::{dccgw_args, io, start, start_hub, BenchArgs, BenchError, Server};
 use crate::procs;
 use crate::receiver::Receiver;
 use crate::report::{Cpu, Machine, Report};
@@ -105,16 +105,7 @@ pub async fn compare(scenario: Scenario, args: &BenchArgs) -> Result<Report, Ben
     for round in 1..=ROUNDS {
         for mode in ["embedded", "cluster"] {
             let config = cluster.config(mode, round)?;
-            let _hub = start_on(
-                "commshub",
-                args.generator_cpus.as_deref(),
-                &args.dccgw,
-                dccgw_args("commshub", &hub_config),
-                args,
-                hub_port,
-                args.startup_s,
-            )
-            .await?;
+            let _hub = start_hub(args, &hub_config, hub_port).await?;
             let gateway = start(
                 &format!("gateway-{mode}-{round}"),
                 &args.dccgw,
