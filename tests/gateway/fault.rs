@@ -67,20 +67,19 @@ spread_ms = 300
 /// The simulated network every instance's link goes to: one `dccgw commshub` process for all
 /// three (it hands each event to one instance's stream at a time and offers the events a killed
 /// instance held to the others), recording what it raised in one log.
-struct Hubs {
+struct Hub {
     _process: Killed,
-    /// The hub port of each instance, in [`NAMES`] order (one hub: the same port).
-    ports: Vec<u16>,
-    raised_logs: Vec<PathBuf>,
+    port: u16,
+    raised_log: PathBuf,
 }
 
-async fn hubs(dir: &Path) -> Hubs {
-    let log = dir.join("raised.ndjson");
-    let (process, port) = start_hub_with(dir, "commshub", &log, ALERTING_HUB).await;
-    Hubs {
+async fn hub(dir: &Path) -> Hub {
+    let raised_log = dir.join("raised.ndjson");
+    let (process, port) = start_hub_with(dir, "commshub", &raised_log, ALERTING_HUB).await;
+    Hub {
         _process: process,
-        ports: vec![port; NAMES.len()],
-        raised_logs: vec![log],
+        port,
+        raised_log,
     }
 }
 
@@ -419,15 +418,14 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
     let (pki, receiver, rx) = pki_and_receiver().await;
     let (dir, config) = cluster_config(pki.path(), receiver.local_addr().port(), &pg, &nats).await;
     let dir = dir.path();
-    let hubs = hubs(dir).await;
+    let hub = hub(dir).await;
     let mut instances: Vec<Instance> = NAMES
         .iter()
-        .zip(&hubs.ports)
-        .map(|(name, hub_port)| Instance {
+        .map(|name| Instance {
             name,
             port: support::free_port(),
             admin: support::free_port(),
-            hub_port: *hub_port,
+            hub_port: hub.port,
             process: None,
         })
         .collect();
@@ -460,7 +458,7 @@ async fn three_instances_behind_haproxy_lose_nothing_through_a_kill_and_backend_
     );
     check_answers(&tally, cuts);
     mark_in_postgres(&pg, &tally).await;
-    everything_arrives(&tally, &hubs, &arrived).await;
+    everything_arrives(&tally, &hub, &arrived).await;
     for i in &mut instances {
         i.stop();
         audit_verifies(&config, i);
@@ -534,14 +532,8 @@ async fn mark_in_postgres(pg: &Postgres, tally: &Tally) {
 
 /// Waits (bounded) until every `I99` has its Service Response and every raised alert has
 /// reached each User entitled to it.
-async fn everything_arrives(tally: &Tally, hubs: &Hubs, arrived: &Mutex<Arrived>) {
-    let mut owed_copies = BTreeSet::new();
-    let mut alerts = 0;
-    for log in &hubs.raised_logs {
-        let (copies, n) = owed_by(log);
-        owed_copies.extend(copies);
-        alerts += n;
-    }
+async fn everything_arrives(tally: &Tally, hub: &Hub, arrived: &Mutex<Arrived>) {
+    let (owed_copies, alerts) = owed_by(&hub.raised_log);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (missing, unanswered) = {
