@@ -13,7 +13,8 @@ use dccgw::receiver::Received;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::cluster_requests::{counter_now, instance, post, read, Fixture, Instance, ADMIN_TOKEN};
+use super::anomaly::admin_post;
+use super::cluster_requests::{counter_now, instance, post, read, Fixture, Instance};
 use super::round_trip::SUPPLIER;
 
 /// The threshold: N reads of 4.1.1 an hour.
@@ -23,19 +24,18 @@ const N: usize = 4;
 /// commit, with room for a loaded machine.
 const SHARED_WITHIN: Duration = Duration::from_millis(600);
 
-async fn set_threshold(i: &Instance) {
-    let threshold = json!([{"user": SUPPLIER, "srv": "4.1.1", "window_s": 3600, "quarantine": N}]);
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/admin/v1/anomaly/thresholds",
-            i.admin
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(threshold.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+/// The supplier's 4.1.1 reads quarantined past `quarantine` an hour, set through `i`'s admin API.
+async fn set_threshold(i: &Instance, quarantine: usize) {
+    let threshold =
+        json!([{"user": SUPPLIER, "srv": "4.1.1", "window_s": 3600, "quarantine": quarantine}]);
+    let admin = format!("http://127.0.0.1:{}", i.admin);
+    let (status, body) = admin_post(
+        &admin,
+        "/admin/v1/anomaly/thresholds",
+        &threshold.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Waits for a message about `id` with `code` (a DCC Alert's code, or a Service Response's);
@@ -75,7 +75,7 @@ async fn a_threshold_counts_a_user_s_requests_over_every_instance_and_survives_t
         instance(&c.config, "c").await,
     ];
     for i in &instances {
-        set_threshold(i).await;
+        set_threshold(i, N).await;
     }
     let mut got = Vec::new();
     // N reads, one after another, round the instances: each goes to its device.
@@ -110,7 +110,7 @@ async fn a_threshold_counts_a_user_s_requests_over_every_instance_and_survives_t
     // So has a new instance, whose state directory is empty, once its threshold set is in
     // force (its counts read again from the cluster's window for it).
     let d = instance(&c.config, "d").await;
-    set_threshold(&d).await;
+    set_threshold(&d, N).await;
     tokio::time::sleep(SHARED_WITHIN).await;
     let counter = counter_now();
     assert_eq!(post(&c.client, &d, read(&c.certs, counter)).await, "I99");
@@ -133,20 +133,8 @@ async fn measure_the_overshoot() {
         instance(&c.config, "b").await,
         instance(&c.config, "c").await,
     ];
-    let threshold =
-        json!([{"user": SUPPLIER, "srv": "4.1.1", "window_s": 3600, "quarantine": THRESHOLD}]);
     for i in &instances {
-        let r = reqwest::Client::new()
-            .post(format!(
-                "http://127.0.0.1:{}/admin/v1/anomaly/thresholds",
-                i.admin
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .body(threshold.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        set_threshold(i, THRESHOLD).await;
     }
     let start = Instant::now();
     let clients = instances.iter().map(|i| {
